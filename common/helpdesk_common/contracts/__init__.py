@@ -1,0 +1,60 @@
+"""Validated shapes of what crosses a service boundary: RPC commands, their answers, event data.
+
+Both sides import the same models: a service validates what it receives with them, the gateway
+documents its API (OpenAPI) and the event catalogue (AsyncAPI) from them.
+"""
+from pydantic import BaseModel, ConfigDict
+
+
+class Contract(BaseModel):
+    """Base for inbound commands: unknown fields are rejected, types are not coerced from strings."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, str_strip_whitespace=True)
+
+
+class View(BaseModel):
+    """Base for answers and event data: consumers ignore fields they do not know."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+_CODES = {
+    "missing": "missing",
+    "extra_forbidden": "unknown_field",
+    "literal_error": "invalid_choice",
+    "enum": "invalid_choice",
+    "string_too_short": "too_short",
+    "string_too_long": "too_long",
+    "too_short": "too_short",
+    "too_long": "too_long",
+    "string_pattern_mismatch": "invalid_format",
+    "greater_than_equal": "out_of_range",
+    "less_than_equal": "out_of_range",
+    "value_error": "invalid_value",
+}
+
+
+def validate(model, data, *, prefix=""):
+    """Validate ``data`` against ``model`` or raise ``ValidationFailed`` listing every problem.
+
+    Each problem is ``{"field": "requester.email", "code": "invalid_value", "message": "..."}``; codes
+    are stable (``missing``, ``unknown_field``, ``wrong_type``, ``invalid_choice``, ...).
+    """
+    from pydantic import ValidationError
+
+    from ..errors import ValidationFailed
+
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        details = []
+        for problem in error.errors(include_url=False):
+            kind = problem["type"]
+            code = _CODES.get(kind, "wrong_type" if kind.endswith("_type") else "invalid_value")
+            field = ".".join(str(part) for part in problem["loc"]) or "(body)"
+            message = problem["msg"]
+            if kind == "extra_forbidden":
+                message = "this field is not known here; check its spelling"
+            details.append({"field": prefix + field, "code": code, "message": message})
+        summary = "; ".join(f"{d['field']}: {d['message']}" for d in details[:3])
+        raise ValidationFailed(f"The request is not valid: {summary}", details=details) from None

@@ -1,0 +1,157 @@
+"""Contracts of the tickets service: commands it accepts and the views it answers with."""
+from datetime import datetime
+from typing import Annotated, Any, Literal, Optional
+
+from pydantic import EmailStr, Field, StringConstraints
+
+from . import Contract, View
+
+Priority = Literal["low", "normal", "high", "urgent"]
+Severity = Literal["minor", "moderate", "major", "critical"]
+Visibility = Literal["public", "internal"]
+Channel = Literal["api", "email", "web", "chat", "phone", "social"]
+ShortText = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+LongText = Annotated[str, StringConstraints(min_length=1, max_length=100_000)]
+Tag = Annotated[str, StringConstraints(min_length=1, max_length=50, pattern=r"^[\w][\w .:/-]*$")]
+FieldName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,49}$")]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+
+
+class Requester(Contract):
+    email: EmailStr
+    name: Optional[Annotated[str, StringConstraints(max_length=200)]] = None
+
+
+class NewTicket(Contract):
+    """What it takes to open a ticket."""
+
+    subject: ShortText
+    description: LongText
+    requester: Requester
+    priority: Priority = "normal"
+    severity: Optional[Severity] = None
+    channel: Channel = "api"
+    team: Optional[Name] = None
+    language: Optional[Annotated[str, StringConstraints(pattern=r"^[a-z]{2}$")]] = None
+    category: Optional[Name] = None
+    tags: Annotated[list[Tag], Field(max_length=50)] = []
+    custom_fields: dict[FieldName, Any] = {}
+
+
+class TicketChanges(Contract):
+    """A partial update: only the fields given are changed. ``null`` clears assignee or team."""
+
+    status: Optional[Annotated[str, StringConstraints(pattern=r"^[a-z][a-z_]{0,29}$")]] = None
+    priority: Optional[Priority] = None
+    severity: Optional[Severity] = None
+    assignee: Optional[Name] = None
+    team: Optional[Name] = None
+    tier: Optional[Annotated[int, Field(ge=1, le=9)]] = None
+    tags: Optional[Annotated[list[Tag], Field(max_length=50)]] = None
+    custom_fields: Optional[dict[FieldName, Any]] = None
+
+
+class NewMessage(Contract):
+    """A public reply (sent to the customer) or an internal note (agents only)."""
+
+    body: LongText
+    visibility: Visibility = "public"
+
+
+class TicketQuery(Contract):
+    """Filters and keyset pagination for listing tickets."""
+
+    status: Optional[str] = None
+    priority: Optional[Priority] = None
+    assignee: Optional[str] = None
+    team: Optional[str] = None
+    requester: Optional[str] = None
+    text: Optional[Annotated[str, StringConstraints(max_length=200)]] = None
+    limit: Annotated[int, Field(ge=1, le=100)] = 25
+    cursor: Optional[Annotated[str, StringConstraints(max_length=40)]] = None
+
+
+class NewCustomField(Contract):
+    """An admin's definition of a custom field that tickets may (or must) carry."""
+
+    name: FieldName
+    label: ShortText
+    type: Literal["string", "number", "integer", "boolean", "enum", "date"]
+    required: bool = False
+    options: Annotated[list[ShortText], Field(max_length=200)] = []
+
+
+class Viewer(Contract):
+    """Who is asking. The gateway authenticates; the tickets service applies what they may see."""
+
+    actor: Name
+    role: Literal["admin", "agent", "customer", "system"]
+    email: Optional[str] = None
+    teams: list[str] = []
+    correlation_id: Optional[str] = None
+
+
+class RequesterView(View):
+    email: str
+    name: Optional[str] = None
+
+
+class TicketView(View):
+    number: str
+    subject: str
+    description: str
+    requester: RequesterView
+    channel: str
+    priority: str
+    severity: Optional[str] = None
+    status: str
+    team: Optional[str] = None
+    tier: int = 1
+    assignee: Optional[str] = None
+    language: Optional[str] = None
+    category: Optional[str] = None
+    tags: list[str] = []
+    custom_fields: dict[str, Any] = {}
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    first_response_at: Optional[datetime] = None
+    resolved_at: Optional[datetime] = None
+    closed_at: Optional[datetime] = None
+
+
+class MessageView(View):
+    id: int
+    ticket_number: str
+    visibility: Visibility
+    author: str
+    author_role: str
+    body: str
+    created_at: datetime
+
+
+class Change(View):
+    field: str
+    old: Any = None
+    new: Any = None
+
+
+class HistoryEntry(View):
+    at: datetime
+    actor: str
+    field: str
+    old: Any = None
+    new: Any = None
+
+
+class TicketPage(View):
+    items: list[TicketView]
+    next_cursor: Optional[str] = None
+
+
+class CustomFieldView(View):
+    name: str
+    label: str
+    type: str
+    required: bool
+    options: list[str] = []

@@ -1,0 +1,66 @@
+"""Errors that cross service boundaries.
+
+Every error a caller can act on is a :class:`HelpdeskError` with a stable ``code``, a message a person
+can act on, an HTTP status the gateway uses, and optional ``details`` (per-field problems, say).
+They are registered with nameko so an RPC caller gets the same class back, not a bare RemoteError.
+"""
+from nameko.exceptions import deserialize_to_instance
+
+
+@deserialize_to_instance
+class HelpdeskError(Exception):
+    """Base of all errors meant for the caller. Subclasses fix ``status`` and a default ``code``."""
+
+    status = 400
+    default_code = "bad_request"
+
+    def __init__(self, message, code=None, details=None):
+        # The three args are what nameko serialises, so the instance can be rebuilt on the other side.
+        super().__init__(message, code or self.default_code, details or [])
+        self.message = message
+        self.code = code or self.default_code
+        self.details = details or []
+
+    def __str__(self):
+        return self.message
+
+    def to_dict(self):
+        """The JSON body the gateway returns."""
+        body = {"code": self.code, "message": self.message}
+        if self.details:
+            body["details"] = self.details
+        return {"error": body}
+
+
+@deserialize_to_instance
+class ValidationFailed(HelpdeskError):
+    status = 422
+    default_code = "validation_failed"
+
+
+@deserialize_to_instance
+class NotFound(HelpdeskError):
+    status = 404
+    default_code = "not_found"
+
+
+@deserialize_to_instance
+class Conflict(HelpdeskError):
+    status = 409
+    default_code = "conflict"
+
+
+@deserialize_to_instance
+class InvalidTransition(HelpdeskError):
+    status = 409
+    default_code = "invalid_transition"
+
+
+@deserialize_to_instance
+class Forbidden(HelpdeskError):
+    status = 403
+    default_code = "forbidden"
+
+
+EXPECTED_ERRORS = (HelpdeskError,)
+"""Pass to ``@rpc(expected_exceptions=...)`` so nameko does not log these as crashes."""

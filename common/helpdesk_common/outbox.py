@@ -1,0 +1,179 @@
+"""Reliable publishing: the state change and its event are written in one transaction, then relayed.
+
+A service declares its outbox table with :class:`OutboxMixin`, calls :func:`stage` inside the
+transaction that changes its state, and declares an :class:`OutboxRelay` dependency. The relay runs in
+the service process, is woken after every worker (so events leave within milliseconds) and polls as a
+fallback (so rows left by a process that died are sent by the next one). It publishes with publisher
+confirms and marks a row sent only after the broker confirmed it: a crash in between resends the event,
+which consumers deduplicate by its ``id``. Nothing committed is lost.
+"""
+import logging
+from datetime import timedelta
+
+import eventlet
+from eventlet.event import Event
+from kombu import Exchange
+from nameko.amqp.publish import Publisher
+from nameko.constants import AMQP_URI_CONFIG_KEY, PERSISTENT
+from nameko.extensions import DependencyProvider
+from prometheus_client import Counter, Gauge, Histogram
+from sqlalchemy import BigInteger, Integer, String, Text, JSON, select, update, delete, func
+from sqlalchemy.orm import Mapped, mapped_column, sessionmaker
+
+from .database import UtcDateTime, engine_for, utcnow
+from .events import exchange_name
+from .failpoints import failpoint
+
+log = logging.getLogger(__name__)
+
+PUBLISHED = Counter("helpdesk_outbox_published_total", "Events relayed to the broker", ["source"])
+PUBLISH_FAILURES = Counter("helpdesk_outbox_publish_failures_total", "Relay attempts that failed", ["source"])
+PENDING = Gauge("helpdesk_outbox_pending", "Events committed but not yet confirmed by the broker", ["source"])
+RELAY_DELAY = Histogram(
+    "helpdesk_outbox_relay_delay_seconds", "From commit to broker confirm", ["source"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+
+
+class OutboxMixin:
+    """Columns of a service's outbox table. Declare ``class Outbox(OutboxMixin, Base)`` in models.py."""
+
+    __tablename__ = "outbox"
+
+    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+                                     autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(36), unique=True)
+    event_type: Mapped[str] = mapped_column(String(100))
+    envelope: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[object] = mapped_column(UtcDateTime, default=utcnow)
+    published_at: Mapped[object] = mapped_column(UtcDateTime, nullable=True, index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str] = mapped_column(Text, nullable=True)
+
+
+def stage(session, outbox_model, envelope):
+    """Add ``envelope`` to the outbox in the caller's transaction; it is published after commit."""
+    session.add(outbox_model(event_id=envelope["id"], event_type=envelope["type"], envelope=envelope,
+                             created_at=utcnow()))
+
+
+class OutboxRelay(DependencyProvider):
+    """Relays a service's outbox to RabbitMQ.
+
+    :param outbox_model: the service's outbox model class.
+    :param config_key: the config entry with the database URL (the same as the service's ``Database``).
+    :param source: the service whose events these are (names the exchange ``<source>.events``).
+    """
+
+    batch_size = 200
+    poll_interval = 1.0
+    retention = timedelta(days=1)
+    retry_delay = 1.0
+
+    def __init__(self, outbox_model, config_key, source):
+        self.outbox_model = outbox_model
+        self.config_key = config_key
+        self.source = source
+        self._wake = Event()
+        self._running = False
+        self._publisher = None
+        self._exchange = None
+        self._last_purge = None
+
+    def setup(self):
+        config = self.container.config
+        self.sessions = sessionmaker(engine_for(config[self.config_key]), expire_on_commit=False)
+        self._exchange = Exchange(exchange_name(self.source), type="topic", durable=True,
+                                  delivery_mode=PERSISTENT,
+                                  auto_delete=config.get("AUTO_DELETE_EVENT_EXCHANGES", False))
+        self._publisher = Publisher(config[AMQP_URI_CONFIG_KEY], use_confirms=True,
+                                    declare=[self._exchange])
+        self.poll_interval = float(config.get("OUTBOX_POLL_INTERVAL", self.poll_interval))
+
+    def start(self):
+        self._running = True
+        self.container.spawn_managed_thread(self._run)
+
+    def stop(self):
+        self._running = False
+        self.wake()
+
+    def kill(self):
+        self.stop()
+
+    def get_dependency(self, worker_ctx):
+        return self
+
+    def worker_result(self, worker_ctx, result=None, exc_info=None):
+        # Any worker may have committed outbox rows; a spurious wake costs one indexed query.
+        self.wake()
+
+    def wake(self):
+        """Ask the relay to look at the outbox now rather than at its next poll."""
+        if not self._wake.ready():
+            self._wake.send(True)
+
+    def _run(self):
+        while self._running:
+            try:
+                while self._running and self.relay_pending():
+                    pass
+            except Exception:  # the broker or database is down: keep the rows, try again shortly
+                PUBLISH_FAILURES.labels(self.source).inc()
+                log.exception("outbox relay failed; retrying in %ss", self.retry_delay)
+                eventlet.sleep(self.retry_delay)
+                continue
+            with eventlet.Timeout(self.poll_interval, False):
+                self._wake.wait()
+            self._wake = Event()
+
+    def relay_pending(self):
+        """Publish one batch of unsent events. Returns True when a full batch was sent (more may wait)."""
+        model = self.outbox_model
+        query = (select(model.seq, model.envelope, model.created_at)
+                 .where(model.published_at.is_(None))
+                 .order_by(model.seq).limit(self.batch_size))
+        with self.sessions() as session:
+            on_postgres = session.bind.dialect.name == "postgresql"
+            if on_postgres:
+                # Replicas share the outbox: each takes rows no other relay holds, and holds them
+                # (row locks only) until they are confirmed and marked.
+                query = query.with_for_update(skip_locked=True)
+            rows = session.execute(query).all()
+            if not on_postgres:
+                # End the read at once: a SQLite transaction held across network I/O stalls writers.
+                # Two SQLite processes may then publish the same row; consumers deduplicate by id.
+                session.rollback()
+            PENDING.labels(self.source).set(len(rows))
+            if not rows:
+                self._purge_old(session)
+                return False
+            for _seq, envelope, created_at in rows:
+                failpoint("outbox.before_publish")
+                self._publisher.publish(
+                    envelope, exchange=self._exchange, routing_key=envelope["type"],
+                    message_id=envelope["id"], type=envelope["type"],
+                    headers={"correlation_id": envelope.get("correlation_id") or ""},
+                )
+                RELAY_DELAY.labels(self.source).observe(max(0.0, (utcnow() - created_at).total_seconds()))
+            failpoint("outbox.after_publish")
+            session.execute(update(model).where(model.seq.in_([row.seq for row in rows]))
+                            .values(published_at=utcnow()))
+            session.commit()
+        PUBLISHED.labels(self.source).inc(len(rows))
+        return len(rows) == self.batch_size
+
+    def _purge_old(self, session):
+        now = utcnow()
+        if self._last_purge and now - self._last_purge < timedelta(minutes=1):
+            return
+        self._last_purge = now
+        model = self.outbox_model
+        session.execute(delete(model).where(model.published_at < now - self.retention))
+        session.commit()
+
+
+def pending_count(session, outbox_model):
+    """How many events wait to be relayed (for health checks)."""
+    return session.scalar(select(func.count()).select_from(outbox_model).where(
+        outbox_model.published_at.is_(None)))

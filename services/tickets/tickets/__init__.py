@@ -1,0 +1,1 @@
+"""The tickets service: owns tickets, their messages, history, workflow and numbers."""

@@ -1,0 +1,282 @@
+"""The rules of a ticket's life, as plain functions of a SQLAlchemy session. No nameko in here.
+
+Every function that changes a ticket records history and stages its events in the caller's
+transaction, so a ticket, its history and its events are committed together or not at all.
+"""
+import hashlib
+import json
+from dataclasses import dataclass
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from helpdesk_common.database import utcnow
+from helpdesk_common.errors import Forbidden, ValidationFailed
+from helpdesk_common.events import new_event
+from helpdesk_common.outbox import stage
+
+from . import custom_fields
+from .exceptions import idempotency_key_reused, ticket_not_found
+from .models import Contact, HistoryRecord, IdempotencyKey, Message, Outbox, Ticket
+from .workflow import Workflow
+
+STAFF = ("admin", "agent", "system")
+CHANGEABLE = ("status", "priority", "severity", "assignee", "team", "tier", "tags", "custom_fields")
+NOT_NULL = ("status", "priority", "tier", "tags", "custom_fields")
+
+
+@dataclass(frozen=True)
+class Rules:
+    """An organisation's settings that shape tickets: the workflow and how numbers look."""
+
+    workflow: Workflow
+    number_format: str = "HD-{seq:06d}"
+
+    def __post_init__(self):
+        if "{seq" not in self.number_format:
+            raise ValueError("the ticket number format must contain {seq} to stay unique")
+        self.number_for(1, utcnow())  # a malformed format fails at start-up, not on the first ticket
+
+    def number_for(self, seq, created_at):
+        return self.number_format.format(seq=seq, year=created_at.year)
+
+
+def iso(moment):
+    return moment.isoformat() if moment is not None else None
+
+
+def ticket_view(ticket):
+    """The ticket as the API and the events show it."""
+    return {
+        "number": ticket.number, "subject": ticket.subject, "description": ticket.description,
+        "requester": {"email": ticket.requester.email, "name": ticket.requester.name},
+        "channel": ticket.channel, "priority": ticket.priority, "severity": ticket.severity,
+        "status": ticket.status, "team": ticket.team, "tier": ticket.tier, "assignee": ticket.assignee,
+        "language": ticket.language, "category": ticket.category, "tags": list(ticket.tags or []),
+        "custom_fields": dict(ticket.custom_fields or {}), "version": ticket.version,
+        "created_at": iso(ticket.created_at), "updated_at": iso(ticket.updated_at),
+        "first_response_at": iso(ticket.first_response_at), "resolved_at": iso(ticket.resolved_at),
+        "closed_at": iso(ticket.closed_at),
+    }
+
+
+def message_view(message, number):
+    return {"id": message.id, "ticket_number": number, "visibility": message.visibility,
+            "author": message.author, "author_role": message.author_role, "body": message.body,
+            "created_at": iso(message.created_at)}
+
+
+def _publish(session, event_type, data, viewer, number):
+    stage(session, Outbox, new_event(event_type, data, correlation_id=viewer.correlation_id, subject=number))
+
+
+def _record(session, ticket, viewer, field, old, new, at):
+    session.add(HistoryRecord(ticket_id=ticket.id, at=at, actor=viewer.actor, field=field, old=old, new=new))
+
+
+def _contact(session, requester):
+    email = requester.email.lower()
+    contact = session.scalar(select(Contact).where(Contact.email == email))
+    if contact is None:
+        contact = Contact(email=email, name=requester.name, created_at=utcnow())
+        session.add(contact)
+        session.flush()
+    elif requester.name and not contact.name:
+        contact.name = requester.name
+    return contact
+
+
+def _request_hash(command):
+    canonical = json.dumps(command.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _visible(query, viewer):
+    """Limit a ticket query to what ``viewer`` may see."""
+    if viewer.role == "customer":
+        return query.join(Contact, Ticket.requester_id == Contact.id).where(
+            Contact.email == (viewer.email or "").lower())
+    if viewer.role == "agent" and viewer.teams:
+        return query.where(or_(Ticket.team.in_(viewer.teams), Ticket.team.is_(None)))
+    return query
+
+
+def find_ticket(session: Session, number, viewer):
+    """The ticket ``number`` if ``viewer`` may see it; otherwise the same error as a missing one."""
+    ticket = session.scalar(_visible(select(Ticket).where(Ticket.number == str(number)), viewer))
+    if ticket is None:
+        raise ticket_not_found(number)
+    return ticket
+
+
+def open_ticket(session: Session, command, viewer, rules: Rules, idempotency_key=None):
+    """Open a ticket. Returns ``(view, created)``; a repeated Idempotency-Key returns the first ticket."""
+    if viewer.role == "customer" and command.requester.email.lower() != (viewer.email or "").lower():
+        raise Forbidden("Customers can only open tickets for themselves.", code="requester_mismatch")
+    request_hash = None
+    if idempotency_key:
+        request_hash = _request_hash(command)
+        earlier = session.get(IdempotencyKey, (viewer.actor, idempotency_key))
+        if earlier is not None:
+            if earlier.request_hash != request_hash:
+                raise idempotency_key_reused(idempotency_key)
+            return ticket_view(session.get(Ticket, earlier.ticket_id)), False
+    values = custom_fields.check_values(session, command.custom_fields)
+    now = utcnow()
+    ticket = Ticket(
+        subject=command.subject, description=command.description, requester=_contact(session, command.requester),
+        channel=command.channel, priority=command.priority, severity=command.severity,
+        status=rules.workflow.initial, team=command.team, tier=1, language=command.language,
+        category=command.category, tags=list(dict.fromkeys(command.tags)), custom_fields=values,
+        created_at=now, updated_at=now,
+    )
+    session.add(ticket)
+    session.flush()  # the database hands out the id the number is made from
+    ticket.number = rules.number_for(ticket.id, now)
+    if idempotency_key:
+        session.add(IdempotencyKey(client=viewer.actor, key=idempotency_key, request_hash=request_hash,
+                                   ticket_id=ticket.id, created_at=now))
+    session.flush()
+    _record(session, ticket, viewer, "created", None, {"channel": ticket.channel, "status": ticket.status}, now)
+    view = ticket_view(ticket)
+    _publish(session, "ticket_created", {"ticket": view}, viewer, ticket.number)
+    return view, True
+
+
+def _apply_status(ticket, target, rules, now):
+    workflow = rules.workflow
+    workflow.check(ticket.status, target)
+    if workflow.is_reopening(ticket.status, target):
+        ticket.reopen_count += 1
+        ticket.resolved_at = None
+        ticket.closed_at = None
+    category = workflow.category(target)
+    if category == "resolved":
+        ticket.resolved_at = now
+    if category == "closed":
+        ticket.closed_at = now
+        ticket.resolved_at = ticket.resolved_at or now
+
+
+def change_ticket(session: Session, number, changes, viewer, rules: Rules):
+    """Apply a partial update; every field that really changed is recorded and announced."""
+    if viewer.role not in STAFF:
+        raise Forbidden("Only agents can change a ticket.", code="agents_only")
+    ticket = find_ticket(session, number, viewer)
+    given = [field for field in CHANGEABLE if field in changes.model_fields_set]
+    nulls = [field for field in given if field in NOT_NULL and getattr(changes, field) is None]
+    if nulls:
+        raise ValidationFailed(f"{', '.join(nulls)} cannot be null.",
+                               details=[{"field": f, "code": "null_not_allowed", "message": "give a value"}
+                                        for f in nulls])
+    now = utcnow()
+    diff = []
+    old_status = ticket.status
+    for field in given:
+        new = getattr(changes, field)
+        if field == "tags":
+            new = list(dict.fromkeys(new))
+        elif field == "custom_fields":
+            new = custom_fields.check_values(session, new, current=ticket.custom_fields)
+        old = getattr(ticket, field)
+        if old == new:
+            continue
+        if field == "status":
+            _apply_status(ticket, new, rules, now)
+        setattr(ticket, field, new)
+        diff.append({"field": field, "old": old, "new": new})
+    if not diff:
+        return ticket_view(ticket)
+    ticket.updated_at = now
+    for change in diff:
+        _record(session, ticket, viewer, change["field"], change["old"], change["new"], now)
+    session.flush()
+    view = ticket_view(ticket)
+    _publish(session, "ticket_updated", {"ticket": view, "changes": diff}, viewer, ticket.number)
+    if ticket.status != old_status:
+        _publish(session, "status_changed", {"ticket": view, "from_status": old_status,
+                                             "to_status": ticket.status}, viewer, ticket.number)
+    return view
+
+
+def add_message(session: Session, number, command, viewer, rules: Rules):
+    """Add a public reply or an internal note. A customer's reply takes a pending ticket back to open."""
+    if command.visibility == "internal" and viewer.role not in STAFF:
+        raise Forbidden("Internal notes are for agents only.", code="agents_only")
+    ticket = find_ticket(session, number, viewer)
+    now = utcnow()
+    message = Message(ticket_id=ticket.id, visibility=command.visibility, author=viewer.actor,
+                      author_role=viewer.role, body=command.body, created_at=now)
+    session.add(message)
+    ticket.updated_at = now
+    if command.visibility == "public" and viewer.role in ("admin", "agent") and ticket.first_response_at is None:
+        ticket.first_response_at = now
+        _record(session, ticket, viewer, "first_response_at", None, iso(now), now)
+    old_status = ticket.status
+    if viewer.role == "customer" and rules.workflow.category(ticket.status) == "pending":
+        target = next((s for s in rules.workflow.transitions[ticket.status]
+                       if rules.workflow.category(s) == "open"), None)
+        if target:
+            _apply_status(ticket, target, rules, now)
+            ticket.status = target
+            _record(session, ticket, viewer, "status", old_status, target, now)
+    session.flush()
+    _record(session, ticket, viewer, f"message.{command.visibility}", None, message.id, now)
+    view = ticket_view(ticket)
+    result = message_view(message, ticket.number)
+    _publish(session, "message_added", {"ticket": view, "message": result}, viewer, ticket.number)
+    if ticket.status != old_status:
+        _publish(session, "status_changed", {"ticket": view, "from_status": old_status,
+                                             "to_status": ticket.status}, viewer, ticket.number)
+    return result
+
+
+def list_messages(session: Session, number, viewer):
+    """The ticket's conversation, oldest first; customers never see internal notes."""
+    ticket = find_ticket(session, number, viewer)
+    query = select(Message).where(Message.ticket_id == ticket.id).order_by(Message.id)
+    if viewer.role not in STAFF:
+        query = query.where(Message.visibility == "public")
+    return [message_view(m, ticket.number) for m in session.scalars(query)]
+
+
+def history(session: Session, number, viewer):
+    """Every recorded change of the ticket, oldest first (agents only)."""
+    if viewer.role not in STAFF:
+        raise Forbidden("The change history is for agents only.", code="agents_only")
+    ticket = find_ticket(session, number, viewer)
+    records = session.scalars(select(HistoryRecord).where(HistoryRecord.ticket_id == ticket.id)
+                              .order_by(HistoryRecord.id))
+    return [{"at": iso(r.at), "actor": r.actor, "field": r.field, "old": r.old, "new": r.new} for r in records]
+
+
+def find_tickets(session: Session, query, viewer):
+    """Tickets matching the filters, newest first, a page at a time (``next_cursor`` for the next)."""
+    statement = _visible(select(Ticket), viewer)
+    if query.status:
+        statement = statement.where(Ticket.status == query.status)
+    if query.priority:
+        statement = statement.where(Ticket.priority == query.priority)
+    if query.assignee:
+        statement = statement.where(Ticket.assignee == query.assignee)
+    if query.team:
+        statement = statement.where(Ticket.team == query.team)
+    if query.requester:
+        if viewer.role != "customer":
+            statement = statement.join(Contact, Ticket.requester_id == Contact.id)
+        statement = statement.where(Contact.email == query.requester.lower())
+    if query.text:
+        pattern = "%" + query.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        statement = statement.where(or_(Ticket.subject.ilike(pattern, escape="\\"),
+                                        Ticket.description.ilike(pattern, escape="\\")))
+    if query.cursor:
+        if not query.cursor.isdigit():
+            raise ValidationFailed("The cursor is not one this API gave out; start again without it.",
+                                   details=[{"field": "cursor", "code": "invalid_format",
+                                             "message": "use next_cursor from the previous page"}])
+        statement = statement.where(Ticket.id < int(query.cursor))
+    rows = list(session.scalars(statement.order_by(Ticket.id.desc()).limit(query.limit + 1)))
+    more = len(rows) > query.limit
+    rows = rows[:query.limit]
+    return {"items": [ticket_view(t) for t in rows],
+            "next_cursor": str(rows[-1].id) if more and rows else None}

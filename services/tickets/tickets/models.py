@@ -1,0 +1,126 @@
+"""Tables of the tickets service. Only this service reads or writes them."""
+from typing import Optional
+
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from helpdesk_common.consumer import ProcessedEventMixin
+from helpdesk_common.database import UtcDateTime, utcnow
+from helpdesk_common.outbox import OutboxMixin
+
+Id = BigInteger().with_variant(Integer, "sqlite")  # SQLite only autoincrements INTEGER keys
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Contact(Base):
+    """Someone who asks for help. Identified by email here; intake adds other identifiers."""
+
+    __tablename__ = "contacts"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    name: Mapped[Optional[str]] = mapped_column(String(200))
+    created_at: Mapped[object] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class Ticket(Base):
+    __tablename__ = "tickets"
+    __table_args__ = (
+        Index("ix_tickets_status_id", "status", "id"),
+        Index("ix_tickets_assignee_id", "assignee", "id"),
+        Index("ix_tickets_team_id", "team", "id"),
+        Index("ix_tickets_requester_id", "requester_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    # Derived from ``id`` (the database's sequence) in the same transaction: unique across replicas.
+    number: Mapped[Optional[str]] = mapped_column(String(40), unique=True)
+    subject: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text)
+    requester_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"))
+    requester: Mapped[Contact] = relationship(lazy="joined")
+    channel: Mapped[str] = mapped_column(String(20))
+    priority: Mapped[str] = mapped_column(String(10))
+    severity: Mapped[Optional[str]] = mapped_column(String(10))
+    status: Mapped[str] = mapped_column(String(30))
+    team: Mapped[Optional[str]] = mapped_column(String(100))
+    tier: Mapped[int] = mapped_column(Integer, default=1)
+    assignee: Mapped[Optional[str]] = mapped_column(String(100))
+    language: Mapped[Optional[str]] = mapped_column(String(2))
+    category: Mapped[Optional[str]] = mapped_column(String(100))
+    tags: Mapped[list] = mapped_column(JSON, default=list)
+    custom_fields: Mapped[dict] = mapped_column(JSON, default=dict)
+    reopen_count: Mapped[int] = mapped_column(Integer, default=0)
+    version: Mapped[int] = mapped_column(Integer, nullable=False)
+    created_at: Mapped[object] = mapped_column(UtcDateTime, default=utcnow)
+    updated_at: Mapped[object] = mapped_column(UtcDateTime, default=utcnow)
+    first_response_at: Mapped[Optional[object]] = mapped_column(UtcDateTime)
+    resolved_at: Mapped[Optional[object]] = mapped_column(UtcDateTime)
+    closed_at: Mapped[Optional[object]] = mapped_column(UtcDateTime)
+
+    # Two agents saving the same ticket at once: the second gets a conflict, not a silent overwrite.
+    __mapper_args__ = {"version_id_col": version}
+
+
+class Message(Base):
+    """A public reply (the customer sees it) or an internal note (agents only)."""
+
+    __tablename__ = "messages"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    visibility: Mapped[str] = mapped_column(String(10))
+    author: Mapped[str] = mapped_column(String(254))
+    author_role: Mapped[str] = mapped_column(String(20))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[object] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class HistoryRecord(Base):
+    """Who changed which field of a ticket, when, from what to what."""
+
+    __tablename__ = "ticket_history"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    at: Mapped[object] = mapped_column(UtcDateTime, default=utcnow)
+    actor: Mapped[str] = mapped_column(String(254))
+    field: Mapped[str] = mapped_column(String(60))
+    old: Mapped[Optional[object]] = mapped_column(JSON)
+    new: Mapped[Optional[object]] = mapped_column(JSON)
+
+
+class CustomFieldDefinition(Base):
+    """A field an admin added to tickets, with its type and whether it is required."""
+
+    __tablename__ = "custom_field_definitions"
+
+    name: Mapped[str] = mapped_column(String(50), primary_key=True)
+    label: Mapped[str] = mapped_column(String(200))
+    type: Mapped[str] = mapped_column(String(10))
+    required: Mapped[bool] = mapped_column(Boolean, default=False)
+    options: Mapped[list] = mapped_column(JSON, default=list)
+    created_at: Mapped[object] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class IdempotencyKey(Base):
+    """A client's Idempotency-Key and the ticket its first request created."""
+
+    __tablename__ = "idempotency_keys"
+
+    client: Mapped[str] = mapped_column(String(100), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"))
+    created_at: Mapped[object] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class Outbox(OutboxMixin, Base):
+    pass
+
+
+class ProcessedEvent(ProcessedEventMixin, Base):
+    pass

@@ -1,0 +1,117 @@
+"""The tickets nameko service: thin RPC entrypoints over the rules in ``domain``."""
+from nameko.extensions import DependencyProvider
+from nameko.rpc import rpc
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
+
+from helpdesk_common.contracts import validate
+from helpdesk_common.contracts.tickets import NewCustomField, NewMessage, NewTicket, TicketChanges, TicketQuery, Viewer
+from helpdesk_common.database import Database
+from helpdesk_common.errors import EXPECTED_ERRORS
+from helpdesk_common.metrics import EntrypointMetrics
+from helpdesk_common.outbox import OutboxRelay
+
+from . import custom_fields, domain
+from .exceptions import concurrent_change
+from .models import Outbox
+from .workflow import Workflow
+
+DB_URL = "TICKETS_DB_URL"
+
+
+class TicketRules(DependencyProvider):
+    """The organisation's workflow and number format, read once from config at start-up."""
+
+    def setup(self):
+        config = self.container.config
+        self.rules = domain.Rules(workflow=Workflow.load(config.get("WORKFLOW_FILE") or None),
+                                  number_format=config.get("TICKET_NUMBER_FORMAT") or "HD-{seq:06d}")
+
+    def get_dependency(self, worker_ctx):
+        return self.rules
+
+
+class TicketsService:
+    name = "tickets"
+
+    db = Database(DB_URL)
+    outbox = OutboxRelay(Outbox, DB_URL, source="tickets")
+    rules = TicketRules()
+    metrics = EntrypointMetrics()
+
+    def _write(self, change, number=""):
+        """Run ``change(session)`` in one transaction, once more if a unique key raced."""
+        for attempt in (1, 2):
+            try:
+                with self.db.begin() as session:
+                    return change(session)
+            except IntegrityError:
+                # A concurrent request created the same contact or idempotency key first; the
+                # second attempt finds it. A second failure is a real error.
+                if attempt == 2:
+                    raise
+            except StaleDataError:
+                raise concurrent_change(number)
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def create_ticket(self, ticket, viewer, idempotency_key=None):
+        """Open a ticket; returns ``{"ticket": ..., "created": bool}`` (False: an idempotent repeat)."""
+        command, who = validate(NewTicket, ticket), validate(Viewer, viewer, prefix="viewer.")
+        view, created = self._write(lambda s: domain.open_ticket(s, command, who, self.rules, idempotency_key))
+        return {"ticket": view, "created": created}
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def get_ticket(self, number, viewer):
+        who = validate(Viewer, viewer, prefix="viewer.")
+        with self.db() as session:
+            return domain.ticket_view(domain.find_ticket(session, number, who))
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def list_tickets(self, query, viewer):
+        filters, who = validate(TicketQuery, query), validate(Viewer, viewer, prefix="viewer.")
+        with self.db() as session:
+            return domain.find_tickets(session, filters, who)
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def update_ticket(self, number, changes, viewer):
+        command, who = validate(TicketChanges, changes), validate(Viewer, viewer, prefix="viewer.")
+        return self._write(lambda s: domain.change_ticket(s, str(number), command, who, self.rules), number)
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def add_message(self, number, message, viewer):
+        command, who = validate(NewMessage, message), validate(Viewer, viewer, prefix="viewer.")
+        return self._write(lambda s: domain.add_message(s, str(number), command, who, self.rules), number)
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def list_messages(self, number, viewer):
+        who = validate(Viewer, viewer, prefix="viewer.")
+        with self.db() as session:
+            return domain.list_messages(session, number, who)
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def get_history(self, number, viewer):
+        who = validate(Viewer, viewer, prefix="viewer.")
+        with self.db() as session:
+            return domain.history(session, number, who)
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def define_custom_field(self, definition):
+        command = validate(NewCustomField, definition)
+        return self._write(lambda s: custom_fields.define(s, command))
+
+    @rpc
+    def list_custom_fields(self):
+        with self.db() as session:
+            return custom_fields.all_definitions(session)
+
+    @rpc
+    def get_workflow(self):
+        return self.rules.workflow.describe()
+
+    @rpc
+    def ping(self):
+        """For health checks: answers when the service is up and its database reachable."""
+        with self.db() as session:
+            session.execute(text("SELECT 1"))
+        return {"service": self.name, "ok": True}
