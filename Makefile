@@ -6,13 +6,15 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/pip install --disable-pip-version-check -q -c constraints.txt
 PACKAGES := -e common[postgres] -e services/tickets -e gateway
 STAMP := $(VENV)/.installed
+# eventlet prints a deprecation banner in every process; it is known (see README) and not actionable here.
+export PYTHONWARNINGS := ignore
 
 .PHONY: run test install broker migrate unit interface e2e bench docs clean
 
 $(STAMP): constraints.txt common/pyproject.toml services/*/pyproject.toml gateway/pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is needed: apt-get install python3.11 python3.11-venv"; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(PIP) $(PACKAGES) pytest pytest-xdist pytest-timeout requests
+	$(PIP) $(PACKAGES) honcho pytest pytest-xdist pytest-timeout requests openapi-spec-validator
 	@touch $(STAMP)
 
 install: $(STAMP)
@@ -23,10 +25,13 @@ broker: ## make sure a RabbitMQ answers on the configured URI (starts a local on
 migrate: install
 	@mkdir -p var
 	$(BIN)/tickets-migrate
+	$(BIN)/helpdesk migrate
 
 run: install broker migrate ## start every service and the gateway on http://127.0.0.1:8000; Ctrl-C stops all
-	@echo "Gateway on http://127.0.0.1:$${HELPDESK_PORT:-8000}  (Ctrl-C stops everything)"
-	@$(BIN)/honcho -f deploy/local/Procfile -d . start
+	@test -s var/bootstrap-token || $(BIN)/python -c "import secrets; print('hd_dev_' + secrets.token_urlsafe(24))" > var/bootstrap-token
+	@export HELPDESK_BOOTSTRAP_TOKEN=$${HELPDESK_BOOTSTRAP_TOKEN:-$$(cat var/bootstrap-token)}; \
+	echo "Gateway on http://127.0.0.1:$${HELPDESK_PORT:-8000}   admin token: $$HELPDESK_BOOTSTRAP_TOKEN   (Ctrl-C stops everything)"; \
+	exec $(BIN)/honcho -f deploy/local/Procfile -e deploy/local/local.env -d . start
 
 test: install broker ## every test: unit, interface (real RabbitMQ), end to end (SQLite and PostgreSQL)
 	$(BIN)/pytest

@@ -17,6 +17,7 @@ from nameko.extensions import DependencyProvider
 from sqlalchemy import DateTime, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import sessionmaker
+from sqlalchemy.pool import StaticPool
 from sqlalchemy.types import TypeDecorator
 
 SQLITE_BUSY_TIMEOUT_S = 30
@@ -65,15 +66,14 @@ def engine_for(url):
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
-        if database and database != ":memory:":
+        connect_args = {"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False}
+        if not database or database == ":memory:":
+            # One connection holds an in-memory database: every session must share it.
+            engine = create_engine(url, poolclass=StaticPool, connect_args=connect_args)
+        else:
             os.makedirs(os.path.dirname(os.path.abspath(database)), exist_ok=True)
-        engine = create_engine(
-            url,
-            pool_size=1,
-            max_overflow=0,
-            pool_timeout=SQLITE_BUSY_TIMEOUT_S,
-            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False},
-        )
+            engine = create_engine(url, pool_size=1, max_overflow=0, pool_timeout=SQLITE_BUSY_TIMEOUT_S,
+                                   connect_args=connect_args)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record):
@@ -82,6 +82,15 @@ def engine_for(url):
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
+            # Let SQLAlchemy, not the sqlite3 module, say when a transaction begins (the documented
+            # recipe): savepoints then work, and BEGIN can be IMMEDIATE.
+            dbapi_connection.isolation_level = None
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(connection):
+            # IMMEDIATE takes the write lock up front: a replica that read first and wrote second would
+            # otherwise fail at once with "database is locked" instead of waiting its turn.
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     if parsed.drivername == "postgresql":

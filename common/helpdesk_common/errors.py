@@ -62,5 +62,19 @@ class Forbidden(HelpdeskError):
     default_code = "forbidden"
 
 
+def to_wire(error):
+    """An error as plain data, for answers that carry one result or error per item of a batch."""
+    return {"type": type(error).__name__, "message": error.message, "code": error.code, "details": error.details}
+
+
+def from_wire(data):
+    """The error :func:`to_wire` described, rebuilt as the same class (or a HelpdeskError)."""
+    kind = _BY_NAME.get(data.get("type"), HelpdeskError)
+    return kind(data.get("message", ""), code=data.get("code"), details=data.get("details"))
+
+
+_BY_NAME = {kind.__name__: kind for kind in (HelpdeskError, ValidationFailed, NotFound, Conflict,
+                                              InvalidTransition, Forbidden)}
+
 EXPECTED_ERRORS = (HelpdeskError,)
 """Pass to ``@rpc(expected_exceptions=...)`` so nameko does not log these as crashes."""

@@ -19,6 +19,7 @@ from pydantic import BaseModel
 
 from .contracts import View
 from .contracts.tickets import Change, MessageView, TicketView
+from .contracts.kb import ArticleView
 
 SPECVERSION = "1.0"
 
@@ -41,6 +42,35 @@ class StatusChanged(View):
 class MessageAdded(View):
     ticket: TicketView
     message: MessageView
+
+
+class ArticlePublished(View):
+    article: ArticleView
+
+
+class ArticleUpdated(View):
+    article: ArticleView
+    changes: list[Change]
+
+
+class ArticleArchived(View):
+    article: ArticleView
+    deleted: bool = False
+
+
+class SuggestionShown(View):
+    suggestion_id: str
+    context: str
+    language: str
+    query_length: int
+    article_ids: list[int]
+    ticket_number: Optional[str] = None
+
+
+class SuggestionOpened(View):
+    suggestion_id: str
+    article_id: int
+    position: Optional[int] = None
 
 
 @dataclass(frozen=True)
@@ -67,6 +97,19 @@ CATALOGUE = {
         EventType("message_added", "tickets", MessageAdded,
                   "A public reply or an internal note was added. Consumers that talk to customers "
                   "must only ever use messages whose visibility is public."),
+        EventType("article_published", "kb_search", ArticlePublished,
+                  "A knowledge-base article became published (created so, or moved from draft or archived). "
+                  "Carries the whole article."),
+        EventType("article_updated", "kb_search", ArticleUpdated,
+                  "Fields of an article changed (any status). Carries the article after the change and the "
+                  "list of changes; an article whose visibility is internal must never reach customers."),
+        EventType("article_archived", "kb_search", ArticleArchived,
+                  "An article was archived, or deleted (``deleted`` true); it no longer shows in search."),
+        EventType("suggestion_shown", "kb_search", SuggestionShown,
+                  "Articles were suggested: to a customer typing a request in the portal (context portal) "
+                  "or attached to a new ticket for the agent (context ticket). Carries no typed text."),
+        EventType("suggestion_opened", "kb_search", SuggestionOpened,
+                  "A suggested article was opened; with suggestion_shown, the basis of deflection figures."),
     ]
 }
 

@@ -7,13 +7,14 @@ fallback (so rows left by a process that died are sent by the next one). It publ
 confirms and marks a row sent only after the broker confirmed it: a crash in between resends the event,
 which consumers deduplicate by its ``id``. Nothing committed is lost.
 """
+import json
 import logging
+import time
 from datetime import timedelta
 
 import eventlet
 from eventlet.event import Event
-from kombu import Exchange
-from nameko.amqp.publish import Publisher
+from kombu import Connection, Exchange
 from nameko.constants import AMQP_URI_CONFIG_KEY, PERSISTENT
 from nameko.extensions import DependencyProvider
 from prometheus_client import Counter, Gauge, Histogram
@@ -33,6 +34,81 @@ RELAY_DELAY = Histogram(
     "helpdesk_outbox_relay_delay_seconds", "From commit to broker confirm", ["source"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+
+
+class ConfirmedPublisher:
+    """Publishes a batch of events on one channel in confirm mode, then waits once for every confirm.
+
+    nameko's Publisher waits for each message's confirm before sending the next: one broker round
+    trip per event. Here a batch of N events costs one round trip; a nack, a timeout or a broken
+    connection raises, and the caller keeps the whole batch for the next attempt (consumers drop the
+    repeats by event id).
+    """
+
+    def __init__(self, amqp_uri, exchange, timeout=10.0):
+        self.amqp_uri = amqp_uri
+        self.exchange = exchange
+        self.timeout = timeout
+        self._connection = None
+        self._channel = None
+        self._next_tag = 0
+        self._unconfirmed = set()
+        self._refused = False
+
+    def _open(self):
+        connection = Connection(self.amqp_uri)
+        channel = connection.channel()
+        channel.confirm_select()
+        channel.events["basic_ack"].add(self._on_ack)
+        channel.events["basic_nack"].add(self._on_nack)
+        self.exchange(channel).declare()
+        self._connection, self._channel, self._next_tag = connection, channel, 0
+
+    def _on_ack(self, delivery_tag, multiple):
+        if multiple:
+            self._unconfirmed = {tag for tag in self._unconfirmed if tag > delivery_tag}
+        else:
+            self._unconfirmed.discard(delivery_tag)
+
+    def _on_nack(self, delivery_tag, multiple):
+        self._refused = True
+        self._on_ack(delivery_tag, multiple)
+
+    def publish_batch(self, envelopes):
+        """Send every envelope (persistent, JSON) and return once the broker confirmed them all."""
+        try:
+            if self._connection is None:
+                self._open()
+            self._refused = False
+            for envelope in envelopes:
+                message = self._channel.prepare_message(
+                    json.dumps(envelope).encode(), content_type="application/json", content_encoding="utf-8",
+                    headers={"correlation_id": envelope.get("correlation_id") or ""},
+                    properties={"delivery_mode": PERSISTENT, "message_id": envelope["id"],
+                                "type": envelope["type"]})
+                self._channel.basic_publish(message, exchange=self.exchange.name, routing_key=envelope["type"])
+                self._next_tag += 1
+                self._unconfirmed.add(self._next_tag)
+            deadline = time.monotonic() + self.timeout
+            while self._unconfirmed:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f"the broker did not confirm {len(self._unconfirmed)} event(s)")
+                self._connection.drain_events(timeout=remaining)
+            if self._refused:
+                raise ConnectionError("the broker refused (nacked) an event")
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self):
+        connection, self._connection, self._channel = self._connection, None, None
+        self._unconfirmed = set()
+        if connection is not None:
+            try:
+                connection.release()
+            except Exception:  # already broken; dropping it is all that is left to do
+                pass
 
 
 class OutboxMixin:
@@ -69,6 +145,7 @@ class OutboxRelay(DependencyProvider):
     poll_interval = 1.0
     retention = timedelta(days=1)
     retry_delay = 1.0
+    stop_timeout = 10.0
 
     def __init__(self, outbox_model, config_key, source):
         self.outbox_model = outbox_model
@@ -79,6 +156,7 @@ class OutboxRelay(DependencyProvider):
         self._publisher = None
         self._exchange = None
         self._last_purge = None
+        self._thread = None
 
     def setup(self):
         config = self.container.config
@@ -86,20 +164,27 @@ class OutboxRelay(DependencyProvider):
         self._exchange = Exchange(exchange_name(self.source), type="topic", durable=True,
                                   delivery_mode=PERSISTENT,
                                   auto_delete=config.get("AUTO_DELETE_EVENT_EXCHANGES", False))
-        self._publisher = Publisher(config[AMQP_URI_CONFIG_KEY], use_confirms=True,
-                                    declare=[self._exchange])
+        self._publisher = ConfirmedPublisher(config[AMQP_URI_CONFIG_KEY], self._exchange)
         self.poll_interval = float(config.get("OUTBOX_POLL_INTERVAL", self.poll_interval))
 
     def start(self):
         self._running = True
-        self.container.spawn_managed_thread(self._run)
+        self._thread = self.container.spawn_managed_thread(self._run)
 
     def stop(self):
+        # nameko kills managed threads once stop() returns: let a batch in flight be confirmed and
+        # marked first, or the next relay sends it again.
         self._running = False
         self.wake()
+        if self._thread is not None:
+            with eventlet.Timeout(self.stop_timeout, False):
+                self._thread.wait()
+        if self._publisher is not None:
+            self._publisher.close()
 
     def kill(self):
-        self.stop()
+        self._running = False
+        self.wake()
 
     def get_dependency(self, worker_ctx):
         return self
@@ -148,14 +233,11 @@ class OutboxRelay(DependencyProvider):
             if not rows:
                 self._purge_old(session)
                 return False
-            for _seq, envelope, created_at in rows:
-                failpoint("outbox.before_publish")
-                self._publisher.publish(
-                    envelope, exchange=self._exchange, routing_key=envelope["type"],
-                    message_id=envelope["id"], type=envelope["type"],
-                    headers={"correlation_id": envelope.get("correlation_id") or ""},
-                )
-                RELAY_DELAY.labels(self.source).observe(max(0.0, (utcnow() - created_at).total_seconds()))
+            failpoint("outbox.before_publish")
+            self._publisher.publish_batch([envelope for _seq, envelope, _created in rows])
+            now = utcnow()
+            for _seq, _envelope, created_at in rows:
+                RELAY_DELAY.labels(self.source).observe(max(0.0, (now - created_at).total_seconds()))
             failpoint("outbox.after_publish")
             session.execute(update(model).where(model.seq.in_([row.seq for row in rows]))
                             .values(published_at=utcnow()))

@@ -34,7 +34,7 @@ _CODES = {
 }
 
 
-def validate(model, data, *, prefix=""):
+def validate(model, data, *, prefix="", strict=None):
     """Validate ``data`` against ``model`` or raise ``ValidationFailed`` listing every problem.
 
     Each problem is ``{"field": "requester.email", "code": "invalid_value", "message": "..."}``; codes
@@ -45,7 +45,7 @@ def validate(model, data, *, prefix=""):
     from ..errors import ValidationFailed
 
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, strict=strict)
     except ValidationError as error:
         details = []
         for problem in error.errors(include_url=False):

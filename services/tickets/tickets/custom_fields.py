@@ -31,13 +31,20 @@ def _type_problem(definition, value):
     return f"must be a {kind}"
 
 
-def check_values(session, values, *, current=None):
+def load_definitions(session):
+    """Every custom field definition, by name (load once per transaction, not once per ticket)."""
+    return {d.name: d for d in session.scalars(select(CustomFieldDefinition))}
+
+
+def check_values(session, values, *, current=None, definitions=None):
     """Return the ticket's custom fields after applying ``values``, or raise listing every problem.
 
     ``current`` is None when a ticket is opened (required fields must be given); on an update it is
-    the ticket's present values, and a ``None`` value removes a field.
+    the ticket's present values, and a ``None`` value removes a field. ``definitions`` saves the query
+    when the caller has them already.
     """
-    definitions = {d.name: d for d in session.scalars(select(CustomFieldDefinition))}
+    if definitions is None:
+        definitions = load_definitions(session)
     result = dict(current or {})
     problems = []
     for name, value in values.items():

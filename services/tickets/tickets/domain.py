@@ -7,11 +7,11 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select, text
 from sqlalchemy.orm import Session
 
 from helpdesk_common.database import utcnow
-from helpdesk_common.errors import Forbidden, ValidationFailed
+from helpdesk_common.errors import Forbidden, HelpdeskError, ValidationFailed
 from helpdesk_common.events import new_event
 from helpdesk_common.outbox import stage
 
@@ -33,9 +33,10 @@ class Rules:
     number_format: str = "HD-{seq:06d}"
 
     def __post_init__(self):
-        if "{seq" not in self.number_format:
+        now = utcnow()  # a malformed format fails at start-up, not on the first ticket
+        # "{{seq}}" contains "{seq" yet renders the same text for every ticket: compare two numbers.
+        if "{seq" not in self.number_format or self.number_for(1, now) == self.number_for(2, now):
             raise ValueError("the ticket number format must contain {seq} to stay unique")
-        self.number_for(1, utcnow())  # a malformed format fails at start-up, not on the first ticket
 
     def number_for(self, seq, created_at):
         return self.number_format.format(seq=seq, year=created_at.year)
@@ -74,18 +75,6 @@ def _record(session, ticket, viewer, field, old, new, at):
     session.add(HistoryRecord(ticket_id=ticket.id, at=at, actor=viewer.actor, field=field, old=old, new=new))
 
 
-def _contact(session, requester):
-    email = requester.email.lower()
-    contact = session.scalar(select(Contact).where(Contact.email == email))
-    if contact is None:
-        contact = Contact(email=email, name=requester.name, created_at=utcnow())
-        session.add(contact)
-        session.flush()
-    elif requester.name and not contact.name:
-        contact.name = requester.name
-    return contact
-
-
 def _request_hash(command):
     canonical = json.dumps(command.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
@@ -111,36 +100,103 @@ def find_ticket(session: Session, number, viewer):
 
 def open_ticket(session: Session, command, viewer, rules: Rules, idempotency_key=None):
     """Open a ticket. Returns ``(view, created)``; a repeated Idempotency-Key returns the first ticket."""
+    (outcome,) = open_tickets(session, [(command, viewer, idempotency_key)], rules)
+    if isinstance(outcome, HelpdeskError):
+        raise outcome
+    return outcome
+
+
+def _allocate_ids(session, count):
+    """Ids for ``count`` new tickets, taken from the database so that replicas never collide.
+
+    Knowing the id before the INSERT lets the number be written with the row (one statement, not an
+    INSERT and an UPDATE). Should two writers ever pick the same id, the primary key refuses the second
+    transaction, which is then run again.
+    """
+    if not count:
+        return []
+    if session.get_bind().dialect.name == "postgresql":
+        return list(session.scalars(text("SELECT nextval(pg_get_serial_sequence('tickets', 'id')) "
+                                         "FROM generate_series(1, :n)"), {"n": count}))
+    # SQLite: the transaction began IMMEDIATE, so this process alone writes until it commits.
+    start = session.scalar(select(func.coalesce(func.max(Ticket.id), 0))) + 1
+    return list(range(start, start + count))
+
+
+def _check_request(command, viewer, definitions):
     if viewer.role == "customer" and command.requester.email.lower() != (viewer.email or "").lower():
         raise Forbidden("Customers can only open tickets for themselves.", code="requester_mismatch")
-    request_hash = None
-    if idempotency_key:
-        request_hash = _request_hash(command)
-        earlier = session.get(IdempotencyKey, (viewer.actor, idempotency_key))
-        if earlier is not None:
-            if earlier.request_hash != request_hash:
-                raise idempotency_key_reused(idempotency_key)
-            return ticket_view(session.get(Ticket, earlier.ticket_id)), False
-    values = custom_fields.check_values(session, command.custom_fields)
-    now = utcnow()
-    ticket = Ticket(
-        subject=command.subject, description=command.description, requester=_contact(session, command.requester),
-        channel=command.channel, priority=command.priority, severity=command.severity,
-        status=rules.workflow.initial, team=command.team, tier=1, language=command.language,
-        category=command.category, tags=list(dict.fromkeys(command.tags)), custom_fields=values,
-        created_at=now, updated_at=now,
-    )
-    session.add(ticket)
-    session.flush()  # the database hands out the id the number is made from
-    ticket.number = rules.number_for(ticket.id, now)
-    if idempotency_key:
-        session.add(IdempotencyKey(client=viewer.actor, key=idempotency_key, request_hash=request_hash,
-                                   ticket_id=ticket.id, created_at=now))
-    session.flush()
-    _record(session, ticket, viewer, "created", None, {"channel": ticket.channel, "status": ticket.status}, now)
-    view = ticket_view(ticket)
-    _publish(session, "ticket_created", {"ticket": view}, viewer, ticket.number)
-    return view, True
+    return custom_fields.check_values(None, command.custom_fields, definitions=definitions)
+
+
+def open_tickets(session: Session, requests, rules: Rules):
+    """Open several tickets in one transaction, with one statement per table for the whole batch.
+
+    ``requests`` holds ``(command, viewer, idempotency_key)``; the answer holds, in the same order,
+    ``(view, created)`` or the HelpdeskError that refused that request: one refusal spoils no other.
+    A repeated Idempotency-Key (earlier, or twice in this batch) answers with the first ticket.
+    """
+    outcomes = [None] * len(requests)
+    with session.no_autoflush:
+        definitions = custom_fields.load_definitions(session)
+        emails = {command.requester.email.lower() for command, _, _ in requests}
+        contacts = {c.email: c for c in session.scalars(select(Contact).where(Contact.email.in_(emails)))}
+        keys = {key for _, _, key in requests if key}
+        earlier = {(k.client, k.key): k for k in session.scalars(
+            select(IdempotencyKey).where(IdempotencyKey.key.in_(keys)))} if keys else {}
+        fresh, repeats, claimed = [], [], {}
+        for index, (command, viewer, key) in enumerate(requests):
+            try:
+                values = _check_request(command, viewer, definitions)
+                digest = _request_hash(command) if key else None
+                first = earlier.get((viewer.actor, key)) if key else None
+                if first is not None:
+                    if first.request_hash != digest:
+                        raise idempotency_key_reused(key)
+                    outcomes[index] = (ticket_view(session.get(Ticket, first.ticket_id)), False)
+                elif key and (viewer.actor, key) in claimed:
+                    repeats.append((index, claimed[(viewer.actor, key)], digest, key))
+                else:
+                    if key:
+                        claimed[(viewer.actor, key)] = (index, digest)
+                    fresh.append((index, command, viewer, key, digest, values))
+            except HelpdeskError as error:
+                outcomes[index] = error
+        now = utcnow()
+        tickets = []
+        for (index, command, viewer, key, digest, values), ticket_id in zip(fresh, _allocate_ids(session, len(fresh))):
+            email = command.requester.email.lower()
+            contact = contacts.get(email)
+            if contact is None:
+                contact = contacts[email] = Contact(email=email, name=command.requester.name, created_at=now)
+                session.add(contact)
+            elif command.requester.name and not contact.name:
+                contact.name = command.requester.name
+            ticket = Ticket(
+                id=ticket_id, number=rules.number_for(ticket_id, now), subject=command.subject,
+                description=command.description, requester=contact, channel=command.channel,
+                priority=command.priority, severity=command.severity, status=rules.workflow.initial,
+                team=command.team, tier=1, language=command.language, category=command.category,
+                tags=list(dict.fromkeys(command.tags)), custom_fields=values, reopen_count=0,
+                created_at=now, updated_at=now,
+            )
+            session.add(ticket)
+            tickets.append((index, ticket, viewer, key, digest))
+        session.flush()  # contacts and tickets: one INSERT per table for the whole batch
+        for index, ticket, viewer, key, digest in tickets:
+            if key:
+                session.add(IdempotencyKey(client=viewer.actor, key=key, request_hash=digest, ticket_id=ticket.id,
+                                           created_at=now))
+            _record(session, ticket, viewer, "created", None, {"channel": ticket.channel, "status": ticket.status},
+                    now)
+            view = ticket_view(ticket)
+            _publish(session, "ticket_created", {"ticket": view}, viewer, ticket.number)
+            outcomes[index] = (view, True)
+        for index, (first_index, first_digest), digest, key in repeats:
+            first = outcomes[first_index]
+            outcomes[index] = (idempotency_key_reused(key) if digest != first_digest
+                               else (first[0], False))
+    return outcomes
 
 
 def _apply_status(ticket, target, rules, now):
@@ -270,7 +326,8 @@ def find_tickets(session: Session, query, viewer):
         statement = statement.where(or_(Ticket.subject.ilike(pattern, escape="\\"),
                                         Ticket.description.ilike(pattern, escape="\\")))
     if query.cursor:
-        if not query.cursor.isdigit():
+        # ASCII digits only ("²".isdigit() is true but int() fails) and within a 64-bit id.
+        if not (query.cursor.isascii() and query.cursor.isdigit() and len(query.cursor) <= 18):
             raise ValidationFailed("The cursor is not one this API gave out; start again without it.",
                                    details=[{"field": "cursor", "code": "invalid_format",
                                              "message": "use next_cursor from the previous page"}])

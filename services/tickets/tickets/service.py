@@ -8,7 +8,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from helpdesk_common.contracts import validate
 from helpdesk_common.contracts.tickets import NewCustomField, NewMessage, NewTicket, TicketChanges, TicketQuery, Viewer
 from helpdesk_common.database import Database
-from helpdesk_common.errors import EXPECTED_ERRORS
+from helpdesk_common.errors import EXPECTED_ERRORS, HelpdeskError, to_wire
 from helpdesk_common.metrics import EntrypointMetrics
 from helpdesk_common.outbox import OutboxRelay
 
@@ -60,6 +60,30 @@ class TicketsService:
         command, who = validate(NewTicket, ticket), validate(Viewer, viewer, prefix="viewer.")
         view, created = self._write(lambda s: domain.open_ticket(s, command, who, self.rules, idempotency_key))
         return {"ticket": view, "created": created}
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def create_tickets(self, requests):
+        """Open many tickets in one transaction: the gateway batches concurrent requests into one call.
+
+        ``requests``: ``[{"ticket": ..., "viewer": ..., "idempotency_key": ...}]``. The answer has one
+        entry per request, in order: ``{"ticket": ..., "created": bool}`` or ``{"error": ...}``
+        (``helpdesk_common.errors.to_wire``), so one refused request never fails the others.
+        """
+        answers = [None] * len(requests)
+        accepted = []
+        for index, request in enumerate(requests):
+            try:
+                accepted.append((index, (validate(NewTicket, request.get("ticket")),
+                                         validate(Viewer, request.get("viewer"), prefix="viewer."),
+                                         request.get("idempotency_key"))))
+            except HelpdeskError as error:
+                answers[index] = {"error": to_wire(error)}
+        if accepted:
+            outcomes = self._write(lambda s: domain.open_tickets(s, [item for _, item in accepted], self.rules))
+            for (index, _), outcome in zip(accepted, outcomes):
+                answers[index] = ({"error": to_wire(outcome)} if isinstance(outcome, HelpdeskError)
+                                  else {"ticket": outcome[0], "created": outcome[1]})
+        return answers
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def get_ticket(self, number, viewer):

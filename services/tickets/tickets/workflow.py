@@ -25,7 +25,9 @@ class Workflow:
             statuses = spec["statuses"]
             initial = spec["initial"]
             categories = {name: item["category"] for name, item in statuses.items()}
-            transitions = {name: frozenset(item.get("next") or ()) for name, item in statuses.items()}
+            # In the file's order, not a set: where several targets fit (a customer's reply takes a
+            # pending ticket to the first "open" one), the order written in the file decides.
+            transitions = {name: tuple(dict.fromkeys(item.get("next") or ())) for name, item in statuses.items()}
         except (KeyError, TypeError, AttributeError) as error:
             raise WorkflowError(f"workflow needs 'initial' and 'statuses' with a category each: {error}")
         if initial not in statuses:
@@ -34,7 +36,7 @@ class Workflow:
             if category not in CATEGORIES:
                 raise WorkflowError(f"status {name!r} has unknown category {category!r}")
         for name, targets in transitions.items():
-            unknown = targets - set(statuses)
+            unknown = set(targets) - set(statuses)
             if unknown:
                 raise WorkflowError(f"status {name!r} leads to unknown statuses {sorted(unknown)}")
         return cls(initial=initial, categories=categories, transitions=transitions)

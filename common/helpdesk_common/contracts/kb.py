@@ -1,0 +1,167 @@
+"""Contracts of the knowledge-base service (``kb_search``): commands it accepts and the views it answers with.
+
+Articles are written in Markdown; the service renders them to sanitised HTML (``body_html``). A category is
+a path in a tree (``billing/invoices``): filtering on ``billing`` finds articles of every sub-category.
+Translations of one article share a ``translation_group``.
+"""
+from datetime import datetime
+from typing import Annotated, Any, Literal, Optional
+
+from pydantic import Field, StringConstraints
+
+from . import Contract, View
+from .tickets import Change, Viewer
+
+__all__ = [
+    "ArticleType", "Language", "ArticleStatus", "Visibility", "LANGUAGES", "NewArticle", "ArticleChanges",
+    "SearchFilters", "SearchRequest", "SuggestRequest", "SuggestionOpened", "BulkImport", "Viewer",
+    "ArticleView", "ArticleVersionView", "SearchHit", "SearchPage", "SuggestionList", "ImportReport", "Change",
+]
+
+LANGUAGES = ("en", "nl", "sv")
+ArticleType = Literal["article", "faq", "tutorial"]
+Language = Literal["en", "nl", "sv"]
+ArticleStatus = Literal["draft", "published", "archived"]
+Visibility = Literal["public", "internal"]
+
+Title = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+Body = Annotated[str, StringConstraints(min_length=1, max_length=200_000)]
+Tag = Annotated[str, StringConstraints(min_length=1, max_length=50, pattern=r"^[\w][\w .:/-]*$")]
+CategoryPath = Annotated[str, StringConstraints(
+    min_length=1, max_length=200, to_lower=True, pattern=r"^[\w][\w-]*(/[\w][\w-]*)*$")]
+ArticleId = Annotated[int, Field(ge=1)]
+ExternalId = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+QueryText = Annotated[str, StringConstraints(min_length=1, max_length=500)]
+Cursor = Annotated[str, StringConstraints(max_length=200)]
+
+
+class NewArticle(Contract):
+    """An article, FAQ or tutorial. ``translation_of`` names an article this one translates."""
+
+    title: Title
+    body: Body
+    language: Language
+    type: ArticleType = "article"
+    category: Optional[CategoryPath] = None
+    tags: Annotated[list[Tag], Field(max_length=50)] = []
+    visibility: Visibility = "public"
+    status: ArticleStatus = "draft"
+    translation_of: Optional[ArticleId] = None
+    external_id: Optional[ExternalId] = None
+
+
+class ArticleChanges(Contract):
+    """A partial update: only the fields given change. ``expected_version`` guards against lost updates."""
+
+    title: Optional[Title] = None
+    body: Optional[Body] = None
+    language: Optional[Language] = None
+    type: Optional[ArticleType] = None
+    category: Optional[CategoryPath] = None
+    tags: Optional[Annotated[list[Tag], Field(max_length=50)]] = None
+    visibility: Optional[Visibility] = None
+    status: Optional[ArticleStatus] = None
+    expected_version: Optional[Annotated[int, Field(ge=1)]] = None
+    note: Optional[Annotated[str, StringConstraints(max_length=500)]] = None
+
+
+class SearchFilters(Contract):
+    """Narrow a search. ``languages`` defaults to the searcher's language; the others are exact matches
+    (``category`` also matches its sub-categories). ``visibility`` is only honoured for staff."""
+
+    languages: Optional[Annotated[list[Language], Field(min_length=1, max_length=3)]] = None
+    category: Optional[CategoryPath] = None
+    types: Optional[Annotated[list[ArticleType], Field(min_length=1, max_length=3)]] = None
+    tags: Optional[Annotated[list[Tag], Field(min_length=1, max_length=20)]] = None
+    visibility: Optional[Visibility] = None
+
+
+class SearchRequest(Contract):
+    q: QueryText
+    lang: Language = "en"
+    filters: SearchFilters = SearchFilters()
+    size: Annotated[int, Field(ge=1, le=50)] = 10
+    cursor: Optional[Cursor] = None
+
+
+class SuggestRequest(Contract):
+    """What a customer has typed so far (the subject and start of the description, say)."""
+
+    text: Annotated[str, StringConstraints(min_length=1, max_length=5_000)]
+    lang: Language = "en"
+    size: Annotated[int, Field(ge=1, le=10)] = 5
+    context: Literal["portal", "ticket"] = "portal"
+    ticket_number: Optional[Annotated[str, StringConstraints(max_length=40)]] = None
+
+
+class SuggestionOpened(Contract):
+    suggestion_id: Annotated[str, StringConstraints(min_length=1, max_length=36)]
+    article_id: ArticleId
+    position: Optional[Annotated[int, Field(ge=1, le=100)]] = None
+
+
+class BulkImport(Contract):
+    """Up to 1,000 articles per call; an ``external_id`` already known updates that article instead."""
+
+    articles: Annotated[list[NewArticle], Field(min_length=1, max_length=1000)]
+
+
+class ArticleView(View):
+    id: int
+    external_id: Optional[str] = None
+    title: str
+    body: str
+    body_html: str
+    language: str
+    type: str
+    category: Optional[str] = None
+    tags: list[str] = []
+    visibility: str
+    status: str
+    author: str
+    translation_group: str
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    published_at: Optional[datetime] = None
+    archived_at: Optional[datetime] = None
+
+
+class ArticleVersionView(View):
+    version: int
+    at: datetime
+    actor: str
+    note: Optional[str] = None
+    changes: list[Change] = []
+    snapshot: dict[str, Any]
+
+
+class SearchHit(View):
+    id: int
+    title: str
+    snippet: str
+    score: float
+    language: str
+    type: str
+    category: Optional[str] = None
+    tags: list[str] = []
+    visibility: str
+
+
+class SearchPage(View):
+    items: list[SearchHit]
+    total: int
+    next_cursor: Optional[str] = None
+    language: str
+    fallback: bool = False
+
+
+class SuggestionList(View):
+    suggestion_id: Optional[str] = None
+    items: list[SearchHit]
+
+
+class ImportReport(View):
+    created: int
+    updated: int
+    ids: list[int]

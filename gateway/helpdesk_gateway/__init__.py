@@ -1,0 +1,1 @@
+"""The HTTP gateway: a thin Flask layer that authenticates, validates and calls services over RPC."""

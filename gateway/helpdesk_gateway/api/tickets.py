@@ -1,0 +1,108 @@
+"""The tickets API: open, list, read, change tickets; add and read messages; read history."""
+from flask import Blueprint, current_app, g, jsonify, request, url_for
+
+from helpdesk_common.contracts import validate
+from helpdesk_common.contracts.tickets import (CustomFieldView, HistoryEntry, MessageView, NewCustomField,
+                                                NewMessage, NewTicket, TicketChanges, TicketPage, TicketQuery,
+                                                TicketView)
+from helpdesk_common.errors import ValidationFailed
+
+from . import json_body, operation, query_args, services, viewer
+
+bp = Blueprint("tickets", __name__, url_prefix="/api/v1")
+
+TICKET_ERRORS = (404,)
+WRITE_ERRORS = (400, 413, 415, 422)
+
+
+@operation(bp, "/tickets", "POST", summary="Open a ticket", tag="tickets", body=NewTicket, answer=TicketView,
+           answer_status=201, errors=WRITE_ERRORS + (403,),
+           headers={"Idempotency-Key": "Repeat a request safely: the same key and body return the first "
+                                       "ticket (200, header Idempotent-Replayed) instead of a second one."})
+def create_ticket():
+    """Opens a ticket and gives it a number. A customer opens tickets for themselves only."""
+    payload = json_body()
+    if g.identity.role == "customer":
+        payload.setdefault("requester", {"email": g.identity.email})
+    validate(NewTicket, payload)  # refuse bad input at the edge; the service checks again
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not 1 <= len(key) <= 200:
+        raise ValidationFailed("The Idempotency-Key header must be 1 to 200 characters.",
+                               details=[{"field": "Idempotency-Key", "code": "invalid_format",
+                                         "message": "1 to 200 characters"}])
+    result = current_app.extensions["helpdesk.ticket_batches"].call(
+        {"ticket": payload, "viewer": viewer(), "idempotency_key": key})
+    ticket = result["ticket"]
+    response = jsonify(ticket)
+    response.status_code = 201 if result["created"] else 200
+    response.headers["Location"] = url_for("tickets.get_ticket", number=ticket["number"])
+    if not result["created"]:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+@operation(bp, "/tickets", "GET", summary="List tickets", tag="tickets", query=TicketQuery, answer=TicketPage,
+           errors=(422,))
+def list_tickets():
+    """Newest first. Filter by status, priority, assignee, team, requester (email) and text; pass
+    ``next_cursor`` back as ``cursor`` for the next page."""
+    return jsonify(services().call("tickets", "list_tickets", query_args(TicketQuery).model_dump(), viewer()))
+
+
+@operation(bp, "/tickets/<number>", "GET", summary="Read a ticket", tag="tickets", answer=TicketView,
+           errors=TICKET_ERRORS)
+def get_ticket(number):
+    return jsonify(services().call("tickets", "get_ticket", number, viewer()))
+
+
+@operation(bp, "/tickets/<number>", "PATCH", summary="Change a ticket", tag="tickets", body=TicketChanges,
+           answer=TicketView, roles=("admin", "agent"), errors=TICKET_ERRORS + WRITE_ERRORS + (403, 409))
+def update_ticket(number):
+    """Changes only the fields given. A status change must be allowed by the workflow (409 otherwise)."""
+    changes = json_body()
+    validate(TicketChanges, changes)
+    return jsonify(services().call("tickets", "update_ticket", number, changes, viewer()))
+
+
+@operation(bp, "/tickets/<number>/messages", "POST", summary="Reply or add an internal note", tag="tickets",
+           body=NewMessage, answer=MessageView, answer_status=201, errors=TICKET_ERRORS + WRITE_ERRORS + (403,))
+def add_message(number):
+    """``visibility`` public (the customer sees it) or internal (agents only)."""
+    message = json_body()
+    validate(NewMessage, message)
+    return jsonify(services().call("tickets", "add_message", number, message, viewer())), 201
+
+
+@operation(bp, "/tickets/<number>/messages", "GET", summary="Read the conversation", tag="tickets",
+           answer=MessageView, answer_is_list=True, errors=TICKET_ERRORS)
+def list_messages(number):
+    """Oldest first. Customers see public messages only."""
+    return jsonify(services().call("tickets", "list_messages", number, viewer()))
+
+
+@operation(bp, "/tickets/<number>/history", "GET", summary="Read the change history", tag="tickets",
+           answer=HistoryEntry, answer_is_list=True, roles=("admin", "agent"), errors=TICKET_ERRORS + (403,))
+def get_history(number):
+    """Every change: who, when, which field, old and new value."""
+    return jsonify(services().call("tickets", "get_history", number, viewer()))
+
+
+@operation(bp, "/custom-fields", "POST", summary="Define a custom field", tag="configuration",
+           body=NewCustomField, answer=CustomFieldView, answer_status=201, roles=("admin",),
+           errors=WRITE_ERRORS + (403, 409))
+def define_custom_field():
+    definition = json_body()
+    validate(NewCustomField, definition)
+    return jsonify(services().call("tickets", "define_custom_field", definition)), 201
+
+
+@operation(bp, "/custom-fields", "GET", summary="List custom fields", tag="configuration",
+           answer=CustomFieldView, answer_is_list=True)
+def list_custom_fields():
+    return jsonify(services().call("tickets", "list_custom_fields"))
+
+
+@operation(bp, "/workflow", "GET", summary="The ticket workflow", tag="configuration")
+def get_workflow():
+    """Statuses, their categories and the transitions allowed from each."""
+    return jsonify(services().call("tickets", "get_workflow"))

@@ -1,0 +1,52 @@
+"""The Flask application: ``create_app()`` is what gunicorn and the tests start."""
+import time
+import uuid
+
+from flask import Flask, g, request
+from sqlalchemy.orm import sessionmaker
+
+from helpdesk_common.database import engine_for
+
+from . import errors, observability
+from .api import tickets
+from .auth import Authenticator
+from .batching import BatchCaller
+from .rpc import RpcPool
+from .settings import Settings
+
+PUBLIC_PATHS = ("/health", "/metrics", "/api/openapi.json")
+
+
+def create_app(settings=None):
+    """Build the gateway. ``settings`` defaults to the environment (see ``Settings``)."""
+    settings = settings or Settings()
+    app = Flask(__name__)
+    app.config.update(HELPDESK_SETTINGS=settings, MAX_CONTENT_LENGTH=settings.max_body_bytes)
+    app.json.sort_keys = False  # keep the contracts' field order: number and subject first
+    sessions = sessionmaker(engine_for(settings.database_url), expire_on_commit=False)
+    authenticator = Authenticator(sessions, settings.bootstrap_token, settings.token_cache_seconds)
+    app.extensions["helpdesk.db"] = sessions
+    rpc = app.extensions["helpdesk.rpc"] = RpcPool(settings.amqp_uri, settings.rpc_pool_size, settings.rpc_timeout)
+    app.extensions["helpdesk.ticket_batches"] = BatchCaller(rpc, "tickets", "create_tickets",
+                                                            timeout=settings.rpc_timeout + 5)
+
+    @app.before_request
+    def authenticate():
+        g.started = time.perf_counter()
+        g.request_id = request.headers.get("X-Request-ID") or uuid.uuid4().hex
+        if request.url_rule is None or request.path in PUBLIC_PATHS:
+            return None  # unknown addresses answer 404, public ones need no token
+        g.identity = authenticator.identify(request.headers.get("Authorization"))
+        return None
+
+    @app.after_request
+    def finish(response):
+        response.headers["X-Request-ID"] = g.get("request_id", "")
+        if "started" in g:
+            observability.observe(request, response, g.started)
+        return response
+
+    app.register_blueprint(tickets.bp)
+    app.register_blueprint(observability.bp)
+    errors.register(app)
+    return app

@@ -1,0 +1,68 @@
+"""Every error leaves the gateway as JSON with a stable code; never an HTML page, never a bare 500."""
+import logging
+
+from flask import g, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from helpdesk_common.errors import HelpdeskError
+
+log = logging.getLogger(__name__)
+
+HTTP_CODES = {
+    400: ("bad_request", "The request is malformed."),
+    404: ("not_found", "There is nothing at this address; see /api/openapi.json for the routes."),
+    405: ("method_not_allowed", "This address does not accept that method; see /api/openapi.json."),
+    413: ("payload_too_large", "The body is larger than this server accepts ({limit} bytes)."),
+}
+
+
+def _json_error(status, code, message, details=None, headers=None):
+    body = {"code": code, "message": message}
+    if details:
+        body["details"] = details
+    response = jsonify({"error": body})
+    response.status_code = status
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+DRAIN_LIMIT = 64 * 1024 * 1024
+
+
+def _drain_body():
+    """Read and drop an oversized body, so the client, still sending, receives our 413 instead of a
+    reset connection. Beyond DRAIN_LIMIT the connection is closed after all."""
+    stream = request.environ.get("wsgi.input")
+    remaining = min(request.content_length or DRAIN_LIMIT, DRAIN_LIMIT)
+    try:
+        while remaining > 0:
+            chunk = stream.read(min(65536, remaining))
+            if not chunk:
+                break
+            remaining -= len(chunk)
+    except Exception:  # the client went away: nothing left to answer
+        pass
+
+
+def register(app):
+    @app.errorhandler(HelpdeskError)
+    def helpdesk_error(error):
+        headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
+        return _json_error(error.status, error.code, error.message, error.details, headers)
+
+    @app.errorhandler(HTTPException)
+    def http_error(error):
+        if error.code == 413:
+            _drain_body()
+        code, message = HTTP_CODES.get(error.code, ("http_error", error.description))
+        message = message.format(limit=app.config.get("MAX_CONTENT_LENGTH"))
+        headers = {"Allow": ", ".join(error.valid_methods)} if getattr(error, "valid_methods", None) else None
+        return _json_error(error.code, code, message, headers=headers)
+
+    @app.errorhandler(Exception)
+    def unexpected(error):
+        request_id = getattr(g, "request_id", None)
+        log.exception("unexpected error in request %s", request_id)
+        return _json_error(500, "internal_error",
+                           f"Something went wrong on our side; quote request id {request_id} when reporting it.")

@@ -1,0 +1,94 @@
+"""The OpenAPI 3.1 document, built from the declared operations and the shared contracts."""
+import re
+
+from helpdesk_common.contracts import View
+
+from .api import OPERATIONS
+
+ERROR_TEXT = {
+    400: "Malformed request (e.g. invalid JSON).",
+    401: "Missing or invalid API token.",
+    403: "The token's role may not do this.",
+    404: "No such ticket, or not visible to you.",
+    409: "Conflicts with the ticket's state (e.g. a transition the workflow forbids).",
+    413: "The body is larger than the configured limit.",
+    415: "The body is not JSON.",
+    422: "The body or query is not valid; `details` lists each problem.",
+    503: "A service or the broker is unreachable; retry.",
+}
+
+
+class ErrorBody(View):
+    code: str
+    message: str
+    details: list[dict] = []
+
+
+class Error(View):
+    error: ErrorBody
+
+
+def _path(rule):
+    return re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule)
+
+
+def _schema(model, schemas):
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    schemas.update(schema.pop("$defs", {}))
+    schemas[model.__name__] = schema
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
+def _json(schema):
+    return {"application/json": {"schema": schema}}
+
+
+def document(version="1"):
+    """The whole OpenAPI document as a dict."""
+    schemas, paths = {}, {}
+    error_ref = _schema(Error, schemas)
+    for op in OPERATIONS:
+        item = {"summary": op.summary, "operationId": op.endpoint.replace(".", "_"), "tags": [op.tag],
+                "responses": {}}
+        if op.description:
+            item["description"] = op.description
+        if not op.public:
+            item["description"] = (item.get("description", "") + f"\n\nRoles: {', '.join(op.roles)}.").strip()
+        parameters = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+                      for name in re.findall(r"<(?:[^:<>]+:)?([^<>]+)>", op.rule)]
+        if op.query is not None:
+            for name, field in op.query.model_fields.items():
+                schema = op.query.model_json_schema()["properties"][name]
+                parameters.append({"name": name, "in": "query", "required": field.is_required(),
+                                   "schema": schema, "description": field.description or ""})
+        for header, text in op.headers.items():
+            parameters.append({"name": header, "in": "header", "required": False,
+                               "schema": {"type": "string"}, "description": text})
+        if parameters:
+            item["parameters"] = parameters
+        if op.body is not None:
+            item["requestBody"] = {"required": True, "content": _json(_schema(op.body, schemas))}
+        if op.answer is not None:
+            ref = _schema(op.answer, schemas)
+            body = {"type": "array", "items": ref} if op.answer_is_list else ref
+            item["responses"][str(op.answer_status)] = {"description": "Success", "content": _json(body)}
+        else:
+            item["responses"][str(op.answer_status)] = {"description": "Success",
+                                                        "content": _json({"type": "object"})}
+        codes = set(op.errors) | ({401, 403} if not op.public else set()) | {503}
+        for code in sorted(codes):
+            item["responses"][str(code)] = {"description": ERROR_TEXT.get(code, "Error"), "content": _json(error_ref)}
+        paths.setdefault(_path(op.rule), {})[op.method.lower()] = item
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Helpdesk API", "version": version,
+                 "description": "REST API of the helpdesk platform. Every error is JSON: "
+                                "`{\"error\": {\"code\", \"message\", \"details\"}}` with a stable code."},
+        "servers": [{"url": "/"}],
+        "security": [{"bearer": []}],
+        "paths": paths,
+        "components": {"schemas": schemas,
+                       "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
+                                                      "description": "An API token (helpdesk token create)."}}},
+    }
+

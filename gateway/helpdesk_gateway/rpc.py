@@ -1,0 +1,92 @@
+"""A pool of nameko RPC proxies shared by the gateway's request threads.
+
+A proxy per request would declare and delete a reply queue per request; a proxy is not safe to share
+between threads at once. So each request borrows one started proxy and gives it back.
+"""
+import logging
+import queue
+import threading
+from contextlib import contextmanager
+
+from kombu.exceptions import OperationalError
+from nameko.exceptions import RpcTimeout, UnknownService
+from nameko.standalone.rpc import ClusterRpcProxy
+
+from helpdesk_common.errors import HelpdeskError
+
+log = logging.getLogger(__name__)
+
+
+class ServiceUnavailable(HelpdeskError):
+    """A service did not answer (down, overloaded, or the broker is unreachable)."""
+
+    status = 503
+    default_code = "service_unavailable"
+
+
+class RpcPool:
+    """Borrow a started ``ClusterRpcProxy`` per call; at most ``size`` exist at once."""
+
+    def __init__(self, amqp_uri, size=64, timeout=10.0):
+        self.config = {"AMQP_URI": amqp_uri}
+        self.timeout = timeout
+        self._idle = queue.LifoQueue()
+        self._slots = threading.BoundedSemaphore(size)
+
+    def _start(self):
+        cluster = ClusterRpcProxy(self.config, timeout=self.timeout)
+        return cluster, cluster.start()
+
+    @contextmanager
+    def proxy(self):
+        """A started proxy for the duration of the block; discarded if it failed, reused otherwise."""
+        if not self._slots.acquire(timeout=self.timeout):
+            raise ServiceUnavailable("The gateway is at its limit of concurrent service calls; retry shortly.")
+        try:
+            try:
+                cluster, proxy = self._idle.get_nowait()
+            except queue.Empty:
+                cluster, proxy = self._start()
+            healthy = False
+            try:
+                yield proxy
+                healthy = True
+            except HelpdeskError:
+                healthy = True  # the service answered with an error: the proxy itself is fine
+                raise
+            finally:
+                if healthy:
+                    self._idle.put((cluster, proxy))
+                else:
+                    self._discard(cluster)
+        finally:
+            self._slots.release()
+
+    def call(self, service, method, *args, **kwargs):
+        """Call ``service.method`` and return its result; transport failures become a 503."""
+        try:
+            with self.proxy() as proxy:
+                return getattr(getattr(proxy, service), method)(*args, **kwargs)
+        except RpcTimeout:
+            raise ServiceUnavailable(f"The {service} service did not answer within {self.timeout:g} s; retry shortly.",
+                                     code="service_timeout") from None
+        except UnknownService:
+            raise ServiceUnavailable(f"The {service} service is not running; retry shortly.",
+                                     code="service_unavailable") from None
+        except (OperationalError, ConnectionError, OSError) as error:
+            raise ServiceUnavailable(f"The message broker cannot be reached ({error.__class__.__name__}); "
+                                     "retry shortly.", code="broker_unavailable") from None
+
+    def _discard(self, cluster):
+        try:
+            cluster.stop()
+        except Exception:  # a broken connection may fail to close; it is dropped either way
+            log.debug("discarding a broken RPC proxy", exc_info=True)
+
+    def close(self):
+        while True:
+            try:
+                cluster, _proxy = self._idle.get_nowait()
+            except queue.Empty:
+                return
+            self._discard(cluster)

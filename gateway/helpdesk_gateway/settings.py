@@ -1,0 +1,15 @@
+"""Gateway settings, read once from the environment (the same names in every deployment)."""
+from dataclasses import dataclass, field
+
+from helpdesk_common.config import amqp_uri, env
+
+
+@dataclass(frozen=True)
+class Settings:
+    amqp_uri: str = field(default_factory=amqp_uri)
+    database_url: str = field(default_factory=lambda: env("HELPDESK_GATEWAY_DB_URL", "sqlite:///var/gateway.db"))
+    bootstrap_token: str | None = field(default_factory=lambda: env("HELPDESK_BOOTSTRAP_TOKEN"))
+    max_body_bytes: int = field(default_factory=lambda: int(env("HELPDESK_MAX_BODY_BYTES", 1_048_576)))
+    rpc_timeout: float = field(default_factory=lambda: float(env("HELPDESK_RPC_TIMEOUT", 10)))
+    rpc_pool_size: int = field(default_factory=lambda: int(env("HELPDESK_RPC_POOL_SIZE", 64)))
+    token_cache_seconds: float = field(default_factory=lambda: float(env("HELPDESK_TOKEN_CACHE_SECONDS", 30)))

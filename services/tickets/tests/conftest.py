@@ -1,0 +1,108 @@
+"""Shared fixtures of the tickets tests: a migrated database per test, rules, viewers, helpers."""
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import sessionmaker
+
+from helpdesk_common.contracts.tickets import NewTicket, Viewer
+from helpdesk_common.database import engine_for
+from tickets import domain
+from tickets.migrate import upgrade
+from tickets.models import Outbox
+from tickets.workflow import Workflow
+
+NUMBER_FORMAT = "T{year}-{seq:05d}"
+
+
+@pytest.fixture
+def db_url(tmp_path):
+    """A fresh SQLite file, migrated to the latest schema with the service's own migrations."""
+    url = f"sqlite:///{tmp_path / 'tickets.db'}"
+    upgrade(url)
+    yield url
+    engine_for(url).dispose()
+
+
+@pytest.fixture
+def sessions(db_url):
+    """A session factory on the test database (the same engine the service would use)."""
+    return sessionmaker(engine_for(db_url), expire_on_commit=False)
+
+
+@pytest.fixture
+def rules():
+    return domain.Rules(workflow=Workflow.load(), number_format=NUMBER_FORMAT)
+
+
+@pytest.fixture
+def admin():
+    return Viewer(actor="ada", role="admin", correlation_id="corr-admin")
+
+
+@pytest.fixture
+def agent():
+    return Viewer(actor="alan", role="agent")
+
+
+@pytest.fixture
+def customer():
+    return Viewer(actor="carol", role="customer", email="carol@example.com")
+
+
+@pytest.fixture
+def other_customer():
+    return Viewer(actor="dave", role="customer", email="dave@example.com")
+
+
+def ticket_body(**overrides):
+    body = {"subject": "Printer on fire", "description": "It is on fire.",
+            "requester": {"email": "carol@example.com", "name": "Carol"}}
+    body.update(overrides)
+    return body
+
+
+def _new_ticket(**overrides):
+    return NewTicket.model_validate(ticket_body(**overrides))
+
+
+@pytest.fixture
+def new_ticket():
+    """Build a valid NewTicket command; keyword arguments replace or add fields."""
+    return _new_ticket
+
+
+@pytest.fixture
+def open_ticket(sessions, rules, admin):
+    """Open a ticket in its own committed transaction; returns its view."""
+
+    def make(viewer=None, **overrides):
+        with sessions.begin() as session:
+            view, created = domain.open_ticket(session, _new_ticket(**overrides), viewer or admin, rules)
+        assert created
+        return view
+
+    return make
+
+
+@pytest.fixture
+def outbox_rows(sessions):
+    """Read the outbox rows, oldest first (optionally of one event type)."""
+
+    def read(event_type=None):
+        with sessions() as session:
+            query = select(Outbox).order_by(Outbox.seq)
+            if event_type:
+                query = query.where(Outbox.event_type == event_type)
+            return list(session.scalars(query))
+
+    return read
+
+
+@pytest.fixture
+def count_rows(sessions):
+    """Count the rows of a model's table."""
+
+    def count(model):
+        with sessions() as session:
+            return session.scalar(select(func.count()).select_from(model))
+
+    return count

@@ -1,0 +1,223 @@
+"""The tickets service in a real nameko container on a real RabbitMQ (a throwaway vhost per test).
+
+Commands go in over RPC (nameko's standalone proxy, as the gateway calls it); events come out on the
+``tickets.events`` topic exchange, read here by a plain kombu consumer as any integrator would.
+"""
+import socket
+import time
+import uuid
+from datetime import datetime, timezone
+
+import pytest
+from kombu import Connection, Exchange, Queue
+from nameko.exceptions import RemoteError
+from nameko.standalone.rpc import ServiceRpcProxy
+from sqlalchemy import select
+
+from helpdesk_common.errors import Forbidden, HelpdeskError, InvalidTransition, NotFound, ValidationFailed
+from helpdesk_common.events import CATALOGUE, SPECVERSION
+from tickets.models import Outbox
+from tickets.service import TicketsService
+
+ENVELOPE_KEYS = {"id", "type", "source", "time", "specversion", "schema_version", "correlation_id", "data"}
+
+
+def wait_for(condition, timeout=10.0, message="condition"):
+    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        time.sleep(0.02)
+
+
+class EventTap:
+    """A queue bound to ``tickets.events`` with ``#``: every event the service publishes lands here."""
+
+    def __init__(self, amqp_uri, exchange="tickets.events"):
+        self.connection = Connection(amqp_uri)
+        exchange = Exchange(exchange, type="topic", durable=True)
+        self.queue = Queue(f"test-tap-{uuid.uuid4().hex}", exchange=exchange, routing_key="#",
+                           exclusive=True, auto_delete=True)
+        self.messages = []
+        self.consumer = self.connection.Consumer(self.queue, callbacks=[self._received], accept=["json"])
+        self.consumer.consume()  # declares exchange, queue and binding now, before anything happens
+
+    def _received(self, body, message):
+        self.messages.append((body, message))
+        message.ack()
+
+    @property
+    def envelopes(self):
+        return [body for body, _ in self.messages]
+
+    def wait_for(self, condition, timeout=10.0, message="events"):
+        """Consume until ``condition(envelopes)`` holds; returns the envelopes."""
+        deadline = time.monotonic() + timeout
+        while not condition(self.envelopes):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"timed out waiting for {message}; got {[e['type'] for e in self.envelopes]}")
+            try:
+                self.connection.drain_events(timeout=min(remaining, 0.25))
+            except socket.timeout:
+                pass
+        return self.envelopes
+
+    def wait_for_types(self, types, timeout=10.0):
+        return self.wait_for(lambda got: [e["type"] for e in got] == types, timeout, message=str(types))
+
+    def close(self):
+        self.connection.release()
+
+
+def assert_envelope(envelope, message, event_type, correlation_id, subject):
+    assert ENVELOPE_KEYS <= set(envelope)
+    assert envelope["type"] == event_type
+    assert envelope["source"] == "tickets"
+    assert envelope["specversion"] == SPECVERSION
+    assert envelope["schema_version"] == CATALOGUE[event_type].schema_version
+    assert envelope["correlation_id"] == correlation_id
+    assert envelope["subject"] == subject
+    uuid.UUID(envelope["id"])
+    assert datetime.fromisoformat(envelope["time"]).utcoffset().total_seconds() == 0
+    # the AMQP message carries the same identity, so brokers' tools and consumers can dedupe
+    assert message.delivery_info["routing_key"] == event_type
+    assert message.properties["message_id"] == envelope["id"]
+    assert message.properties["type"] == event_type
+    assert message.headers["correlation_id"] == (correlation_id or "")
+    return CATALOGUE[event_type].data_model.model_validate(envelope["data"])
+
+
+@pytest.fixture
+def config(rabbit_config, db_url):
+    return {**rabbit_config, "TICKETS_DB_URL": db_url, "TICKET_NUMBER_FORMAT": "T{year}-{seq:05d}",
+            "serializer": "json"}
+
+
+@pytest.fixture
+def tap(config):
+    tap = EventTap(config["AMQP_URI"])
+    yield tap
+    tap.close()
+
+
+@pytest.fixture
+def service(container_factory, config, tap):
+    container = container_factory(TicketsService, config)
+    container.start()
+    return container
+
+
+@pytest.fixture
+def tickets(config, service):
+    with ServiceRpcProxy("tickets", config, timeout=15) as proxy:
+        yield proxy
+
+
+AGENT = {"actor": "alan", "role": "agent", "correlation_id": "req-agent"}
+CUSTOMER = {"actor": "carol", "role": "customer", "email": "carol@example.com", "correlation_id": "req-carol"}
+TICKET = {"subject": "Printer on fire", "description": "It is on fire.",
+          "requester": {"email": "carol@example.com", "name": "Carol"}, "tags": ["printer"]}
+
+
+def test_a_ticket_life_is_announced_on_the_bus(tickets, tap, sessions):
+    created = tickets.create_ticket(TICKET, CUSTOMER, idempotency_key="form-1")
+    assert created["created"] is True
+    number = created["ticket"]["number"]
+    assert number == f"T{datetime.now(timezone.utc).year}-00001"
+    envelopes = tap.wait_for_types(["ticket_created"])
+    data = assert_envelope(envelopes[0], tap.messages[0][1], "ticket_created", "req-carol", number)
+    assert data.ticket.number == number and data.ticket.status == "new"
+    assert data.ticket.requester.email == "carol@example.com"
+
+    updated = tickets.update_ticket(number, {"status": "pending", "assignee": "alan"}, AGENT)
+    assert updated["status"] == "pending"
+    tickets.add_message(number, {"body": "Here is the log"}, CUSTOMER)
+    envelopes = tap.wait_for_types(["ticket_created", "ticket_updated", "status_changed", "message_added",
+                                    "status_changed"])
+
+    data = assert_envelope(envelopes[1], tap.messages[1][1], "ticket_updated", "req-agent", number)
+    assert {(c.field, c.old, c.new) for c in data.changes} == {("status", "new", "pending"),
+                                                                ("assignee", None, "alan")}
+    data = assert_envelope(envelopes[2], tap.messages[2][1], "status_changed", "req-agent", number)
+    assert (data.from_status, data.to_status) == ("new", "pending")
+    data = assert_envelope(envelopes[3], tap.messages[3][1], "message_added", "req-carol", number)
+    assert (data.message.body, data.message.visibility, data.message.author) == (
+        "Here is the log", "public", "carol")
+    assert data.ticket.status == "open"  # the customer's reply took it back to open
+    data = assert_envelope(envelopes[4], tap.messages[4][1], "status_changed", "req-carol", number)
+    assert (data.from_status, data.to_status) == ("pending", "open")
+    assert len({e["id"] for e in envelopes}) == 5
+
+    # every outbox row was marked published once the broker confirmed it
+    def all_published():
+        with sessions() as session:
+            rows = session.execute(select(Outbox.event_id, Outbox.published_at)).all()
+        return len(rows) == 5 and all(published for _, published in rows) and rows
+    rows = wait_for(all_published, message="outbox rows marked published")
+    assert {event_id for event_id, _ in rows} == {e["id"] for e in envelopes}
+
+    # an idempotent repeat answers the same ticket and announces nothing new: the next event is ours
+    again = tickets.create_ticket(TICKET, CUSTOMER, idempotency_key="form-1")
+    assert again["created"] is False and again["ticket"]["number"] == number
+    tickets.update_ticket(number, {"priority": "high"}, AGENT)
+    envelopes = tap.wait_for(lambda got: len(got) >= 6)
+    assert [e["type"] for e in envelopes[5:]] == ["ticket_updated"]
+
+    # reads over RPC
+    assert tickets.get_ticket(number, CUSTOMER)["priority"] == "high"
+    assert [m["body"] for m in tickets.list_messages(number, CUSTOMER)] == ["Here is the log"]
+    page = tickets.list_tickets({"requester": "carol@example.com"}, AGENT)
+    assert [t["number"] for t in page["items"]] == [number]
+
+
+def test_remote_errors_arrive_as_the_shared_error_classes(tickets, tap):
+    number = tickets.create_ticket(TICKET, AGENT)["ticket"]["number"]
+    tickets.update_ticket(number, {"status": "closed"}, AGENT)
+
+    with pytest.raises(InvalidTransition) as caught:
+        tickets.update_ticket(number, {"status": "open"}, AGENT)
+    error = caught.value
+    assert not isinstance(error, RemoteError) and isinstance(error, HelpdeskError)
+    assert error.code == "invalid_transition" and error.status == 409
+    assert error.details == [{"field": "status", "code": "invalid_transition", "from": "closed", "to": "open",
+                              "allowed": []}]
+    assert "closed" in str(error)
+
+    with pytest.raises(ValidationFailed) as caught:
+        tickets.create_ticket({**TICKET, "colour": "red", "requester": {"email": "nope"}}, AGENT)
+    assert {(d["field"], d["code"]) for d in caught.value.details} == {
+        ("colour", "unknown_field"), ("requester.email", "invalid_value")}
+
+    with pytest.raises(NotFound) as caught:
+        tickets.get_ticket("T1999-00001", AGENT)
+    assert caught.value.code == "ticket_not_found"
+
+    with pytest.raises(Forbidden) as caught:
+        tickets.update_ticket(number, {"priority": "low"}, {**CUSTOMER, "email": "carol@example.com"})
+    assert caught.value.code == "agents_only"
+
+    # the failed commands announced nothing: after the two good ones, the next event is the sentinel
+    tickets.update_ticket(number, {"priority": "high"}, {**AGENT, "correlation_id": "sentinel"})
+    types = [e["type"] for e in tap.wait_for(lambda got: any(e["correlation_id"] == "sentinel" for e in got))]
+    assert types == ["ticket_created", "ticket_updated", "status_changed", "ticket_updated"]
+
+
+def test_custom_fields_and_workflow_over_rpc(tickets, tap):
+    assert tickets.define_custom_field({"name": "plan", "label": "Plan", "type": "enum",
+                                        "options": ["free", "pro"], "required": True})["name"] == "plan"
+    assert [f["name"] for f in tickets.list_custom_fields()] == ["plan"]
+    with pytest.raises(ValidationFailed) as caught:
+        tickets.create_ticket(TICKET, AGENT)
+    assert caught.value.details[0] == {"field": "custom_fields.plan", "code": "missing",
+                                       "message": "'Plan' is required"}
+    created = tickets.create_ticket({**TICKET, "custom_fields": {"plan": "pro"}}, AGENT)
+    assert created["ticket"]["custom_fields"] == {"plan": "pro"}
+    envelope = tap.wait_for_types(["ticket_created"])[0]
+    assert envelope["data"]["ticket"]["custom_fields"] == {"plan": "pro"}
+    assert tickets.get_workflow()["initial"] == "new"
+    assert tickets.ping() == {"service": "tickets", "ok": True}

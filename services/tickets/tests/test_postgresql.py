@@ -1,0 +1,77 @@
+"""The same rules on PostgreSQL (production's database): numbers, literal search, paging, idempotency."""
+import uuid
+
+import psycopg2
+import pytest
+from sqlalchemy.orm import sessionmaker
+
+from helpdesk_common.contracts.tickets import TicketChanges, TicketQuery
+from helpdesk_common.database import engine_for
+from helpdesk_common.errors import InvalidTransition, ValidationFailed
+from tickets import domain
+from tickets.migrate import upgrade
+from tickets.models import Outbox
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+def pg_sessions():
+    name = f"tickets_test_{uuid.uuid4().hex[:12]}"
+    admin = psycopg2.connect(host="127.0.0.1", user="postgres", dbname="postgres")
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute(f'CREATE DATABASE "{name}"')
+    url = f"postgresql://postgres@127.0.0.1:5432/{name}"
+    try:
+        upgrade(url)
+        yield sessionmaker(engine_for(url), expire_on_commit=False)
+    finally:
+        engine_for(url).dispose()
+        with admin.cursor() as cursor:
+            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+def test_ticket_rules_on_postgresql(pg_sessions, rules, admin, customer, new_ticket):
+    subjects = ["100% broken", "user_name", "username", "Path C:\\temp", "plain"]
+    views = []
+    for subject in subjects:
+        with pg_sessions.begin() as session:
+            views.append(domain.open_ticket(session, new_ticket(subject=subject), admin, rules,
+                                            idempotency_key=subject)[0])
+    numbers = [v["number"] for v in views]
+    assert numbers == [f"{numbers[0][:-5]}{i:05d}" for i in range(1, 6)]
+    with pg_sessions.begin() as session:  # an idempotent repeat
+        again, created = domain.open_ticket(session, new_ticket(subject="plain"), admin, rules,
+                                            idempotency_key="plain")
+    assert (again["number"], created) == (numbers[4], False)
+    with pytest.raises(ValidationFailed):
+        with pg_sessions.begin() as session:
+            domain.open_ticket(session, new_ticket(subject="other"), admin, rules, idempotency_key="plain")
+
+    def find(viewer=admin, **filters):
+        with pg_sessions() as session:
+            page = domain.find_tickets(session, TicketQuery.model_validate(filters), viewer)
+        return [t["number"] for t in page["items"]], page["next_cursor"]
+
+    assert find(text="%")[0] == [numbers[0]]
+    assert find(text="_")[0] == [numbers[1]]
+    assert find(text="USERNAME")[0] == [numbers[2]]
+    assert find(text="\\")[0] == [numbers[3]]
+    seen, cursor = [], None
+    while True:
+        page, cursor = find(customer, limit=2, **({"cursor": cursor} if cursor else {}))
+        seen += page
+        if cursor is None:
+            break
+    assert seen == numbers[::-1]
+
+    with pg_sessions.begin() as session:
+        domain.change_ticket(session, numbers[0], TicketChanges(status="closed"), admin, rules)
+    with pytest.raises(InvalidTransition):
+        with pg_sessions.begin() as session:
+            domain.change_ticket(session, numbers[0], TicketChanges(status="open"), admin, rules)
+    with pg_sessions() as session:
+        assert [o.event_type for o in session.query(Outbox).order_by(Outbox.seq)] == (
+            ["ticket_created"] * 5 + ["ticket_updated", "status_changed"])
