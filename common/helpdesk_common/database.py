@@ -11,11 +11,14 @@ under eventlet:
 """
 import functools
 import os
+import random
+import time
 from datetime import datetime, timezone
 
 from nameko.extensions import DependencyProvider
 from sqlalchemy import DateTime, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import sessionmaker
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.types import TypeDecorator
@@ -99,6 +102,36 @@ def engine_for(url):
     if parsed.get_backend_name() == "postgresql" and _is_eventlet_patched():
         make_psycopg_green()
     return create_engine(parsed, pool_size=20, max_overflow=10, pool_pre_ping=True)
+
+
+RETRYABLE_PG_CODES = ("40001", "40P01")  # serialization failure, deadlock detected
+
+
+def is_retryable(error):
+    """A transaction that failed only because a concurrent one got there first, and may simply be rerun:
+    a unique key taken meanwhile, a deadlock, a serialization failure, SQLite busy beyond its timeout."""
+    if isinstance(error, IntegrityError):
+        return True
+    if isinstance(error, OperationalError):
+        code = getattr(getattr(error, "orig", None), "pgcode", None)
+        return code in RETRYABLE_PG_CODES or "database is locked" in str(error)
+    return False
+
+
+def run_in_transaction(sessions, change, attempts=3):
+    """Run ``change(session)`` in one transaction; rerun it when it lost a race with a concurrent one.
+
+    The rerun sees what the other transaction committed (the contact it created, the idempotency key it
+    recorded), so it takes the path that agrees with it.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            with sessions.begin() as session:
+                return change(session)
+        except DBAPIError as error:
+            if attempt == attempts or not is_retryable(error):
+                raise
+            time.sleep(random.uniform(0.001, 0.01) * attempt)  # green under eventlet; spreads the rerun
 
 
 class Database(DependencyProvider):

@@ -8,6 +8,8 @@ import json
 from dataclasses import dataclass
 
 from sqlalchemy import func, or_, select, text
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from helpdesk_common.database import utcnow
@@ -75,6 +77,26 @@ def _record(session, ticket, viewer, field, old, new, at):
     session.add(HistoryRecord(ticket_id=ticket.id, at=at, actor=viewer.actor, field=field, old=old, new=new))
 
 
+def _contacts(session, requesters):
+    """The contacts of these requesters by email, creating the missing ones.
+
+    INSERT ... ON CONFLICT DO NOTHING, in email order: replicas creating the same new contact at once
+    neither fail on the unique email nor deadlock on each other's rows.
+    """
+    names = {}
+    for requester in requesters:
+        names.setdefault(requester.email.lower(), requester.name)
+    found = {c.email: c for c in session.scalars(select(Contact).where(Contact.email.in_(names)))}
+    missing = sorted(set(names) - set(found))
+    if missing:
+        insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        now = utcnow()
+        session.execute(insert(Contact).values([{"email": email, "name": names[email], "created_at": now}
+                                                for email in missing]).on_conflict_do_nothing(index_elements=["email"]))
+        found.update((c.email, c) for c in session.scalars(select(Contact).where(Contact.email.in_(missing))))
+    return found
+
+
 def _request_hash(command):
     canonical = json.dumps(command.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
@@ -139,8 +161,7 @@ def open_tickets(session: Session, requests, rules: Rules):
     outcomes = [None] * len(requests)
     with session.no_autoflush:
         definitions = custom_fields.load_definitions(session)
-        emails = {command.requester.email.lower() for command, _, _ in requests}
-        contacts = {c.email: c for c in session.scalars(select(Contact).where(Contact.email.in_(emails)))}
+        contacts = _contacts(session, [command.requester for command, _, _ in requests])
         keys = {key for _, _, key in requests if key}
         earlier = {(k.client, k.key): k for k in session.scalars(
             select(IdempotencyKey).where(IdempotencyKey.key.in_(keys)))} if keys else {}
@@ -165,12 +186,8 @@ def open_tickets(session: Session, requests, rules: Rules):
         now = utcnow()
         tickets = []
         for (index, command, viewer, key, digest, values), ticket_id in zip(fresh, _allocate_ids(session, len(fresh))):
-            email = command.requester.email.lower()
-            contact = contacts.get(email)
-            if contact is None:
-                contact = contacts[email] = Contact(email=email, name=command.requester.name, created_at=now)
-                session.add(contact)
-            elif command.requester.name and not contact.name:
+            contact = contacts[command.requester.email.lower()]
+            if command.requester.name and not contact.name:
                 contact.name = command.requester.name
             ticket = Ticket(
                 id=ticket_id, number=rules.number_for(ticket_id, now), subject=command.subject,

@@ -2,12 +2,11 @@
 from nameko.extensions import DependencyProvider
 from nameko.rpc import rpc
 from sqlalchemy import text
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
 from helpdesk_common.contracts import validate
 from helpdesk_common.contracts.tickets import NewCustomField, NewMessage, NewTicket, TicketChanges, TicketQuery, Viewer
-from helpdesk_common.database import Database
+from helpdesk_common.database import Database, run_in_transaction
 from helpdesk_common.errors import EXPECTED_ERRORS, HelpdeskError, to_wire
 from helpdesk_common.metrics import EntrypointMetrics
 from helpdesk_common.outbox import OutboxRelay
@@ -41,18 +40,11 @@ class TicketsService:
     metrics = EntrypointMetrics()
 
     def _write(self, change, number=""):
-        """Run ``change(session)`` in one transaction, once more if a unique key raced."""
-        for attempt in (1, 2):
-            try:
-                with self.db.begin() as session:
-                    return change(session)
-            except IntegrityError:
-                # A concurrent request created the same contact or idempotency key first; the
-                # second attempt finds it. A second failure is a real error.
-                if attempt == 2:
-                    raise
-            except StaleDataError:
-                raise concurrent_change(number)
+        """Run ``change(session)`` in one transaction, rerun if it lost a race with another replica."""
+        try:
+            return run_in_transaction(self.db, change)
+        except StaleDataError:
+            raise concurrent_change(number)
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def create_ticket(self, ticket, viewer, idempotency_key=None):
