@@ -90,7 +90,10 @@ class Authenticator:
         else:
             identity = self._load(digest)
             with self._lock:
-                self._cache[digest] = (identity, now + self.cache_seconds)
+                if identity is None:  # never remember unknown tokens: any client could grow the cache unbounded
+                    self._cache.pop(digest, None)
+                else:
+                    self._cache[digest] = (identity, now + self.cache_seconds)
         if identity is None:
             raise Unauthorized("This API token is unknown or was revoked.", code="invalid_token")
         return identity

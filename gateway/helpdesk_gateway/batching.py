@@ -8,8 +8,11 @@ error. A lone request is sent at once, so batching adds no delay when the platfo
 import queue
 import threading
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 
 from helpdesk_common.errors import from_wire
+
+from .rpc import ServiceUnavailable
 
 
 class BatchCaller:
@@ -32,7 +35,12 @@ class BatchCaller:
             self._start()  # lazily: threads must be made in the process that serves (after gunicorn forks)
         answer = Future()
         self._waiting.put((item, answer))
-        return answer.result(timeout=self.timeout)
+        try:
+            return answer.result(timeout=self.timeout)
+        except FutureTimeout:
+            answer.cancel()  # still queued: it is dropped, not sent after the caller gave up
+            raise ServiceUnavailable(f"The {self.service} service did not answer within {self.timeout:g} s; "
+                                     "retry shortly.", code="service_timeout") from None
 
     def _start(self):
         with self._lock:
@@ -49,14 +57,22 @@ class BatchCaller:
                     batch.append(self._waiting.get_nowait())
                 except queue.Empty:
                     break
+            batch = [(item, answer) for item, answer in batch if answer.set_running_or_notify_cancel()]
+            if not batch:
+                continue
             try:
                 answers = self.pool.call(self.service, self.method, [item for item, _ in batch])
+                if len(answers) != len(batch):
+                    raise RuntimeError(f"{self.service}.{self.method} answered {len(answers)} results "
+                                       f"for {len(batch)} items")
+                outcomes = [(from_wire(result["error"]), None) if "error" in result else (None, result)
+                            for result in answers]
             except Exception as error:  # the whole call failed: every waiting request learns why
                 for _, answer in batch:
                     answer.set_exception(error)
                 continue
-            for (_, answer), result in zip(batch, answers):
-                if "error" in result:
-                    answer.set_exception(from_wire(result["error"]))
+            for (_, answer), (error, result) in zip(batch, outcomes):
+                if error is not None:
+                    answer.set_exception(error)
                 else:
                     answer.set_result(result)
