@@ -20,6 +20,7 @@ from pydantic import BaseModel
 from .contracts import View
 from .contracts.tickets import Change, MessageView, TicketView
 from .contracts.kb import ArticleView
+from .contracts.intake import EmailSent, MessageQuarantined, MessageReceived
 
 SPECVERSION = "1.0"
 
@@ -110,6 +111,15 @@ CATALOGUE = {
                   "or attached to a new ticket for the agent (context ticket). Carries no typed text."),
         EventType("suggestion_opened", "kb_search", SuggestionOpened,
                   "A suggested article was opened; with suggestion_shown, the basis of deflection figures."),
+        EventType("message_received", "intake", MessageReceived,
+                  "A customer's message arrived on a channel (email, web form, phone, social) and opened a "
+                  "ticket (created_ticket true) or was appended to one. Auto-replies and bounces never are."),
+        EventType("message_quarantined", "intake", MessageQuarantined,
+                  "An inbound message could not be turned into a ticket; it is kept whole for an operator to "
+                  "inspect and retry (GET /api/v1/intake/quarantine)."),
+        EventType("email_sent", "intake", EmailSent,
+                  "Mail to a customer (acknowledgement, public reply, status update) was accepted by the SMTP "
+                  "server."),
     ]
 }
 
@@ -173,3 +183,95 @@ def event_time(envelope) -> Optional[datetime]:
     """The ``time`` attribute as an aware datetime."""
     value = envelope.get("time")
     return datetime.fromisoformat(value) if value else None
+
+
+# --- Routing, tiers, SLAs and escalation (issue 4) --------------------------------------------------
+# Appended as a block of its own: the entries above stay as they are.
+
+class AgentRef(View):
+    id: int
+    name: str
+    email: str
+    assignee: str  # how the ticket names the agent in its ``assignee`` field: "agent-<id>"
+
+
+class TicketAssigned(View):
+    ticket_number: str
+    assignee: str
+    agent: AgentRef
+    team: Optional[str] = None
+    tier: int = 1
+    priority: Optional[str] = None  # the priority after routing (a rule may raise it)
+    language: Optional[str] = None  # given with the ticket or detected by routing
+    reason: str
+    rule: Optional[str] = None
+    manual: bool = False
+    previous_assignee: Optional[str] = None
+    assigned_at: datetime
+
+
+class TicketQueued(View):
+    ticket_number: str
+    team: Optional[str] = None
+    tier: int = 1
+    priority: Optional[str] = None
+    language: Optional[str] = None
+    required_skills: dict[str, int] = {}
+    reason: str
+    rule: Optional[str] = None
+    previous_assignee: Optional[str] = None
+    queued_at: datetime
+
+
+class TicketEscalated(View):
+    ticket_number: str
+    from_team: Optional[str] = None
+    to_team: Optional[str] = None
+    from_tier: int
+    to_tier: int
+    trigger: str  # manual | sla_breach | urgent_priority | reopened
+    reason: str
+    actor: str
+    escalated_at: datetime
+
+
+class SlaClock(View):
+    ticket_number: str
+    metric: str  # first_response | resolution
+    policy: Optional[str] = None
+    priority: Optional[str] = None
+    team: Optional[str] = None
+    tier: int = 1
+    target_seconds: int  # business seconds
+    elapsed_seconds: float  # business seconds, pauses excluded
+    remaining_seconds: float
+    due_at: Optional[datetime] = None
+    at: datetime
+
+
+class SlaWarning(SlaClock):
+    threshold: float  # the fraction of the target elapsed that triggers the warning
+
+
+class SlaBreached(SlaClock):
+    pass
+
+
+for _entry in [
+    EventType("ticket_assigned", "routing", TicketAssigned,
+              "A ticket was assigned (or reassigned) to an agent, by a routing rule, from the team queue, "
+              "or by hand (``manual``). The tickets service sets assignee, team, tier and priority from it."),
+    EventType("ticket_queued", "routing", TicketQueued,
+              "No agent of the chosen team and tier could take the ticket now: it waits in the team queue "
+              "and is assigned, in priority and age order, as soon as an agent frees up."),
+    EventType("ticket_escalated", "routing", TicketEscalated,
+              "A ticket moved up its escalation path (next tier or another team), by an agent or "
+              "automatically (SLA breach, urgent priority, repeated reopening); followed by "
+              "ticket_assigned or ticket_queued."),
+    EventType("sla_warning", "tickets", SlaWarning,
+              "An SLA clock (first response or resolution) passed its warning threshold, in business time."),
+    EventType("sla_breached", "tickets", SlaBreached,
+              "An SLA clock passed its target, in business time; routing may escalate the ticket."),
+]:
+    CATALOGUE[_entry.name] = _entry
+del _entry

@@ -8,13 +8,12 @@ from sqlalchemy.orm import sessionmaker
 from helpdesk_common.database import engine_for
 
 from . import errors, observability
-from .api import tickets
-from .auth import Authenticator
+from .api import operation_for, tickets
+from .auth import ANONYMOUS, Authenticator
 from .batching import BatchCaller
 from .rpc import RpcPool
 from .settings import Settings
 
-PUBLIC_PATHS = ("/health", "/metrics", "/api/openapi.json")
 
 
 def create_app(settings=None):
@@ -34,9 +33,13 @@ def create_app(settings=None):
     def authenticate():
         g.started = time.perf_counter()
         g.request_id = request.headers.get("X-Request-ID") or uuid.uuid4().hex
-        if request.url_rule is None or request.path in PUBLIC_PATHS:
-            return None  # unknown addresses answer 404, public ones need no token
-        g.identity = authenticator.identify(request.headers.get("Authorization"))
+        if request.url_rule is None:
+            return None  # unknown addresses answer 404, with or without a token
+        header = request.headers.get("Authorization")
+        if header is None and operation_for(request.endpoint).public:
+            g.identity = ANONYMOUS  # public routes serve visitors; a token, when sent, still counts
+            return None
+        g.identity = authenticator.identify(header)
         return None
 
     @app.after_request

@@ -41,6 +41,10 @@ class Identity:
                 "correlation_id": correlation_id}
 
 
+ANONYMOUS = Identity(actor="anonymous", role="anonymous")
+"""A visitor without a token, on the routes that serve visitors (the portal's knowledge base, /health)."""
+
+
 def hash_token(token):
     return hashlib.sha256(token.encode()).hexdigest()
 

@@ -85,7 +85,7 @@ class Viewer(Contract):
     """Who is asking. The gateway authenticates; the tickets service applies what they may see."""
 
     actor: Name
-    role: Literal["admin", "agent", "customer", "system"]
+    role: Literal["admin", "agent", "customer", "system", "anonymous"]
     email: Optional[str] = None
     teams: list[str] = []
     correlation_id: Optional[str] = None

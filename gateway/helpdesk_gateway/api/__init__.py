@@ -13,6 +13,7 @@ from helpdesk_common.contracts import validate
 from helpdesk_common.errors import Forbidden, HelpdeskError, ValidationFailed
 
 OPERATIONS = []
+_BY_ENDPOINT = {}
 
 
 @dataclass
@@ -32,6 +33,13 @@ class Operation:
     errors: tuple = ()
     headers: dict = field(default_factory=dict)
     public: bool = False
+
+
+def operation_for(endpoint):
+    """The declared operation behind a Flask endpoint (a non-public placeholder for undeclared ones)."""
+    if len(_BY_ENDPOINT) != len(OPERATIONS):
+        _BY_ENDPOINT.update((record.endpoint, record) for record in OPERATIONS)
+    return _BY_ENDPOINT.get(endpoint, _UNDECLARED)
 
 
 def operation(blueprint, rule, method, *, summary, tag, **meta):
@@ -56,6 +64,9 @@ def operation(blueprint, rule, method, *, summary, tag, **meta):
         return view
 
     return register
+
+
+_UNDECLARED = Operation(rule="", method="", summary="", tag="", endpoint="", public=False)
 
 
 class BadRequest(HelpdeskError):

@@ -150,3 +150,13 @@ def test_agent_without_teams_and_admin_see_everything(sessions, agent, admin, te
     assert _numbers(sessions, agent) == everything
     assert _numbers(sessions, admin) == everything
     assert _numbers(sessions, Viewer(actor="admin2", role="admin", teams=["billing"])) == everything
+
+
+# --- visitors --------------------------------------------------------------------------------------
+
+def test_an_anonymous_viewer_sees_no_ticket_at_all(sessions, carols_and_daves):
+    visitor = Viewer(actor="anonymous", role="anonymous")
+    carol, _ = carols_and_daves
+    assert _numbers(sessions, visitor) == []
+    with pytest.raises(NotFound):
+        _find(sessions, carol, visitor)

@@ -7,7 +7,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-from sqlalchemy import func, or_, select, text
+from sqlalchemy import false, func, or_, select, text
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -103,13 +103,17 @@ def _request_hash(command):
 
 
 def _visible(query, viewer):
-    """Limit a ticket query to what ``viewer`` may see."""
+    """Limit a ticket query to what ``viewer`` may see (anyone unknown sees nothing)."""
+    if viewer.role in ("admin", "system"):
+        return query
+    if viewer.role == "agent":
+        if viewer.teams:
+            return query.where(or_(Ticket.team.in_(viewer.teams), Ticket.team.is_(None)))
+        return query
     if viewer.role == "customer":
         return query.join(Contact, Ticket.requester_id == Contact.id).where(
             Contact.email == (viewer.email or "").lower())
-    if viewer.role == "agent" and viewer.teams:
-        return query.where(or_(Ticket.team.in_(viewer.teams), Ticket.team.is_(None)))
-    return query
+    return query.where(false())
 
 
 def find_ticket(session: Session, number, viewer):

@@ -1,0 +1,192 @@
+"""Contracts of the intake service: what the channels send in, and the views and events it answers with."""
+from datetime import datetime
+from typing import Annotated, Any, Literal, Optional
+
+from nameko.exceptions import deserialize_to_instance
+from pydantic import EmailStr, Field, StringConstraints
+
+from ..errors import HelpdeskError
+from . import Contract, View
+from .tickets import FieldName, LongText, Name, Priority, Requester, ShortText, Tag
+
+Language = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}$")]
+ExternalId = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+class UploadedFile(Contract):
+    """A file sent with a web form, base64-encoded."""
+
+    filename: Annotated[str, StringConstraints(min_length=1, max_length=255)]
+    content_type: Annotated[str, StringConstraints(min_length=3, max_length=100,
+                                                   pattern=r"^[\w.+-]+/[\w.+-]+$")] = "application/octet-stream"
+    content_base64: Annotated[str, StringConstraints(max_length=20_000_000)]
+
+
+class WebForm(Contract):
+    """A request submitted through the customer portal's form."""
+
+    subject: ShortText
+    description: LongText
+    requester: Requester
+    priority: Priority = "normal"
+    language: Optional[Language] = None
+    category: Optional[Name] = None
+    team: Optional[Name] = None
+    tags: Annotated[list[Tag], Field(max_length=50)] = []
+    custom_fields: dict[FieldName, Any] = {}
+    attachments: Annotated[list[UploadedFile], Field(max_length=10)] = []
+    submission_id: Optional[ExternalId] = None
+    """Set by the form (one per rendered form): a double submission then makes one ticket."""
+
+
+class PhoneCall(Contract):
+    """A call record posted by the call-centre system."""
+
+    call_id: ExternalId
+    caller_number: Annotated[str, StringConstraints(min_length=3, max_length=40, pattern=r"^\+?[0-9 ()./-]+$")]
+    caller_email: Optional[EmailStr] = None
+    caller_name: Optional[Annotated[str, StringConstraints(max_length=200)]] = None
+    agent: Optional[Name] = None
+    direction: Literal["inbound", "outbound"] = "inbound"
+    duration_seconds: Annotated[int, Field(ge=0, le=86_400)] = 0
+    notes: Optional[LongText] = None
+    recording_url: Optional[Annotated[str, StringConstraints(max_length=2000, pattern=r"^https?://")]] = None
+    ticket_number: Optional[Annotated[str, StringConstraints(min_length=1, max_length=40)]] = None
+    started_at: Optional[datetime] = None
+    language: Optional[Language] = None
+
+
+class SocialMessage(Contract):
+    """A message posted by a social-media connector."""
+
+    platform: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{1,29}$")]
+    message_id: ExternalId
+    thread_id: ExternalId
+    handle: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+    name: Optional[Annotated[str, StringConstraints(max_length=200)]] = None
+    email: Optional[EmailStr] = None
+    text: LongText
+    url: Optional[Annotated[str, StringConstraints(max_length=2000, pattern=r"^https?://")]] = None
+    language: Optional[Language] = None
+
+
+class QuarantineQuery(Contract):
+    status: Optional[Literal["held", "resolved"]] = None
+    limit: Annotated[int, Field(ge=1, le=200)] = 50
+
+
+class OutgoingQuery(Contract):
+    status: Optional[Literal["pending", "sent", "failed"]] = None
+    ticket_number: Optional[Annotated[str, StringConstraints(max_length=40)]] = None
+    limit: Annotated[int, Field(ge=1, le=200)] = 50
+
+
+class IntakeResult(View):
+    """What a channel submission became."""
+
+    ticket_number: str
+    created: bool
+    """False: appended to an existing ticket, or a repeat of a submission already taken."""
+    duplicate: bool = False
+
+
+class QuarantinedView(View):
+    id: int
+    channel: str
+    mailbox: Optional[str] = None
+    reason: str
+    status: str
+    size: int
+    sha256: str
+    subject: Optional[str] = None
+    sender: Optional[str] = None
+    attempts: int
+    ticket_number: Optional[str] = None
+    created_at: datetime
+    retried_at: Optional[datetime] = None
+
+
+class OutgoingMailView(View):
+    id: int
+    kind: str
+    ticket_number: str
+    to: str
+    subject: str
+    message_id: str
+    status: str
+    attempts: int
+    last_error: Optional[str] = None
+    next_attempt_at: Optional[datetime] = None
+    created_at: datetime
+    sent_at: Optional[datetime] = None
+
+
+class AttachmentView(View):
+    id: int
+    ticket_number: str
+    filename: str
+    content_type: str
+    size: int
+    sha256: str
+    inline: bool = False
+    content_id: Optional[str] = None
+    message_ref: Optional[str] = None
+    """The inbound message it came with (Message-ID, or the channel's id)."""
+
+
+class ChannelsView(View):
+    mailboxes: list[dict]
+    smtp: Optional[dict] = None
+    support_address: str
+    ticket_number_pattern: str
+    closed_ticket_rule: str
+    languages: list[str]
+
+
+# --- event data ------------------------------------------------------------------------------------
+
+class MessageReceived(View):
+    channel: str
+    ticket_number: str
+    created_ticket: bool
+    """True: the message opened the ticket; False: it was appended to it."""
+    message_ref: Optional[str] = None
+    """Message-ID of an email, or the channel's own id of the message."""
+    sender: str
+    subject: Optional[str] = None
+    mailbox: Optional[str] = None
+    team: Optional[str] = None
+    attachments: list[AttachmentView] = []
+    follows: Optional[str] = None
+    """The closed ticket this new one continues, when a reply to a closed ticket opened it."""
+
+
+class MessageQuarantined(View):
+    quarantine_id: int
+    channel: str
+    mailbox: Optional[str] = None
+    reason: str
+    sha256: str
+
+
+class EmailSent(View):
+    mail_id: int
+    kind: Literal["acknowledgement", "reply", "status"]
+    ticket_number: str
+    to: str
+    message_id: str
+    attempts: int
+
+
+# --- errors intake's callers act on (registered with nameko, so the gateway gets these classes back) ---
+
+@deserialize_to_instance
+class RateLimited(HelpdeskError):
+    status = 429
+    default_code = "rate_limited"
+
+
+@deserialize_to_instance
+class TooLarge(HelpdeskError):
+    status = 413
+    default_code = "payload_too_large"

@@ -1,0 +1,164 @@
+"""The intake API: the portal's web form, signed webhooks (phone, social), and the operators' views of
+the quarantine, the outgoing mail queue, channel configuration and a ticket's attachments.
+
+Webhook signatures are verified here, in the gateway, not in intake: only the gateway has the exact
+bytes the sender signed (a body re-serialised for RPC would not match), the architecture gives the
+gateway the webhooks' signing, and a forged or replayed request is refused before it costs a broker
+round trip. A sender signs ``<timestamp>.<raw body>`` with HMAC-SHA256 and the channel's shared secret::
+
+    X-Helpdesk-Timestamp: 1767261600
+    X-Helpdesk-Signature: sha256=<hex digest>
+
+The timestamp must be within five minutes of the gateway's clock (replay protection). Secrets come from
+``HELPDESK_WEBHOOK_SECRET_PHONE`` and ``HELPDESK_WEBHOOK_SECRET_SOCIAL``; a channel without one is off.
+Webhook routes authenticate by signature alone (``public=True``): the app must let their paths through
+without a bearer token.
+"""
+import hashlib
+import hmac
+import json
+import os
+import time
+
+from flask import Blueprint, jsonify, request
+
+from helpdesk_common.contracts import validate
+from helpdesk_common.contracts.intake import (AttachmentView, ChannelsView, IntakeResult, OutgoingMailView,
+                                               OutgoingQuery, PhoneCall, QuarantinedView, QuarantineQuery,
+                                               SocialMessage, WebForm)
+from helpdesk_common.errors import Forbidden, HelpdeskError, ValidationFailed
+
+from . import json_body, operation, query_args, services, viewer
+
+bp = Blueprint("intake", __name__, url_prefix="/api/v1")
+
+SIGNATURE_HEADER = "X-Helpdesk-Signature"
+TIMESTAMP_HEADER = "X-Helpdesk-Timestamp"
+MAX_SKEW_SECONDS = 300
+SECRETS = {"phone": "HELPDESK_WEBHOOK_SECRET_PHONE", "social": "HELPDESK_WEBHOOK_SECRET_SOCIAL"}
+WRITE_ERRORS = (400, 413, 415, 422)
+WEBHOOK_HEADERS = {TIMESTAMP_HEADER: "Unix time of signing; within 5 minutes of the server's clock.",
+                   SIGNATURE_HEADER: "sha256=<hex HMAC-SHA256 of '<timestamp>.<raw body>' with the shared secret>"}
+
+
+class InvalidSignature(HelpdeskError):
+    status = 401
+    default_code = "invalid_signature"
+
+
+def sign(secret, timestamp, body):
+    """The signature a sender puts in X-Helpdesk-Signature (also what integrators' tests use)."""
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return "sha256=" + mac.hexdigest()
+
+
+def verify_signature(secret, timestamp, signature, body, now=None):
+    """Raise InvalidSignature unless ``signature`` signs ``body`` at ``timestamp`` with ``secret``."""
+    if not timestamp or not signature:
+        raise InvalidSignature(f"Sign the request: headers {TIMESTAMP_HEADER} and {SIGNATURE_HEADER}.",
+                               code="missing_signature")
+    try:
+        moment = int(timestamp)
+    except ValueError:
+        raise InvalidSignature(f"{TIMESTAMP_HEADER} must be a Unix time in seconds.") from None
+    if abs((now if now is not None else time.time()) - moment) > MAX_SKEW_SECONDS:
+        raise InvalidSignature("The signature is too old or from the future; sign each request afresh.",
+                               code="stale_signature")
+    if not hmac.compare_digest(sign(secret, timestamp, body).encode(), signature.strip().encode()):
+        raise InvalidSignature("The signature does not match the body.")
+
+
+def _signed_json(channel):
+    secret = os.environ.get(SECRETS[channel])
+    if not secret:
+        raise Forbidden(f"The {channel} webhook is not enabled on this installation.", code="webhook_disabled")
+    body = request.get_data(cache=True)
+    verify_signature(secret, request.headers.get(TIMESTAMP_HEADER), request.headers.get(SIGNATURE_HEADER), body)
+    try:
+        data = json.loads(body)
+    except ValueError:
+        raise HelpdeskError("The body is not valid JSON.", code="invalid_json") from None
+    if not isinstance(data, dict):
+        raise ValidationFailed("The body must be a JSON object.", code="invalid_body")
+    return data
+
+
+def _result(answer):
+    return jsonify(answer), (201 if answer["created"] and not answer.get("duplicate") else 200)
+
+
+@operation(bp, "/intake/web-form", "POST", summary="Submit the portal's request form", tag="intake", body=WebForm,
+           answer=IntakeResult, answer_status=201, errors=WRITE_ERRORS + (403, 429))
+def submit_web_form():
+    """Opens a ticket (channel web) with attachments (base64) and custom fields. A repeated
+    ``submission_id`` answers with the first ticket (200). Limited in size and per address per hour (429)."""
+    form = json_body()
+    if viewer()["role"] == "customer":
+        form.setdefault("requester", {"email": viewer()["email"]})
+    validate(WebForm, form)
+    return _result(services().call("intake", "submit_web_form", form, viewer()))
+
+
+@operation(bp, "/intake/webhooks/phone", "POST", summary="A call record from the call-centre system",
+           tag="intake", body=PhoneCall, answer=IntakeResult, answer_status=201, public=True,
+           errors=(400, 401, 403, 413, 415, 422), headers=WEBHOOK_HEADERS)
+def phone_webhook():
+    """Signed with HMAC-SHA256 (see the headers). Opens a ticket (channel phone), or adds the call to
+    ``ticket_number``; the same ``call_id`` twice is taken once."""
+    call = _signed_json("phone")
+    validate(PhoneCall, call, strict=False)
+    return _result(services().call("intake", "record_phone_call", call))
+
+
+@operation(bp, "/intake/webhooks/social", "POST", summary="A message from a social-media connector",
+           tag="intake", body=SocialMessage, answer=IntakeResult, answer_status=201, public=True,
+           errors=(400, 401, 403, 413, 415, 422), headers=WEBHOOK_HEADERS)
+def social_webhook():
+    """Signed with HMAC-SHA256. A message in a known thread is added to its ticket; otherwise it opens
+    one (channel social). The same ``message_id`` twice is taken once."""
+    message = _signed_json("social")
+    validate(SocialMessage, message)
+    return _result(services().call("intake", "receive_social_message", message))
+
+
+@operation(bp, "/intake/quarantine", "GET", summary="Messages that could not become tickets", tag="intake",
+           query=QuarantineQuery, answer=QuarantinedView, answer_is_list=True, roles=("admin",), errors=(403, 422))
+def list_quarantine():
+    """Newest first, with the reason; the raw message is kept whole in intake's database."""
+    return jsonify(services().call("intake", "list_quarantine", query_args(QuarantineQuery).model_dump()))
+
+
+@operation(bp, "/intake/quarantine/<int:quarantine_id>/retry", "POST", summary="Retry a quarantined message",
+           tag="intake", answer=QuarantinedView, roles=("admin",), errors=(403, 404))
+def retry_quarantined(quarantine_id):
+    """Runs the message through intake again: ``resolved`` with its ticket, or still ``held`` with the reason."""
+    return jsonify(services().call("intake", "retry_quarantined", quarantine_id))
+
+
+@operation(bp, "/intake/outgoing", "GET", summary="The queue of mail to customers", tag="intake",
+           query=OutgoingQuery, answer=OutgoingMailView, answer_is_list=True, roles=("admin",), errors=(403, 422))
+def list_outgoing():
+    """Newest first: ``pending`` (with its next attempt), ``sent``, or ``failed`` (with the last error)."""
+    return jsonify(services().call("intake", "list_outgoing", query_args(OutgoingQuery).model_dump()))
+
+
+@operation(bp, "/intake/outgoing/<int:mail_id>/retry", "POST", summary="Send a failed mail again", tag="intake",
+           answer=OutgoingMailView, roles=("admin",), errors=(403, 404))
+def retry_outgoing(mail_id):
+    return jsonify(services().call("intake", "retry_outgoing", mail_id))
+
+
+@operation(bp, "/intake/channels", "GET", summary="Channel configuration", tag="configuration",
+           answer=ChannelsView, roles=("admin",), errors=(403,))
+def get_channels():
+    """Mailboxes (without passwords), SMTP, the support address, the ticket number pattern, the rule for
+    replies to closed tickets."""
+    return jsonify(services().call("intake", "get_channels"))
+
+
+@operation(bp, "/tickets/<number>/attachments", "GET", summary="Files that came with a ticket's messages",
+           tag="tickets", answer=AttachmentView, answer_is_list=True, errors=(404,))
+def list_attachments(number):
+    """Only for those who may see the ticket."""
+    services().call("tickets", "get_ticket", number, viewer())  # 404 for a ticket this viewer may not see
+    return jsonify(services().call("intake", "list_attachments", number))

@@ -1,0 +1,151 @@
+"""The routing API: agents, presence, teams, routing rules, manual assignment, escalation, queues.
+
+Register with ``app.register_blueprint(routing.bp)`` (routes are declared once with ``operation``, so
+they appear in the OpenAPI document). Calls the ``routing`` service over RPC.
+"""
+from flask import Blueprint, jsonify, url_for
+
+from helpdesk_common.contracts import validate
+from helpdesk_common.errors import NotFound
+from helpdesk_common.contracts.routing import (AgentChanges, AgentView, Escalation, ManualAssignment, NewAgent,
+                                               NewRule, NewTeam, PresenceChange, QueueQuery, RoutedTicketView,
+                                               RuleView, TeamChanges, TeamView)
+
+from . import json_body, operation, query_args, services, viewer
+
+bp = Blueprint("routing", __name__, url_prefix="/api/v1")
+
+WRITE_ERRORS = (400, 413, 415, 422)
+STAFF = ("admin", "agent")
+
+
+def _agent_id(agent_id):
+    if not agent_id.isdigit():
+        raise NotFound(f"There is no agent {agent_id}.", code="agent_not_found")
+    return int(agent_id)
+
+
+@operation(bp, "/agents", "POST", summary="Create an agent", tag="routing", body=NewAgent, answer=AgentView,
+           answer_status=201, roles=("admin",), errors=WRITE_ERRORS + (403, 409))
+def create_agent():
+    """Name, email, languages, skills (name → level 1-5), teams, tier, capacity (maximum open tickets),
+    presence and working hours. An agent created online takes waiting tickets at once."""
+    body = json_body()
+    validate(NewAgent, body)
+    agent = services().call("routing", "create_agent", body, viewer())
+    response = jsonify(agent)
+    response.status_code = 201
+    response.headers["Location"] = url_for("routing.get_agent", agent_id=agent["id"])
+    return response
+
+
+@operation(bp, "/agents", "GET", summary="List agents", tag="routing", answer=AgentView, answer_is_list=True,
+           roles=STAFF, errors=(403,))
+def list_agents():
+    """Every agent with their current load and presence."""
+    return jsonify(services().call("routing", "list_agents"))
+
+
+@operation(bp, "/agents/<agent_id>", "GET", summary="Read an agent", tag="routing", answer=AgentView, roles=STAFF,
+           errors=(403, 404))
+def get_agent(agent_id):
+    return jsonify(services().call("routing", "get_agent", _agent_id(agent_id)))
+
+
+@operation(bp, "/agents/<agent_id>", "PATCH", summary="Change an agent", tag="routing", body=AgentChanges,
+           answer=AgentView, roles=("admin",), errors=WRITE_ERRORS + (403, 404, 409))
+def update_agent(agent_id):
+    """Changes only the fields given. More capacity, a new team or tier takes waiting tickets at once."""
+    changes = json_body()
+    validate(AgentChanges, changes)
+    return jsonify(services().call("routing", "update_agent", _agent_id(agent_id), changes, viewer()))
+
+
+@operation(bp, "/agents/<agent_id>/presence", "PUT", summary="Set an agent's presence", tag="routing",
+           body=PresenceChange, answer=AgentView, roles=STAFF, errors=WRITE_ERRORS + (403, 404))
+def set_presence(agent_id):
+    """``online`` (takes waiting tickets at once), ``away`` or ``offline`` (keeps their tickets)."""
+    body = json_body()
+    validate(PresenceChange, body)
+    return jsonify(services().call("routing", "set_presence", _agent_id(agent_id), body, viewer()))
+
+
+@operation(bp, "/teams", "POST", summary="Create a team", tag="routing", body=NewTeam, answer=TeamView,
+           answer_status=201, roles=("admin",), errors=WRITE_ERRORS + (403, 409))
+def create_team():
+    """A team with its queue, tier, selection strategy (``round_robin``, ``least_loaded``,
+    ``skills_and_load``) and escalation path (``escalates_to``)."""
+    body = json_body()
+    validate(NewTeam, body)
+    return jsonify(services().call("routing", "create_team", body)), 201
+
+
+@operation(bp, "/teams", "GET", summary="List teams", tag="routing", answer=TeamView, answer_is_list=True,
+           roles=STAFF, errors=(403,))
+def list_teams():
+    """Every team with the number of tickets waiting in its queue."""
+    return jsonify(services().call("routing", "list_teams"))
+
+
+@operation(bp, "/teams/<name>", "PATCH", summary="Change a team", tag="routing", body=TeamChanges, answer=TeamView,
+           roles=("admin",), errors=WRITE_ERRORS + (403, 404))
+def update_team(name):
+    changes = json_body()
+    validate(TeamChanges, changes)
+    return jsonify(services().call("routing", "update_team", name, changes, viewer()))
+
+
+@operation(bp, "/routing/rules", "POST", summary="Add a routing rule", tag="routing", body=NewRule,
+           answer=RuleView, answer_status=201, roles=("admin",), errors=WRITE_ERRORS + (403,))
+def add_rule():
+    """Rules are tried in ``position`` order and the first match decides team, tier, required skills
+    and priority. Conditions: channels, mailboxes, categories, languages, priorities, requester
+    domains, custom fields, words in subject or description."""
+    body = json_body()
+    validate(NewRule, body)
+    return jsonify(services().call("routing", "add_rule", body)), 201
+
+
+@operation(bp, "/routing/rules", "GET", summary="List routing rules", tag="routing", answer=RuleView,
+           answer_is_list=True, roles=STAFF, errors=(403,))
+def list_rules():
+    return jsonify(services().call("routing", "list_rules"))
+
+
+@operation(bp, "/routing/rules/<int:rule_id>", "DELETE", summary="Delete a routing rule", tag="routing",
+           roles=("admin",), errors=(403, 404))
+def delete_rule(rule_id):
+    return jsonify(services().call("routing", "delete_rule", rule_id))
+
+
+@operation(bp, "/routing/queue", "GET", summary="Waiting tickets", tag="routing", query=QueueQuery,
+           answer=RoutedTicketView, answer_is_list=True, roles=STAFF, errors=(403, 422))
+def list_queue():
+    """Tickets waiting for an agent, most urgent first, then oldest; filter by ``team``."""
+    return jsonify(services().call("routing", "list_queue", query_args(QueueQuery).model_dump()))
+
+
+@operation(bp, "/tickets/<number>/assignment", "PUT", summary="Assign a ticket by hand", tag="routing",
+           body=ManualAssignment, answer=RoutedTicketView, roles=STAFF, errors=WRITE_ERRORS + (403, 404))
+def assign_ticket(number):
+    """Assign or reassign to ``agent_id`` with a ``reason`` (recorded); allowed beyond capacity."""
+    body = json_body()
+    validate(ManualAssignment, body)
+    return jsonify(services().call("routing", "assign_ticket", number, body, viewer()))
+
+
+@operation(bp, "/tickets/<number>/escalations", "POST", summary="Escalate a ticket", tag="routing",
+           body=Escalation, answer=RoutedTicketView, answer_status=201, roles=STAFF,
+           errors=WRITE_ERRORS + (403, 404, 409))
+def escalate_ticket(number):
+    """To the team's escalation target, or the next tier; or to ``to_team``. The reason is recorded."""
+    body = json_body()
+    validate(Escalation, body)
+    return jsonify(services().call("routing", "escalate_ticket", number, body, viewer())), 201
+
+
+@operation(bp, "/tickets/<number>/routing", "GET", summary="How a ticket was routed", tag="routing",
+           answer=RoutedTicketView, roles=STAFF, errors=(403, 404))
+def get_ticket_routing(number):
+    """Team, tier, queue state, current agent, and every assignment and escalation with its reason."""
+    return jsonify(services().call("routing", "get_ticket_routing", number))
