@@ -18,7 +18,7 @@ from kombu import Connection, Exchange
 from nameko.constants import AMQP_URI_CONFIG_KEY, PERSISTENT
 from nameko.extensions import DependencyProvider
 from prometheus_client import Counter, Gauge, Histogram
-from sqlalchemy import BigInteger, Integer, String, Text, JSON, select, update, delete, func
+from sqlalchemy import JSON, BigInteger, Integer, String, Text, delete, func, insert, select, update
 from sqlalchemy.orm import Mapped, mapped_column, sessionmaker
 
 from .database import UtcDateTime, engine_for, utcnow
@@ -129,8 +129,16 @@ class OutboxMixin:
 
 def stage(session, outbox_model, envelope):
     """Add ``envelope`` to the outbox in the caller's transaction; it is published after commit."""
-    session.add(outbox_model(event_id=envelope["id"], event_type=envelope["type"], envelope=envelope,
-                             created_at=utcnow()))
+    stage_many(session, outbox_model, [envelope])
+
+
+def stage_many(session, outbox_model, envelopes):
+    """Add several envelopes in one statement (executemany), in the caller's transaction."""
+    if envelopes:
+        now = utcnow()
+        session.execute(insert(outbox_model), [
+            {"event_id": envelope["id"], "event_type": envelope["type"], "envelope": envelope, "created_at": now,
+             "attempts": 0} for envelope in envelopes])
 
 
 class OutboxRelay(DependencyProvider):

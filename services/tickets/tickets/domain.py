@@ -7,7 +7,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-from sqlalchemy import false, func, or_, select, text
+from sqlalchemy import false, func, insert, or_, select, text
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from helpdesk_common.database import utcnow
 from helpdesk_common.errors import Forbidden, HelpdeskError, ValidationFailed
 from helpdesk_common.events import new_event
-from helpdesk_common.outbox import stage
+from helpdesk_common.outbox import stage, stage_many
 
 from . import custom_fields
 from .exceptions import idempotency_key_reused, ticket_not_found
@@ -203,16 +203,24 @@ def open_tickets(session: Session, requests, rules: Rules):
             )
             session.add(ticket)
             tickets.append((index, ticket, viewer, key, digest))
-        session.flush()  # contacts and tickets: one INSERT per table for the whole batch
+        session.flush()  # the tickets: one INSERT for the whole batch
+        keys, history, events = [], [], []
         for index, ticket, viewer, key, digest in tickets:
             if key:
-                session.add(IdempotencyKey(client=viewer.actor, key=key, request_hash=digest, ticket_id=ticket.id,
-                                           created_at=now))
-            _record(session, ticket, viewer, "created", None, {"channel": ticket.channel, "status": ticket.status},
-                    now)
+                keys.append({"client": viewer.actor, "key": key, "request_hash": digest, "ticket_id": ticket.id,
+                             "created_at": now})
+            history.append({"ticket_id": ticket.id, "at": now, "actor": viewer.actor, "field": "created",
+                            "old": None, "new": {"channel": ticket.channel, "status": ticket.status}})
             view = ticket_view(ticket)
-            _publish(session, "ticket_created", {"ticket": view}, viewer, ticket.number)
+            events.append(new_event("ticket_created", {"ticket": view}, correlation_id=viewer.correlation_id,
+                                    subject=ticket.number))
             outcomes[index] = (view, True)
+        # Rows nobody reads back in this transaction go in as plain executemany statements.
+        if keys:
+            session.execute(insert(IdempotencyKey), keys)
+        if history:
+            session.execute(insert(HistoryRecord), history)
+        stage_many(session, Outbox, events)
         for index, (first_index, first_digest), digest, key in repeats:
             first = outcomes[first_index]
             outcomes[index] = (idempotency_key_reused(key) if digest != first_digest
