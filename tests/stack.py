@@ -10,16 +10,24 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.parse
 import uuid
 
+import psycopg2
 import requests
+from kombu import Connection, Exchange, Queue
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.dirname(sys.executable)
 AMQP = os.environ.get("HELPDESK_TEST_AMQP", "pyamqp://guest:guest@127.0.0.1:5672/")
 RABBIT_API = os.environ.get("HELPDESK_TEST_RABBIT_API", "http://guest:guest@127.0.0.1:15672")
+
+
+# The services besides tickets: (folder, migration command).
+SERVICES = {"intake": ("services/intake", "intake-migrate"), "routing": ("services/routing", "routing-migrate"),
+            "kb_search": ("services/kb-search", "kb-migrate")}
 
 
 def free_port():
@@ -65,7 +73,7 @@ class Vhost:
 
 
 class Stack:
-    """The tickets service (one or more replicas) and the gateway, as processes.
+    """Every service (tickets in one or more replicas, intake, routing) and the gateway, as processes.
 
     :param workdir: where SQLite files and logs go.
     :param tickets_db_url: the tickets database (default: a SQLite file in ``workdir``).
@@ -80,10 +88,12 @@ class Stack:
         self.token = "hd_test_" + secrets.token_urlsafe(16)
         self.tickets_db_url = tickets_db_url or f"sqlite:///{self.workdir}/tickets.db"
         self.gateway_db_url = f"sqlite:///{self.workdir}/gateway.db"
+        self.service_db_urls = {name: f"sqlite:///{self.workdir}/{name}.db" for name in SERVICES}
         self.gateway_workers = gateway_workers
         self.gateway_threads = gateway_threads
         self.extra_env = env or {}
         self.tickets = []
+        self.services = {}
         self.gateway = None
 
     @property
@@ -97,6 +107,11 @@ class Stack:
             "HELPDESK_AMQP_URI": self.amqp_uri,
             "HELPDESK_TICKETS_DB_URL": self.tickets_db_url,
             "HELPDESK_GATEWAY_DB_URL": self.gateway_db_url,
+            "HELPDESK_INTAKE_DB_URL": self.service_db_urls["intake"],
+            "HELPDESK_ROUTING_DB_URL": self.service_db_urls["routing"],
+            "HELPDESK_KB_DB_URL": self.service_db_urls["kb_search"],
+            "HELPDESK_KB_INDEX_DIR": os.path.join(self.workdir, "kb-index"),
+            "HELPDESK_ATTACHMENTS_DIR": os.path.join(self.workdir, "attachments"),
             "HELPDESK_BOOTSTRAP_TOKEN": self.token,
             "HELPDESK_PORT": str(self.port),
             "HELPDESK_GATEWAY_WORKERS": str(self.gateway_workers),
@@ -119,6 +134,9 @@ class Stack:
                        check=True, capture_output=True)
         subprocess.run([os.path.join(BIN, "helpdesk"), "migrate"], cwd=ROOT, env=env, check=True,
                        capture_output=True)
+        for service, url in self.service_db_urls.items():
+            subprocess.run([os.path.join(BIN, SERVICES[service][1]), "--url", url], cwd=ROOT, env=env, check=True,
+                           capture_output=True)
 
     def start_tickets(self, **env):
         """Start one more tickets replica; returns its process."""
@@ -127,6 +145,13 @@ class Stack:
                                "services/tickets/config.yaml"], self.env(**env))
         self.tickets.append(process)
         return process
+
+    def start_service(self, name, **env):
+        """Start (or restart) the one process of service ``name`` (intake, routing, kb_search)."""
+        folder = SERVICES[name][0]
+        self.services[name] = self._spawn(name, [os.path.join(BIN, "nameko"), "run", f"{name}.service", "--config",
+                                                 f"{folder}/config.yaml"], self.env(**env))
+        return self.services[name]
 
     def start_gateway(self):
         self.gateway = self._spawn("gateway", [os.path.join(BIN, "gunicorn"), "-c", "gateway/gunicorn.conf.py",
@@ -137,6 +162,8 @@ class Stack:
         self.migrate()
         for _ in range(tickets_replicas):
             self.start_tickets()
+        for name in self.service_db_urls:
+            self.start_service(name)
         self.start_gateway()
         self.wait_healthy()
         return self
@@ -166,7 +193,7 @@ class Stack:
                 process.wait()
 
     def stop(self):
-        for process in [self.gateway, *self.tickets]:
+        for process in [self.gateway, *self.tickets, *self.services.values()]:
             if process is not None:
                 self.stop_process(process)
         self.vhost.delete()
@@ -174,3 +201,111 @@ class Stack:
     def log(self, name):
         with open(os.path.join(self.workdir, f"{name}.log"), errors="replace") as stream:
             return stream.read()
+
+
+# --- helpers the end-to-end tests share -------------------------------------------------------------
+
+PG_DSN = os.environ.get("HELPDESK_TEST_PG", "dbname=postgres user=postgres host=127.0.0.1")
+
+
+class PostgresDatabase:
+    """A throwaway PostgreSQL database on the local server."""
+
+    def __init__(self):
+        self.name = f"helpdesk_e2e_{uuid.uuid4().hex[:10]}"
+
+    def _admin(self, sql):
+        connection = psycopg2.connect(PG_DSN)
+        connection.autocommit = True
+        try:
+            connection.cursor().execute(sql)
+        finally:
+            connection.close()
+
+    def create(self):
+        self._admin(f"CREATE DATABASE {self.name}")
+        return f"postgresql://postgres@127.0.0.1/{self.name}"
+
+    def drop(self):
+        self._admin(f"DROP DATABASE IF EXISTS {self.name} WITH (FORCE)")
+
+
+def database_url(kind):
+    """(url, cleanup) for a fresh database of ``kind``."""
+    if kind == "postgres":
+        database = PostgresDatabase()
+        return database.create(), database.drop
+    return None, lambda: None
+
+
+def create_token(stack, role, email=None, teams=()):
+    """A token made with the operator's command, as a deployment would."""
+    argv = [os.path.join(BIN, "helpdesk"), "token", "create", "--name", f"test-{role}", "--role", role]
+    if email:
+        argv += ["--email", email]
+    for team in teams:
+        argv += ["--team", team]
+    result = subprocess.run(argv, cwd=ROOT, env=stack.env(), check=True, capture_output=True, text=True)
+    return result.stdout.strip()
+
+
+class EventRecorder:
+    """Listens to ``tickets.events`` (bound before the test acts) and keeps every envelope."""
+
+    def __init__(self, amqp_uri):
+        self.amqp_uri = amqp_uri
+        self.events = []
+        self.error = None
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        try:
+            self._consume()
+        except BaseException as error:  # surfaced by wait(), so a dead listener never looks like a lost event
+            self.error = error
+            raise
+
+    def _consume(self):
+        exchange = Exchange("tickets.events", type="topic", durable=True)
+        with Connection(self.amqp_uri) as connection:
+            queue = Queue(f"e2e-{uuid.uuid4().hex[:8]}", exchange, routing_key="#", exclusive=True)
+
+            def keep(body, message):
+                self.events.append(body)
+                message.ack()
+
+            with connection.Consumer(queue, callbacks=[keep], accept=["json"]):
+                self._ready.set()
+                while not self._stop.is_set():
+                    try:
+                        connection.drain_events(timeout=0.1)
+                    except TimeoutError:
+                        pass
+
+    def __enter__(self):
+        self._thread.start()
+        assert self._ready.wait(10), "the event listener did not start"
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(5)
+
+    def of(self, event_type, number=None):
+        return [e for e in self.events if e["type"] == event_type
+                and (number is None or e.get("subject") == number)]
+
+    def wait(self, event_type, number=None, count=1, timeout=20):
+        assert self.error is None, f"the event listener died: {self.error!r}"
+        return wait_for(lambda: len(self.of(event_type, number)) >= count and self.of(event_type, number),
+                        timeout=timeout, what=f"{count} {event_type} event(s) for {number}")
+
+
+def new_ticket(**overrides):
+    body = {"subject": "VPN drops every few minutes", "description": "Since the update the VPN disconnects.",
+            "requester": {"email": f"user-{uuid.uuid4().hex[:6]}@example.com", "name": "Ann Example"},
+            "priority": "normal"}
+    body.update(overrides)
+    return body

@@ -2,6 +2,7 @@
 they are checked as files: .ci/run also has docker-compose validate the compose file)."""
 import glob
 import os
+import tomllib
 
 import yaml
 
@@ -16,6 +17,21 @@ def documents():
                     yield os.path.relpath(path, ROOT), document
 
 
+# Deployment name -> the nameko module it runs, and the folder of its config.
+SERVICES = {"tickets": ("tickets", "tickets"), "intake": ("intake", "intake"),
+            "routing": ("routing", "routing"), "kb-search": ("kb_search", "kb-search")}
+
+
+def compose():
+    with open(os.path.join(ROOT, "docker-compose.yml")) as stream:
+        return yaml.safe_load(stream)
+
+
+def console_scripts(folder):
+    with open(os.path.join(ROOT, folder, "pyproject.toml"), "rb") as stream:
+        return tomllib.load(stream)["project"].get("scripts", {})
+
+
 def test_every_manifest_parses_and_names_its_kind():
     found = list(documents())
     assert found, "no Kubernetes manifests found"
@@ -25,21 +41,60 @@ def test_every_manifest_parses_and_names_its_kind():
 
 def test_every_deployment_has_probes_resources_and_a_command_that_exists():
     deployments = [d for _, d in documents() if d["kind"] == "Deployment"]
-    assert {d["metadata"]["name"] for d in deployments} >= {"gateway", "tickets"}
+    assert {d["metadata"]["name"] for d in deployments} >= {"gateway", *SERVICES}
     for deployment in deployments:
         for container in deployment["spec"]["template"]["spec"]["containers"]:
             assert container.get("readinessProbe") and container.get("livenessProbe"), container["name"]
             assert container.get("resources", {}).get("limits"), container["name"]
-    tickets = next(d for d in deployments if d["metadata"]["name"] == "tickets")
-    args = tickets["spec"]["template"]["spec"]["containers"][0]["args"]
-    assert args[:3] == ["nameko", "run", "tickets.service"]  # the module the service lives in
+    for name, (module, folder) in SERVICES.items():
+        deployment = next(d for d in deployments if d["metadata"]["name"] == name)
+        args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+        # the module the service lives in, and a config file the image has
+        assert args == ["nameko", "run", f"{module}.service", "--config", f"/app/services/{folder}/config.yaml"], name
+        assert os.path.exists(os.path.join(ROOT, "services", folder, module, "service.py")), name
+
+
+def test_every_migration_job_runs_a_console_script_of_its_package():
+    jobs = {d["metadata"]["name"]: d for _, d in documents() if d["kind"] == "Job"}
+    assert set(jobs) >= {f"{name}-migrate" for name in [*SERVICES, "gateway"]}
+    for name, (_, folder) in SERVICES.items():
+        args = jobs[f"{name}-migrate"]["spec"]["template"]["spec"]["containers"][0]["args"]
+        assert args[0] in console_scripts(os.path.join("services", folder)), (name, args)
 
 
 def test_compose_file_runs_every_service_with_the_pinned_constraints():
-    with open(os.path.join(ROOT, "docker-compose.yml")) as stream:
-        compose = yaml.safe_load(stream)
-    assert {"rabbitmq", "postgres", "tickets", "gateway"} <= set(compose["services"])
-    assert "container_name" not in compose["services"]["tickets"], "a fixed name would prevent --scale"
-    for dockerfile in ("services/tickets/Dockerfile", "gateway/Dockerfile"):
+    services = compose()["services"]
+    assert {"rabbitmq", "postgres", "elasticsearch", "gateway", *SERVICES} <= set(services)
+    for name in [*SERVICES, "gateway"]:
+        assert "container_name" not in services[name], f"{name}: a fixed name would prevent --scale"
+        assert f"{name}-migrate" in services, name
+    dockerfiles = {service["build"]["dockerfile"] for service in services.values() if "build" in service}
+    assert dockerfiles >= {f"services/{folder}/Dockerfile" for _, folder in SERVICES.values()} | {"gateway/Dockerfile"}
+    for dockerfile in dockerfiles:
         with open(os.path.join(ROOT, dockerfile)) as stream:
-            assert "constraints.txt" in stream.read(), dockerfile
+            assert "-c constraints.txt" in stream.read(), dockerfile
+
+
+def test_every_compose_migration_runs_a_console_script_of_its_package():
+    services = compose()["services"]
+    migrations = {name: service for name, service in services.items() if name.endswith("-migrate")}
+    assert set(migrations) >= {f"{name}-migrate" for name in [*SERVICES, "gateway"]}
+    for name, service in migrations.items():
+        folder = os.path.dirname(service["build"]["dockerfile"])  # the package the image installs
+        assert service["command"][0] in console_scripts(folder), (name, service["command"])
+        # the service itself runs the image the migration builds
+        assert services[name.removesuffix("-migrate")]["image"] == service["image"], name
+
+
+def test_compose_databases_and_scrape_jobs_cover_every_service():
+    services = compose()["services"]
+    databases = services["postgres"]["environment"]["HELPDESK_DATABASES"].split()
+    for name, service in services.items():
+        for key, value in service.get("environment", {}).items():
+            if key.endswith("_DB_URL"):
+                assert value.rsplit("/", 1)[-1].rstrip("}") in databases, (name, key)
+    with open(os.path.join(ROOT, "deploy", "prometheus", "prometheus.yml")) as stream:
+        jobs = {job["job_name"] for job in yaml.safe_load(stream)["scrape_configs"]}
+    assert jobs >= {"gateway", *SERVICES}
+    health = services["gateway"]["environment"]["HELPDESK_SERVICES"]
+    assert set(health.split(":-", 1)[-1].rstrip("}").split(",")) == {module for module, _ in SERVICES.values()}

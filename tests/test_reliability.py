@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from conftest import new_ticket
+from stack import new_ticket
 from stack import wait_for
 
 pytestmark = pytest.mark.e2e

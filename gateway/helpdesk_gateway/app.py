@@ -8,7 +8,7 @@ from sqlalchemy.orm import sessionmaker
 from helpdesk_common.database import engine_for
 
 from . import errors, observability
-from .api import operation_for, tickets
+from .api import intake, kb, operation_for, routing, tickets
 from .auth import ANONYMOUS, Authenticator
 from .batching import BatchCaller
 from .rpc import RpcPool
@@ -50,6 +50,9 @@ def create_app(settings=None):
         return response
 
     app.register_blueprint(tickets.bp)
+    app.register_blueprint(intake.bp)
+    app.register_blueprint(routing.bp)
+    app.register_blueprint(kb.bp)
     app.register_blueprint(observability.bp)
     errors.register(app)
     return app

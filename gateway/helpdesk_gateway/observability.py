@@ -14,7 +14,6 @@ bp = Blueprint("observability", __name__)
 REQUESTS = Counter("helpdesk_http_requests_total", "HTTP requests answered", ["method", "route", "status"])
 LATENCY = Histogram("helpdesk_http_request_duration_seconds", "Time to answer an HTTP request", ["method", "route"],
                     buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5))
-SERVICES = ("tickets",)
 
 
 def _timed(check):
@@ -42,7 +41,7 @@ def health():
 
     checks = {"broker": _timed(broker), "database": _timed(database)}
     rpc = current_app.extensions["helpdesk.rpc"]
-    for service in SERVICES:
+    for service in settings.services:
         checks[service] = _timed(lambda: rpc.call(service, "ping") and None)
     healthy = all(check["ok"] for check in checks.values())
     response = jsonify({"status": "ok" if healthy else "unavailable", "checks": checks})

@@ -165,3 +165,37 @@ class ImportReport(View):
     created: int
     updated: int
     ids: list[int]
+
+
+class SearchQuery(Contract):
+    """``GET /api/v1/kb/search`` query string: one value per filter (``tags`` comma-separated)."""
+
+    q: QueryText
+    lang: Language = "en"
+    category: Optional[CategoryPath] = None
+    type: Optional[ArticleType] = None
+    tags: Optional[Annotated[str, StringConstraints(max_length=500)]] = None
+    visibility: Optional[Visibility] = None
+    size: Annotated[int, Field(ge=1, le=50)] = 10
+    cursor: Optional[Cursor] = None
+
+    def filters(self):
+        """The service's SearchFilters as a dict."""
+        found = {"category": self.category, "types": [self.type] if self.type else None,
+                 "tags": [t.strip() for t in self.tags.split(",") if t.strip()] if self.tags else None,
+                 "visibility": self.visibility}
+        return {key: value for key, value in found.items() if value}
+
+
+class SuggestQuery(Contract):
+    """``GET /api/v1/kb/suggest`` query string, sent every few keystrokes by the portal."""
+
+    text: Annotated[str, StringConstraints(min_length=1, max_length=5_000)]
+    lang: Language = "en"
+    size: Annotated[int, Field(ge=1, le=10)] = 5
+
+
+class DraftRequest(Contract):
+    """Turn a solved ticket into a draft article (``language``: the article's; default the ticket's)."""
+
+    language: Optional[Language] = None

@@ -12,6 +12,8 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from helpdesk_common.consumer import first_delivery
+from helpdesk_common.contracts.tickets import TicketChanges, Viewer
 from helpdesk_common.database import utcnow
 from helpdesk_common.errors import Forbidden, HelpdeskError, ValidationFailed
 from helpdesk_common.events import new_event
@@ -19,7 +21,7 @@ from helpdesk_common.outbox import stage, stage_many
 
 from . import custom_fields
 from .exceptions import idempotency_key_reused, ticket_not_found
-from .models import Contact, HistoryRecord, IdempotencyKey, Message, Outbox, Ticket
+from .models import Contact, HistoryRecord, IdempotencyKey, Message, Outbox, ProcessedEvent, Ticket
 from .workflow import Workflow
 
 STAFF = ("admin", "agent", "system")
@@ -116,9 +118,16 @@ def _visible(query, viewer):
     return query.where(false())
 
 
-def find_ticket(session: Session, number, viewer):
-    """The ticket ``number`` if ``viewer`` may see it; otherwise the same error as a missing one."""
-    ticket = session.scalar(_visible(select(Ticket).where(Ticket.number == str(number)), viewer))
+def find_ticket(session: Session, number, viewer, for_update=False):
+    """The ticket ``number`` if ``viewer`` may see it; otherwise the same error as a missing one.
+
+    ``for_update`` locks the row (PostgreSQL) so that writers queue instead of failing each other's
+    version check; SQLite transactions are serialised already.
+    """
+    query = _visible(select(Ticket).where(Ticket.number == str(number)), viewer)
+    if for_update:
+        query = query.with_for_update(of=Ticket)
+    ticket = session.scalar(query)
     if ticket is None:
         raise ticket_not_found(number)
     return ticket
@@ -247,7 +256,7 @@ def change_ticket(session: Session, number, changes, viewer, rules: Rules):
     """Apply a partial update; every field that really changed is recorded and announced."""
     if viewer.role not in STAFF:
         raise Forbidden("Only agents can change a ticket.", code="agents_only")
-    ticket = find_ticket(session, number, viewer)
+    ticket = find_ticket(session, number, viewer, for_update=True)
     given = [field for field in CHANGEABLE if field in changes.model_fields_set]
     nulls = [field for field in given if field in NOT_NULL and getattr(changes, field) is None]
     if nulls:
@@ -288,7 +297,7 @@ def add_message(session: Session, number, command, viewer, rules: Rules):
     """Add a public reply or an internal note. A customer's reply takes a pending ticket back to open."""
     if command.visibility == "internal" and viewer.role not in STAFF:
         raise Forbidden("Internal notes are for agents only.", code="agents_only")
-    ticket = find_ticket(session, number, viewer)
+    ticket = find_ticket(session, number, viewer, for_update=True)
     now = utcnow()
     message = Message(ticket_id=ticket.id, visibility=command.visibility, author=viewer.actor,
                       author_role=viewer.role, body=command.body, created_at=now)
@@ -366,3 +375,37 @@ def find_tickets(session: Session, query, viewer):
     rows = rows[:query.limit]
     return {"items": [ticket_view(t) for t in rows],
             "next_cursor": str(rows[-1].id) if more and rows else None}
+
+
+ROUTING_HANDLER = "tickets.apply_routing"
+
+
+def apply_routing(session: Session, envelope, rules: Rules):
+    """Take over what routing decided (an assignment, a queue, an escalation), once per event.
+
+    Only fields that really change are written and announced, so routing's own ``ticket_updated`` echo
+    stays quiet; the decision's reason is kept in the history beside the changes it made.
+    """
+    if not first_delivery(session, ProcessedEvent, envelope["id"], ROUTING_HANDLER):
+        return None
+    data, kind = envelope["data"], envelope["type"]
+    if kind == "ticket_assigned":
+        changes = {"assignee": data["assignee"], "tier": data.get("tier", 1)}
+    elif kind == "ticket_queued":
+        changes = {"assignee": None, "tier": data.get("tier", 1)}
+    elif kind == "ticket_escalated":
+        changes = {"tier": data["to_tier"], **({"team": data["to_team"]} if data.get("to_team") else {})}
+    else:
+        raise ValueError(f"not a routing decision: {kind}")
+    if kind != "ticket_escalated" and data.get("team"):
+        changes["team"] = data["team"]  # no team chosen: the ticket keeps the one it has
+    if data.get("priority"):
+        changes["priority"] = data["priority"]
+    viewer = Viewer(actor="routing", role="system", correlation_id=envelope.get("correlation_id"))
+    view = change_ticket(session, data["ticket_number"], TicketChanges.model_validate(changes, strict=False),
+                         viewer, rules)
+    ticket = find_ticket(session, data["ticket_number"], viewer)
+    _record(session, ticket, viewer, kind, None, {"reason": data.get("reason"), "rule": data.get("rule"),
+                                                  "trigger": data.get("trigger")}, utcnow())
+    return view
+

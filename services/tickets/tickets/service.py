@@ -6,6 +6,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from helpdesk_common.contracts import validate
 from helpdesk_common.contracts.tickets import NewCustomField, NewMessage, NewTicket, TicketChanges, TicketQuery, Viewer
+from helpdesk_common.consumer import reliable_handler
 from helpdesk_common.database import Database, run_in_transaction
 from helpdesk_common.errors import EXPECTED_ERRORS, HelpdeskError, to_wire
 from helpdesk_common.metrics import EntrypointMetrics
@@ -124,6 +125,23 @@ class TicketsService:
     @rpc
     def get_workflow(self):
         return self.rules.workflow.describe()
+
+    # Routing's decisions. A concurrent edit (StaleDataError) is not a HelpdeskError, so reliable_handler
+    # retries it with backoff instead of parking it.
+    @reliable_handler("routing", "ticket_assigned")
+    def apply_assignment(self, event):
+        """Routing chose an agent: the ticket takes its assignee, team, tier (and priority)."""
+        run_in_transaction(self.db, lambda s: domain.apply_routing(s, event, self.rules))
+
+    @reliable_handler("routing", "ticket_queued")
+    def apply_queueing(self, event):
+        """No agent was free: the ticket waits unassigned in the chosen team's queue."""
+        run_in_transaction(self.db, lambda s: domain.apply_routing(s, event, self.rules))
+
+    @reliable_handler("routing", "ticket_escalated")
+    def apply_escalation(self, event):
+        """The ticket moved up its escalation path: new tier (and team)."""
+        run_in_transaction(self.db, lambda s: domain.apply_routing(s, event, self.rules))
 
     @rpc
     def ping(self):

@@ -1,0 +1,173 @@
+"""Routing decisions per second with 1,000 agents and 100,000 open tickets (p50/p99 per decision).
+
+    .venv/bin/python bench/routing.py [--db-url URL] [--decisions 3000]
+
+Builds a routing database (a SQLite file in a temporary folder by default; ``--db-url
+postgresql://postgres@127.0.0.1/somedb`` for an existing empty PostgreSQL database) with 1,000 agents in
+20 teams and 100,000 open tickets already assigned (loads to match), 20 routing rules, then routes new
+tickets one transaction each, as the ``ticket_created`` handler does. Three rows, measured in the same run:
+
+- *baseline: commit floor*: the same database writes a decision ends in (routed ticket row, one
+  conditional UPDATE of an agent, assignment row, outbox row), without rules or selection: what the
+  database alone costs per decision.
+- *selection in memory*: rules + language detection + ranking 50 candidates, no database.
+- *routing decision (full)*: ``domain.route_new_ticket`` end to end, committed.
+
+Figures only, never asserted. The delay from ``ticket_created`` to ``ticket_assigned`` through the
+broker is not measured here yet (see the report of issue 4).
+"""
+import argparse
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+
+# This file is named like the service's package: keep its folder off the import path.
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != os.path.dirname(os.path.abspath(__file__))]
+
+from sqlalchemy import insert, update
+from sqlalchemy.orm import sessionmaker
+
+from helpdesk_common.database import engine_for, utcnow
+from helpdesk_common.events import new_event
+from helpdesk_common.outbox import stage
+from routing import domain
+from routing.migrate import upgrade
+from routing.models import Agent, AgentTeam, Assignment, Outbox, RoutedTicket, Rule, Team
+from routing.rules import Candidate, RuleSpec, decide, ranked_agents
+
+AGENTS, TEAMS, OPEN_TICKETS = 1000, 20, 100_000
+SKILLS = ["vpn", "printers", "billing", "sql", "email", "wifi", "sso", "mobile"]
+LANGS = ["en", "nl", "sv"]
+TEXTS = {"en": "The {p} does not work since this morning, can you please help me?",
+         "nl": "De {p} werkt niet sinds vanochtend, kunnen jullie mij helpen?",
+         "sv": "{p} fungerar inte sedan i morse, kan ni hjälpa mig?"}
+
+
+def populate(sessions):
+    rng = random.Random(7)
+    now = utcnow()
+    with sessions.begin() as session:
+        session.execute(insert(Team), [{"name": f"team-{t}", "tier": 1, "strategy": "skills_and_load",
+                                        "created_at": now} for t in range(TEAMS)])
+        agents = []
+        for i in range(AGENTS):
+            agents.append({"id": i + 1, "name": f"Agent {i}", "email": f"a{i}@example.com",
+                           "languages": rng.sample(LANGS, 2), "tier": 1, "capacity": 120, "load": 100,
+                           "skills": {s: rng.randint(1, 5) for s in rng.sample(SKILLS, 4)}, "presence": "online",
+                           "working_hours": None, "last_assignment_id": 0, "created_at": now, "updated_at": now})
+        session.execute(insert(Agent), agents)
+        session.execute(insert(AgentTeam), [{"agent_id": i + 1, "team": f"team-{i % TEAMS}"} for i in range(AGENTS)])
+        for p, skill in enumerate(SKILLS * 2 + SKILLS[:4]):
+            session.execute(insert(Rule), [{"position": p + 1, "name": f"rule-{p}", "enabled": True,
+                                            "conditions": {"words": [skill, f"{skill}s"]} if p < 16 else
+                                            {"categories": [f"cat-{p}"]},
+                                            "actions": {"team": f"team-{p % TEAMS}",
+                                                        "required_skills": {skill: 2}}, "created_at": now}])
+    rows, assignments = [], []
+    for n in range(OPEN_TICKETS):
+        agent = n % AGENTS + 1
+        rows.append({"number": f"OLD-{n:07d}", "state": "assigned", "team": f"team-{(agent - 1) % TEAMS}", "tier": 1,
+                     "priority": "normal", "priority_rank": -1, "language": "en", "required_skills": {}, "rule": None,
+                     "agent_id": agent, "status": "open", "reopen_count": 0, "created_at": now, "queued_at": None,
+                     "updated_at": now})
+        assignments.append({"ticket_number": f"OLD-{n:07d}", "agent_id": agent, "team": rows[-1]["team"], "tier": 1,
+                            "at": now, "reason": "bench", "actor": "bench", "manual": False})
+        if len(rows) == 10_000:
+            with sessions.begin() as session:
+                session.execute(insert(RoutedTicket), rows)
+                session.execute(insert(Assignment), assignments)
+            rows, assignments = [], []
+
+
+def new_ticket(n, rng):
+    language = rng.choice(LANGS)
+    product = rng.choice(SKILLS)
+    return {"number": f"NEW-{n:07d}", "subject": f"{product} problem", "description": TEXTS[language].format(p=product),
+            "requester": {"email": "c@example.com"}, "channel": "email", "priority": rng.choice(["normal", "high"]),
+            "status": "new", "team": None, "tier": 1, "language": None, "custom_fields": {}, "version": 1,
+            "created_at": datetime.now(timezone.utc).isoformat()}
+
+
+def timed(label, count, one):
+    latencies = []
+    started = time.perf_counter()
+    for n in range(count):
+        t0 = time.perf_counter()
+        one(n)
+        latencies.append(time.perf_counter() - t0)
+    elapsed = time.perf_counter() - started
+    latencies.sort()
+    return (label, count / elapsed, statistics.median(latencies) * 1000, latencies[int(len(latencies) * 0.99) - 1] * 1000)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db-url")
+    parser.add_argument("--decisions", type=int, default=3000)
+    args = parser.parse_args(argv)
+    folder = tempfile.mkdtemp(prefix="routing-bench-")
+    url = args.db_url or f"sqlite:///{os.path.join(folder, 'routing.db')}"
+    upgrade(url)
+    sessions = sessionmaker(engine_for(url), expire_on_commit=False)
+    t0 = time.perf_counter()
+    populate(sessions)
+    print(f"populated {AGENTS} agents, {TEAMS} teams, {OPEN_TICKETS} open tickets in {time.perf_counter() - t0:.1f}s "
+          f"({engine_for(url).dialect.name})", file=sys.stderr)
+    settings = domain.Settings()
+    rng = random.Random(11)
+    count = args.decisions
+
+    def floor(n):
+        with sessions.begin() as session:
+            number = f"FLOOR-{n:07d}"
+            agent = n % AGENTS + 1
+            session.execute(insert(RoutedTicket).values(number=number, state="assigned", team="team-0", tier=1,
+                                                        priority="normal", priority_rank=-1, required_skills={},
+                                                        agent_id=agent, created_at=utcnow(), updated_at=utcnow()))
+            assignment = Assignment(ticket_number=number, agent_id=agent, team="team-0", tier=1, at=utcnow(),
+                                    reason="floor", actor="bench", manual=False)
+            session.add(assignment)
+            session.flush()
+            session.execute(update(Agent).where(Agent.id == agent, Agent.load < Agent.capacity + 10**6)
+                            .values(load=Agent.load + 0, last_assignment_id=assignment.id))
+            stage(session, Outbox, new_event("ticket_queued", {"ticket_number": number, "reason": "floor",
+                                                               "queued_at": utcnow().isoformat()}))
+
+    with sessions() as session:
+        specs = domain.active_rules(session)
+        pool = [domain._candidate(a) for a in session.query(Agent).limit(50)]
+    memory_tickets = [new_ticket(n, rng) for n in range(count)]
+
+    def in_memory(n):
+        d = decide(specs, memory_tickets[n])
+        ranked_agents(pool, tier=1, required_skills=d.required_skills, language=d.language,
+                      strategy="skills_and_load", now=utcnow())
+
+    tickets = [new_ticket(n, rng) for n in range(count)]
+    outcomes = {}
+
+    def full(n):
+        view = sessions_route(tickets[n])
+        outcomes[view["state"]] = outcomes.get(view["state"], 0) + 1
+
+    def sessions_route(ticket):
+        with sessions.begin() as session:
+            return domain.route_new_ticket(session, ticket, settings, domain.Context())
+
+    rows = [timed("baseline: commit floor (same writes, no rules)", count, floor),
+            timed("selection in memory (rules + 50 candidates)", count, in_memory),
+            timed("routing decision (full, committed)", count, full)]
+    print(f"\nRouting decisions: {AGENTS} agents, {OPEN_TICKETS} open tickets, {engine_for(url).dialect.name}, "
+          f"{count} decisions per row, one process")
+    print(f"{'what':<50} {'per second':>11} {'p50 ms':>8} {'p99 ms':>8}")
+    for label, rate, p50, p99 in rows:
+        print(f"{label:<50} {rate:>11,.0f} {p50:>8.2f} {p99:>8.2f}")
+    print(f"outcomes of the full decisions: {outcomes}")
+
+
+if __name__ == "__main__":
+    main()

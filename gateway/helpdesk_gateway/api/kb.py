@@ -1,0 +1,103 @@
+"""The knowledge-base API: articles (agents write, everyone reads what they may), search and suggestions
+(public: the portal's visitors search without a token; a token widens the view to internal articles)."""
+from flask import Blueprint, jsonify
+
+from helpdesk_common.contracts import validate
+from helpdesk_common.contracts.kb import (ArticleChanges, ArticleVersionView, ArticleView, BulkImport, DraftRequest,
+                                           ImportReport, NewArticle, SearchPage, SearchQuery, SuggestionList,
+                                           SuggestionOpened, SuggestQuery)
+
+from . import json_body, operation, query_args, services, viewer
+
+bp = Blueprint("kb", __name__, url_prefix="/api/v1")
+
+STAFF = ("admin", "agent")
+WRITE_ERRORS = (400, 413, 415, 422)
+
+
+@operation(bp, "/kb/articles", "POST", summary="Write an article", tag="knowledge base", body=NewArticle,
+           answer=ArticleView, answer_status=201, roles=STAFF, errors=WRITE_ERRORS + (403, 409))
+def create_article():
+    """Markdown body, rendered to sanitised HTML. ``status: published`` makes it searchable."""
+    article = json_body()
+    validate(NewArticle, article)
+    return jsonify(services().call("kb_search", "create_article", article, viewer())), 201
+
+
+@operation(bp, "/kb/articles/<int:article_id>", "GET", summary="Read an article", tag="knowledge base",
+           answer=ArticleView, errors=(404,), public=True)
+def get_article(article_id):
+    """Visitors and customers see published public articles; agents see every article."""
+    return jsonify(services().call("kb_search", "get_article", article_id, viewer()))
+
+
+@operation(bp, "/kb/articles/<int:article_id>", "PATCH", summary="Change an article", tag="knowledge base",
+           body=ArticleChanges, answer=ArticleView, roles=STAFF, errors=(404, 409) + WRITE_ERRORS)
+def update_article(article_id):
+    """Only the fields given change; ``expected_version`` refuses to overwrite someone else's edit."""
+    changes = json_body()
+    validate(ArticleChanges, changes)
+    return jsonify(services().call("kb_search", "update_article", article_id, changes, viewer()))
+
+
+@operation(bp, "/kb/articles/<int:article_id>", "DELETE", summary="Delete an article", tag="knowledge base",
+           roles=STAFF, errors=(404,))
+def delete_article(article_id):
+    return jsonify(services().call("kb_search", "delete_article", article_id, viewer()))
+
+
+@operation(bp, "/kb/articles/<int:article_id>/versions", "GET", summary="An article's versions",
+           tag="knowledge base", answer=ArticleVersionView, answer_is_list=True, roles=STAFF, errors=(404,))
+def list_versions(article_id):
+    return jsonify(services().call("kb_search", "list_versions", article_id, viewer()))
+
+
+@operation(bp, "/kb/import", "POST", summary="Import articles in bulk", tag="knowledge base", body=BulkImport,
+           answer=ImportReport, roles=("admin",), errors=WRITE_ERRORS + (403,))
+def import_articles():
+    """Up to 1,000 per call; an ``external_id`` seen before updates that article (safe to repeat)."""
+    body = json_body()
+    validate(BulkImport, body)
+    return jsonify(services().call("kb_search", "import_articles", body["articles"], viewer()))
+
+
+@operation(bp, "/kb/search", "GET", summary="Search the knowledge base", tag="knowledge base", query=SearchQuery,
+           answer=SearchPage, errors=(422,), public=True)
+def search():
+    """Ranked hits with a highlighted snippet and a score, in the searcher's language first; page with
+    ``cursor`` = the previous page's ``next_cursor``."""
+    query = query_args(SearchQuery)
+    return jsonify(services().call("kb_search", "search", query.q, query.lang, query.filters(), viewer(),
+                                   {"size": query.size, "cursor": query.cursor}))
+
+
+@operation(bp, "/kb/suggest", "GET", summary="Articles for what is being typed", tag="knowledge base",
+           query=SuggestQuery, answer=SuggestionList, errors=(422,), public=True)
+def suggest():
+    """For the portal's new-request form: the best public articles for the text so far."""
+    query = query_args(SuggestQuery)
+    return jsonify(services().call("kb_search", "suggest", query.text, query.lang, viewer(), query.size))
+
+
+@operation(bp, "/kb/suggestions/opened", "POST", summary="A suggested article was opened", tag="knowledge base",
+           body=SuggestionOpened, errors=WRITE_ERRORS, public=True)
+def suggestion_opened():
+    """Tells analytics which suggestion helped (deflection)."""
+    body = json_body()
+    command = validate(SuggestionOpened, body)
+    return jsonify(services().call("kb_search", "record_suggestion_opened", command.suggestion_id,
+                                   command.article_id, viewer(), command.position)), 201
+
+
+@operation(bp, "/tickets/<number>/article-draft", "POST", summary="Turn a solved ticket into a draft article",
+           tag="knowledge base", body=DraftRequest, answer=ArticleView, answer_status=201, roles=STAFF,
+           errors=(404,) + WRITE_ERRORS)
+def draft_from_ticket(number):
+    """The question and the public answers, with email addresses and phone numbers removed, as a draft
+    to review and publish."""
+    command = validate(DraftRequest, json_body())
+    who = viewer()
+    ticket = services().call("tickets", "get_ticket", number, who)
+    messages = services().call("tickets", "list_messages", number, who)
+    return jsonify(services().call("kb_search", "draft_from_ticket", ticket, messages, who,
+                                   command.language or ticket.get("language"))), 201

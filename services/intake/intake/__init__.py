@@ -1,0 +1,1 @@
+"""The intake service: every channel in and out, deduplicated and threaded."""

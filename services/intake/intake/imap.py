@@ -1,0 +1,129 @@
+"""Reading a mailbox over IMAP with the standard library's ``imaplib`` (green under eventlet).
+
+Why imaplib and not a client library: the poller needs five commands (LOGIN, SELECT, UID SEARCH, UID
+FETCH BODY.PEEK[], UID STORE/MOVE), imaplib speaks them on every server, ships with Python, and its
+sockets are made green by the monkey-patch. A library (imapclient, aioimaplib) would add a pin and, for
+the asyncio ones, a second event loop next to eventlet's.
+
+Messages are fetched with ``BODY.PEEK[]`` so fetching never marks them read: only :meth:`mark_processed`
+does, once their tickets exist.
+"""
+import imaplib
+import logging
+import re
+import ssl
+
+log = logging.getLogger(__name__)
+
+_UID = re.compile(rb"UID (\d+)")
+
+
+class MailboxError(Exception):
+    pass
+
+
+def _ssl_context(config):
+    context = ssl.create_default_context(cafile=config.cafile) if config.cafile else ssl.create_default_context()
+    if not config.tls_verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+class ImapMailbox:
+    """One mailbox's connection, opened on first use and re-opened after a failure."""
+
+    def __init__(self, config, timeout=30.0):
+        self.config = config
+        self.timeout = timeout
+        self.connection = None
+        self.can_move = False
+
+    def _check(self, answer, what):
+        status, data = answer
+        if status != "OK":
+            raise MailboxError(f"{what} failed on {self.config.name}: {data!r}")
+        return data
+
+    def connect(self):
+        config = self.config
+        if config.scheme == "imaps":
+            connection = imaplib.IMAP4_SSL(config.host, config.port, ssl_context=_ssl_context(config),
+                                           timeout=self.timeout)
+        else:
+            connection = imaplib.IMAP4(config.host, config.port, timeout=self.timeout)
+            if config.starttls:
+                connection.starttls(ssl_context=_ssl_context(config))
+        try:
+            self._check(connection.login(config.user, config.password), "LOGIN")
+            self._check(connection.select(_quote(config.folder)), "SELECT")
+            self.can_move = "MOVE" in connection.capabilities
+        except BaseException:
+            _close(connection)
+            raise
+        self.connection = connection
+        return connection
+
+    def _conn(self):
+        return self.connection or self.connect()
+
+    def fetch_unprocessed(self, limit):
+        """Up to ``limit`` unseen messages, oldest first: ``[(uid, raw bytes)]``."""
+        connection = self._conn()
+        try:
+            connection.noop()  # lets the server tell us about mail that arrived since the last poll
+            data = self._check(connection.uid("SEARCH", None, "UNSEEN"), "UID SEARCH")
+            uids = sorted({int(u) for u in (data[0] or b"").split()})[:limit]
+            if not uids:
+                return []
+            data = self._check(connection.uid("FETCH", ",".join(map(str, uids)), "(UID BODY.PEEK[])"), "UID FETCH")
+        except BaseException:
+            self.close()
+            raise
+        messages = []
+        for entry in data:
+            if isinstance(entry, tuple):
+                match = _UID.search(entry[0])
+                if match:
+                    messages.append((match.group(1).decode(), entry[1]))
+        messages.sort(key=lambda m: int(m[0]))
+        return messages
+
+    def mark_processed(self, uids):
+        """Flag ``uids`` \\Seen, then move them to the processed folder when one is configured."""
+        if not uids:
+            return
+        connection = self._conn()
+        uid_set = ",".join(uids)
+        try:
+            self._check(connection.uid("STORE", uid_set, "+FLAGS.SILENT", r"(\Seen)"), "UID STORE")
+            folder = self.config.processed_folder
+            if folder:
+                if self.can_move:
+                    self._check(connection.uid("MOVE", uid_set, _quote(folder)), "UID MOVE")
+                else:
+                    self._check(connection.uid("COPY", uid_set, _quote(folder)), "UID COPY")
+                    self._check(connection.uid("STORE", uid_set, "+FLAGS.SILENT", r"(\Deleted)"), "UID STORE")
+                    connection.expunge()
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self):
+        connection, self.connection = self.connection, None
+        if connection is not None:
+            _close(connection)
+
+
+def _quote(folder):
+    return '"' + folder.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _close(connection):
+    try:
+        connection.logout()
+    except Exception:  # already broken: dropping it is all that is left
+        try:
+            connection.shutdown()
+        except Exception:
+            pass

@@ -1,0 +1,474 @@
+"""Inbound messages into tickets: dedupe, threading, auto-reply filtering, quarantine. No nameko here.
+
+The flow for a batch of fetched mail (:meth:`Ingestor.ingest`):
+
+1. parse each message; one that cannot be read is quarantined whole, with the reason;
+2. in one transaction, look each up by Message-ID and content hash: a message already done is only
+   acknowledged again; auto-replies, bounces and bulk mail are recorded as ignored; the rest are
+   *claimed* (a ``pending`` row naming this worker), which also stops a second replica taking them;
+3. decide where each belongs: the ticket number in the subject, else In-Reply-To/References against
+   the Message-IDs intake received and sent, else a new ticket (a reply to a closed ticket follows the
+   configured rule) and write that decision into the claim;
+4. call the tickets service: one ``create_tickets`` for every new ticket of the batch (each with an
+   idempotency key derived from the message, so a retry returns the same ticket), ``add_message`` for
+   replies;
+5. in one transaction: the claims become ``done`` with their ticket, the Message-IDs and attachments are
+   recorded, and ``message_received`` is staged in the outbox.
+
+Only then does the caller mark the messages processed on the IMAP server. A process that dies anywhere
+leaves the message unseen on the server and its claim pending: the next poll resumes it (after the
+claim's lease when another worker held it). ``add_message`` has no idempotency key, so a resumed reply
+first looks for the message it may already have added (same author and text, since the claim).
+"""
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Optional
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from helpdesk_common.database import utcnow
+from helpdesk_common.errors import HelpdeskError, NotFound
+from helpdesk_common.events import new_event
+from helpdesk_common.failpoints import failpoint
+from helpdesk_common.outbox import stage
+
+from . import mime
+from .models import Attachment, InboundMessage, Outbox, QuarantinedMessage, ThreadMessageId
+
+log = logging.getLogger(__name__)
+
+SYSTEM = {"actor": "intake", "role": "system"}
+MAX_DESCRIPTION = 100_000
+NO_TEXT = "(no text)"
+
+
+def is_transient(error):
+    """A failure that retrying later can cure (service down, timeout), not a refusal of the request."""
+    return not isinstance(error, HelpdeskError)
+
+
+def customer_viewer(address):
+    return {"actor": address, "role": "customer", "email": address}
+
+
+def attachment_view(row, message_ref=None):
+    return {"id": row.id, "ticket_number": row.ticket_number, "filename": row.filename,
+            "content_type": row.content_type, "size": row.size, "sha256": row.sha256, "inline": row.inline,
+            "content_id": row.content_id, "message_ref": message_ref}
+
+
+def with_attachment_list(text, attachments):
+    if not attachments:
+        return text
+    listing = "\n".join(f"- {a.filename} ({a.content_type}, {len(a.data)} bytes)" for a in attachments)
+    return f"{text}\n\n[Attachments]\n{listing}"
+
+
+def clip(text, limit):
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+@dataclass
+class Incoming:
+    """One fetched message: its bytes and the mailbox it came from (None: a retry from quarantine)."""
+
+    raw: bytes
+    mailbox: Optional[object] = None
+    uid: Optional[str] = None
+
+
+@dataclass
+class _Work:
+    index: int
+    item: Incoming
+    mail: mime.ParsedMail
+    row_id: int
+    created_at: object
+    action: Optional[str] = None
+    ticket_number: Optional[str] = None
+    ticket: Optional[dict] = None
+    follows: Optional[str] = None
+    idempotency_key: Optional[str] = None
+    viewer: Optional[dict] = None
+    body: Optional[str] = None
+    outcome: Optional[str] = None
+    failure: Optional[str] = None
+    attachments: list = field(default_factory=list)
+
+
+class Ingestor:
+    """Turns fetched messages into tickets or replies.
+
+    :param sessions: a sessionmaker on intake's database.
+    :param tickets: the tickets service (a nameko RPC proxy, or anything with the same methods).
+    :param store: an :class:`~intake.storage.AttachmentStore`.
+    :param settings: :class:`~intake.settings.Settings`.
+    :param worker_id: names this process in claims, so it resumes its own at once.
+    """
+
+    def __init__(self, sessions, tickets, store, settings, worker_id):
+        self.sessions = sessions
+        self.tickets = tickets
+        self.store = store
+        self.settings = settings
+        self.worker_id = worker_id
+        self._categories = None
+
+    # --- the batch ------------------------------------------------------------------------------
+
+    def ingest(self, items):
+        """Process ``items``; returns one bool per item: True when it may be marked processed."""
+        done = [False] * len(items)
+        parsed = []
+        for index, item in enumerate(items):
+            try:
+                parsed.append((index, item, mime.parse(item.raw)))
+            except mime.Unparseable as error:
+                done[index] = self.quarantine(item, str(error))
+        work, duplicates = self._claim(parsed, done)
+        if work:
+            self._decide(work)
+            self._call_tickets(work)
+            self._finish(work, done)
+        for index, first in duplicates:
+            done[index] = done[first]
+        return done
+
+    def _claim(self, parsed, done):
+        """Dedupe and claim; returns the messages to work on and the in-batch duplicates."""
+        for attempt in (1, 2):
+            try:
+                return self._claim_once(parsed, done)
+            except IntegrityError:  # another replica claimed one of these at the same moment
+                if attempt == 2:
+                    raise
+        return [], []
+
+    def _claim_once(self, parsed, done):
+        now = utcnow()
+        lease = timedelta(seconds=self.settings.claim_lease)
+        work, duplicates, first_of = [], [], {}
+        ids = [mail.message_id for _, _, mail in parsed if mail.message_id]
+        hashes = [mail.content_hash for _, _, mail in parsed]
+        with self.sessions.begin() as session:
+            existing = list(session.scalars(select(InboundMessage).where(
+                InboundMessage.channel == "email",
+                or_(InboundMessage.external_id.in_(ids), InboundMessage.content_hash.in_(hashes))))) if parsed else []
+            by_id = {row.external_id: row for row in existing if row.external_id}
+            by_hash = {row.content_hash: row for row in existing}
+            for index, item, mail in parsed:
+                keys = [("id", mail.message_id)] if mail.message_id else []
+                keys.append(("hash", mail.content_hash))
+                first = next((first_of[k] for k in keys if k in first_of), None)
+                if first is not None:
+                    duplicates.append((index, first))
+                    continue
+                for key in keys:
+                    first_of[key] = index
+                row = (by_id.get(mail.message_id) if mail.message_id else None) or by_hash.get(mail.content_hash)
+                if row is not None:
+                    if row.state == "done":
+                        done[index] = True
+                    elif row.claimed_by == self.worker_id or row.claimed_at is None or row.claimed_at < now - lease:
+                        taken = session.execute(
+                            update(InboundMessage).where(InboundMessage.id == row.id,
+                                                         InboundMessage.claimed_at == row.claimed_at)
+                            .values(claimed_by=self.worker_id, claimed_at=now)).rowcount
+                        if taken:
+                            work.append(_Work(index, item, mail, row.id, row.created_at, action=row.action,
+                                              ticket_number=row.ticket_number, follows=row.follows,
+                                              idempotency_key=row.idempotency_key))
+                    continue  # else: another worker holds it; leave it unseen
+                mailbox = item.mailbox.name if item.mailbox else None
+                reason = mail.automatic
+                if reason is None and mail.sender_email == self.settings.support_address.lower():
+                    reason = "from_support_address"
+                row = InboundMessage(
+                    channel="email", mailbox=mailbox, external_id=mail.message_id, content_hash=mail.content_hash,
+                    sender=mail.sender_email, subject=mail.subject, body=mail.new_text, quoted=mail.quoted_text,
+                    html=mail.html, created_at=now)
+                if reason is not None:
+                    row.state, row.outcome, row.reason, row.done_at = "done", "ignored", reason, now
+                    session.add(row)
+                    done[index] = True
+                    log.info("ignored %s from %s: %s", mail.message_id, mail.sender_email, reason)
+                    continue
+                row.state, row.claimed_by, row.claimed_at = "pending", self.worker_id, now
+                row.idempotency_key = "email:" + hashlib.sha256(
+                    (mail.message_id or mail.content_hash).encode()).hexdigest()[:48]
+                session.add(row)
+                session.flush()
+                work.append(_Work(index, item, mail, row.id, now, idempotency_key=row.idempotency_key))
+        return work, duplicates
+
+    # --- where each message belongs -------------------------------------------------------------
+
+    def categories(self):
+        if self._categories is None:
+            workflow = self.tickets.get_workflow()
+            self._categories = {s["name"]: s["category"] for s in workflow["statuses"]}
+        return self._categories
+
+    def find_ticket(self, mail):
+        """The ticket ``mail`` answers: by the number in its subject, else by its thread headers."""
+        for match in self.settings.ticket_regex.finditer(mail.subject or ""):
+            try:
+                return self.tickets.get_ticket(match.group(1), SYSTEM)
+            except NotFound:
+                continue
+        referenced = list(dict.fromkeys(mail.in_reply_to + list(reversed(mail.references))))
+        if referenced:
+            with self.sessions() as session:
+                known = {row.message_id: row.ticket_number for row in session.scalars(
+                    select(ThreadMessageId).where(ThreadMessageId.message_id.in_(referenced[:100])))}
+            for message_id in referenced:
+                if message_id in known:
+                    try:
+                        return self.tickets.get_ticket(known[message_id], SYSTEM)
+                    except NotFound:
+                        continue
+        return None
+
+    def _decide(self, work):
+        for w in work:
+            if w.action is not None:  # resumed: keep the decision recorded in the claim
+                continue
+            try:
+                ticket = self.find_ticket(w.mail)
+                if ticket is not None and self.categories().get(ticket["status"]) == "closed":
+                    ticket = self._closed(ticket, w)
+            except Exception as error:
+                w.failure = f"{type(error).__name__}: {error}"
+                log.warning("could not look up the thread of %s: %s", w.mail.message_id, w.failure)
+                continue
+            if ticket is not None:
+                w.action, w.ticket_number, w.ticket = "reply", ticket["number"], ticket
+            else:
+                w.action = "new"
+        with self.sessions.begin() as session:
+            for w in work:
+                if w.action is not None and w.failure is None:
+                    session.execute(update(InboundMessage).where(InboundMessage.id == w.row_id).values(
+                        action=w.action, ticket_number=w.ticket_number, follows=w.follows))
+
+    def _closed(self, ticket, w):
+        """A reply to a closed ticket: reopen it when the rule and workflow allow, else a new ticket."""
+        if self.settings.closed_rule == "reopen":
+            workflow = self.tickets.get_workflow()
+            nexts = next((s["next"] for s in workflow["statuses"] if s["name"] == ticket["status"]), [])
+            target = next((s for s in nexts if self.categories().get(s) == "open"), None)
+            if target:
+                return self.tickets.update_ticket(ticket["number"], {"status": target}, SYSTEM)
+        w.follows = ticket["number"]
+        return None
+
+    # --- calling the tickets service ------------------------------------------------------------
+
+    def new_ticket_command(self, w):
+        mail, mailbox = w.mail, w.item.mailbox
+        text = with_attachment_list(mail.new_text or mail.text or NO_TEXT, mail.attachments)
+        language = mail.language if mail.language in ("en", "nl", "sv") else (mailbox.language if mailbox else None)
+        ticket = {"subject": clip(mime.strip_reply_prefixes(mail.subject) or mail.subject or "(no subject)", 200),
+                  "description": clip(text, MAX_DESCRIPTION),
+                  "requester": {"email": mail.sender_email,
+                                **({"name": clip(mail.sender_name, 200)} if mail.sender_name else {})},
+                  "channel": "email"}
+        if mailbox is not None and mailbox.team:
+            ticket["team"] = mailbox.team
+        if language:
+            ticket["language"] = language
+        if w.follows:
+            ticket["tags"] = [f"follows:{w.follows}"]
+        return ticket
+
+    def _call_tickets(self, work):
+        fresh = [w for w in work if w.action == "new" and w.failure is None]
+        if fresh:
+            requests = [{"ticket": self.new_ticket_command(w), "viewer": SYSTEM,
+                         "idempotency_key": w.idempotency_key} for w in fresh]
+            try:
+                answers = self.tickets.create_tickets(requests)
+            except Exception as error:
+                self._failed(fresh, error)
+            else:
+                for w, answer in zip(fresh, answers):
+                    if "error" in answer:
+                        w.failure = "the tickets service refused the ticket: " + answer["error"].get("message", "")
+                        w.outcome = "quarantine"
+                    else:
+                        w.ticket, w.ticket_number, w.outcome = answer["ticket"], answer["ticket"]["number"], "created"
+        for w in work:
+            if w.action != "reply" or w.failure is not None:
+                continue
+            try:
+                self._append(w)
+            except Exception as error:
+                self._failed([w], error)
+        failpoint("intake.after_tickets_call")
+
+    def _failed(self, work, error):
+        for w in work:
+            if is_transient(error):
+                w.failure = f"{type(error).__name__}: {error}"  # retried at the next poll
+            else:
+                w.failure, w.outcome = f"the tickets service refused the message: {error}", "quarantine"
+        log.warning("tickets service call failed for %d message(s): %s", len(work), error)
+
+    def _append(self, w):
+        mail = w.mail
+        ticket = w.ticket or self.tickets.get_ticket(w.ticket_number, SYSTEM)
+        body = with_attachment_list(mail.new_text or mail.text or NO_TEXT, mail.attachments)
+        if ticket["requester"]["email"].lower() == mail.sender_email:
+            viewer = customer_viewer(mail.sender_email)
+        else:  # a colleague in copy answered: keep who it was
+            name = f"{mail.sender_name} <{mail.sender_email}>" if mail.sender_name else mail.sender_email
+            body, viewer = f"From: {name}\n\n{body}", SYSTEM
+        body = clip(body, MAX_DESCRIPTION)
+        if self._already_added(w, body, viewer):
+            log.info("resumed reply %s was already added to %s", mail.message_id, w.ticket_number)
+        else:
+            self.tickets.add_message(w.ticket_number, {"body": body, "visibility": "public"}, viewer)
+        w.outcome = "appended"
+
+    def _already_added(self, w, body, viewer):
+        """For a resumed claim: did an earlier attempt add this reply before it died?"""
+        if w.ticket is not None:  # decided in this pass: nothing was sent before
+            return False
+        since = w.created_at - timedelta(seconds=5)
+        for message in reversed(self.tickets.list_messages(w.ticket_number, SYSTEM)):
+            created = datetime.fromisoformat(message["created_at"])
+            if created < since:
+                break
+            if message["body"] == body and message["author"] == viewer["actor"]:
+                return True
+        return False
+
+    # --- recording the outcome ------------------------------------------------------------------
+
+    def _finish(self, work, done):
+        finished = [w for w in work if w.failure is None and w.outcome in ("created", "appended")]
+        refused = [w for w in work if w.outcome == "quarantine"]
+        stored = {}
+        for w in finished:
+            for attachment in w.mail.attachments:
+                stored[attachment.sha256] = self.store.put(attachment.sha256, attachment.data)
+        now = utcnow()
+        with self.sessions.begin() as session:
+            for w in finished:
+                mail, mailbox = w.mail, w.item.mailbox
+                row = session.get(InboundMessage, w.row_id)
+                row.state, row.outcome, row.ticket_number, row.done_at = "done", w.outcome, w.ticket_number, now
+                if mail.message_id and session.get(ThreadMessageId, mail.message_id) is None:
+                    session.add(ThreadMessageId(message_id=mail.message_id, ticket_number=w.ticket_number,
+                                                direction="in", created_at=now))
+                rows = []
+                for attachment in mail.attachments:
+                    rows.append(Attachment(
+                        inbound_id=row.id, ticket_number=w.ticket_number, filename=attachment.filename[:255],
+                        content_type=attachment.content_type[:100], size=len(attachment.data),
+                        sha256=attachment.sha256, path=stored[attachment.sha256],
+                        content_id=(attachment.content_id or None) and attachment.content_id[:300],
+                        inline=attachment.inline, created_at=now))
+                session.add_all(rows)
+                session.flush()
+                ref = mail.message_id or mail.content_hash
+                stage(session, Outbox, new_event("message_received", {
+                    "channel": "email", "ticket_number": w.ticket_number, "created_ticket": w.outcome == "created",
+                    "message_ref": ref, "sender": mail.sender_email, "subject": mail.subject,
+                    "mailbox": mailbox.name if mailbox else None, "team": mailbox.team if mailbox else None,
+                    "attachments": [attachment_view(r, ref) for r in rows], "follows": w.follows,
+                }, subject=w.ticket_number))
+                done[w.index] = True
+        for w in refused:
+            with self.sessions.begin() as session:
+                row = session.get(InboundMessage, w.row_id)
+                session.delete(row)  # the quarantine keeps it now; a retry claims it afresh
+            done[w.index] = self.quarantine(w.item, w.failure, w.mail)
+
+    # --- quarantine -----------------------------------------------------------------------------
+
+    def quarantine(self, item, reason, mail=None):
+        """Keep ``item`` whole with ``reason``; True once it is safely stored (or already was)."""
+        digest = hashlib.sha256(item.raw).hexdigest()
+        try:
+            with self.sessions.begin() as session:
+                row = session.scalar(select(QuarantinedMessage).where(QuarantinedMessage.sha256 == digest))
+                if row is not None:
+                    row.reason, row.status = clip(reason, 4000), "held"
+                    return True
+                row = QuarantinedMessage(
+                    channel="email", mailbox=item.mailbox.name if item.mailbox else None, sha256=digest,
+                    raw=item.raw, reason=clip(reason, 4000), subject=mail.subject if mail else _peek_subject(item.raw),
+                    sender=mail.sender_email if mail else None, status="held", attempts=0, created_at=utcnow())
+                session.add(row)
+                session.flush()
+                stage(session, Outbox, new_event("message_quarantined", {
+                    "quarantine_id": row.id, "channel": "email", "mailbox": row.mailbox, "reason": row.reason,
+                    "sha256": digest}))
+            log.warning("quarantined a message from %s: %s", row.mailbox, reason)
+            return True
+        except IntegrityError:  # quarantined by another worker at the same moment
+            return True
+        except Exception:
+            log.exception("could not quarantine a message; it stays on the server")
+            return False
+
+    def retry_quarantined(self, quarantine_id):
+        """Run a quarantined message through intake again; returns the quarantine row's view."""
+        with self.sessions() as session:
+            row = session.get(QuarantinedMessage, quarantine_id)
+            if row is None:
+                raise NotFound(f"There is no quarantined message {quarantine_id}.", code="quarantine_not_found")
+            raw, mailbox_name = row.raw, row.mailbox
+        mailbox = next((m for m in self.settings.mailboxes if m.name == mailbox_name), None)
+        with self.sessions.begin() as session:
+            row = session.get(QuarantinedMessage, quarantine_id)
+            row.attempts += 1
+            row.retried_at = utcnow()
+        item = Incoming(raw=raw, mailbox=mailbox)
+        try:
+            mail = mime.parse(raw)
+        except mime.Unparseable as error:
+            self.quarantine(item, str(error))
+            return quarantine_view(self._quarantine_row(quarantine_id))
+        done = [False]
+        work, _ = self._claim([(0, item, mail)], done)
+        if work:
+            self._decide(work)
+            self._call_tickets(work)
+            self._finish(work, done)
+        with self.sessions.begin() as session:
+            row = session.get(QuarantinedMessage, quarantine_id)
+            inbound = session.scalar(select(InboundMessage).where(
+                InboundMessage.channel == "email", InboundMessage.content_hash == mail.content_hash,
+                InboundMessage.state == "done"))
+            if inbound is not None:
+                row.status, row.ticket_number = "resolved", inbound.ticket_number
+            elif work and work[0].failure:
+                row.reason = clip(work[0].failure, 4000)
+        return quarantine_view(self._quarantine_row(quarantine_id))
+
+    def _quarantine_row(self, quarantine_id):
+        with self.sessions() as session:
+            return session.get(QuarantinedMessage, quarantine_id)
+
+
+def quarantine_view(row):
+    return {"id": row.id, "channel": row.channel, "mailbox": row.mailbox, "reason": row.reason,
+            "status": row.status, "size": len(row.raw), "sha256": row.sha256, "subject": row.subject,
+            "sender": row.sender, "attempts": row.attempts, "ticket_number": row.ticket_number,
+            "created_at": row.created_at.isoformat(), "retried_at": row.retried_at.isoformat() if row.retried_at else None}
+
+
+def _peek_subject(raw):
+    try:
+        head = raw.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
+        for line in head.splitlines():
+            if line.lower().startswith(b"subject:"):
+                return mime.decode_header(line[8:].decode("ascii", "surrogateescape"))[:500]
+    except Exception:
+        pass
+    return None

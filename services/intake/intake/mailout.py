@@ -1,0 +1,273 @@
+"""Mail to customers: which events cause one, how it is threaded, and how the queue of it is sent.
+
+Event handlers call :func:`notify_*` inside their transaction: the mail becomes a row of
+``outgoing_mail`` with its Message-ID fixed at once (and recorded for threading), so the event and the
+mail it causes are committed together. :class:`MailSender` sends due rows over SMTP; a failure
+schedules the next attempt with backoff; after the last one, or a permanent refusal (5xx), the row is
+``failed`` and stays visible until an operator retries it. A crash between the SMTP server's "250 OK"
+and the row's update sends the mail again, with the same Message-ID (mail clients show it once).
+"""
+import logging
+import smtplib
+import ssl
+import uuid
+from datetime import timedelta
+from email.message import EmailMessage
+from email.utils import format_datetime, formataddr
+
+from sqlalchemy import or_, select, update
+
+from helpdesk_common.database import utcnow
+from helpdesk_common.events import new_event
+from helpdesk_common.outbox import stage
+
+from . import templates
+from .models import OutgoingMail, Outbox, ThreadMessageId
+
+log = logging.getLogger(__name__)
+
+STAFF_AUTHORS = ("agent", "admin")
+MAX_REFERENCES = 20
+
+
+def new_message_id(number, domain):
+    return f"{number}.{uuid.uuid4().hex}@{domain}"
+
+
+def _thread_headers(session, number):
+    """(In-Reply-To, References) for a new mail on ticket ``number``: the customer's latest message if
+    there is one, else our latest; References lists the thread, oldest first."""
+    rows = list(session.scalars(select(ThreadMessageId).where(ThreadMessageId.ticket_number == number)
+                                .order_by(ThreadMessageId.created_at)))
+    if not rows:
+        return None, []
+    inbound = [r for r in rows if r.direction == "in"]
+    in_reply_to = (inbound or rows)[-1].message_id
+    references = [r.message_id for r in rows]
+    if len(references) > MAX_REFERENCES:
+        references = references[:1] + references[-(MAX_REFERENCES - 1):]
+    return in_reply_to, references
+
+
+def enqueue(session, settings, kind, ticket, template, values, automatic=True):
+    """Write one mail to ``ticket``'s requester into the queue (caller's transaction); returns the row."""
+    language = ticket.get("language") or settings.default_language
+    values = {"number": ticket["number"], "subject": ticket["subject"],
+              "name": ticket["requester"].get("name"), "support_name": settings.support_name, **values}
+    subject, body = templates.render(template, language, values, settings.templates_dir, settings.default_language)
+    in_reply_to, references = _thread_headers(session, ticket["number"])
+    now = utcnow()
+    message_id = new_message_id(ticket["number"], settings.support_domain)
+    row = OutgoingMail(kind=kind, ticket_number=ticket["number"], to_address=ticket["requester"]["email"],
+                       to_name=ticket["requester"].get("name"), subject=subject, body=body,
+                       language=language if language in templates.BUILT_IN else settings.default_language,
+                       message_id=message_id, in_reply_to=in_reply_to, references=references, automatic=automatic,
+                       status="pending", attempts=0, next_attempt_at=now, created_at=now)
+    session.add(row)
+    session.add(ThreadMessageId(message_id=message_id, ticket_number=ticket["number"], direction="out",
+                                created_at=now))
+    return row
+
+
+class NotYetRecorded(Exception):
+    """The ticket's inbound mail is not recorded yet (the event overtook intake's commit): retry shortly."""
+
+
+def _mail_channel(settings, ticket):
+    return ticket.get("channel") in settings.mail_channels
+
+
+def notify_ticket_created(session, settings, ticket):
+    """An acknowledgement with the ticket number, for tickets opened by email or web form."""
+    if not _mail_channel(settings, ticket):
+        return None
+    if ticket["channel"] == "email" and session.scalar(
+            select(ThreadMessageId.message_id).where(ThreadMessageId.ticket_number == ticket["number"],
+                                                     ThreadMessageId.direction == "in").limit(1)) is None:
+        # intake opened it and is about to record the customer's Message-ID (to answer it in thread)
+        raise NotYetRecorded(f"the inbound mail of {ticket['number']} is not recorded yet")
+    return enqueue(session, settings, "acknowledgement", ticket, "acknowledgement", {})
+
+
+def notify_message_added(session, settings, ticket, message):
+    """Every public reply by an agent; internal notes and the customer's own messages never."""
+    if message.get("visibility") != "public" or message.get("author_role") not in STAFF_AUTHORS:
+        return None
+    if not _mail_channel(settings, ticket):
+        return None
+    return enqueue(session, settings, "reply", ticket, "reply", {"body": message["body"]}, automatic=False)
+
+
+def notify_status_changed(session, settings, ticket, to_status):
+    if to_status not in settings.notify_statuses or not _mail_channel(settings, ticket):
+        return None
+    template = f"status_{to_status}" if to_status in ("pending", "resolved") else "status_other"
+    return enqueue(session, settings, "status", ticket, template, {"status": to_status})
+
+
+def build_message(row, settings):
+    """The MIME message of an outgoing row (the same bytes on every attempt, bar the transport)."""
+    message = EmailMessage()
+    message["From"] = formataddr((settings.support_name, settings.support_address))
+    message["To"] = formataddr((row.to_name or "", row.to_address)) if row.to_name else row.to_address
+    message["Subject"] = row.subject
+    message["Date"] = format_datetime(row.created_at)
+    message["Message-ID"] = f"<{row.message_id}>"
+    if row.in_reply_to:
+        message["In-Reply-To"] = f"<{row.in_reply_to}>"
+    if row.references:
+        message["References"] = " ".join(f"<{r}>" for r in row.references)
+    message["Reply-To"] = settings.support_address
+    message["X-Helpdesk-Ticket"] = row.ticket_number
+    if row.automatic:  # RFC 3834: other robots must not answer an automatic mail
+        message["Auto-Submitted"] = "auto-replied"
+        message["X-Auto-Response-Suppress"] = "All"
+    message.set_content(row.body)
+    message["Content-Language"] = row.language  # after set_content, which clears Content-* headers
+    return message
+
+
+def _ssl_context(config):
+    context = ssl.create_default_context(cafile=config.cafile) if config.cafile else ssl.create_default_context()
+    if not config.tls_verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def smtp_connect(config):
+    if config.scheme == "smtps":
+        client = smtplib.SMTP_SSL(config.host, config.port, timeout=config.timeout, context=_ssl_context(config))
+    else:
+        client = smtplib.SMTP(config.host, config.port, timeout=config.timeout)
+        if config.starttls:
+            client.starttls(context=_ssl_context(config))
+    if config.user:
+        client.login(config.user, config.password or "")
+    return client
+
+
+def is_permanent(error):
+    """A 5xx answer: the server refuses this mail for good (bad address, policy); retrying won't help."""
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        return all(code >= 500 for code, _ in error.recipients.values())
+    code = getattr(error, "smtp_code", None)
+    return isinstance(code, int) and 500 <= code < 600 and not isinstance(error, smtplib.SMTPAuthenticationError)
+
+
+class MailSender:
+    """Sends due rows of ``outgoing_mail``. Plain Python: the service runs :meth:`send_due` in a loop."""
+
+    lock_seconds = 120
+
+    def __init__(self, sessions, settings, connect=smtp_connect):
+        self.sessions = sessions
+        self.settings = settings
+        self.connect = connect
+
+    def backoff(self, attempts):
+        delays = self.settings.mail_backoff
+        return delays[min(attempts, len(delays)) - 1]
+
+    def _claim(self, limit):
+        now = utcnow()
+        with self.sessions.begin() as session:
+            ids = list(session.scalars(
+                select(OutgoingMail.id).where(OutgoingMail.status == "pending", OutgoingMail.next_attempt_at <= now,
+                                              or_(OutgoingMail.locked_until.is_(None), OutgoingMail.locked_until < now))
+                .order_by(OutgoingMail.id).limit(limit)))
+            claimed = []
+            for mail_id in ids:  # one row at a time: of two replicas, each row goes to one
+                if session.execute(update(OutgoingMail).where(
+                        OutgoingMail.id == mail_id, OutgoingMail.status == "pending",
+                        or_(OutgoingMail.locked_until.is_(None), OutgoingMail.locked_until < now))
+                        .values(locked_until=now + timedelta(seconds=self.lock_seconds))).rowcount:
+                    claimed.append(mail_id)
+        if not claimed:
+            return []
+        with self.sessions() as session:
+            return list(session.scalars(select(OutgoingMail).where(OutgoingMail.id.in_(claimed))
+                                        .order_by(OutgoingMail.id)))
+
+    def send_due(self, limit=50):
+        """Send what is due; returns how many rows were attempted (0: nothing to do)."""
+        if self.settings.smtp is None:
+            return 0
+        rows = self._claim(limit)
+        if not rows:
+            return 0
+        client = None
+        try:
+            for row in rows:
+                try:
+                    if client is None:
+                        client = self.connect(self.settings.smtp)
+                    client.send_message(build_message(row, self.settings), from_addr=self.settings.support_address,
+                                        to_addrs=[row.to_address])
+                except Exception as error:
+                    self._failed(row, error)
+                    if client is not None and not isinstance(error, (smtplib.SMTPRecipientsRefused,
+                                                                     smtplib.SMTPDataError)):
+                        _quit(client)
+                        client = None
+                else:
+                    self._sent(row)
+        finally:
+            if client is not None:
+                _quit(client)
+        return len(rows)
+
+    def _sent(self, row):
+        now = utcnow()
+        with self.sessions.begin() as session:
+            mail = session.get(OutgoingMail, row.id)
+            mail.status, mail.sent_at, mail.attempts, mail.locked_until = "sent", now, mail.attempts + 1, None
+            mail.last_error = None
+            stage(session, Outbox, new_event("email_sent", {
+                "mail_id": mail.id, "kind": mail.kind, "ticket_number": mail.ticket_number, "to": mail.to_address,
+                "message_id": mail.message_id, "attempts": mail.attempts}, subject=mail.ticket_number))
+
+    def _failed(self, row, error):
+        now = utcnow()
+        with self.sessions.begin() as session:
+            mail = session.get(OutgoingMail, row.id)
+            mail.attempts += 1
+            mail.last_error = f"{type(error).__name__}: {error}"[:2000]
+            mail.locked_until = None
+            if is_permanent(error) or mail.attempts >= self.settings.mail_max_attempts:
+                mail.status, mail.next_attempt_at = "failed", None
+                log.error("giving up on mail %s to %s after %s attempt(s): %s", mail.id, mail.to_address,
+                          mail.attempts, mail.last_error)
+            else:
+                mail.next_attempt_at = now + timedelta(seconds=self.backoff(mail.attempts))
+                log.warning("mail %s to %s failed (attempt %s), retrying at %s: %s", mail.id, mail.to_address,
+                            mail.attempts, mail.next_attempt_at.isoformat(), mail.last_error)
+
+
+def _quit(client):
+    try:
+        client.quit()
+    except Exception:
+        try:
+            client.close()
+        except Exception:
+            pass
+
+
+def outgoing_view(row):
+    iso = lambda v: v.isoformat() if v else None  # noqa: E731
+    return {"id": row.id, "kind": row.kind, "ticket_number": row.ticket_number, "to": row.to_address,
+            "subject": row.subject, "message_id": row.message_id, "status": row.status, "attempts": row.attempts,
+            "last_error": row.last_error, "next_attempt_at": iso(row.next_attempt_at),
+            "created_at": iso(row.created_at), "sent_at": iso(row.sent_at)}
+
+
+def retry(session, mail_id):
+    """An operator's retry of a failed (or waiting) mail: due now, with a fresh set of attempts."""
+    mail = session.get(OutgoingMail, mail_id)
+    if mail is None:
+        from helpdesk_common.errors import NotFound
+        raise NotFound(f"There is no outgoing mail {mail_id}.", code="mail_not_found")
+    if mail.status != "sent":
+        mail.status, mail.attempts, mail.next_attempt_at, mail.locked_until = "pending", 0, utcnow(), None
+    return outgoing_view(mail)

@@ -1,0 +1,290 @@
+"""Real-world MIME into what a ticket needs: sender, subject, text, HTML, attachments, thread headers.
+
+Plain functions, no I/O. Mail in the wild is lenient, so the parser is too: unknown or lying charsets
+fall back (UTF-8, then Windows-1252, which also reads ISO-8859-1), raw 8-bit headers are decoded the
+same way, RFC 2047 encoded words and RFC 2231 file names are decoded. Only a message with no usable
+sender, or one the parser cannot read at all, is refused (:class:`Unparseable`), to be quarantined.
+"""
+import email
+import email.header
+import email.message
+import email.utils
+import hashlib
+import re
+from dataclasses import dataclass, field
+from email import policy
+from typing import Optional
+
+from .htmltext import html_to_text
+from .quoting import split_reply
+
+_MSGID = re.compile(r"<([^<>\s]{1,498})>")
+_ADDRESS = re.compile(r"^[^@\s<>()\[\],;:\"]+@[^@\s<>()\[\],;:\"]+\.[^@\s<>()\[\],;:\"]+$")
+BULK_PRECEDENCE = {"bulk", "junk", "list", "auto_reply", "auto-reply"}
+REPORT_TYPES = {"delivery-status", "disposition-notification", "feedback-report"}
+DAEMONS = re.compile(r"^(mailer-daemon|postmaster|mail-daemon|mailerdaemon|noreply-dmarc-support|"
+                     r"bounce[s]?)(@|$)", re.I)
+
+
+class Unparseable(ValueError):
+    """The message cannot become a ticket; the reason says why (kept with the quarantined message)."""
+
+
+@dataclass
+class ParsedAttachment:
+    filename: str
+    content_type: str
+    data: bytes
+    content_id: Optional[str] = None
+    inline: bool = False
+
+    @property
+    def sha256(self):
+        return hashlib.sha256(self.data).hexdigest()
+
+
+@dataclass
+class ParsedMail:
+    message_id: Optional[str]
+    sender_email: str
+    sender_name: Optional[str]
+    subject: str
+    text: str
+    new_text: str
+    quoted_text: str
+    html: Optional[str]
+    in_reply_to: list = field(default_factory=list)
+    references: list = field(default_factory=list)
+    to: list = field(default_factory=list)
+    cc: list = field(default_factory=list)
+    date: Optional[str] = None
+    language: Optional[str] = None
+    attachments: list = field(default_factory=list)
+    automatic: Optional[str] = None
+    """Why this is an auto-reply, bounce or bulk mail (never a ticket); None for a person's mail."""
+    content_hash: str = ""
+
+
+def decode_bytes(data, charset=None):
+    """Text of ``data`` in its declared charset; a missing, unknown or wrong one falls back."""
+    for candidate in (charset, "utf-8"):
+        if not candidate:
+            continue
+        candidate = candidate.strip().strip('"').lower()
+        if candidate in ("unknown-8bit", "x-unknown", "8bit", "default"):
+            continue
+        if candidate in ("us-ascii", "ascii") and any(b > 127 for b in data):
+            continue  # declared ASCII, sent 8-bit: guess below
+        try:
+            return data.decode(candidate)
+        except (LookupError, UnicodeDecodeError):
+            continue
+    return data.decode("cp1252", errors="replace")
+
+
+def decode_header(value):
+    """A header's text: RFC 2047 encoded words decoded, raw 8-bit bytes guessed, whitespace folded."""
+    if value is None:
+        return ""
+    value = str(value)
+    if any("\udc80" <= ch <= "\udcff" for ch in value):  # raw 8-bit bytes kept by the parser
+        value = decode_bytes(value.encode("ascii", "surrogateescape"))
+    try:
+        parts = email.header.decode_header(value)
+    except Exception:  # a malformed encoded word: keep the text as it came
+        return re.sub(r"\s+", " ", value).strip()
+    out = []
+    for chunk, charset in parts:
+        out.append(decode_bytes(chunk, charset) if isinstance(chunk, bytes) else chunk)
+    return re.sub(r"\s+", " ", "".join(out)).strip()
+
+
+def _raw_all(msg, name):
+    """A header's values as sent (raw 8-bit bytes kept as surrogates, not mangled into a Header)."""
+    name = name.lower()
+    return [value for key, value in msg.raw_items() if key.lower() == name]
+
+
+def _raw(msg, name):
+    values = _raw_all(msg, name)
+    return values[0] if values else None
+
+
+def _addresses(msg, name):
+    raw = _raw_all(msg, name)
+    result = []
+    for display, address in email.utils.getaddresses([str(v) for v in raw]):
+        address = decode_header(address).strip().strip("<>").lower()
+        if _ADDRESS.match(address):
+            result.append((decode_header(display) or None, address))
+    return result
+
+
+def _message_ids(value):
+    return [match for match in _MSGID.findall(decode_header(value))] if value else []
+
+
+def _unescape(value):
+    """A raw header value with its 8-bit bytes (kept as surrogates) decoded to text."""
+    value = str(value)
+    if any("\udc80" <= ch <= "\udcff" for ch in value):
+        value = decode_bytes(value.encode("ascii", "surrogateescape"))
+    return value
+
+
+def _part_headers(part):
+    """The part's Content-Type and Content-Disposition as a small message whose parameters can be read
+    even when a client wrote raw UTF-8 into a file name."""
+    headers = email.message.Message()
+    for name in ("Content-Type", "Content-Disposition"):
+        value = _raw(part, name)
+        if value is not None:
+            headers[name] = _unescape(value)
+    return headers
+
+
+def _filename(headers):
+    try:
+        name = headers.get_filename()
+    except Exception:
+        name = headers.get_param("name")
+    if isinstance(name, tuple):  # RFC 2231 (charset, language, value)
+        name = email.utils.collapse_rfc2231_value(name)
+    name = decode_header(name) if name else None
+    if name:
+        name = re.sub(r"[\x00-\x1f/\\]", "_", name).strip(". ") or None
+    return name
+
+
+_EXTENSIONS = {"image/png": ".png", "image/jpeg": ".jpg", "image/gif": ".gif", "application/pdf": ".pdf",
+               "message/rfc822": ".eml", "text/plain": ".txt", "text/html": ".html", "text/calendar": ".ics"}
+
+
+def automatic_reason(msg, sender):
+    """Why ``msg`` is machine-sent (auto-reply, bounce, bulk), or None."""
+    auto_submitted = (msg.get("Auto-Submitted") or "").strip().lower()
+    if auto_submitted and not auto_submitted.startswith("no"):
+        return f"auto_submitted:{auto_submitted.split(';')[0]}"
+    precedence = (msg.get("Precedence") or "").strip().lower()
+    if precedence in BULK_PRECEDENCE:
+        return f"precedence:{precedence}"
+    for header in ("X-Autoreply", "X-Autorespond", "X-Autorespond-Pro", "X-Auto-Reply"):
+        if msg.get(header) is not None:
+            return "x_autoreply"
+    if msg.get_content_type() == "multipart/report":
+        return f"report:{(msg.get_param('report-type') or 'unknown').lower()}"
+    for part in msg.walk():
+        if part.get_content_type() in ("message/delivery-status", "message/disposition-notification",
+                                       "message/feedback-report"):
+            return f"report:{part.get_content_type().split('/')[1]}"
+    return_path = (msg.get("Return-Path") or "").strip()
+    if return_path == "<>" or DAEMONS.match(sender or ""):
+        return "bounce"
+    if msg.get("List-Id") or msg.get("List-Unsubscribe"):
+        return "bulk:list"
+    return None
+
+
+def content_hash(sender, subject, date, text, html, attachments):
+    """What makes two copies of one message the same, whatever their Message-ID or transport headers."""
+    digest = hashlib.sha256()
+    for piece in (sender, subject, date or "", text, html or ""):
+        digest.update(piece.encode("utf-8", "surrogatepass"))
+        digest.update(b"\x00")
+    for attachment in attachments:
+        digest.update(attachment.sha256.encode())
+    return digest.hexdigest()
+
+
+def parse(raw: bytes) -> ParsedMail:
+    """Parse ``raw`` (the whole RFC 5322 message) or raise :class:`Unparseable`."""
+    if not raw or not raw.strip():
+        raise Unparseable("empty message")
+    try:
+        msg = email.message_from_bytes(raw, policy=policy.compat32)
+    except Exception as error:  # the stdlib parser hardly ever raises, but never crash on it
+        raise Unparseable(f"the MIME parser failed: {type(error).__name__}: {error}") from None
+    if not msg.keys():
+        raise Unparseable("no headers: this is not an email message")
+    try:
+        return _parse(msg)
+    except Unparseable:
+        raise
+    except Exception as error:
+        raise Unparseable(f"the message could not be read: {type(error).__name__}: {error}") from None
+
+
+def _parse(msg):
+    senders = _addresses(msg, "From") or _addresses(msg, "Sender")
+    reply_to = _addresses(msg, "Reply-To")
+    if not senders:
+        raw_from = _raw(msg, "From")
+        raise Unparseable("no usable sender address" + (f" in From: {decode_header(raw_from)[:200]!r}"
+                                                        if raw_from else " (no From header)"))
+    sender_name, sender_email = senders[0]
+    if reply_to and len(reply_to) == 1:  # answers go where the sender asked them to
+        sender_name, sender_email = (reply_to[0][0] or sender_name), reply_to[0][1]
+    subject = decode_header(_raw(msg, "Subject"))
+
+    plains, htmls, attachments = [], [], []
+    for part in msg.walk():
+        if part.is_multipart():
+            continue
+        ctype = part.get_content_type()
+        headers = _part_headers(part)
+        disposition = (headers.get("Content-Disposition") or "").split(";")[0].strip().lower()
+        filename = _filename(headers)
+        content_id = _unescape(_raw(part, "Content-ID") or "").strip().strip("<>") or None
+        payload = part.get_payload(decode=True)
+        if payload is None:
+            payload = b""
+        if ctype in ("text/plain", "text/html") and disposition != "attachment" and not filename:
+            text = decode_bytes(payload, part.get_content_charset())
+            (plains if ctype == "text/plain" else htmls).append(text)
+            continue
+        if ctype in ("message/delivery-status", "message/disposition-notification", "message/feedback-report"):
+            continue
+        if ctype == "message/rfc822":
+            inner = part.get_payload()
+            if isinstance(inner, list) and inner:
+                payload = inner[0].as_bytes()
+        if not payload and not filename:
+            continue
+        inline = disposition == "inline" or (disposition != "attachment" and content_id is not None)
+        name = filename or f"{'inline' if inline else 'attachment'}-{len(attachments) + 1}" \
+            f"{_EXTENSIONS.get(ctype, '.bin')}"
+        attachments.append(ParsedAttachment(filename=name, content_type=ctype, data=payload,
+                                            content_id=content_id, inline=inline))
+
+    html = "\n".join(htmls) if htmls else None
+    if plains:
+        text = "\n\n".join(p.strip("\n") for p in plains)
+    elif html:
+        text = html_to_text(html)
+    else:
+        text = ""
+    text = text.replace("\r\n", "\n").replace("\r", "\n").strip()
+    new_text, quoted = split_reply(text)
+    if not new_text and quoted:  # everything looked quoted: better too much than nothing
+        new_text, quoted = text, ""
+
+    message_ids = _message_ids(_raw(msg, "Message-ID"))
+    language = (msg.get("Content-Language") or "").strip().lower()[:2] or None
+    date = decode_header(_raw(msg, "Date")) or None
+    parsed = ParsedMail(
+        message_id=message_ids[0] if message_ids else None,
+        sender_email=sender_email, sender_name=sender_name, subject=subject, text=text, new_text=new_text,
+        quoted_text=quoted, html=html, in_reply_to=_message_ids(_raw(msg, "In-Reply-To")),
+        references=_message_ids(_raw(msg, "References")),
+        to=[a for _, a in _addresses(msg, "To")], cc=[a for _, a in _addresses(msg, "Cc")],
+        date=date, language=language if language and language.isalpha() else None,
+        attachments=attachments, automatic=automatic_reason(msg, senders[0][1]),
+    )
+    parsed.content_hash = content_hash(sender_email, subject, date, text, html, attachments)
+    return parsed
+
+
+def strip_reply_prefixes(subject):
+    """The subject without "Re:", "Fwd:", "AW:", "SV:", "Antw:" ... prefixes."""
+    return re.sub(r"^(\s*(re|fw|fwd|aw|sv|vs|antw|antwoord|wg|doorst|ref)\s*(\[\d+\])?\s*:\s*)+", "", subject,
+                  flags=re.I).strip()

@@ -1,0 +1,69 @@
+"""Separating what a customer wrote now from the earlier conversation their mail client quoted.
+
+The split is at the first line that starts a quote: an attribution line ("On ... wrote:", Dutch
+"Op ... schreef ...:", Swedish "Den ... skrev ...:"), an Outlook header block ("-----Original
+Message-----", or "From:/Van:/Från:" followed by "Sent:/Verzonden:/Skickat:"), our own reply marker, or
+a run of "> " lines that lasts to the end. Everything from there on is the quote; it is kept, apart.
+"""
+import re
+
+REPLY_MARKER = "## Write your reply above this line ##"
+
+_ATTRIBUTION = [
+    re.compile(r"^\s*On\b.{4,300}\bwrote:\s*$", re.I | re.S),
+    re.compile(r"^\s*Op\b.{4,300}\b(schreef|geschreven)\b.{0,80}:\s*$", re.I | re.S),
+    re.compile(r"^\s*Den\b.{4,300}\bskrev\b.{0,80}:\s*$", re.I | re.S),
+    re.compile(r"^\s*Am\b.{4,300}\bschrieb\b.{0,80}:\s*$", re.I | re.S),
+    re.compile(r"^\s*Le\b.{4,300}\ba écrit\s*:\s*$", re.I | re.S),
+    re.compile(r"^.{2,200}\b(wrote|schreef|skrev)\s*:\s*$", re.I | re.S),
+]
+_SEPARATORS = re.compile(
+    r"^\s*-{2,}\s*(Original Message|Oorspronkelijk bericht|Ursprungligt meddelande|Originalmeddelande|"
+    r"Forwarded message|Doorgestuurd bericht|Vidarebefordrat meddelande)\s*-{2,}\s*$", re.I)
+_HEADER_FROM = re.compile(r"^\s*\*?(From|Van|Från|Fra)\*?\s*:", re.I)
+_HEADER_SENT = re.compile(r"^\s*\*?(Sent|Date|Verzonden|Datum|Skickat|Skickades|Sendt)\*?\s*:", re.I)
+_OUTLOOK_RULE = re.compile(r"^\s*_{10,}\s*$")
+
+
+def _is_quote_line(line):
+    return line.lstrip().startswith(">")
+
+
+def split_reply(text):
+    """``(new_text, quoted_text)``; quoted_text is "" when nothing is quoted."""
+    lines = text.replace("\r\n", "\n").split("\n")
+    cut = None
+    for index, line in enumerate(lines):
+        if REPLY_MARKER in line:
+            cut = index
+            break
+        if _SEPARATORS.match(line):
+            cut = index
+            break
+        if _OUTLOOK_RULE.match(line) and any(_HEADER_FROM.match(l) for l in lines[index + 1:index + 3]):
+            cut = index
+            break
+        if _HEADER_FROM.match(line) and any(_HEADER_SENT.match(l) for l in lines[index + 1:index + 4]) \
+                and (index == 0 or not lines[index - 1].strip()):
+            cut = index
+            break
+        # An attribution may be wrapped over two lines by the client.
+        for candidate in (line, line + " " + lines[index + 1] if index + 1 < len(lines) else None):
+            if candidate and len(candidate) < 400 and any(p.match(candidate) for p in _ATTRIBUTION):
+                following = lines[index + 1:index + 4]
+                if candidate != line:
+                    following = lines[index + 2:index + 5]
+                # Only an attribution if a quote follows it (or it ends the text).
+                if not any(l.strip() for l in following) or any(_is_quote_line(l) for l in following):
+                    cut = index
+                    break
+        if cut is not None:
+            break
+        if _is_quote_line(line) and all(_is_quote_line(l) or not l.strip() for l in lines[index:]):
+            cut = index
+            break
+    if cut is None:
+        return text.strip(), ""
+    new = "\n".join(lines[:cut]).strip()
+    quoted = "\n".join(lines[cut:]).strip()
+    return new, quoted

@@ -1,0 +1,286 @@
+"""The intake nameko service: thin entrypoints over ``ingest``, ``mailout`` and ``channels``."""
+import logging
+import os
+import socket
+import uuid
+
+import eventlet
+from eventlet.event import Event
+from nameko.extensions import DependencyProvider
+from nameko.rpc import RpcProxy, rpc
+from nameko.timer import Timer
+from sqlalchemy import select, text
+from sqlalchemy.orm import sessionmaker
+
+from helpdesk_common.consumer import first_delivery, reliable_handler
+from helpdesk_common.contracts import validate
+from helpdesk_common.contracts.intake import OutgoingQuery, PhoneCall, QuarantineQuery, SocialMessage, WebForm
+from helpdesk_common.contracts.tickets import Viewer
+from helpdesk_common.database import Database, engine_for
+from helpdesk_common.errors import EXPECTED_ERRORS
+from helpdesk_common.metrics import EntrypointMetrics
+from helpdesk_common.outbox import OutboxRelay
+
+from . import mailout
+from .channels import Channels
+from .imap import ImapMailbox
+from .ingest import Incoming, Ingestor, attachment_view, quarantine_view
+from .models import Attachment, InboundMessage, OutgoingMail, Outbox, ProcessedEvent, QuarantinedMessage
+from .settings import Settings
+from .storage import AttachmentStore
+
+log = logging.getLogger(__name__)
+
+DB_URL = "INTAKE_DB_URL"
+WORKER_ID = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class IntakeSettings(DependencyProvider):
+    """The settings, parsed once at start-up: a bad mailbox URL stops the service at once."""
+
+    def setup(self):
+        self.settings = Settings.from_config(self.container.config)
+        self.store = AttachmentStore(self.settings.attachments_dir)
+
+    def get_dependency(self, worker_ctx):
+        return self.settings
+
+
+class Mailboxes(DependencyProvider):
+    """The IMAP connections of the configured mailboxes, kept open between polls."""
+
+    def setup(self):
+        settings = Settings.from_config(self.container.config)
+        self.mailboxes = [ImapMailbox(config) for config in settings.mailboxes]
+
+    def stop(self):
+        for mailbox in self.mailboxes:
+            mailbox.close()
+
+    kill = stop
+
+    def get_dependency(self, worker_ctx):
+        return self.mailboxes
+
+
+class MailboxPoll(Timer):
+    """A timer whose interval comes from config (``IMAP_POLL_INTERVAL``); fires at start-up, and never
+    while the previous poll still runs. Without mailboxes it does not run at all."""
+
+    def __init__(self, **kwargs):
+        super().__init__(interval=5, eager=True, **kwargs)
+
+    def setup(self):
+        self.interval = float(self.container.config.get("IMAP_POLL_INTERVAL") or 5)
+        self.enabled = bool((self.container.config.get("IMAP_URLS") or "").strip())
+
+    def start(self):
+        if self.enabled:
+            super().start()
+
+    def stop(self):
+        if self.enabled:
+            super().stop()
+
+    def kill(self):
+        if self.enabled and self.gt is not None:
+            super().kill()
+
+
+mailbox_poll = MailboxPoll.decorator
+
+
+class OutgoingMailRelay(DependencyProvider):
+    """Sends the queue of outgoing mail: woken after every worker (a handler may have queued mail),
+    and polling as a fallback, so mail queued by a process that died is sent by the next one."""
+
+    def setup(self):
+        config = self.container.config
+        self.settings = Settings.from_config(config)
+        self.sender = mailout.MailSender(sessionmaker(engine_for(config[DB_URL]), expire_on_commit=False),
+                                         self.settings)
+        self._wake = Event()
+        self._running = False
+        self._thread = None
+
+    def start(self):
+        self._running = True
+        self._thread = self.container.spawn_managed_thread(self._run)
+
+    def stop(self):
+        self._running = False
+        self.wake()
+        if self._thread is not None:
+            with eventlet.Timeout(15, False):
+                self._thread.wait()
+
+    def kill(self):
+        self._running = False
+        self.wake()
+
+    def wake(self):
+        if not self._wake.ready():
+            self._wake.send(True)
+
+    def worker_result(self, worker_ctx, result=None, exc_info=None):
+        self.wake()
+
+    def get_dependency(self, worker_ctx):
+        return self
+
+    def _run(self):
+        while self._running:
+            try:
+                while self._running and self.sender.send_due():
+                    pass
+            except Exception:
+                log.exception("sending outgoing mail failed; retrying shortly")
+            with eventlet.Timeout(self.settings.mail_poll_interval, False):
+                self._wake.wait()
+            self._wake = Event()
+
+
+def _int_id(value, what):
+    if isinstance(value, bool) or not isinstance(value, int):
+        from helpdesk_common.errors import ValidationFailed
+        raise ValidationFailed(f"{what} must be an integer.", details=[{"field": what, "code": "wrong_type",
+                                                                        "message": "expected an integer"}])
+    return value
+
+
+class IntakeService:
+    name = "intake"
+
+    db = Database(DB_URL)
+    outbox = OutboxRelay(Outbox, DB_URL, source="intake")
+    mail_relay = OutgoingMailRelay()
+    settings = IntakeSettings()
+    mailboxes = Mailboxes()
+    tickets = RpcProxy("tickets")
+    metrics = EntrypointMetrics()
+
+    def _ingestor(self):
+        return Ingestor(self.db, self.tickets, AttachmentStore(self.settings.attachments_dir), self.settings,
+                        WORKER_ID)
+
+    def _channels(self):
+        return Channels(self.db, self.tickets, AttachmentStore(self.settings.attachments_dir), self.settings)
+
+    # --- email in -------------------------------------------------------------------------------
+
+    @mailbox_poll
+    def poll_mailboxes(self):
+        """Read every mailbox once. A failing mailbox is logged and retried at the next poll; never fatal."""
+        ingestor = self._ingestor()
+        for mailbox in self.mailboxes:
+            # nameko 2's RpcProxy has no timeout: a call whose answer never comes must not stall the
+            # poller for good. Claims are resumable, so abandoning a poll loses nothing.
+            timeout = eventlet.Timeout(self.settings.poll_timeout)
+            try:
+                while True:
+                    fetched = mailbox.fetch_unprocessed(self.settings.imap_batch_size)
+                    if not fetched:
+                        break
+                    done = ingestor.ingest([Incoming(raw=raw, mailbox=mailbox.config, uid=uid)
+                                            for uid, raw in fetched])
+                    mailbox.mark_processed([uid for (uid, _), ok in zip(fetched, done) if ok])
+                    if len(fetched) < self.settings.imap_batch_size or not all(done):
+                        break
+            except eventlet.Timeout as expired:
+                if expired is not timeout:
+                    raise
+                log.error("polling %s took over %ss; abandoned, resumed at the next poll", mailbox.config.name,
+                          self.settings.poll_timeout)
+                mailbox.close()
+            except Exception:
+                log.exception("polling %s failed; trying again at the next poll", mailbox.config.name)
+                mailbox.close()
+            finally:
+                timeout.cancel()
+
+    # --- email out ------------------------------------------------------------------------------
+
+    @reliable_handler("tickets", "ticket_created", backoff=(0.5, 1, 2, 5, 15))
+    def on_ticket_created(self, event):
+        with self.db.begin() as session:
+            if first_delivery(session, ProcessedEvent, event["id"], "intake.on_ticket_created"):
+                mailout.notify_ticket_created(session, self.settings, event["data"]["ticket"])
+
+    @reliable_handler("tickets", "message_added")
+    def on_message_added(self, event):
+        with self.db.begin() as session:
+            if first_delivery(session, ProcessedEvent, event["id"], "intake.on_message_added"):
+                mailout.notify_message_added(session, self.settings, event["data"]["ticket"],
+                                             event["data"]["message"])
+
+    @reliable_handler("tickets", "status_changed")
+    def on_status_changed(self, event):
+        with self.db.begin() as session:
+            if first_delivery(session, ProcessedEvent, event["id"], "intake.on_status_changed"):
+                mailout.notify_status_changed(session, self.settings, event["data"]["ticket"],
+                                              event["data"]["to_status"])
+
+    # --- operators ------------------------------------------------------------------------------
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def list_quarantine(self, query=None):
+        filters = validate(QuarantineQuery, query or {})
+        with self.db() as session:
+            statement = select(QuarantinedMessage).order_by(QuarantinedMessage.id.desc()).limit(filters.limit)
+            if filters.status:
+                statement = statement.where(QuarantinedMessage.status == filters.status)
+            return [quarantine_view(row) for row in session.scalars(statement)]
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def retry_quarantined(self, quarantine_id):
+        return self._ingestor().retry_quarantined(_int_id(quarantine_id, "quarantine_id"))
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def list_outgoing(self, query=None):
+        filters = validate(OutgoingQuery, query or {})
+        with self.db() as session:
+            statement = select(OutgoingMail).order_by(OutgoingMail.id.desc()).limit(filters.limit)
+            if filters.status:
+                statement = statement.where(OutgoingMail.status == filters.status)
+            if filters.ticket_number:
+                statement = statement.where(OutgoingMail.ticket_number == filters.ticket_number)
+            return [mailout.outgoing_view(row) for row in session.scalars(statement)]
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def retry_outgoing(self, mail_id):
+        with self.db.begin() as session:
+            return mailout.retry(session, _int_id(mail_id, "mail_id"))
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def list_attachments(self, ticket_number):
+        with self.db() as session:
+            rows = session.execute(select(Attachment, InboundMessage.external_id)
+                                   .join(InboundMessage, Attachment.inbound_id == InboundMessage.id)
+                                   .where(Attachment.ticket_number == str(ticket_number)).order_by(Attachment.id))
+            return [attachment_view(row, ref) for row, ref in rows]
+
+    @rpc
+    def get_channels(self):
+        """The channel configuration, without secrets."""
+        return self.settings.describe()
+
+    # --- channels through the gateway -----------------------------------------------------------
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def submit_web_form(self, form, viewer):
+        command, who = validate(WebForm, form), validate(Viewer, viewer, prefix="viewer.")
+        return self._channels().submit_web_form(command, who)
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def record_phone_call(self, call):
+        return self._channels().record_phone_call(validate(PhoneCall, call, strict=False))
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def receive_social_message(self, message):
+        return self._channels().receive_social_message(validate(SocialMessage, message))
+
+    @rpc
+    def ping(self):
+        with self.db() as session:
+            session.execute(text("SELECT 1"))
+        return {"service": self.name, "ok": True}

@@ -1,0 +1,188 @@
+"""The intake service's settings, read once from its nameko config (see config.yaml)."""
+import re
+import urllib.parse
+from dataclasses import dataclass, field
+from typing import Optional
+
+DEFAULT_TICKET_PATTERN = r"HD-\d{6,}"
+LANGUAGES = ("en", "nl", "sv")
+CLOSED_RULES = ("new_ticket", "reopen")
+
+
+def _flag(value, default=False):
+    if value is None or value == "":
+        return default
+    return str(value).strip().lower() in ("1", "true", "yes", "on")
+
+
+@dataclass(frozen=True)
+class MailboxConfig:
+    """One IMAP mailbox: where it is, how to log in, and where its mail goes."""
+
+    scheme: str
+    host: str
+    port: int
+    user: str
+    password: str
+    folder: str = "INBOX"
+    team: Optional[str] = None
+    language: Optional[str] = None
+    processed_folder: Optional[str] = None
+    starttls: bool = False
+    tls_verify: bool = True
+    cafile: Optional[str] = None
+
+    @property
+    def name(self):
+        """How logs, events and the API name the mailbox (never with its password)."""
+        return f"{self.scheme}://{self.user}@{self.host}:{self.port}/{self.folder}"
+
+    def describe(self):
+        return {"name": self.name, "team": self.team, "language": self.language,
+                "processed_folder": self.processed_folder, "tls": self.scheme == "imaps" or self.starttls}
+
+
+def parse_mailbox_url(url):
+    """``imap[s]://user:pass@host[:port]/FOLDER?team=..&language=..&processed=..&starttls=..``."""
+    parts = urllib.parse.urlsplit(url.strip())
+    if parts.scheme not in ("imap", "imaps"):
+        raise ValueError(f"a mailbox URL must start with imap:// or imaps://, not {parts.scheme or '(none)'}://")
+    if not parts.hostname or not parts.username:
+        raise ValueError("a mailbox URL needs a user and a host: imaps://user:password@host/INBOX")
+    query = dict(urllib.parse.parse_qsl(parts.query))
+    unknown = set(query) - {"team", "language", "processed", "starttls", "tls_verify", "cafile"}
+    if unknown:
+        raise ValueError(f"unknown mailbox URL option(s): {', '.join(sorted(unknown))}")
+    language = query.get("language") or None
+    if language and language not in LANGUAGES:
+        raise ValueError(f"mailbox language must be one of {', '.join(LANGUAGES)}")
+    folder = urllib.parse.unquote(parts.path.lstrip("/")) or "INBOX"
+    return MailboxConfig(
+        scheme=parts.scheme, host=parts.hostname, port=parts.port or (993 if parts.scheme == "imaps" else 143),
+        user=urllib.parse.unquote(parts.username), password=urllib.parse.unquote(parts.password or ""),
+        folder=folder, team=query.get("team") or None, language=language,
+        processed_folder=query.get("processed") or None, starttls=_flag(query.get("starttls")),
+        tls_verify=_flag(query.get("tls_verify"), True), cafile=query.get("cafile") or None)
+
+
+def parse_mailbox_urls(value):
+    return [parse_mailbox_url(url) for url in (value or "").split(",") if url.strip()]
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    scheme: str
+    host: str
+    port: int
+    user: Optional[str] = None
+    password: Optional[str] = None
+    starttls: bool = False
+    tls_verify: bool = True
+    cafile: Optional[str] = None
+    timeout: float = 30.0
+
+    def describe(self):
+        return {"url": f"{self.scheme}://{self.host}:{self.port}", "auth": bool(self.user),
+                "tls": self.scheme == "smtps" or self.starttls}
+
+
+def parse_smtp_url(url):
+    """``smtp://[user:pass@]host[:port][?starttls=true]`` or ``smtps://...`` (TLS from the start)."""
+    if not url:
+        return None
+    parts = urllib.parse.urlsplit(url.strip())
+    if parts.scheme not in ("smtp", "smtps"):
+        raise ValueError(f"the SMTP URL must start with smtp:// or smtps://, not {parts.scheme or '(none)'}://")
+    if not parts.hostname:
+        raise ValueError("the SMTP URL needs a host: smtp://host:587?starttls=true")
+    query = dict(urllib.parse.parse_qsl(parts.query))
+    return SmtpConfig(
+        scheme=parts.scheme, host=parts.hostname, port=parts.port or (465 if parts.scheme == "smtps" else 25),
+        user=urllib.parse.unquote(parts.username) if parts.username else None,
+        password=urllib.parse.unquote(parts.password or "") if parts.username else None,
+        starttls=_flag(query.get("starttls")), tls_verify=_flag(query.get("tls_verify"), True),
+        cafile=query.get("cafile") or None, timeout=float(query.get("timeout") or 30))
+
+
+def _floats(value, default):
+    if value in (None, ""):
+        return default
+    if isinstance(value, (int, float)):
+        return (float(value),)
+    return tuple(float(v) for v in str(value).split(",") if v.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    mailboxes: tuple = ()
+    smtp: Optional[SmtpConfig] = None
+    support_address: str = "support@localhost.localdomain"
+    support_name: str = "Helpdesk"
+    ticket_pattern: str = DEFAULT_TICKET_PATTERN
+    closed_rule: str = "new_ticket"
+    attachments_dir: str = "var/attachments"
+    templates_dir: Optional[str] = None
+    default_language: str = "en"
+    notify_statuses: tuple = ("pending", "resolved")
+    mail_channels: tuple = ("email", "web")
+    mail_max_attempts: int = 8
+    mail_backoff: tuple = (5.0, 30.0, 120.0, 600.0, 1800.0)
+    mail_poll_interval: float = 2.0
+    imap_poll_interval: float = 5.0
+    imap_batch_size: int = 200
+    poll_timeout: float = 120.0
+    claim_lease: float = 60.0
+    web_form_max_bytes: int = 10 * 1024 * 1024
+    web_form_rate_limit: int = 5
+    web_form_rate_window: float = 3600.0
+    placeholder_domain: Optional[str] = None
+    ticket_regex: object = field(default=None, compare=False)
+
+    def __post_init__(self):
+        if self.closed_rule not in CLOSED_RULES:
+            raise ValueError(f"CLOSED_TICKET_RULE must be one of {', '.join(CLOSED_RULES)}")
+        if self.default_language not in LANGUAGES:
+            raise ValueError(f"DEFAULT_LANGUAGE must be one of {', '.join(LANGUAGES)}")
+        try:
+            regex = re.compile(r"(?<![\w-])(" + self.ticket_pattern + r")(?![\w])")
+        except re.error as error:
+            raise ValueError(f"TICKET_NUMBER_PATTERN is not a valid regular expression: {error}") from None
+        object.__setattr__(self, "ticket_regex", regex)
+
+    @property
+    def support_domain(self):
+        return self.support_address.rpartition("@")[2] or "localhost.localdomain"
+
+    @classmethod
+    def from_config(cls, config):
+        get = config.get
+        return cls(
+            mailboxes=tuple(parse_mailbox_urls(get("IMAP_URLS"))),
+            smtp=parse_smtp_url(get("SMTP_URL")),
+            support_address=get("SUPPORT_ADDRESS") or cls.support_address,
+            support_name=get("SUPPORT_NAME") or cls.support_name,
+            ticket_pattern=get("TICKET_NUMBER_PATTERN") or DEFAULT_TICKET_PATTERN,
+            closed_rule=get("CLOSED_TICKET_RULE") or "new_ticket",
+            attachments_dir=get("ATTACHMENTS_DIR") or cls.attachments_dir,
+            templates_dir=get("TEMPLATES_DIR") or None,
+            default_language=get("DEFAULT_LANGUAGE") or "en",
+            notify_statuses=tuple(s.strip() for s in str(get("NOTIFY_STATUSES") or "pending,resolved").split(",")
+                                  if s.strip()),
+            mail_max_attempts=int(get("MAIL_MAX_ATTEMPTS") or 8),
+            mail_backoff=_floats(get("MAIL_BACKOFF"), cls.mail_backoff),
+            mail_poll_interval=float(get("MAIL_POLL_INTERVAL") or 2),
+            imap_poll_interval=float(get("IMAP_POLL_INTERVAL") or 5),
+            imap_batch_size=int(get("IMAP_BATCH_SIZE") or 200),
+            poll_timeout=float(get("IMAP_POLL_TIMEOUT") or 120),
+            claim_lease=float(get("CLAIM_LEASE_SECONDS") or 60),
+            web_form_max_bytes=int(get("WEB_FORM_MAX_BYTES") or cls.web_form_max_bytes),
+            web_form_rate_limit=int(get("WEB_FORM_RATE_LIMIT") or 5),
+            web_form_rate_window=float(get("WEB_FORM_RATE_WINDOW") or 3600),
+            placeholder_domain=get("PLACEHOLDER_EMAIL_DOMAIN") or None,
+        )
+
+    def describe(self):
+        return {"mailboxes": [m.describe() for m in self.mailboxes],
+                "smtp": self.smtp.describe() if self.smtp else None,
+                "support_address": self.support_address, "ticket_number_pattern": self.ticket_pattern,
+                "closed_ticket_rule": self.closed_rule, "languages": list(LANGUAGES)}

@@ -1,0 +1,130 @@
+"""The web form and the signed phone and social webhooks, through the gateway's intake blueprint (a Flask
+test client on the real app) to the real intake and tickets services."""
+import base64
+import json
+import time
+import uuid
+
+import pytest
+from sqlalchemy import select
+
+from conftest import ADMIN
+from helpdesk_gateway.api import intake as intake_api
+from intake.models import Attachment
+
+TOKEN = "hd_test_intake_admin"
+SECRET = "phone-shared-secret"
+
+
+@pytest.fixture
+def gateway(intake_service, intake_config, tmp_path, monkeypatch):
+    from helpdesk_gateway.app import create_app
+    from helpdesk_gateway.settings import Settings
+    from gateway_migrate import migrate
+
+    monkeypatch.setenv("HELPDESK_WEBHOOK_SECRET_PHONE", SECRET)
+    monkeypatch.setenv("HELPDESK_WEBHOOK_SECRET_SOCIAL", SECRET + "-social")
+    url = f"sqlite:///{tmp_path / 'gateway.db'}"
+    migrate(url)
+    app = create_app(Settings(amqp_uri=intake_config["AMQP_URI"], database_url=url, bootstrap_token=TOKEN,
+                              max_body_bytes=1_048_576, rpc_timeout=10, rpc_pool_size=4, token_cache_seconds=1))
+    client = app.test_client()
+    yield client
+    app.extensions["helpdesk.rpc"].close()
+
+
+def auth(**headers):
+    return {"Authorization": f"Bearer {TOKEN}", **headers}
+
+
+def signed(body, secret=SECRET, timestamp=None):
+    raw = json.dumps(body).encode()
+    timestamp = str(int(timestamp if timestamp is not None else time.time()))
+    return raw, auth(**{"Content-Type": "application/json", "X-Helpdesk-Timestamp": timestamp,
+                        "X-Helpdesk-Signature": intake_api.sign(secret, timestamp, raw)})
+
+
+def test_signature_checks():
+    body = b'{"a": 1}'
+    good = intake_api.sign("s3cret", "1000", body)
+    intake_api.verify_signature("s3cret", "1000", good, body, now=1100)
+    for secret, timestamp, signature, now, code in [
+        ("other", "1000", good, 1100, "invalid_signature"),
+        ("s3cret", "1000", good, 2000, "stale_signature"),
+        ("s3cret", "1001", good, 1100, "invalid_signature"),
+        ("s3cret", None, good, 1100, "missing_signature"),
+    ]:
+        with pytest.raises(intake_api.InvalidSignature) as caught:
+            intake_api.verify_signature(secret, timestamp, signature, body, now=now)
+        assert caught.value.code == code
+
+
+def test_web_form_with_attachment_is_a_ticket_once_and_rate_limited(gateway, tickets_rpc, intake_sessions):
+    email = f"web-{uuid.uuid4().hex[:6]}@example.com"
+    form = {"subject": "Cannot log in", "description": "Password reset mail never arrives.",
+            "requester": {"email": email, "name": "Wim"}, "language": "nl", "submission_id": "form-1",
+            "attachments": [{"filename": "screen.png", "content_type": "image/png",
+                             "content_base64": base64.b64encode(b"\x89PNG screen").decode()}]}
+    first = gateway.post("/api/v1/intake/web-form", json=form, headers=auth())
+    assert first.status_code == 201, first.get_json()
+    number = first.get_json()["ticket_number"]
+    again = gateway.post("/api/v1/intake/web-form", json=form, headers=auth())
+    assert again.status_code == 200 and again.get_json() == {"ticket_number": number, "created": False,
+                                                             "duplicate": True}
+    ticket = tickets_rpc.get_ticket(number, ADMIN)
+    assert ticket["channel"] == "web" and ticket["language"] == "nl" and "screen.png" in ticket["description"]
+    listed = gateway.get(f"/api/v1/tickets/{number}/attachments", headers=auth()).get_json()
+    assert [(a["filename"], a["size"]) for a in listed] == [("screen.png", 11)]
+    with intake_sessions() as session:
+        assert session.scalar(select(Attachment.sha256).where(Attachment.ticket_number == number))
+    for n in range(4):  # 5 per hour per address by default: the first counted once, then four more
+        assert gateway.post("/api/v1/intake/web-form", json={**form, "submission_id": f"f{n}", "attachments": []},
+                            headers=auth()).status_code == 201
+    limited = gateway.post("/api/v1/intake/web-form", json={**form, "submission_id": "f9", "attachments": []},
+                           headers=auth())
+    assert limited.status_code == 429 and limited.get_json()["error"]["code"] == "rate_limited"
+    bad = gateway.post("/api/v1/intake/web-form", json={**form, "subject": ""}, headers=auth())
+    assert bad.status_code == 422
+
+
+def test_phone_webhook_is_verified_and_deduplicated(gateway, tickets_rpc):
+    call = {"call_id": f"call-{uuid.uuid4().hex[:6]}", "caller_number": "+46 70 123 45 67", "caller_name": "Åsa",
+            "agent": "agent-3", "duration_seconds": 125, "notes": "Printer jams on tray 2.",
+            "recording_url": "https://pbx.example/rec/1"}
+    raw, headers = signed(call)
+    first = gateway.post("/api/v1/intake/webhooks/phone", data=raw, headers=headers)
+    assert first.status_code == 201, first.get_json()
+    number = first.get_json()["ticket_number"]
+    ticket = tickets_rpc.get_ticket(number, ADMIN)
+    assert ticket["channel"] == "phone" and "Duration: 2:05" in ticket["description"]
+    assert "Printer jams on tray 2." in ticket["description"] and ticket["requester"]["name"] == "Åsa"
+    assert gateway.post("/api/v1/intake/webhooks/phone", data=raw, headers=headers).get_json()["duplicate"] is True
+
+    raw, headers = signed(call, secret="wrong")
+    forged = gateway.post("/api/v1/intake/webhooks/phone", data=raw, headers=headers)
+    assert forged.status_code == 401 and forged.get_json()["error"]["code"] == "invalid_signature"
+    raw, headers = signed(call, timestamp=time.time() - 3600)
+    assert gateway.post("/api/v1/intake/webhooks/phone", data=raw,
+                        headers=headers).get_json()["error"]["code"] == "stale_signature"
+
+
+def test_social_messages_in_one_thread_share_a_ticket(gateway, tickets_rpc):
+    thread = f"t-{uuid.uuid4().hex[:6]}"
+    base = {"platform": "mastodon", "thread_id": thread, "handle": "@eva@social.example", "name": "Eva"}
+    raw, headers = signed({**base, "message_id": "m1", "text": "Your app crashes on start."}, SECRET + "-social")
+    first = gateway.post("/api/v1/intake/webhooks/social", data=raw, headers=headers)
+    assert first.status_code == 201, first.get_json()
+    number = first.get_json()["ticket_number"]
+    raw, headers = signed({**base, "message_id": "m2", "text": "Version 2.3 on Android."}, SECRET + "-social")
+    second = gateway.post("/api/v1/intake/webhooks/social", data=raw, headers=headers)
+    assert second.status_code == 200 and second.get_json()["ticket_number"] == number
+    assert [m["body"] for m in tickets_rpc.list_messages(number, ADMIN)] == ["Version 2.3 on Android."]
+    assert tickets_rpc.get_ticket(number, ADMIN)["channel"] == "social"
+
+
+def test_operator_views(gateway, intake_config):
+    channels = gateway.get("/api/v1/intake/channels", headers=auth()).get_json()
+    assert channels["mailboxes"][0]["team"] == "support" and "secret" not in json.dumps(channels)
+    assert gateway.get("/api/v1/intake/quarantine", headers=auth()).get_json() == []
+    assert gateway.get("/api/v1/intake/outgoing?status=failed", headers=auth()).get_json() == []
+    assert gateway.post("/api/v1/intake/quarantine/999/retry", headers=auth()).status_code == 404

@@ -1,0 +1,71 @@
+"""Intake killed mid-batch (right after the tickets service answered, before intake recorded anything) and
+restarted: every message becomes exactly one ticket or one reply. Intake runs as a real process."""
+import os
+import subprocess
+import sys
+
+from sqlalchemy import func, select
+
+import mails
+from conftest import ADMIN
+from servers import wait_for
+from intake.models import InboundMessage
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+BIN = os.path.dirname(sys.executable)
+FAILPOINT_EXIT = 86
+
+
+def start_intake(tmp_path, rabbit_config, db_url, mailbox, smtp_sink, name, **env):
+    environment = dict(os.environ, PYTHONWARNINGS="ignore", HELPDESK_AMQP_URI=rabbit_config["AMQP_URI"],
+                       HELPDESK_INTAKE_DB_URL=db_url, HELPDESK_IMAP_URL=mailbox.url(),
+                       HELPDESK_IMAP_POLL_INTERVAL="0.1", HELPDESK_IMAP_BATCH_SIZE="5",
+                       HELPDESK_SMTP_URL=smtp_sink.url, HELPDESK_SUPPORT_ADDRESS="support@helpdesk.test",
+                       HELPDESK_ATTACHMENTS_DIR=str(tmp_path / "attachments"), HELPDESK_INTAKE_CLAIM_LEASE="1", HELPDESK_IMAP_POLL_TIMEOUT="10",
+                       HELPDESK_LOG_LEVEL="INFO", **env)
+    log = open(tmp_path / f"{name}.log", "ab")
+    return subprocess.Popen([os.path.join(BIN, "nameko"), "run", "intake.service", "--config",
+                             "services/intake/config.yaml"], cwd=ROOT, env=environment, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def test_intake_killed_mid_batch_loses_nothing_and_doubles_nothing(tmp_path, rabbit_config, tickets_service,
+                                                                    tickets_rpc, intake_db_url, intake_sessions,
+                                                                    mailbox, smtp_sink, find_tickets):
+    customer = f"batch-{os.getpid()}@example.com"
+    existing = tickets_rpc.create_ticket({"subject": "Existing", "description": "Earlier request",
+                                          "requester": {"email": customer}, "channel": "email"}, ADMIN)["ticket"]
+    mailbox.deliver(mails.plain(customer, f"Re: [{existing['number']}] Existing", "More details for you."))
+    for n in range(11):
+        mailbox.deliver(mails.plain(customer, f"Request {n:02d}", f"Body {n}"))
+
+    dying = start_intake(tmp_path, rabbit_config, intake_db_url, mailbox, smtp_sink, "dying",
+                         HELPDESK_FAILPOINT="intake.after_tickets_call")
+    try:
+        assert dying.wait(60) == FAILPOINT_EXIT, (tmp_path / "dying.log").read_text()
+    finally:
+        if dying.poll() is None:
+            dying.kill()
+    # it died after the tickets service created tickets and added the reply, before recording them
+    assert mailbox.counts() == (12, 12)
+    created_before_restart = len(find_tickets(customer))
+    assert created_before_restart == 5  # the existing one and the first batch's four new ones
+
+    survivor = start_intake(tmp_path, rabbit_config, intake_db_url, mailbox, smtp_sink, "survivor")
+    try:
+        wait_for(lambda: mailbox.counts() == (12, 0), timeout=60, what="every message marked processed")
+        tickets = find_tickets(customer)
+        subjects = sorted(t["subject"] for t in tickets)
+        assert subjects == sorted(["Existing"] + [f"Request {n:02d}" for n in range(11)])
+        replies = [m["body"] for m in tickets_rpc.list_messages(existing["number"], ADMIN)]
+        assert replies == ["More details for you."]
+        with intake_sessions() as session:
+            states = dict(session.execute(select(InboundMessage.state, func.count()).group_by(InboundMessage.state)).all())
+        assert states == {"done": 12}
+    finally:
+        survivor.terminate()
+        try:
+            survivor.wait(20)
+        except subprocess.TimeoutExpired:
+            survivor.kill()
+            survivor.wait()

@@ -1,0 +1,95 @@
+"""The outgoing mail queue without a broker: failures are retried with backoff, then kept as failed."""
+import smtplib
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from helpdesk_common.database import utcnow
+from intake import mailout
+from intake.models import OutgoingMail, Outbox, ThreadMessageId
+from intake.settings import Settings, parse_smtp_url
+
+TICKET = {"number": "HD-000042", "subject": "VPN", "channel": "email", "language": "nl",
+          "requester": {"email": "wim@example.nl", "name": "Wim"}}
+
+
+def settings(**overrides):
+    return Settings(smtp=parse_smtp_url("smtp://127.0.0.1:1"), support_address="support@helpdesk.test",
+                    mail_backoff=(10, 60), mail_max_attempts=3, **overrides)
+
+
+def test_internal_notes_and_customer_messages_are_never_mailed(intake_sessions):
+    with intake_sessions.begin() as session:
+        assert mailout.notify_message_added(session, settings(), TICKET, {
+            "visibility": "internal", "author_role": "agent", "body": "secret"}) is None
+        assert mailout.notify_message_added(session, settings(), TICKET, {
+            "visibility": "public", "author_role": "customer", "body": "mine"}) is None
+        assert mailout.notify_status_changed(session, settings(), TICKET, "in_progress") is None
+        assert mailout.notify_ticket_created(session, settings(), {**TICKET, "channel": "phone"}) is None
+        row = mailout.notify_status_changed(session, settings(), TICKET, "resolved")
+        assert row.subject == "[HD-000042] Opgelost: VPN" and "Beste Wim" in row.body
+    with intake_sessions() as session:
+        assert [r.direction for r in session.scalars(select(ThreadMessageId))] == ["out"]
+
+
+def test_failed_sends_back_off_then_fail_visibly_and_an_operator_retry_sends(intake_sessions):
+    with intake_sessions.begin() as session:
+        row = mailout.notify_message_added(session, settings(), TICKET, {
+            "visibility": "public", "author_role": "agent", "body": "Try now."})
+        session.flush()
+        mail_id = row.id
+
+    def refuse(_config):
+        raise smtplib.SMTPConnectError(421, b"try later")
+
+    sender = mailout.MailSender(intake_sessions, settings(), connect=refuse)
+    assert sender.send_due() == 1
+    with intake_sessions() as session:
+        mail = session.get(OutgoingMail, mail_id)
+        assert (mail.status, mail.attempts) == ("pending", 1) and "421" in mail.last_error
+        assert mail.next_attempt_at > utcnow() + timedelta(seconds=9)
+    assert sender.send_due() == 0  # not due yet
+    for _ in range(2):
+        with intake_sessions.begin() as session:
+            session.get(OutgoingMail, mail_id).next_attempt_at = utcnow()
+        sender.send_due()
+    with intake_sessions() as session:
+        assert session.get(OutgoingMail, mail_id).status == "failed"
+
+    sent = []
+
+    class Client:
+        def send_message(self, message, from_addr, to_addrs):
+            sent.append((message, to_addrs))
+
+        def quit(self):
+            pass
+
+    with intake_sessions.begin() as session:
+        assert mailout.retry(session, mail_id)["status"] == "pending"
+    assert mailout.MailSender(intake_sessions, settings(), connect=lambda _c: Client()).send_due() == 1
+    (message, to), = sent
+    assert to == ["wim@example.nl"] and message["Subject"] == "Re: [HD-000042] VPN"
+    assert message["Message-ID"] == f"<{row.message_id}>" and "Auto-Submitted" not in message
+    with intake_sessions() as session:
+        assert session.get(OutgoingMail, mail_id).status == "sent"
+        assert [o.event_type for o in session.scalars(select(Outbox))] == ["email_sent"]
+
+
+def test_a_permanent_refusal_fails_at_once(intake_sessions):
+    with intake_sessions.begin() as session:
+        row = mailout.notify_status_changed(session, settings(), TICKET, "pending")
+        session.flush()
+        mail_id = row.id
+
+    class Client:
+        def send_message(self, *args, **kwargs):
+            raise smtplib.SMTPRecipientsRefused({"wim@example.nl": (550, b"no such user")})
+
+        def quit(self):
+            pass
+
+    mailout.MailSender(intake_sessions, settings(), connect=lambda _c: Client()).send_due()
+    with intake_sessions() as session:
+        mail = session.get(OutgoingMail, mail_id)
+        assert (mail.status, mail.attempts) == ("failed", 1) and "550" in mail.last_error

@@ -1,0 +1,1 @@
+"""The knowledge-base service: owns articles, their versions, the search index and suggestions."""

@@ -1,0 +1,305 @@
+"""Language analysis shared by the backends: tokens, stop words, Snowball stems, synonyms, snippets.
+
+The embedded backend indexes and queries with these functions only (one source of truth for both sides);
+the Elasticsearch backend lets Elasticsearch's own language analyzers do the stemming and takes from here
+only what is backend-neutral: the synonym expansion of the query and the query's wording.
+
+Stemming uses PyStemmer (the Snowball algorithms in C): ``english``, ``dutch``, ``swedish``.
+"""
+import functools
+import html
+import os
+import re
+from dataclasses import dataclass, field
+
+import Stemmer
+
+from helpdesk_common.contracts.kb import LANGUAGES
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SNOWBALL = {"en": "english", "nl": "dutch", "sv": "swedish"}
+# Apostrophes vanish before tokenising: "can't" and "cant" are the same word to a customer.
+_APOSTROPHES = re.compile(r"['\u2019\u00b4`]")
+_TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
+_TAG = re.compile(r"<[^>]+>")
+_SPACE = re.compile(r"\s+")
+
+
+def _read_words(path):
+    words = []
+    with open(path, encoding="utf-8") as stream:
+        for line in stream:
+            line = line.split("#", 1)[0]
+            words.extend(line.split())
+    return words
+
+
+@functools.lru_cache(maxsize=None)
+def stopwords(lang):
+    return frozenset(_read_words(os.path.join(HERE, "stopwords", f"{lang}.txt")))
+
+
+@functools.lru_cache(maxsize=None)
+def _stemmer(lang):
+    stemmer = Stemmer.Stemmer(SNOWBALL[lang])
+    stemmer.maxCacheSize = 200_000
+    return stemmer
+
+
+def words(text):
+    """Lower-cased word tokens, apostrophes removed."""
+    return _TOKEN.findall(_APOSTROPHES.sub("", text.lower()))
+
+
+def word_spans(text):
+    """``(start, end, lower-cased word)`` of each word of ``text`` (for highlighting the original)."""
+    return [(m.start(), m.end(), m.group().lower()) for m in _TOKEN.finditer(text)]
+
+
+# Snowball's Swedish stemmer leaves the definite endings -et and -an ("mejlet", "fakturan"), so the
+# form a customer types ("lösenordet") misses the form an article uses ("lösenord"). A light extra step
+# removes them when enough of the word remains. Applied to index and query alike.
+_SV_DEFINITE = ("et", "an")
+
+
+def _swedish_light(stem):
+    if len(stem) >= 6 and stem.endswith(_SV_DEFINITE):
+        return stem[:-2]
+    return stem
+
+
+def stem_words(lang, tokens):
+    stems = _stemmer(lang).stemWords(tokens)
+    if lang == "sv":
+        stems = [_swedish_light(s) for s in stems]
+    return stems
+
+
+def compound_parts(lang, word, known, min_part=3):
+    """Split an unknown compound (Dutch and Swedish write them as one word) into two known stems.
+
+    ``known(stem)`` says whether the index has a stem. Tries every split point, also dropping a linking
+    ``s`` or ``e`` between the parts; prefers the split with the longest known head (the last part,
+    which carries the meaning in Germanic compounds). Returns ``[]`` when no split is known on both sides.
+    """
+    best = None
+    for i in range(min_part, len(word) - min_part + 1):
+        left, right = word[:i], word[i:]
+        lefts = [left] + ([left[:-1]] if left[-1] in "se" and len(left) > min_part else [])
+        right_stem = stem_words(lang, [right])[0]
+        if not known(right_stem):
+            continue
+        for candidate in lefts:
+            left_stem = stem_words(lang, [candidate])[0]
+            if known(left_stem):
+                if best is None or len(right) > len(best[1]):
+                    best = (left_stem, right, right_stem)
+                break
+        if best is None and len(right) >= 5:
+            best = (None, right, right_stem)  # an unknown modifier: keep the head alone
+    if best is None:
+        return []
+    return [s for s in (best[0], best[2]) if s]
+
+
+def analyze(lang, text, keep_stopwords=False):
+    """The terms of ``text`` as the index stores them: stems of the words that are not stop words."""
+    tokens = words(text)
+    if not keep_stopwords:
+        stop = stopwords(lang)
+        tokens = [t for t in tokens if t not in stop]
+    return stem_words(lang, tokens)
+
+
+def html_to_text(body_html):
+    """Plain text of rendered HTML (what is indexed and what snippets are cut from)."""
+    return _SPACE.sub(" ", html.unescape(_TAG.sub(" ", body_html))).strip()
+
+
+# --- synonyms ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SynonymGroup:
+    phrases: tuple[tuple[str, ...], ...]  # each phrase as stems (stop words kept)
+    texts: tuple[str, ...]  # each phrase as written
+
+
+@functools.lru_cache(maxsize=None)
+def synonym_groups(lang):
+    """Groups of phrases a customer and an article may use for the same thing (``synonyms/<lang>.txt``).
+
+    One group a line, phrases separated by commas. A query containing one phrase of a group also looks
+    for the others, at a lower weight than the words the customer typed.
+    """
+    path = os.path.join(HERE, "synonyms", f"{lang}.txt")
+    groups = []
+    if not os.path.exists(path):
+        return ()
+    with open(path, encoding="utf-8") as stream:
+        for line in stream:
+            line = line.split("#", 1)[0].strip()
+            if not line:
+                continue
+            texts = tuple(p.strip() for p in line.split(",") if p.strip())
+            phrases = tuple(tuple(stem_words(lang, words(t))) for t in texts)
+            groups.append(SynonymGroup(phrases=phrases, texts=texts))
+    return tuple(groups)
+
+
+def _contains(sequence, phrase):
+    n = len(phrase)
+    if n == 0 or n > len(sequence):
+        return False
+    first = phrase[0]
+    for i in range(len(sequence) - n + 1):
+        if sequence[i] == first and tuple(sequence[i:i + n]) == phrase:
+            return True
+    return False
+
+
+def expansions(lang, text):
+    """Synonym phrases (as written) that the query ``text`` calls for, without the ones it contains."""
+    stems = stem_words(lang, words(text))
+    found = []
+    seen = set()
+    for group in synonym_groups(lang):
+        hits = [i for i, phrase in enumerate(group.phrases) if _contains(stems, phrase)]
+        if not hits:
+            continue
+        for i, phrase_text in enumerate(group.texts):
+            if i not in hits and phrase_text not in seen:
+                seen.add(phrase_text)
+                found.append(phrase_text)
+    return found
+
+
+# --- the query, analysed -----------------------------------------------------------------------
+
+SYNONYM_WEIGHT = 0.6
+MAX_QUERY_TERMS = 24
+
+
+@dataclass
+class AnalyzedQuery:
+    """A query in one language: weighted stems, plus the word being typed (for suggestions)."""
+
+    lang: str
+    terms: dict[str, float] = field(default_factory=dict)  # stem -> weight
+    typed: list[str] = field(default_factory=list)  # stems the person typed (typo candidates)
+    surface: dict[str, str] = field(default_factory=dict)  # stem -> a word as typed
+    prefix: str = ""  # an unfinished last word, lower case
+
+    @property
+    def highlight_stems(self):
+        return set(self.terms)
+
+
+def analyze_query(lang, text, *, prefix=False, max_terms=MAX_QUERY_TERMS):
+    """Weighted stems of a query: the words typed (1.0) and their synonyms (``SYNONYM_WEIGHT``).
+
+    With ``prefix``, an unfinished last word (no space after it) is kept aside as a prefix to complete.
+    Stop words are dropped, unless the query has nothing else.
+    """
+    query = AnalyzedQuery(lang=lang)
+    tokens = words(text)
+    if prefix and tokens and text and not text[-1].isspace() and text[-1].isalnum():
+        last = tokens.pop()
+        if len(last) >= 3 and last not in stopwords(lang):
+            query.prefix = last
+    stop = stopwords(lang)
+    kept = [t for t in tokens if t not in stop] or ([] if query.prefix else tokens)
+    for token, stem in zip(kept, stem_words(lang, kept)):
+        if len(query.terms) >= max_terms:
+            break
+        if stem not in query.terms:
+            query.terms[stem] = 1.0
+            query.typed.append(stem)
+            query.surface[stem] = token
+    for phrase in expansions(lang, text):
+        for stem in analyze(lang, phrase):
+            if stem not in query.terms and len(query.terms) < max_terms + 8:
+                query.terms[stem] = SYNONYM_WEIGHT
+    return query
+
+
+# --- snippets -----------------------------------------------------------------------------------
+
+SNIPPET_CHARS = 180
+_SCAN_CHARS = 4000
+
+
+@functools.lru_cache(maxsize=4096)
+def _stem_pattern(stems):
+    """Words that begin like one of ``stems`` (a stem is nearly always a prefix of its words; for stems
+    ending in ``i``, as in apply/appli, one letter less)."""
+    prefixes = {stem[:-1] if stem.endswith("i") and len(stem) > 3 else stem for stem in stems}
+    alternatives = "|".join(re.escape(p) for p in sorted(prefixes, key=len, reverse=True))
+    return re.compile(rf"(?<![^\W_])(?:{alternatives})[^\W_]*", re.IGNORECASE)
+
+
+def _head(text, size):
+    return html.escape(text[:size]) + ("…" if len(text) > size else "")
+
+
+def snippet(lang, text, stems, *, size=SNIPPET_CHARS, pre="<mark>", post="</mark>"):
+    """An HTML-safe excerpt of ``text`` around the densest cluster of query ``stems``, matches marked.
+
+    The text is escaped; only the ``pre``/``post`` marks are markup. Without a match, the opening words.
+    Candidate words are found by one regular expression, and only those are stemmed to confirm them.
+    """
+    if not stems:
+        return _head(text, size)
+    scanned = text[:_SCAN_CHARS]
+    candidates = [(m.start(), m.end(), m.group()) for m in _stem_pattern(tuple(sorted(stems))).finditer(scanned)]
+    if not candidates:
+        return _head(text, size)
+    confirmed = stem_words(lang, words(" ".join(w for _, _, w in candidates))) if candidates else []
+    if len(confirmed) != len(candidates):  # a word with an apostrophe split differently: stem one by one
+        confirmed = [(stem_words(lang, words(w)) or [""])[0] for _, _, w in candidates]
+    matches = [(s, e, stem) for (s, e, _w), stem in zip(candidates, confirmed) if stem in stems]
+    if not matches:
+        return _head(text, size)
+    # The window of ``size`` characters holding the most distinct matched stems.
+    best, best_score = 0, -1
+    for i, (start, _e, _s) in enumerate(matches):
+        distinct, j = set(), i
+        while j < len(matches) and matches[j][1] - start <= size:
+            distinct.add(matches[j][2])
+            j += 1
+        score = len(distinct) * 10 + (j - i)
+        if score > best_score:
+            best, best_score = i, score
+    start = matches[best][0]
+    # Step back a little so the match is not the very first word, at a word boundary.
+    lead = max(0, start - size // 4)
+    if lead > 0:
+        space = text.find(" ", lead, start)
+        lead = space + 1 if space != -1 else start
+    end = min(len(text), lead + size)
+    if end < len(text):
+        cut_back = text.rfind(" ", lead, end)
+        if cut_back > start:
+            end = cut_back
+    out, pos = [], lead
+    for s, e, _stem in matches:
+        if s < lead or e > end:
+            continue
+        out.append(html.escape(text[pos:s]))
+        out.append(pre + html.escape(text[s:e]) + post)
+        pos = e
+    out.append(html.escape(text[pos:end]))
+    return ("…" if lead > 0 else "") + "".join(out).strip() + ("…" if end < len(text) else "")
+
+
+def category_paths(category):
+    """``billing/invoices`` -> ``["billing", "billing/invoices"]``: a filter on a parent finds children."""
+    if not category:
+        return []
+    parts = category.split("/")
+    return ["/".join(parts[:i]) for i in range(1, len(parts) + 1)]
+
+
+def check_language(lang):
+    if lang not in LANGUAGES:
+        raise ValueError(f"unsupported language {lang!r}")
+    return lang

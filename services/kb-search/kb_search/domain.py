@@ -1,0 +1,279 @@
+"""The rules of an article's life, as plain functions of a SQLAlchemy session. No nameko in here.
+
+Every function that changes an article records a version and stages its events in the caller's
+transaction, so an article, its history and its events are committed together or not at all. The search
+index is not touched here: it follows the events (see :mod:`kb_search.indexing`).
+"""
+import re
+import uuid
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from helpdesk_common.contracts import validate
+from helpdesk_common.contracts.kb import ArticleChanges, NewArticle
+from helpdesk_common.database import utcnow
+from helpdesk_common.errors import ValidationFailed
+from helpdesk_common.events import new_event
+from helpdesk_common.outbox import stage
+
+from .analysis import html_to_text
+from .backends.base import IndexDoc
+from .exceptions import (article_not_found, external_id_taken, staff_only, unknown_translation,
+                         version_mismatch)
+from .models import Article, ArticleVersion, Outbox
+from .rendering import render
+
+STAFF = ("admin", "agent", "system")
+CHANGEABLE = ("title", "body", "language", "type", "category", "tags", "visibility", "status")
+NOT_NULL = ("title", "body", "language", "type", "tags", "visibility", "status")
+
+
+def iso(moment):
+    return moment.isoformat() if moment is not None else None
+
+
+def is_staff(viewer):
+    return viewer.role in STAFF
+
+
+def visibilities_for(viewer):
+    """What a viewer may read: customers and portal visitors public articles only, staff everything."""
+    return ["public", "internal"] if is_staff(viewer) else ["public"]
+
+
+def article_view(article):
+    """The article as the API and the events show it."""
+    return {
+        "id": article.id, "external_id": article.external_id, "title": article.title, "body": article.body,
+        "body_html": article.body_html, "language": article.language, "type": article.type,
+        "category": article.category, "tags": list(article.tags or []), "visibility": article.visibility,
+        "status": article.status, "author": article.author, "translation_group": article.translation_group,
+        "version": article.version, "created_at": iso(article.created_at), "updated_at": iso(article.updated_at),
+        "published_at": iso(article.published_at), "archived_at": iso(article.archived_at),
+    }
+
+
+def index_doc(article):
+    """What the search index keeps of a published article."""
+    return IndexDoc(id=article.id, version=article.version, title=article.title,
+                    text=html_to_text(article.body_html), language=article.language, type=article.type,
+                    visibility=article.visibility, category=article.category, tags=tuple(article.tags or ()),
+                    updated_at=iso(article.updated_at))
+
+
+def _snapshot(article):
+    view = article_view(article)
+    view.pop("body_html")
+    return view
+
+
+def _publish(session, event_type, data, viewer, article_id):
+    stage(session, Outbox, new_event(event_type, data, correlation_id=viewer.correlation_id,
+                                     subject=f"KB-{article_id}"))
+
+
+def _record_version(session, article, viewer, changes, note=None, at=None):
+    session.add(ArticleVersion(article_id=article.id, version=article.version, at=at or utcnow(),
+                               actor=viewer.actor, note=note, changes=changes, snapshot=_snapshot(article)))
+
+
+def _status_dates(article, status, now):
+    if status == "published":
+        article.published_at = article.published_at or now
+        article.archived_at = None
+    elif status == "archived":
+        article.archived_at = now
+
+
+def find_article(session: Session, article_id, viewer):
+    """The article if ``viewer`` may read it; customers see published public articles only."""
+    article = session.get(Article, int(article_id)) if str(article_id).isdigit() else None
+    if article is None:
+        raise article_not_found(article_id)
+    if not is_staff(viewer) and (article.status != "published" or article.visibility != "public"):
+        raise article_not_found(article_id)
+    return article
+
+
+def create_article(session: Session, command, viewer):
+    """Write a new article (a draft unless ``status`` says otherwise). Returns its view."""
+    if not is_staff(viewer):
+        raise staff_only("write articles")
+    if command.external_id and session.scalar(
+            select(Article.id).where(Article.external_id == command.external_id)) is not None:
+        raise external_id_taken(command.external_id)
+    group = None
+    if command.translation_of is not None:
+        original = session.get(Article, command.translation_of)
+        if original is None:
+            raise unknown_translation(command.translation_of)
+        group = original.translation_group
+    now = utcnow()
+    article = Article(
+        external_id=command.external_id, title=command.title, body=command.body, body_html=render(command.body),
+        language=command.language, type=command.type, category=command.category,
+        tags=list(dict.fromkeys(command.tags)), visibility=command.visibility, status=command.status,
+        author=viewer.actor, translation_group=group or str(uuid.uuid4()), created_at=now, updated_at=now,
+    )
+    _status_dates(article, command.status, now)
+    session.add(article)
+    session.flush()
+    _record_version(session, article, viewer, [{"field": "created", "old": None, "new": command.status}], at=now)
+    view = article_view(article)
+    if article.status == "published":
+        _publish(session, "article_published", {"article": view}, viewer, article.id)
+    return view
+
+
+def change_article(session: Session, article_id, changes, viewer):
+    """Apply a partial update; every field that really changed is recorded in a new version and announced."""
+    if not is_staff(viewer):
+        raise staff_only("change articles")
+    article = find_article(session, article_id, viewer)
+    if changes.expected_version is not None and changes.expected_version != article.version:
+        raise version_mismatch(article.id, changes.expected_version, article.version)
+    given = [field for field in CHANGEABLE if field in changes.model_fields_set]
+    nulls = [field for field in given if field in NOT_NULL and getattr(changes, field) is None]
+    if nulls:
+        raise ValidationFailed(f"{', '.join(nulls)} cannot be null.",
+                               details=[{"field": f, "code": "null_not_allowed", "message": "give a value"}
+                                        for f in nulls])
+    now = utcnow()
+    diff = []
+    old_status = article.status
+    for field in given:
+        new = getattr(changes, field)
+        if field == "tags":
+            new = list(dict.fromkeys(new))
+        old = getattr(article, field)
+        if old == new:
+            continue
+        setattr(article, field, new)
+        if field == "body":
+            article.body_html = render(new)
+            old, new = f"({len(old)} characters)", f"({len(new)} characters)"  # the versions keep the text
+        diff.append({"field": field, "old": old, "new": new})
+    if not diff:
+        return article_view(article)
+    if article.status != old_status:
+        _status_dates(article, article.status, now)
+    article.updated_at = now
+    session.flush()  # bumps the version (and fails if someone else changed the row meanwhile)
+    _record_version(session, article, viewer, diff, note=changes.note, at=now)
+    view = article_view(article)
+    _publish(session, "article_updated", {"article": view, "changes": diff}, viewer, article.id)
+    if article.status != old_status and article.status == "published":
+        _publish(session, "article_published", {"article": view}, viewer, article.id)
+    if article.status != old_status and article.status == "archived":
+        _publish(session, "article_archived", {"article": view, "deleted": False}, viewer, article.id)
+    return view
+
+
+def delete_article(session: Session, article_id, viewer):
+    """Delete an article and its versions for good; announced as archived with ``deleted``."""
+    if not is_staff(viewer):
+        raise staff_only("delete articles")
+    article = find_article(session, article_id, viewer)
+    view = article_view(article)
+    _publish(session, "article_archived", {"article": view, "deleted": True}, viewer, article.id)
+    session.delete(article)
+    return {"id": view["id"], "deleted": True}
+
+
+def list_versions(session: Session, article_id, viewer):
+    """Every version of the article, oldest first (staff only)."""
+    if not is_staff(viewer):
+        raise staff_only("read the history of articles")
+    article = find_article(session, article_id, viewer)
+    rows = session.scalars(select(ArticleVersion).where(ArticleVersion.article_id == article.id)
+                           .order_by(ArticleVersion.version))
+    return [{"version": v.version, "at": iso(v.at), "actor": v.actor, "note": v.note, "changes": v.changes,
+             "snapshot": v.snapshot} for v in rows]
+
+
+def import_articles(session: Session, command, viewer):
+    """Create or update many articles; an ``external_id`` already known updates that article."""
+    if not is_staff(viewer):
+        raise staff_only("import articles")
+    created, updated, ids = 0, 0, []
+    known = {}
+    external = [a.external_id for a in command.articles if a.external_id]
+    if external:
+        known = dict(session.execute(select(Article.external_id, Article.id)
+                                     .where(Article.external_id.in_(external))).all())
+    for item in command.articles:
+        if item.external_id and item.external_id in known:
+            fields = item.model_dump(include=set(CHANGEABLE))
+            view = change_article(session, known[item.external_id], ArticleChanges(**fields), viewer)
+            updated += 1
+        else:
+            view = create_article(session, item, viewer)
+            if item.external_id:
+                known[item.external_id] = view["id"]
+            created += 1
+        ids.append(view["id"])
+    return {"created": created, "updated": updated, "ids": ids}
+
+
+def suggestion_shown(session: Session, request, hits, viewer):
+    """Stage ``suggestion_shown`` for suggestions shown to someone; returns the suggestion's id."""
+    suggestion_id = str(uuid.uuid4())
+    data = {"suggestion_id": suggestion_id, "context": request.context, "language": request.lang,
+            "query_length": len(request.text), "article_ids": [h["id"] for h in hits],
+            "ticket_number": request.ticket_number}
+    stage(session, Outbox, new_event("suggestion_shown", data, correlation_id=viewer.correlation_id,
+                                     subject=request.ticket_number))
+    return suggestion_id
+
+
+def suggestion_opened(session: Session, command, viewer):
+    """Stage ``suggestion_opened``: someone opened an article that was suggested to them."""
+    article = find_article(session, command.article_id, viewer)
+    data = {"suggestion_id": command.suggestion_id, "article_id": article.id, "position": command.position}
+    stage(session, Outbox, new_event("suggestion_opened", data, correlation_id=viewer.correlation_id,
+                                     subject=f"KB-{article.id}"))
+    return {"recorded": True}
+
+
+# --- from a solved ticket to a draft article --------------------------------------------------------
+
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_PHONE = re.compile(r"(?<![\w/])\+?\(?\d[\d ()./-]{6,}\d(?![\w/])")
+_URL_WITH_TOKEN = re.compile(r"https?://\S+[?&](?:token|key|code|sig|signature)=\S+", re.IGNORECASE)
+
+
+def scrub(text):
+    """Remove personal data a ticket tends to carry: email addresses, phone numbers, links with secrets."""
+    text = _URL_WITH_TOKEN.sub("[link removed]", text)
+    text = _EMAIL.sub("[email removed]", text)
+    return _PHONE.sub("[phone removed]", text)
+
+
+def draft_from_ticket(session: Session, ticket, messages, viewer, language=None):
+    """A draft article pre-filled from a solved ticket's question and its public answers, for review.
+
+    ``ticket`` is the ticket view and ``messages`` its messages as the tickets service returns them (the
+    caller fetches both); internal notes are never used. Personal data is removed (:func:`scrub`).
+    """
+    if not is_staff(viewer):
+        raise staff_only("turn tickets into articles")
+    answers = [m["body"] for m in messages
+               if m.get("visibility") == "public" and m.get("author_role") in STAFF]
+    if not answers:
+        raise ValidationFailed("The ticket has no public answer from an agent to turn into an article.",
+                               code="no_public_answer")
+    language = language or ticket.get("language") or "en"
+    body = "\n\n".join([f"## {_QUESTION.get(language, 'Question')}", scrub(ticket["description"]),
+                        f"## {_ANSWER.get(language, 'Answer')}", *[scrub(a) for a in answers]])
+    command = validate(NewArticle, {
+        "title": scrub(ticket["subject"])[:200], "body": body[:200_000], "language": language, "type": "faq",
+        "tags": [t for t in ticket.get("tags") or [] if _TAG.match(t)][:50], "status": "draft",
+        "visibility": "public"})
+    view = create_article(session, command, viewer)
+    return view
+
+
+_QUESTION = {"en": "Question", "nl": "Vraag", "sv": "Fråga"}
+_ANSWER = {"en": "Answer", "nl": "Antwoord", "sv": "Svar"}
+_TAG = re.compile(r"^[\w][\w .:/-]{0,49}$")

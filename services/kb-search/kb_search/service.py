@@ -1,0 +1,197 @@
+"""The kb_search nameko service: thin RPC entrypoints over ``domain`` (articles) and ``search``.
+
+Every answer is plain JSON-able data; errors a caller can act on are ``helpdesk_common.errors`` classes
+(``ValidationFailed`` 422, ``NotFound`` 404, ``Forbidden`` 403, ``Conflict`` 409).
+
+The search index follows the service's own events: a change to an article commits the article and its
+event (outbox) together; the relay publishes the event; the handlers here bring the index in step.
+"""
+import logging
+
+from nameko.extensions import DependencyProvider
+from nameko.rpc import rpc
+from sqlalchemy import text
+from sqlalchemy.orm.exc import StaleDataError
+
+from helpdesk_common.consumer import first_delivery
+from helpdesk_common.contracts import validate
+from helpdesk_common.contracts.kb import (LANGUAGES, ArticleChanges, BulkImport, NewArticle, SearchRequest,
+                                          SuggestionOpened, SuggestRequest, Viewer)
+from helpdesk_common.database import Database, run_in_transaction
+from helpdesk_common.consumer import reliable_handler
+from helpdesk_common.errors import EXPECTED_ERRORS, ValidationFailed
+from helpdesk_common.metrics import EntrypointMetrics
+from helpdesk_common.outbox import OutboxRelay
+
+from . import domain, indexing, search
+from .backends import make_backend
+from .exceptions import concurrent_change
+from .models import Outbox, ProcessedEvent
+
+log = logging.getLogger(__name__)
+
+DB_URL = "KB_DB_URL"
+SOURCE = "kb_search"
+ANONYMOUS = {"actor": "anonymous", "role": "anonymous"}
+TICKET_SUGGESTIONS = 5
+
+
+class SearchIndex(DependencyProvider):
+    """The search backend named in config (``KB_SEARCH_BACKEND``), one per service process."""
+
+    def setup(self):
+        self.backend = make_backend(self.container.config)
+
+    def start(self):
+        try:
+            self.backend.ensure_ready()
+        except Exception:  # Elasticsearch not up yet: searches fail until it is, writes retry
+            log.exception("search backend %s is not ready", self.backend.name)
+
+    def stop(self):
+        self.backend.close()
+
+    def kill(self):
+        self.backend.close()
+
+    def get_dependency(self, worker_ctx):
+        return self.backend
+
+
+def _viewer(viewer):
+    return validate(Viewer, viewer if viewer is not None else ANONYMOUS, prefix="viewer.")
+
+
+class KbSearchService:
+    name = SOURCE
+
+    db = Database(DB_URL)
+    outbox = OutboxRelay(Outbox, DB_URL, source=SOURCE)
+    index = SearchIndex()
+    metrics = EntrypointMetrics()
+
+    def _write(self, change, article_id=""):
+        """Run ``change(session)`` in one transaction, rerun if it lost a race with another replica."""
+        try:
+            return run_in_transaction(self.db, change)
+        except StaleDataError:
+            raise concurrent_change(article_id)
+
+    # --- articles ---------------------------------------------------------------------------------
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def create_article(self, article, viewer):
+        """Write an article; returns the article view (``id``, ``version``, ``body_html``, ...)."""
+        command, who = validate(NewArticle, article), _viewer(viewer)
+        return self._write(lambda s: domain.create_article(s, command, who))
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def get_article(self, article_id, viewer=None):
+        who = _viewer(viewer)
+        with self.db() as session:
+            return domain.article_view(domain.find_article(session, article_id, who))
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def update_article(self, article_id, changes, viewer):
+        command, who = validate(ArticleChanges, changes), _viewer(viewer)
+        return self._write(lambda s: domain.change_article(s, article_id, command, who), article_id)
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def delete_article(self, article_id, viewer):
+        who = _viewer(viewer)
+        return self._write(lambda s: domain.delete_article(s, article_id, who), article_id)
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def list_versions(self, article_id, viewer):
+        who = _viewer(viewer)
+        with self.db() as session:
+            return domain.list_versions(session, article_id, who)
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def import_articles(self, articles, viewer):
+        """Create or update up to 1,000 articles in one transaction: ``{"created", "updated", "ids"}``."""
+        command, who = validate(BulkImport, {"articles": articles}), _viewer(viewer)
+        return self._write(lambda s: domain.import_articles(s, command, who))
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def draft_from_ticket(self, ticket, messages, viewer, language=None):
+        """A draft article from a solved ticket (its view and messages, as the tickets service returns
+        them): the question and the public answers, personal data removed. Returns the article view."""
+        who = _viewer(viewer)
+        if not isinstance(ticket, dict) or not isinstance(messages, list) or not all(
+                isinstance(m, dict) for m in messages) or not {"subject", "description"} <= set(ticket):
+            raise ValidationFailed("ticket must be a ticket view and messages a list of message views.")
+        if language is not None and language not in LANGUAGES:
+            raise ValidationFailed(f"language must be one of {', '.join(LANGUAGES)}.",
+                                   details=[{"field": "language", "code": "invalid_choice"}])
+        return self._write(lambda s: domain.draft_from_ticket(s, ticket, messages, who, language))
+
+    # --- search and suggestions -------------------------------------------------------------------
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def search(self, q, lang="en", filters=None, viewer=None, page=None):
+        """Ranked hits: ``{"items": [{id, title, snippet, score, ...}], "total", "next_cursor", ...}``."""
+        page = page or {}
+        request = validate(SearchRequest, {"q": q, "lang": lang, "filters": filters or {},
+                                           **{k: v for k, v in page.items() if v is not None}})
+        return search.search(self.index, request, _viewer(viewer))
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def suggest(self, text, lang="en", viewer=None, size=5, context="portal", ticket_number=None):
+        """Articles for what is being typed; ``{"suggestion_id", "items"}`` (``suggestion_shown`` when any)."""
+        request = validate(SuggestRequest, {"text": text, "lang": lang, "size": size, "context": context,
+                                            "ticket_number": ticket_number})
+        who = _viewer(viewer)
+        items = search.suggest(self.index, request, who)
+        suggestion_id = None
+        if items:
+            suggestion_id = self._write(lambda s: domain.suggestion_shown(s, request, items, who))
+        return {"suggestion_id": suggestion_id, "items": items}
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def record_suggestion_opened(self, suggestion_id, article_id, viewer=None, position=None):
+        command = validate(SuggestionOpened, {"suggestion_id": suggestion_id, "article_id": article_id,
+                                              "position": position})
+        who = _viewer(viewer)
+        return self._write(lambda s: domain.suggestion_opened(s, command, who))
+
+    @rpc
+    def ping(self):
+        """For health checks: answers when the service is up, its database and index reachable."""
+        with self.db() as session:
+            session.execute(text("SELECT 1"))
+        return {"service": self.name, "ok": True, "backend": self.index.name, "documents": self.index.count()}
+
+    # --- keeping the index in step ------------------------------------------------------------------
+
+    def _on_article_event(self, envelope, handler):
+        indexing.apply_article_event(self.db, self.index, envelope, handler)
+
+    @reliable_handler(SOURCE, "article_published")
+    def index_published(self, envelope):
+        self._on_article_event(envelope, "index_published")
+
+    @reliable_handler(SOURCE, "article_updated")
+    def index_updated(self, envelope):
+        self._on_article_event(envelope, "index_updated")
+
+    @reliable_handler(SOURCE, "article_archived")
+    def index_archived(self, envelope):
+        self._on_article_event(envelope, "index_archived")
+
+    @reliable_handler("tickets", "ticket_created")
+    def suggest_for_ticket(self, envelope):
+        """Attach the best matching articles (internal ones too) to a new ticket, for its agent."""
+        ticket = envelope["data"]["ticket"]
+        lang = ticket.get("language") if ticket.get("language") in ("en", "nl", "sv") else "en"
+        request = validate(SuggestRequest, {
+            "text": f"{ticket['subject']}\n{ticket['description']}"[:5000], "lang": lang,
+            "size": TICKET_SUGGESTIONS, "context": "ticket", "ticket_number": ticket["number"]})
+        system = Viewer(actor="kb_search", role="system", correlation_id=envelope.get("correlation_id"))
+        items = search.suggest(self.index, request, system)
+
+        def record(session):
+            if first_delivery(session, ProcessedEvent, envelope["id"], "suggest_for_ticket") and items:
+                domain.suggestion_shown(session, request, items, system)
+
+        self._write(record)  # a concurrent repeat fails on the key, and the retry finds it recorded

@@ -1,0 +1,177 @@
+"""The rules of articles, on a real (SQLite) database, without nameko."""
+import pytest
+from sqlalchemy import select
+
+from helpdesk_common.contracts import validate
+from helpdesk_common.contracts.kb import ArticleChanges, BulkImport, NewArticle, Viewer
+from helpdesk_common.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from helpdesk_common.events import CATALOGUE
+from kb_search import domain
+from kb_search.models import ArticleVersion, Outbox
+
+AGENT = Viewer(actor="alice", role="agent", correlation_id="c-1")
+CUSTOMER = Viewer(actor="bob@example.com", role="customer", email="bob@example.com")
+
+
+def new(**fields):
+    data = {"title": "Reset a forgotten password", "body": "Choose **Forgot password**.", "language": "en"}
+    data.update(fields)
+    return validate(NewArticle, data)
+
+
+def events(session):
+    return [(row.event_type, row.envelope) for row in session.scalars(select(Outbox).order_by(Outbox.seq))]
+
+
+def test_create_renders_markdown_safely_and_records_version(sessions):
+    with sessions.begin() as session:
+        view = domain.create_article(session, new(
+            body="# Steps\n\n<script>alert(1)</script> [x](javascript:alert(1)) **bold**",
+            status="published", tags=["password", "password"], category="Account/Sign-in"), AGENT)
+    assert view["id"] >= 1 and view["version"] == 1 and view["author"] == "alice"
+    assert "<h1>Steps</h1>" in view["body_html"] and "<strong>bold</strong>" in view["body_html"]
+    assert "<script>" not in view["body_html"] and 'href="javascript' not in view["body_html"]
+    assert view["tags"] == ["password"] and view["category"] == "account/sign-in"
+    assert view["published_at"] is not None
+    with sessions() as session:
+        (kind, envelope), = events(session)
+        versions = session.scalars(select(ArticleVersion)).all()
+    assert kind == "article_published" and envelope["source"] == "kb_search"
+    assert envelope["data"]["article"]["id"] == view["id"] and envelope["correlation_id"] == "c-1"
+    assert [v.version for v in versions] == [1]
+
+
+def test_a_draft_is_not_announced_until_published(sessions):
+    with sessions.begin() as session:
+        draft = domain.create_article(session, new(), AGENT)
+    with sessions() as session:
+        assert events(session) == []
+    with sessions.begin() as session:
+        view = domain.change_article(session, draft["id"], ArticleChanges(status="published", note="reviewed"),
+                                     AGENT)
+    assert view["version"] == 2 and view["status"] == "published"
+    with sessions() as session:
+        kinds = [k for k, _ in events(session)]
+        history = domain.list_versions(session, draft["id"], AGENT)
+    assert kinds == ["article_updated", "article_published"]
+    assert [h["version"] for h in history] == [1, 2]
+    assert history[1]["note"] == "reviewed"
+    assert history[1]["changes"] == [{"field": "status", "old": "draft", "new": "published"}]
+    assert history[0]["snapshot"]["status"] == "draft"
+
+
+def test_update_keeps_history_and_guards_against_lost_updates(sessions):
+    with sessions.begin() as session:
+        article = domain.create_article(session, new(status="published"), AGENT)
+    with sessions.begin() as session:
+        domain.change_article(session, article["id"], ArticleChanges(body="New **text**", expected_version=1),
+                              AGENT)
+    with pytest.raises(Conflict) as error, sessions.begin() as session:
+        domain.change_article(session, article["id"], ArticleChanges(title="Other", expected_version=1), AGENT)
+    assert error.value.code == "version_mismatch"
+    with sessions() as session:
+        current = domain.article_view(domain.find_article(session, article["id"], AGENT))
+        history = domain.list_versions(session, article["id"], AGENT)
+    assert current["body_html"].strip() == "<p>New <strong>text</strong></p>" and current["version"] == 2
+    assert history[0]["snapshot"]["body"] == "Choose **Forgot password**."
+    assert history[1]["snapshot"]["body"] == "New **text**"
+
+
+def test_nothing_changed_makes_no_version(sessions):
+    with sessions.begin() as session:
+        article = domain.create_article(session, new(status="published"), AGENT)
+    with sessions.begin() as session:
+        view = domain.change_article(session, article["id"], ArticleChanges(title=article["title"]), AGENT)
+    assert view["version"] == 1
+
+
+def test_archive_and_delete_are_announced(sessions):
+    with sessions.begin() as session:
+        article = domain.create_article(session, new(status="published"), AGENT)
+    with sessions.begin() as session:
+        domain.change_article(session, article["id"], ArticleChanges(status="archived"), AGENT)
+    with sessions.begin() as session:
+        assert domain.delete_article(session, article["id"], AGENT) == {"id": article["id"], "deleted": True}
+    with sessions() as session:
+        kinds = [(k, e["data"].get("deleted")) for k, e in events(session)]
+        assert session.scalars(select(ArticleVersion)).all() == []
+        with pytest.raises(NotFound):
+            domain.find_article(session, article["id"], AGENT)
+    assert kinds[-2:] == [("article_archived", False), ("article_archived", True)]
+
+
+def test_customers_read_only_published_public_articles(sessions):
+    with sessions.begin() as session:
+        public = domain.create_article(session, new(status="published"), AGENT)
+        internal = domain.create_article(session, new(status="published", visibility="internal"), AGENT)
+        draft = domain.create_article(session, new(), AGENT)
+    with sessions() as session:
+        assert domain.find_article(session, public["id"], CUSTOMER).id == public["id"]
+        for hidden in (internal["id"], draft["id"], 9999, "abc"):
+            with pytest.raises(NotFound):
+                domain.find_article(session, hidden, CUSTOMER)
+    with pytest.raises(Forbidden), sessions.begin() as session:
+        domain.create_article(session, new(), CUSTOMER)
+
+
+def test_translations_share_a_group(sessions):
+    with sessions.begin() as session:
+        en = domain.create_article(session, new(), AGENT)
+        nl = domain.create_article(session, new(title="Wachtwoord vergeten", language="nl",
+                                                translation_of=en["id"]), AGENT)
+    assert nl["translation_group"] == en["translation_group"]
+    with pytest.raises(ValidationFailed), sessions.begin() as session:
+        domain.create_article(session, new(translation_of=12345), AGENT)
+
+
+def test_import_creates_then_updates_by_external_id(sessions):
+    items = [{"title": f"Article {i}", "body": "text", "language": "en", "status": "published",
+              "external_id": f"ext-{i}"} for i in range(3)]
+    with sessions.begin() as session:
+        first = domain.import_articles(session, validate(BulkImport, {"articles": items}), AGENT)
+    assert first["created"] == 3 and first["updated"] == 0
+    items[0]["title"] = "Article zero, revised"
+    with sessions.begin() as session:
+        again = domain.import_articles(session, validate(BulkImport, {"articles": items}), AGENT)
+    assert again == {"created": 0, "updated": 3, "ids": first["ids"]}  # matched by external id
+    with sessions() as session:
+        assert domain.find_article(session, first["ids"][0], AGENT).title == "Article zero, revised"
+    with pytest.raises(Conflict), sessions.begin() as session:
+        domain.create_article(session, new(external_id="ext-1"), AGENT)
+
+
+def test_commands_are_validated():
+    with pytest.raises(ValidationFailed) as error:
+        validate(NewArticle, {"title": "", "body": "x", "language": "de", "type": "blog", "colour": 1})
+    fields = {d["field"] for d in error.value.details}
+    assert {"title", "language", "type", "colour"} <= fields
+
+
+def test_event_catalogue_has_the_kb_events():
+    for name in ("article_published", "article_updated", "article_archived", "suggestion_shown",
+                 "suggestion_opened"):
+        assert CATALOGUE[name].source == "kb_search"
+
+
+def test_a_solved_ticket_becomes_a_draft_without_personal_data(sessions):
+    ticket = {"number": "HD-000007", "subject": "Invoice to jan@example.com is wrong",
+              "description": "Call me on +31 6 1234 5678 or mail jan.jansen@example.nl, the VAT is missing.",
+              "language": "en", "tags": ["billing", "vat"]}
+    messages = [
+        {"visibility": "internal", "author_role": "agent", "body": "Customer is a VIP, see CRM 4411-22."},
+        {"visibility": "public", "author_role": "customer", "body": "Any news? My phone is 020-555 1234."},
+        {"visibility": "public", "author_role": "agent",
+         "body": "Add the VAT number under Billing > Company details: https://app.example.com/x?token=abc123"},
+    ]
+    with sessions.begin() as session:
+        view = domain.draft_from_ticket(session, ticket, messages, AGENT)
+    assert view["status"] == "draft" and view["type"] == "faq" and view["tags"] == ["billing", "vat"]
+    text = view["title"] + view["body"]
+    for secret in ("jan@example.com", "jan.jansen@example.nl", "1234 5678", "555 1234", "abc123", "VIP"):
+        assert secret not in text
+    assert "[email removed]" in view["title"] and "Billing > Company details" in view["body"]
+    assert view["body"].startswith("## Question") and "## Answer" in view["body"]
+    with pytest.raises(ValidationFailed), sessions.begin() as session:
+        domain.draft_from_ticket(session, ticket, messages[:2], AGENT)
+    with pytest.raises(Forbidden), sessions.begin() as session:
+        domain.draft_from_ticket(session, ticket, messages, CUSTOMER)

@@ -1,0 +1,262 @@
+"""The kb_search service: entrypoints without a broker (worker_factory), then a real container on a real
+RabbitMQ (a throwaway vhost per test) with each search backend, driven over RPC as the gateway will."""
+import socket
+import time
+import uuid
+
+import pytest
+from kombu import Connection, Exchange, Queue
+from nameko.standalone.events import event_dispatcher
+from nameko.standalone.rpc import ServiceRpcProxy
+from nameko.testing.services import worker_factory
+from sqlalchemy import func, select
+
+from helpdesk_common.errors import Forbidden, NotFound, ValidationFailed
+from helpdesk_common.events import new_event
+from kb_search.backends.base import Hit, Results
+from kb_search.models import ProcessedEvent
+from kb_search.service import KbSearchService
+
+AGENT = {"actor": "alice", "role": "agent", "correlation_id": "req-1"}
+CUSTOMER = {"actor": "bob", "role": "customer", "email": "bob@example.com"}
+
+
+# --- entrypoints, no broker ------------------------------------------------------------------------
+
+class FakeIndex:
+    name = "fake"
+
+    def __init__(self):
+        self.queries = []
+
+    def search(self, query):
+        self.queries.append(query)
+        return Results(hits=[Hit(id=7, score=1.5, title="T", snippet="s", language=query.languages[0],
+                                 type="faq", visibility="public")], total=1)
+
+
+def test_search_validates_and_limits_customers_to_public():
+    service = worker_factory(KbSearchService, index=FakeIndex())
+    page = service.search("invoice", "nl", None, CUSTOMER, {"size": 5})
+    query = service.index.queries[0]
+    assert query.visibilities == ["public"] and query.languages == ["nl"] and query.size == 5
+    assert page["items"][0]["id"] == 7 and page["total"] == 1 and page["language"] == "nl"
+    service.search("invoice", "en", {"visibility": "internal", "types": ["faq"]}, AGENT)
+    assert service.index.queries[-1].visibilities == ["internal"]
+    assert service.index.queries[-1].types == ["faq"]
+    # A customer asking for internal articles still gets public ones only.
+    service.search("invoice", "en", {"visibility": "internal"}, CUSTOMER)
+    assert service.index.queries[-1].visibilities == ["public"]
+    # No viewer at all: an anonymous portal visitor.
+    service.search("invoice")
+    assert service.index.queries[-1].visibilities == ["public"]
+
+
+@pytest.mark.parametrize("args, field", [
+    (("", "en"), "q"), (("x", "de"), "lang"), (("x", "en", {"colour": "red"}), "filters.colour"),
+    (("x", "en", None, None, {"size": 500}), "size"), (("x", "en", {"types": ["blog"]}), "filters.types.0"),
+])
+def test_search_rejects_bad_input(args, field):
+    service = worker_factory(KbSearchService, index=FakeIndex())
+    with pytest.raises(ValidationFailed) as error:
+        service.search(*args)
+    assert field in {d["field"] for d in error.value.details}
+
+
+# --- a real container on RabbitMQ ----------------------------------------------------------------
+
+class EventTap:
+    """Every event on ``kb_search.events`` (a plain kombu consumer, as any integrator would read them)."""
+
+    def __init__(self, amqp_uri):
+        self.connection = Connection(amqp_uri)
+        exchange = Exchange("kb_search.events", type="topic", durable=True)
+        self.queue = Queue(f"test-tap-{uuid.uuid4().hex}", exchange=exchange, routing_key="#",
+                           exclusive=True, auto_delete=True)
+        self.envelopes = []
+        self.consumer = self.connection.Consumer(self.queue, callbacks=[self._received], accept=["json"])
+        self.consumer.consume()
+
+    def _received(self, body, message):
+        self.envelopes.append(body)
+        message.ack()
+
+    def wait_for(self, condition, timeout=15.0, message="events"):
+        deadline = time.monotonic() + timeout
+        while not condition(self.envelopes):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"timed out waiting for {message}; got {[e['type'] for e in self.envelopes]}")
+            try:
+                self.connection.drain_events(timeout=min(remaining, 0.25))
+            except socket.timeout:
+                pass
+        return self.envelopes
+
+    def of_type(self, event_type):
+        return [e for e in self.envelopes if e["type"] == event_type]
+
+    def close(self):
+        self.connection.release()
+
+
+@pytest.fixture(params=["embedded", "elasticsearch"])
+def config(request, rabbit_config, db_url, tmp_path):
+    config = {**rabbit_config, "KB_DB_URL": db_url, "serializer": "json", "OUTBOX_POLL_INTERVAL": 0.2,
+              "KB_SEARCH_BACKEND": request.param, "KB_INDEX_DIR": str(tmp_path / "index")}
+    if request.param == "elasticsearch":
+        config.update(KB_ES_URL=request.getfixturevalue("es_url"), KB_ES_PREFIX=f"kbs{uuid.uuid4().hex[:8]}",
+                      KB_ES_REFRESH="wait_for")
+    return config
+
+
+@pytest.fixture
+def tap(config):
+    tap = EventTap(config["AMQP_URI"])
+    yield tap
+    tap.close()
+
+
+@pytest.fixture
+def kb(container_factory, config, tap):
+    container = container_factory(KbSearchService, config)
+    container.start()
+    with ServiceRpcProxy("kb_search", config, timeout=20) as proxy:
+        yield proxy
+
+
+def titles(page):
+    return [item["title"] for item in page["items"]]
+
+
+def test_articles_are_found_through_the_service(kb, tap, wait_for):
+    public = kb.create_article({"title": "Reset a forgotten password", "status": "published", "language": "en",
+                                "body": "Choose **Forgot password** on the sign-in page.",
+                                "category": "account/sign-in", "tags": ["password"]}, AGENT)
+    internal = kb.create_article({"title": "Password override for agents", "status": "published",
+                                  "language": "en", "visibility": "internal",
+                                  "body": "Agents can force a password reset from the console."}, AGENT)
+    dutch = kb.create_article({"title": "Wachtwoord vergeten", "status": "published", "language": "nl",
+                               "body": "Kies **Wachtwoord vergeten** op de aanmeldpagina.",
+                               "translation_of": public["id"]}, AGENT)
+    draft = kb.create_article({"title": "Password draft", "language": "en", "body": "Not ready."}, AGENT)
+    assert dutch["translation_group"] == public["translation_group"]
+
+    staff_titles = wait_for(lambda: len(titles(kb.search("password", "en", None, AGENT))) == 2
+                            and titles(kb.search("password", "en", None, AGENT)), message="indexing")
+    assert set(staff_titles) == {public["title"], internal["title"]}
+    customer = kb.search("forgot password", "en", None, CUSTOMER)
+    assert titles(customer) == [public["title"]] and customer["total"] == 1
+    hit = customer["items"][0]
+    assert hit["id"] == public["id"] and hit["score"] > 0 and "<mark>" in hit["snippet"]
+    assert titles(kb.search("wachtwoord vergeten", "nl", None, None)) == ["Wachtwoord vergeten"]
+    assert draft["title"] not in titles(kb.search("password draft", "en", None, AGENT))
+
+    # Changes reach the index through the service's own events.
+    kb.update_article(public["id"], {"title": "Reset a lost password", "expected_version": 1}, AGENT)
+    wait_for(lambda: titles(kb.search("lost password", "en", None, CUSTOMER))[:1] == ["Reset a lost password"],
+             message="the update to be indexed")
+    kb.delete_article(public["id"], AGENT)
+    wait_for(lambda: titles(kb.search("lost password", "en", None, CUSTOMER)) == [], message="the deletion")
+    with pytest.raises(NotFound):
+        kb.get_article(public["id"], AGENT)
+    with pytest.raises(NotFound):
+        kb.get_article(internal["id"], CUSTOMER)
+    with pytest.raises(Forbidden):
+        kb.create_article({"title": "x", "body": "y", "language": "en"}, CUSTOMER)
+    assert [v["version"] for v in kb.list_versions(internal["id"], AGENT)] == [1]
+    tap.wait_for(lambda got: len([e for e in got if e["type"] == "article_archived"]) == 1,
+                 message="article_archived")
+    assert {e["data"]["article"]["id"] for e in tap.of_type("article_published")} == {
+        public["id"], internal["id"], dutch["id"]}
+
+
+def test_suggestions_are_recorded_as_events(kb, tap, wait_for):
+    article = kb.create_article({"title": "Cancel your subscription", "status": "published", "language": "en",
+                                 "body": "The owner can cancel under Billing."}, AGENT)
+    result = wait_for(lambda: (r := kb.suggest("I want to cancel my subscri", "en", None)) and r["items"] and r,
+                      message="a suggestion")
+    assert result["items"][0]["id"] == article["id"] and result["suggestion_id"]
+    assert kb.record_suggestion_opened(result["suggestion_id"], article["id"], None, 1) == {"recorded": True}
+    tap.wait_for(lambda got: {"suggestion_shown", "suggestion_opened"} <= {e["type"] for e in got},
+                 message="suggestion events")
+    shown = tap.of_type("suggestion_shown")[0]["data"]
+    assert shown["article_ids"] == [article["id"]] and shown["context"] == "portal"
+    assert "subscri" not in str(shown)  # what the customer typed is not broadcast
+    opened = tap.of_type("suggestion_opened")[0]["data"]
+    assert opened == {"suggestion_id": result["suggestion_id"], "article_id": article["id"], "position": 1}
+    with pytest.raises(ValidationFailed):
+        kb.suggest("", "en", None)
+
+
+def test_a_new_ticket_gets_suggested_articles(kb, tap, config, wait_for):
+    article = kb.create_article({"title": "Refund approval rules", "status": "published", "language": "en",
+                                 "visibility": "internal", "body": "Tier 1 may refund up to 100 EUR."}, AGENT)
+    wait_for(lambda: kb.search("refund", "en", None, AGENT)["items"], message="indexing")
+    ticket = {"number": "HD-000042", "subject": "Refund please", "description": "I want a refund of my invoice",
+              "requester": {"email": "c@example.com"}, "channel": "web", "priority": "normal", "status": "new",
+              "language": "en", "version": 1, "created_at": "2026-11-22T12:00:00+00:00",
+              "updated_at": "2026-11-22T12:00:00+00:00"}
+    envelope = new_event("ticket_created", {"ticket": ticket}, correlation_id="req-t")
+    dispatch = event_dispatcher(config)
+    dispatch("tickets", "ticket_created", envelope)
+    dispatch("tickets", "ticket_created", envelope)  # at least once: a repeat attaches nothing more
+    tap.wait_for(lambda got: any(e["type"] == "suggestion_shown" for e in got), message="suggestion_shown")
+    shown = tap.of_type("suggestion_shown")[0]
+    assert shown["data"]["context"] == "ticket" and shown["data"]["ticket_number"] == "HD-000042"
+    assert shown["data"]["article_ids"] == [article["id"]]  # internal articles are for the agent
+    assert shown["subject"] == "HD-000042" and shown["correlation_id"] == "req-t"
+
+
+def test_a_repeated_article_event_is_applied_once(kb, tap, sessions, config, wait_for):
+    from kb_search.backends import make_backend
+
+    article = kb.create_article({"title": "Printer toner", "status": "published", "language": "en",
+                                 "body": "Replace the toner."}, AGENT)
+    tap.wait_for(lambda got: len(got) == 1, message="article_published")
+    first = tap.envelopes[0]
+    wait_for(lambda: kb.search("toner", "en", None, AGENT)["items"], message="indexing")
+    # Take the document out of the index behind the service's back: a repeat that were applied again
+    # would put it back.
+    index = make_backend(config)
+    index.delete([article["id"]])
+    wait_for(lambda: kb.search("toner", "en", None, AGENT)["items"] == [], message="the service to see it gone")
+    dispatch = event_dispatcher(config)
+    dispatch("kb_search", "article_published", first)
+    # A later event on the same queue, to know the repeat has been handled.
+    other = kb.create_article({"title": "Paper jam", "status": "published", "language": "en",
+                               "body": "Open the tray."}, AGENT)
+    wait_for(lambda: kb.search("paper jam", "en", None, AGENT)["items"], message="the later event")
+
+    def recorded():
+        with sessions() as session:
+            return session.scalar(select(func.count()).select_from(ProcessedEvent).where(
+                ProcessedEvent.event_id == first["id"]))
+    assert recorded() == 1
+    assert kb.search("toner", "en", None, AGENT)["items"] == []
+    assert other["id"] != article["id"]
+    index.close()
+
+
+class TwoLanguageIndex(FakeIndex):
+    """Only Dutch articles match; pages of two."""
+
+    def search(self, query):
+        self.queries.append(query)
+        if "nl" not in query.languages:
+            return Results(hits=[], total=0)
+        offset = int(query.cursor or 0)
+        hits = [Hit(id=i, score=1.0, title=f"nl {i}", snippet="", language="nl", type="faq",
+                    visibility="public") for i in range(offset, min(offset + 2, 3))]
+        return Results(hits=hits, total=3, next_cursor=str(offset + 2) if offset + 2 < 3 else None)
+
+
+def test_other_languages_answer_when_the_searchers_has_nothing():
+    service = worker_factory(KbSearchService, index=TwoLanguageIndex())
+    first = service.search("factuur", "en")
+    assert first["fallback"] is True and [i["id"] for i in first["items"]] == [0, 1]
+    second = service.search("factuur", "en", None, None, {"cursor": first["next_cursor"]})
+    assert second["fallback"] is True and [i["id"] for i in second["items"]] == [2]
+    assert second["next_cursor"] is None
+    # An explicit language filter is respected: no fallback.
+    assert service.search("factuur", "en", {"languages": ["en"]})["items"] == []
