@@ -100,6 +100,39 @@ def client(port, token, prefix, count, threads, results):
     results.put(timings)
 
 
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _proc_stat(pid):
+    with open(f"/proc/{pid}/stat") as stream:
+        fields = stream.read().rsplit(")", 1)[1].split()
+    return int(fields[1]), (int(fields[11]) + int(fields[12])) / TICK  # ppid, cpu seconds (user+system)
+
+
+def cpu_seconds(stack):
+    """CPU time used so far by each part of the platform (gateway incl. workers, tickets, broker)."""
+    parts = {"gateway": 0.0, "tickets": 0.0, "other services": 0.0, "broker": 0.0}
+    roots = {stack.gateway.pid: "gateway", **{p.pid: "tickets" for p in stack.tickets},
+             **{p.pid: "other services" for p in stack.services.values()}}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            ppid, seconds = _proc_stat(entry)
+            with open(f"/proc/{entry}/comm") as stream:
+                name = stream.read().strip()
+        except OSError:
+            continue
+        pid = int(entry)
+        if pid in roots:
+            parts[roots[pid]] += seconds
+        elif ppid in roots:
+            parts[roots[ppid]] += seconds
+        elif name == "beam.smp":
+            parts["broker"] += seconds
+    return parts
+
+
 def drive(stack, requests_total, concurrency, label):
     """Run one load level; returns figures for the table."""
     processes = min(concurrency, 4)
@@ -112,6 +145,7 @@ def drive(stack, requests_total, concurrency, label):
     ready.wait(30)
     per_process = [requests_total // processes + (1 if i < requests_total % processes else 0)
                    for i in range(processes)]
+    cpu_before = cpu_seconds(stack)
     started = time.time()
     clients = [mp.Process(target=client, args=(stack.port, stack.token, f"{label}-{p}", n, threads, results))
                for p, n in enumerate(per_process)]
@@ -123,6 +157,7 @@ def drive(stack, requests_total, concurrency, label):
     elapsed = time.time() - started
     for proc in clients:
         proc.join()
+    cpu_after = cpu_seconds(stack)
     stop.set()
     arrivals = arrivals_out.get()
     listener.join()
@@ -133,6 +168,7 @@ def drive(stack, requests_total, concurrency, label):
         "p50": percentile(latencies, 0.5) * 1000, "p99": percentile(latencies, 0.99) * 1000,
         "event_p50": percentile(event_delays, 0.5) * 1000, "event_p99": percentile(event_delays, 0.99) * 1000,
         "events": len(event_delays), "sent": len(timings),
+        "cpu_ms": {part: (cpu_after[part] - cpu_before[part]) * 1000 / max(1, len(timings)) for part in cpu_after},
     }
 
 
@@ -212,6 +248,13 @@ def main():
         print(f"| {concurrency} | {f['rate']:.0f} | {f['p50']:.1f} | {f['p99']:.1f} | {f['event_p50']:.1f} "
               f"| {f['event_p99']:.1f} | {f['events']}/{f['sent']} | {b['rate']:.0f} | {b['p99']:.1f} "
               f"| {f['rate'] / b['rate']:.2f} |")
+    print("\nCPU time per ticket (ms), measured from /proc while each level ran: what bounds the rate on 2 cores\n")
+    parts = list(rows[0][1]["cpu_ms"])
+    print("| clients | " + " | ".join(parts) + " | total |")
+    print("|---:|" + "---:|" * (len(parts) + 1))
+    for concurrency, f, _ in rows:
+        cpu = f["cpu_ms"]
+        print(f"| {concurrency} | " + " | ".join(f"{cpu[p]:.2f}" for p in parts) + f" | {sum(cpu.values()):.2f} |")
 
 
 if __name__ == "__main__":

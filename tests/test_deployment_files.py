@@ -23,8 +23,10 @@ SERVICES = {"tickets": ("tickets", "tickets"), "intake": ("intake", "intake"),
 
 
 def compose():
+    # BaseLoader: nameko registers a ${VAR:default} resolver on yaml's SafeLoader for the whole process,
+    # which would substitute compose's own ${VAR:-default} syntax here.
     with open(os.path.join(ROOT, "docker-compose.yml")) as stream:
-        return yaml.safe_load(stream)
+        return yaml.load(stream, Loader=yaml.BaseLoader)
 
 
 def console_scripts(folder):
