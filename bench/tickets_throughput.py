@@ -211,8 +211,11 @@ def main():
     parser.add_argument("--requests", type=int, default=2000, help="tickets per load level")
     parser.add_argument("--concurrency", default="1,16", help="comma-separated client counts")
     parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
-    parser.add_argument("--gateway-workers", type=int, default=2)
+    parser.add_argument("--gateway-workers", type=int, default=1)
     parser.add_argument("--tickets-replicas", type=int, default=1)
+    parser.add_argument("--platform", choices=("core", "full"), default="core",
+                        help="core: gateway and tickets (the path this measures); full: every service running, "
+                             "each reacting to every ticket (routing assigns it, kb_search suggests articles, ...)")
     args = parser.parse_args()
     levels = [int(c) for c in args.concurrency.split(",")]
     with tempfile.TemporaryDirectory(prefix="helpdesk-bench-") as workdir:
@@ -225,9 +228,11 @@ def main():
             admin.autocommit = True
             admin.cursor().execute(f"CREATE DATABASE {name}")
             db_url = f"postgresql://postgres@127.0.0.1/{name}"
-        stack = Stack(workdir, tickets_db_url=db_url, gateway_workers=args.gateway_workers)
+        stack = Stack(workdir, tickets_db_url=db_url, gateway_workers=args.gateway_workers,
+                      services=() if args.platform == "core" else ("intake", "routing", "kb_search"))
         try:
             stack.start(tickets_replicas=args.tickets_replicas)
+            print(f"processes: gateway {stack.gateway.pid}, tickets {[p.pid for p in stack.tickets]}", flush=True)
             drive(stack, min(200, args.requests), levels[-1], "warmup")
             rows = []
             for concurrency in levels:
@@ -238,7 +243,7 @@ def main():
             stack.stop()
             if db_url:
                 admin.cursor().execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    print(f"\nTickets through the gateway ({args.requests} per level, database: {args.db}, "
+    print(f"\nTickets through the gateway ({args.requests} per level, platform: {args.platform}, database: {args.db}, "
           f"{os.cpu_count()} cores, gateway workers: {args.gateway_workers}, "
           f"tickets replicas: {args.tickets_replicas})\n")
     print("| clients | tickets/s | POST p50 ms | POST p99 ms | POST→event p50 ms | POST→event p99 ms "

@@ -79,7 +79,8 @@ class Stack:
     :param tickets_db_url: the tickets database (default: a SQLite file in ``workdir``).
     """
 
-    def __init__(self, workdir, tickets_db_url=None, gateway_workers=1, gateway_threads=16, env=None):
+    def __init__(self, workdir, tickets_db_url=None, gateway_workers=1, gateway_threads=16, env=None,
+                 services=tuple(SERVICES)):
         self.workdir = str(workdir)
         os.makedirs(self.workdir, exist_ok=True)
         self.vhost = Vhost()
@@ -89,6 +90,7 @@ class Stack:
         self.tickets_db_url = tickets_db_url or f"sqlite:///{self.workdir}/tickets.db"
         self.gateway_db_url = f"sqlite:///{self.workdir}/gateway.db"
         self.service_db_urls = {name: f"sqlite:///{self.workdir}/{name}.db" for name in SERVICES}
+        self.service_names = tuple(services)  # besides tickets, which always runs
         self.gateway_workers = gateway_workers
         self.gateway_threads = gateway_threads
         self.extra_env = env or {}
@@ -118,6 +120,7 @@ class Stack:
             "HELPDESK_GATEWAY_THREADS": str(self.gateway_threads),
             "PROMETHEUS_MULTIPROC_DIR": os.path.join(self.workdir, "prometheus"),
             "HELPDESK_RPC_TIMEOUT": "5",
+            "HELPDESK_SERVICES": ",".join(("tickets", *self.service_names)),
         })
         env.update(self.extra_env)
         env.update({key: str(value) for key, value in extra.items()})
@@ -162,7 +165,7 @@ class Stack:
         self.migrate()
         for _ in range(tickets_replicas):
             self.start_tickets()
-        for name in self.service_db_urls:
+        for name in self.service_names:
             self.start_service(name)
         self.start_gateway()
         self.wait_healthy()

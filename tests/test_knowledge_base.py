@@ -1,9 +1,12 @@
 """The knowledge base end to end: articles written through the API are found through it, in English,
 Dutch and Swedish; visitors never see internal articles; suggestions and drafts from tickets work."""
+import uuid
+
 import pytest
 import requests
+from kombu import Connection, Exchange, Queue
 
-from stack import create_token, new_ticket
+from stack import EventRecorder, create_token, new_ticket
 from stack import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -98,3 +101,96 @@ def test_a_solved_ticket_becomes_a_draft_without_personal_data(platform, api):
     article = draft.json()
     assert article["status"] == "draft" and "toner" in article["body"]
     assert "ann@example.com" not in article["body"] and "123 45 67" not in article["body"]
+
+
+class KbEventRecorder(EventRecorder):
+    """Every envelope on ``kb_search.events`` (bound before the test acts)."""
+
+    def _consume(self):
+        exchange = Exchange("kb_search.events", type="topic", durable=True)
+        with Connection(self.amqp_uri) as connection:
+            queue = Queue(f"e2e-kb-{uuid.uuid4().hex[:8]}", exchange, routing_key="#", exclusive=True)
+
+            def keep(body, message):
+                self.events.append(body)
+                message.ack()
+
+            with connection.Consumer(queue, callbacks=[keep], accept=["json"]):
+                self._ready.set()
+                while not self._stop.is_set():
+                    try:
+                        connection.drain_events(timeout=0.1)
+                    except TimeoutError:
+                        pass
+
+
+@pytest.fixture
+def kb_events(platform):
+    with KbEventRecorder(platform.amqp_uri) as recorder:
+        yield recorder
+
+
+def test_a_ticket_created_through_the_api_carries_suggested_articles(platform, api, articles):
+    english, internal = articles[0], articles[3]
+    # Both articles searchable first: the suggestions are made once, when the ticket is created.
+    wait_for(lambda: {english["id"], internal["id"]} <= {hit["id"] for hit in search(
+        platform, api, q="password reset enterprise", lang="en")["items"]}, timeout=30, what="indexing")
+    number = api.post(f"{platform.url}/api/v1/tickets", json=new_ticket(
+        subject="Password reset link never arrives",
+        description="I tried to reset my password twice but no email came.", language="en")).json()["number"]
+    url = f"{platform.url}/api/v1/tickets/{number}/suggestions"
+
+    def suggested():
+        response = api.get(url)
+        assert response.status_code == 200, response.text
+        return response.json()["items"] and response.json()
+    found = wait_for(suggested, timeout=30, what=f"suggestions for {number}")
+    ids = [item["id"] for item in found["items"]]
+    assert found["ticket_number"] == number and found["suggestion_id"] and found["suggested_at"]
+    assert english["id"] in ids and internal["id"] in ids  # agents see internal articles too
+    assert [item["position"] for item in found["items"]] == list(range(1, len(ids) + 1))
+    assert all(item["score"] > 0 and item["title"] for item in found["items"])
+    assert {item["language"] for item in found["items"]} == {"en"}
+
+    agent = platform.session(create_token(platform, "agent"))
+    assert [i["id"] for i in agent.get(url).json()["items"]] == ids
+    customer = platform.session(create_token(platform, "customer", email="e@x.example"))
+    assert customer.get(url).status_code == 403
+    assert requests.get(url).status_code == 401
+    missing = api.get(f"{platform.url}/api/v1/tickets/HD-999999/suggestions")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "ticket_not_found"
+
+
+def test_a_visitor_who_found_the_answer_deflects_a_ticket(platform, api, articles, kb_events):
+    visitor = requests.Session()
+    english = articles[0]
+    shown = wait_for(lambda: (r := visitor.get(f"{platform.url}/api/v1/kb/suggest",
+                                               params={"text": "forgot my passw", "lang": "en"}).json())
+                     and r["items"] and r, timeout=30, what="a portal suggestion")
+    assert english["id"] in [hit["id"] for hit in shown["items"]]
+    resolved_url = f"{platform.url}/api/v1/kb/suggestions/{shown['suggestion_id']}/resolved"
+
+    wrong = visitor.post(resolved_url, json={"article_id": 999999})
+    assert wrong.status_code == 422 and wrong.json()["error"]["details"][0]["field"] == "article_id"
+    first = visitor.post(resolved_url, json={"article_id": english["id"]})
+    assert first.status_code == 200, first.text
+    assert first.json()["recorded"] is True and first.json()["article_id"] == english["id"]
+    again = visitor.post(resolved_url, json={})
+    assert again.status_code == 200 and again.json() == {**first.json(), "recorded": False}
+
+    deflected = kb_events.wait("suggestion_deflected")[0]
+    assert deflected["source"] == "kb_search" and deflected["data"]["suggestion_id"] == shown["suggestion_id"]
+    assert deflected["data"]["article_id"] == english["id"]
+    assert deflected["data"]["article_ids"] == [hit["id"] for hit in shown["items"]]
+    assert "passw" not in str(deflected)  # nothing the visitor typed is broadcast
+
+    unknown = visitor.post(f"{platform.url}/api/v1/kb/suggestions/{uuid.uuid4()}/resolved", json={})
+    assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "suggestion_not_found"
+    # A ticket's suggestion was made for its agents: it cannot deflect anything.
+    number = api.post(f"{platform.url}/api/v1/tickets", json=new_ticket(
+        subject="Password reset", description="Reset my password please")).json()["number"]
+    ticket_suggestion = wait_for(lambda: api.get(f"{platform.url}/api/v1/tickets/{number}/suggestions")
+                                 .json()["suggestion_id"], timeout=30, what="the ticket's suggestions")
+    refused = visitor.post(f"{platform.url}/api/v1/kb/suggestions/{ticket_suggestion}/resolved", json={})
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "not_a_portal_suggestion"
+    assert len(kb_events.of("suggestion_deflected")) == 1

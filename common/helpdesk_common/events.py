@@ -275,3 +275,21 @@ for _entry in [
 ]:
     CATALOGUE[_entry.name] = _entry
 del _entry
+
+
+# --- Knowledge base: deflection (issue 5) -----------------------------------------------------------
+# Appended as a block of its own: the entries above stay as they are.
+
+class SuggestionDeflected(View):
+    suggestion_id: str
+    language: str
+    article_ids: list[int]  # the articles that were shown, best first
+    article_id: Optional[int] = None  # the one that answered the question, when the portal says so
+    shown_at: datetime
+    deflected_at: datetime
+
+
+CATALOGUE["suggestion_deflected"] = EventType(
+    "suggestion_deflected", "kb_search", SuggestionDeflected,
+    "A portal visitor said the suggested articles answered their question and gave up submitting a ticket "
+    "(at most once per suggestion); with suggestion_shown, the basis of deflection rates.")

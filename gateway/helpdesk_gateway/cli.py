@@ -3,12 +3,11 @@ import json
 import os
 
 import click
-from alembic import command
-from alembic.config import Config as AlembicConfig
 from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
 from helpdesk_common.database import engine_for, utcnow
+from helpdesk_common.migrations import Migrations
 
 from .auth import ROLES, create_token
 from .models import ApiToken
@@ -21,13 +20,8 @@ def _sessions(url):
     return sessionmaker(engine_for(url), expire_on_commit=False)
 
 
-def upgrade(url):
-    """Bring the gateway database to the latest schema."""
-    engine_for(url)
-    config = AlembicConfig()
-    config.set_main_option("script_location", os.path.join(HERE, "migrations"))
-    config.attributes["url"] = url
-    command.upgrade(config, "head")
+# The gateway keeps its settings in the environment (no config.yaml): only ``upgrade`` is used.
+upgrade = Migrations("gateway", HERE, "HELPDESK_GATEWAY_DB_URL").upgrade
 
 
 @click.group()

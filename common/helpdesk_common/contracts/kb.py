@@ -199,3 +199,54 @@ class DraftRequest(Contract):
     """Turn a solved ticket into a draft article (``language``: the article's; default the ticket's)."""
 
     language: Optional[Language] = None
+
+
+# --- suggestions kept per ticket, and deflection (appended) -----------------------------------------
+
+SuggestionId = Annotated[str, StringConstraints(min_length=1, max_length=36)]
+
+
+class SuggestionResolved(Contract):
+    """``POST /api/v1/kb/suggestions/{id}/resolved``: the portal visitor's question was answered by the
+    suggestions (``article_id``: the one that did, if the portal knows), so no ticket is submitted."""
+
+    article_id: Optional[ArticleId] = None
+
+
+class SuggestionResolution(View):
+    """The answer to a deflection: ``recorded`` is false when the suggestion had been resolved before
+    (the call is safe to repeat: one ``suggestion_deflected`` event per suggestion)."""
+
+    suggestion_id: str
+    recorded: bool
+    deflected_at: datetime
+    article_id: Optional[int] = None
+
+
+class SuggestedArticle(View):
+    """An article suggested for a ticket, as it was ranked then (``position``, ``score``, ``snippet``)
+    and as it is now (title, visibility, ...)."""
+
+    id: int
+    position: int
+    title: str
+    snippet: str = ""
+    score: float
+    language: str
+    type: str
+    category: Optional[str] = None
+    tags: list[str] = []
+    visibility: str
+
+
+class TicketSuggestions(View):
+    """The articles suggested to the agents of a ticket when it was created, best first (internal ones
+    included). ``suggested_at`` is null until the knowledge base has handled the new ticket."""
+
+    ticket_number: str
+    suggestion_id: Optional[str] = None
+    suggested_at: Optional[datetime] = None
+    items: list[SuggestedArticle] = []
+
+
+__all__ += ["SuggestionResolved", "SuggestionResolution", "SuggestedArticle", "TicketSuggestions"]

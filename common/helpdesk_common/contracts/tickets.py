@@ -96,6 +96,21 @@ class RequesterView(View):
     name: Optional[str] = None
 
 
+class SlaState(View):
+    """A ticket's SLA clocks as they stand: due times, business seconds left (negative once late), paused
+    while the ticket waits on the customer, breached once a target passed (even if met late)."""
+
+    policy: Optional[str] = None
+    first_response_due_at: Optional[datetime] = None
+    first_response_remaining_seconds: Optional[float] = None
+    first_response_breached: bool = False
+    resolution_due_at: Optional[datetime] = None
+    resolution_remaining_seconds: Optional[float] = None
+    resolution_breached: bool = False
+    paused: bool = False
+    breached: bool = False
+
+
 class TicketView(View):
     number: str
     subject: str
@@ -118,6 +133,7 @@ class TicketView(View):
     first_response_at: Optional[datetime] = None
     resolved_at: Optional[datetime] = None
     closed_at: Optional[datetime] = None
+    sla: Optional[SlaState] = None  # None: no SLA policy covers the ticket
 
 
 class MessageView(View):

@@ -5,7 +5,8 @@ from flask import Blueprint, jsonify
 from helpdesk_common.contracts import validate
 from helpdesk_common.contracts.kb import (ArticleChanges, ArticleVersionView, ArticleView, BulkImport, DraftRequest,
                                            ImportReport, NewArticle, SearchPage, SearchQuery, SuggestionList,
-                                           SuggestionOpened, SuggestQuery)
+                                           SuggestionOpened, SuggestionResolution, SuggestionResolved,
+                                           SuggestQuery, TicketSuggestions)
 
 from . import json_body, operation, query_args, services, viewer
 
@@ -87,6 +88,30 @@ def suggestion_opened():
     command = validate(SuggestionOpened, body)
     return jsonify(services().call("kb_search", "record_suggestion_opened", command.suggestion_id,
                                    command.article_id, viewer(), command.position)), 201
+
+
+@operation(bp, "/kb/suggestions/<suggestion_id>/resolved", "POST", summary="Suggestions answered the question",
+           tag="knowledge base", body=SuggestionResolved, answer=SuggestionResolution,
+           errors=(404, 409) + WRITE_ERRORS, public=True)
+def suggestion_resolved(suggestion_id):
+    """The portal visitor found the answer in the suggestions shown (``suggestion_id`` from
+    ``GET /api/v1/kb/suggest``) and gives up submitting a ticket: a deflection, announced once as
+    ``suggestion_deflected``. The body is ``{}`` or ``{"article_id": ...}``, the suggested article that
+    answered it. A repeat answers ``recorded: false``."""
+    command = validate(SuggestionResolved, json_body())
+    return jsonify(services().call("kb_search", "record_suggestion_resolved", suggestion_id, viewer(),
+                                   command.article_id))
+
+
+@operation(bp, "/tickets/<number>/suggestions", "GET", summary="Articles suggested for a ticket",
+           tag="knowledge base", answer=TicketSuggestions, roles=STAFF, errors=(404,))
+def ticket_suggestions(number):
+    """The knowledge-base articles found for the ticket when it was created, best first, internal ones
+    included (agents only). ``suggested_at`` is null for the moment between the ticket's creation and
+    the knowledge base handling it."""
+    who = viewer()
+    services().call("tickets", "get_ticket", number, who)  # 404 for a ticket the agent may not see
+    return jsonify(services().call("kb_search", "suggestions_for_ticket", number, who))
 
 
 @operation(bp, "/tickets/<number>/article-draft", "POST", summary="Turn a solved ticket into a draft article",

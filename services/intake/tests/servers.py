@@ -10,6 +10,7 @@ The SMTP server is aiosmtpd in a plain Python child process (no eventlet: aiosmt
 which writes every message it receives, with its envelope, into a folder the tests read.
 """
 import email
+import email.policy
 import glob
 import imaplib
 import json

@@ -7,7 +7,7 @@ index is not touched here: it follows the events (see :mod:`kb_search.indexing`)
 import re
 import uuid
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from helpdesk_common.contracts import validate
@@ -19,9 +19,9 @@ from helpdesk_common.outbox import stage
 
 from .analysis import html_to_text
 from .backends.base import IndexDoc
-from .exceptions import (article_not_found, external_id_taken, staff_only, unknown_translation,
-                         version_mismatch)
-from .models import Article, ArticleVersion, Outbox
+from .exceptions import (article_not_found, external_id_taken, not_a_portal_suggestion, staff_only,
+                         suggestion_not_found, unknown_translation, version_mismatch)
+from .models import Article, ArticleVersion, Outbox, Suggestion
 from .rendering import render
 
 STAFF = ("admin", "agent", "system")
@@ -217,14 +217,91 @@ def import_articles(session: Session, command, viewer):
 
 
 def suggestion_shown(session: Session, request, hits, viewer):
-    """Stage ``suggestion_shown`` for suggestions shown to someone; returns the suggestion's id."""
+    """Record suggestions shown to someone and stage ``suggestion_shown`` (when there were any hits);
+    returns the suggestion's id.
+
+    A ticket's suggestion keeps the hits as ranked (for its agents, :func:`suggestions_for_ticket`), and
+    is recorded even when nothing matched (so "none found" differs from "not handled yet"). A portal
+    suggestion keeps the article ids and scores only: nothing derived from what the visitor typed.
+    """
     suggestion_id = str(uuid.uuid4())
-    data = {"suggestion_id": suggestion_id, "context": request.context, "language": request.lang,
-            "query_length": len(request.text), "article_ids": [h["id"] for h in hits],
-            "ticket_number": request.ticket_number}
-    stage(session, Outbox, new_event("suggestion_shown", data, correlation_id=viewer.correlation_id,
-                                     subject=request.ticket_number))
+    if request.context == "ticket":
+        items = [{**hit, "position": position} for position, hit in enumerate(hits, 1)]
+    else:
+        items = [{"id": hit["id"], "position": position, "score": hit["score"]}
+                 for position, hit in enumerate(hits, 1)]
+    session.add(Suggestion(id=suggestion_id, context=request.context, language=request.lang,
+                           ticket_number=request.ticket_number, items=items, created_at=utcnow()))
+    if hits:
+        data = {"suggestion_id": suggestion_id, "context": request.context, "language": request.lang,
+                "query_length": len(request.text), "article_ids": [h["id"] for h in hits],
+                "ticket_number": request.ticket_number}
+        stage(session, Outbox, new_event("suggestion_shown", data, correlation_id=viewer.correlation_id,
+                                         subject=request.ticket_number))
     return suggestion_id
+
+
+_REFRESHED = ("title", "language", "type", "category", "tags", "visibility")
+
+
+def suggestions_for_ticket(session: Session, number, viewer):
+    """The articles suggested for ticket ``number`` when it was created, best first (staff only).
+
+    Rank, score and snippet are those of the moment of suggestion; title, visibility and the rest are the
+    article's current ones, and an article since deleted, archived or unpublished is left out.
+    """
+    if not is_staff(viewer):
+        raise staff_only("read the articles suggested for a ticket")
+    row = session.scalars(select(Suggestion).where(Suggestion.ticket_number == number,
+                                                   Suggestion.context == "ticket")
+                          .order_by(Suggestion.created_at.desc()).limit(1)).first()
+    if row is None:
+        return {"ticket_number": number, "suggestion_id": None, "suggested_at": None, "items": []}
+    ids = [item["id"] for item in row.items]
+    current = {a.id: a for a in session.scalars(select(Article).where(Article.id.in_(ids)))} if ids else {}
+    items = []
+    for item in row.items:
+        article = current.get(item["id"])
+        if article is None or article.status != "published":
+            continue
+        fresh = {field: getattr(article, field) for field in _REFRESHED}
+        fresh["tags"] = list(fresh["tags"] or [])
+        items.append({**item, **fresh})
+    return {"ticket_number": number, "suggestion_id": row.id, "suggested_at": iso(row.created_at),
+            "items": items}
+
+
+def suggestion_resolved(session: Session, suggestion_id, command, viewer):
+    """A portal visitor's question was answered by suggestion ``suggestion_id``: no ticket (deflection).
+
+    Recorded, and ``suggestion_deflected`` staged, once per suggestion; a repeat answers
+    ``recorded: false`` with the first resolution. ``command.article_id``, when given, must be one of the
+    articles that were shown.
+    """
+    row = session.get(Suggestion, suggestion_id)
+    if row is None:
+        raise suggestion_not_found(suggestion_id)
+    if row.context != "portal":
+        raise not_a_portal_suggestion(suggestion_id)
+    shown = [item["id"] for item in row.items]
+    if command.article_id is not None and command.article_id not in shown:
+        raise ValidationFailed("article_id was not among the articles of this suggestion.",
+                               details=[{"field": "article_id", "code": "invalid_value",
+                                         "message": f"one of {shown}"}])
+    now = utcnow()
+    # Conditional, so two resolutions racing on different replicas announce it once.
+    won = session.execute(update(Suggestion).where(Suggestion.id == row.id, Suggestion.deflected_at.is_(None))
+                          .values(deflected_at=now, deflected_article_id=command.article_id)
+                          .execution_options(synchronize_session=False)).rowcount == 1
+    if not won:
+        session.refresh(row)
+        return {"suggestion_id": row.id, "recorded": False, "deflected_at": iso(row.deflected_at),
+                "article_id": row.deflected_article_id}
+    data = {"suggestion_id": row.id, "language": row.language, "article_ids": shown,
+            "article_id": command.article_id, "shown_at": row.created_at, "deflected_at": now}
+    stage(session, Outbox, new_event("suggestion_deflected", data, correlation_id=viewer.correlation_id,
+                                     subject=f"KB-{command.article_id}" if command.article_id else None))
+    return {"suggestion_id": row.id, "recorded": True, "deflected_at": iso(now), "article_id": command.article_id}
 
 
 def suggestion_opened(session: Session, command, viewer):

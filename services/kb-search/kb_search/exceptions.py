@@ -39,3 +39,12 @@ def unknown_translation(article_id):
     return ValidationFailed(f"translation_of names article {article_id}, which does not exist.",
                             details=[{"field": "translation_of", "code": "invalid_value",
                                       "message": "no such article"}])
+
+
+def suggestion_not_found(suggestion_id):
+    return NotFound(f"There is no suggestion {suggestion_id!s}.", code="suggestion_not_found")
+
+
+def not_a_portal_suggestion(suggestion_id):
+    return Conflict(f"Suggestion {suggestion_id!s} was made for a ticket's agents, not to a portal visitor: "
+                    "it cannot deflect a ticket.", code="not_a_portal_suggestion")

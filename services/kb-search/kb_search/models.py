@@ -75,6 +75,26 @@ class ArticleVersion(Base):
     article: Mapped[Article] = relationship(back_populates="versions")
 
 
+class Suggestion(Base):
+    """Articles suggested once: to a portal visitor typing a request, or to the agents of a new ticket.
+
+    ``items`` keeps the hits as they were shown (id, title, score, ...; never the typed text). A portal
+    suggestion the customer marked as having answered their question (no ticket) has ``deflected_at``.
+    """
+
+    __tablename__ = "suggestions"
+    __table_args__ = (Index("ix_suggestions_ticket_number_created_at", "ticket_number", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    context: Mapped[str] = mapped_column(String(10))  # portal | ticket
+    language: Mapped[str] = mapped_column(String(2))
+    ticket_number: Mapped[Optional[str]] = mapped_column(String(40))
+    items: Mapped[list] = mapped_column(JSON, default=list)
+    created_at: Mapped[object] = mapped_column(UtcDateTime, default=utcnow)
+    deflected_at: Mapped[Optional[object]] = mapped_column(UtcDateTime)
+    deflected_article_id: Mapped[Optional[int]] = mapped_column(Id)
+
+
 class Outbox(OutboxMixin, Base):
     pass
 

@@ -13,12 +13,11 @@ from nameko.rpc import rpc
 from sqlalchemy import text
 from sqlalchemy.orm.exc import StaleDataError
 
-from helpdesk_common.consumer import first_delivery
+from helpdesk_common.consumer import first_delivery, reliable_handler
 from helpdesk_common.contracts import validate
 from helpdesk_common.contracts.kb import (LANGUAGES, ArticleChanges, BulkImport, NewArticle, SearchRequest,
-                                          SuggestionOpened, SuggestRequest, Viewer)
+                                          SuggestionOpened, SuggestionResolved, SuggestRequest, Viewer)
 from helpdesk_common.database import Database, run_in_transaction
-from helpdesk_common.consumer import reliable_handler
 from helpdesk_common.errors import EXPECTED_ERRORS, ValidationFailed
 from helpdesk_common.metrics import EntrypointMetrics
 from helpdesk_common.outbox import OutboxRelay
@@ -155,6 +154,29 @@ class KbSearchService:
         who = _viewer(viewer)
         return self._write(lambda s: domain.suggestion_opened(s, command, who))
 
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def record_suggestion_resolved(self, suggestion_id, viewer=None, article_id=None):
+        """The portal visitor's question was answered by the suggestion: no ticket (deflection).
+        ``{"suggestion_id", "recorded", "deflected_at", "article_id"}``; ``recorded`` false on a repeat."""
+        if not isinstance(suggestion_id, str) or not 1 <= len(suggestion_id) <= 36:
+            raise ValidationFailed("suggestion_id must be a suggestion's id.",
+                                   details=[{"field": "suggestion_id", "code": "invalid_value"}])
+        command = validate(SuggestionResolved, {"article_id": article_id})
+        who = _viewer(viewer)
+        return self._write(lambda s: domain.suggestion_resolved(s, suggestion_id, command, who))
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def suggestions_for_ticket(self, number, viewer):
+        """The articles suggested to a ticket's agents when it was created (staff only; internal ones too):
+        ``{"ticket_number", "suggestion_id", "suggested_at", "items": [...]}``, ``suggested_at`` null
+        until the ticket's ``ticket_created`` has been handled."""
+        if not isinstance(number, str) or not 1 <= len(number) <= 40:
+            raise ValidationFailed("number must be a ticket number.",
+                                   details=[{"field": "number", "code": "invalid_value"}])
+        who = _viewer(viewer)
+        with self.db() as session:
+            return domain.suggestions_for_ticket(session, number, who)
+
     @rpc
     def ping(self):
         """For health checks: answers when the service is up, its database and index reachable."""
@@ -182,6 +204,9 @@ class KbSearchService:
     @reliable_handler("tickets", "ticket_created")
     def suggest_for_ticket(self, envelope):
         """Attach the best matching articles (internal ones too) to a new ticket, for its agent."""
+        with self.db() as session:  # a redelivery: skip the search too
+            if session.get(ProcessedEvent, (envelope["id"], "suggest_for_ticket")) is not None:
+                return
         ticket = envelope["data"]["ticket"]
         lang = ticket.get("language") if ticket.get("language") in ("en", "nl", "sv") else "en"
         request = validate(SuggestRequest, {
@@ -190,8 +215,8 @@ class KbSearchService:
         system = Viewer(actor="kb_search", role="system", correlation_id=envelope.get("correlation_id"))
         items = search.suggest(self.index, request, system)
 
-        def record(session):
-            if first_delivery(session, ProcessedEvent, envelope["id"], "suggest_for_ticket") and items:
+        def record(session):  # recorded even when nothing matched: "none found", not "not handled yet"
+            if first_delivery(session, ProcessedEvent, envelope["id"], "suggest_for_ticket"):
                 domain.suggestion_shown(session, request, items, system)
 
         self._write(record)  # a concurrent repeat fails on the key, and the retry finds it recorded

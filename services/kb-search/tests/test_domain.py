@@ -3,11 +3,12 @@ import pytest
 from sqlalchemy import select
 
 from helpdesk_common.contracts import validate
-from helpdesk_common.contracts.kb import ArticleChanges, BulkImport, NewArticle, Viewer
+from helpdesk_common.contracts.kb import (ArticleChanges, BulkImport, NewArticle, SuggestionResolved, SuggestRequest,
+                                          TicketSuggestions, Viewer)
 from helpdesk_common.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from helpdesk_common.events import CATALOGUE
 from kb_search import domain
-from kb_search.models import ArticleVersion, Outbox
+from kb_search.models import ArticleVersion, Outbox, Suggestion
 
 AGENT = Viewer(actor="alice", role="agent", correlation_id="c-1")
 CUSTOMER = Viewer(actor="bob@example.com", role="customer", email="bob@example.com")
@@ -149,7 +150,7 @@ def test_commands_are_validated():
 
 def test_event_catalogue_has_the_kb_events():
     for name in ("article_published", "article_updated", "article_archived", "suggestion_shown",
-                 "suggestion_opened"):
+                 "suggestion_opened", "suggestion_deflected"):
         assert CATALOGUE[name].source == "kb_search"
 
 
@@ -175,3 +176,93 @@ def test_a_solved_ticket_becomes_a_draft_without_personal_data(sessions):
         domain.draft_from_ticket(session, ticket, messages[:2], AGENT)
     with pytest.raises(Forbidden), sessions.begin() as session:
         domain.draft_from_ticket(session, ticket, messages, CUSTOMER)
+
+
+# --- suggestions kept per ticket, and deflection ----------------------------------------------------
+
+SYSTEM = Viewer(actor="kb_search", role="system", correlation_id="t-1")
+
+
+def hit(article, score=2.0):
+    return {"id": article["id"], "title": article["title"], "snippet": "a <mark>snippet</mark>", "score": score,
+            "language": article["language"], "type": article["type"], "category": article["category"],
+            "tags": article["tags"], "visibility": article["visibility"]}
+
+
+def test_a_tickets_suggestions_are_kept_and_read_fresh(sessions):
+    with sessions.begin() as session:
+        first = domain.create_article(session, new(status="published", visibility="internal"), AGENT)
+        second = domain.create_article(session, new(title="Unlock an account", status="published"), AGENT)
+        third = domain.create_article(session, new(title="Gone soon", status="published"), AGENT)
+    request = validate(SuggestRequest, {"text": "I forgot my password", "context": "ticket",
+                                        "ticket_number": "HD-000009"})
+    with sessions.begin() as session:
+        suggestion_id = domain.suggestion_shown(session, request, [hit(first, 3.0), hit(second), hit(third, 1.0)],
+                                                SYSTEM)
+    with sessions.begin() as session:
+        domain.change_article(session, second["id"], ArticleChanges(title="Unlock a locked account"), AGENT)
+        domain.delete_article(session, third["id"], AGENT)
+    with sessions() as session:
+        found = domain.suggestions_for_ticket(session, "HD-000009", AGENT)
+        none_yet = domain.suggestions_for_ticket(session, "HD-000010", AGENT)
+        (kind, envelope), = [(k, e) for k, e in events(session) if k == "suggestion_shown"]
+        with pytest.raises(Forbidden):
+            domain.suggestions_for_ticket(session, "HD-000009", CUSTOMER)
+    TicketSuggestions.model_validate(found)  # the shape the gateway documents
+    assert found["suggestion_id"] == suggestion_id and found["suggested_at"] is not None
+    assert [(i["id"], i["position"]) for i in found["items"]] == [(first["id"], 1), (second["id"], 2)]
+    assert found["items"][0]["visibility"] == "internal" and found["items"][0]["score"] == 3.0
+    assert found["items"][1]["title"] == "Unlock a locked account"  # as the article is now
+    assert none_yet == {"ticket_number": "HD-000010", "suggestion_id": None, "suggested_at": None, "items": []}
+    assert envelope["subject"] == "HD-000009" and envelope["data"]["article_ids"] == [
+        first["id"], second["id"], third["id"]]
+
+
+def test_a_ticket_with_no_match_is_recorded_without_an_event(sessions):
+    request = validate(SuggestRequest, {"text": "zzz", "context": "ticket", "ticket_number": "HD-000011"})
+    with sessions.begin() as session:
+        domain.suggestion_shown(session, request, [], SYSTEM)
+    with sessions() as session:
+        found = domain.suggestions_for_ticket(session, "HD-000011", AGENT)
+        assert [k for k, _ in events(session)] == []
+    assert found["suggested_at"] is not None and found["items"] == []
+
+
+def test_a_portal_suggestion_keeps_no_text_and_deflects_once(sessions):
+    with sessions.begin() as session:
+        article = domain.create_article(session, new(status="published"), AGENT)
+        other = domain.create_article(session, new(title="Other", status="published"), AGENT)
+    request = validate(SuggestRequest, {"text": "my secret password hunter2", "context": "portal"})
+    with sessions.begin() as session:
+        suggestion_id = domain.suggestion_shown(session, request, [hit(article)], CUSTOMER)
+    with sessions() as session:
+        row = session.get(Suggestion, suggestion_id)
+        assert row.items == [{"id": article["id"], "position": 1, "score": 2.0}]
+    with pytest.raises(ValidationFailed) as error, sessions.begin() as session:
+        domain.suggestion_resolved(session, suggestion_id, SuggestionResolved(article_id=other["id"]), CUSTOMER)
+    assert error.value.details[0]["field"] == "article_id"
+    with sessions.begin() as session:
+        first = domain.suggestion_resolved(session, suggestion_id, SuggestionResolved(article_id=article["id"]),
+                                           CUSTOMER)
+    with sessions.begin() as session:
+        again = domain.suggestion_resolved(session, suggestion_id, SuggestionResolved(), CUSTOMER)
+    assert first["recorded"] is True and first["article_id"] == article["id"]
+    assert again == {**first, "recorded": False}
+    with sessions() as session:
+        deflected = [e for k, e in events(session) if k == "suggestion_deflected"]
+    assert len(deflected) == 1
+    data = deflected[0]["data"]
+    assert data["suggestion_id"] == suggestion_id and data["article_ids"] == [article["id"]]
+    assert data["article_id"] == article["id"] and data["language"] == "en"
+    assert data["shown_at"] <= data["deflected_at"]
+
+
+def test_only_known_portal_suggestions_deflect(sessions):
+    request = validate(SuggestRequest, {"text": "x", "context": "ticket", "ticket_number": "HD-000012"})
+    with sessions.begin() as session:
+        ticket_suggestion = domain.suggestion_shown(session, request, [], SYSTEM)
+    with pytest.raises(NotFound), sessions.begin() as session:
+        domain.suggestion_resolved(session, "no-such-suggestion", SuggestionResolved(), CUSTOMER)
+    with pytest.raises(Conflict) as error, sessions.begin() as session:
+        domain.suggestion_resolved(session, ticket_suggestion, SuggestionResolved(), CUSTOMER)
+    assert error.value.code == "not_a_portal_suggestion"

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from helpdesk_common.errors import Forbidden, NotFound, ValidationFailed
 from helpdesk_common.events import new_event
 from kb_search.backends.base import Hit, Results
-from kb_search.models import ProcessedEvent
+from kb_search.models import ProcessedEvent, Suggestion
 from kb_search.service import KbSearchService
 
 AGENT = {"actor": "alice", "role": "agent", "correlation_id": "req-1"}
@@ -189,15 +189,20 @@ def test_suggestions_are_recorded_as_events(kb, tap, wait_for):
         kb.suggest("", "en", None)
 
 
-def test_a_new_ticket_gets_suggested_articles(kb, tap, config, wait_for):
-    article = kb.create_article({"title": "Refund approval rules", "status": "published", "language": "en",
-                                 "visibility": "internal", "body": "Tier 1 may refund up to 100 EUR."}, AGENT)
-    wait_for(lambda: kb.search("refund", "en", None, AGENT)["items"], message="indexing")
-    ticket = {"number": "HD-000042", "subject": "Refund please", "description": "I want a refund of my invoice",
+def ticket_created(number, subject, description):
+    ticket = {"number": number, "subject": subject, "description": description,
               "requester": {"email": "c@example.com"}, "channel": "web", "priority": "normal", "status": "new",
               "language": "en", "version": 1, "created_at": "2026-11-22T12:00:00+00:00",
               "updated_at": "2026-11-22T12:00:00+00:00"}
-    envelope = new_event("ticket_created", {"ticket": ticket}, correlation_id="req-t")
+    return new_event("ticket_created", {"ticket": ticket}, correlation_id=f"req-{number}")
+
+
+def test_a_new_ticket_gets_suggested_articles(kb, tap, config, sessions, wait_for):
+    article = kb.create_article({"title": "Refund approval rules", "status": "published", "language": "en",
+                                 "visibility": "internal", "body": "Tier 1 may refund up to 100 EUR."}, AGENT)
+    wait_for(lambda: kb.search("refund", "en", None, AGENT)["items"], message="indexing")
+    assert kb.suggestions_for_ticket("HD-000042", AGENT)["suggested_at"] is None  # not handled yet
+    envelope = ticket_created("HD-000042", "Refund please", "I want a refund of my invoice")
     dispatch = event_dispatcher(config)
     dispatch("tickets", "ticket_created", envelope)
     dispatch("tickets", "ticket_created", envelope)  # at least once: a repeat attaches nothing more
@@ -205,7 +210,47 @@ def test_a_new_ticket_gets_suggested_articles(kb, tap, config, wait_for):
     shown = tap.of_type("suggestion_shown")[0]
     assert shown["data"]["context"] == "ticket" and shown["data"]["ticket_number"] == "HD-000042"
     assert shown["data"]["article_ids"] == [article["id"]]  # internal articles are for the agent
-    assert shown["subject"] == "HD-000042" and shown["correlation_id"] == "req-t"
+    assert shown["subject"] == "HD-000042" and shown["correlation_id"] == "req-HD-000042"
+
+    # Kept for the ticket's agents, once.
+    kept = wait_for(lambda: (r := kb.suggestions_for_ticket("HD-000042", AGENT))["items"] and r,
+                    message="the ticket's suggestions")
+    assert kept["suggestion_id"] == shown["data"]["suggestion_id"]
+    assert [(i["id"], i["position"], i["visibility"]) for i in kept["items"]] == [(article["id"], 1, "internal")]
+    with pytest.raises(Forbidden):
+        kb.suggestions_for_ticket("HD-000042", CUSTOMER)
+    # A ticket nothing matches is recorded too ("none found", not "not yet").
+    dispatch("tickets", "ticket_created", ticket_created("HD-000043", "Xylophone", "Qwzx blorp"))
+    none = wait_for(lambda: (r := kb.suggestions_for_ticket("HD-000043", AGENT))["suggested_at"] and r,
+                    message="the second ticket to be handled")
+    assert none["items"] == []
+    with sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Suggestion)
+                              .where(Suggestion.ticket_number == "HD-000042")) == 1
+    assert len(tap.of_type("suggestion_shown")) == 1
+
+
+def test_a_resolved_portal_suggestion_is_announced_once(kb, tap, wait_for):
+    article = kb.create_article({"title": "Change the invoice address", "status": "published", "language": "en",
+                                 "body": "Billing, then Address."}, AGENT)
+    result = wait_for(lambda: (r := kb.suggest("invoice address", "en", None)) and r["items"] and r,
+                      message="a suggestion")
+    first = kb.record_suggestion_resolved(result["suggestion_id"], None, article["id"])
+    again = kb.record_suggestion_resolved(result["suggestion_id"], None)
+    assert first["recorded"] is True and again == {**first, "recorded": False}
+    deflected = tap.wait_for(lambda got: any(e["type"] == "suggestion_deflected" for e in got),
+                             message="suggestion_deflected")
+    data = [e for e in deflected if e["type"] == "suggestion_deflected"][0]["data"]
+    assert data["suggestion_id"] == result["suggestion_id"] and data["article_id"] == article["id"]
+    assert data["article_ids"] == [article["id"]]
+    with pytest.raises(NotFound):
+        kb.record_suggestion_resolved(str(uuid.uuid4()), None)
+    with pytest.raises(ValidationFailed):
+        kb.record_suggestion_resolved(result["suggestion_id"], None, "seven")
+    # The relay publishes in order: a later event seen means no second deflection is coming.
+    kb.create_article({"title": "Sentinel", "status": "published", "language": "en", "body": "x"}, AGENT)
+    tap.wait_for(lambda got: len([e for e in got if e["type"] == "article_published"]) == 2, message="sentinel")
+    assert len(tap.of_type("suggestion_deflected")) == 1
 
 
 def test_a_repeated_article_event_is_applied_once(kb, tap, sessions, config, wait_for):

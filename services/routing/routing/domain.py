@@ -28,7 +28,7 @@ from helpdesk_common.errors import Conflict, NotFound, ValidationFailed
 from helpdesk_common.events import new_event
 from helpdesk_common.outbox import stage
 
-from .business_hours import Calendar
+from helpdesk_common.business_hours import Calendar
 from .models import Agent, AgentTeam, Assignment, EscalationRecord, Outbox, RoutedTicket, Rule, Team
 from .rules import PRIORITY_RANK, Candidate, RuleSpec, decide, eligible, ranked_agents
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Optional
 
-from .business_hours import Calendar, is_open
+from helpdesk_common.business_hours import Calendar, is_open
 from .language import detect_language
 
 PRIORITY_RANK = {"low": 0, "normal": 1, "high": 2, "urgent": 3}

@@ -4,7 +4,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from routing.business_hours import Calendar, business_seconds, clock_state, due_at, is_open, open_intervals
+from helpdesk_common.business_hours import Calendar, business_seconds, clock_state, due_at, is_open, open_intervals
 
 AMS = ZoneInfo("Europe/Amsterdam")
 HOUR = 3600.0

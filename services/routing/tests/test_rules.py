@@ -3,7 +3,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from routing.business_hours import Calendar
+from helpdesk_common.business_hours import Calendar
 from routing.language import detect_language
 from routing.rules import Candidate, RuleSpec, decide, rule_matches, select_agent
 

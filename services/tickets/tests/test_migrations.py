@@ -12,7 +12,7 @@ from tickets import migrate
 from tickets.models import Base
 
 TABLES = {"alembic_version", "contacts", "custom_field_definitions", "idempotency_keys", "messages",
-          "outbox", "processed_events", "ticket_history", "tickets"}
+          "outbox", "processed_events", "sla_clocks", "ticket_history", "tickets"}
 
 
 def _drift(url):

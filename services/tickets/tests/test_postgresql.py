@@ -75,3 +75,38 @@ def test_ticket_rules_on_postgresql(pg_sessions, rules, admin, customer, new_tic
     with pg_sessions() as session:
         assert [o.event_type for o in session.query(Outbox).order_by(Outbox.seq)] == (
             ["ticket_created"] * 5 + ["ticket_updated", "status_changed"])
+
+
+def test_two_sla_timers_at_once_announce_each_warning_and_breach_once(pg_sessions, new_ticket, admin):
+    """Two replicas' timers claim due clocks at the same moment: every clock is announced exactly once."""
+    import threading
+    from datetime import datetime, timedelta, timezone
+
+    from tickets.sla import SlaPolicies
+    from tickets.workflow import Workflow
+
+    rules = domain.Rules(workflow=Workflow.load(), sla=SlaPolicies.load())
+    opened = datetime(2026, 11, 23, 9, tzinfo=timezone.utc)  # a Monday
+    with pg_sessions.begin() as session:
+        domain.open_tickets(session, [(new_ticket(priority="high"), admin, None) for _ in range(60)], rules,
+                            now=opened)
+    later = opened + timedelta(days=30)  # every clock past warning and target
+    start, results = threading.Barrier(2), []
+
+    def timer():
+        start.wait()
+        while True:
+            with pg_sessions.begin() as session:
+                announced = domain.check_sla(session, rules, later, limit=25)
+            if not announced:
+                return
+            results.extend(announced)
+
+    threads = [threading.Thread(target=timer) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert len(results) == 60 * 2 * 2 == len(set(results))  # 60 tickets, 2 clocks, warning + breach
+    with pg_sessions() as session:
+        assert session.query(Outbox).filter(Outbox.event_type.in_(["sla_warning", "sla_breached"])).count() == 240

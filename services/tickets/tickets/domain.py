@@ -6,11 +6,12 @@ transaction, so a ticket, its history and its events are committed together or n
 import hashlib
 import json
 from dataclasses import dataclass
+from typing import Optional
 
-from sqlalchemy import false, func, insert, or_, select, text
+from sqlalchemy import and_, false, func, insert, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from helpdesk_common.consumer import first_delivery
 from helpdesk_common.contracts.tickets import TicketChanges, Viewer
@@ -19,9 +20,10 @@ from helpdesk_common.errors import Forbidden, HelpdeskError, ValidationFailed
 from helpdesk_common.events import new_event
 from helpdesk_common.outbox import stage, stage_many
 
-from . import custom_fields
+from . import custom_fields, sla
 from .exceptions import idempotency_key_reused, ticket_not_found
-from .models import Contact, HistoryRecord, IdempotencyKey, Message, Outbox, ProcessedEvent, Ticket
+from .models import Contact, HistoryRecord, IdempotencyKey, Message, Outbox, ProcessedEvent, SlaClock, Ticket
+from .sla import SlaPolicies
 from .workflow import Workflow
 
 STAFF = ("admin", "agent", "system")
@@ -31,10 +33,12 @@ NOT_NULL = ("status", "priority", "tier", "tags", "custom_fields")
 
 @dataclass(frozen=True)
 class Rules:
-    """An organisation's settings that shape tickets: the workflow and how numbers look."""
+    """An organisation's settings that shape tickets: the workflow, how numbers look, the SLA policies
+    (None: no SLA clocks are kept)."""
 
     workflow: Workflow
     number_format: str = "HD-{seq:06d}"
+    sla: Optional[SlaPolicies] = None
 
     def __post_init__(self):
         now = utcnow()  # a malformed format fails at start-up, not on the first ticket
@@ -50,8 +54,15 @@ def iso(moment):
     return moment.isoformat() if moment is not None else None
 
 
-def ticket_view(ticket):
-    """The ticket as the API and the events show it."""
+def ticket_view(ticket, rules: Optional[Rules] = None, now=None, clocks=None):
+    """The ticket as the API and the events show it.
+
+    With ``rules`` that have SLA policies, ``sla`` tells the state of the ticket's SLA clocks at ``now``
+    (``clocks``, or the ticket's own); otherwise it is None.
+    """
+    sla_state = None
+    if rules is not None and rules.sla is not None:
+        sla_state = sla.state(ticket.sla_clocks if clocks is None else clocks, rules.sla, now or utcnow())
     return {
         "number": ticket.number, "subject": ticket.subject, "description": ticket.description,
         "requester": {"email": ticket.requester.email, "name": ticket.requester.name},
@@ -61,7 +72,7 @@ def ticket_view(ticket):
         "custom_fields": dict(ticket.custom_fields or {}), "version": ticket.version,
         "created_at": iso(ticket.created_at), "updated_at": iso(ticket.updated_at),
         "first_response_at": iso(ticket.first_response_at), "resolved_at": iso(ticket.resolved_at),
-        "closed_at": iso(ticket.closed_at),
+        "closed_at": iso(ticket.closed_at), "sla": sla_state,
     }
 
 
@@ -133,9 +144,9 @@ def find_ticket(session: Session, number, viewer, for_update=False):
     return ticket
 
 
-def open_ticket(session: Session, command, viewer, rules: Rules, idempotency_key=None):
+def open_ticket(session: Session, command, viewer, rules: Rules, idempotency_key=None, now=None):
     """Open a ticket. Returns ``(view, created)``; a repeated Idempotency-Key returns the first ticket."""
-    (outcome,) = open_tickets(session, [(command, viewer, idempotency_key)], rules)
+    (outcome,) = open_tickets(session, [(command, viewer, idempotency_key)], rules, now=now)
     if isinstance(outcome, HelpdeskError):
         raise outcome
     return outcome
@@ -164,12 +175,13 @@ def _check_request(command, viewer, definitions):
     return custom_fields.check_values(None, command.custom_fields, definitions=definitions)
 
 
-def open_tickets(session: Session, requests, rules: Rules):
+def open_tickets(session: Session, requests, rules: Rules, now=None):
     """Open several tickets in one transaction, with one statement per table for the whole batch.
 
     ``requests`` holds ``(command, viewer, idempotency_key)``; the answer holds, in the same order,
     ``(view, created)`` or the HelpdeskError that refused that request: one refusal spoils no other.
     A repeated Idempotency-Key (earlier, or twice in this batch) answers with the first ticket.
+    ``now`` (default: the current time) is when they are opened; tests pass it to drive SLA clocks.
     """
     outcomes = [None] * len(requests)
     with session.no_autoflush:
@@ -187,7 +199,7 @@ def open_tickets(session: Session, requests, rules: Rules):
                 if first is not None:
                     if first.request_hash != digest:
                         raise idempotency_key_reused(key)
-                    outcomes[index] = (ticket_view(session.get(Ticket, first.ticket_id)), False)
+                    outcomes[index] = (ticket_view(session.get(Ticket, first.ticket_id), rules, now), False)
                 elif key and (viewer.actor, key) in claimed:
                     repeats.append((index, claimed[(viewer.actor, key)], digest, key))
                 else:
@@ -196,7 +208,7 @@ def open_tickets(session: Session, requests, rules: Rules):
                     fresh.append((index, command, viewer, key, digest, values))
             except HelpdeskError as error:
                 outcomes[index] = error
-        now = utcnow()
+        now = now or utcnow()
         tickets = []
         for (index, command, viewer, key, digest, values), ticket_id in zip(fresh, _allocate_ids(session, len(fresh))):
             contact = contacts[command.requester.email.lower()]
@@ -213,14 +225,17 @@ def open_tickets(session: Session, requests, rules: Rules):
             session.add(ticket)
             tickets.append((index, ticket, viewer, key, digest))
         session.flush()  # the tickets: one INSERT for the whole batch
-        keys, history, events = [], [], []
+        keys, history, events, clock_rows = [], [], [], []
+        new_clocks = _ClockFactory(rules, now)
         for index, ticket, viewer, key, digest in tickets:
             if key:
                 keys.append({"client": viewer.actor, "key": key, "request_hash": digest, "ticket_id": ticket.id,
                              "created_at": now})
             history.append({"ticket_id": ticket.id, "at": now, "actor": viewer.actor, "field": "created",
                             "old": None, "new": {"channel": ticket.channel, "status": ticket.status}})
-            view = ticket_view(ticket)
+            clocks, sla_state = new_clocks(ticket)
+            clock_rows.extend(clocks)
+            view = {**ticket_view(ticket), "sla": sla_state}
             events.append(new_event("ticket_created", {"ticket": view}, correlation_id=viewer.correlation_id,
                                     subject=ticket.number))
             outcomes[index] = (view, True)
@@ -229,12 +244,65 @@ def open_tickets(session: Session, requests, rules: Rules):
             session.execute(insert(IdempotencyKey), keys)
         if history:
             session.execute(insert(HistoryRecord), history)
+        if clock_rows:
+            session.execute(insert(SlaClock), clock_rows)
         stage_many(session, Outbox, events)
         for index, (first_index, first_digest), digest, key in repeats:
             first = outcomes[first_index]
             outcomes[index] = (idempotency_key_reused(key) if digest != first_digest
                                else (first[0], False))
     return outcomes
+
+
+CLOCK_COLUMNS = ("metric", "policy", "target_seconds", "started_at", "due_at", "warn_at", "pauses", "paused_at",
+                 "stopped_at", "elapsed_seconds", "warned_at", "breached_at")
+
+
+class _ClockFactory:
+    """The SLA clocks of tickets opened together at ``now``: computed once per policy for the batch."""
+
+    def __init__(self, rules, now):
+        self.rules, self.now, self.cache = rules, now, {}
+
+    def __call__(self, ticket):
+        """``(rows to insert, sla state of the view)`` for a new ticket."""
+        policies = self.rules.sla
+        policy = policies.policy_for(ticket.priority, ticket.team) if policies is not None else None
+        if policy is None:
+            return [], None
+        key = (policy.name, ticket.status, ticket.created_at)
+        if key not in self.cache:
+            category = self.rules.workflow.category(ticket.status)
+            clocks = [SlaClock(metric=metric, started_at=ticket.created_at, pauses=[], elapsed_seconds=0.0)
+                      for metric in sla.METRICS]
+            for clock in clocks:
+                sla.sync(clock, policy, first_response_at=None, category=category, now=self.now)
+            self.cache[key] = ([{column: getattr(clock, column) for column in CLOCK_COLUMNS} for clock in clocks],
+                               sla.state(clocks, policies, self.now))
+        rows, state = self.cache[key]
+        return [{**row, "ticket_id": ticket.id} for row in rows], state
+
+
+def sync_clocks(session: Session, ticket, rules: Rules, now):
+    """Bring the ticket's SLA clocks in line with it: its policy (priority, team), its status category
+    (paused while pending, stopped once resolved), its first response. Idempotent."""
+    if rules.sla is None:
+        return
+    policy = rules.sla.policy_for(ticket.priority, ticket.team)
+    clocks = {clock.metric: clock for clock in ticket.sla_clocks}
+    if policy is None:  # no policy covers the ticket any more: it has no clocks
+        for clock in clocks.values():
+            ticket.sla_clocks.remove(clock)
+            session.delete(clock)
+        return
+    category = rules.workflow.category(ticket.status)
+    for metric in sla.METRICS:
+        clock = clocks.get(metric)
+        if clock is None:  # a ticket no policy covered before (or older than the SLA clocks)
+            clock = SlaClock(ticket_id=ticket.id, metric=metric, started_at=ticket.created_at, pauses=[],
+                             elapsed_seconds=0.0)
+            ticket.sla_clocks.append(clock)
+        sla.sync(clock, policy, first_response_at=ticket.first_response_at, category=category, now=now)
 
 
 def _apply_status(ticket, target, rules, now):
@@ -252,7 +320,7 @@ def _apply_status(ticket, target, rules, now):
         ticket.resolved_at = ticket.resolved_at or now
 
 
-def change_ticket(session: Session, number, changes, viewer, rules: Rules):
+def change_ticket(session: Session, number, changes, viewer, rules: Rules, now=None):
     """Apply a partial update; every field that really changed is recorded and announced."""
     if viewer.role not in STAFF:
         raise Forbidden("Only agents can change a ticket.", code="agents_only")
@@ -263,7 +331,7 @@ def change_ticket(session: Session, number, changes, viewer, rules: Rules):
         raise ValidationFailed(f"{', '.join(nulls)} cannot be null.",
                                details=[{"field": f, "code": "null_not_allowed", "message": "give a value"}
                                         for f in nulls])
-    now = utcnow()
+    now = now or utcnow()
     diff = []
     old_status = ticket.status
     for field in given:
@@ -280,12 +348,13 @@ def change_ticket(session: Session, number, changes, viewer, rules: Rules):
         setattr(ticket, field, new)
         diff.append({"field": field, "old": old, "new": new})
     if not diff:
-        return ticket_view(ticket)
+        return ticket_view(ticket, rules, now)
     ticket.updated_at = now
     for change in diff:
         _record(session, ticket, viewer, change["field"], change["old"], change["new"], now)
+    sync_clocks(session, ticket, rules, now)
     session.flush()
-    view = ticket_view(ticket)
+    view = ticket_view(ticket, rules, now)
     _publish(session, "ticket_updated", {"ticket": view, "changes": diff}, viewer, ticket.number)
     if ticket.status != old_status:
         _publish(session, "status_changed", {"ticket": view, "from_status": old_status,
@@ -293,12 +362,12 @@ def change_ticket(session: Session, number, changes, viewer, rules: Rules):
     return view
 
 
-def add_message(session: Session, number, command, viewer, rules: Rules):
+def add_message(session: Session, number, command, viewer, rules: Rules, now=None):
     """Add a public reply or an internal note. A customer's reply takes a pending ticket back to open."""
     if command.visibility == "internal" and viewer.role not in STAFF:
         raise Forbidden("Internal notes are for agents only.", code="agents_only")
     ticket = find_ticket(session, number, viewer, for_update=True)
-    now = utcnow()
+    now = now or utcnow()
     message = Message(ticket_id=ticket.id, visibility=command.visibility, author=viewer.actor,
                       author_role=viewer.role, body=command.body, created_at=now)
     session.add(message)
@@ -314,9 +383,10 @@ def add_message(session: Session, number, command, viewer, rules: Rules):
             _apply_status(ticket, target, rules, now)
             ticket.status = target
             _record(session, ticket, viewer, "status", old_status, target, now)
+    sync_clocks(session, ticket, rules, now)
     session.flush()
     _record(session, ticket, viewer, f"message.{command.visibility}", None, message.id, now)
-    view = ticket_view(ticket)
+    view = ticket_view(ticket, rules, now)
     result = message_view(message, ticket.number)
     _publish(session, "message_added", {"ticket": view, "message": result}, viewer, ticket.number)
     if ticket.status != old_status:
@@ -344,9 +414,11 @@ def history(session: Session, number, viewer):
     return [{"at": iso(r.at), "actor": r.actor, "field": r.field, "old": r.old, "new": r.new} for r in records]
 
 
-def find_tickets(session: Session, query, viewer):
+def find_tickets(session: Session, query, viewer, rules: Optional[Rules] = None):
     """Tickets matching the filters, newest first, a page at a time (``next_cursor`` for the next)."""
     statement = _visible(select(Ticket), viewer)
+    if rules is not None and rules.sla is not None:
+        statement = statement.options(selectinload(Ticket.sla_clocks))
     if query.status:
         statement = statement.where(Ticket.status == query.status)
     if query.priority:
@@ -373,14 +445,15 @@ def find_tickets(session: Session, query, viewer):
     rows = list(session.scalars(statement.order_by(Ticket.id.desc()).limit(query.limit + 1)))
     more = len(rows) > query.limit
     rows = rows[:query.limit]
-    return {"items": [ticket_view(t) for t in rows],
+    now = utcnow()
+    return {"items": [ticket_view(t, rules, now) for t in rows],
             "next_cursor": str(rows[-1].id) if more and rows else None}
 
 
 ROUTING_HANDLER = "tickets.apply_routing"
 
 
-def apply_routing(session: Session, envelope, rules: Rules):
+def apply_routing(session: Session, envelope, rules: Rules, now=None):
     """Take over what routing decided (an assignment, a queue, an escalation), once per event.
 
     Only fields that really change are written and announced, so routing's own ``ticket_updated`` echo
@@ -402,10 +475,69 @@ def apply_routing(session: Session, envelope, rules: Rules):
     if data.get("priority"):
         changes["priority"] = data["priority"]
     viewer = Viewer(actor="routing", role="system", correlation_id=envelope.get("correlation_id"))
+    now = now or utcnow()
     view = change_ticket(session, data["ticket_number"], TicketChanges.model_validate(changes, strict=False),
-                         viewer, rules)
+                         viewer, rules, now=now)
     ticket = find_ticket(session, data["ticket_number"], viewer)
     _record(session, ticket, viewer, kind, None, {"reason": data.get("reason"), "rule": data.get("rule"),
-                                                  "trigger": data.get("trigger")}, utcnow())
+                                                  "trigger": data.get("trigger")}, now)
     return view
 
+
+
+# --- SLA timer ------------------------------------------------------------------------------------
+
+SLA_VIEWER = Viewer(actor="sla", role="system")
+SLA_BATCH = 200
+
+
+def _running_clock():
+    return and_(SlaClock.stopped_at.is_(None), SlaClock.paused_at.is_(None))
+
+
+def check_sla(session: Session, rules: Rules, now, limit=SLA_BATCH):
+    """Announce every SLA warning and breach due at ``now``: ``sla_warning`` then ``sla_breached``, each
+    exactly once per clock, staged in the outbox and recorded in the ticket's history.
+
+    Safe with several replicas: the candidates are locked with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL
+    (another replica takes other clocks instead of waiting), and each announcement is claimed by a
+    conditional UPDATE (``warned_at IS NULL`` / ``breached_at IS NULL``) that only one transaction can
+    win (SQLite serialises write transactions). Returns ``[(ticket_number, event_type, metric)]``; at
+    most ``limit`` clocks per call (call again while it returns a full batch).
+    """
+    if rules.sla is None:
+        return []
+    due = or_(and_(SlaClock.warned_at.is_(None), SlaClock.warn_at <= now),
+              and_(SlaClock.breached_at.is_(None), SlaClock.due_at <= now))
+    candidates = list(session.scalars(
+        select(SlaClock.id).where(_running_clock(), due).order_by(SlaClock.due_at, SlaClock.id).limit(limit)
+        .with_for_update(skip_locked=True)))
+    announced = []
+    for clock_id in candidates:
+        for event_type, mark, moment in (("sla_warning", SlaClock.warned_at, SlaClock.warn_at),
+                                         ("sla_breached", SlaClock.breached_at, SlaClock.due_at)):
+            claimed = session.execute(
+                update(SlaClock).where(SlaClock.id == clock_id, mark.is_(None), moment <= now, _running_clock())
+                .values({mark: now}).execution_options(synchronize_session=False)).rowcount
+            if claimed:
+                announced.append(_announce(session, clock_id, event_type, rules, now))
+    return announced
+
+
+def _announce(session, clock_id, event_type, rules, now):
+    clock = session.get(SlaClock, clock_id, populate_existing=True)
+    ticket = session.get(Ticket, clock.ticket_id)
+    policy = rules.sla.named(clock.policy) or rules.sla.policy_for(ticket.priority, ticket.team)
+    # a policy dropped from the file since the clock started: its due time is all that is left
+    spent = sla.elapsed(clock, policy, now) if policy is not None else float(clock.target_seconds)
+    data = {"ticket_number": ticket.number, "metric": clock.metric, "policy": clock.policy,
+            "priority": ticket.priority, "team": ticket.team, "tier": ticket.tier,
+            "target_seconds": clock.target_seconds, "elapsed_seconds": round(spent, 3),
+            "remaining_seconds": round(clock.target_seconds - spent, 3), "due_at": iso(clock.due_at), "at": iso(now)}
+    if event_type == "sla_warning":
+        data["threshold"] = policy.warning_threshold if policy is not None else rules.sla.warning_threshold
+    _record(session, ticket, SLA_VIEWER, event_type, None,
+            {"metric": clock.metric, "policy": clock.policy, "due_at": iso(clock.due_at),
+             "elapsed_seconds": data["elapsed_seconds"], "target_seconds": clock.target_seconds}, now)
+    _publish(session, event_type, data, SLA_VIEWER, ticket.number)
+    return ticket.number, event_type, clock.metric

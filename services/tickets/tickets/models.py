@@ -1,7 +1,7 @@
 """Tables of the tickets service. Only this service reads or writes them."""
 from typing import Optional
 
-from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from helpdesk_common.consumer import ProcessedEventMixin
@@ -60,6 +60,7 @@ class Ticket(Base):
     first_response_at: Mapped[Optional[object]] = mapped_column(UtcDateTime)
     resolved_at: Mapped[Optional[object]] = mapped_column(UtcDateTime)
     closed_at: Mapped[Optional[object]] = mapped_column(UtcDateTime)
+    sla_clocks: Mapped[list["SlaClock"]] = relationship(order_by="SlaClock.metric", lazy="select")
 
     # Two agents saving the same ticket at once: the second gets a conflict, not a silent overwrite.
     __mapper_args__ = {"version_id_col": version}
@@ -124,3 +125,36 @@ class Outbox(OutboxMixin, Base):
 
 class ProcessedEvent(ProcessedEventMixin, Base):
     pass
+
+
+class SlaClock(Base):
+    """One SLA clock of a ticket (``first_response`` or ``resolution``), in business time.
+
+    ``due_at``/``warn_at`` are when the target and the warning threshold fall due (moved by every pause
+    once it ends); ``paused_at`` is set while the ticket waits on the customer, ``stopped_at`` once the
+    goal is met; ``warned_at``/``breached_at`` are claimed once each by the SLA timer (a conditional
+    UPDATE), so several replicas never announce the same warning or breach twice.
+    """
+
+    __tablename__ = "sla_clocks"
+    __table_args__ = (
+        UniqueConstraint("ticket_id", "metric", name="uq_sla_clocks_ticket_metric"),
+        Index("ix_sla_clocks_due_at", "due_at"),
+        Index("ix_sla_clocks_warn_at", "warn_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"))
+    metric: Mapped[str] = mapped_column(String(20))
+    policy: Mapped[Optional[str]] = mapped_column(String(100))
+    target_seconds: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[object] = mapped_column(UtcDateTime)
+    due_at: Mapped[Optional[object]] = mapped_column(UtcDateTime)
+    warn_at: Mapped[Optional[object]] = mapped_column(UtcDateTime)
+    # closed pauses as [[start, end], ...] (ISO 8601, UTC): business time in them never counts
+    pauses: Mapped[list] = mapped_column(JSON, default=list)
+    paused_at: Mapped[Optional[object]] = mapped_column(UtcDateTime)
+    stopped_at: Mapped[Optional[object]] = mapped_column(UtcDateTime)
+    elapsed_seconds: Mapped[float] = mapped_column(Float, default=0.0)  # as of the last pause or stop
+    warned_at: Mapped[Optional[object]] = mapped_column(UtcDateTime)
+    breached_at: Mapped[Optional[object]] = mapped_column(UtcDateTime)

@@ -1,13 +1,14 @@
 """The tickets nameko service: thin RPC entrypoints over the rules in ``domain``."""
 from nameko.extensions import DependencyProvider
 from nameko.rpc import rpc
+from nameko.timer import Timer
 from sqlalchemy import text
 from sqlalchemy.orm.exc import StaleDataError
 
 from helpdesk_common.contracts import validate
 from helpdesk_common.contracts.tickets import NewCustomField, NewMessage, NewTicket, TicketChanges, TicketQuery, Viewer
 from helpdesk_common.consumer import reliable_handler
-from helpdesk_common.database import Database, run_in_transaction
+from helpdesk_common.database import Database, run_in_transaction, utcnow
 from helpdesk_common.errors import EXPECTED_ERRORS, HelpdeskError, to_wire
 from helpdesk_common.metrics import EntrypointMetrics
 from helpdesk_common.outbox import OutboxRelay
@@ -15,6 +16,7 @@ from helpdesk_common.outbox import OutboxRelay
 from . import custom_fields, domain
 from .exceptions import concurrent_change
 from .models import Outbox
+from .sla import SlaPolicies
 from .workflow import Workflow
 
 DB_URL = "TICKETS_DB_URL"
@@ -26,10 +28,28 @@ class TicketRules(DependencyProvider):
     def setup(self):
         config = self.container.config
         self.rules = domain.Rules(workflow=Workflow.load(config.get("WORKFLOW_FILE") or None),
-                                  number_format=config.get("TICKET_NUMBER_FORMAT") or "HD-{seq:06d}")
+                                  number_format=config.get("TICKET_NUMBER_FORMAT") or "HD-{seq:06d}",
+                                  sla=SlaPolicies.load(config.get("SLA_FILE") or None))
 
     def get_dependency(self, worker_ctx):
         return self.rules
+
+
+class ConfigTimer(Timer):
+    """A nameko timer whose interval (seconds) is read from the service's config at start-up."""
+
+    def __init__(self, config_key, default, **kwargs):
+        self.config_key, self.default = config_key, default
+        super().__init__(interval=default, **kwargs)
+
+    def setup(self):
+        value = self.container.config.get(self.config_key)
+        self.interval = float(value) if value not in (None, "") else self.default
+        if self.interval <= 0:
+            raise ValueError(f"{self.config_key} must be a positive number of seconds")
+
+
+sla_timer = ConfigTimer.decorator
 
 
 class TicketsService:
@@ -82,13 +102,13 @@ class TicketsService:
     def get_ticket(self, number, viewer):
         who = validate(Viewer, viewer, prefix="viewer.")
         with self.db() as session:
-            return domain.ticket_view(domain.find_ticket(session, number, who))
+            return domain.ticket_view(domain.find_ticket(session, number, who), self.rules)
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def list_tickets(self, query, viewer):
         filters, who = validate(TicketQuery, query), validate(Viewer, viewer, prefix="viewer.")
         with self.db() as session:
-            return domain.find_tickets(session, filters, who)
+            return domain.find_tickets(session, filters, who, self.rules)
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def update_ticket(self, number, changes, viewer):
@@ -142,6 +162,13 @@ class TicketsService:
     def apply_escalation(self, event):
         """The ticket moved up its escalation path: new tier (and team)."""
         run_in_transaction(self.db, lambda s: domain.apply_routing(s, event, self.rules))
+
+    @sla_timer("SLA_CHECK_INTERVAL", 30.0)
+    def check_sla(self):
+        """Announce SLA warnings and breaches that fell due (once each, whatever the replicas)."""
+        for _ in range(10):  # a batch per transaction; the next tick takes what is left
+            if not run_in_transaction(self.db, lambda s: domain.check_sla(s, self.rules, utcnow())):
+                break
 
     @rpc
     def ping(self):

@@ -1,0 +1,254 @@
+"""Email intake: messages ingested per second from IMAP, and the delay from delivery to the ticket.
+
+Starts a real Dovecot (IMAP) and aiosmtpd (SMTP) on loopback (the intake tests' own servers,
+``services/intake/tests/servers.py``) and the platform as processes (``tests/stack.py``) with intake
+reading that mailbox, then measures, in one run:
+
+* **backlog**: ``--messages`` mails are written into the stopped intake's Maildir, then intake is started;
+  the rate is messages ÷ (last ``ticket_created`` − the moment intake answered its first ``/health``
+  ping), and, less flattering, ÷ (last ``ticket_created`` − the intake process was spawned);
+* **baseline**, in the same run on the same filled mailbox before intake reads it: the raw rate of
+  fetching the same messages with ``imaplib`` alone (LOGIN, SELECT, UID SEARCH UNSEEN, UID FETCH
+  BODY.PEEK[] in batches of ``IMAP_BATCH_SIZE``), the ceiling intake's IMAP side cannot beat;
+* **delay**: with intake running, ``--live`` mails are delivered one by one at ``--rate`` per second; the
+  delay of each is from its rename into ``Maildir/new`` to its ``ticket_created`` event arriving (the ticket
+  is committed before its event is published, so this is an upper bound of "the ticket exists").
+
+Each message is a new ticket (distinct subjects and Message-IDs, 200 distinct senders): 85 % plain text
+(base64), 10 % HTML only, 5 % with a small PDF attachment. Every ticket is checked to appear exactly once.
+Prints a Markdown table.
+
+    .venv/bin/python bench/intake.py [--messages 1000] [--live 300] [--rate 50] [--poll-interval 0.5]
+"""
+import argparse
+import imaplib
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+import warnings
+
+warnings.simplefilter("ignore")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "services", "intake", "tests"))
+
+import requests  # noqa: E402
+from kombu import Connection, Exchange, Queue  # noqa: E402
+
+import mails  # noqa: E402
+from servers import PASSWORD, Dovecot, SmtpSink  # noqa: E402
+from tests.stack import Stack, database_url, wait_for  # noqa: E402
+
+PDF = b"%PDF-1.4\n" + b"0" * 2000
+
+
+def percentile(values, fraction):
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
+
+
+def message(prefix, i):
+    """(subject, raw bytes) of the i-th message: a new ticket each."""
+    subject = f"{prefix} {i:05d} printer prints blank pages"
+    sender = f"Customer {i % 200} <customer{i % 200}@example.com>"
+    if i % 20 == 19:
+        return subject, mails.with_attachment(sender, subject, f"See the attached scan ({i}).",
+                                              f"<p>See the attached scan ({i}).</p>", "scan.pdf", PDF)
+    if i % 10 == 9:
+        return subject, mails.html_only(sender, subject, f"<p>The printer on <b>floor {i % 7}</b> prints blank "
+                                                         f"pages.</p><p>Request {i}.</p>")
+    return subject, mails.plain(sender, subject, f"Hello,\n\nThe printer on floor {i % 7} prints blank pages "
+                                                 f"since this morning (request {i}).\n\nRegards,\nCustomer\n")
+
+
+class Arrivals:
+    """Listens to ``ticket_created`` on ``tickets.events`` (bound before anything is delivered): subject → times."""
+
+    def __init__(self, amqp_uri):
+        self.amqp_uri = amqp_uri
+        self.seen = {}  # subject -> [arrival times]
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self.error = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        try:
+            exchange = Exchange("tickets.events", type="topic", durable=True)
+            with Connection(self.amqp_uri) as connection:
+                queue = Queue(f"bench-intake-{uuid.uuid4().hex[:8]}", exchange, routing_key="ticket_created",
+                              exclusive=True, auto_delete=True)
+
+                def on_message(body, msg):
+                    now = time.time()
+                    with self._lock:
+                        self.seen.setdefault(body["data"]["ticket"]["subject"], []).append(now)
+                    msg.ack()
+
+                with connection.Consumer(queue, callbacks=[on_message], accept=["json"]) as consumer:
+                    consumer.qos(prefetch_count=500)
+                    self._ready.set()
+                    while not self._stop.is_set():
+                        try:
+                            connection.drain_events(timeout=0.1)
+                        except TimeoutError:
+                            pass
+        except BaseException as error:
+            self.error = error
+            raise
+
+    def __enter__(self):
+        self._thread.start()
+        assert self._ready.wait(15), "the event listener did not start"
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(5)
+
+    def count(self, subjects):
+        assert self.error is None, f"the event listener died: {self.error!r}"
+        with self._lock:
+            return sum(1 for s in subjects if s in self.seen)
+
+    def first(self, subject):
+        with self._lock:
+            return self.seen[subject][0]
+
+    def duplicates(self):
+        with self._lock:
+            return sum(len(times) - 1 for times in self.seen.values())
+
+
+def imaplib_fetch(mailbox, batch):
+    """The baseline: fetch every unseen message with imaplib alone, the way intake does (PEEK: none is marked)."""
+    started = time.perf_counter()
+    connection = imaplib.IMAP4("127.0.0.1", mailbox.server.port)
+    connection.login(mailbox.user, PASSWORD)
+    connection.select("INBOX")
+    uids = sorted(int(u) for u in connection.uid("SEARCH", None, "UNSEEN")[1][0].split())
+    fetched, size = 0, 0
+    for start in range(0, len(uids), batch):
+        chunk = ",".join(map(str, uids[start:start + batch]))
+        status, data = connection.uid("FETCH", chunk, "(UID BODY.PEEK[])")
+        assert status == "OK", data
+        for entry in data:
+            if isinstance(entry, tuple):
+                fetched += 1
+                size += len(entry[1])
+    connection.logout()
+    elapsed = time.perf_counter() - started
+    return fetched, elapsed, size
+
+
+def intake_healthy(stack):
+    try:
+        answer = requests.get(f"{stack.url}/health", timeout=2)
+        return answer.status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--messages", type=int, default=1000, help="messages in the backlog")
+    parser.add_argument("--live", type=int, default=300, help="messages delivered one by one for the delay")
+    parser.add_argument("--rate", type=float, default=50, help="deliveries per second of the delay phase")
+    parser.add_argument("--poll-interval", type=float, default=0.5, help="HELPDESK_IMAP_POLL_INTERVAL")
+    parser.add_argument("--batch", type=int, default=200, help="HELPDESK_IMAP_BATCH_SIZE")
+    parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
+    args = parser.parse_args()
+
+    dovecot_root = tempfile.mkdtemp(prefix="bench-dovecot-")  # not a private temp folder: Dovecot's user enters it
+    workdir = tempfile.mkdtemp(prefix="helpdesk-bench-intake-")
+    dovecot = Dovecot(dovecot_root).start()
+    sink = SmtpSink(os.path.join(workdir, "smtp")).start()
+    mailbox = dovecot.mailbox()
+    db_url, drop = None, None
+    if args.db == "postgres":
+        db_url, drop = database_url("postgres")
+    stack = Stack(workdir, tickets_db_url=db_url, env={
+        "HELPDESK_IMAP_URL": mailbox.url(team="support"), "HELPDESK_SMTP_URL": sink.url,
+        "HELPDESK_SUPPORT_ADDRESS": "support@helpdesk.test", "HELPDESK_IMAP_POLL_INTERVAL": str(args.poll_interval),
+        "HELPDESK_IMAP_BATCH_SIZE": str(args.batch), "HELPDESK_MAIL_POLL_INTERVAL": "1"})
+    try:
+        stack.start()
+        with Arrivals(stack.amqp_uri) as arrivals:
+            # --- backlog: fill the Maildir of the stopped intake, measure the baseline, start intake ----
+            stack.stop_process(stack.services["intake"])
+            backlog = [message("backlog", i) for i in range(args.messages)]
+            for _, raw in backlog:
+                mailbox.deliver(raw)
+            assert mailbox.counts() == (args.messages, args.messages)
+            fetched, fetch_seconds, size = imaplib_fetch(mailbox, args.batch)
+            assert fetched == args.messages, fetched
+            assert mailbox.counts() == (args.messages, args.messages)  # PEEK: still unseen for intake
+
+            subjects = [s for s, _ in backlog]
+            spawned = time.time()
+            stack.start_service("intake")
+            wait_for(lambda: intake_healthy(stack), timeout=60, interval=0.01, what="intake to answer")
+            ready = time.time()
+            wait_for(lambda: arrivals.count(subjects) == len(subjects), timeout=600, interval=0.05,
+                     what=f"{len(subjects)} tickets")
+            last = max(arrivals.first(s) for s in subjects)
+            wait_for(lambda: mailbox.counts()[1] == 0, timeout=120, what="every message marked seen")
+
+            # --- delay: deliver one by one at --rate into the running intake --------------------------
+            live = [message("live", i) for i in range(args.live)]
+            delivered = {}
+            started = time.time()
+            for n, (subject, raw) in enumerate(live):
+                due = started + n / args.rate
+                pause = due - time.time()
+                if pause > 0:
+                    time.sleep(pause)  # pacing the deliveries, not waiting for a result
+                mailbox.deliver(raw)
+                delivered[subject] = time.time()
+            live_subjects = list(delivered)
+            wait_for(lambda: arrivals.count(live_subjects) == len(live_subjects), timeout=300, interval=0.05,
+                     what=f"{len(live_subjects)} live tickets")
+            delays = [arrivals.first(s) - delivered[s] for s in live_subjects]
+            wait_for(lambda: mailbox.counts() == (args.messages + args.live, 0), timeout=120,
+                     what="every live message marked seen")
+            made = arrivals.count(subjects) + arrivals.count(live_subjects)
+            duplicates = arrivals.duplicates()
+    finally:
+        stack.stop()
+        sink.stop()
+        dovecot.stop()
+        shutil.rmtree(dovecot_root, ignore_errors=True)
+        if drop:
+            drop()
+
+    rate_ready = args.messages / (last - ready)
+    rate_spawn = args.messages / (last - spawned)
+    baseline = fetched / fetch_seconds
+    print(f"\nEmail intake from IMAP (Dovecot on loopback; {args.messages} messages in the backlog, "
+          f"avg {size / fetched / 1024:.1f} KiB; database: {args.db}; {os.cpu_count()} cores; "
+          f"IMAP batch {args.batch}; poll interval {args.poll_interval}s)\n")
+    print("| measure | value |")
+    print("|---|---:|")
+    print(f"| backlog → tickets, msgs/s (from intake answering) | {rate_ready:.0f} |")
+    print(f"| backlog → tickets, msgs/s (from process spawn) | {rate_spawn:.0f} |")
+    print(f"| baseline: imaplib fetch alone, msgs/s | {baseline:.0f} |")
+    print(f"| intake ÷ baseline | {rate_ready / baseline:.3f} |")
+    print(f"| delivery → ticket_created p50 ms ({args.live} msgs at {args.rate:g}/s) "
+          f"| {percentile(delays, 0.5) * 1000:.0f} |")
+    print(f"| delivery → ticket_created p99 ms | {percentile(delays, 0.99) * 1000:.0f} |")
+    print(f"| delivery → ticket_created mean / max ms | {statistics.mean(delays) * 1000:.0f} / "
+          f"{max(delays) * 1000:.0f} |")
+    print(f"| tickets made / messages (duplicate ticket_created events) | "
+          f"{made}/{args.messages + args.live} ({duplicates}) |")
+
+
+if __name__ == "__main__":
+    main()
