@@ -118,7 +118,6 @@ class Stack:
             "HELPDESK_PORT": str(self.port),
             "HELPDESK_GATEWAY_WORKERS": str(self.gateway_workers),
             "HELPDESK_GATEWAY_THREADS": str(self.gateway_threads),
-            "PROMETHEUS_MULTIPROC_DIR": os.path.join(self.workdir, "prometheus"),
             "HELPDESK_RPC_TIMEOUT": "5",
             "HELPDESK_SERVICES": ",".join(("tickets", *self.service_names)),
         })
@@ -157,8 +156,10 @@ class Stack:
         return self.services[name]
 
     def start_gateway(self):
+        # Only the gateway's gunicorn workers share metrics through prometheus_client's multiprocess mode.
         self.gateway = self._spawn("gateway", [os.path.join(BIN, "gunicorn"), "-c", "gateway/gunicorn.conf.py",
-                                               "helpdesk_gateway.app:create_app()"], self.env())
+                                               "helpdesk_gateway.app:create_app()"],
+                                   self.env(PROMETHEUS_MULTIPROC_DIR=os.path.join(self.workdir, "prometheus")))
 
     def start(self, tickets_replicas=1):
         self.vhost.create()

@@ -18,7 +18,7 @@ Each message is a new ticket (distinct subjects and Message-IDs, 200 distinct se
 (base64), 10 % HTML only, 5 % with a small PDF attachment. Every ticket is checked to appear exactly once.
 Prints a Markdown table.
 
-    .venv/bin/python bench/intake.py [--messages 1000] [--live 300] [--rate 50] [--poll-interval 0.5]
+    .venv/bin/python bench/intake_throughput.py [--messages 1000] [--live 300] [--rate 50] [--poll-interval 0.5]
 """
 import argparse
 import imaplib
