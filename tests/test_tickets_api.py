@@ -193,6 +193,8 @@ def test_customers_see_only_their_own_tickets_and_never_internal_notes(platform,
     assert error_of(customer.get(f"{url}/{someone_else}"), 404)["code"] == "ticket_not_found"
     assert error_of(customer.post(url, json=new_ticket()), 403)["code"] == "requester_mismatch"
     assert {t["number"] for t in customer.get(url).json()["items"]} == {number}
+    assert "sla" not in customer.get(f"{url}/{number}").json()  # the team's internal targets
+    assert "sla" in api.get(f"{url}/{number}").json()
 
     api.post(f"{url}/{number}/messages", json={"body": "Check the warehouse.", "visibility": "internal"})
     api.post(f"{url}/{number}/messages", json={"body": "It ships today.", "visibility": "public"})

@@ -76,6 +76,16 @@ def ticket_view(ticket, rules: Optional[Rules] = None, now=None, clocks=None):
     }
 
 
+HIDDEN_FROM_CUSTOMERS = ("sla",)  # the team's internal targets; customers get status updates instead
+
+
+def shown_to(viewer, view):
+    """The ticket view as ``viewer`` may see it."""
+    if viewer.role in STAFF:
+        return view
+    return {key: value for key, value in view.items() if key not in HIDDEN_FROM_CUSTOMERS}
+
+
 def message_view(message, number):
     return {"id": message.id, "ticket_number": number, "visibility": message.visibility,
             "author": message.author, "author_role": message.author_role, "body": message.body,

@@ -72,7 +72,7 @@ class TicketsService:
         """Open a ticket; returns ``{"ticket": ..., "created": bool}`` (False: an idempotent repeat)."""
         command, who = validate(NewTicket, ticket), validate(Viewer, viewer, prefix="viewer.")
         view, created = self._write(lambda s: domain.open_ticket(s, command, who, self.rules, idempotency_key))
-        return {"ticket": view, "created": created}
+        return {"ticket": domain.shown_to(who, view), "created": created}
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def create_tickets(self, requests):
@@ -93,22 +93,24 @@ class TicketsService:
                 answers[index] = {"error": to_wire(error)}
         if accepted:
             outcomes = self._write(lambda s: domain.open_tickets(s, [item for _, item in accepted], self.rules))
-            for (index, _), outcome in zip(accepted, outcomes):
+            for (index, (_, who, _)), outcome in zip(accepted, outcomes):
                 answers[index] = ({"error": to_wire(outcome)} if isinstance(outcome, HelpdeskError)
-                                  else {"ticket": outcome[0], "created": outcome[1]})
+                                  else {"ticket": domain.shown_to(who, outcome[0]), "created": outcome[1]})
         return answers
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def get_ticket(self, number, viewer):
         who = validate(Viewer, viewer, prefix="viewer.")
         with self.db() as session:
-            return domain.ticket_view(domain.find_ticket(session, number, who), self.rules)
+            return domain.shown_to(who, domain.ticket_view(domain.find_ticket(session, number, who), self.rules))
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def list_tickets(self, query, viewer):
         filters, who = validate(TicketQuery, query), validate(Viewer, viewer, prefix="viewer.")
         with self.db() as session:
-            return domain.find_tickets(session, filters, who, self.rules)
+            page = domain.find_tickets(session, filters, who, self.rules)
+        page["items"] = [domain.shown_to(who, view) for view in page["items"]]
+        return page
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def update_ticket(self, number, changes, viewer):
