@@ -19,6 +19,8 @@ import psycopg2
 import requests
 from kombu import Connection, Exchange, Queue
 
+from helpdesk_common import testing
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.dirname(sys.executable)
 AMQP = os.environ.get("HELPDESK_TEST_AMQP", "pyamqp://guest:guest@127.0.0.1:5672/")
@@ -38,14 +40,7 @@ def free_port():
 
 def wait_for(predicate, timeout=30.0, interval=0.05, what="condition"):
     """Poll ``predicate`` until it returns something truthy; fail clearly after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
+    return testing.wait_for(predicate, timeout=timeout, message=what, interval=interval)
 
 
 class Vhost:

@@ -12,7 +12,6 @@ from unittest import mock
 import eventlet
 import psycopg2
 import pytest
-from kombu import Connection, Exchange, Queue
 from nameko.rpc import rpc
 from nameko.standalone.rpc import ServiceRpcProxy
 from nameko.testing.utils import find_free_port, get_extension
@@ -22,6 +21,7 @@ from sqlalchemy.orm import DeclarativeBase, sessionmaker
 
 from helpdesk_common.database import Database, engine_for, utcnow
 from helpdesk_common.outbox import OutboxMixin, OutboxRelay, pending_count, stage
+from helpdesk_common.testing import EventTap, wait_for
 
 SOURCE = "outbox_test"
 PG_ADMIN = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "postgres"}
@@ -65,60 +65,9 @@ def envelope(n=0, correlation_id=None):
             "subject": None, "datacontenttype": "application/json", "data": {"n": n}}
 
 
-def wait_for(condition, timeout=10.0, message="condition"):
-    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
-        time.sleep(0.02)
-
-
 def failures():
     return REGISTRY.get_sample_value("helpdesk_outbox_publish_failures_total", {"source": SOURCE}) or 0
 
-
-class EventTap:
-    """A queue bound with ``#`` to the source's exchange, declared before anything is published."""
-
-    def __init__(self, amqp_uri):
-        self.connection = Connection(amqp_uri)
-        exchange = Exchange(f"{SOURCE}.events", type="topic", durable=True)
-        queue = Queue(f"tap-{uuid.uuid4().hex}", exchange=exchange, routing_key="#", exclusive=True,
-                      auto_delete=True)
-        self.messages = []
-        self.consumer = self.connection.Consumer(queue, callbacks=[self._received], accept=["json"])
-        self.consumer.consume()
-
-    def _received(self, body, message):
-        self.messages.append((body, message))
-        message.ack()
-
-    @property
-    def ids(self):
-        return [body["id"] for body, _ in self.messages]
-
-    def wait_for_ids(self, ids, timeout=10.0):
-        """Consume until every id in ``ids`` arrived; returns all ids received so far."""
-        deadline = time.monotonic() + timeout
-        while not set(ids) <= set(self.ids):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise AssertionError(f"timed out: {len(set(ids) - set(self.ids))} of {len(ids)} events missing")
-            try:
-                self.connection.drain_events(timeout=min(remaining, 0.25))
-            except socket.timeout:
-                pass
-        return self.ids
-
-    def close(self):
-        self.connection.release()
-
-
-# --- fixtures ------------------------------------------------------------------------------------
 
 def _sqlite_url(tmp_path):
     return f"sqlite:///{tmp_path / 'outbox.db'}"
@@ -169,7 +118,7 @@ def config(rabbit_config, db_url):
 
 @pytest.fixture
 def tap(rabbit_config):
-    tap = EventTap(rabbit_config["AMQP_URI"])
+    tap = EventTap(rabbit_config["AMQP_URI"], SOURCE)
     yield tap
     tap.close()
 

@@ -1,11 +1,8 @@
 """The kb_search service: entrypoints without a broker (worker_factory), then a real container on a real
 RabbitMQ (a throwaway vhost per test) with each search backend, driven over RPC as the gateway will."""
-import socket
-import time
 import uuid
 
 import pytest
-from kombu import Connection, Exchange, Queue
 from nameko.standalone.events import event_dispatcher
 from nameko.standalone.rpc import ServiceRpcProxy
 from nameko.testing.services import worker_factory
@@ -13,6 +10,7 @@ from sqlalchemy import func, select
 
 from helpdesk_common.errors import Forbidden, NotFound, ValidationFailed
 from helpdesk_common.events import new_event
+from helpdesk_common.testing import EventTap
 from kb_search.backends.base import Hit, Results
 from kb_search.models import ProcessedEvent, Suggestion
 from kb_search.service import KbSearchService
@@ -65,41 +63,6 @@ def test_search_rejects_bad_input(args, field):
 
 # --- a real container on RabbitMQ ----------------------------------------------------------------
 
-class EventTap:
-    """Every event on ``kb_search.events`` (a plain kombu consumer, as any integrator would read them)."""
-
-    def __init__(self, amqp_uri):
-        self.connection = Connection(amqp_uri)
-        exchange = Exchange("kb_search.events", type="topic", durable=True)
-        self.queue = Queue(f"test-tap-{uuid.uuid4().hex}", exchange=exchange, routing_key="#",
-                           exclusive=True, auto_delete=True)
-        self.envelopes = []
-        self.consumer = self.connection.Consumer(self.queue, callbacks=[self._received], accept=["json"])
-        self.consumer.consume()
-
-    def _received(self, body, message):
-        self.envelopes.append(body)
-        message.ack()
-
-    def wait_for(self, condition, timeout=15.0, message="events"):
-        deadline = time.monotonic() + timeout
-        while not condition(self.envelopes):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise AssertionError(f"timed out waiting for {message}; got {[e['type'] for e in self.envelopes]}")
-            try:
-                self.connection.drain_events(timeout=min(remaining, 0.25))
-            except socket.timeout:
-                pass
-        return self.envelopes
-
-    def of_type(self, event_type):
-        return [e for e in self.envelopes if e["type"] == event_type]
-
-    def close(self):
-        self.connection.release()
-
-
 @pytest.fixture(params=["embedded", "elasticsearch"])
 def config(request, rabbit_config, db_url, tmp_path):
     config = {**rabbit_config, "KB_DB_URL": db_url, "serializer": "json", "OUTBOX_POLL_INTERVAL": 0.2,
@@ -112,7 +75,7 @@ def config(request, rabbit_config, db_url, tmp_path):
 
 @pytest.fixture
 def tap(config):
-    tap = EventTap(config["AMQP_URI"])
+    tap = EventTap(config["AMQP_URI"], "kb_search")
     yield tap
     tap.close()
 
@@ -167,7 +130,7 @@ def test_articles_are_found_through_the_service(kb, tap, wait_for):
     assert [v["version"] for v in kb.list_versions(internal["id"], AGENT)] == [1]
     tap.wait_for(lambda got: len([e for e in got if e["type"] == "article_archived"]) == 1,
                  message="article_archived")
-    assert {e["data"]["article"]["id"] for e in tap.of_type("article_published")} == {
+    assert {e["data"]["article"]["id"] for e in tap.of("article_published")} == {
         public["id"], internal["id"], dutch["id"]}
 
 
@@ -180,10 +143,10 @@ def test_suggestions_are_recorded_as_events(kb, tap, wait_for):
     assert kb.record_suggestion_opened(result["suggestion_id"], article["id"], None, 1) == {"recorded": True}
     tap.wait_for(lambda got: {"suggestion_shown", "suggestion_opened"} <= {e["type"] for e in got},
                  message="suggestion events")
-    shown = tap.of_type("suggestion_shown")[0]["data"]
+    shown = tap.of("suggestion_shown")[0]["data"]
     assert shown["article_ids"] == [article["id"]] and shown["context"] == "portal"
     assert "subscri" not in str(shown)  # what the customer typed is not broadcast
-    opened = tap.of_type("suggestion_opened")[0]["data"]
+    opened = tap.of("suggestion_opened")[0]["data"]
     assert opened == {"suggestion_id": result["suggestion_id"], "article_id": article["id"], "position": 1}
     with pytest.raises(ValidationFailed):
         kb.suggest("", "en", None)
@@ -207,7 +170,7 @@ def test_a_new_ticket_gets_suggested_articles(kb, tap, config, sessions, wait_fo
     dispatch("tickets", "ticket_created", envelope)
     dispatch("tickets", "ticket_created", envelope)  # at least once: a repeat attaches nothing more
     tap.wait_for(lambda got: any(e["type"] == "suggestion_shown" for e in got), message="suggestion_shown")
-    shown = tap.of_type("suggestion_shown")[0]
+    shown = tap.of("suggestion_shown")[0]
     assert shown["data"]["context"] == "ticket" and shown["data"]["ticket_number"] == "HD-000042"
     assert shown["data"]["article_ids"] == [article["id"]]  # internal articles are for the agent
     assert shown["subject"] == "HD-000042" and shown["correlation_id"] == "req-HD-000042"
@@ -227,7 +190,7 @@ def test_a_new_ticket_gets_suggested_articles(kb, tap, config, sessions, wait_fo
     with sessions() as session:
         assert session.scalar(select(func.count()).select_from(Suggestion)
                               .where(Suggestion.ticket_number == "HD-000042")) == 1
-    assert len(tap.of_type("suggestion_shown")) == 1
+    assert len(tap.of("suggestion_shown")) == 1
 
 
 def test_a_resolved_portal_suggestion_is_announced_once(kb, tap, wait_for):
@@ -250,7 +213,7 @@ def test_a_resolved_portal_suggestion_is_announced_once(kb, tap, wait_for):
     # The relay publishes in order: a later event seen means no second deflection is coming.
     kb.create_article({"title": "Sentinel", "status": "published", "language": "en", "body": "x"}, AGENT)
     tap.wait_for(lambda got: len([e for e in got if e["type"] == "article_published"]) == 2, message="sentinel")
-    assert len(tap.of_type("suggestion_deflected")) == 1
+    assert len(tap.of("suggestion_deflected")) == 1
 
 
 def test_a_repeated_article_event_is_applied_once(kb, tap, sessions, config, wait_for):

@@ -5,15 +5,11 @@ routing's events are read from ``routing.events`` by a plain kombu consumer, as 
 The last test runs two routing *processes* (``nameko run``) on one broker and one database.
 """
 import os
-import socket
 import subprocess
 import sys
-import time
-import uuid
 from collections import Counter
 
 import pytest
-from kombu import Connection, Exchange, Queue
 from nameko.amqp.publish import Publisher
 from nameko.events import get_event_exchange
 from nameko.exceptions import UnknownService
@@ -24,56 +20,12 @@ from sqlalchemy.orm import sessionmaker
 from helpdesk_common.database import engine_for
 from helpdesk_common.errors import NotFound, ValidationFailed
 from helpdesk_common.events import CATALOGUE, new_event
+from helpdesk_common.testing import EventTap, wait_for
 from routing.models import Agent, Assignment, RoutedTicket
 from routing.service import RoutingService
 
 SERVICE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ADMIN = {"actor": "ada", "role": "admin", "correlation_id": "corr-1"}
-
-
-def wait_for(condition, timeout=20.0, message="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
-        time.sleep(0.02)
-
-
-class EventTap:
-    """A queue bound to ``routing.events`` with ``#``."""
-
-    def __init__(self, amqp_uri, exchange="routing.events"):
-        self.connection = Connection(amqp_uri)
-        self.queue = Queue(f"test-tap-{uuid.uuid4().hex}", exchange=Exchange(exchange, type="topic", durable=True),
-                           routing_key="#", exclusive=True, auto_delete=True)
-        self.envelopes = []
-        self.consumer = self.connection.Consumer(self.queue, callbacks=[self._received], accept=["json"])
-        self.consumer.consume()
-
-    def _received(self, body, message):
-        self.envelopes.append(body)
-        message.ack()
-
-    def wait_for(self, condition, timeout=20.0, message="events"):
-        deadline = time.monotonic() + timeout
-        while not condition(self.envelopes):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise AssertionError(f"timed out waiting for {message}; got {[e['type'] for e in self.envelopes]}")
-            try:
-                self.connection.drain_events(timeout=min(remaining, 0.25))
-            except socket.timeout:
-                pass
-        return self.envelopes
-
-    def of(self, event_type):
-        return [e for e in self.envelopes if e["type"] == event_type]
-
-    def close(self):
-        self.connection.release()
 
 
 def ticket_created(number, **fields):
@@ -107,7 +59,7 @@ def config(rabbit_config, db_url):
 
 @pytest.fixture
 def tap(config):
-    tap = EventTap(config["AMQP_URI"])
+    tap = EventTap(config["AMQP_URI"], "routing")
     yield tap
     tap.close()
 
@@ -222,7 +174,7 @@ def test_two_routing_processes_on_one_broker_and_database(rabbit_config, db_url,
             for i in range(10):
                 routing.create_agent({"name": f"A{i}", "email": f"a{i}@example.com", "teams": ["desk"],
                                       "capacity": 1 + i % 5, "presence": "online"}, ADMIN)
-        tap = EventTap(amqp)
+        tap = EventTap(amqp, "routing")
         count = 300
         envelopes = [ticket_created(f"HD-{n:06d}", team="desk",
                                     priority=("low", "normal", "high", "urgent")[n % 4])[0] for n in range(count)]

@@ -3,75 +3,22 @@
 Commands go in over RPC (nameko's standalone proxy, as the gateway calls it); events come out on the
 ``tickets.events`` topic exchange, read here by a plain kombu consumer as any integrator would.
 """
-import socket
 import time
 import uuid
 from datetime import datetime, timezone
 
 import pytest
-from kombu import Connection, Exchange, Queue
 from nameko.exceptions import RemoteError
 from nameko.standalone.rpc import ServiceRpcProxy
 from sqlalchemy import select
 
 from helpdesk_common.errors import Forbidden, HelpdeskError, InvalidTransition, NotFound, ValidationFailed
 from helpdesk_common.events import CATALOGUE, SPECVERSION
+from helpdesk_common.testing import EventTap, wait_for
 from tickets.models import Outbox
 from tickets.service import TicketsService
 
 ENVELOPE_KEYS = {"id", "type", "source", "time", "specversion", "schema_version", "correlation_id", "data"}
-
-
-def wait_for(condition, timeout=10.0, message="condition"):
-    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
-        time.sleep(0.02)
-
-
-class EventTap:
-    """A queue bound to ``tickets.events`` with ``#``: every event the service publishes lands here."""
-
-    def __init__(self, amqp_uri, exchange="tickets.events"):
-        self.connection = Connection(amqp_uri)
-        exchange = Exchange(exchange, type="topic", durable=True)
-        self.queue = Queue(f"test-tap-{uuid.uuid4().hex}", exchange=exchange, routing_key="#",
-                           exclusive=True, auto_delete=True)
-        self.messages = []
-        self.consumer = self.connection.Consumer(self.queue, callbacks=[self._received], accept=["json"])
-        self.consumer.consume()  # declares exchange, queue and binding now, before anything happens
-
-    def _received(self, body, message):
-        self.messages.append((body, message))
-        message.ack()
-
-    @property
-    def envelopes(self):
-        return [body for body, _ in self.messages]
-
-    def wait_for(self, condition, timeout=10.0, message="events"):
-        """Consume until ``condition(envelopes)`` holds; returns the envelopes."""
-        deadline = time.monotonic() + timeout
-        while not condition(self.envelopes):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise AssertionError(f"timed out waiting for {message}; got {[e['type'] for e in self.envelopes]}")
-            try:
-                self.connection.drain_events(timeout=min(remaining, 0.25))
-            except socket.timeout:
-                pass
-        return self.envelopes
-
-    def wait_for_types(self, types, timeout=10.0):
-        return self.wait_for(lambda got: [e["type"] for e in got] == types, timeout, message=str(types))
-
-    def close(self):
-        self.connection.release()
 
 
 def assert_envelope(envelope, message, event_type, correlation_id, subject):
@@ -100,7 +47,7 @@ def config(rabbit_config, db_url):
 
 @pytest.fixture
 def tap(config):
-    tap = EventTap(config["AMQP_URI"])
+    tap = EventTap(config["AMQP_URI"], "tickets")
     yield tap
     tap.close()
 

@@ -1,61 +1,19 @@
 """SLA warning, breach and the automatic escalation to tier 2 across services: the tickets service and the
 routing service in real containers on a real RabbitMQ, with the tickets timer reading a test clock."""
-import socket
 import time
-import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from kombu import Connection, Exchange, Queue
 from nameko.standalone.rpc import ServiceRpcProxy
 
 import tickets.service
 from helpdesk_common.database import engine_for
+from helpdesk_common.testing import EventTap, wait_for
 from routing.migrate import upgrade as upgrade_routing
 from routing.service import RoutingService
 from tickets.service import TicketsService
 
 
-
-def wait_for(condition, timeout=20.0, message="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
-        time.sleep(0.02)
-
-
-class EventTap:
-    """Every event on ``tickets.events``, read as an integrator would."""
-
-    def __init__(self, amqp_uri):
-        self.connection = Connection(amqp_uri)
-        queue = Queue(f"test-tap-{uuid.uuid4().hex}", exchange=Exchange("tickets.events", type="topic", durable=True),
-                      routing_key="#", exclusive=True, auto_delete=True)
-        self.envelopes = []
-        self.consumer = self.connection.Consumer(queue, callbacks=[self._received], accept=["json"])
-        self.consumer.consume()
-
-    def _received(self, body, message):
-        self.envelopes.append(body)
-        message.ack()
-
-    def wait_for(self, condition, timeout=20.0):
-        deadline = time.monotonic() + timeout
-        while not condition(self.envelopes):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out; got {[e['type'] for e in self.envelopes]}")
-            try:
-                self.connection.drain_events(timeout=0.1)
-            except socket.timeout:
-                pass
-        return self.envelopes
-
-    def close(self):
-        self.connection.release()
 
 ADMIN = {"actor": "ada", "role": "admin", "correlation_id": "req-ada"}
 SLA_FILE = """
@@ -107,7 +65,7 @@ def platform(container_factory, rabbit_config, db_url, tmp_path, clock):
 
 def test_a_breached_sla_escalates_the_ticket_to_tier_2_and_it_all_shows_in_the_history(platform, clock):
     tickets_rpc, routing_rpc, config = platform
-    tap = EventTap(config["AMQP_URI"])
+    tap = EventTap(config["AMQP_URI"], "tickets")
     try:
         routing_rpc.create_team({"name": "support", "strategy": "least_loaded"})
         first = routing_rpc.create_agent({"name": "Tove", "email": "tove@example.com", "teams": ["support"],

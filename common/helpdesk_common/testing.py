@@ -1,0 +1,75 @@
+"""Test support shared by every service's tests: waiting with a deadline, and listening to events as an
+integrator would. Plain kombu, no nameko: usable from unit, interface and end-to-end tests alike."""
+import socket
+import time
+import uuid
+
+from kombu import Connection, Exchange, Queue
+
+from .events import exchange_name
+
+
+def wait_for(condition, timeout=20.0, message="condition", interval=0.02):
+    """Poll ``condition`` until it returns something truthy (and return that); fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        time.sleep(interval)
+
+
+class EventTap:
+    """A queue bound to ``<source>.events`` (every event by default), declared at once: whatever the
+    service publishes after the tap exists lands here. Read it with the ``wait_for*`` methods."""
+
+    def __init__(self, amqp_uri, source, routing_key="#"):
+        self.connection = Connection(amqp_uri)
+        exchange = Exchange(exchange_name(source), type="topic", durable=True)
+        self.queue = Queue(f"test-tap-{uuid.uuid4().hex}", exchange=exchange, routing_key=routing_key,
+                           exclusive=True, auto_delete=True)
+        self.messages = []  # (envelope, kombu message): tests may check AMQP properties too
+        self.consumer = self.connection.Consumer(self.queue, callbacks=[self._received], accept=["json"])
+        self.consumer.consume()  # declares exchange, queue and binding now, before anything happens
+
+    def _received(self, body, message):
+        self.messages.append((body, message))
+        message.ack()
+
+    @property
+    def envelopes(self):
+        return [body for body, _ in self.messages]
+
+    @property
+    def ids(self):
+        return [body["id"] for body, _ in self.messages]
+
+    def of(self, event_type):
+        return [envelope for envelope in self.envelopes if envelope["type"] == event_type]
+
+    def wait_for(self, condition, timeout=20.0, message="events"):
+        """Consume until ``condition(envelopes)`` holds; returns the envelopes."""
+        deadline = time.monotonic() + timeout
+        while not condition(self.envelopes):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"timed out waiting for {message}; got {[e['type'] for e in self.envelopes]}")
+            try:
+                self.connection.drain_events(timeout=min(remaining, 0.25))
+            except socket.timeout:
+                pass
+        return self.envelopes
+
+    def wait_for_types(self, types, timeout=10.0):
+        """Consume until exactly these event types arrived, in this order."""
+        return self.wait_for(lambda got: [e["type"] for e in got] == types, timeout, message=str(types))
+
+    def wait_for_ids(self, ids, timeout=10.0):
+        """Consume until every id in ``ids`` arrived; returns all ids received so far."""
+        self.wait_for(lambda _: set(ids) <= set(self.ids), timeout, message=f"{len(ids)} event ids")
+        return self.ids
+
+    def close(self):
+        self.connection.release()
