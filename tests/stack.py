@@ -249,10 +249,11 @@ def create_token(stack, role, email=None, teams=()):
 
 
 class EventRecorder:
-    """Listens to ``tickets.events`` (bound before the test acts) and keeps every envelope."""
+    """Listens to ``<source>.events`` (bound before the test acts) and keeps every envelope."""
 
-    def __init__(self, amqp_uri):
+    def __init__(self, amqp_uri, source="tickets"):
         self.amqp_uri = amqp_uri
+        self.source = source
         self.events = []
         self.error = None
         self._stop = threading.Event()
@@ -267,9 +268,9 @@ class EventRecorder:
             raise
 
     def _consume(self):
-        exchange = Exchange("tickets.events", type="topic", durable=True)
+        exchange = Exchange(f"{self.source}.events", type="topic", durable=True)
         with Connection(self.amqp_uri) as connection:
-            queue = Queue(f"e2e-{uuid.uuid4().hex[:8]}", exchange, routing_key="#", exclusive=True)
+            queue = Queue(f"e2e-{self.source}-{uuid.uuid4().hex[:8]}", exchange, routing_key="#", exclusive=True)
 
             def keep(body, message):
                 self.events.append(body)

@@ -4,10 +4,8 @@ import uuid
 
 import pytest
 import requests
-from kombu import Connection, Exchange, Queue
 
-from stack import EventRecorder, create_token, new_ticket
-from stack import wait_for
+from stack import EventRecorder, create_token, new_ticket, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -103,30 +101,9 @@ def test_a_solved_ticket_becomes_a_draft_without_personal_data(platform, api):
     assert "ann@example.com" not in article["body"] and "123 45 67" not in article["body"]
 
 
-class KbEventRecorder(EventRecorder):
-    """Every envelope on ``kb_search.events`` (bound before the test acts)."""
-
-    def _consume(self):
-        exchange = Exchange("kb_search.events", type="topic", durable=True)
-        with Connection(self.amqp_uri) as connection:
-            queue = Queue(f"e2e-kb-{uuid.uuid4().hex[:8]}", exchange, routing_key="#", exclusive=True)
-
-            def keep(body, message):
-                self.events.append(body)
-                message.ack()
-
-            with connection.Consumer(queue, callbacks=[keep], accept=["json"]):
-                self._ready.set()
-                while not self._stop.is_set():
-                    try:
-                        connection.drain_events(timeout=0.1)
-                    except TimeoutError:
-                        pass
-
-
 @pytest.fixture
 def kb_events(platform):
-    with KbEventRecorder(platform.amqp_uri) as recorder:
+    with EventRecorder(platform.amqp_uri, "kb_search") as recorder:
         yield recorder
 
 

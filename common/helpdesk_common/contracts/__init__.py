@@ -58,3 +58,20 @@ def validate(model, data, *, prefix="", strict=None):
             details.append({"field": prefix + field, "code": code, "message": message})
         summary = "; ".join(f"{d['field']}: {d['message']}" for d in details[:3])
         raise ValidationFailed(f"The request is not valid: {summary}", details=details) from None
+
+
+def given_fields(changes, changeable, not_null=()):
+    """The fields a partial update (PATCH) sets, in ``changeable`` order.
+
+    A field that was left out is not changed; ``null`` clears a field, except those in ``not_null``,
+    which must keep a value: asking to clear one is refused, listing each.
+    """
+    from ..errors import ValidationFailed
+
+    given = [field for field in changeable if field in changes.model_fields_set]
+    nulls = [field for field in given if field in not_null and getattr(changes, field) is None]
+    if nulls:
+        raise ValidationFailed(f"{', '.join(nulls)} cannot be null.",
+                               details=[{"field": f, "code": "null_not_allowed", "message": "give a value"}
+                                        for f in nulls])
+    return given

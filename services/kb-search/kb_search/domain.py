@@ -10,7 +10,7 @@ import uuid
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from helpdesk_common.contracts import validate
+from helpdesk_common.contracts import given_fields, validate
 from helpdesk_common.contracts.kb import ArticleChanges, NewArticle
 from helpdesk_common.database import utcnow
 from helpdesk_common.errors import ValidationFailed
@@ -133,12 +133,7 @@ def change_article(session: Session, article_id, changes, viewer):
     article = find_article(session, article_id, viewer)
     if changes.expected_version is not None and changes.expected_version != article.version:
         raise version_mismatch(article.id, changes.expected_version, article.version)
-    given = [field for field in CHANGEABLE if field in changes.model_fields_set]
-    nulls = [field for field in given if field in NOT_NULL and getattr(changes, field) is None]
-    if nulls:
-        raise ValidationFailed(f"{', '.join(nulls)} cannot be null.",
-                               details=[{"field": f, "code": "null_not_allowed", "message": "give a value"}
-                                        for f in nulls])
+    given = given_fields(changes, CHANGEABLE, NOT_NULL)
     now = utcnow()
     diff = []
     old_status = article.status

@@ -14,6 +14,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, selectinload
 
 from helpdesk_common.consumer import first_delivery
+from helpdesk_common.contracts import given_fields
 from helpdesk_common.contracts.tickets import TicketChanges, Viewer
 from helpdesk_common.database import utcnow
 from helpdesk_common.errors import Forbidden, HelpdeskError, ValidationFailed
@@ -335,12 +336,7 @@ def change_ticket(session: Session, number, changes, viewer, rules: Rules, now=N
     if viewer.role not in STAFF:
         raise Forbidden("Only agents can change a ticket.", code="agents_only")
     ticket = find_ticket(session, number, viewer, for_update=True)
-    given = [field for field in CHANGEABLE if field in changes.model_fields_set]
-    nulls = [field for field in given if field in NOT_NULL and getattr(changes, field) is None]
-    if nulls:
-        raise ValidationFailed(f"{', '.join(nulls)} cannot be null.",
-                               details=[{"field": f, "code": "null_not_allowed", "message": "give a value"}
-                                        for f in nulls])
+    given = given_fields(changes, CHANGEABLE, NOT_NULL)
     now = now or utcnow()
     diff = []
     old_status = ticket.status
