@@ -638,12 +638,24 @@ def escalate(session, number, reason, trigger, ctx, to_team=None):
 
 
 def sla_breached(session, data, settings, ctx):
-    """Escalate on an SLA breach (once per ticket and metric: the event's id is deduplicated upstream)."""
+    """Escalate on an SLA breach, once per breach episode.
+
+    A ticket whose first-response and resolution clocks both breach (or a breach announced again) is
+    escalated once: when the ticket's latest escalation was for an SLA breach and it still sits where
+    that escalation put it, the new breach belongs to the same episode and changes nothing. A new
+    placement (another escalation, by hand or by rule) starts a new episode. The ticket's row is locked
+    first (PostgreSQL; SQLite serialises writers), so two replicas handling both breaches at once agree.
+    """
     if not settings.escalate_on_sla_breach:
         return None
-    routed = session.get(RoutedTicket, data["ticket_number"])
+    routed = session.scalars(select(RoutedTicket).where(RoutedTicket.number == data["ticket_number"])
+                             .with_for_update()).first()
     if routed is None or routed.state == "released" or routed.tier >= MAX_TIER:
         return None
+    last = session.scalars(select(EscalationRecord).where(EscalationRecord.ticket_number == routed.number)
+                           .order_by(EscalationRecord.id.desc()).limit(1)).first()
+    if last is not None and last.trigger == "sla_breach" and (last.to_team, last.to_tier) == (routed.team, routed.tier):
+        return None  # the same breach episode: escalated already
     return escalate(session, routed.number, f"SLA {data['metric']} breached", "sla_breach", ctx)
 
 

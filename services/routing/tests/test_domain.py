@@ -232,3 +232,26 @@ def test_management_validation_and_rule_order(team, agent, rule, sessions, run):
         assert domain.list_teams(session)[0]["strategy"] == "round_robin"
         assert session.scalar(select(Assignment.id)) is None
     assert NewTeam  # imported contracts are the ones the service validates with
+
+
+def test_both_sla_clocks_breaching_escalate_once_per_breach_episode(team, agent, route, run, settings, sessions, events):
+    team("desk")
+    agent("L1", teams=["desk"])
+    l2 = agent("L2", teams=["desk"], tier=2)
+    l3 = agent("L3", teams=["desk"], tier=3)
+    t = route(team="desk")
+
+    def breach(metric):
+        return run(lambda s, c: domain.sla_breached(s, {"ticket_number": t["number"], "metric": metric}, settings, c))
+
+    assert breach("first_response")["tier"] == 2
+    assert breach("resolution") is None  # the same episode: the ticket is where the first breach put it
+    assert breach("first_response") is None  # a repeat (another event id) neither
+    state = run(lambda s, c: domain.routing_of(s, t["number"]))
+    assert (state["tier"], state["agent_id"], [e["trigger"] for e in state["escalations"]]) == (
+        2, l2["id"], ["sla_breach"])
+    assert len(events("ticket_escalated")) == 1
+    # a new placement (an agent escalates by hand) starts a new episode: a breach there escalates again
+    run(domain.escalate, t["number"], "needs tier 3 after all", "manual")
+    assert breach("resolution")["tier"] == 4
+    assert load_of(sessions, l3["id"]) == 0

@@ -8,10 +8,12 @@ from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import delete
 
 from helpdesk_common.contracts.tickets import NewMessage, TicketChanges, TicketView, Viewer
 from helpdesk_common.events import CATALOGUE
 from tickets import domain, sla
+from tickets.models import SlaClock
 from tickets.sla import SlaError, SlaPolicies
 from tickets.workflow import Workflow
 
@@ -294,3 +296,43 @@ def test_the_sla_file_is_read_from_the_config(tmp_path):
     provider.setup()
     policy = provider.rules.sla.policy_for("low", "any")
     assert (policy.name, policy.targets) == ("all", {"first_response": 7200, "resolution": 5400})
+
+
+def test_tickets_older_than_the_sla_clocks_get_clocks_counted_from_their_opening(desk, sessions, rules):
+    """Tickets opened before the clocks were deployed have none: the backfill gives them their clocks at
+    deploy (not at their next change), from when they opened; resolved ones are left alone."""
+    waiting = desk.open(at(14, 9))["number"]  # Monday 09:00, high: first response due 13:00
+    answered = desk.open(at(14, 9))["number"]
+    desk.reply(answered, at(14, 10))
+    done = desk.open(at(14, 9))["number"]
+    desk.change(done, at(14, 11), status="resolved")
+    with sessions.begin() as session:  # as they were before the SLA clocks existed
+        session.execute(delete(SlaClock))
+    assert desk.view(waiting, at(15, 9))["sla"] is None
+    assert desk.check(at(15, 9)) == []  # no clock, no breach: the gap
+
+    with sessions.begin() as session:  # deploy, Tuesday 09:00
+        assert domain.backfill_sla_clocks(session, rules, at(15, 9)) == (2, None)
+    with sessions.begin() as session:  # once only
+        assert domain.backfill_sla_clocks(session, rules, at(15, 9, 1)) == (0, None)
+    view = desk.view(waiting, at(15, 9))["sla"]
+    assert (view["policy"], view["first_response_due_at"]) == ("high", utc(at(14, 13)))
+    assert view["first_response_breached"] and view["resolution_due_at"] == utc(at(15, 17))
+    replied = desk.view(answered, at(15, 9))["sla"]
+    assert not replied["first_response_breached"] and replied["first_response_remaining_seconds"] == 3 * HOUR
+    assert desk.view(done, at(15, 9))["sla"] is None
+    assert desk.check(at(15, 9)) == [(waiting, "sla_warning", "first_response"),
+                                     (waiting, "sla_breached", "first_response")]
+
+
+def test_the_backfill_works_in_pages(desk, sessions, rules):
+    numbers = [desk.open(at(14, 9))["number"] for _ in range(5)]
+    with sessions.begin() as session:
+        session.execute(delete(SlaClock))
+    after, pages = 0, 0
+    while after is not None:
+        with sessions.begin() as session:
+            clocked, after = domain.backfill_sla_clocks(session, rules, at(14, 10), after_id=after, limit=2)
+        pages += 1
+    assert pages == 3
+    assert all(desk.view(n, at(14, 10))["sla"]["policy"] == "high" for n in numbers)

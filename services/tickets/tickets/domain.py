@@ -530,6 +530,34 @@ def check_sla(session: Session, rules: Rules, now, limit=SLA_BATCH):
     return announced
 
 
+def backfill_sla_clocks(session: Session, rules: Rules, now, after_id=0, limit=SLA_BATCH):
+    """Give clocks to open tickets that have none: tickets opened before the SLA clocks were deployed
+    (new tickets get theirs when they open). Counted from when the ticket opened, so an old ticket may
+    be overdue at once and the timer announces its breach; a first response already given stops the
+    first-response clock at that moment. Resolved and closed tickets are left alone (their clocks would
+    only tell a made-up story). What happened while an old ticket was pending is unknown, so that time
+    counts as running.
+
+    Runs a page of at most ``limit`` tickets with ``id > after_id``; returns ``(clocked, last_id)``,
+    ``last_id`` None once there is nothing after this page. Safe with several replicas: the unique key
+    (ticket, metric) refuses a second clock, and the rerun transaction then skips the ticket.
+    """
+    if rules.sla is None:
+        return 0, None
+    workflow = rules.workflow
+    open_statuses = [s for s in workflow.statuses if workflow.category(s) not in ("resolved", "closed")]
+    without_clocks = ~select(SlaClock.id).where(SlaClock.ticket_id == Ticket.id).exists()
+    page = list(session.scalars(
+        select(Ticket).where(Ticket.id > after_id, Ticket.status.in_(open_statuses), without_clocks)
+        .order_by(Ticket.id).limit(limit).options(selectinload(Ticket.sla_clocks))))
+    clocked = 0
+    for ticket in page:
+        sync_clocks(session, ticket, rules, now)
+        clocked += bool(ticket.sla_clocks)
+    session.flush()
+    return clocked, (page[-1].id if len(page) == limit else None)
+
+
 def _announce(session, clock_id, event_type, rules, now):
     clock = session.get(SlaClock, clock_id, populate_existing=True)
     ticket = session.get(Ticket, clock.ticket_id)

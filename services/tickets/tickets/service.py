@@ -54,6 +54,7 @@ sla_timer = ConfigTimer.decorator
 
 class TicketsService:
     name = "tickets"
+    _clocks_backfilled = False  # set once this process gave old open tickets their SLA clocks
 
     db = Database(DB_URL)
     outbox = OutboxRelay(Outbox, DB_URL, source="tickets")
@@ -167,7 +168,16 @@ class TicketsService:
 
     @sla_timer("SLA_CHECK_INTERVAL", 30.0)
     def check_sla(self):
-        """Announce SLA warnings and breaches that fell due (once each, whatever the replicas)."""
+        """Announce SLA warnings and breaches that fell due (once each, whatever the replicas).
+
+        The first tick of each process first gives clocks to open tickets older than the SLA clocks.
+        """
+        if not TicketsService._clocks_backfilled:
+            after = 0
+            while after is not None:
+                after = run_in_transaction(
+                    self.db, lambda s: domain.backfill_sla_clocks(s, self.rules, utcnow(), after_id=after))[1]
+            TicketsService._clocks_backfilled = True  # per process: new tickets get clocks when they open
         for _ in range(10):  # a batch per transaction; the next tick takes what is left
             if not run_in_transaction(self.db, lambda s: domain.check_sla(s, self.rules, utcnow())):
                 break
