@@ -34,12 +34,13 @@ from sqlalchemy.orm import sessionmaker
 from helpdesk_common.database import engine_for, utcnow
 from helpdesk_common.events import new_event
 from helpdesk_common.outbox import stage
-from routing import domain
+from routing import batch, domain
 from routing.migrate import upgrade
 from routing.models import Agent, AgentTeam, Assignment, Outbox, RoutedTicket, Rule, Team
 from routing.rules import Candidate, RuleSpec, decide, ranked_agents
 
 AGENTS, TEAMS, OPEN_TICKETS = 1000, 20, 100_000
+BATCH = 200  # tickets per transaction on the batched path (the service takes what is waiting, up to this)
 SKILLS = ["vpn", "printers", "billing", "sql", "email", "wifi", "sso", "mobile"]
 LANGS = ["en", "nl", "sv"]
 TEXTS = {"en": "The {p} does not work since this morning, can you please help me?",
@@ -108,6 +109,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db-url")
     parser.add_argument("--decisions", type=int, default=3000)
+    parser.add_argument("--batch-rounds", type=int, default=None, help="batches to time (default: decisions/20)")
     args = parser.parse_args(argv)
     folder = tempfile.mkdtemp(prefix="routing-bench-")
     url = args.db_url or f"sqlite:///{os.path.join(folder, 'routing.db')}"
@@ -158,15 +160,32 @@ def main(argv=None):
         with sessions.begin() as session:
             return domain.route_new_ticket(session, ticket, settings, domain.Context())
 
+    rounds = args.batch_rounds or max(10, 2 * count // BATCH)  # within the agents' free capacity
+    batched_tickets = [new_ticket(count + n, rng) for n in range(rounds * BATCH)]
+    for ticket in batched_tickets:
+        ticket["number"] = "B" + ticket["number"]
+
+    def batched(n):
+        with sessions.begin() as session:
+            views = batch.route_new_tickets(session, batched_tickets[n * BATCH:(n + 1) * BATCH], settings, utcnow())
+        for view in views:
+            outcomes_batched[view["state"]] = outcomes_batched.get(view["state"], 0) + 1
+
+    outcomes_batched = {}
     rows = [timed("baseline: commit floor (same writes, no rules)", count, floor),
             timed("selection in memory (rules + 50 candidates)", count, in_memory),
             timed("routing decision (full, committed)", count, full)]
+    label, rate, p50, p99 = timed(f"routing decisions in batches of {BATCH} (committed)", rounds, batched)
+    # per decision: a batch of BATCH decisions per call; latency is per batch
+    rows.append((label, rate * BATCH, p50, p99))
     print(f"\nRouting decisions: {AGENTS} agents, {OPEN_TICKETS} open tickets, {engine_for(url).dialect.name}, "
           f"{count} decisions per row, one process")
     print(f"{'what':<50} {'per second':>11} {'p50 ms':>8} {'p99 ms':>8}")
     for label, rate, p50, p99 in rows:
         print(f"{label:<50} {rate:>11,.0f} {p50:>8.2f} {p99:>8.2f}")
-    print(f"outcomes of the full decisions: {outcomes}")
+    print(f"outcomes of the full decisions: {outcomes}; of the batched ones: {outcomes_batched}")
+    print(f"(batched row: p50/p99 are per batch of {BATCH}; ratio to the one-by-one decisions: "
+          f"{rows[3][1] / rows[2][1]:.1f}x, to the commit floor: {rows[3][1] / rows[0][1]:.1f}x)")
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ from nameko.constants import AMQP_SSL_CONFIG_KEY, AMQP_URI_CONFIG_KEY, LOGIN_MET
 from nameko.events import SERVICE_POOL, EventHandler, EventHandlerConfigurationError
 from nameko.extensions import SharedExtension
 from prometheus_client import Counter
-from sqlalchemy import String
+from sqlalchemy import String, insert, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .database import UtcDateTime, utcnow
@@ -66,6 +66,23 @@ def first_delivery(session, processed_model, event_id, handler):
         return False
     session.add(processed_model(event_id=event_id, handler=handler, processed_at=utcnow()))
     return True
+
+
+def first_deliveries(session, processed_model, event_ids, handler):
+    """The batch form of :func:`first_delivery`: which of ``event_ids`` ``handler`` sees for the first
+    time (a set), all recorded in the caller's transaction with one query and one insert. A concurrent
+    repeat fails on the primary key as with :func:`first_delivery`; rerun the transaction."""
+    wanted = list(dict.fromkeys(event_ids))
+    if not wanted:
+        return set()
+    done = set(session.scalars(select(processed_model.event_id).where(processed_model.event_id.in_(wanted),
+                                                                       processed_model.handler == handler)))
+    fresh = [event_id for event_id in wanted if event_id not in done]
+    if fresh:
+        now = utcnow()
+        session.execute(insert(processed_model.__table__),
+                        [{"event_id": event_id, "handler": handler, "processed_at": now} for event_id in fresh])
+    return set(fresh)
 
 
 # --- The entrypoint -------------------------------------------------------------------------------

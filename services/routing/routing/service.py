@@ -14,7 +14,7 @@ from nameko.timer import timer
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from helpdesk_common.consumer import first_delivery, reliable_handler
+from helpdesk_common.consumer import first_deliveries, first_delivery, reliable_handler
 from helpdesk_common.contracts import validate
 from helpdesk_common.contracts.routing import (AgentChanges, Escalation, ManualAssignment, NewAgent, NewRule,
                                                NewTeam, PresenceChange, QueueQuery, TeamChanges, Viewer)
@@ -23,7 +23,8 @@ from helpdesk_common.errors import EXPECTED_ERRORS
 from helpdesk_common.metrics import EntrypointMetrics
 from helpdesk_common.outbox import OutboxRelay
 
-from . import domain
+from . import batch, domain
+from .collector import Collector
 from .models import Outbox, ProcessedEvent
 
 DB_URL = "ROUTING_DB_URL"
@@ -64,6 +65,7 @@ class RoutingService:
     outbox = OutboxRelay(Outbox, DB_URL, source="routing")
     settings = RoutingSettings()
     metrics = EntrypointMetrics()
+    collector = Collector("ROUTING_BATCH_MAX", max_batch=200)
 
     def _write(self, change):
         """Run ``change(session)`` in one transaction; again if it lost a race to another replica
@@ -99,9 +101,25 @@ class RoutingService:
 
     @reliable_handler("tickets", "ticket_created")
     def on_ticket_created(self, event):
+        # New tickets that arrive together are routed in one transaction (batch.route_new_tickets);
+        # a batch that fails is retried one event at a time, so a bad event fails only itself.
+        return self.collector.submit(event, self._route_new_tickets, self._route_new_ticket)
+
+    def _route_new_ticket(self, event):
         ticket = event["data"]["ticket"]
-        self._once(event, "on_ticket_created",
-                   lambda s, ctx: domain.route_new_ticket(s, ticket, self.settings, ctx))
+        return self._once(event, "on_ticket_created",
+                          lambda s, ctx: domain.route_new_ticket(s, ticket, self.settings, ctx))
+
+    def _route_new_tickets(self, events):
+        def change(session):
+            fresh = first_deliveries(session, ProcessedEvent, [e["id"] for e in events], "routing.on_ticket_created")
+            todo = [event for event in {e["id"]: e for e in events if e["id"] in fresh}.values()]
+            views = batch.route_new_tickets(session, [e["data"]["ticket"] for e in todo], self.settings, utcnow(),
+                                            [e.get("correlation_id") for e in todo])
+            by_id = dict(zip((e["id"] for e in todo), views))
+            return [by_id.pop(e["id"], None) for e in events]  # a twin delivery in the batch: None
+
+        return self._write(change)
 
     @reliable_handler("tickets", "ticket_updated")
     def on_ticket_updated(self, event):

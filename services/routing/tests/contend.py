@@ -2,6 +2,8 @@
 
 ``python contend.py URL route NUMBERS_FILE SEED``: route every ticket of the file (in a shuffled order),
 each in its own transaction, as ``ticket_created`` handlers of several replicas would.
+``python contend.py URL route-batch NUMBERS_FILE SEED``: the same, in batches of 17 per transaction
+(``batch.route_new_tickets``, as the service's collector does).
 ``python contend.py URL resolve NUMBERS...``: resolve those tickets (capacity frees, queues drain).
 Prints a JSON summary. Retries a transaction that lost a race, as the service does.
 """
@@ -14,7 +16,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import sessionmaker
 
 from helpdesk_common.database import engine_for
-from routing import domain
+from routing import batch, domain
 
 SETTINGS = domain.Settings()
 
@@ -54,6 +56,16 @@ def main(url, mode, *args):
                                                                         domain.Context()))
             state = view["state"] if view else "seen"
             outcomes[state] = outcomes.get(state, 0) + 1
+    elif mode == "route-batch":
+        numbers = json.load(open(args[0]))
+        order = list(enumerate(numbers))
+        random.Random(int(args[1])).shuffle(order)
+        for start in range(0, len(order), 17):
+            part = [ticket(number, index) for index, number in order[start:start + 17]]
+            views = attempt(sessions, lambda s: batch.route_new_tickets(s, part, SETTINGS, domain.Context().now))
+            for view in views:
+                state = view["state"] if view else "seen"
+                outcomes[state] = outcomes.get(state, 0) + 1
     else:
         for number in args:
             changed = {"number": number, "status": "resolved", "priority": "normal"}

@@ -80,8 +80,9 @@ def check_consistent(sessions):
         return agents, queued, states
 
 
+@pytest.mark.parametrize("path", ["one_by_one", "batched_and_one_by_one"])
 @pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def test_replicas_never_overfill_agents_nor_assign_a_ticket_twice(backend, tmp_path, request):
+def test_replicas_never_overfill_agents_nor_assign_a_ticket_twice(backend, path, tmp_path, request):
     url = f"sqlite:///{tmp_path / 'shared.db'}" if backend == "sqlite" else request.getfixturevalue("postgres_url")
     upgrade(url)
     sessions = sessionmaker(engine_for(url), expire_on_commit=False)
@@ -96,7 +97,9 @@ def test_replicas_never_overfill_agents_nor_assign_a_ticket_twice(backend, tmp_p
     numbers_file = tmp_path / "numbers.json"
     numbers_file.write_text(json.dumps(numbers))
 
-    results = run_replicas(url, [["route", str(numbers_file), str(seed)] for seed in range(REPLICAS)])
+    # batched: one replica routes one by one, the others in batches (the service's collector), at once
+    modes = ["route"] * REPLICAS if path == "one_by_one" else ["route"] + ["route-batch"] * (REPLICAS - 1)
+    results = run_replicas(url, [[mode, str(numbers_file), str(seed)] for seed, mode in enumerate(modes)])
     total = Counter()
     for result in results:
         total.update(result)

@@ -1,0 +1,83 @@
+"""Group commit for event handlers: the events that arrive together are handled in one transaction.
+
+Each delivery still runs its own nameko worker (so ``reliable_handler`` acks, retries and parks it as
+usual), but instead of committing alone the worker hands its event to the :class:`Collector` and
+waits. One greenthread takes every event waiting (up to ``max_batch``), runs the batch function once,
+and gives each worker its own result. When the batch fails, each of its events is run alone, so one
+bad event fails only its own delivery (which is retried, then parked) and never its neighbours'.
+
+No delay is added: a lone event is handled at once; a batch forms only from events that arrived while
+the previous one was being written, which is exactly when batching pays. The broker's prefetch (the
+service's ``max_workers``) bounds how many can wait.
+"""
+import eventlet
+from eventlet.event import Event
+from nameko.extensions import DependencyProvider
+
+
+class Collector(DependencyProvider):
+    """Gives workers ``submit(item, run_batch, run_one)``: the result of ``run_one(item)``, computed as
+    part of ``run_batch(items)`` (one result per item, in order) with whatever else is waiting.
+
+    :param config_key: the config entry with the largest batch (default ``max_batch``).
+    """
+
+    def __init__(self, config_key=None, max_batch=200):
+        self.config_key, self.max_batch = config_key, max_batch
+        self._waiting, self._wake, self._running = [], Event(), False
+
+    def setup(self):
+        if self.config_key and self.container.config.get(self.config_key) not in (None, ""):
+            self.max_batch = max(1, int(self.container.config[self.config_key]))
+
+    def start(self):
+        self._running = True
+        self.container.spawn_managed_thread(self._run)
+
+    def stop(self):
+        self._running = False
+        self._nudge()
+
+    def kill(self):
+        self.stop()
+
+    def get_dependency(self, worker_ctx):
+        return self
+
+    def submit(self, item, run_batch, run_one):
+        """Called by a worker: blocks (green) until its item was handled; returns or raises as
+        ``run_one(item)`` would."""
+        done = Event()
+        self._waiting.append((item, run_batch, run_one, done))
+        self._nudge()
+        return done.wait()
+
+    def _nudge(self):
+        if not self._wake.ready():
+            self._wake.send(True)
+
+    def _run(self):
+        while self._running or self._waiting:
+            self._wake.wait()
+            self._wake = Event()
+            eventlet.sleep(0)  # workers spawned for deliveries that arrived together join this batch
+            while self._waiting:
+                batch, self._waiting = self._waiting[:self.max_batch], self._waiting[self.max_batch:]
+                self._handle(batch)
+
+    @staticmethod
+    def _handle(batch):
+        run_batch = batch[0][1]
+        try:
+            results = run_batch([item for item, _, _, _ in batch])
+        except Exception:  # one of them (or the database) failed: each on its own, to fail alone
+            results = None
+        if results is not None:
+            for (_, _, _, done), result in zip(batch, results):
+                done.send(result)
+            return
+        for item, _, run_one, done in batch:
+            try:
+                done.send(run_one(item))
+            except Exception as error:  # handed to that worker: reliable_handler retries or parks it
+                done.send_exception(error)
