@@ -5,21 +5,27 @@
 Builds a routing database (a SQLite file in a temporary folder by default; ``--db-url
 postgresql://postgres@127.0.0.1/somedb`` for an existing empty PostgreSQL database) with 1,000 agents in
 20 teams and 100,000 open tickets already assigned (loads to match), 20 routing rules, then routes new
-tickets one transaction each, as the ``ticket_created`` handler does. Three rows, measured in the same run:
+tickets, measured in the same run:
 
 - *baseline: commit floor*: the same database writes a decision ends in (routed ticket row, one
   conditional UPDATE of an agent, assignment row, outbox row), without rules or selection: what the
   database alone costs per decision.
 - *selection in memory*: rules + language detection + ranking 50 candidates, no database.
-- *routing decision (full)*: ``domain.route_new_ticket`` end to end, committed.
+- *routing decision (full, committed)*: ``domain.route_new_ticket`` end to end, one commit each.
+- *batches of 200*: ``batch.route_new_tickets``, what the service does with the new tickets that arrive
+  together (its collector); per second counts decisions, p50/p99 are per batch.
+- *N replica processes at once* (``--processes``, default 2: the two cores): the same batches from
+  several routing processes on the one database, as replicas run.
 
 Figures only, never asserted. The delay from ``ticket_created`` to ``ticket_assigned`` through the
-broker is not measured here yet (see the report of issue 4).
+broker is ``bench/routing_latency.py``.
 """
 import argparse
+import json
 import os
 import random
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -31,7 +37,7 @@ sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != os.path
 from sqlalchemy import insert, update
 from sqlalchemy.orm import sessionmaker
 
-from helpdesk_common.database import engine_for, utcnow
+from helpdesk_common.database import engine_for, run_in_transaction, utcnow
 from helpdesk_common.events import new_event
 from helpdesk_common.outbox import stage
 from routing import batch, domain
@@ -57,7 +63,7 @@ def populate(sessions):
         agents = []
         for i in range(AGENTS):
             agents.append({"id": i + 1, "name": f"Agent {i}", "email": f"a{i}@example.com",
-                           "languages": rng.sample(LANGS, 2), "tier": 1, "capacity": 120, "load": 100,
+                           "languages": rng.sample(LANGS, 2), "tier": 1, "capacity": 140, "load": 100,
                            "skills": {s: rng.randint(1, 5) for s in rng.sample(SKILLS, 4)}, "presence": "online",
                            "working_hours": None, "last_assignment_id": 0, "created_at": now, "updated_at": now})
         session.execute(insert(Agent), agents)
@@ -105,12 +111,48 @@ def timed(label, count, one):
     return (label, count / elapsed, statistics.median(latencies) * 1000, latencies[int(len(latencies) * 0.99) - 1] * 1000)
 
 
+def replica(url, prefix, rounds, start_at):
+    """One routing replica of the last row: routes ``rounds`` batches from ``start_at`` (epoch seconds)
+    and prints its timings as JSON."""
+    sessions = sessionmaker(engine_for(url), expire_on_commit=False)
+    rng = random.Random(prefix)
+    tickets = [new_ticket(n, rng) for n in range(rounds * BATCH)]
+    for ticket in tickets:
+        ticket["number"] = f"{prefix}{ticket['number']}"
+    settings = domain.Settings()
+    time.sleep(max(0.0, start_at - time.time()))
+    latencies, started = [], time.time()
+    for n in range(rounds):
+        t0 = time.perf_counter()
+        run_in_transaction(sessions, lambda s: batch.route_new_tickets(
+            s, tickets[n * BATCH:(n + 1) * BATCH], settings, utcnow()), attempts=10)
+        latencies.append(time.perf_counter() - t0)
+    print(json.dumps({"started": started, "ended": time.time(), "latencies": latencies}))
+
+
+def replicas(url, processes, rounds):
+    """``processes`` batched replicas at once on the same database: decisions per second in all."""
+    start_at = time.time() + 3  # after every process imported and built its tickets
+    procs = [subprocess.Popen([sys.executable, os.path.abspath(__file__), "--db-url", url,
+                               "--replica", f"R{i}-", str(rounds), str(start_at)], stdout=subprocess.PIPE, text=True)
+             for i in range(processes)]
+    results = [json.loads(proc.communicate()[0].strip().splitlines()[-1]) for proc in procs]
+    elapsed = max(r["ended"] for r in results) - min(r["started"] for r in results)
+    latencies = sorted(x for r in results for x in r["latencies"])
+    return (f"batches of {BATCH}, {processes} replica processes at once", processes * rounds * BATCH / elapsed,
+            statistics.median(latencies) * 1000, latencies[max(0, int(len(latencies) * 0.99) - 1)] * 1000)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db-url")
     parser.add_argument("--decisions", type=int, default=3000)
     parser.add_argument("--batch-rounds", type=int, default=None, help="batches to time (default: decisions/20)")
+    parser.add_argument("--processes", type=int, default=2, help="batched replicas at once, last row")
+    parser.add_argument("--replica", nargs=3, metavar=("PREFIX", "ROUNDS", "START_AT"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.replica:
+        return replica(args.db_url, args.replica[0], int(args.replica[1]), float(args.replica[2]))
     folder = tempfile.mkdtemp(prefix="routing-bench-")
     url = args.db_url or f"sqlite:///{os.path.join(folder, 'routing.db')}"
     upgrade(url)
@@ -160,7 +202,7 @@ def main(argv=None):
         with sessions.begin() as session:
             return domain.route_new_ticket(session, ticket, settings, domain.Context())
 
-    rounds = args.batch_rounds or max(10, 2 * count // BATCH)  # within the agents' free capacity
+    rounds = args.batch_rounds or max(5, count // BATCH)  # within the skilled agents' free capacity
     batched_tickets = [new_ticket(count + n, rng) for n in range(rounds * BATCH)]
     for ticket in batched_tickets:
         ticket["number"] = "B" + ticket["number"]
@@ -178,6 +220,8 @@ def main(argv=None):
     label, rate, p50, p99 = timed(f"routing decisions in batches of {BATCH} (committed)", rounds, batched)
     # per decision: a batch of BATCH decisions per call; latency is per batch
     rows.append((label, rate * BATCH, p50, p99))
+    if args.processes > 1:
+        rows.append(replicas(url, args.processes, rounds))
     print(f"\nRouting decisions: {AGENTS} agents, {OPEN_TICKETS} open tickets, {engine_for(url).dialect.name}, "
           f"{count} decisions per row, one process")
     print(f"{'what':<50} {'per second':>11} {'p50 ms':>8} {'p99 ms':>8}")
@@ -186,6 +230,9 @@ def main(argv=None):
     print(f"outcomes of the full decisions: {outcomes}; of the batched ones: {outcomes_batched}")
     print(f"(batched row: p50/p99 are per batch of {BATCH}; ratio to the one-by-one decisions: "
           f"{rows[3][1] / rows[2][1]:.1f}x, to the commit floor: {rows[3][1] / rows[0][1]:.1f}x)")
+    if len(rows) > 4:
+        print(f"({args.processes} replicas: {rows[4][1] / rows[2][1]:.1f}x the one-by-one decisions; "
+              f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}, {os.cpu_count()} cores)")
 
 
 if __name__ == "__main__":

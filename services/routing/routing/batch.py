@@ -103,6 +103,7 @@ _PROFILES_MAX = 100_000
 def _load_profiles(session, database, rows):
     """Read and decode the profiles of ``rows`` (id, updated_at) not cached in that version yet."""
     missing = {row.id: row.updated_at for row in rows if (database, row.id, row.updated_at) not in _PROFILES}
+    # (an agent in two of the teams comes twice: the dict keeps one)
     if not missing:
         return
     if len(_PROFILES) + len(missing) > _PROFILES_MAX:
@@ -115,32 +116,32 @@ def _load_profiles(session, database, rows):
 
 
 def _free_agents(session, teams, now):
-    """Online agents of ``teams`` under capacity and within working hours, locked for this transaction
-    on PostgreSQL. Returns (id -> Candidate, id -> (name, email), team -> [ids])."""
-    memberships = session.execute(
-        select(AgentTeam.team, AgentTeam.agent_id).join(Agent, Agent.id == AgentTeam.agent_id)
-        .where(AgentTeam.team.in_(teams), Agent.presence == "online", Agent.load < Agent.capacity)).all()
-    ids = sorted({agent_id for _, agent_id in memberships})
-    query = (select(Agent.id, Agent.tier, Agent.load, Agent.capacity, Agent.last_assignment_id, Agent.updated_at)
-             .where(Agent.id.in_(ids), Agent.presence == "online").order_by(Agent.id))
+    """Online agents of ``teams`` under capacity and within working hours, in one query, their rows
+    locked for this transaction on PostgreSQL (in id order). Returns (id -> Candidate, id -> (name,
+    email), team -> [ids])."""
+    query = (select(AgentTeam.team, Agent.id, Agent.tier, Agent.load, Agent.capacity, Agent.last_assignment_id,
+                    Agent.updated_at).join(Agent, Agent.id == AgentTeam.agent_id)
+             .where(AgentTeam.team.in_(teams), Agent.presence == "online", Agent.load < Agent.capacity)
+             .order_by(Agent.id))
     if session.bind.dialect.name == "postgresql":
-        query = query.with_for_update()
+        query = query.with_for_update(of=Agent)
+    rows = session.execute(query).all() if teams else []
     database = str(session.bind.url)
-    agents, contact = {}, {}
-    rows = session.execute(query).all() if ids else []
     _load_profiles(session, database, rows)
+    agents, contact, teams_of = {}, {}, {}
     for row in rows:
-        name, email, skills, languages, calendar = _PROFILES[(database, row.id, row.updated_at)]
-        if calendar is not None and not is_open(calendar, now):
-            continue
-        agents[row.id] = Candidate(id=row.id, tier=row.tier, load=row.load, capacity=row.capacity,
-                                   skills=skills, languages=languages, last_assignment_id=row.last_assignment_id or 0)
-        contact[row.id] = (name, email)
-    teams_of = {}
-    for team, agent_id in memberships:
-        if agent_id in agents:
-            teams_of.setdefault(team, []).append(agent_id)
-    return agents, contact, teams_of
+        if row.id not in agents:
+            name, email, skills, languages, calendar = _PROFILES[(database, row.id, row.updated_at)]
+            if calendar is not None and not is_open(calendar, now):
+                agents[row.id] = None  # outside their working hours
+                continue
+            agents[row.id] = Candidate(id=row.id, tier=row.tier, load=row.load, capacity=row.capacity,
+                                       skills=skills, languages=languages,
+                                       last_assignment_id=row.last_assignment_id or 0)
+            contact[row.id] = (name, email)
+        if agents[row.id] is not None:
+            teams_of.setdefault(row.team, []).append(row.id)
+    return {i: a for i, a in agents.items() if a is not None}, contact, teams_of
 
 
 def route_new_tickets(session, tickets, settings, now, correlation_ids=None):

@@ -13,6 +13,12 @@ service's ``max_workers``) bounds how many can wait.
 import eventlet
 from eventlet.event import Event
 from nameko.extensions import DependencyProvider
+from prometheus_client import Counter, Histogram
+
+BATCH_SIZE = Histogram("helpdesk_group_commit_batch_size", "Events handled in one transaction", ["service"],
+                       buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256))
+BATCH_FAILURES = Counter("helpdesk_group_commit_failures_total",
+                         "Batches that failed and were handled event by event", ["service"])
 
 
 class Collector(DependencyProvider):
@@ -63,14 +69,15 @@ class Collector(DependencyProvider):
             eventlet.sleep(0)  # workers spawned for deliveries that arrived together join this batch
             while self._waiting:
                 batch, self._waiting = self._waiting[:self.max_batch], self._waiting[self.max_batch:]
+                BATCH_SIZE.labels(self.container.service_name).observe(len(batch))
                 self._handle(batch)
 
-    @staticmethod
-    def _handle(batch):
+    def _handle(self, batch):
         run_batch = batch[0][1]
         try:
             results = run_batch([item for item, _, _, _ in batch])
         except Exception:  # one of them (or the database) failed: each on its own, to fail alone
+            BATCH_FAILURES.labels(self.container.service_name).inc()
             results = None
         if results is not None:
             for (_, _, _, done), result in zip(batch, results):

@@ -49,28 +49,34 @@ def _domain(ticket):
     return email.rpartition("@")[2].lower()
 
 
+# What each list condition compares, read from the ticket (and its language, given or detected). Built
+# once, not per call: rule matching runs for every rule on every new ticket.
+_ATTRIBUTES = {
+    "channels": lambda ticket, language: ticket.get("channel"),
+    "categories": lambda ticket, language: ticket.get("category"),
+    "languages": lambda ticket, language: language,
+    "priorities": lambda ticket, language: ticket.get("priority"),
+    "mailboxes": lambda ticket, language: _mailbox(ticket),
+    "requester_domains": lambda ticket, language: _domain(ticket),
+}
+
+
 def rule_matches(conditions, ticket, language):
     """Whether every condition given holds for ``ticket`` (``language``: given or detected)."""
-    checks = (
-        ("channels", lambda: ticket.get("channel")),
-        ("categories", lambda: ticket.get("category")),
-        ("languages", lambda: language),
-        ("priorities", lambda: ticket.get("priority")),
-        ("mailboxes", lambda: _mailbox(ticket)),
-        ("requester_domains", lambda: _domain(ticket)),
-    )
-    for key, value in checks:
-        wanted = conditions.get(key)
-        if wanted and value() not in wanted:
+    for key, wanted in conditions.items():
+        attribute = _ATTRIBUTES.get(key)
+        if attribute is not None and wanted and attribute(ticket, language) not in wanted:
             return False
-    fields = ticket.get("custom_fields") or {}
-    for name, wanted in (conditions.get("custom_fields") or {}).items():
-        value = fields.get(name)
-        if isinstance(wanted, list):
-            if value not in wanted:
+    wanted_fields = conditions.get("custom_fields")
+    if wanted_fields:
+        fields = ticket.get("custom_fields") or {}
+        for name, wanted in wanted_fields.items():
+            value = fields.get(name)
+            if isinstance(wanted, list):
+                if value not in wanted:
+                    return False
+            elif value != wanted:
                 return False
-        elif value != wanted:
-            return False
     words = conditions.get("words")
     if words:
         text = f"{ticket.get('subject') or ''}\n{ticket.get('description') or ''}".lower()

@@ -204,3 +204,44 @@ def test_two_routing_processes_on_one_broker_and_database(rabbit_config, db_url,
                 proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+def test_tickets_waiting_in_the_queue_are_routed_in_batches_and_a_bad_one_fails_alone(container_factory, config,
+                                                                                     sessions):
+    """Forty new tickets (three delivered twice, one malformed) wait in routing's queue while it is down;
+    when it starts they are routed through the group commit: every good ticket once, loads within
+    capacity, the malformed one retried alone (its neighbours unharmed)."""
+    from routing.collector import BATCH_SIZE
+    from routing.models import Outbox
+
+    first = container_factory(RoutingService, config)
+    first.start()  # declares the queue
+    with ServiceRpcProxy("routing", config, timeout=15) as proxy:
+        proxy.create_team({"name": "desk", "strategy": "least_loaded"})
+        for i in range(5):
+            proxy.create_agent({"name": f"A{i}", "email": f"a{i}@example.com", "teams": ["desk"], "capacity": 4,
+                                "presence": "online"}, ADMIN)
+    first.stop()
+    envelopes = [ticket_created(f"HD-{n:06d}", team="desk")[0] for n in range(1, 41)]
+    envelopes[7]["data"]["ticket"]["created_at"] = "not a moment"  # fails in the batch, and alone
+    for envelope in envelopes + envelopes[:3]:
+        publish(config["AMQP_URI"], envelope)
+    before = BATCH_SIZE.labels("routing")._sum.get()
+
+    container_factory(RoutingService, config).start()
+    good = {e["data"]["ticket"]["number"] for i, e in enumerate(envelopes) if i != 7}
+
+    def decided():  # what routing staged for the broker (its outbox), ticket by ticket
+        with sessions() as session:
+            return Counter(row.envelope["data"]["ticket_number"] for row in session.scalars(
+                select(Outbox).where(Outbox.event_type.in_(["ticket_assigned", "ticket_queued"]))))
+
+    wait_for(lambda: set(decided()) >= good, timeout=30)
+    with sessions() as session:
+        routed = set(session.scalars(select(RoutedTicket.number)))
+        loads = [a.load for a in session.scalars(select(Agent))]
+        per_ticket = Counter(session.scalars(select(Assignment.ticket_number)))
+    assert routed == good
+    assert loads == [4] * 5 and max(per_ticket.values()) == 1 and len(per_ticket) == 20
+    assert set(decided()) == good and max(decided().values()) == 1
+    assert BATCH_SIZE.labels("routing")._sum.get() - before >= len(envelopes)  # every delivery went through it
