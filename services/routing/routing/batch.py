@@ -20,7 +20,7 @@ import heapq
 from datetime import datetime
 from types import SimpleNamespace
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import BigInteger, Integer, bindparam, column, insert, select, update, values
 
 from helpdesk_common.business_hours import Calendar, is_open
 from helpdesk_common.contracts.routing import assignee_ref
@@ -144,6 +144,26 @@ def _free_agents(session, teams, now):
     return {i: a for i, a in agents.items() if a is not None}, contact, teams_of
 
 
+def _add_load(session, taken, last):
+    """Add ``taken[agent]`` tickets to each agent's load (never past capacity) and move their
+    round-robin position to ``last[agent]``; raise :class:`LoadMismatch` if the database refuses one."""
+    table = Agent.__table__
+    if session.bind.dialect.name == "postgresql":
+        # one statement for every agent (UPDATE ... FROM VALUES), returning whom it accepted
+        rows = values(column("agent", Integer), column("n", Integer), column("last", BigInteger),
+                      name="taken").data([(agent_id, n, last[agent_id]) for agent_id, n in taken.items()])
+        accepted = len(set(session.scalars(
+            update(table).where(table.c.id == rows.c.agent, table.c.load + rows.c.n <= table.c.capacity)
+            .values(load=table.c.load + rows.c.n, last_assignment_id=rows.c.last).returning(table.c.id))))
+    else:  # SQLite has no VALUES with column names here; executemany is in-process and counts every row
+        accepted = session.execute(
+            update(table).where(table.c.id == bindparam("agent"), table.c.load + bindparam("n") <= table.c.capacity)
+            .values(load=table.c.load + bindparam("n"), last_assignment_id=bindparam("last")),
+            [{"agent": agent_id, "n": n, "last": last[agent_id]} for agent_id, n in taken.items()]).rowcount
+    if accepted != len(taken):
+        raise LoadMismatch(f"{len(taken)} agents' loads computed, {accepted} accepted")
+
+
 def route_new_tickets(session, tickets, settings, now, correlation_ids=None):
     """Route the new tickets ``tickets`` (``TicketView`` dicts of ``ticket_created``) in the caller's
     transaction, in order, as :func:`domain.route_new_ticket` would one by one. Returns one result per
@@ -193,13 +213,7 @@ def route_new_tickets(session, tickets, settings, now, correlation_ids=None):
         for (row, agent), assignment_id in zip(assigned, assignment_ids):
             taken[agent.id] = taken.get(agent.id, 0) + 1
             last[agent.id] = assignment_id  # ids grow in insert order: the last one is the newest
-        result = session.execute(
-            update(Agent.__table__).where(Agent.__table__.c.id == bindparam("agent"),
-                                          Agent.__table__.c.load + bindparam("n") <= Agent.__table__.c.capacity)
-            .values(load=Agent.__table__.c.load + bindparam("n"), last_assignment_id=bindparam("last")),
-            [{"agent": agent_id, "n": n, "last": last[agent_id]} for agent_id, n in taken.items()])
-        if result.rowcount not in (-1, len(taken)):
-            raise LoadMismatch(f"{len(taken)} agents' loads computed, {result.rowcount} accepted")
+        _add_load(session, taken, last)
 
     envelopes, views = [], {}
     correlation_of = {t["number"]: c for t, c in zip(tickets, correlation_ids)}
