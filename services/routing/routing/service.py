@@ -4,6 +4,8 @@ Listens to ``tickets.events`` (``ticket_created``, ``ticket_updated``, ``sla_bre
 ``reliable_handler`` (retries, then parking) and ``first_delivery`` (each event takes effect once),
 and publishes ``ticket_assigned``, ``ticket_queued`` and ``ticket_escalated`` through its own outbox on
 ``routing.events``. A timer sweeps the queues now and then (working hours that began; a race lost).
+New tickets that arrive together are routed in one transaction: each delivery's worker hands its event
+to the ``Collector`` (group commit), which runs ``batch.route_new_tickets`` on all that wait.
 """
 import random
 import time
