@@ -7,9 +7,10 @@ agents from in-memory heaps instead of ranking every candidate per ticket.
 
 Correct under concurrency (several replicas, one database), like the single path:
 
-- The candidate agents are read with their rows locked (``SELECT ... ORDER BY id FOR UPDATE`` on
-  PostgreSQL, in id order so two replicas cannot deadlock on them; SQLite's ``BEGIN IMMEDIATE`` holds
-  the database's write lock already). Their loads are therefore the committed truth until this
+- The candidate agents (the best-ranked few of each team, or the whole team when those cannot tell)
+  are locked and read again (``SELECT ... ORDER BY id FOR UPDATE`` on PostgreSQL, in id order so two
+  replicas cannot deadlock on them; SQLite's ``BEGIN IMMEDIATE`` holds the database's write lock
+  already). Their loads are therefore the committed truth until this
   transaction ends, and the selection never takes an agent past capacity. The load UPDATE still says
   ``load + n <= capacity``; a count that disagrees aborts the whole batch.
 - A ticket routed already (an earlier delivery, a tombstone, a twin in the same batch) is skipped; a
@@ -50,10 +51,12 @@ class _Pool:
     entry pushed back with the true key; full agents drop out.
     """
 
-    def __init__(self, agents, teams_of, strategies):
+    def __init__(self, agents, teams_of, strategies, boundaries=None):
         self.agents = agents  # id -> Candidate
         self.teams_of = teams_of  # team -> [agent ids]
         self.strategies = strategies  # team -> strategy
+        # (team, tier) -> rank key of the last agent read, when the read stopped before the end of the team
+        self.boundaries = boundaries or {}
         self.heaps = {}
         self.next_position = max((a.last_assignment_id for a in agents.values()), default=0) + 1
 
@@ -73,8 +76,13 @@ class _Pool:
         return heap, strategy
 
     def take(self, team, tier, required_skills, language):
-        """The best free agent for such a ticket, counted as taken; None when nobody is free."""
+        """The best free agent for such a ticket, counted as taken; None when nobody is free.
+
+        Raises :class:`_Unsure` when only the best few agents of the team were read and they cannot
+        tell: everyone unread ranks after the boundary, so a pick at or before it is the true best.
+        """
         heap, strategy = self._heap(team, tier, tuple(sorted((required_skills or {}).items())), language)
+        boundary = self.boundaries.get((team, tier))
         while heap:
             key, agent_id = heap[0]
             agent = self.agents[agent_id]
@@ -85,12 +93,26 @@ class _Pool:
             if current != key:
                 heapq.heapreplace(heap, (current, agent_id))
                 continue
+            if boundary is not None and current > boundary:
+                raise _Unsure()
             agent.load += 1
             agent.last_assignment_id = self.next_position  # newer than any before: the back of the rotation
             self.next_position += 1
             heapq.heapreplace(heap, (rank_key(agent, strategy), agent_id))
             return agent
+        if boundary is not None:
+            raise _Unsure()
         return None
+
+
+class _Unsure(Exception):
+    """The best few agents read could not answer for a ticket: read the whole team."""
+
+
+# How many of a team's best-ranked free agents a batch reads first: enough for most tickets to find
+# theirs among them (a lone ticket reads a handful of rows instead of the whole team).
+CANDIDATES_PER_TICKET = 2
+CANDIDATES_MIN = 4
 
 
 # An agent's profile (name, email, skills, languages, working hours) changes only with ``updated_at``
@@ -115,33 +137,61 @@ def _load_profiles(session, database, rows):
                                                           row.languages or [], calendar)
 
 
-def _free_agents(session, teams, now):
-    """Online agents of ``teams`` under capacity and within working hours, in one query, their rows
-    locked for this transaction on PostgreSQL (in id order). Returns (id -> Candidate, id -> (name,
-    email), team -> [ids])."""
-    query = (select(AgentTeam.team, Agent.id, Agent.tier, Agent.load, Agent.capacity, Agent.last_assignment_id,
-                    Agent.updated_at).join(Agent, Agent.id == AgentTeam.agent_id)
-             .where(AgentTeam.team.in_(teams), Agent.presence == "online", Agent.load < Agent.capacity)
-             .order_by(Agent.id))
-    if session.bind.dialect.name == "postgresql":
-        query = query.with_for_update(of=Agent)
-    rows = session.execute(query).all() if teams else []
+def _order(strategy):
+    """The database order of :func:`rules.rank_key` for ``strategy``, best first."""
+    if strategy == "round_robin":
+        return (Agent.last_assignment_id, Agent.id)
+    return (Agent.load, Agent.last_assignment_id, Agent.id)
+
+
+def _free_agents(session, groups, strategies, now, limited):
+    """Online agents under capacity and within working hours for each (team, tier) of ``groups``
+    (-> tickets), their rows locked for this transaction on PostgreSQL (in id order, so replicas
+    cannot deadlock on them). ``limited``: only the best-ranked few per group.
+
+    Returns (id -> Candidate, id -> (name, email), team -> [ids], (team, tier) -> boundary key).
+    """
+    rows, boundaries = [], {}
+    for (team, tier), count in sorted(groups.items()):
+        query = (select(AgentTeam.team, Agent.id, Agent.tier, Agent.load, Agent.capacity, Agent.last_assignment_id,
+                        Agent.updated_at).join(Agent, Agent.id == AgentTeam.agent_id)
+                 .where(AgentTeam.team == team, Agent.tier == tier, Agent.presence == "online",
+                        Agent.load < Agent.capacity).order_by(*_order(strategies[team])))
+        limit = max(CANDIDATES_MIN, CANDIDATES_PER_TICKET * count) if limited else None
+        found = session.execute(query.limit(limit) if limit else query).all()
+        if limit and len(found) == limit:
+            last = found[-1]
+            boundaries[(team, tier)] = rank_key(Candidate(id=last.id, tier=last.tier, load=last.load,
+                                                          capacity=last.capacity,
+                                                          last_assignment_id=last.last_assignment_id or 0),
+                                                strategies[team])
+        rows.extend(found)
+    current = {}
+    if rows and session.bind.dialect.name == "postgresql":
+        # lock them and read their loads as committed now (a replica may have taken some meanwhile)
+        current = {row.id: row for row in session.execute(
+            select(Agent.id, Agent.load, Agent.capacity, Agent.last_assignment_id, Agent.presence)
+            .where(Agent.id.in_(sorted({row.id for row in rows}))).order_by(Agent.id).with_for_update())}
     database = str(session.bind.url)
     _load_profiles(session, database, rows)
     agents, contact, teams_of = {}, {}, {}
     for row in rows:
         if row.id not in agents:
+            now_row = current.get(row.id, row)
+            if getattr(now_row, "presence", "online") != "online" or now_row.load >= now_row.capacity:
+                agents[row.id] = None  # went offline or filled up since the first read
+                continue
             name, email, skills, languages, calendar = _PROFILES[(database, row.id, row.updated_at)]
             if calendar is not None and not is_open(calendar, now):
                 agents[row.id] = None  # outside their working hours
                 continue
-            agents[row.id] = Candidate(id=row.id, tier=row.tier, load=row.load, capacity=row.capacity,
+            agents[row.id] = Candidate(id=row.id, tier=row.tier, load=now_row.load, capacity=row.capacity,
                                        skills=skills, languages=languages,
-                                       last_assignment_id=row.last_assignment_id or 0)
+                                       last_assignment_id=now_row.last_assignment_id or 0)
             contact[row.id] = (name, email)
-        if agents[row.id] is not None:
-            teams_of.setdefault(row.team, []).append(row.id)
-    return {i: a for i, a in agents.items() if a is not None}, contact, teams_of
+        if agents[row.id] is not None and row.id not in teams_of.setdefault(row.team, []):
+            teams_of[row.team].append(row.id)
+    return {i: a for i, a in agents.items() if a is not None}, contact, teams_of, boundaries
 
 
 def _add_load(session, taken, last):
@@ -182,12 +232,23 @@ def route_new_tickets(session, tickets, settings, now, correlation_ids=None):
         team = teams.get(decision.team) if decision.team else None
         tier = decision.tier or (team.tier if team is not None else None) or ticket.get("tier") or 1
         decided.append((index, ticket, decision, team, tier))
-    agents, contact, teams_of = _free_agents(session, sorted({d[3].name for d in decided if d[3] is not None}), now)
-    pool = _Pool(agents, teams_of, {name: team.strategy for name, team in teams.items()})
+    groups = {}
+    for _, _, _, team, tier in decided:
+        if team is not None:
+            groups[(team.name, tier)] = groups.get((team.name, tier), 0) + 1
+    strategies = {name: team.strategy for name, team in teams.items()}
+    for limited in (True, False):  # the best few of each team first; the whole team when they cannot tell
+        agents, contact, teams_of, boundaries = _free_agents(session, groups, strategies, now, limited)
+        pool = _Pool(agents, teams_of, strategies, boundaries)
+        try:
+            chosen = [pool.take(team.name, tier, decision.required_skills, decision.language)
+                      if team is not None else None for _, _, decision, team, tier in decided]
+            break
+        except _Unsure:
+            continue
 
     rows, picks = [], []
-    for index, ticket, decision, team, tier in decided:
-        agent = pool.take(team.name, tier, decision.required_skills, decision.language) if team is not None else None
+    for (index, ticket, decision, team, tier), agent in zip(decided, chosen):
         rows.append({"number": ticket["number"], "state": "assigned" if agent else "queued",
                      "team": team.name if team is not None else decision.team, "tier": tier,
                      "priority": decision.priority, "priority_rank": -PRIORITY_RANK.get(decision.priority, 1),

@@ -73,7 +73,11 @@ def outcome(sessions):
     return routed, loads, events
 
 
-def test_a_batch_decides_what_one_by_one_decides(tmp_path, ticket):
+@pytest.mark.parametrize("per_ticket, minimum", [(2, 4), (0, 1), (0, 2), (1, 1)])
+def test_a_batch_decides_what_one_by_one_decides(tmp_path, ticket, monkeypatch, per_ticket, minimum):
+    """Also when it reads only the best one or two agents of a team first (and must read the rest)."""
+    monkeypatch.setattr(batch, "CANDIDATES_PER_TICKET", per_ticket)
+    monkeypatch.setattr(batch, "CANDIDATES_MIN", minimum)
     one, many = desk(tmp_path, "one.db"), desk(tmp_path, "many.db")
     new = tickets(ticket, 60)
     settings = domain.Settings()
