@@ -113,6 +113,7 @@ class _Unsure(Exception):
 # theirs among them (a lone ticket reads a handful of rows instead of the whole team).
 CANDIDATES_PER_TICKET = 2
 CANDIDATES_MIN = 4
+SMALL_BATCH = 16
 
 
 # An agent's profile (name, email, skills, languages, working hours) changes only with ``updated_at``
@@ -152,14 +153,17 @@ def _free_agents(session, groups, strategies, now, limited):
     Returns (id -> Candidate, id -> (name, email), team -> [ids], (team, tier) -> boundary key).
     """
     rows, boundaries = [], {}
-    for (team, tier), count in sorted(groups.items()):
-        query = (select(AgentTeam.team, Agent.id, Agent.tier, Agent.load, Agent.capacity, Agent.last_assignment_id,
-                        Agent.updated_at).join(Agent, Agent.id == AgentTeam.agent_id)
-                 .where(AgentTeam.team == team, Agent.tier == tier, Agent.presence == "online",
-                        Agent.load < Agent.capacity).order_by(*_order(strategies[team])))
-        limit = max(CANDIDATES_MIN, CANDIDATES_PER_TICKET * count) if limited else None
-        found = session.execute(query.limit(limit) if limit else query).all()
-        if limit and len(found) == limit:
+    query = (select(AgentTeam.team, Agent.id, Agent.tier, Agent.load, Agent.capacity, Agent.last_assignment_id,
+                    Agent.updated_at).join(Agent, Agent.id == AgentTeam.agent_id)
+             .where(Agent.presence == "online", Agent.load < Agent.capacity))
+    if not limited:  # every free agent of the teams, in one query
+        teams = sorted({team for team, _ in groups})
+        rows = session.execute(query.where(AgentTeam.team.in_(teams))).all() if teams else []
+    for (team, tier), count in sorted(groups.items()) if limited else ():
+        limit = max(CANDIDATES_MIN, CANDIDATES_PER_TICKET * count)
+        found = session.execute(query.where(AgentTeam.team == team, Agent.tier == tier)
+                                .order_by(*_order(strategies[team])).limit(limit)).all()
+        if len(found) == limit:
             last = found[-1]
             boundaries[(team, tier)] = rank_key(Candidate(id=last.id, tier=last.tier, load=last.load,
                                                           capacity=last.capacity,
@@ -237,7 +241,9 @@ def route_new_tickets(session, tickets, settings, now, correlation_ids=None):
         if team is not None:
             groups[(team.name, tier)] = groups.get((team.name, tier), 0) + 1
     strategies = {name: team.strategy for name, team in teams.items()}
-    for limited in (True, False):  # the best few of each team first; the whole team when they cannot tell
+    # A few tickets: the best few agents of each team first (a handful of rows), the whole team when
+    # they cannot tell. Many tickets: the whole teams at once (one query beats one per team).
+    for limited in ((True, False) if len(decided) <= SMALL_BATCH else (False,)):
         agents, contact, teams_of, boundaries = _free_agents(session, groups, strategies, now, limited)
         pool = _Pool(agents, teams_of, strategies, boundaries)
         try:

@@ -73,11 +73,12 @@ def outcome(sessions):
     return routed, loads, events
 
 
-@pytest.mark.parametrize("per_ticket, minimum", [(2, 4), (0, 1), (0, 2), (1, 1)])
-def test_a_batch_decides_what_one_by_one_decides(tmp_path, ticket, monkeypatch, per_ticket, minimum):
+@pytest.mark.parametrize("per_ticket, minimum, small", [(2, 4, 0), (2, 4, 100), (0, 1, 100), (0, 2, 100), (1, 1, 100)])
+def test_a_batch_decides_what_one_by_one_decides(tmp_path, ticket, monkeypatch, per_ticket, minimum, small):
     """Also when it reads only the best one or two agents of a team first (and must read the rest)."""
     monkeypatch.setattr(batch, "CANDIDATES_PER_TICKET", per_ticket)
     monkeypatch.setattr(batch, "CANDIDATES_MIN", minimum)
+    monkeypatch.setattr(batch, "SMALL_BATCH", small)  # 0: whole teams at once; 100: the best few first
     one, many = desk(tmp_path, "one.db"), desk(tmp_path, "many.db")
     new = tickets(ticket, 60)
     settings = domain.Settings()
@@ -124,3 +125,23 @@ def test_first_deliveries_records_each_event_once(tmp_path):
         assert first_deliveries(s, ProcessedEvent, ["b", "c"], "h") == {"c"}
         assert first_deliveries(s, ProcessedEvent, ["b"], "other") == {"b"}
         assert first_deliveries(s, ProcessedEvent, [], "h") == set()
+
+
+def test_reading_only_the_best_agent_first_never_changes_who_is_chosen(tmp_path, ticket, monkeypatch):
+    """Batches of three tickets for teams without skill filters, reading one agent per team first: the
+    second ticket of a batch must not go to that agent again when an unread one now ranks before them."""
+    monkeypatch.setattr(batch, "CANDIDATES_PER_TICKET", 0)
+    monkeypatch.setattr(batch, "CANDIDATES_MIN", 1)
+    monkeypatch.setattr(batch, "SMALL_BATCH", 100)
+    one, many = desk(tmp_path, "one.db"), desk(tmp_path, "many.db")
+    new = [ticket(number=f"D-{n:03d}", team=("billing", "desk")[n % 2], subject="Question",
+                  description="A question.") for n in range(12)]
+    settings = domain.Settings()
+    for each in new:
+        with one.begin() as s:
+            domain.route_new_ticket(s, each, settings, domain.Context(now=MONDAY_NOON))
+    for start in range(0, len(new), 3):
+        with many.begin() as s:
+            batch.route_new_tickets(s, new[start:start + 3], settings, MONDAY_NOON)
+    assert outcome(many) == outcome(one)
+    assert len({agent for _, agent, *_ in outcome(one)[0].values() if agent}) >= 4  # spread over the agents
