@@ -8,7 +8,7 @@ from sqlalchemy.orm import sessionmaker
 from helpdesk_common.database import engine_for
 
 from . import errors, observability
-from .api import contacts, intake, kb, operation_for, routing, tickets
+from .api import chat, contacts, intake, kb, operation_for, routing, tickets
 from .auth import ANONYMOUS, Authenticator
 from .batching import BatchCaller
 from .rpc import RpcPool
@@ -54,6 +54,7 @@ def create_app(settings=None):
     app.register_blueprint(routing.bp)
     app.register_blueprint(kb.bp)
     app.register_blueprint(contacts.bp)
+    app.register_blueprint(chat.bp)
     app.register_blueprint(observability.bp)
     errors.register(app)
     return app
