@@ -10,11 +10,13 @@ customer left, or nobody answered within ``answer_timeout``): then it is an ordi
 queues like any other. Its first message is the description; every later message is added to it as a
 public message by its author. A failed tickets call is retried by the sweep (``settle``), never dropped.
 """
+import contextlib
 import hashlib
 import hmac
 import logging
 import secrets
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -38,6 +40,7 @@ SYSTEM = {"actor": "intake", "role": "system"}
 class ChatSettings:
     answer_timeout: float = 120.0   # seconds a chat may wait for an agent before it becomes a ticket
     sweep_interval: float = 5.0     # how often waiting chats are checked and transcripts retried
+    tickets_patience: float = 5.0   # how long a chat request waits for the tickets service
     settle_after: float = 10.0      # the sweep leaves chats this recently active to the live path
 
     @classmethod
@@ -45,6 +48,7 @@ class ChatSettings:
         get = config.get
         return cls(answer_timeout=float(get("CHAT_ANSWER_TIMEOUT") or cls.answer_timeout),
                    sweep_interval=float(get("CHAT_SWEEP_INTERVAL") or cls.sweep_interval),
+                   tickets_patience=float(get("CHAT_TICKETS_PATIENCE") or cls.tickets_patience),
                    settle_after=float(get("CHAT_SETTLE_AFTER") or cls.settle_after))
 
 
@@ -70,10 +74,13 @@ def entry_view(entry):
 
 
 class ChatDesk:
-    def __init__(self, sessions, tickets, settings: ChatSettings):
+    def __init__(self, sessions, tickets, settings: ChatSettings, patience=contextlib.nullcontext):
+        """``patience()``: a context manager that bounds how long a chat request waits for the tickets
+        service (the service passes an eventlet timeout); what does not finish is left to the sweep."""
         self.sessions = sessions
         self.tickets = tickets
         self.settings = settings
+        self.patience = patience
 
     # --- who may do what ------------------------------------------------------------------------
 
@@ -222,8 +229,9 @@ class ChatDesk:
         """Open the chat's ticket if it is due and add the messages not on it yet. A failure is logged
         and left to the sweep: the chat goes on meanwhile."""
         try:
-            self._open_ticket(chat_id)
-            self._copy_messages(chat_id)
+            with self.patience():
+                self._open_ticket(chat_id)
+                self._copy_messages(chat_id)
         except Exception:
             log.warning("chat %s: the transcript could not reach the ticket yet; the sweep retries", chat_id,
                         exc_info=True)
@@ -257,17 +265,32 @@ class ChatDesk:
             if chat is None or not chat.ticket_number:
                 return
             number, email, agent_viewer = chat.ticket_number, chat.customer_email, chat.agent_viewer
-            pending = [(e.id, e.author, e.author_role, e.body) for e in session.scalars(
-                select(ChatEntry).where(ChatEntry.chat_id == chat_id, ChatEntry.in_ticket.is_(False))
+            entries = [(e.id, e.author, e.author_role, e.body, e.at, e.in_ticket) for e in session.scalars(
+                select(ChatEntry).where(ChatEntry.chat_id == chat_id, ChatEntry.kind == "message", ChatEntry.seq > 1)
                 .order_by(ChatEntry.seq))]
-        for entry_id, author, role, body in pending:
+
+        def poster(author, role):
             if role == "customer":
-                viewer = customer_viewer(email)
-            elif agent_viewer and author == agent_viewer["actor"]:
-                viewer = agent_viewer
+                return customer_viewer(email)
+            if agent_viewer and author == agent_viewer["actor"]:
+                return agent_viewer
+            return {"actor": author, "role": role}
+
+        pending = [e for e in entries if not e[5]]
+        already = Counter()
+        stale = utcnow() - timedelta(seconds=self.settings.settle_after)
+        if any(at <= stale for _, _, _, _, at, _ in pending):
+            # A retry: an earlier attempt may have reached the ticket after we stopped waiting for it (its
+            # call stayed queued while tickets was away). Count what the ticket has beyond what we know.
+            on_ticket = Counter((m["author"], m["body"]) for m in self.tickets.list_messages(number, SYSTEM))
+            known = Counter((poster(a, r)["actor"], b) for _, a, r, b, _, done in entries if done)
+            already = on_ticket - known
+        for entry_id, author, role, body, _, _ in pending:
+            viewer = poster(author, role)
+            if already[(viewer["actor"], body)] > 0:
+                already[(viewer["actor"], body)] -= 1
             else:
-                viewer = {"actor": author, "role": role}
-            self.tickets.add_message(number, {"body": body, "visibility": "public"}, viewer)
+                self.tickets.add_message(number, {"body": body, "visibility": "public"}, viewer)
             with self.sessions.begin() as session:
                 session.execute(update(ChatEntry).where(ChatEntry.id == entry_id).values(in_ticket=True))
 
@@ -290,8 +313,8 @@ class ChatDesk:
         with self.sessions() as session:
             behind = set(session.scalars(select(ChatSession.id).where(
                 ChatSession.state != "waiting", ChatSession.ticket_number.is_(None))))
-            behind |= set(session.scalars(select(ChatEntry.chat_id).where(ChatEntry.in_ticket.is_(False),
-                                                                          ChatEntry.at <= quiet).distinct()))
+            behind |= set(session.scalars(select(ChatEntry.chat_id).join(ChatSession).where(
+                ChatSession.state != "waiting", ChatEntry.in_ticket.is_(False), ChatEntry.at <= quiet).distinct()))
         for chat_id in sorted(behind):
             self._transcribe(chat_id)
         return ended

@@ -192,7 +192,9 @@ class IntakeService:
                         WORKER_ID)
 
     def _chat(self):
-        return ChatDesk(self.db, self.tickets, self.chat_settings)
+        # nameko 2's RpcProxy has no timeout: a chat request must not hang while tickets is away.
+        patience = self.chat_settings.tickets_patience
+        return ChatDesk(self.db, self.tickets, self.chat_settings, patience=lambda: eventlet.Timeout(patience, False))
 
     def _channels(self):
         return Channels(self.db, self.tickets, AttachmentStore(self.settings.attachments_dir), self.settings)
