@@ -42,6 +42,7 @@ class ChatSettings:
     sweep_interval: float = 5.0     # how often waiting chats are checked and transcripts retried
     tickets_patience: float = 5.0   # how long a chat request waits for the tickets service
     settle_after: float = 10.0      # the sweep leaves chats this recently active to the live path
+    lease_seconds: float = 60.0     # a transcriber that died lets go of its chat after this
 
     @classmethod
     def from_config(cls, config):
@@ -169,10 +170,8 @@ class ChatDesk:
                 author, role = viewer.actor, viewer.role
             else:
                 author, role = chat.customer_email, "customer"
-            entry = entry_view(self._add(session, chat, "message", author, role, body, "chat_message_posted",
-                                         viewer))
-        self._transcribe(chat_id)
-        return entry
+            return entry_view(self._add(session, chat, "message", author, role, body, "chat_message_posted",
+                                        viewer))
 
     def leave(self, chat_id, viewer, token=None):
         """The customer leaves, or an agent closes the chat. Unanswered, it becomes an ordinary ticket."""
@@ -188,7 +187,7 @@ class ChatDesk:
                 actor = chat.customer_email if viewer.role in ("customer", "anonymous") else viewer.actor
                 self._add(session, chat, "ended", actor, viewer.role, reason, "chat_ended", viewer)
             view = chat_view(chat)
-        self._transcribe(chat_id)
+        self.transcribe(chat_id)
         return self.get(chat_id, viewer, token) if view["ticket_number"] is None else view
 
     # --- agents -----------------------------------------------------------------------------------
@@ -220,21 +219,40 @@ class ChatDesk:
                 raise Conflict("Another agent took this chat a moment ago.", code="chat_taken")
             session.refresh(chat)
             self._add(session, chat, "joined", viewer.actor, viewer.role, None, "chat_answered", viewer)
-        self._transcribe(chat_id)
+        self.transcribe(chat_id)
         return self.get(chat_id, viewer)
 
     # --- the transcript on the ticket, and the sweep ----------------------------------------------
 
-    def _transcribe(self, chat_id):
-        """Open the chat's ticket if it is due and add the messages not on it yet. A failure is logged
-        and left to the sweep: the chat goes on meanwhile."""
+    def transcribe(self, chat_id):
+        """Open the chat's ticket if it is due and add the messages not on it yet. One transcriber per
+        chat at a time (a lease in the database, whatever the replicas); a failure is logged and left to
+        the sweep: the chat goes on meanwhile."""
+        if not self._lease(chat_id, self.settings.lease_seconds):
+            return  # another worker is at it, and takes what is pending before it lets go
         try:
             with self.patience():
                 self._open_ticket(chat_id)
-                self._copy_messages(chat_id)
+                while self._copy_messages(chat_id):
+                    pass
         except Exception:
             log.warning("chat %s: the transcript could not reach the ticket yet; the sweep retries", chat_id,
                         exc_info=True)
+        finally:
+            self._lease(chat_id, None)
+
+    def _lease(self, chat_id, seconds):
+        """Take the chat's transcript lease for ``seconds`` (True if taken), or give it back (None)."""
+        now = utcnow()
+        with self.sessions.begin() as session:
+            if seconds is None:
+                session.execute(update(ChatSession).where(ChatSession.id == chat_id)
+                                .values(transcribing_until=None))
+                return True
+            return session.execute(update(ChatSession).where(
+                ChatSession.id == chat_id,
+                (ChatSession.transcribing_until.is_(None)) | (ChatSession.transcribing_until < now))
+                .values(transcribing_until=now + timedelta(seconds=seconds))).rowcount == 1
 
     def _open_ticket(self, chat_id):
         with self.sessions() as session:
@@ -277,6 +295,8 @@ class ChatDesk:
             return {"actor": author, "role": role}
 
         pending = [e for e in entries if not e[5]]
+        if not pending:
+            return 0
         already = Counter()
         stale = utcnow() - timedelta(seconds=self.settings.settle_after)
         if any(at <= stale for _, _, _, _, at, _ in pending):
@@ -293,6 +313,7 @@ class ChatDesk:
                 self.tickets.add_message(number, {"body": body, "visibility": "public"}, viewer)
             with self.sessions.begin() as session:
                 session.execute(update(ChatEntry).where(ChatEntry.id == entry_id).values(in_ticket=True))
+        return len(pending)
 
     def settle(self, now=None):
         """The sweep: end chats nobody answered in time (they become tickets), and retry transcripts that
@@ -316,7 +337,7 @@ class ChatDesk:
             behind |= set(session.scalars(select(ChatEntry.chat_id).join(ChatSession).where(
                 ChatSession.state != "waiting", ChatEntry.in_ticket.is_(False), ChatEntry.at <= quiet).distinct()))
         for chat_id in sorted(behind):
-            self._transcribe(chat_id)
+            self.transcribe(chat_id)
         return ended
 
 

@@ -184,6 +184,7 @@ class ChatSession(Base):
     agent_viewer: Mapped[Optional[dict]] = mapped_column(JSON)  # who to post the agent's messages as
     ticket_number: Mapped[Optional[str]] = mapped_column(String(40))
     last_seq: Mapped[int] = mapped_column(Integer, default=0)
+    transcribing_until: Mapped[Optional[object]] = mapped_column(UtcDateTime)  # one transcriber at a time
     started_at: Mapped[object] = mapped_column(UtcDateTime, default=utcnow)
     answered_at: Mapped[Optional[object]] = mapped_column(UtcDateTime)
     ended_at: Mapped[Optional[object]] = mapped_column(UtcDateTime)

@@ -344,6 +344,11 @@ class IntakeService:
     def leave_chat(self, chat_id, viewer, token=None):
         return self._chat().leave(chat_id, validate(Viewer, viewer, prefix="viewer."), token)
 
+    @reliable_handler("intake", "chat_message_posted")
+    def transcribe_chat(self, event):
+        """Off the post's path: the message goes onto the chat's ticket once it is announced."""
+        self._chat().transcribe(event["data"]["chat"]["id"])
+
     @chat_sweep
     def sweep_chats(self):
         self._chat().settle()

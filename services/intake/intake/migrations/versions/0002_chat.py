@@ -32,6 +32,7 @@ def upgrade():
     sa.Column('agent_viewer', sa.JSON(), nullable=True),
     sa.Column('ticket_number', sa.String(length=40), nullable=True),
     sa.Column('last_seq', sa.Integer(), nullable=False),
+    sa.Column('transcribing_until', When, nullable=True),
     sa.Column('started_at', When, nullable=False),
     sa.Column('answered_at', When, nullable=True),
     sa.Column('ended_at', When, nullable=True),
