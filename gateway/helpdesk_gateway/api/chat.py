@@ -32,6 +32,7 @@ from helpdesk_common.contracts.chat import (ChatEntryView, ChatPost, ChatQuery, 
                                              EntriesQuery, NewChat)
 from helpdesk_common.errors import HelpdeskError, ValidationFailed
 
+from ..rpc import ServiceUnavailable
 from . import json_body, operation, query_args, services, viewer
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,7 @@ class ChatFanout:
                 self._thread = threading.Thread(target=self._run, name="chat-fanout", daemon=True)
                 self._thread.start()
         if not self._ready.wait(timeout):
-            raise HelpdeskError("The live chat feed is not available; retry shortly.", code="broker_unavailable")
+            raise ServiceUnavailable("The live chat feed is not available; retry shortly.", code="broker_unavailable")
 
     def _run(self):
         while True:

@@ -59,7 +59,7 @@ def merge_contacts(contact_id):
     """The other contact's identifiers and tickets move here; the other contact is removed."""
     body = json_body()
     validate(ContactMerge, body)
-    return jsonify(services().call("tickets", "merge_contacts", contact_id, body))
+    return jsonify(services().call("tickets", "merge_contacts", contact_id, body, viewer()))
 
 
 @operation(bp, "/tickets/<number>/contact", "PUT", summary="Link a ticket to its contact", tag="contacts",

@@ -187,6 +187,9 @@ def test_merge_moves_identifiers_and_tickets(sessions, open_ticket, count_rows):
     assert count_rows(Contact) == 1
     later = open_ticket(requester={"email": "eva.a@work.example"})
     assert later["requester"]["contact_id"] == eva["id"]
+    with sessions() as session:
+        moved = session.scalar(select(HistoryRecord).where(HistoryRecord.field == "requester"))
+    assert (moved.old, moved.new) == ({"contact_id": other}, {"contact_id": eva["id"]})
 
 
 # --- the migration of existing contacts ---------------------------------------------------------------

@@ -19,7 +19,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from helpdesk_common.database import utcnow
 from helpdesk_common.errors import Conflict, NotFound, ValidationFailed
 
-from .models import Contact, ContactIdentifier, Ticket
+from .models import Contact, ContactIdentifier, HistoryRecord, Ticket
 
 
 def _invalid(field_name, message):
@@ -238,9 +238,9 @@ def remove_identifier(session, contact_id, identifier_id):
     return contact_view(contact)
 
 
-def merge(session, contact_id, other_id):
+def merge(session, contact_id, other_id, actor="system"):
     """Move ``other``'s identifiers and tickets to ``contact_id`` and remove ``other``. Answers the
-    merged contact and the numbers of the tickets that moved (their ``requester`` changes)."""
+    merged contact and the numbers of the tickets that moved (each records the change in its history)."""
     if contact_id == other_id:
         raise ValidationFailed("A contact cannot be merged with itself.",
                                details=[{"field": "other", "code": "invalid_value", "message": "same contact"}])
@@ -250,9 +250,15 @@ def merge(session, contact_id, other_id):
     have = {(i.kind, i.value) for i in keep.identifiers}
     moved = [(i.kind, i.value) for i in gone.identifiers if (i.kind, i.value) not in have]
     gone_email, gone_name = gone.email, gone.name
-    numbers = list(session.scalars(select(Ticket.number).where(Ticket.requester_id == gone.id)))
-    session.execute(update(Ticket).where(Ticket.requester_id == gone.id).values(requester_id=keep.id)
+    moved_tickets = session.execute(select(Ticket.id, Ticket.number).where(Ticket.requester_id == gone.id)).all()
+    numbers = [number for _, number in moved_tickets]
+    session.execute(update(Ticket).where(Ticket.requester_id == gone.id)
+                    .values(requester_id=keep.id, version=Ticket.version + 1)
                     .execution_options(synchronize_session=False))
+    now = utcnow()
+    session.add_all([HistoryRecord(ticket_id=ticket_id, at=now, actor=actor, field="requester",
+                                   old={"contact_id": gone.id}, new={"contact_id": keep.id})
+                     for ticket_id, _ in moved_tickets])
     session.execute(delete(ContactIdentifier).where(ContactIdentifier.contact_id == gone.id))
     session.delete(gone)
     session.flush()

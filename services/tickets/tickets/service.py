@@ -188,9 +188,10 @@ class TicketsService:
                                                                _contact_id(identifier_id, "identifier_id")))
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
-    def merge_contacts(self, contact_id, merge):
+    def merge_contacts(self, contact_id, merge, viewer=None):
         command = validate(ContactMerge, merge)
-        view, _moved = self._write(lambda s: contacts.merge(s, _contact_id(contact_id), command.other))
+        actor = validate(Viewer, viewer, prefix="viewer.").actor if viewer else "system"
+        view, _moved = self._write(lambda s: contacts.merge(s, _contact_id(contact_id), command.other, actor))
         return view
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
