@@ -87,7 +87,7 @@ def test_mail_in_ack_out_agent_reply_out_customer_answer_back_on_the_ticket(mail
     number = ticket["number"]
     assert (ticket["subject"], ticket["description"], ticket["channel"], ticket["team"]) == (
         "Skrivaren är trasig", "The printer on floor 3 prints blank pages.", "email", "support")
-    assert ticket["requester"] == {"email": customer, "name": "Eva Ångström"}
+    assert {k: ticket["requester"][k] for k in ("email", "name")} == {"email": customer, "name": "Eva Ångström"}
     wait_for(lambda: mailbox.counts() == (1, 0), what="the mail to be marked seen on the IMAP server")
 
     # 2. the customer receives the acknowledgement, answering their mail in thread

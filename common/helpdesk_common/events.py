@@ -21,6 +21,7 @@ from .contracts import View
 from .contracts.tickets import Change, MessageView, TicketView
 from .contracts.kb import ArticleView
 from .contracts.intake import EmailSent, MessageQuarantined, MessageReceived
+from .contracts.chat import ChatEvent
 
 SPECVERSION = "1.0"
 
@@ -117,6 +118,16 @@ CATALOGUE = {
         EventType("message_quarantined", "intake", MessageQuarantined,
                   "An inbound message could not be turned into a ticket; it is kept whole for an operator to "
                   "inspect and retry (GET /api/v1/intake/quarantine)."),
+        EventType("chat_started", "intake", ChatEvent,
+                  "A customer started a live chat; it waits for an agent. Carries the chat and its first "
+                  "message (entry 1)."),
+        EventType("chat_message_posted", "intake", ChatEvent,
+                  "The customer or the agent posted in a live chat. Carries the chat and the message entry."),
+        EventType("chat_answered", "intake", ChatEvent,
+                  "An agent joined a waiting chat; its ticket (channel chat) exists from now on."),
+        EventType("chat_ended", "intake", ChatEvent,
+                  "A chat ended (customer left, agent closed it, or nobody answered in time). Outcome "
+                  "unanswered: it became an ordinary ticket, routed as any other."),
         EventType("email_sent", "intake", EmailSent,
                   "Mail to a customer (acknowledgement, public reply, status update) was accepted by the SMTP "
                   "server."),

@@ -9,6 +9,7 @@ from helpdesk_common.database import engine_for
 
 from . import errors, observability
 from .api import intake, kb, operation_for, routing, tickets
+from .api import chat, contacts  # noqa: I001  after the others: their routes come last in the OpenAPI document
 from .auth import ANONYMOUS, Authenticator
 from .batching import BatchCaller
 from .rpc import RpcPool
@@ -53,6 +54,8 @@ def create_app(settings=None):
     app.register_blueprint(intake.bp)
     app.register_blueprint(routing.bp)
     app.register_blueprint(kb.bp)
+    app.register_blueprint(contacts.bp)
+    app.register_blueprint(chat.bp)
     app.register_blueprint(observability.bp)
     errors.register(app)
     return app

@@ -17,9 +17,19 @@ FieldName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,49}$")]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=100)]
 
 
+class SocialHandle(Contract):
+    platform: Annotated[str, StringConstraints(min_length=1, max_length=40, pattern=r"^[A-Za-z][A-Za-z0-9_.-]*$")]
+    handle: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
 class Requester(Contract):
+    """Who asks. ``phone`` and ``social`` (optional) are further identifiers by which the tickets service
+    finds the requester's contact: a call from a known number lands on that contact."""
+
     email: EmailStr
     name: Optional[Annotated[str, StringConstraints(max_length=200)]] = None
+    phone: Optional[Annotated[str, StringConstraints(min_length=3, max_length=40)]] = None
+    social: Optional[SocialHandle] = None
 
 
 class NewTicket(Contract):
@@ -94,6 +104,8 @@ class Viewer(Contract):
 class RequesterView(View):
     email: str
     name: Optional[str] = None
+    contact_id: Optional[int] = None  # None: the sender matched several contacts; an agent links one
+    contact_ambiguous: bool = False
 
 
 class SlaState(View):

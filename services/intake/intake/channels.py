@@ -91,6 +91,20 @@ class Channels:
             raise from_wire(answer["error"])
         return answer["ticket"]["number"], answer["created"]
 
+    def _create_by_identifiers(self, ticket, key):
+        """Open a ticket whose requester carries a phone number or handle, by which the tickets service
+        finds the sender's contact. A number it cannot read (a withheld or internal number) must not
+        lose the call: the ticket is then opened on the address alone."""
+        try:
+            return self._create(ticket, key)
+        except ValidationFailed as refused:
+            extra = [f for f in ("phone", "social") if any(d.get("field", "").startswith(f"requester.{f}")
+                                                           for d in refused.details)]
+            if not extra:
+                raise
+            requester = {k: v for k, v in ticket["requester"].items() if k not in extra}
+            return self._create({**ticket, "requester": requester}, key)
+
     # --- web form -------------------------------------------------------------------------------
 
     def submit_web_form(self, form, viewer):
@@ -162,11 +176,12 @@ class Channels:
                 return call.ticket_number, False
             ticket = {"subject": clip(f"Phone call from {call.caller_name or call.caller_number}", 200),
                       "description": text, "channel": "phone",
-                      "requester": {"email": email, **({"name": call.caller_name} if call.caller_name else {})},
+                      "requester": {"email": email, "phone": call.caller_number,
+                                    **({"name": call.caller_name} if call.caller_name else {})},
                       "tags": ["phone"]}
             if call.language:
                 ticket["language"] = call.language
-            return self._create(ticket, f"phone:{call.call_id}"[:200])
+            return self._create_by_identifiers(ticket, f"phone:{call.call_id}"[:200])
 
         return self._take("phone", call.call_id, content_hash, email, f"Phone call {call.call_id}", open_or_append)
 
@@ -193,11 +208,12 @@ class Channels:
             text = message.text + (f"\n\n{message.url}" if message.url else "")
             ticket = {"subject": clip(f"{message.platform} message from @{message.handle.lstrip('@')}", 200),
                       "description": clip(text, 100_000), "channel": "social",
-                      "requester": {"email": email, "name": message.name or message.handle},
+                      "requester": {"email": email, "name": message.name or message.handle,
+                                    "social": {"platform": message.platform, "handle": message.handle}},
                       "tags": [f"social:{message.platform}"]}
             if message.language:
                 ticket["language"] = message.language
-            number, created = self._create(ticket, f"social:{external_id}"[:200])
+            number, created = self._create_by_identifiers(ticket, f"social:{external_id}"[:200])
             with self.sessions.begin() as session:
                 current = session.get(SocialThread, (message.platform, message.thread_id))
                 if current is None:

@@ -163,3 +163,49 @@ class Outbox(OutboxMixin, Base):
 
 class ProcessedEvent(ProcessedEventMixin, Base):
     pass
+
+
+class ChatSession(Base):
+    """A live chat between a customer and an agent. ``waiting`` until an agent joins (``active``), then
+    ``ended``. Its ticket exists once answered, or once it ended unanswered (``ticket_number``)."""
+
+    __tablename__ = "chat_sessions"
+    __table_args__ = (Index("ix_chat_sessions_state", "state", "started_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    state: Mapped[str] = mapped_column(String(10))            # waiting | active | ended
+    outcome: Mapped[Optional[str]] = mapped_column(String(12))  # answered | unanswered, once ended
+    customer_email: Mapped[str] = mapped_column(String(254))
+    customer_name: Mapped[Optional[str]] = mapped_column(String(200))
+    token_hash: Mapped[str] = mapped_column(String(64))       # sha256 of the customer's chat token
+    subject: Mapped[str] = mapped_column(String(200))
+    language: Mapped[Optional[str]] = mapped_column(String(2))
+    agent: Mapped[Optional[str]] = mapped_column(String(100))
+    agent_viewer: Mapped[Optional[dict]] = mapped_column(JSON)  # who to post the agent's messages as
+    ticket_number: Mapped[Optional[str]] = mapped_column(String(40))
+    last_seq: Mapped[int] = mapped_column(Integer, default=0)
+    transcribing_until: Mapped[Optional[object]] = mapped_column(UtcDateTime)  # one transcriber at a time
+    started_at: Mapped[object] = mapped_column(UtcDateTime, default=utcnow)
+    answered_at: Mapped[Optional[object]] = mapped_column(UtcDateTime)
+    ended_at: Mapped[Optional[object]] = mapped_column(UtcDateTime)
+
+
+class ChatEntry(Base):
+    """One entry of a chat's timeline, numbered per chat: a message, an agent joining, the end.
+    ``in_ticket`` turns true once a message is on the chat's ticket (the transcript)."""
+
+    __tablename__ = "chat_entries"
+    __table_args__ = (
+        UniqueConstraint("chat_id", "seq", name="uq_chat_entries_chat_seq"),
+        Index("ix_chat_entries_pending", "in_ticket", "chat_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    chat_id: Mapped[str] = mapped_column(ForeignKey("chat_sessions.id"))
+    seq: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(10))             # message | joined | ended
+    author: Mapped[str] = mapped_column(String(254))
+    author_role: Mapped[str] = mapped_column(String(20))
+    body: Mapped[Optional[str]] = mapped_column(Text)
+    at: Mapped[object] = mapped_column(UtcDateTime, default=utcnow)
+    in_ticket: Mapped[bool] = mapped_column(Boolean, default=False)

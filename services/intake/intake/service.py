@@ -21,8 +21,11 @@ from helpdesk_common.errors import EXPECTED_ERRORS
 from helpdesk_common.metrics import EntrypointMetrics
 from helpdesk_common.outbox import OutboxRelay
 
+from helpdesk_common.contracts.chat import ChatPost, ChatQuery, EntriesQuery, NewChat
+
 from . import mailout
 from .channels import Channels
+from .chat import ChatDesk, ChatSettings
 from .imap import ImapMailbox
 from .ingest import Incoming, Ingestor, attachment_view, quarantine_view
 from .models import Attachment, InboundMessage, OutgoingMail, Outbox, ProcessedEvent, QuarantinedMessage
@@ -88,6 +91,30 @@ class MailboxPoll(Timer):
 
 
 mailbox_poll = MailboxPoll.decorator
+
+
+class ChatSweep(Timer):
+    """Every ``CHAT_SWEEP_INTERVAL`` seconds: chats nobody answered in time become tickets, and
+    transcripts that did not reach their ticket are retried."""
+
+    def __init__(self, **kwargs):
+        super().__init__(interval=5, **kwargs)
+
+    def setup(self):
+        self.interval = ChatSettings.from_config(self.container.config).sweep_interval
+
+
+chat_sweep = ChatSweep.decorator
+
+
+class ChatConfig(DependencyProvider):
+    """The live chat's settings, read once at start-up."""
+
+    def setup(self):
+        self.settings = ChatSettings.from_config(self.container.config)
+
+    def get_dependency(self, worker_ctx):
+        return self.settings
 
 
 class OutgoingMailRelay(DependencyProvider):
@@ -156,12 +183,18 @@ class IntakeService:
     mail_relay = OutgoingMailRelay()
     settings = IntakeSettings()
     mailboxes = Mailboxes()
+    chat_settings = ChatConfig()
     tickets = RpcProxy("tickets")
     metrics = EntrypointMetrics()
 
     def _ingestor(self):
         return Ingestor(self.db, self.tickets, AttachmentStore(self.settings.attachments_dir), self.settings,
                         WORKER_ID)
+
+    def _chat(self):
+        # nameko 2's RpcProxy has no timeout: a chat request must not hang while tickets is away.
+        patience = self.chat_settings.tickets_patience
+        return ChatDesk(self.db, self.tickets, self.chat_settings, patience=lambda: eventlet.Timeout(patience, False))
 
     def _channels(self):
         return Channels(self.db, self.tickets, AttachmentStore(self.settings.attachments_dir), self.settings)
@@ -278,6 +311,47 @@ class IntakeService:
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def receive_social_message(self, message):
         return self._channels().receive_social_message(validate(SocialMessage, message))
+
+    # --- live chat (the gateway streams; see chat.py) -------------------------------------------
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def start_chat(self, chat, viewer):
+        return self._chat().start(validate(NewChat, chat), validate(Viewer, viewer, prefix="viewer."))
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def list_chats(self, query, viewer):
+        filters, who = validate(ChatQuery, query or {}), validate(Viewer, viewer, prefix="viewer.")
+        if who.role not in ("admin", "agent"):
+            from helpdesk_common.errors import Forbidden
+            raise Forbidden("Only agents see the chats waiting.", code="agents_only")
+        return self._chat().waiting(filters.state, filters.limit)
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def chat_entries(self, chat_id, query, viewer, token=None):
+        filters, who = validate(EntriesQuery, query or {}), validate(Viewer, viewer, prefix="viewer.")
+        return self._chat().entries(chat_id, who, token, filters.after, filters.limit)
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def post_chat_message(self, chat_id, post, viewer, token=None):
+        command, who = validate(ChatPost, post), validate(Viewer, viewer, prefix="viewer.")
+        return self._chat().post(chat_id, command.body, who, token)
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def join_chat(self, chat_id, viewer):
+        return self._chat().join(chat_id, validate(Viewer, viewer, prefix="viewer."))
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def leave_chat(self, chat_id, viewer, token=None):
+        return self._chat().leave(chat_id, validate(Viewer, viewer, prefix="viewer."), token)
+
+    @reliable_handler("intake", "chat_message_posted")
+    def transcribe_chat(self, event):
+        """Off the post's path: the message goes onto the chat's ticket once it is announced."""
+        self._chat().transcribe(event["data"]["chat"]["id"])
+
+    @chat_sweep
+    def sweep_chats(self):
+        self._chat().settle()
 
     @rpc
     def ping(self):

@@ -21,9 +21,9 @@ from helpdesk_common.errors import Forbidden, HelpdeskError, ValidationFailed
 from helpdesk_common.events import new_event
 from helpdesk_common.outbox import stage, stage_many
 
-from . import custom_fields, sla
+from . import contacts, custom_fields, sla
 from .exceptions import idempotency_key_reused, ticket_not_found
-from .models import Contact, HistoryRecord, IdempotencyKey, Message, Outbox, ProcessedEvent, SlaClock, Ticket
+from .models import Contact, ContactIdentifier, HistoryRecord, IdempotencyKey, Message, Outbox, ProcessedEvent, SlaClock, Ticket
 from .sla import SlaPolicies
 from .workflow import Workflow
 
@@ -40,6 +40,7 @@ class Rules:
     workflow: Workflow
     number_format: str = "HD-{seq:06d}"
     sla: Optional[SlaPolicies] = None
+    phone_region: Optional[str] = None  # how phone numbers without +<country code> are read (ISO code, NL)
 
     def __post_init__(self):
         now = utcnow()  # a malformed format fails at start-up, not on the first ticket
@@ -66,7 +67,7 @@ def ticket_view(ticket, rules: Optional[Rules] = None, now=None, clocks=None):
         sla_state = sla.state(ticket.sla_clocks if clocks is None else clocks, rules.sla, now or utcnow())
     return {
         "number": ticket.number, "subject": ticket.subject, "description": ticket.description,
-        "requester": {"email": ticket.requester.email, "name": ticket.requester.name},
+        "requester": requester_view(ticket),
         "channel": ticket.channel, "priority": ticket.priority, "severity": ticket.severity,
         "status": ticket.status, "team": ticket.team, "tier": ticket.tier, "assignee": ticket.assignee,
         "language": ticket.language, "category": ticket.category, "tags": list(ticket.tags or []),
@@ -75,6 +76,16 @@ def ticket_view(ticket, rules: Optional[Rules] = None, now=None, clocks=None):
         "first_response_at": iso(ticket.first_response_at), "resolved_at": iso(ticket.resolved_at),
         "closed_at": iso(ticket.closed_at), "sla": sla_state,
     }
+
+
+def requester_view(ticket):
+    """Who asked: the address the request came from (replies go there) and the contact it belongs to.
+
+    Tickets from before contacts had several identifiers have no ``requester_email``: their contact's."""
+    contact = ticket.requester
+    return {"email": ticket.requester_email or (contact.email if contact else None),
+            "name": (contact.name if contact is not None and contact.name else ticket.requester_name),
+            "contact_id": ticket.requester_id, "contact_ambiguous": bool(ticket.requester_ambiguous)}
 
 
 HIDDEN_FROM_CUSTOMERS = ("sla",)  # the team's internal targets; customers get status updates instead
@@ -101,24 +112,36 @@ def _record(session, ticket, viewer, field, old, new, at):
     session.add(HistoryRecord(ticket_id=ticket.id, at=at, actor=viewer.actor, field=field, old=old, new=new))
 
 
-def _contacts(session, requesters):
-    """The contacts of these requesters by email, creating the missing ones.
+def _contacts(session, requesters, region=None):
+    """Resolve each requester to its contact by all its identifiers, creating contacts for new senders.
 
-    INSERT ... ON CONFLICT DO NOTHING, in email order: replicas creating the same new contact at once
-    neither fail on the unique email nor deadlock on each other's rows.
+    Answers, per requester in order, ``(contact id or None, Resolution)`` (None: the identifiers belong
+    to several contacts, never guessed between) or the ValidationFailed of an identifier that is not valid.
     """
-    names = {}
+    identifiers = []
     for requester in requesters:
-        names.setdefault(requester.email.lower(), requester.name)
-    found = {c.email: c for c in session.scalars(select(Contact).where(Contact.email.in_(names)))}
-    missing = sorted(set(names) - set(found))
-    if missing:
-        insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-        now = utcnow()
-        session.execute(insert(Contact).values([{"email": email, "name": names[email], "created_at": now}
-                                                for email in missing]).on_conflict_do_nothing(index_elements=["email"]))
-        found.update((c.email, c) for c in session.scalars(select(Contact).where(Contact.email.in_(missing))))
-    return found
+        try:
+            identifiers.append(contacts.requester_identifiers(requester, region))
+        except HelpdeskError as error:
+            identifiers.append(error)
+    known = contacts.owners(session, sorted({i for ids in identifiers if isinstance(ids, list) for i in ids}))
+    resolutions = [contacts.resolve(ids, known) if isinstance(ids, list) else ids for ids in identifiers]
+    created = contacts.create_for_senders(session, [
+        (r.email.lower(), r.name, res.identifiers) for r, res in zip(requesters, resolutions)
+        if isinstance(res, contacts.Resolution) and not res.contact_ids])
+    return [res if not isinstance(res, contacts.Resolution) else
+            (res.contact_id if res.contact_ids else created[r.email.lower()], res)
+            for r, res in zip(requesters, resolutions)]
+
+
+def _reply_address(requester, contact, resolution):
+    """The address to answer: the one the request came from, unless the contact was found by another
+    identifier and does not own that address (a caller's placeholder address, when the phone number
+    found the contact): then the contact's primary address."""
+    email = requester.email.lower()
+    if contact is None or not resolution.contact_ids or contact.id in resolution.owners.get(("email", email), ()):
+        return email
+    return contact.email or email
 
 
 def _request_hash(command):
@@ -135,9 +158,15 @@ def _visible(query, viewer):
             return query.where(or_(Ticket.team.in_(viewer.teams), Ticket.team.is_(None)))
         return query
     if viewer.role == "customer":
-        return query.join(Contact, Ticket.requester_id == Contact.id).where(
-            Contact.email == (viewer.email or "").lower())
+        return query.where(_requested_by((viewer.email or "").lower()))
     return query.where(false())
+
+
+def _requested_by(email):
+    """Tickets sent from ``email``, or whose contact is known by that address."""
+    return or_(Ticket.requester_email == email, Ticket.requester_id.in_(
+        select(ContactIdentifier.contact_id).where(ContactIdentifier.kind == "email",
+                                                   ContactIdentifier.value == email)))
 
 
 def find_ticket(session: Session, number, viewer, for_update=False):
@@ -197,7 +226,7 @@ def open_tickets(session: Session, requests, rules: Rules, now=None):
     outcomes = [None] * len(requests)
     with session.no_autoflush:
         definitions = custom_fields.load_definitions(session)
-        contacts = _contacts(session, [command.requester for command, _, _ in requests])
+        resolved = _contacts(session, [command.requester for command, _, _ in requests], rules.phone_region)
         keys = {key for _, _, key in requests if key}
         earlier = {(k.client, k.key): k for k in session.scalars(
             select(IdempotencyKey).where(IdempotencyKey.key.in_(keys)))} if keys else {}
@@ -205,6 +234,8 @@ def open_tickets(session: Session, requests, rules: Rules, now=None):
         for index, (command, viewer, key) in enumerate(requests):
             try:
                 values = _check_request(command, viewer, definitions)
+                if isinstance(resolved[index], HelpdeskError):
+                    raise resolved[index]
                 digest = _request_hash(command) if key else None
                 first = earlier.get((viewer.actor, key)) if key else None
                 if first is not None:
@@ -222,12 +253,15 @@ def open_tickets(session: Session, requests, rules: Rules, now=None):
         now = now or utcnow()
         tickets = []
         for (index, command, viewer, key, digest, values), ticket_id in zip(fresh, _allocate_ids(session, len(fresh))):
-            contact = contacts[command.requester.email.lower()]
-            if command.requester.name and not contact.name:
+            contact_id, resolution = resolved[index]
+            contact = session.get(Contact, contact_id) if contact_id is not None else None
+            if contact is not None and command.requester.name and not contact.name:
                 contact.name = command.requester.name
             ticket = Ticket(
                 id=ticket_id, number=rules.number_for(ticket_id, now), subject=command.subject,
                 description=command.description, requester=contact, channel=command.channel,
+                requester_email=_reply_address(command.requester, contact, resolution),
+                requester_name=command.requester.name, requester_ambiguous=resolution.is_ambiguous,
                 priority=command.priority, severity=command.severity, status=rules.workflow.initial,
                 team=command.team, tier=1, language=command.language, category=command.category,
                 tags=list(dict.fromkeys(command.tags)), custom_fields=values, reopen_count=0,
@@ -244,6 +278,10 @@ def open_tickets(session: Session, requests, rules: Rules, now=None):
                              "created_at": now})
             history.append({"ticket_id": ticket.id, "at": now, "actor": viewer.actor, "field": "created",
                             "old": None, "new": {"channel": ticket.channel, "status": ticket.status}})
+            if ticket.requester_ambiguous:  # recorded where agents look: the ticket's history
+                history.append({"ticket_id": ticket.id, "at": now, "actor": "system", "field": "contact_ambiguous",
+                                "old": None, "new": [{"identifier": f"{kind}:{value}", "contacts": ids}
+                                                     for kind, value, ids in resolved[index][1].ambiguous]})
             clocks, sla_state = new_clocks(ticket)
             clock_rows.extend(clocks)
             view = {**ticket_view(ticket), "sla": sla_state}
@@ -434,9 +472,7 @@ def find_tickets(session: Session, query, viewer, rules: Optional[Rules] = None)
     if query.team:
         statement = statement.where(Ticket.team == query.team)
     if query.requester:
-        if viewer.role != "customer":
-            statement = statement.join(Contact, Ticket.requester_id == Contact.id)
-        statement = statement.where(Contact.email == query.requester.lower())
+        statement = statement.where(_requested_by(query.requester.lower()))
     if query.text:
         pattern = "%" + query.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         statement = statement.where(or_(Ticket.subject.ilike(pattern, escape="\\"),
@@ -575,3 +611,22 @@ def _announce(session, clock_id, event_type, rules, now):
              "elapsed_seconds": data["elapsed_seconds"], "target_seconds": clock.target_seconds}, now)
     _publish(session, event_type, data, SLA_VIEWER, ticket.number)
     return ticket.number, event_type, clock.metric
+
+
+def link_ticket_contact(session: Session, number, contact_id, viewer, rules: Rules, now=None):
+    """An agent links a ticket to its contact (after an ambiguous sender, or to correct one): recorded in
+    the history and announced as ``ticket_updated``."""
+    if viewer.role not in STAFF:
+        raise Forbidden("Only agents link tickets to contacts.", code="agents_only")
+    contact = contacts.get(session, contact_id)
+    ticket = find_ticket(session, number, viewer, for_update=True)
+    now = now or utcnow()
+    old = {"contact_id": ticket.requester_id, "contact_ambiguous": bool(ticket.requester_ambiguous)}
+    ticket.requester, ticket.requester_ambiguous, ticket.updated_at = contact, False, now
+    session.flush()
+    new = {"contact_id": contact.id, "contact_ambiguous": False}
+    _record(session, ticket, viewer, "requester", old, new, now)
+    view = ticket_view(ticket, rules, now)
+    _publish(session, "ticket_updated", {"ticket": view, "changes": [{"field": "requester", "old": old, "new": new}]},
+             viewer, ticket.number)
+    return view

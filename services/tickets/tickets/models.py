@@ -16,13 +16,37 @@ class Base(DeclarativeBase):
 
 
 class Contact(Base):
-    """Someone who asks for help. Identified by email here; intake adds other identifiers."""
+    """Someone who asks for help, known by one or more identifiers (``ContactIdentifier``).
+
+    ``email`` is the primary address (one of its email identifiers, or None for a contact known only by
+    phone or handle); it stays unique, which is what lets replicas create the same new contact at once.
+    """
 
     __tablename__ = "contacts"
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
-    email: Mapped[str] = mapped_column(String(254), unique=True)
+    email: Mapped[Optional[str]] = mapped_column(String(254), unique=True)
     name: Mapped[Optional[str]] = mapped_column(String(200))
+    created_at: Mapped[object] = mapped_column(UtcDateTime, default=utcnow)
+    identifiers: Mapped[list["ContactIdentifier"]] = relationship(order_by="ContactIdentifier.id", lazy="select",
+                                                                  cascade="all, delete-orphan")
+
+
+class ContactIdentifier(Base):
+    """One normalised identifier of a contact: ``email`` (lower case), ``phone`` (E.164) or ``social``
+    (``platform:handle``). Deliberately not unique across contacts: a shared family phone or a team
+    mailbox can belong to several, and then the sender is ambiguous rather than guessed."""
+
+    __tablename__ = "contact_identifiers"
+    __table_args__ = (
+        UniqueConstraint("contact_id", "kind", "value", name="uq_contact_identifiers_contact_kind_value"),
+        Index("ix_contact_identifiers_kind_value", "kind", "value"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"))
+    kind: Mapped[str] = mapped_column(String(10))
+    value: Mapped[str] = mapped_column(String(300))
     created_at: Mapped[object] = mapped_column(UtcDateTime, default=utcnow)
 
 
@@ -40,8 +64,13 @@ class Ticket(Base):
     number: Mapped[Optional[str]] = mapped_column(String(40), unique=True)
     subject: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text)
-    requester_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"))
-    requester: Mapped[Contact] = relationship(lazy="joined")
+    # None when the sender's identifier belongs to several contacts: an agent links the right one.
+    requester_id: Mapped[Optional[int]] = mapped_column(ForeignKey("contacts.id"))
+    requester: Mapped[Optional[Contact]] = relationship(lazy="joined")
+    # The address this request came from (replies go there) and the name it gave.
+    requester_email: Mapped[Optional[str]] = mapped_column(String(254), index=True)
+    requester_name: Mapped[Optional[str]] = mapped_column(String(200))
+    requester_ambiguous: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     channel: Mapped[str] = mapped_column(String(20))
     priority: Mapped[str] = mapped_column(String(10))
     severity: Mapped[Optional[str]] = mapped_column(String(10))

@@ -6,6 +6,7 @@ from sqlalchemy import text
 from sqlalchemy.orm.exc import StaleDataError
 
 from helpdesk_common.contracts import validate
+from helpdesk_common.contracts.contacts import ContactMerge, ContactQuery, Identifier, NewContact, TicketContact
 from helpdesk_common.contracts.tickets import NewCustomField, NewMessage, NewTicket, TicketChanges, TicketQuery, Viewer
 from helpdesk_common.consumer import reliable_handler
 from helpdesk_common.database import Database, run_in_transaction, utcnow
@@ -13,7 +14,7 @@ from helpdesk_common.errors import EXPECTED_ERRORS, HelpdeskError, to_wire
 from helpdesk_common.metrics import EntrypointMetrics
 from helpdesk_common.outbox import OutboxRelay
 
-from . import custom_fields, domain
+from . import contacts, custom_fields, domain
 from .exceptions import concurrent_change
 from .models import Outbox
 from .sla import SlaPolicies
@@ -29,7 +30,8 @@ class TicketRules(DependencyProvider):
         config = self.container.config
         self.rules = domain.Rules(workflow=Workflow.load(config.get("WORKFLOW_FILE") or None),
                                   number_format=config.get("TICKET_NUMBER_FORMAT") or "HD-{seq:06d}",
-                                  sla=SlaPolicies.load(config.get("SLA_FILE") or None))
+                                  sla=SlaPolicies.load(config.get("SLA_FILE") or None),
+                                  phone_region=(config.get("PHONE_REGION") or None))
 
     def get_dependency(self, worker_ctx):
         return self.rules
@@ -50,6 +52,14 @@ class ConfigTimer(Timer):
 
 
 sla_timer = ConfigTimer.decorator
+
+
+def _contact_id(value, what="contact_id"):
+    from helpdesk_common.errors import ValidationFailed
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValidationFailed(f"{what} must be a positive integer.",
+                               details=[{"field": what, "code": "wrong_type", "message": "expected an integer"}])
+    return value
 
 
 class TicketsService:
@@ -148,6 +158,48 @@ class TicketsService:
     @rpc
     def get_workflow(self):
         return self.rules.workflow.describe()
+
+    # --- contacts (agents and admins: the gateway checks the role) ---------------------------------
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def create_contact(self, contact):
+        command = validate(NewContact, contact)
+        return self._write(lambda s: contacts.create(s, command, self.rules.phone_region))
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def get_contact(self, contact_id):
+        with self.db() as session:
+            return contacts.contact_view(contacts.get(session, _contact_id(contact_id)))
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def find_contacts(self, query):
+        filters = validate(ContactQuery, query or {})
+        with self.db() as session:
+            return contacts.find(session, filters, self.rules.phone_region)
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def add_contact_identifier(self, contact_id, identifier):
+        command = validate(Identifier, identifier)
+        return self._write(lambda s: contacts.add_identifier(s, _contact_id(contact_id), command,
+                                                            self.rules.phone_region))
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def remove_contact_identifier(self, contact_id, identifier_id):
+        return self._write(lambda s: contacts.remove_identifier(s, _contact_id(contact_id),
+                                                               _contact_id(identifier_id, "identifier_id")))
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def merge_contacts(self, contact_id, merge, viewer=None):
+        command = validate(ContactMerge, merge)
+        actor = validate(Viewer, viewer, prefix="viewer.").actor if viewer else "system"
+        view, _moved = self._write(lambda s: contacts.merge(s, _contact_id(contact_id), command.other, actor))
+        return view
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def link_ticket_contact(self, number, link, viewer):
+        command, who = validate(TicketContact, link), validate(Viewer, viewer, prefix="viewer.")
+        return domain.shown_to(who, self._write(
+            lambda s: domain.link_ticket_contact(s, str(number), command.contact_id, who, self.rules), number))
 
     # Routing's decisions. A concurrent edit (StaleDataError) is not a HelpdeskError, so reliable_handler
     # retries it with backoff instead of parking it.

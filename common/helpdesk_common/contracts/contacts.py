@@ -1,0 +1,72 @@
+"""Contracts of contacts (owned by the tickets service): one person, several identifiers.
+
+An identifier is an email address, a phone number, or a handle on a social platform. The tickets
+service normalises them (emails lower-cased, phone numbers to E.164, handles without ``@``, lower-cased)
+before it stores or looks one up.
+"""
+from datetime import datetime
+from typing import Annotated, Literal, Optional
+
+from pydantic import Field, StringConstraints
+
+from . import Contract, View
+
+IdentifierKind = Literal["email", "phone", "social"]
+Platform = Annotated[str, StringConstraints(min_length=1, max_length=40, pattern=r"^[A-Za-z][A-Za-z0-9_.-]*$")]
+IdentifierValue = Annotated[str, StringConstraints(min_length=1, max_length=254)]
+
+
+class Identifier(Contract):
+    """``{"kind": "email", "value": "eva@example.se"}``, ``{"kind": "phone", "value": "+31 6 1234 5678"}``,
+    ``{"kind": "social", "platform": "mastodon", "value": "@eva"}``."""
+
+    kind: IdentifierKind
+    value: IdentifierValue
+    platform: Optional[Platform] = None  # social handles only
+
+
+class NewContact(Contract):
+    name: Optional[Annotated[str, StringConstraints(max_length=200)]] = None
+    identifiers: Annotated[list[Identifier], Field(min_length=1, max_length=50)]
+
+
+class ContactQuery(Contract):
+    """Find contacts by one identifier (``kind`` + ``value``, ``platform`` for social), or list them all."""
+
+    kind: Optional[IdentifierKind] = None
+    value: Optional[IdentifierValue] = None
+    platform: Optional[Platform] = None
+    limit: Annotated[int, Field(ge=1, le=100)] = 25
+    cursor: Optional[Annotated[str, StringConstraints(max_length=20)]] = None
+
+
+class ContactMerge(Contract):
+    """Merge contact ``other`` into this one: its identifiers and tickets move here, it is removed."""
+
+    other: Annotated[int, Field(ge=1)]
+
+
+class TicketContact(Contract):
+    """An agent links a ticket to the contact it belongs to (after an ambiguous sender, say)."""
+
+    contact_id: Annotated[int, Field(ge=1)]
+
+
+class IdentifierView(View):
+    id: int
+    kind: str
+    value: str
+    platform: Optional[str] = None
+
+
+class ContactView(View):
+    id: int
+    name: Optional[str] = None
+    email: Optional[str] = None  # the primary address: one of its email identifiers, or none
+    identifiers: list[IdentifierView] = []
+    created_at: datetime
+
+
+class ContactPage(View):
+    items: list[ContactView]
+    next_cursor: Optional[str] = None

@@ -1,0 +1,71 @@
+"""The contacts API (agents and admins): a contact and its identifiers (email addresses, phone numbers,
+social handles), finding one by any identifier, merging two, and linking a ticket to its contact."""
+from flask import Blueprint, jsonify
+
+from helpdesk_common.contracts import validate
+from helpdesk_common.contracts.contacts import (ContactMerge, ContactPage, ContactQuery, ContactView, Identifier,
+                                                 NewContact, TicketContact)
+from helpdesk_common.contracts.tickets import TicketView
+
+from . import json_body, operation, query_args, services, viewer
+
+bp = Blueprint("contacts", __name__, url_prefix="/api/v1")
+
+STAFF = ("admin", "agent")
+WRITE_ERRORS = (400, 403, 415, 422)
+
+
+@operation(bp, "/contacts", "POST", summary="Create a contact", tag="contacts", body=NewContact,
+           answer=ContactView, answer_status=201, roles=STAFF, errors=WRITE_ERRORS)
+def create_contact():
+    """With one or more identifiers (normalised: emails lower case, phone numbers E.164). An identifier
+    may be shared with another contact; a sender using it is then flagged, never guessed."""
+    body = json_body()
+    validate(NewContact, body)
+    return jsonify(services().call("tickets", "create_contact", body)), 201
+
+
+@operation(bp, "/contacts", "GET", summary="List or find contacts", tag="contacts", query=ContactQuery,
+           answer=ContactPage, roles=STAFF, errors=(403, 422))
+def list_contacts():
+    """Newest first; ``kind`` and ``value`` (and ``platform`` for social) find those with that identifier."""
+    return jsonify(services().call("tickets", "find_contacts", query_args(ContactQuery).model_dump()))
+
+
+@operation(bp, "/contacts/<int:contact_id>", "GET", summary="Read a contact", tag="contacts", answer=ContactView,
+           roles=STAFF, errors=(403, 404))
+def get_contact(contact_id):
+    return jsonify(services().call("tickets", "get_contact", contact_id))
+
+
+@operation(bp, "/contacts/<int:contact_id>/identifiers", "POST", summary="Add an identifier", tag="contacts",
+           body=Identifier, answer=ContactView, answer_status=201, roles=STAFF, errors=WRITE_ERRORS + (404, 409))
+def add_identifier(contact_id):
+    body = json_body()
+    validate(Identifier, body)
+    return jsonify(services().call("tickets", "add_contact_identifier", contact_id, body)), 201
+
+
+@operation(bp, "/contacts/<int:contact_id>/identifiers/<int:identifier_id>", "DELETE", summary="Remove an identifier",
+           tag="contacts", answer=ContactView, roles=STAFF, errors=(403, 404, 409))
+def remove_identifier(contact_id, identifier_id):
+    """The last identifier of a contact stays (409 ``last_identifier``)."""
+    return jsonify(services().call("tickets", "remove_contact_identifier", contact_id, identifier_id))
+
+
+@operation(bp, "/contacts/<int:contact_id>/merge", "POST", summary="Merge another contact into this one",
+           tag="contacts", body=ContactMerge, answer=ContactView, roles=STAFF, errors=WRITE_ERRORS + (404,))
+def merge_contacts(contact_id):
+    """The other contact's identifiers and tickets move here; the other contact is removed."""
+    body = json_body()
+    validate(ContactMerge, body)
+    return jsonify(services().call("tickets", "merge_contacts", contact_id, body, viewer()))
+
+
+@operation(bp, "/tickets/<number>/contact", "PUT", summary="Link a ticket to its contact", tag="contacts",
+           body=TicketContact, answer=TicketView, roles=STAFF, errors=WRITE_ERRORS + (404,))
+def link_ticket_contact(number):
+    """Resolves a ticket whose sender matched several contacts (``requester.contact_ambiguous``)."""
+    body = json_body()
+    validate(TicketContact, body)
+    return jsonify(services().call("tickets", "link_ticket_contact", number, body, viewer()))

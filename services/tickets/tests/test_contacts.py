@@ -1,0 +1,214 @@
+"""Contacts with several identifiers: normalisation, resolving a sender, ambiguity, the contacts API
+rules, and the migration of existing contacts. Real SQLite database, no broker."""
+import pytest
+from sqlalchemy import select, text
+
+from helpdesk_common.contracts import validate
+from helpdesk_common.contracts.contacts import ContactQuery, Identifier, NewContact
+from helpdesk_common.database import engine_for
+from helpdesk_common.errors import Conflict, NotFound, ValidationFailed
+from tickets import contacts, domain
+from tickets.migrate import upgrade
+from tickets.models import Contact, ContactIdentifier, HistoryRecord, Ticket
+
+
+def new_contact(sessions, name, *identifiers, region=None):
+    command = validate(NewContact, {"name": name, "identifiers": [dict(i) for i in identifiers]})
+    with sessions.begin() as session:
+        return contacts.create(session, command, region)
+
+
+def email(value):
+    return {"kind": "email", "value": value}
+
+
+def phone(value):
+    return {"kind": "phone", "value": value}
+
+
+# --- normalisation ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind, value, platform, region, expected", [
+    ("email", "  Eva.Angstrom@Example.SE ", None, None, ("email", "eva.angstrom@example.se")),
+    ("phone", "+31 6 1234 5678", None, None, ("phone", "+31612345678")),
+    ("phone", "06-12345678", None, "NL", ("phone", "+31612345678")),
+    ("phone", "(020) 555 0123", None, "NL", ("phone", "+31205550123")),
+    ("phone", "+46 8 123 456 78", None, None, ("phone", "+46812345678")),
+    ("social", "@Eva_A", "Mastodon", None, ("social", "mastodon:eva_a")),
+    ("social", "eva_a", "mastodon", None, ("social", "mastodon:eva_a")),
+])
+def test_identifiers_are_normalised(kind, value, platform, region, expected):
+    assert contacts.normalise(kind, value, platform, region) == expected
+
+
+@pytest.mark.parametrize("kind, value, platform, region", [
+    ("email", "not-an-address", None, None),
+    ("email", "a@b@c", None, None),
+    ("phone", "06-12345678", None, None),  # no country code and no region: refused, not guessed
+    ("phone", "+31 12", None, None),
+    ("phone", "call me", None, "NL"),
+    ("social", "@eva", None, None),  # a handle needs its platform
+])
+def test_invalid_identifiers_are_refused_with_a_field_and_code(kind, value, platform, region):
+    with pytest.raises(ValidationFailed) as refused:
+        contacts.normalise(kind, value, platform, region)
+    assert refused.value.details[0]["code"] == "invalid_value"
+    assert refused.value.details[0]["field"] == "value"
+
+
+# --- resolving the requester of a new ticket --------------------------------------------------------
+
+def test_mail_from_a_second_address_lands_on_the_known_contact(sessions, open_ticket, count_rows):
+    eva = new_contact(sessions, "Eva", email("eva@example.se"), email("eva.angstrom@work.example"))
+    view = open_ticket(requester={"email": "Eva.Angstrom@Work.example", "name": "E. Ångström"})
+    assert view["requester"]["contact_id"] == eva["id"]
+    assert view["requester"]["email"] == "eva.angstrom@work.example"  # replies go where she wrote from
+    assert view["requester"]["name"] == "Eva"
+    assert count_rows(Contact) == 1
+
+
+def test_a_call_from_a_known_number_lands_on_its_contact(sessions, open_ticket, count_rows):
+    eva = new_contact(sessions, "Eva", email("eva@example.se"), phone("+46 70 123 45 67"))
+    # intake sends a placeholder address for callers known by no email, plus the number
+    view = open_ticket(channel="phone", requester={"email": "phone-46701234567@support.example",
+                                                    "phone": "+46701234567"})
+    assert view["requester"]["contact_id"] == eva["id"]
+    assert view["requester"]["email"] == "eva@example.se"  # not the placeholder: the contact's own
+    assert count_rows(Contact) == 1
+
+
+def test_an_unknown_sender_becomes_a_new_contact_with_all_its_identifiers(sessions, open_ticket):
+    view = open_ticket(requester={"email": "new@example.nl", "phone": "+31 20 555 0123",
+                                  "social": {"platform": "Mastodon", "handle": "@New"}})
+    with sessions() as session:
+        contact = session.get(Contact, view["requester"]["contact_id"])
+        assert contact.email == "new@example.nl"
+        assert sorted((i.kind, i.value) for i in contact.identifiers) == [
+            ("email", "new@example.nl"), ("phone", "+31205550123"), ("social", "mastodon:new")]
+
+
+def test_a_shared_identifier_is_never_guessed(sessions, open_ticket, count_rows):
+    first = new_contact(sessions, "Anna", email("anna@example.se"), phone("+46 8 123 456 78"))
+    second = new_contact(sessions, "Nils", email("nils@example.se"), phone("+46 8 123 456 78"))
+    view = open_ticket(channel="phone", requester={"email": "phone-4681234@support.example",
+                                                    "phone": "+46812345678"})
+    assert view["requester"]["contact_id"] is None
+    assert view["requester"]["contact_ambiguous"] is True
+    assert view["requester"]["email"] == "phone-4681234@support.example"
+    assert count_rows(Contact) == 2  # and no third contact was made up
+    with sessions() as session:
+        ticket = session.scalar(select(Ticket).where(Ticket.number == view["number"]))
+        flagged = session.scalar(select(HistoryRecord).where(HistoryRecord.ticket_id == ticket.id,
+                                                             HistoryRecord.field == "contact_ambiguous"))
+    assert flagged.new == [{"identifier": "phone:+46812345678", "contacts": [first["id"], second["id"]]}]
+
+
+def test_identifiers_pointing_at_two_contacts_are_ambiguous(sessions, open_ticket):
+    anna = new_contact(sessions, "Anna", email("anna@example.se"))
+    nils = new_contact(sessions, "Nils", email("nils@example.se"), phone("+46 8 123 456 78"))
+    view = open_ticket(requester={"email": "anna@example.se", "phone": "+46812345678"})
+    assert view["requester"]["contact_id"] is None and view["requester"]["contact_ambiguous"]
+    assert {anna["id"], nils["id"]} == {1, 2}
+
+
+def test_an_agent_links_an_ambiguous_ticket_and_it_is_recorded(sessions, rules, agent, open_ticket, outbox_rows):
+    new_contact(sessions, "Anna", email("shared@example.se"))
+    nils = new_contact(sessions, "Nils", email("nils@example.se"), email("shared@example.se"))
+    view = open_ticket(requester={"email": "shared@example.se"})
+    assert view["requester"]["contact_ambiguous"]
+    with sessions.begin() as session:
+        linked = domain.link_ticket_contact(session, view["number"], nils["id"], agent, rules)
+    assert linked["requester"]["contact_id"] == nils["id"] and not linked["requester"]["contact_ambiguous"]
+    (event,) = [row for row in outbox_rows("ticket_updated")]
+    assert event.envelope["data"]["changes"][0]["field"] == "requester"
+
+
+def test_a_customer_sees_tickets_from_any_of_their_addresses(sessions, rules, open_ticket):
+    from helpdesk_common.contracts.tickets import TicketQuery, Viewer
+    new_contact(sessions, "Eva", email("eva@example.se"), email("eva@work.example"))
+    open_ticket(requester={"email": "eva@work.example"})
+    open_ticket(requester={"email": "someone@else.example"})
+    eva = Viewer(actor="eva", role="customer", email="Eva@Example.se")
+    with sessions() as session:
+        page = domain.find_tickets(session, TicketQuery(), eva, rules)
+    assert [t["requester"]["email"] for t in page["items"]] == ["eva@work.example"]
+
+
+def test_a_bad_phone_number_refuses_only_its_own_request(sessions, rules, admin, new_ticket):
+    with sessions.begin() as session:
+        outcomes = domain.open_tickets(session, [
+            (new_ticket(requester={"email": "a@example.com", "phone": "not a number"}), admin, None),
+            (new_ticket(requester={"email": "b@example.com"}), admin, None)], rules)
+    assert isinstance(outcomes[0], ValidationFailed)
+    assert outcomes[0].details[0]["field"] == "requester.phone"
+    assert outcomes[1][1] is True
+
+
+# --- the contacts API rules -----------------------------------------------------------------------
+
+def test_find_a_contact_by_any_identifier(sessions):
+    eva = new_contact(sessions, "Eva", email("eva@example.se"), phone("0612345678"), region="NL")
+    with sessions() as session:
+        by_phone = contacts.find(session, validate(ContactQuery, {"kind": "phone", "value": "06 1234 5678"}), "NL")
+        by_email = contacts.find(session, validate(ContactQuery, {"kind": "email", "value": "EVA@example.se"}))
+        nobody = contacts.find(session, validate(ContactQuery, {"kind": "email", "value": "x@example.se"}))
+    assert [c["id"] for c in by_phone["items"]] == [eva["id"]] == [c["id"] for c in by_email["items"]]
+    assert nobody["items"] == []
+
+
+def test_add_and_remove_identifiers(sessions):
+    eva = new_contact(sessions, "Eva", email("eva@example.se"))
+    with sessions.begin() as session:
+        added = contacts.add_identifier(session, eva["id"], Identifier(kind="email", value="Eva@Work.example"))
+    assert [i["value"] for i in added["identifiers"]] == ["eva@example.se", "eva@work.example"]
+    with sessions.begin() as session, pytest.raises(Conflict) as twice:
+        contacts.add_identifier(session, eva["id"], Identifier(kind="email", value="eva@work.example"))
+    assert twice.value.code == "identifier_exists"
+    primary = added["identifiers"][0]["id"]
+    with sessions.begin() as session:
+        removed = contacts.remove_identifier(session, eva["id"], primary)
+    assert removed["email"] == "eva@work.example"  # the remaining address became primary
+    with sessions.begin() as session, pytest.raises(Conflict) as last:
+        contacts.remove_identifier(session, eva["id"], removed["identifiers"][0]["id"])
+    assert last.value.code == "last_identifier"
+    with sessions.begin() as session, pytest.raises(NotFound) as missing:
+        contacts.remove_identifier(session, eva["id"], 999)
+    assert missing.value.code == "identifier_not_found"
+
+
+def test_merge_moves_identifiers_and_tickets(sessions, open_ticket, count_rows):
+    eva = new_contact(sessions, "Eva", email("eva@example.se"))
+    ticket = open_ticket(requester={"email": "eva.a@work.example"})
+    other = ticket["requester"]["contact_id"]
+    with sessions.begin() as session:
+        merged, moved = contacts.merge(session, eva["id"], other)
+    assert moved == [ticket["number"]]
+    assert {i["value"] for i in merged["identifiers"]} == {"eva@example.se", "eva.a@work.example"}
+    assert count_rows(Contact) == 1
+    later = open_ticket(requester={"email": "eva.a@work.example"})
+    assert later["requester"]["contact_id"] == eva["id"]
+    with sessions() as session:
+        moved = session.scalar(select(HistoryRecord).where(HistoryRecord.field == "requester"))
+    assert (moved.old, moved.new) == ({"contact_id": other}, {"contact_id": eva["id"]})
+
+
+# --- the migration of existing contacts ---------------------------------------------------------------
+
+def test_existing_contacts_and_tickets_keep_their_requester(tmp_path):
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    upgrade(url, "0002")
+    engine = engine_for(url)
+    with engine.begin() as connection:
+        connection.execute(text("INSERT INTO contacts (id, email, name, created_at) "
+                                "VALUES (7, 'carol@example.com', 'Carol', '2026-01-01 00:00:00')"))
+        connection.execute(text(
+            "INSERT INTO tickets (id, number, subject, description, requester_id, channel, priority, status, tier, "
+            "tags, custom_fields, reopen_count, version, created_at, updated_at) VALUES (1, 'HD-000001', 's', 'd', "
+            "7, 'email', 'normal', 'new', 1, '[]', '{}', 0, 1, '2026-01-01 00:00:00', '2026-01-01 00:00:00')"))
+    upgrade(url)
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT contact_id, kind, value FROM contact_identifiers")).all() == [
+            (7, "email", "carol@example.com")]
+        assert connection.execute(text("SELECT requester_id, requester_email, requester_ambiguous FROM tickets")
+                                  ).all() == [(7, "carol@example.com", 0)]
+    engine.dispose()
