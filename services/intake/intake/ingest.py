@@ -22,6 +22,7 @@ first looks for the message it may already have added (same author and text, sin
 """
 import hashlib
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Optional
@@ -104,6 +105,20 @@ class _Work:
     attachments: list = field(default_factory=list)
 
 
+@dataclass
+class Batch:
+    """A batch between :meth:`Ingestor.prepare` and :meth:`Ingestor.complete`."""
+
+    items: list
+    done: list
+    work: list = field(default_factory=list)
+    duplicates: list = field(default_factory=list)
+    timings: dict = field(default_factory=dict)
+
+    def step(self, name, started):
+        self.timings[name] = time.perf_counter() - started
+
+
 class Ingestor:
     """Turns fetched messages into tickets or replies.
 
@@ -121,26 +136,55 @@ class Ingestor:
         self.settings = settings
         self.worker_id = worker_id
         self._categories = None
+        self.in_flight = set()  # claims of prepared batches not completed yet: never claimed twice
 
     # --- the batch ------------------------------------------------------------------------------
 
     def ingest(self, items):
         """Process ``items``; returns one bool per item: True when it may be marked processed."""
-        done = [False] * len(items)
+        return self.complete(self.prepare(items))
+
+    def prepare(self, items):
+        """The first half of :meth:`ingest`: parse, dedupe and claim, decide where each message goes.
+
+        Split from :meth:`complete` so that the poller prepares the next batch while the tickets
+        service works on this one."""
+        batch = Batch(items, [False] * len(items))
+        started = time.perf_counter()
         parsed = []
         for index, item in enumerate(items):
             try:
                 parsed.append((index, item, mime.parse(item.raw)))
             except mime.Unparseable as error:
-                done[index] = self.quarantine(item, str(error))
-        work, duplicates = self._claim(parsed, done)
-        if work:
-            self._decide(work)
-            self._call_tickets(work)
-            self._finish(work, done)
-        for index, first in duplicates:
-            done[index] = done[first]
-        return done
+                batch.done[index] = self.quarantine(item, str(error))
+        batch.step("parse", started)
+        started = time.perf_counter()
+        batch.work, batch.duplicates = self._claim(parsed, batch.done)
+        self.in_flight.update(w.row_id for w in batch.work)
+        batch.step("claim", started)
+        if batch.work:
+            started = time.perf_counter()
+            self._decide(batch.work)
+            batch.step("decide", started)
+        return batch
+
+    def complete(self, batch):
+        """The second half: create the tickets and add the replies, record the outcome; returns ``done``."""
+        try:
+            if batch.work:
+                started = time.perf_counter()
+                self._call_tickets(batch.work)
+                batch.step("tickets", started)
+                started = time.perf_counter()
+                self._finish(batch.work, batch.done)
+                batch.step("finish", started)
+        finally:
+            self.in_flight.difference_update(w.row_id for w in batch.work)
+        log.debug("ingested %d message(s): %s", len(batch.items),
+                  ", ".join(f"{k} {v * 1000:.0f}ms" for k, v in batch.timings.items()))
+        for index, first in batch.duplicates:
+            batch.done[index] = batch.done[first]
+        return batch.done
 
     def _claim(self, parsed, done):
         """Dedupe and claim; returns the messages to work on and the in-batch duplicates."""
@@ -177,6 +221,8 @@ class Ingestor:
                 if row is not None:
                     if row.state == "done":
                         done[index] = True
+                    elif row.id in self.in_flight:
+                        continue  # an earlier batch of this poll is working on it
                     elif row.claimed_by == self.worker_id or row.claimed_at is None or row.claimed_at < now - lease:
                         taken = session.execute(
                             update(InboundMessage).where(InboundMessage.id == row.id,

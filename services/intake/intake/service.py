@@ -21,10 +21,10 @@ from helpdesk_common.errors import EXPECTED_ERRORS
 from helpdesk_common.metrics import EntrypointMetrics
 from helpdesk_common.outbox import OutboxRelay
 
-from . import mailout
+from . import mailout, poller
 from .channels import Channels
 from .imap import ImapMailbox
-from .ingest import Incoming, Ingestor, attachment_view, quarantine_view
+from .ingest import Ingestor, attachment_view, quarantine_view
 from .models import Attachment, InboundMessage, OutgoingMail, Outbox, ProcessedEvent, QuarantinedMessage
 from .settings import Settings
 from .storage import AttachmentStore
@@ -177,15 +177,7 @@ class IntakeService:
             # poller for good. Claims are resumable, so abandoning a poll loses nothing.
             timeout = eventlet.Timeout(self.settings.poll_timeout)
             try:
-                while True:
-                    fetched = mailbox.fetch_unprocessed(self.settings.imap_batch_size)
-                    if not fetched:
-                        break
-                    done = ingestor.ingest([Incoming(raw=raw, mailbox=mailbox.config, uid=uid)
-                                            for uid, raw in fetched])
-                    mailbox.mark_processed([uid for (uid, _), ok in zip(fetched, done) if ok])
-                    if len(fetched) < self.settings.imap_batch_size or not all(done):
-                        break
+                poller.drain(mailbox, ingestor, self.settings.imap_batch_size)
             except eventlet.Timeout as expired:
                 if expired is not timeout:
                     raise
