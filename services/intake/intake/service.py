@@ -21,7 +21,7 @@ from helpdesk_common.errors import EXPECTED_ERRORS
 from helpdesk_common.metrics import EntrypointMetrics
 from helpdesk_common.outbox import OutboxRelay
 
-from . import mailout, poller
+from . import mailout, poller, social
 from .channels import Channels
 from .imap import ImapMailbox
 from .ingest import Ingestor, attachment_view, quarantine_view
@@ -32,6 +32,9 @@ from .storage import AttachmentStore
 log = logging.getLogger(__name__)
 
 DB_URL = "INTAKE_DB_URL"
+# Seconds before each retry of a social reply the connector did not take; parked after the last attempt.
+SOCIAL_REPLY_BACKOFF = (2, 10, 60, 300, 900)
+SOCIAL_REPLY_ATTEMPTS = 6
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
@@ -204,6 +207,13 @@ class IntakeService:
             if first_delivery(session, ProcessedEvent, event["id"], "intake.on_message_added"):
                 mailout.notify_message_added(session, self.settings, event["data"]["ticket"],
                                              event["data"]["message"])
+                social.queue_reply(session, self.settings, event["data"]["ticket"], event["data"]["message"])
+
+    @reliable_handler("intake", "social_reply_queued", max_attempts=SOCIAL_REPLY_ATTEMPTS,
+                      backoff=SOCIAL_REPLY_BACKOFF)
+    def deliver_social_reply(self, event):
+        """POST a public reply to the social connector; a failure is retried, then parked."""
+        social.deliver_once(self.db, self.settings, event)
 
     @reliable_handler("tickets", "status_changed")
     def on_status_changed(self, event):

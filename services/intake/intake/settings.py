@@ -154,6 +154,10 @@ class Settings:
     web_form_rate_limit: int = 5
     web_form_rate_window: float = 3600.0
     placeholder_domain: Optional[str] = None
+    tls_ca_file: Optional[str] = None
+    social_connector_url: Optional[str] = None
+    social_connector_secret: Optional[str] = None
+    social_connector_timeout: float = 10.0
     ticket_regex: object = field(default=None, compare=False)
 
     def __post_init__(self):
@@ -166,6 +170,11 @@ class Settings:
         except re.error as error:
             raise ValueError(f"TICKET_NUMBER_PATTERN is not a valid regular expression: {error}") from None
         object.__setattr__(self, "ticket_regex", regex)
+        if self.social_connector_url:
+            if urllib.parse.urlsplit(self.social_connector_url).scheme not in ("http", "https"):
+                raise ValueError("SOCIAL_CONNECTOR_URL must be an http:// or https:// URL")
+            if not self.social_connector_secret:
+                raise ValueError("SOCIAL_CONNECTOR_SECRET is needed to sign the replies sent to SOCIAL_CONNECTOR_URL")
 
     @property
     def support_domain(self):
@@ -199,6 +208,10 @@ class Settings:
             web_form_rate_limit=int(get("WEB_FORM_RATE_LIMIT") or 5),
             web_form_rate_window=float(get("WEB_FORM_RATE_WINDOW") or 3600),
             placeholder_domain=get("PLACEHOLDER_EMAIL_DOMAIN") or None,
+            tls_ca_file=cafile,
+            social_connector_url=(get("SOCIAL_CONNECTOR_URL") or "").strip() or None,
+            social_connector_secret=get("SOCIAL_CONNECTOR_SECRET") or None,
+            social_connector_timeout=float(get("SOCIAL_CONNECTOR_TIMEOUT") or 10),
         )
 
     def describe(self):
