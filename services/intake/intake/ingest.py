@@ -17,14 +17,14 @@ The flow for a batch of fetched mail (:meth:`Ingestor.ingest`):
 
 Only then does the caller mark the messages processed on the IMAP server. A process that dies anywhere
 leaves the message unseen on the server and its claim pending: the next poll resumes it (after the
-claim's lease when another worker held it). ``add_message`` has no idempotency key, so a resumed reply
-first looks for the message it may already have added (same author and text, since the claim).
+claim's lease when another worker held it). Both calls carry an idempotency key derived from the
+message, so a resumed claim gets the ticket or the reply the first attempt made, never a second one.
 """
 import hashlib
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Optional
 
 from sqlalchemy import insert, or_, select, update
@@ -383,24 +383,11 @@ class Ingestor:
             name = f"{mail.sender_name} <{mail.sender_email}>" if mail.sender_name else mail.sender_email
             body, viewer = f"From: {name}\n\n{body}", SYSTEM
         body = clip(body, MAX_DESCRIPTION)
-        if self._already_added(w, body, viewer):
-            log.info("resumed reply %s was already added to %s", mail.message_id, w.ticket_number)
-        else:
-            self.tickets.add_message(w.ticket_number, {"body": body, "visibility": "public"}, viewer)
+        # The key derived from the message (its Message-ID) makes a resumed claim's second call return the
+        # reply the first call added, whatever happened in between.
+        self.tickets.add_message(w.ticket_number, {"body": body, "visibility": "public"}, viewer,
+                                 idempotency_key=w.idempotency_key)
         w.outcome = "appended"
-
-    def _already_added(self, w, body, viewer):
-        """For a resumed claim: did an earlier attempt add this reply before it died?"""
-        if w.ticket is not None:  # decided in this pass: nothing was sent before
-            return False
-        since = w.created_at - timedelta(seconds=5)
-        for message in reversed(self.tickets.list_messages(w.ticket_number, SYSTEM)):
-            created = datetime.fromisoformat(message["created_at"])
-            if created < since:
-                break
-            if message["body"] == body and message["author"] == viewer["actor"]:
-                return True
-        return False
 
     # --- recording the outcome ------------------------------------------------------------------
 
