@@ -36,7 +36,7 @@ from helpdesk_common.events import new_event
 from helpdesk_common.failpoints import failpoint
 from helpdesk_common.outbox import stage, stage_many
 
-from . import mime
+from . import mailout, mime
 from .models import Attachment, InboundMessage, Outbox, QuarantinedMessage, ThreadMessageId
 
 log = logging.getLogger(__name__)
@@ -343,8 +343,9 @@ class Ingestor:
     def _call_tickets(self, work):
         fresh = [w for w in work if w.action == "new" and w.failure is None]
         if fresh:
-            requests = [{"ticket": self.new_ticket_command(w), "viewer": SYSTEM,
-                         "idempotency_key": w.idempotency_key} for w in fresh]
+            requests = [{"ticket": self.new_ticket_command(w), "idempotency_key": w.idempotency_key,
+                         "viewer": {**SYSTEM, "correlation_id": mailout.MAIL_CORRELATION_PREFIX + w.idempotency_key}}
+                        for w in fresh]
             try:
                 answers = self.tickets.create_tickets(requests)
             except Exception as error:
@@ -429,6 +430,9 @@ class Ingestor:
                                     "direction": "in", "created_at": now})
             if threads:
                 session.execute(insert(ThreadMessageId), threads)
+            for w in finished:  # with the record, so that the acknowledgement is sent exactly once
+                if w.outcome == "created" and w.ticket is not None:
+                    mailout.acknowledge_mail(session, self.settings, w.ticket, w.mail.message_id)
             files = {}
             for w in finished:
                 files[w.row_id] = [Attachment(

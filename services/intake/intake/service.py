@@ -67,11 +67,16 @@ class Mailboxes(DependencyProvider):
 
 
 class MailboxPoll(Timer):
-    """A timer whose interval comes from config (``IMAP_POLL_INTERVAL``); fires at start-up, and never
-    while the previous poll still runs. Without mailboxes it does not run at all."""
+    """A timer whose interval comes from config (``IMAP_POLL_INTERVAL``); never fires while the previous
+    poll still runs. Without mailboxes it does not run at all.
+
+    Not eager: a poll fired while the container was still starting could send its ``create_tickets``
+    before nameko's RPC machinery was ready, and then wait for an answer that never came until
+    ``IMAP_POLL_TIMEOUT`` (seen in one test run in four when mail was waiting at start-up). The first
+    poll comes one interval after start."""
 
     def __init__(self, **kwargs):
-        super().__init__(interval=5, eager=True, **kwargs)
+        super().__init__(interval=5, eager=False, **kwargs)
 
     def setup(self):
         self.interval = float(self.container.config.get("IMAP_POLL_INTERVAL") or 5)
@@ -197,6 +202,8 @@ class IntakeService:
 
     @reliable_handler("tickets", "ticket_created", backoff=(0.5, 1, 2, 5, 15))
     def on_ticket_created(self, event):
+        if mailout.acknowledged_by_poller(event):
+            return
         with self.db.begin() as session:
             if first_delivery(session, ProcessedEvent, event["id"], "intake.on_ticket_created"):
                 mailout.notify_ticket_created(session, self.settings, event["data"]["ticket"])
