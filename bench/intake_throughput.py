@@ -172,13 +172,16 @@ def main():
     dovecot = Dovecot(dovecot_root).start()
     sink = SmtpSink(os.path.join(workdir, "smtp")).start()
     mailbox = dovecot.mailbox()
-    db_url, drop = None, None
-    if args.db == "postgres":
+    db_url, drop, intake_db_url, drop_intake = None, None, None, None
+    if args.db == "postgres":  # tickets' and intake's databases (routing and kb_search stay on SQLite)
         db_url, drop = database_url("postgres")
+        intake_db_url, drop_intake = database_url("postgres")
     stack = Stack(workdir, tickets_db_url=db_url, env={
         "HELPDESK_IMAP_URL": mailbox.url(team="support"), "HELPDESK_SMTP_URL": sink.url,
         "HELPDESK_SUPPORT_ADDRESS": "support@helpdesk.test", "HELPDESK_IMAP_POLL_INTERVAL": str(args.poll_interval),
         "HELPDESK_IMAP_BATCH_SIZE": str(args.batch), "HELPDESK_MAIL_POLL_INTERVAL": "1"})
+    if intake_db_url:
+        stack.service_db_urls["intake"] = intake_db_url
     try:
         stack.start()
         with Arrivals(stack.amqp_uri) as arrivals:
@@ -228,12 +231,15 @@ def main():
         shutil.rmtree(dovecot_root, ignore_errors=True)
         if drop:
             drop()
+        if drop_intake:
+            drop_intake()
 
     rate_ready = args.messages / (last - ready)
     rate_spawn = args.messages / (last - spawned)
     baseline = fetched / fetch_seconds
     print(f"\nEmail intake from IMAP (Dovecot on loopback; {args.messages} messages in the backlog, "
           f"avg {size / fetched / 1024:.1f} KiB; database: {args.db}; {os.cpu_count()} cores; "
+          f"load average at the end {os.getloadavg()[0]:.1f}; "
           f"IMAP batch {args.batch}; poll interval {args.poll_interval}s)\n")
     print("| measure | value |")
     print("|---|---:|")

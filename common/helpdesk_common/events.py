@@ -20,7 +20,7 @@ from pydantic import BaseModel
 from .contracts import View
 from .contracts.tickets import Change, MessageView, TicketView
 from .contracts.kb import ArticleView
-from .contracts.intake import EmailSent, MessageQuarantined, MessageReceived
+from .contracts.intake import EmailSent, MessageQuarantined, MessageReceived, SocialReply, SocialReplySent
 from .contracts.chat import ChatEvent
 
 SPECVERSION = "1.0"
@@ -115,6 +115,12 @@ CATALOGUE = {
         EventType("message_received", "intake", MessageReceived,
                   "A customer's message arrived on a channel (email, web form, phone, social) and opened a "
                   "ticket (created_ticket true) or was appended to one. Auto-replies and bounces never are."),
+        EventType("social_reply_queued", "intake", SocialReply,
+                  "A public reply on a ticket that came in through the social webhook is to go out to the social "
+                  "connector (HELPDESK_SOCIAL_CONNECTOR_URL); intake delivers it, retrying with backoff, and parks "
+                  "it for an operator after repeated failure. Internal notes never are."),
+        EventType("social_reply_sent", "intake", SocialReplySent,
+                  "The social connector accepted a public reply (a 2xx answer to the signed outbound webhook)."),
         EventType("message_quarantined", "intake", MessageQuarantined,
                   "An inbound message could not be turned into a ticket; it is kept whole for an operator to "
                   "inspect and retry (GET /api/v1/intake/quarantine)."),

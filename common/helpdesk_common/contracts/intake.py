@@ -178,6 +178,31 @@ class EmailSent(View):
     attempts: int
 
 
+class SocialReply(View):
+    """A public reply on a social ticket, as it goes out to the social connector (the webhook's body,
+    minus ``delivery_id``, which is the event's id)."""
+
+    ticket_number: str
+    message_id: int
+    platform: str
+    thread_id: str
+    handle: str
+    text: str
+    author: str
+    replied_at: datetime
+
+
+class SocialReplySent(View):
+    ticket_number: str
+    message_id: int
+    platform: str
+    thread_id: str
+    delivery_id: str
+    """The ``social_reply_queued`` event's id, sent as ``X-Helpdesk-Delivery``: the same on every retry."""
+    status: int
+    """The connector's HTTP status."""
+
+
 # --- errors intake's callers act on (registered with nameko, so the gateway gets these classes back) ---
 
 @deserialize_to_instance

@@ -172,7 +172,8 @@ class Channels:
 
         def open_or_append():
             if call.ticket_number:
-                self.tickets.add_message(call.ticket_number, {"body": text, "visibility": "public"}, SYSTEM)
+                self.tickets.add_message(call.ticket_number, {"body": text, "visibility": "public"}, SYSTEM,
+                                         idempotency_key=f"phone:{call.call_id}"[:200])
                 return call.ticket_number, False
             ticket = {"subject": clip(f"Phone call from {call.caller_name or call.caller_number}", 200),
                       "description": text, "channel": "phone",
@@ -203,7 +204,7 @@ class Channels:
                 if ticket is not None and ticket["status"] != "closed":
                     viewer = (customer_viewer(email) if ticket["requester"]["email"] == email else SYSTEM)
                     self.tickets.add_message(thread.ticket_number, {"body": message.text, "visibility": "public"},
-                                             viewer)
+                                             viewer, idempotency_key=f"social:{external_id}"[:200])
                     return thread.ticket_number, False
             text = message.text + (f"\n\n{message.url}" if message.url else "")
             ticket = {"subject": clip(f"{message.platform} message from @{message.handle.lstrip('@')}", 200),

@@ -12,6 +12,7 @@ import imaplib
 import logging
 import re
 import ssl
+import threading
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,9 @@ class ImapMailbox:
         self.timeout = timeout
         self.connection = None
         self.can_move = False
+        # The poller marks one batch while it fetches the next: one command at a time on the connection.
+        # (A green lock under the service's monkey-patch.)
+        self._lock = threading.RLock()
 
     def _check(self, answer, what):
         status, data = answer
@@ -67,19 +71,23 @@ class ImapMailbox:
     def _conn(self):
         return self.connection or self.connect()
 
-    def fetch_unprocessed(self, limit):
-        """Up to ``limit`` unseen messages, oldest first: ``[(uid, raw bytes)]``."""
-        connection = self._conn()
-        try:
-            connection.noop()  # lets the server tell us about mail that arrived since the last poll
-            data = self._check(connection.uid("SEARCH", None, "UNSEEN"), "UID SEARCH")
-            uids = sorted({int(u) for u in (data[0] or b"").split()})[:limit]
-            if not uids:
-                return []
-            data = self._check(connection.uid("FETCH", ",".join(map(str, uids)), "(UID BODY.PEEK[])"), "UID FETCH")
-        except BaseException:
-            self.close()
-            raise
+    def fetch_unprocessed(self, limit, after=None):
+        """Up to ``limit`` unseen messages, oldest first: ``[(uid, raw bytes)]``; only UIDs above
+        ``after`` when given (the poller's earlier batches are still unseen while it works on them)."""
+        with self._lock:
+            connection = self._conn()
+            try:
+                connection.noop()  # lets the server tell us about mail that arrived since the last poll
+                data = self._check(connection.uid("SEARCH", None, "UNSEEN"), "UID SEARCH")
+                uids = sorted(u for u in {int(u) for u in (data[0] or b"").split()} if after is None or u > after)
+                uids = uids[:limit]
+                if not uids:
+                    return []
+                # One round trip for the batch, the UIDs as ranges ("1:200") to keep the command short.
+                data = self._check(connection.uid("FETCH", uid_ranges(uids), "(UID BODY.PEEK[])"), "UID FETCH")
+            except BaseException:
+                self.close()
+                raise
         messages = []
         for entry in data:
             if isinstance(entry, tuple):
@@ -93,8 +101,11 @@ class ImapMailbox:
         """Flag ``uids`` \\Seen, then move them to the processed folder when one is configured."""
         if not uids:
             return
+        with self._lock:
+            self._mark(uid_ranges(sorted(int(u) for u in uids)))
+
+    def _mark(self, uid_set):
         connection = self._conn()
-        uid_set = ",".join(uids)
         try:
             self._check(connection.uid("STORE", uid_set, "+FLAGS.SILENT", r"(\Seen)"), "UID STORE")
             folder = self.config.processed_folder
@@ -113,6 +124,21 @@ class ImapMailbox:
         connection, self.connection = self.connection, None
         if connection is not None:
             _close(connection)
+
+
+def uid_ranges(uids):
+    """``[1, 2, 3, 7, 9, 10]`` -> ``"1:3,7,9:10"`` (sorted input)."""
+    parts, start, previous = [], None, None
+    for uid in uids:
+        if previous is not None and uid == previous + 1:
+            previous = uid
+            continue
+        if start is not None:
+            parts.append(str(start) if start == previous else f"{start}:{previous}")
+        start = previous = uid
+    if start is not None:
+        parts.append(str(start) if start == previous else f"{start}:{previous}")
+    return ",".join(parts)
 
 
 def _quote(folder):

@@ -49,13 +49,15 @@ def _thread_headers(session, number):
     return in_reply_to, references
 
 
-def enqueue(session, settings, kind, ticket, template, values, automatic=True):
-    """Write one mail to ``ticket``'s requester into the queue (caller's transaction); returns the row."""
+def enqueue(session, settings, kind, ticket, template, values, automatic=True, thread=None):
+    """Write one mail to ``ticket``'s requester into the queue (caller's transaction); returns the row.
+
+    ``thread``: ``(in_reply_to, references)`` when the caller knows them (saves a query per mail)."""
     language = ticket.get("language") or settings.default_language
     values = {"number": ticket["number"], "subject": ticket["subject"],
               "name": ticket["requester"].get("name"), "support_name": settings.support_name, **values}
     subject, body = templates.render(template, language, values, settings.templates_dir, settings.default_language)
-    in_reply_to, references = _thread_headers(session, ticket["number"])
+    in_reply_to, references = thread if thread is not None else _thread_headers(session, ticket["number"])
     now = utcnow()
     message_id = new_message_id(ticket["number"], settings.support_domain)
     row = OutgoingMail(kind=kind, ticket_number=ticket["number"], to_address=ticket["requester"]["email"],
@@ -75,6 +77,25 @@ class NotYetRecorded(Exception):
 
 def _mail_channel(settings, ticket):
     return ticket.get("channel") in settings.mail_channels
+
+
+# The correlation id intake gives the tickets it opens from mail: their acknowledgement is written by the
+# poller in the transaction that records the mail (:func:`acknowledge_mail`), not by the event handler,
+# which would otherwise race that transaction (and, on PostgreSQL, retry by the hundred in a burst).
+MAIL_CORRELATION_PREFIX = "intake-email:"
+
+
+def acknowledged_by_poller(event):
+    """True for the ``ticket_created`` of a ticket intake opened from mail (acknowledged already)."""
+    return str(event.get("correlation_id") or "").startswith(MAIL_CORRELATION_PREFIX)
+
+
+def acknowledge_mail(session, settings, ticket, message_id):
+    """The acknowledgement of a ticket opened from the mail ``message_id``, in thread with it."""
+    if not _mail_channel(settings, ticket):
+        return None
+    thread = (message_id, [message_id]) if message_id else (None, [])
+    return enqueue(session, settings, "acknowledgement", ticket, "acknowledgement", {}, thread=thread)
 
 
 def notify_ticket_created(session, settings, ticket):

@@ -23,11 +23,11 @@ from helpdesk_common.outbox import OutboxRelay
 
 from helpdesk_common.contracts.chat import ChatPost, ChatQuery, EntriesQuery, NewChat
 
-from . import mailout
+from . import mailout, poller, social
 from .channels import Channels
 from .chat import ChatDesk, ChatSettings
 from .imap import ImapMailbox
-from .ingest import Incoming, Ingestor, attachment_view, quarantine_view
+from .ingest import Ingestor, attachment_view, quarantine_view
 from .models import Attachment, InboundMessage, OutgoingMail, Outbox, ProcessedEvent, QuarantinedMessage
 from .settings import Settings
 from .storage import AttachmentStore
@@ -35,6 +35,9 @@ from .storage import AttachmentStore
 log = logging.getLogger(__name__)
 
 DB_URL = "INTAKE_DB_URL"
+# Seconds before each retry of a social reply the connector did not take; parked after the last attempt.
+SOCIAL_REPLY_BACKOFF = (2, 10, 60, 300, 900)
+SOCIAL_REPLY_ATTEMPTS = 6
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
@@ -67,11 +70,16 @@ class Mailboxes(DependencyProvider):
 
 
 class MailboxPoll(Timer):
-    """A timer whose interval comes from config (``IMAP_POLL_INTERVAL``); fires at start-up, and never
-    while the previous poll still runs. Without mailboxes it does not run at all."""
+    """A timer whose interval comes from config (``IMAP_POLL_INTERVAL``); never fires while the previous
+    poll still runs. Without mailboxes it does not run at all.
+
+    Not eager: a poll fired while the container was still starting could send its ``create_tickets``
+    before nameko's RPC machinery was ready, and then wait for an answer that never came until
+    ``IMAP_POLL_TIMEOUT`` (seen in one test run in four when mail was waiting at start-up). The first
+    poll comes one interval after start."""
 
     def __init__(self, **kwargs):
-        super().__init__(interval=5, eager=True, **kwargs)
+        super().__init__(interval=5, eager=False, **kwargs)
 
     def setup(self):
         self.interval = float(self.container.config.get("IMAP_POLL_INTERVAL") or 5)
@@ -210,15 +218,7 @@ class IntakeService:
             # poller for good. Claims are resumable, so abandoning a poll loses nothing.
             timeout = eventlet.Timeout(self.settings.poll_timeout)
             try:
-                while True:
-                    fetched = mailbox.fetch_unprocessed(self.settings.imap_batch_size)
-                    if not fetched:
-                        break
-                    done = ingestor.ingest([Incoming(raw=raw, mailbox=mailbox.config, uid=uid)
-                                            for uid, raw in fetched])
-                    mailbox.mark_processed([uid for (uid, _), ok in zip(fetched, done) if ok])
-                    if len(fetched) < self.settings.imap_batch_size or not all(done):
-                        break
+                poller.drain(mailbox, ingestor, self.settings.imap_batch_size)
             except eventlet.Timeout as expired:
                 if expired is not timeout:
                     raise
@@ -235,6 +235,8 @@ class IntakeService:
 
     @reliable_handler("tickets", "ticket_created", backoff=(0.5, 1, 2, 5, 15))
     def on_ticket_created(self, event):
+        if mailout.acknowledged_by_poller(event):
+            return
         with self.db.begin() as session:
             if first_delivery(session, ProcessedEvent, event["id"], "intake.on_ticket_created"):
                 mailout.notify_ticket_created(session, self.settings, event["data"]["ticket"])
@@ -245,6 +247,13 @@ class IntakeService:
             if first_delivery(session, ProcessedEvent, event["id"], "intake.on_message_added"):
                 mailout.notify_message_added(session, self.settings, event["data"]["ticket"],
                                              event["data"]["message"])
+                social.queue_reply(session, self.settings, event["data"]["ticket"], event["data"]["message"])
+
+    @reliable_handler("intake", "social_reply_queued", max_attempts=SOCIAL_REPLY_ATTEMPTS,
+                      backoff=SOCIAL_REPLY_BACKOFF)
+    def deliver_social_reply(self, event):
+        """POST a public reply to the social connector; a failure is retried, then parked."""
+        social.deliver_once(self.db, self.settings, event)
 
     @reliable_handler("tickets", "status_changed")
     def on_status_changed(self, event):

@@ -1,4 +1,6 @@
 """The intake service's settings, read once from its nameko config (see config.yaml)."""
+import dataclasses
+import os
 import re
 import urllib.parse
 from dataclasses import dataclass, field
@@ -7,6 +9,12 @@ from typing import Optional
 DEFAULT_TICKET_PATTERN = r"HD-\d{6,}"
 LANGUAGES = ("en", "nl", "sv")
 CLOSED_RULES = ("new_ticket", "reopen")
+
+
+def _check_cafile(path):
+    """A CA file that is not there stops the service at start-up, not at the first poll."""
+    if path and not os.path.isfile(path):
+        raise ValueError(f"the CA file {path} does not exist")
 
 
 def _flag(value, default=False):
@@ -53,6 +61,7 @@ def parse_mailbox_url(url):
     unknown = set(query) - {"team", "language", "processed", "starttls", "tls_verify", "cafile"}
     if unknown:
         raise ValueError(f"unknown mailbox URL option(s): {', '.join(sorted(unknown))}")
+    _check_cafile(query.get("cafile"))
     language = query.get("language") or None
     if language and language not in LANGUAGES:
         raise ValueError(f"mailbox language must be one of {', '.join(LANGUAGES)}")
@@ -65,8 +74,10 @@ def parse_mailbox_url(url):
         tls_verify=_flag(query.get("tls_verify"), True), cafile=query.get("cafile") or None)
 
 
-def parse_mailbox_urls(value):
-    return [parse_mailbox_url(url) for url in (value or "").split(",") if url.strip()]
+def parse_mailbox_urls(value, cafile=None):
+    """Every mailbox of a comma-separated list; ``cafile`` for those whose URL names none."""
+    mailboxes = [parse_mailbox_url(url) for url in (value or "").split(",") if url.strip()]
+    return [m if m.cafile or not cafile else dataclasses.replace(m, cafile=cafile) for m in mailboxes]
 
 
 @dataclass(frozen=True)
@@ -86,8 +97,11 @@ class SmtpConfig:
                 "tls": self.scheme == "smtps" or self.starttls}
 
 
-def parse_smtp_url(url):
-    """``smtp://[user:pass@]host[:port][?starttls=true]`` or ``smtps://...`` (TLS from the start)."""
+def parse_smtp_url(url, cafile=None):
+    """``smtp://[user:pass@]host[:port][?starttls=true]`` or ``smtps://...`` (TLS from the start).
+
+    Certificates are verified against the system's CAs, or ``cafile`` (``HELPDESK_TLS_CA_FILE``), or the
+    URL's own ``cafile=``; ``tls_verify=false`` turns verification off (never in production)."""
     if not url:
         return None
     parts = urllib.parse.urlsplit(url.strip())
@@ -96,12 +110,16 @@ def parse_smtp_url(url):
     if not parts.hostname:
         raise ValueError("the SMTP URL needs a host: smtp://host:587?starttls=true")
     query = dict(urllib.parse.parse_qsl(parts.query))
+    unknown = set(query) - {"starttls", "tls_verify", "cafile", "timeout"}
+    if unknown:
+        raise ValueError(f"unknown SMTP URL option(s): {', '.join(sorted(unknown))}")
+    _check_cafile(query.get("cafile"))
     return SmtpConfig(
         scheme=parts.scheme, host=parts.hostname, port=parts.port or (465 if parts.scheme == "smtps" else 25),
         user=urllib.parse.unquote(parts.username) if parts.username else None,
         password=urllib.parse.unquote(parts.password or "") if parts.username else None,
         starttls=_flag(query.get("starttls")), tls_verify=_flag(query.get("tls_verify"), True),
-        cafile=query.get("cafile") or None, timeout=float(query.get("timeout") or 30))
+        cafile=query.get("cafile") or cafile or None, timeout=float(query.get("timeout") or 30))
 
 
 def _floats(value, default):
@@ -136,6 +154,10 @@ class Settings:
     web_form_rate_limit: int = 5
     web_form_rate_window: float = 3600.0
     placeholder_domain: Optional[str] = None
+    tls_ca_file: Optional[str] = None
+    social_connector_url: Optional[str] = None
+    social_connector_secret: Optional[str] = None
+    social_connector_timeout: float = 10.0
     ticket_regex: object = field(default=None, compare=False)
 
     def __post_init__(self):
@@ -148,6 +170,11 @@ class Settings:
         except re.error as error:
             raise ValueError(f"TICKET_NUMBER_PATTERN is not a valid regular expression: {error}") from None
         object.__setattr__(self, "ticket_regex", regex)
+        if self.social_connector_url:
+            if urllib.parse.urlsplit(self.social_connector_url).scheme not in ("http", "https"):
+                raise ValueError("SOCIAL_CONNECTOR_URL must be an http:// or https:// URL")
+            if not self.social_connector_secret:
+                raise ValueError("SOCIAL_CONNECTOR_SECRET is needed to sign the replies sent to SOCIAL_CONNECTOR_URL")
 
     @property
     def support_domain(self):
@@ -156,9 +183,11 @@ class Settings:
     @classmethod
     def from_config(cls, config):
         get = config.get
+        cafile = get("TLS_CA_FILE") or None
+        _check_cafile(cafile)
         return cls(
-            mailboxes=tuple(parse_mailbox_urls(get("IMAP_URLS"))),
-            smtp=parse_smtp_url(get("SMTP_URL")),
+            mailboxes=tuple(parse_mailbox_urls(get("IMAP_URLS"), cafile)),
+            smtp=parse_smtp_url(get("SMTP_URL"), cafile),
             support_address=get("SUPPORT_ADDRESS") or cls.support_address,
             support_name=get("SUPPORT_NAME") or cls.support_name,
             ticket_pattern=get("TICKET_NUMBER_PATTERN") or DEFAULT_TICKET_PATTERN,
@@ -179,6 +208,10 @@ class Settings:
             web_form_rate_limit=int(get("WEB_FORM_RATE_LIMIT") or 5),
             web_form_rate_window=float(get("WEB_FORM_RATE_WINDOW") or 3600),
             placeholder_domain=get("PLACEHOLDER_EMAIL_DOMAIN") or None,
+            tls_ca_file=cafile,
+            social_connector_url=(get("SOCIAL_CONNECTOR_URL") or "").strip() or None,
+            social_connector_secret=get("SOCIAL_CONNECTOR_SECRET") or None,
+            social_connector_timeout=float(get("SOCIAL_CONNECTOR_TIMEOUT") or 10),
         )
 
     def describe(self):

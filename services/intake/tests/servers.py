@@ -53,10 +53,43 @@ def port_open(port):
         return False
 
 
+class Certificates:
+    """A private CA and a server certificate for 127.0.0.1/localhost signed by it, made with ``openssl``
+    (PEM files in ``folder``): what a company with its own CA gives its mail servers."""
+
+    def __init__(self, folder):
+        self.folder = str(folder)
+        os.makedirs(self.folder, exist_ok=True)
+        self.ca = os.path.join(self.folder, "ca.pem")
+        self.cert = os.path.join(self.folder, "server.pem")
+        self.key = os.path.join(self.folder, "server.key")
+        ca_key = os.path.join(self.folder, "ca.key")
+        request = os.path.join(self.folder, "server.csr")
+        extensions = os.path.join(self.folder, "server.ext")
+        with open(extensions, "w") as stream:
+            stream.write("subjectAltName = IP:127.0.0.1, DNS:localhost\nextendedKeyUsage = serverAuth\n")
+
+        def openssl(*args):
+            subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+        openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", ca_key, "-out", self.ca, "-days", "2",
+                "-subj", "/CN=Helpdesk Test CA")
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", self.key, "-out", request,
+                "-subj", "/CN=127.0.0.1")
+        openssl("x509", "-req", "-in", request, "-CA", self.ca, "-CAkey", ca_key, "-CAcreateserial",
+                "-out", self.cert, "-days", "2", "-extfile", extensions)
+        for path in (self.cert, self.key, self.ca):
+            os.chmod(path, 0o644)  # Dovecot reads them as its unprivileged user
+
+
 class Dovecot:
-    def __init__(self, root):
+    """Dovecot on loopback; with ``certificates`` also IMAPS on ``tls_port`` and STARTTLS on ``port``."""
+
+    def __init__(self, root, certificates=None):
         self.root = str(root)
         self.port = free_port()
+        self.certificates = certificates
+        self.tls_port = free_port() if certificates else 0
         if os.getuid() == 0:
             account = pwd.getpwnam("dovecot")
         else:
@@ -76,7 +109,7 @@ state_dir = {self.root}/state
 log_path = {self.root}/dovecot.log
 protocols = imap
 listen = 127.0.0.1
-ssl = no
+{self._ssl()}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 default_internal_user = {self.user}
@@ -100,7 +133,8 @@ service imap-login {{
     port = {self.port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = 127.0.0.1
+    port = {self.tls_port}
   }}
 }}
 service anvil {{
@@ -108,6 +142,12 @@ service anvil {{
 }}
 """)
         del group
+
+    def _ssl(self):
+        if not self.certificates:
+            return "ssl = no"
+        return (f"ssl = yes\nssl_cert = <{self.certificates.cert}\nssl_key = <{self.certificates.key}\n"
+                "ssl_min_protocol = TLSv1.2")
 
     def start(self):
         self._write_config()
@@ -174,6 +214,12 @@ class Mailbox:
         query = "&".join(f"{k}={v}" for k, v in options.items())
         return f"imap://{self.user}:{PASSWORD}@127.0.0.1:{self.server.port}/INBOX" + (f"?{query}" if query else "")
 
+    def tls_url(self, **options):
+        """``imaps://`` on the server's TLS port (the server must have certificates)."""
+        query = "&".join(f"{k}={v}" for k, v in options.items())
+        return (f"imaps://{self.user}:{PASSWORD}@127.0.0.1:{self.server.tls_port}/INBOX"
+                + (f"?{query}" if query else ""))
+
     def deliver(self, raw):
         """Drop ``raw`` into Maildir/new, as a delivery agent does (written in tmp/, then renamed)."""
         if isinstance(raw, str):
@@ -209,6 +255,12 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
 folder, port, user, password = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+mode, cert, key = (sys.argv[5:8] + [None, None, None])[:3] if len(sys.argv) > 5 else ("plain", None, None)
+context = None
+if mode in ("starttls", "tls"):
+    import ssl
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
 
 class Keep:
     async def handle_DATA(self, server, session, envelope):
@@ -216,7 +268,8 @@ class Keep:
         with open(os.path.join(folder, name + ".eml"), "wb") as stream:
             stream.write(envelope.original_content or envelope.content)
         meta = {"mail_from": envelope.mail_from, "rcpt_tos": envelope.rcpt_tos,
-                "login": session.auth_data.decode(errors="replace") if session.authenticated else None}
+                "login": session.auth_data.decode(errors="replace") if session.authenticated else None,
+                "tls": session.ssl is not None or server.transport.get_extra_info("ssl_object") is not None}
         tmp = os.path.join(folder, name + ".tmp")
         with open(tmp, "w") as stream:
             json.dump(meta, stream)
@@ -228,8 +281,15 @@ def authenticate(server, session, envelope, mechanism, auth_data):
         return AuthResult(success=True, auth_data=auth_data.login)
     return AuthResult(success=False, handled=False)
 
-controller = Controller(Keep(), hostname="127.0.0.1", port=port, authenticator=authenticate,
-                        auth_require_tls=False, auth_required=True)
+if mode == "starttls":  # AUTH only after STARTTLS, as a real submission server would insist
+    controller = Controller(Keep(), hostname="127.0.0.1", port=port, authenticator=authenticate,
+                            auth_require_tls=True, auth_required=True, tls_context=context, require_starttls=True)
+elif mode == "tls":  # implicit TLS from the first byte (port 465 style)
+    controller = Controller(Keep(), hostname="127.0.0.1", port=port, authenticator=authenticate,
+                            auth_require_tls=False, auth_required=True, ssl_context=context)
+else:
+    controller = Controller(Keep(), hostname="127.0.0.1", port=port, authenticator=authenticate,
+                            auth_require_tls=False, auth_required=True)
 controller.start()
 print("ready", flush=True)
 try:
@@ -245,20 +305,26 @@ class SmtpSink:
     user = "helpdesk"
     password = PASSWORD
 
-    def __init__(self, root):
+    def __init__(self, root, mode="plain", certificates=None):
+        """``mode``: ``plain``, ``starttls`` (AUTH only after STARTTLS) or ``tls`` (implicit TLS)."""
         self.folder = os.path.join(str(root), "smtp")
         os.makedirs(self.folder, exist_ok=True)
         self.port = free_port()
         self.process = None
+        self.mode = mode
+        self.certificates = certificates
 
     @property
     def url(self):
-        return f"smtp://{self.user}:{self.password}@127.0.0.1:{self.port}"
+        scheme = "smtps" if self.mode == "tls" else "smtp"
+        query = "?starttls=true" if self.mode == "starttls" else ""
+        return f"{scheme}://{self.user}:{self.password}@127.0.0.1:{self.port}{query}"
 
     def start(self):
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        tls = [self.mode, self.certificates.cert, self.certificates.key] if self.certificates else []
         self.process = subprocess.Popen([sys.executable, "-c", SINK_SCRIPT, self.folder, str(self.port), self.user,
-                                         self.password], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
+                                         self.password, *tls], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
                                         start_new_session=True)
         assert self.process.stdout.readline().strip() == b"ready", "the SMTP sink did not start"
         wait_for(lambda: port_open(self.port), what="the SMTP sink")

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 import mails
 from conftest import ADMIN
 from servers import wait_for
-from intake.models import InboundMessage
+from intake.models import InboundMessage, OutgoingMail
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 BIN = os.path.dirname(sys.executable)
@@ -61,7 +61,11 @@ def test_intake_killed_mid_batch_loses_nothing_and_doubles_nothing(tmp_path, rab
         assert replies == ["More details for you."]
         with intake_sessions() as session:
             states = dict(session.execute(select(InboundMessage.state, func.count()).group_by(InboundMessage.state)).all())
+            # one acknowledgement per new ticket, written with the record of its mail: none lost, none twice
+            acknowledged = list(session.scalars(select(OutgoingMail.ticket_number).where(
+                OutgoingMail.kind == "acknowledgement")))
         assert states == {"done": 12}
+        assert sorted(acknowledged) == sorted(t["number"] for t in tickets if t["subject"] != "Existing")
     finally:
         survivor.terminate()
         try:

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 import mails
 from conftest import ADMIN, AGENT
 from servers import wait_for
-from intake.models import Attachment, InboundMessage, OutgoingMail, QuarantinedMessage
+from intake.models import Attachment, InboundMessage, OutgoingMail, Outbox, QuarantinedMessage
 
 
 def address(name="ann"):
@@ -184,3 +184,35 @@ def test_agent_replies_and_status_changes_reach_the_customer_internal_notes_neve
     wait_for(lambda: tickets_rpc.get_ticket(number, ADMIN)["status"] == "open", what="the ticket to reopen")
     bodies = [m["body"] for m in tickets_rpc.list_messages(number, ADMIN)]
     assert bodies[-1] == "Thanks, it works."
+
+
+def test_many_batches_in_flight_make_each_ticket_once(container_factory, intake_config, tickets_service, mailbox,
+                                                       find_tickets, intake_sessions):
+    """Batches of 4 with two in flight at a time; a duplicate lands in a later batch than its first copy
+    while that one is still in flight: it must wait for the next poll, not be claimed a second time."""
+    from intake.service import IntakeService
+
+    customer = address("bulk")
+    first = mails.plain(customer, "Request 00", "Body 00")
+    for n in range(13):
+        mailbox.deliver(mails.plain(customer, f"Request {n:02d}", f"Body {n:02d}") if n else first)
+        if n == 5:
+            mailbox.deliver(first)  # the same message again, in the second batch
+    container = container_factory(IntakeService, {**intake_config, "IMAP_BATCH_SIZE": 4})
+    container.start()
+    wait_for(lambda: mailbox.counts() == (14, 0), timeout=60, what="every message marked seen")
+    subjects = sorted(t["subject"] for t in find_tickets(customer))
+    assert subjects == [f"Request {n:02d}" for n in range(13)]
+    with intake_sessions() as session:
+        assert dict(session.execute(select(InboundMessage.state, func.count()).group_by(InboundMessage.state)).all()) \
+            == {"done": 13}
+        received = session.scalar(select(func.count()).select_from(Outbox).where(
+            Outbox.event_type == "message_received"))
+    assert received == 13  # one message_received per message: nothing claimed or recorded twice
+
+
+def test_uid_sets_are_sent_as_ranges():
+    from intake.imap import uid_ranges
+
+    assert uid_ranges([1, 2, 3, 7, 9, 10]) == "1:3,7,9:10"
+    assert uid_ranges([5]) == "5" and uid_ranges([]) == ""

@@ -10,7 +10,7 @@ from helpdesk_common.contracts.tickets import NewMessage, TicketChanges, TicketV
 from helpdesk_common.errors import Forbidden, ValidationFailed
 from helpdesk_common.events import CATALOGUE, SPECVERSION
 from tickets import domain
-from tickets.models import Contact, HistoryRecord, IdempotencyKey, Message, Outbox, Ticket
+from tickets.models import Contact, HistoryRecord, IdempotencyKey, Message, MessageKey, Outbox, Ticket
 
 
 def _history(sessions, number):
@@ -312,6 +312,28 @@ def test_messages_are_listed_oldest_first_with_their_history(sessions, rules, ag
     assert all(set(e) == {"at", "actor", "field", "old", "new"} for e in entries)
     with sessions() as session:
         assert session.query(Message).count() == 2
+
+
+def test_a_repeated_message_idempotency_key_returns_the_first_message(sessions, rules, agent, admin, open_ticket):
+    number, other = open_ticket()["number"], open_ticket()["number"]
+
+    def reply(body, viewer=agent, ticket=number, key="email:abc"):
+        with sessions.begin() as session:
+            return domain.add_message(session, ticket, NewMessage(body=body), viewer, rules, idempotency_key=key)
+
+    first = reply("Fixed in 2.3.1")
+    assert reply("Fixed in 2.3.1") == first  # e.g. intake retrying after a crash
+    with pytest.raises(ValidationFailed) as refused:
+        reply("Something else")  # the same key for another message is a client's mistake, not a repeat
+    assert refused.value.code == "idempotency_key_reused"
+    with pytest.raises(ValidationFailed):
+        reply("Fixed in 2.3.1", ticket=other)
+    assert reply("Fixed in 2.3.1", viewer=admin)["id"] != first["id"]  # keys belong to their author
+    with sessions() as session:
+        assert session.query(Message).count() == 2
+        assert session.query(Outbox).filter(Outbox.event_type == "message_added").count() == 2
+        assert session.scalar(select(MessageKey).where(MessageKey.key == "email:abc",
+                                                       MessageKey.client == agent.actor)).message_id == first["id"]
 
 
 def test_system_actor_may_change_tickets(sessions, rules, open_ticket):

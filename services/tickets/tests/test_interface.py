@@ -168,3 +168,14 @@ def test_custom_fields_and_workflow_over_rpc(tickets, tap):
     assert envelope["data"]["ticket"]["custom_fields"] == {"plan": "pro"}
     assert tickets.get_workflow()["initial"] == "new"
     assert tickets.ping() == {"service": "tickets", "ok": True}
+
+
+def test_add_message_with_an_idempotency_key_over_rpc(tickets):
+    number = tickets.create_ticket(TICKET, CUSTOMER)["ticket"]["number"]
+    first = tickets.add_message(number, {"body": "Any news?"}, CUSTOMER, idempotency_key="email:<m1@example.com>")
+    again = tickets.add_message(number, {"body": "Any news?"}, CUSTOMER, idempotency_key="email:<m1@example.com>")
+    assert again == first
+    assert [m["id"] for m in tickets.list_messages(number, AGENT)] == [first["id"]]
+    with pytest.raises(ValidationFailed) as bad:
+        tickets.add_message(number, {"body": "x"}, CUSTOMER, idempotency_key="k" * 201)
+    assert bad.value.code == "validation_failed"

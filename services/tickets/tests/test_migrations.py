@@ -11,7 +11,8 @@ from helpdesk_common.database import engine_for
 from tickets import migrate
 from tickets.models import Base
 
-TABLES = {"alembic_version", "contact_identifiers", "contacts", "custom_field_definitions", "idempotency_keys", "messages",
+TABLES = {"alembic_version", "contact_identifiers", "contacts", "custom_field_definitions", "idempotency_keys",
+          "message_idempotency_keys", "messages",
           "outbox", "processed_events", "sla_clocks", "ticket_history", "tickets"}
 
 

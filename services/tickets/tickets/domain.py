@@ -23,7 +23,8 @@ from helpdesk_common.outbox import stage, stage_many
 
 from . import contacts, custom_fields, sla
 from .exceptions import idempotency_key_reused, ticket_not_found
-from .models import Contact, ContactIdentifier, HistoryRecord, IdempotencyKey, Message, Outbox, ProcessedEvent, SlaClock, Ticket
+from .models import (Contact, ContactIdentifier, HistoryRecord, IdempotencyKey, Message, MessageKey, Outbox, ProcessedEvent,
+                     SlaClock, Ticket)
 from .sla import SlaPolicies
 from .workflow import Workflow
 
@@ -406,11 +407,22 @@ def change_ticket(session: Session, number, changes, viewer, rules: Rules, now=N
     return view
 
 
-def add_message(session: Session, number, command, viewer, rules: Rules, now=None):
-    """Add a public reply or an internal note. A customer's reply takes a pending ticket back to open."""
+def add_message(session: Session, number, command, viewer, rules: Rules, now=None, idempotency_key=None):
+    """Add a public reply or an internal note. A customer's reply takes a pending ticket back to open.
+
+    With ``idempotency_key`` (per author: e.g. an email's Message-ID), a repeated call returns the
+    message the first one added; the same key for a different message or ticket is refused."""
     if command.visibility == "internal" and viewer.role not in STAFF:
         raise Forbidden("Internal notes are for agents only.", code="agents_only")
     ticket = find_ticket(session, number, viewer, for_update=True)
+    digest = _request_hash(command) if idempotency_key else None
+    if idempotency_key:
+        digest = hashlib.sha256(f"{ticket.number}:{digest}".encode()).hexdigest()
+        first = session.get(MessageKey, (viewer.actor, idempotency_key))
+        if first is not None:
+            if first.request_hash != digest:
+                raise idempotency_key_reused(idempotency_key)
+            return message_view(session.get(Message, first.message_id), ticket.number)
     now = now or utcnow()
     message = Message(ticket_id=ticket.id, visibility=command.visibility, author=viewer.actor,
                       author_role=viewer.role, body=command.body, created_at=now)
@@ -430,6 +442,11 @@ def add_message(session: Session, number, command, viewer, rules: Rules, now=Non
     sync_clocks(session, ticket, rules, now)
     session.flush()
     _record(session, ticket, viewer, f"message.{command.visibility}", None, message.id, now)
+    if idempotency_key:
+        # The primary key makes a concurrent repeat fail at commit; run_in_transaction reruns it, and the
+        # rerun finds this key and answers with this message.
+        session.add(MessageKey(client=viewer.actor, key=idempotency_key, request_hash=digest, message_id=message.id,
+                               created_at=now))
     view = ticket_view(ticket, rules, now)
     result = message_view(message, ticket.number)
     _publish(session, "message_added", {"ticket": view, "message": result}, viewer, ticket.number)

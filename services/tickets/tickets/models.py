@@ -148,6 +148,19 @@ class IdempotencyKey(Base):
     created_at: Mapped[object] = mapped_column(UtcDateTime, default=utcnow)
 
 
+class MessageKey(Base):
+    """An idempotency key of ``add_message`` (a channel's own message id, e.g. an email's Message-ID) and
+    the message its first call added: a repeated call answers with that message instead of adding one."""
+
+    __tablename__ = "message_idempotency_keys"
+
+    client: Mapped[str] = mapped_column(String(254), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"))
+    created_at: Mapped[object] = mapped_column(UtcDateTime, default=utcnow)
+
+
 class Outbox(OutboxMixin, Base):
     pass
 

@@ -10,7 +10,7 @@ from helpdesk_common.contracts.contacts import ContactMerge, ContactQuery, Ident
 from helpdesk_common.contracts.tickets import NewCustomField, NewMessage, NewTicket, TicketChanges, TicketQuery, Viewer
 from helpdesk_common.consumer import reliable_handler
 from helpdesk_common.database import Database, run_in_transaction, utcnow
-from helpdesk_common.errors import EXPECTED_ERRORS, HelpdeskError, to_wire
+from helpdesk_common.errors import EXPECTED_ERRORS, HelpdeskError, ValidationFailed, to_wire
 from helpdesk_common.metrics import EntrypointMetrics
 from helpdesk_common.outbox import OutboxRelay
 
@@ -55,11 +55,22 @@ sla_timer = ConfigTimer.decorator
 
 
 def _contact_id(value, what="contact_id"):
-    from helpdesk_common.errors import ValidationFailed
+    """A contact's id as a positive integer, else a 422 saying so."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValidationFailed(f"{what} must be a positive integer.",
                                details=[{"field": what, "code": "wrong_type", "message": "expected an integer"}])
     return value
+
+
+def _idempotency_key(key):
+    """``None``, or a key of 1 to 200 characters (the column's width), else a 422 saying so."""
+    if key is None:
+        return None
+    if not isinstance(key, str) or not 1 <= len(key) <= 200:
+        raise ValidationFailed("idempotency_key must be a string of 1 to 200 characters.",
+                               details=[{"field": "idempotency_key", "code": "invalid_format",
+                                         "message": "1 to 200 characters"}])
+    return key
 
 
 class TicketsService:
@@ -129,9 +140,12 @@ class TicketsService:
         return self._write(lambda s: domain.change_ticket(s, str(number), command, who, self.rules), number)
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
-    def add_message(self, number, message, viewer):
+    def add_message(self, number, message, viewer, idempotency_key=None):
+        """Add a reply or note; a repeated ``idempotency_key`` (per author) returns the first message."""
         command, who = validate(NewMessage, message), validate(Viewer, viewer, prefix="viewer.")
-        return self._write(lambda s: domain.add_message(s, str(number), command, who, self.rules), number)
+        key = _idempotency_key(idempotency_key)
+        return self._write(lambda s: domain.add_message(s, str(number), command, who, self.rules,
+                                                        idempotency_key=key), number)
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def list_messages(self, number, viewer):
