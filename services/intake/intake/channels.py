@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from helpdesk_common.contracts.intake import RateLimited, TooLarge
 from helpdesk_common.database import utcnow
-from helpdesk_common.errors import Conflict, HelpdeskError, NotFound, ValidationFailed
+from helpdesk_common.errors import Conflict, Forbidden, HelpdeskError, NotFound, ValidationFailed, from_wire
 from helpdesk_common.events import new_event
 from helpdesk_common.outbox import stage
 
@@ -87,7 +87,6 @@ class Channels:
     def _create(self, ticket, key):
         (answer,) = self.tickets.create_tickets([{"ticket": ticket, "viewer": SYSTEM, "idempotency_key": key}])
         if "error" in answer:
-            from helpdesk_common.errors import from_wire
             raise from_wire(answer["error"])
         return answer["ticket"]["number"], answer["created"]
 
@@ -111,7 +110,6 @@ class Channels:
         """``form``: a validated WebForm; ``viewer``: who submits (a customer submits for themselves)."""
         email = form.requester.email.lower()
         if viewer.role == "customer" and (viewer.email or "").lower() != email:
-            from helpdesk_common.errors import Forbidden
             raise Forbidden("Customers can only submit requests for themselves.", code="requester_mismatch")
         files, total = [], 0
         for upload in form.attachments:

@@ -16,12 +16,12 @@ import hmac
 import logging
 import secrets
 import uuid
-from collections import Counter
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
+from helpdesk_common.contracts.intake import RateLimited
 from helpdesk_common.database import utcnow
 from helpdesk_common.errors import Conflict, Forbidden, HelpdeskError, NotFound, ValidationFailed, from_wire
 from helpdesk_common.events import new_event
@@ -43,6 +43,8 @@ class ChatSettings:
     tickets_patience: float = 5.0   # how long a chat request waits for the tickets service
     settle_after: float = 10.0      # the sweep leaves chats this recently active to the live path
     lease_seconds: float = 60.0     # a transcriber that died lets go of its chat after this
+    start_limit: int = 10           # chats one address may start within start_window (abuse guard)
+    start_window: float = 3600.0
 
     @classmethod
     def from_config(cls, config):
@@ -50,7 +52,9 @@ class ChatSettings:
         return cls(answer_timeout=float(get("CHAT_ANSWER_TIMEOUT") or cls.answer_timeout),
                    sweep_interval=float(get("CHAT_SWEEP_INTERVAL") or cls.sweep_interval),
                    tickets_patience=float(get("CHAT_TICKETS_PATIENCE") or cls.tickets_patience),
-                   settle_after=float(get("CHAT_SETTLE_AFTER") or cls.settle_after))
+                   settle_after=float(get("CHAT_SETTLE_AFTER") or cls.settle_after),
+                   start_limit=int(get("CHAT_START_LIMIT") or cls.start_limit),
+                   start_window=float(get("CHAT_START_WINDOW") or cls.start_window))
 
 
 def _hash(token):
@@ -136,6 +140,13 @@ class ChatDesk:
         token = secrets.token_urlsafe(24)
         now = utcnow()
         with self.sessions.begin() as session:
+            # Anyone may start a chat under any address, as with the web form: limit starts per address.
+            recent = session.scalar(select(func.count()).select_from(ChatSession).where(
+                ChatSession.customer_email == email,
+                ChatSession.started_at >= now - timedelta(seconds=self.settings.start_window)))
+            if recent >= self.settings.start_limit:
+                raise RateLimited(f"{email} started {recent} chats in the last "
+                                  f"{self.settings.start_window / 60:g} minutes; try again later.")
             chat = ChatSession(id=str(uuid.uuid4()), state="waiting", customer_email=email,
                                customer_name=command.name, token_hash=_hash(token), language=command.language,
                                subject=command.subject or clip(f"Chat: {command.message.splitlines()[0]}", 200),
@@ -283,8 +294,9 @@ class ChatDesk:
             if chat is None or not chat.ticket_number:
                 return
             number, email, agent_viewer = chat.ticket_number, chat.customer_email, chat.agent_viewer
-            entries = [(e.id, e.author, e.author_role, e.body, e.at, e.in_ticket) for e in session.scalars(
-                select(ChatEntry).where(ChatEntry.chat_id == chat_id, ChatEntry.kind == "message", ChatEntry.seq > 1)
+            pending = [(e.id, e.author, e.author_role, e.body) for e in session.scalars(
+                select(ChatEntry).where(ChatEntry.chat_id == chat_id, ChatEntry.kind == "message", ChatEntry.seq > 1,
+                                        ChatEntry.in_ticket.is_(False))
                 .order_by(ChatEntry.seq))]
 
         def poster(author, role):
@@ -294,23 +306,10 @@ class ChatDesk:
                 return agent_viewer
             return {"actor": author, "role": role}
 
-        pending = [e for e in entries if not e[5]]
-        if not pending:
-            return 0
-        already = Counter()
-        stale = utcnow() - timedelta(seconds=self.settings.settle_after)
-        if any(at <= stale for _, _, _, _, at, _ in pending):
-            # A retry: an earlier attempt may have reached the ticket after we stopped waiting for it (its
-            # call stayed queued while tickets was away). Count what the ticket has beyond what we know.
-            on_ticket = Counter((m["author"], m["body"]) for m in self.tickets.list_messages(number, SYSTEM))
-            known = Counter((poster(a, r)["actor"], b) for _, a, r, b, _, done in entries if done)
-            already = on_ticket - known
-        for entry_id, author, role, body, _, _ in pending:
-            viewer = poster(author, role)
-            if already[(viewer["actor"], body)] > 0:
-                already[(viewer["actor"], body)] -= 1
-            else:
-                self.tickets.add_message(number, {"body": body, "visibility": "public"}, viewer)
+        for entry_id, author, role, body in pending:
+            # The key makes a retry (after a lost answer, or from the sweep) the same message on the ticket.
+            self.tickets.add_message(number, {"body": body, "visibility": "public"}, poster(author, role),
+                                     idempotency_key=f"chat:{chat_id}:{entry_id}")
             with self.sessions.begin() as session:
                 session.execute(update(ChatEntry).where(ChatEntry.id == entry_id).values(in_ticket=True))
         return len(pending)

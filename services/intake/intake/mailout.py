@@ -18,6 +18,7 @@ from email.utils import format_datetime, formataddr
 from sqlalchemy import or_, select, update
 
 from helpdesk_common.database import utcnow
+from helpdesk_common.errors import NotFound
 from helpdesk_common.events import new_event
 from helpdesk_common.outbox import stage
 
@@ -287,7 +288,6 @@ def retry(session, mail_id):
     """An operator's retry of a failed (or waiting) mail: due now, with a fresh set of attempts."""
     mail = session.get(OutgoingMail, mail_id)
     if mail is None:
-        from helpdesk_common.errors import NotFound
         raise NotFound(f"There is no outgoing mail {mail_id}.", code="mail_not_found")
     if mail.status != "sent":
         mail.status, mail.attempts, mail.next_attempt_at, mail.locked_until = "pending", 0, utcnow(), None

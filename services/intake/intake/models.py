@@ -170,7 +170,8 @@ class ChatSession(Base):
     ``ended``. Its ticket exists once answered, or once it ended unanswered (``ticket_number``)."""
 
     __tablename__ = "chat_sessions"
-    __table_args__ = (Index("ix_chat_sessions_state", "state", "started_at"),)
+    __table_args__ = (Index("ix_chat_sessions_state", "state", "started_at"),
+                      Index("ix_chat_sessions_customer", "customer_email", "started_at"))
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     state: Mapped[str] = mapped_column(String(10))            # waiting | active | ended

@@ -17,7 +17,7 @@ from helpdesk_common.contracts import validate
 from helpdesk_common.contracts.intake import OutgoingQuery, PhoneCall, QuarantineQuery, SocialMessage, WebForm
 from helpdesk_common.contracts.tickets import Viewer
 from helpdesk_common.database import Database, engine_for
-from helpdesk_common.errors import EXPECTED_ERRORS
+from helpdesk_common.errors import EXPECTED_ERRORS, Forbidden, ValidationFailed
 from helpdesk_common.metrics import EntrypointMetrics
 from helpdesk_common.outbox import OutboxRelay
 
@@ -177,7 +177,6 @@ class OutgoingMailRelay(DependencyProvider):
 
 def _int_id(value, what):
     if isinstance(value, bool) or not isinstance(value, int):
-        from helpdesk_common.errors import ValidationFailed
         raise ValidationFailed(f"{what} must be an integer.", details=[{"field": what, "code": "wrong_type",
                                                                         "message": "expected an integer"}])
     return value
@@ -331,7 +330,6 @@ class IntakeService:
     def list_chats(self, query, viewer):
         filters, who = validate(ChatQuery, query or {}), validate(Viewer, viewer, prefix="viewer.")
         if who.role not in ("admin", "agent"):
-            from helpdesk_common.errors import Forbidden
             raise Forbidden("Only agents see the chats waiting.", code="agents_only")
         return self._chat().waiting(filters.state, filters.limit)
 

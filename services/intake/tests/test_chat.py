@@ -5,6 +5,7 @@ import pytest
 from sqlalchemy import select
 
 from conftest import ADMIN, AGENT
+from helpdesk_common.contracts.intake import RateLimited
 from helpdesk_common.errors import Conflict, Forbidden, NotFound
 from helpdesk_common.testing import wait_for
 from intake.models import ChatEntry
@@ -20,7 +21,7 @@ def chat_timeout():
 @pytest.fixture
 def intake_config(intake_config, chat_timeout):
     return {**intake_config, "CHAT_ANSWER_TIMEOUT": chat_timeout, "CHAT_SWEEP_INTERVAL": 0.2,
-            "CHAT_SETTLE_AFTER": 0.5, "CHAT_TICKETS_PATIENCE": 2}
+            "CHAT_SETTLE_AFTER": 0.5, "CHAT_TICKETS_PATIENCE": 2, "CHAT_START_LIMIT": 3}
 
 
 def start(intake_rpc, message="The printer is on fire.", email="eva@example.se"):
@@ -97,3 +98,15 @@ def test_a_transcript_reaches_its_ticket_once_after_tickets_was_away(intake_rpc,
                      and tickets_rpc.list_messages(number, ADMIN), timeout=30, message="the second message")
     assert [(m["body"], m["author"]) for m in final] == [("Unplug it, please.", "agent-7"), ("Thanks.", "agent-7")]
     assert messages[0]["body"] == "Unplug it, please."
+
+
+def test_one_address_cannot_start_chats_without_end(intake_rpc):
+    for n in range(3):
+        start(intake_rpc, message=f"Question {n}", email="flood@example.com")
+    with pytest.raises(RateLimited) as limited:
+        start(intake_rpc, message="Question 4", email="FLOOD@example.com")
+    assert limited.value.code == "rate_limited" and "flood@example.com" in limited.value.message
+    assert start(intake_rpc, email="someone.else@example.com")["chat"]["state"] == "waiting"
+    waiting = [c for c in intake_rpc.list_chats({"state": "waiting"}, ADMIN)
+               if c["customer"]["email"] == "flood@example.com"]
+    assert len(waiting) == 3  # the refused start left nothing behind

@@ -39,6 +39,7 @@ def upgrade():
     sa.PrimaryKeyConstraint('id')
     )
     op.create_index('ix_chat_sessions_state', 'chat_sessions', ['state', 'started_at'], unique=False)
+    op.create_index('ix_chat_sessions_customer', 'chat_sessions', ['customer_email', 'started_at'], unique=False)
     op.create_table('chat_entries',
     sa.Column('id', Id, autoincrement=True, nullable=False),
     sa.Column('chat_id', sa.String(length=36), nullable=False),
@@ -59,5 +60,6 @@ def upgrade():
 def downgrade():
     op.drop_index('ix_chat_entries_pending', table_name='chat_entries')
     op.drop_table('chat_entries')
+    op.drop_index('ix_chat_sessions_customer', table_name='chat_sessions')
     op.drop_index('ix_chat_sessions_state', table_name='chat_sessions')
     op.drop_table('chat_sessions')
