@@ -7,6 +7,7 @@ import uuid
 import eventlet
 from eventlet.event import Event
 from nameko.extensions import DependencyProvider
+from nameko.messaging import QueueConsumer
 from nameko.rpc import RpcProxy, rpc
 from nameko.timer import Timer
 from sqlalchemy import select, text
@@ -73,10 +74,10 @@ class MailboxPoll(Timer):
     """A timer whose interval comes from config (``IMAP_POLL_INTERVAL``); never fires while the previous
     poll still runs. Without mailboxes it does not run at all.
 
-    Not eager: a poll fired while the container was still starting could send its ``create_tickets``
-    before nameko's RPC machinery was ready, and then wait for an answer that never came until
-    ``IMAP_POLL_TIMEOUT`` (seen in one test run in four when mail was waiting at start-up). The first
-    poll comes one interval after start."""
+    nameko starts all of a container's extensions at once, so a poll could send its ``create_tickets``
+    before the queue consumer had declared the RPC reply queue: the answer was dropped as unroutable and
+    the poll waited ``IMAP_POLL_TIMEOUT`` for it (one test run in four with mail waiting at start-up, more
+    under load). The first poll therefore waits until the container's queue consumer is consuming."""
 
     def __init__(self, **kwargs):
         super().__init__(interval=5, eager=False, **kwargs)
@@ -96,6 +97,12 @@ class MailboxPoll(Timer):
     def kill(self):
         if self.enabled and self.gt is not None:
             super().kill()
+
+    def _run(self):
+        for extension in self.container.subextensions:
+            if isinstance(extension, QueueConsumer):
+                extension._consumers_ready.wait()  # nameko 2.14 (pinned) has no public "ready" signal
+        super()._run()
 
 
 mailbox_poll = MailboxPoll.decorator

@@ -211,6 +211,24 @@ def test_many_batches_in_flight_make_each_ticket_once(container_factory, intake_
     assert received == 13  # one message_received per message: nothing claimed or recorded twice
 
 
+def test_mail_waiting_at_start_up_is_ticketed_and_acknowledged_by_the_first_poll(container_factory, intake_config,
+                                                                                 tickets_service, mailbox, smtp_sink,
+                                                                                 wait_tickets):
+    """The first poll fires almost at once: it must not send create_tickets before the RPC reply queue
+    exists (the answer would be dropped and the poll would wait IMAP_POLL_TIMEOUT, 120 s, for it). The race
+    needs a slow broker connection to show, so this test catches it only under load (as CI once did)."""
+    from intake.service import IntakeService
+
+    customer = address("early")
+    mailbox.deliver(mails.plain(customer, "Waiting since last night", "Hello?"))
+    container = container_factory(IntakeService, {**intake_config, "IMAP_POLL_INTERVAL": 0.001,
+                                                  "IMAP_POLL_TIMEOUT": 120})
+    container.start()
+    (ticket,) = wait_tickets(customer)
+    (ack,) = smtp_sink.wait_for(customer)
+    assert ticket["number"] in ack["Subject"]
+
+
 def test_uid_sets_are_sent_as_ranges():
     from intake.imap import uid_ranges
 
