@@ -3,37 +3,18 @@ addresses and a phone number; mail from the second address (a real Dovecot mailb
 signed call record from the number both land on that contact. Every process is real (``tests/stack.py``).
 """
 import json
-import os
-import shutil
-import sys
-import tempfile
 import time
 import uuid
 
 import pytest
 
-from stack import Stack, create_token, database_url, wait_for
 from helpdesk_gateway.api.intake import sign
-
-INTAKE_TESTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "services", "intake",
-                            "tests")
-sys.path.insert(0, INTAKE_TESTS)
-
-import mails  # noqa: E402
-from servers import Dovecot  # noqa: E402
+from mail_servers import dovecot, mails  # noqa: F401 (dovecot: a fixture)
+from stack import Stack, create_token, database_url, wait_for
 
 pytestmark = pytest.mark.e2e
 
 PHONE_SECRET = "contacts-e2e-phone-secret"
-
-
-@pytest.fixture(scope="module")
-def dovecot():
-    root = tempfile.mkdtemp(prefix="e2e-contacts-dovecot-")  # not under pytest's folder: Dovecot's user enters it
-    server = Dovecot(root).start()
-    yield server
-    server.stop()
-    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -4,36 +4,16 @@ out, every service and the gateway started as processes (``tests/stack.py``), dr
 The mail servers are the intake tests' own (``services/intake/tests/servers.py``, ``mails.py``), imported,
 not copied. The stack is this module's own: the shared ``platform`` fixture polls no mailbox.
 """
-import os
-import shutil
-import sys
-import tempfile
 import uuid
 
 import pytest
 
+from mail_servers import SmtpSink, dovecot, mails  # noqa: F401 (dovecot: a fixture)
 from stack import Stack, database_url, wait_for
-
-INTAKE_TESTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "services", "intake",
-                            "tests")
-sys.path.insert(0, INTAKE_TESTS)
-
-import mails  # noqa: E402
-from servers import Dovecot, SmtpSink  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 
 SUPPORT = "support@helpdesk.test"
-
-
-@pytest.fixture(scope="module")
-def dovecot():
-    # Not under pytest's temporary folder: as root, that is a private folder Dovecot's user cannot enter.
-    root = tempfile.mkdtemp(prefix="e2e-dovecot-")
-    server = Dovecot(root).start()
-    yield server
-    server.stop()
-    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
