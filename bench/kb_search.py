@@ -22,17 +22,11 @@ import json
 import os
 import random
 import shutil
-import socket
 import sqlite3
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from importlib.resources import files
-
-import requests
 
 # This file is named like the package it measures: keep its own folder off the import path.
 _HERE = os.path.dirname(os.path.abspath(__file__))
@@ -43,6 +37,7 @@ from kb_search import analysis  # noqa: E402
 from kb_search.backends.base import IndexDoc, SearchQuery  # noqa: E402
 from kb_search.backends.elastic import ElasticsearchBackend  # noqa: E402
 from kb_search.backends.embedded import EmbeddedBackend  # noqa: E402
+from kb_search.es_emulator import ElasticsearchEmulator  # noqa: E402
 from kb_search.evaluation import DATA, collection_docs, evaluate, load_collection  # noqa: E402
 
 LANGS = ("en", "nl", "sv")
@@ -50,38 +45,13 @@ LANGS = ("en", "nl", "sv")
 
 # --- the Elasticsearch emulator -------------------------------------------------------------------
 
-class Emulator:
+class Emulator(ElasticsearchEmulator):
     def __init__(self):
-        binary = files("noida_db").joinpath("noida-db")
-        os.chmod(str(binary), 0o755)
-        self.data_dir = tempfile.mkdtemp(prefix="kb-bench-noida-")
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}"
-        self.log = open(os.path.join(self.data_dir, "noida.log"), "wb")
-        self.process = subprocess.Popen(
-            [str(binary), "start", "--data-dir", self.data_dir, "--host", "127.0.0.1", "--only",
-             "elasticsearch", "--elasticsearch-port", str(port)], stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if requests.get(self.url, timeout=0.5).ok:
-                    break
-            except requests.ConnectionError:
-                pass
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"the Elasticsearch emulator did not start; see {self.log.name}")
-            time.sleep(0.05)
-
-    def stop(self):
-        self.process.terminate()
+        super().__init__()
         try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-        self.log.close()
-        shutil.rmtree(self.data_dir, ignore_errors=True)
+            self.start()
+        except RuntimeError as error:
+            raise SystemExit(f"the Elasticsearch emulator did not start: {error}")
 
 
 # --- a generated knowledge base -------------------------------------------------------------------
