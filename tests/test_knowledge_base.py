@@ -276,6 +276,9 @@ def test_reindex_swaps_with_no_failed_search_in_between(platform, api):
     visitor = requests.Session()
     wait_for(lambda: [h["id"] for h in search(platform, visitor, q="projector flickers", lang="en")["items"]][:1]
              == [projector], timeout=60, what="the imported articles to be indexed")
+    # Every imported article indexed (the import's events all handled) before the rebuild starts.
+    wait_for(lambda: [search(platform, api, q="scanner", lang=lang, size=1)["total"] for lang in ("en", "nl", "sv")]
+             == [79, 80, 80], timeout=120, what="every imported article to be indexed")
     before = current_generation(platform)
 
     answers, failures, stop = [], [], threading.Event()
