@@ -218,19 +218,44 @@ def import_rows(stack, count, one_by_one):
     searchable = answered + _searchable(session, stack.url, "singlezq", one_by_one)
     rows.append({"label": "POST /api/v1/kb/articles, one at a time (baseline)", "n": one_by_one,
                  "answered": answered, "searchable": searchable})
+    quiet = _search_latencies(stack.url, lambda latencies: len(latencies) >= 100)
+    searching, latencies = threading.Event(), []
+    visitor = threading.Thread(target=lambda: latencies.extend(
+        _search_latencies(stack.url, lambda _latencies: searching.is_set())))
+    visitor.start()
     started = time.perf_counter()
-    reply = session.post(f"{stack.url}/api/v1/kb/import", json={"articles": _import_articles("bulkzq", count)},
-                         timeout=60)
-    answered = time.perf_counter() - started
-    if reply.status_code != 200:
-        raise SystemExit(f"POST /kb/import: {reply.status_code} {reply.text[:300]}")
-    searchable = answered + _searchable(session, stack.url, "bulkzq", count)
+    try:
+        reply = session.post(f"{stack.url}/api/v1/kb/import",
+                             json={"articles": _import_articles("bulkzq", count)}, timeout=60)
+        answered = time.perf_counter() - started
+        if reply.status_code != 200:
+            raise SystemExit(f"POST /kb/import: {reply.status_code} {reply.text[:300]}")
+        searchable = answered + _searchable(session, stack.url, "bulkzq", count)
+    finally:
+        searching.set()
+        visitor.join()
     rows.append({"label": "POST /api/v1/kb/import, one call", "n": count, "answered": answered,
                  "searchable": searchable})
-    return rows
+    return rows, {"quiet": quiet, "during import": latencies}
 
 
-def print_import_rows(rows, load_before, load_after):
+def _search_latencies(url, done):
+    """A visitor's searches, one after another, until ``done(latencies)``; returns their seconds."""
+    connection, latencies = http.client.HTTPConnection("127.0.0.1", urllib.parse.urlsplit(url).port, timeout=30), []
+    while not done(latencies):
+        started = time.perf_counter()
+        connection.request("GET", "/api/v1/kb/search?" + urllib.parse.urlencode({"q": "router firmware", "lang": "en"}))
+        response = connection.getresponse()
+        response.read()
+        if response.status != 200:
+            raise SystemExit(f"search during the import: {response.status}")
+        latencies.append(time.perf_counter() - started)
+    connection.close()
+    return latencies
+
+
+def print_import_rows(result, load_before, load_after):
+    rows, searches = result
     baseline = rows[0]["n"] / rows[0]["searchable"]
     print(f"\nBulk import until searchable (embedded backend, SQLite; 1-minute load average {load_before:.1f} "
           f"before, {load_after:.1f} after)\n")
@@ -240,6 +265,14 @@ def print_import_rows(rows, load_before, load_after):
         rate = row["n"] / row["searchable"]
         print(f"| {row['label']} | {row['n']} | {row['answered']:.2f} | {row['searchable']:.2f} | {rate:.0f} | "
               f"{rate / baseline:.1f}x |")
+    quiet = percentile(searches["quiet"], 0.5)
+    print("\n| a visitor's searches (one at a time, through the gateway) | searches | p50 ms | p99 ms | max ms | "
+          "p50 / quiet p50 |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for label, latencies in searches.items():
+        print(f"| {label} | {len(latencies)} | {percentile(latencies, 0.5) * 1000:.1f} | "
+              f"{percentile(latencies, 0.99) * 1000:.1f} | {max(latencies) * 1000:.1f} | "
+              f"{percentile(latencies, 0.5) / quiet:.1f}x |")
 
 
 # --- the report -------------------------------------------------------------------------------------

@@ -12,14 +12,15 @@ from nameko.extensions import SharedExtension
 from helpdesk_common.consumer import ReliableEventHandler
 
 INDEXING_WORKERS = "KB_INDEXING_WORKERS"
-DEFAULT_INDEXING_WORKERS = 8
 
 
 class IndexingSlots(SharedExtension):
     """How many article events are handled at once, per service process."""
 
     def setup(self):
-        self.slots = Semaphore(int(self.container.config.get(INDEXING_WORKERS) or DEFAULT_INDEXING_WORKERS))
+        # Unset: half the workers. Each slot's handler waits for its batch, so more slots, larger batches.
+        slots = self.container.config.get(INDEXING_WORKERS) or max(1, self.container.max_workers // 2)
+        self.slots = Semaphore(int(slots))
 
 
 class IndexingHandler(ReliableEventHandler):
