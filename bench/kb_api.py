@@ -20,7 +20,11 @@ the outbox) before it answers, as in production. Measured:
 The in-process rows run after the platform is stopped, so they have both cores to themselves.
 
     .venv/bin/python bench/kb_api.py                      # 100,000 articles, concurrency 1 and 16
-    .venv/bin/python bench/kb_api.py --articles 20000 --requests 1000 --concurrency 1,4
+    .venv/bin/python bench/kb_api.py --articles 20000 --requests 1000 --concurrency 1,4 --import 5000
+
+Then, on the same platform (its index already holding the generated articles), bulk import throughput:
+``POST /api/v1/kb/import`` of ``--import`` articles in one call, timed until a search finds every one of
+them, against ``POST /api/v1/kb/articles`` one article at a time (``--one-by-one``) as the baseline.
 """
 import argparse
 import http.client
@@ -182,6 +186,95 @@ def in_process_service(index_dir, db_url, work):
                    matched)
 
 
+# --- bulk import until searchable --------------------------------------------------------------------
+
+def _searchable(session, url, word, count, timeout=600):
+    """Seconds until a search for ``word`` finds ``count`` articles (polled every 50 ms)."""
+    started = time.perf_counter()
+    while time.perf_counter() - started < timeout:
+        reply = session.get(f"{url}/api/v1/kb/search", params={"q": word, "lang": "en", "size": 1}, timeout=30)
+        if reply.status_code == 200 and reply.json()["total"] >= count:
+            return time.perf_counter() - started
+        time.sleep(0.05)
+    raise SystemExit(f"{count} articles with {word!r} not searchable after {timeout} s")
+
+
+def _import_articles(word, count):
+    return [{"title": f"{word.capitalize()} router firmware {i}", "status": "published", "language": "en",
+             "body": f"Update the {word} router model {i} from its admin page, then restart it.",
+             "external_id": f"{word}-{i}"} for i in range(count)]
+
+
+def import_rows(stack, count, one_by_one):
+    """``POST /api/v1/kb/import`` of ``count`` articles (one call) until all are searchable, against
+    ``POST /api/v1/kb/articles`` one article at a time (the baseline), on the same platform."""
+    session, rows = stack.session(), []
+    started = time.perf_counter()
+    for article in _import_articles("singlezq", one_by_one):
+        reply = session.post(f"{stack.url}/api/v1/kb/articles", json=article, timeout=30)
+        if reply.status_code != 201:
+            raise SystemExit(f"POST /kb/articles: {reply.status_code} {reply.text[:300]}")
+    answered = time.perf_counter() - started
+    searchable = answered + _searchable(session, stack.url, "singlezq", one_by_one)
+    rows.append({"label": "POST /api/v1/kb/articles, one at a time (baseline)", "n": one_by_one,
+                 "answered": answered, "searchable": searchable})
+    quiet = _search_latencies(stack.url, lambda latencies: len(latencies) >= 100)
+    searching, latencies = threading.Event(), []
+    visitor = threading.Thread(target=lambda: latencies.extend(
+        _search_latencies(stack.url, lambda _latencies: searching.is_set())))
+    visitor.start()
+    started = time.perf_counter()
+    try:
+        reply = session.post(f"{stack.url}/api/v1/kb/import",
+                             json={"articles": _import_articles("bulkzq", count)}, timeout=60)
+        answered = time.perf_counter() - started
+        if reply.status_code != 200:
+            raise SystemExit(f"POST /kb/import: {reply.status_code} {reply.text[:300]}")
+        searchable = answered + _searchable(session, stack.url, "bulkzq", count)
+    finally:
+        searching.set()
+        visitor.join()
+    rows.append({"label": "POST /api/v1/kb/import, one call", "n": count, "answered": answered,
+                 "searchable": searchable})
+    return rows, {"quiet": quiet, "during import": latencies}
+
+
+def _search_latencies(url, done):
+    """A visitor's searches, one after another, until ``done(latencies)``; returns their seconds."""
+    connection, latencies = http.client.HTTPConnection("127.0.0.1", urllib.parse.urlsplit(url).port, timeout=30), []
+    while not done(latencies):
+        started = time.perf_counter()
+        connection.request("GET", "/api/v1/kb/search?" + urllib.parse.urlencode({"q": "router firmware", "lang": "en"}))
+        response = connection.getresponse()
+        response.read()
+        if response.status != 200:
+            raise SystemExit(f"search during the import: {response.status}")
+        latencies.append(time.perf_counter() - started)
+    connection.close()
+    return latencies
+
+
+def print_import_rows(result, load_before, load_after):
+    rows, searches = result
+    baseline = rows[0]["n"] / rows[0]["searchable"]
+    print(f"\nBulk import until searchable (embedded backend, SQLite; 1-minute load average {load_before:.1f} "
+          f"before, {load_after:.1f} after)\n")
+    print("| path | articles | answered in s | all searchable in s | articles/s until searchable | vs baseline |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for row in rows:
+        rate = row["n"] / row["searchable"]
+        print(f"| {row['label']} | {row['n']} | {row['answered']:.2f} | {row['searchable']:.2f} | {rate:.0f} | "
+              f"{rate / baseline:.1f}x |")
+    quiet = percentile(searches["quiet"], 0.5)
+    print("\n| a visitor's searches (one at a time, through the gateway) | searches | p50 ms | p99 ms | max ms | "
+          "p50 / quiet p50 |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for label, latencies in searches.items():
+        print(f"| {label} | {len(latencies)} | {percentile(latencies, 0.5) * 1000:.1f} | "
+              f"{percentile(latencies, 0.99) * 1000:.1f} | {max(latencies) * 1000:.1f} | "
+              f"{percentile(latencies, 0.5) / quiet:.1f}x |")
+
+
 # --- the report -------------------------------------------------------------------------------------
 
 def main(argv=None):
@@ -190,6 +283,9 @@ def main(argv=None):
     parser.add_argument("--requests", type=int, default=2000, help="suggestions timed per measurement")
     parser.add_argument("--concurrency", default="1,16", help="concurrent HTTP clients, comma-separated")
     parser.add_argument("--gateway-workers", type=int, default=2, help="gunicorn processes (make run: 2)")
+    parser.add_argument("--import", dest="import_count", type=int, default=2000,
+                        help="articles imported in one call until searchable (0: skip)")
+    parser.add_argument("--one-by-one", type=int, default=200, help="articles written one at a time (baseline)")
     args = parser.parse_args(argv)
     levels = [int(c) for c in args.concurrency.split(",") if c.strip()]
 
@@ -214,6 +310,10 @@ def main(argv=None):
         drive(stack.port, warm, min(levels))  # warm-up: connections, RPC proxies, index caches
         for concurrency in levels:
             rows.append(drive(stack.port, work, concurrency))
+        if args.import_count:
+            import_load = os.getloadavg()[0]
+            imported = import_rows(stack, args.import_count, args.one_by_one)
+            import_load = (import_load, os.getloadavg()[0])
         stack.stop()
         stack = None
 
@@ -236,6 +336,8 @@ def main(argv=None):
     for row in rows:
         print(f"| {row['label']} | {row['concurrency']} | {row['n']} | {row['matched']} | {row['p50']:.2f} | "
               f"{row['p99']:.2f} | {row['rate']:.0f} | {row['p50'] / baseline['p50']:.1f}x |")
+    if args.import_count:
+        print_import_rows(imported, *import_load)
     print("\nIn-process rows: one call at a time, so requests/s = 1 / mean latency. Gateway rows include HTTP, "
           "gunicorn, the RPC round trip over RabbitMQ and, for requests with hits, the suggestion's write "
           "(SQLite, serialised in the one kb_search process).")

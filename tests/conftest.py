@@ -33,3 +33,13 @@ def api(platform):
 def events(platform):
     with EventRecorder(platform.amqp_uri) as recorder:
         yield recorder
+
+
+@pytest.fixture(scope="session")
+def es_emulator_url():
+    """The Elasticsearch REST API of a ``noida-db`` emulator (pinned) on loopback, for the whole session:
+    no real Elasticsearch installs here; production runs the official image."""
+    from kb_search.es_emulator import ElasticsearchEmulator
+
+    with ElasticsearchEmulator() as emulator:
+        yield emulator.url

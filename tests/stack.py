@@ -309,3 +309,10 @@ def new_ticket(**overrides):
             "priority": "normal"}
     body.update(overrides)
     return body
+
+
+def kb_elasticsearch_env(es_url):
+    """Settings that put kb_search on the Elasticsearch backend at ``es_url``, with aliases of its own (so
+    stacks sharing one Elasticsearch never see each other's articles). Pass as ``Stack(..., env=...)``."""
+    return {"HELPDESK_KB_SEARCH_BACKEND": "elasticsearch", "HELPDESK_KB_ES_URL": es_url,
+            "HELPDESK_KB_ES_PREFIX": f"kbe2e{uuid.uuid4().hex[:8]}"}

@@ -101,9 +101,9 @@ class SuggestionOpened(Contract):
 
 
 class BulkImport(Contract):
-    """Up to 1,000 articles per call; an ``external_id`` already known updates that article instead."""
+    """Up to 5,000 articles per call; an ``external_id`` already known updates that article instead."""
 
-    articles: Annotated[list[NewArticle], Field(min_length=1, max_length=1000)]
+    articles: Annotated[list[NewArticle], Field(min_length=1, max_length=5000)]
 
 
 class ArticleView(View):

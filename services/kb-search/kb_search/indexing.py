@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from helpdesk_common.consumer import first_delivery
+from helpdesk_common.database import utcnow
 
 from .domain import index_doc
 from .models import Article, Outbox, ProcessedEvent
@@ -30,16 +31,38 @@ def sync(session, backend, ids):
 
 def apply_article_event(sessions, backend, envelope, handler):
     """Handle one article event; returns False when it was a repeat."""
-    article_id = envelope["data"]["article"]["id"]
+    delivery = (envelope["id"], handler, envelope["data"]["article"]["id"])
+    return apply_article_events(sessions, backend, [delivery])[delivery]
+
+
+def apply_article_events(sessions, backend, deliveries):
+    """Handle many article events with one index write; ``deliveries`` are ``(event_id, handler,
+    article_id)``. Returns ``{delivery: True}`` for those applied, False for repeats.
+
+    The index is written first and the deliveries recorded after, so a crash in between repeats the
+    (idempotent) index write rather than losing it.
+    """
+    deliveries = list(dict.fromkeys(deliveries))
+    event_ids = sorted({event_id for event_id, _handler, _article in deliveries})
     with sessions() as session:
-        if session.get(ProcessedEvent, (envelope["id"], handler)) is not None:
-            return False
-        sync(session, backend, [article_id])
+        done = set(session.execute(select(ProcessedEvent.event_id, ProcessedEvent.handler)
+                                   .where(ProcessedEvent.event_id.in_(event_ids))).tuples())
+        todo = [d for d in deliveries if (d[0], d[1]) not in done]
+        sync(session, backend, [article_id for _event, _handler, article_id in todo])
+    results = {d: False for d in deliveries}
     try:
         with sessions.begin() as session:
-            return first_delivery(session, ProcessedEvent, envelope["id"], handler)
-    except IntegrityError:  # another replica handled the same delivery at the same moment
-        return False
+            for event_id, handler, article_id in todo:
+                session.add(ProcessedEvent(event_id=event_id, handler=handler, processed_at=utcnow()))
+        results.update({d: True for d in todo})
+    except IntegrityError:  # another replica recorded some of them meanwhile: record the rest one by one
+        for delivery in todo:
+            try:
+                with sessions.begin() as session:
+                    results[delivery] = first_delivery(session, ProcessedEvent, delivery[0], delivery[1])
+            except IntegrityError:
+                results[delivery] = False
+    return results
 
 
 def changed_since(session, since):

@@ -7,6 +7,7 @@ The search index follows the service's own events: a change to an article commit
 event (outbox) together; the relay publishes the event; the handlers here bring the index in step.
 """
 import logging
+from functools import partial
 
 from nameko.extensions import DependencyProvider
 from nameko.rpc import rpc
@@ -24,6 +25,8 @@ from helpdesk_common.outbox import OutboxRelay
 
 from . import domain, indexing, search
 from .backends import make_backend
+from .batching import IndexBatcher
+from .entrypoints import indexing_handler
 from .exceptions import concurrent_change
 from .models import Outbox, ProcessedEvent
 
@@ -33,6 +36,7 @@ DB_URL = "KB_DB_URL"
 SOURCE = "kb_search"
 ANONYMOUS = {"actor": "anonymous", "role": "anonymous"}
 TICKET_SUGGESTIONS = 5
+IMPORT_BATCH = 500  # articles written per transaction by an import
 
 
 class SearchIndex(DependencyProvider):
@@ -61,12 +65,23 @@ def _viewer(viewer):
     return validate(Viewer, viewer if viewer is not None else ANONYMOUS, prefix="viewer.")
 
 
+class IndexBatches(DependencyProvider):
+    """One :class:`~kb_search.batching.IndexBatcher` per service process, shared by the article handlers."""
+
+    def setup(self):
+        self.batcher = IndexBatcher()
+
+    def get_dependency(self, worker_ctx):
+        return self.batcher
+
+
 class KbSearchService:
     name = SOURCE
 
     db = Database(DB_URL)
     outbox = OutboxRelay(Outbox, DB_URL, source=SOURCE)
     index = SearchIndex()
+    index_batches = IndexBatches()
     metrics = EntrypointMetrics()
 
     def _write(self, change, article_id=""):
@@ -108,9 +123,20 @@ class KbSearchService:
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def import_articles(self, articles, viewer):
-        """Create or update up to 1,000 articles in one transaction: ``{"created", "updated", "ids"}``."""
+        """Create or update up to 5,000 articles: ``{"created", "updated", "ids"}``.
+
+        Every article is checked before any is written; then they are written in batches of
+        ``IMPORT_BATCH``, each batch with its events in one transaction. Returns without waiting for the
+        index, which follows the events (see :mod:`kb_search.indexing`)."""
         command, who = validate(BulkImport, {"articles": articles}), _viewer(viewer)
-        return self._write(lambda s: domain.import_articles(s, command, who))
+        report = {"created": 0, "updated": 0, "ids": []}
+        for start in range(0, len(command.articles), IMPORT_BATCH):
+            batch = command.model_copy(update={"articles": command.articles[start:start + IMPORT_BATCH]})
+            result = self._write(lambda s: domain.import_articles(s, batch, who))
+            for key in ("created", "updated"):
+                report[key] += result[key]
+            report["ids"].extend(result["ids"])
+        return report
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def draft_from_ticket(self, ticket, messages, viewer, language=None):
@@ -187,17 +213,20 @@ class KbSearchService:
     # --- keeping the index in step ------------------------------------------------------------------
 
     def _on_article_event(self, envelope, handler):
-        indexing.apply_article_event(self.db, self.index, envelope, handler)
+        """Wait for this event's index batch (see :mod:`kb_search.batching`); raises if the batch failed,
+        so the event is retried or parked like any other."""
+        delivery = (envelope["id"], handler, envelope["data"]["article"]["id"])
+        self.index_batches.submit(delivery, partial(indexing.apply_article_events, self.db, self.index))
 
-    @reliable_handler(SOURCE, "article_published")
+    @indexing_handler(SOURCE, "article_published")
     def index_published(self, envelope):
         self._on_article_event(envelope, "index_published")
 
-    @reliable_handler(SOURCE, "article_updated")
+    @indexing_handler(SOURCE, "article_updated")
     def index_updated(self, envelope):
         self._on_article_event(envelope, "index_updated")
 
-    @reliable_handler(SOURCE, "article_archived")
+    @indexing_handler(SOURCE, "article_archived")
     def index_archived(self, envelope):
         self._on_article_event(envelope, "index_archived")
 

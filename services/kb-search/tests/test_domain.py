@@ -141,6 +141,40 @@ def test_import_creates_then_updates_by_external_id(sessions):
         domain.create_article(session, new(external_id="ext-1"), AGENT)
 
 
+def test_an_import_writes_the_same_article_versions_and_events_as_single_writes(sessions):
+    """The bulk path (executemany) leaves what ``create_article`` would: the article, its first version,
+    ``article_published`` for a published one only; an external id named twice in one import is created
+    once and then updated; a translation joins its original's group."""
+    with sessions.begin() as session:
+        original = domain.create_article(session, new(status="published"), AGENT)
+    items = [{"title": "Printer jams", "body": "Open *tray 2*.", "language": "en", "status": "published",
+              "tags": ["printer", "printer"], "external_id": "p-1"},
+             {"title": "Draft note", "body": "Later.", "language": "en", "external_id": "d-1"},
+             {"title": "Printer jams (revised)", "body": "Open *tray 2*.", "language": "en",
+              "status": "published", "tags": ["printer"], "external_id": "p-1"},
+             {"title": "Wachtwoord vergeten", "body": "Kies *Wachtwoord vergeten*.", "language": "nl",
+              "status": "published", "translation_of": original["id"]}]
+    with sessions.begin() as session:
+        report = domain.import_articles(session, validate(BulkImport, {"articles": items}), AGENT)
+    assert (report["created"], report["updated"]) == (3, 1) and report["ids"][0] == report["ids"][2]
+    printer, draft, translation = report["ids"][0], report["ids"][1], report["ids"][3]
+    with sessions() as session:
+        article = domain.find_article(session, printer, AGENT)
+        assert (article.title, article.tags, article.version, article.author) == (
+            "Printer jams (revised)", ["printer"], 2, "alice")
+        assert "<em>tray 2</em>" in article.body_html and article.published_at is not None
+        assert [v["changes"][0] for v in domain.list_versions(session, printer, AGENT)][0] == {
+            "field": "created", "old": None, "new": "published"}
+        assert domain.list_versions(session, draft, AGENT)[0]["snapshot"]["status"] == "draft"
+        assert domain.find_article(session, translation, AGENT).translation_group == original["translation_group"]
+        published = [e["data"]["article"]["id"] for t, e in events(session) if t == "article_published"]
+        assert published == [original["id"], printer, translation]
+        assert [e["data"]["article"]["id"] for t, e in events(session) if t == "article_updated"] == [printer]
+    with pytest.raises(ValidationFailed), sessions.begin() as session:
+        domain.import_articles(session, validate(BulkImport, {"articles": [
+            {"title": "Orphan", "body": "x", "language": "sv", "translation_of": 999}]}), AGENT)
+
+
 def test_commands_are_validated():
     with pytest.raises(ValidationFailed) as error:
         validate(NewArticle, {"title": "", "body": "x", "language": "de", "type": "blog", "colour": 1})

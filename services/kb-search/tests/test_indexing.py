@@ -4,7 +4,7 @@ import pytest
 from sqlalchemy import func, select
 
 from helpdesk_common.contracts import validate
-from helpdesk_common.contracts.kb import ArticleChanges, NewArticle, Viewer
+from helpdesk_common.contracts.kb import ArticleChanges, BulkImport, NewArticle, Viewer
 from helpdesk_common.database import utcnow
 from kb_search import domain, indexing
 from kb_search.models import Outbox, ProcessedEvent
@@ -16,9 +16,11 @@ class CountingIndex:
     """Records what the handlers ask of the index."""
 
     def __init__(self):
-        self.upserted, self.deleted = [], []
+        self.upserted, self.deleted, self.writes = [], [], 0
 
     def upsert(self, docs):
+        docs = list(docs)
+        self.writes += bool(docs)
         self.upserted.extend(d.id for d in docs)
 
     def delete(self, ids):
@@ -81,3 +83,34 @@ def test_two_replicas_on_one_delivery_do_not_fail(sessions):
     assert racing.raced and index.upserted == [article["id"]]  # the index agrees with the row either way
     assert indexing.apply_article_event(sessions, index, envelope, "index_published") is False
     assert index.upserted == [article["id"]]
+
+
+def deliveries(sessions, handler="index_published"):
+    return [(e["id"], handler, e["data"]["article"]["id"]) for e in envelopes(sessions)]
+
+
+def test_a_batch_of_events_is_one_index_write_and_repeats_in_it_are_skipped(sessions):
+    items = [{"title": f"Router {i}", "body": "Restart it.", "language": "en", "status": "published",
+              "external_id": f"r-{i}"} for i in range(30)]
+    with sessions.begin() as session:
+        ids = domain.import_articles(session, validate(BulkImport, {"articles": items}), AGENT)["ids"]
+    first = deliveries(sessions)
+    index = CountingIndex()
+    assert set(indexing.apply_article_events(sessions, index, first[:10]).values()) == {True}
+    results = indexing.apply_article_events(sessions, index, first + first[:3])  # a redelivery inside it
+    assert [results[d] for d in first] == [False] * 10 + [True] * 20
+    assert index.writes == 2 and sorted(index.upserted) == sorted(ids)  # once each, two writes in all
+    with sessions() as session:
+        assert session.scalar(select(func.count()).select_from(ProcessedEvent)) == 30
+
+
+def test_a_batch_racing_another_replica_records_the_rest(sessions):
+    with sessions.begin() as session:
+        domain.import_articles(session, validate(BulkImport, {"articles": [
+            {"title": f"Fax {i}", "body": "Dial.", "language": "en", "status": "published"} for i in range(5)]}),
+            AGENT)
+    batch = deliveries(sessions)
+    racing = OtherReplicaRecordsFirst(sessions, batch[2][0], "index_published")
+    results = indexing.apply_article_events(racing, CountingIndex(), batch)
+    assert [results[d] for d in batch] == [True, True, False, True, True]
+    assert set(indexing.apply_article_events(sessions, CountingIndex(), batch).values()) == {False}

@@ -12,6 +12,7 @@ from helpdesk_common.errors import Forbidden, NotFound, ValidationFailed
 from helpdesk_common.events import new_event
 from helpdesk_common.testing import EventTap
 from kb_search.backends.base import Hit, Results
+from kb_search import indexing
 from kb_search.models import ProcessedEvent, Suggestion
 from kb_search.service import KbSearchService
 
@@ -244,6 +245,44 @@ def test_a_repeated_article_event_is_applied_once(kb, tap, sessions, config, wai
     assert kb.search("toner", "en", None, AGENT)["items"] == []
     assert other["id"] != article["id"]
     index.close()
+
+
+def test_an_import_is_indexed_in_batches_on_a_bounded_share_of_the_workers(container_factory, config, monkeypatch,
+                                                                          wait_for):
+    """600 articles in one call: at most ``KB_INDEXING_WORKERS`` article events are handled at once (the
+    other workers stay free for searches, which keep answering), and they share index writes."""
+    running, peak, writes = [0], [0], []
+    handle, apply = KbSearchService._on_article_event, indexing.apply_article_events
+
+    def counting_handler(self, envelope, handler):
+        running[0] += 1
+        peak[0] = max(peak[0], running[0])
+        try:
+            return handle(self, envelope, handler)
+        finally:
+            running[0] -= 1
+
+    def counting_apply(sessions, backend, deliveries):
+        writes.append(len(deliveries))
+        return apply(sessions, backend, deliveries)
+
+    monkeypatch.setattr(KbSearchService, "_on_article_event", counting_handler)
+    monkeypatch.setattr(indexing, "apply_article_events", counting_apply)
+    container = container_factory(KbSearchService, {**config, "max_workers": 6, "KB_INDEXING_WORKERS": 3})
+    container.start()
+    with ServiceRpcProxy("kb_search", config, timeout=20) as kb:
+        report = kb.import_articles([{"title": f"Router {i}", "body": f"Restart router {i}.", "language": "en",
+                                      "status": "published", "external_id": f"router-{i}"} for i in range(600)],
+                                    AGENT)
+        assert (report["created"], len(set(report["ids"]))) == (600, 600)
+        searches = []
+
+        def indexed():
+            searches.append(kb.search("router", "en", None, AGENT, {"size": 1})["total"])
+            return searches[-1] == 600
+        wait_for(indexed, timeout=120, message="the import to be indexed")
+    assert 1 <= peak[0] <= 3
+    assert sum(writes) >= 600 and len(writes) < sum(writes)  # some events shared a write
 
 
 class TwoLanguageIndex(FakeIndex):

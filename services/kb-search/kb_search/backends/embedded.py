@@ -120,7 +120,11 @@ class EmbeddedBackend(SearchBackend):
 
     def __init__(self, directory):
         self.directory = os.path.abspath(directory)
+        # Writers take turns on _lock, and may wait there for tantivy's lock held by another process (a
+        # rebuild's catch-up). Reopening the current generation has a lock of its own, so a search never
+        # queues behind a waiting writer.
         self._lock = threading.RLock()
+        self._open_lock = threading.Lock()
         self._generation = None
         self._pointer_stamp = None
         self._index = None
@@ -163,7 +167,7 @@ class EmbeddedBackend(SearchBackend):
             stat = os.stat(self._pointer)
         stamp = (stat.st_ino, stat.st_mtime_ns)
         if stamp != self._pointer_stamp or self._index is None:
-            with self._lock:
+            with self._open_lock:
                 with open(self._pointer) as stream:
                     name = stream.read().strip()
                 if name != self._generation or self._index is None:
