@@ -26,7 +26,7 @@ from helpdesk_common.metrics import EntrypointMetrics
 from helpdesk_common.outbox import OutboxRelay
 
 from . import batch, domain
-from .collector import Collector
+from helpdesk_common.group_commit import Collector
 from .models import Outbox, ProcessedEvent
 
 DB_URL = "ROUTING_DB_URL"
