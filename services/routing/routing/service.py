@@ -126,6 +126,8 @@ class RoutingService:
     @reliable_handler("tickets", "ticket_updated")
     def on_ticket_updated(self, event):
         data = event["data"]
+        if domain.is_own_decision(data):  # the tickets service echoing what routing decided: no transaction
+            return
         self._once(event, "on_ticket_updated",
                    lambda s, ctx: domain.ticket_changed(s, data["ticket"], data.get("changes") or [],
                                                         self.settings, ctx))

@@ -400,7 +400,8 @@ def change_ticket(session: Session, number, changes, viewer, rules: Rules, now=N
     sync_clocks(session, ticket, rules, now)
     session.flush()
     view = ticket_view(ticket, rules, now)
-    _publish(session, "ticket_updated", {"ticket": view, "changes": diff}, viewer, ticket.number)
+    _publish(session, "ticket_updated", {"ticket": view, "changes": diff, "actor": viewer.actor}, viewer,
+             ticket.number)
     if ticket.status != old_status:
         _publish(session, "status_changed", {"ticket": view, "from_status": old_status,
                                              "to_status": ticket.status}, viewer, ticket.number)
@@ -574,7 +575,7 @@ def apply_routing_batch(session: Session, envelopes, rules: Rules, now=None):
             view = ticket_view(ticket, rules, now)
             answers[index] = view
             if diff:
-                events.append(new_event("ticket_updated", {"ticket": view, "changes": diff},
+                events.append(new_event("ticket_updated", {"ticket": view, "changes": diff, "actor": viewer.actor},
                                         correlation_id=viewer.correlation_id, subject=ticket.number))
         pending.clear()
         touched.clear()
