@@ -33,6 +33,9 @@ class TicketCreated(View):
 class TicketUpdated(View):
     ticket: TicketView
     changes: list[Change]
+    # Who changed it: an agent or admin, or a service ("routing" for its decisions, "sla", "system").
+    # Lets a service tell its own decision echoed back from a change made by someone else.
+    actor: Optional[str] = None
 
 
 class StatusChanged(View):

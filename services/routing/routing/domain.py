@@ -505,6 +505,18 @@ def _release(session, routed, ctx):
     return agent_id
 
 
+DECIDED_FIELDS = frozenset({"assignee", "team", "tier", "priority"})
+
+
+def is_own_decision(data):
+    """Whether a ``ticket_updated`` is routing's own decision applied by the tickets service (its echo).
+
+    Routing already holds what the echo says (it wrote it when it decided), so there is nothing to
+    learn from it; reading it as someone else's change could even take an old echo for a reassignment.
+    """
+    return data.get("actor") == "routing" and {c["field"] for c in data.get("changes") or []} <= DECIDED_FIELDS
+
+
 def ticket_changed(session, ticket, changes, settings, ctx):
     """React to ``ticket_updated``: a closing status frees the agent (who takes the next waiting
     ticket), a reopening brings the ticket back (escalating after repeated reopening), a priority

@@ -26,7 +26,7 @@ from helpdesk_common.metrics import EntrypointMetrics
 from helpdesk_common.outbox import OutboxRelay
 
 from . import batch, domain
-from .collector import Collector
+from helpdesk_common.group_commit import Collector
 from .models import Outbox, ProcessedEvent
 
 DB_URL = "ROUTING_DB_URL"
@@ -126,6 +126,8 @@ class RoutingService:
     @reliable_handler("tickets", "ticket_updated")
     def on_ticket_updated(self, event):
         data = event["data"]
+        if domain.is_own_decision(data):  # the tickets service echoing what routing decided: no transaction
+            return
         self._once(event, "on_ticket_updated",
                    lambda s, ctx: domain.ticket_changed(s, data["ticket"], data.get("changes") or [],
                                                         self.settings, ctx))

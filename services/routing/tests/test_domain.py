@@ -189,6 +189,15 @@ def test_assignee_set_in_tickets_is_followed_and_echoes_are_ignored(ticket, team
     assert (load_of(sessions, a["id"]), load_of(sessions, b["id"])) == (0, 1)
 
 
+def test_only_routings_own_decisions_echoed_back_are_skipped_without_a_transaction():
+    decided = [{"field": "assignee", "old": None, "new": "agent-1"}, {"field": "tier", "old": 1, "new": 2}]
+    assert domain.is_own_decision({"actor": "routing", "changes": decided})
+    assert not domain.is_own_decision({"actor": "alan", "changes": decided})  # an agent reassigned it
+    assert not domain.is_own_decision({"changes": decided})  # from before the actor was announced: handled
+    assert not domain.is_own_decision({"actor": "routing", "changes": decided + [
+        {"field": "status", "old": "new", "new": "open"}]})  # not something routing decides
+
+
 def test_resolved_before_created_leaves_a_tombstone(ticket, team, agent, route, run, settings, sessions):
     team("desk")
     a = agent("A", teams=["desk"])

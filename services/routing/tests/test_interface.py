@@ -211,7 +211,7 @@ def test_tickets_waiting_in_the_queue_are_routed_in_batches_and_a_bad_one_fails_
     """Forty new tickets (three delivered twice, one malformed) wait in routing's queue while it is down;
     when it starts they are routed through the group commit: every good ticket once, loads within
     capacity, the malformed one retried alone (its neighbours unharmed)."""
-    from routing.collector import BATCH_SIZE
+    from helpdesk_common.group_commit import BATCH_SIZE
     from routing.models import Outbox
 
     first = container_factory(RoutingService, config)

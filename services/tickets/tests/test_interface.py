@@ -8,7 +8,9 @@ import uuid
 from datetime import datetime, timezone
 
 import pytest
+from nameko.amqp.publish import Publisher
 from nameko.exceptions import RemoteError
+from nameko.standalone.events import get_event_exchange
 from nameko.standalone.rpc import ServiceRpcProxy
 from sqlalchemy import select
 
@@ -179,3 +181,54 @@ def test_add_message_with_an_idempotency_key_over_rpc(tickets):
     with pytest.raises(ValidationFailed) as bad:
         tickets.add_message(number, {"body": "x"}, CUSTOMER, idempotency_key="k" * 201)
     assert bad.value.code == "validation_failed"
+
+
+def publish_decision(amqp_uri, envelope):
+    """What routing's outbox relay does with one row."""
+    Publisher(amqp_uri, use_confirms=True).publish(
+        envelope, exchange=get_event_exchange("routing", {}), routing_key=envelope["type"],
+        message_id=envelope["id"], type=envelope["type"], headers={"correlation_id": envelope.get("correlation_id") or ""})
+
+
+def test_routing_decisions_waiting_in_the_queue_are_applied_in_batches_and_a_bad_one_fails_alone(
+        container_factory, config, sessions):
+    """Thirty decisions (three delivered twice, one about a ticket that does not exist) wait in the tickets
+    service's queue while it is down; when it starts they go through the write-back's group commit: each
+    good decision applied once, the bad one failing alone (its neighbours unharmed)."""
+    from helpdesk_common.group_commit import BATCH_FAILURES, BATCH_SIZE
+    from tickets.models import HistoryRecord, Ticket
+
+    first = container_factory(TicketsService, config)
+    first.start()  # declares the queues
+    with ServiceRpcProxy("tickets", config, timeout=15) as proxy:
+        numbers = [proxy.create_ticket(TICKET, AGENT)["ticket"]["number"] for _ in range(29)]
+    first.stop()
+    decisions = [{"id": str(uuid.uuid4()), "type": "ticket_assigned", "source": "routing", "correlation_id": f"c-{n}",
+                  "data": {"ticket_number": number, "assignee": f"agent-{n}", "team": "desk", "tier": 1,
+                           "reason": "least loaded", "assigned_at": "2026-11-22T10:00:00+00:00",
+                           "agent": {"id": n, "name": f"A{n}", "email": f"a{n}@example.com"}}}
+                 for n, number in enumerate(numbers)]
+    bad = {**decisions[5], "id": str(uuid.uuid4()), "data": {**decisions[5]["data"], "ticket_number": "T1999-99999"}}
+    for envelope in decisions[:10] + [bad] + decisions[10:] + decisions[:3]:
+        publish_decision(config["AMQP_URI"], envelope)
+    sizes, batches = BATCH_SIZE.labels("tickets")._sum.get(), sum(
+        b.get() for b in BATCH_SIZE.labels("tickets")._buckets)
+    failures = BATCH_FAILURES.labels("tickets")._value.get()
+
+    container_factory(TicketsService, config).start()
+
+    def assigned():
+        with sessions() as session:
+            return dict(session.execute(select(Ticket.number, Ticket.assignee).where(Ticket.assignee.is_not(None))).all())
+    wait_for(lambda: len(assigned()) == len(numbers), timeout=30, message="every decision applied")
+    assert assigned() == {number: f"agent-{n}" for n, number in enumerate(numbers)}
+    wait_for(lambda: BATCH_FAILURES.labels("tickets")._value.get() > failures, timeout=10,
+             message="the batch with the bad decision rerun one by one")
+    with sessions() as session:
+        recorded = list(session.scalars(select(HistoryRecord.field).where(HistoryRecord.field == "ticket_assigned")))
+        echoes = [row.envelope for row in session.scalars(select(Outbox).where(Outbox.event_type == "ticket_updated"))]
+    assert len(recorded) == len(numbers) and len(echoes) == len(numbers)  # the repeats took no effect
+    assert {e["data"]["actor"] for e in echoes} == {"routing"}
+    handled = BATCH_SIZE.labels("tickets")._sum.get() - sizes
+    count = sum(b.get() for b in BATCH_SIZE.labels("tickets")._buckets) - batches
+    assert handled >= len(numbers) + 4 and count < handled  # every delivery went through it, some together

@@ -2,10 +2,14 @@
 import uuid
 
 import pytest
+from pydantic import ValidationError as PydanticValidationError
+from sqlalchemy import update
+from sqlalchemy.orm.exc import StaleDataError
 
-from helpdesk_common.contracts.tickets import Viewer
-from helpdesk_common.errors import NotFound
+from helpdesk_common.contracts.tickets import TicketChanges, Viewer
+from helpdesk_common.errors import HelpdeskError, NotFound
 from tickets import domain
+from tickets.models import Ticket
 
 AGENT = {"id": 7, "name": "Ada", "email": "ada@corp.example"}
 
@@ -65,3 +69,95 @@ def test_queueing_clears_the_assignee_and_escalation_raises_the_tier(sessions, r
 def test_a_decision_about_an_unknown_ticket_is_refused(sessions, rules):
     with pytest.raises(NotFound):
         apply(sessions, rules, decision("ticket_assigned", "HD-999999"))
+
+
+# --- the write-back's group commit: many decisions in one transaction ------------------------------
+
+def shown(view):
+    """What routing's decisions change in a ticket's view, with the version it got."""
+    return {key: view[key] for key in ("number", "assignee", "team", "tier", "priority", "version")}
+
+
+def apply_batch(sessions, rules, envelopes):
+    with sessions.begin() as session:
+        return domain.apply_routing_batch(session, envelopes, rules)
+
+
+def test_a_batch_gives_each_decision_the_same_effect_as_one_by_one(sessions, rules, open_ticket, outbox_rows):
+    numbers = [open_ticket()["number"] for _ in range(4)]
+    decisions = [decision("ticket_assigned", numbers[0], priority="high"), decision("ticket_queued", numbers[1]),
+                 decision("ticket_escalated", numbers[2]), decision("ticket_assigned", numbers[3], assignee="agent-9")]
+    views = apply_batch(sessions, rules, decisions)
+    assert [(v["assignee"], v["team"], v["tier"], v["priority"]) for v in views] == [
+        ("agent-7", "billing", 1, "high"), (None, "billing", 1, "normal"), (None, "billing-l2", 2, "normal"),
+        ("agent-9", "billing", 1, "normal")]
+    updates = {row.envelope["subject"]: row.envelope for row in outbox_rows("ticket_updated")}
+    assert set(updates) == set(numbers)
+    assert [shown(updates[n]["data"]["ticket"]) for n in numbers] == [shown(v) for v in views]
+    assert updates[numbers[0]]["correlation_id"] == "c-1"
+    assert {update["data"]["actor"] for update in updates.values()} == {"routing"}  # routing skips its echo
+    first = history(sessions, numbers[0])
+    assert {e["field"] for e in first if e["actor"] == "routing"} == {"assignee", "team", "priority",
+                                                                      "ticket_assigned"}
+    assert next(e for e in first if e["field"] == "ticket_assigned")["new"]["reason"] == "skills and load"
+    assert [e["field"] for e in history(sessions, numbers[2]) if e["actor"] == "routing"] == [
+        "team", "tier", "ticket_escalated"]
+
+
+def test_a_duplicate_in_the_batch_and_a_decision_applied_before_take_effect_once(sessions, rules, open_ticket,
+                                                                                 outbox_rows):
+    first, second = open_ticket()["number"], open_ticket()["number"]
+    earlier = decision("ticket_assigned", first)
+    apply(sessions, rules, earlier)
+    twice = decision("ticket_queued", second)
+    views = apply_batch(sessions, rules, [earlier, twice, dict(twice)])
+    assert views[0] is None and views[2] is None  # repeats: already applied, or earlier in this batch
+    assert views[1]["team"] == "billing"
+    assert sorted(row.envelope["subject"] for row in outbox_rows("ticket_updated")) == sorted([first, second])
+    assert [e["field"] for e in history(sessions, second)].count("ticket_queued") == 1
+    assert [e["field"] for e in history(sessions, first)].count("ticket_assigned") == 1
+
+
+def test_two_decisions_for_one_ticket_in_a_batch_announce_a_version_each(sessions, rules, open_ticket,
+                                                                         outbox_rows):
+    number = open_ticket()["number"]
+    views = apply_batch(sessions, rules, [decision("ticket_assigned", number), decision("ticket_escalated", number)])
+    assert views[0]["version"] < views[1]["version"]
+    assert (views[0]["tier"], views[1]["tier"], views[1]["team"]) == (1, 2, "billing-l2")
+    announced = [shown(row.envelope["data"]["ticket"]) for row in outbox_rows("ticket_updated")]
+    assert announced == [shown(v) for v in views]
+
+
+def test_a_bad_decision_fails_the_whole_batch_and_writes_nothing(sessions, rules, open_ticket, outbox_rows):
+    number = open_ticket()["number"]
+    good = decision("ticket_assigned", number)
+    with pytest.raises(NotFound):
+        apply_batch(sessions, rules, [good, decision("ticket_assigned", "HD-999999")])
+    assert outbox_rows("ticket_updated") == []
+    assert not [e for e in history(sessions, number) if e["actor"] == "routing"]
+    assert apply_batch(sessions, rules, [good])[0]["assignee"] == "agent-7"  # alone (the collector's rerun) it works
+
+
+def test_a_malformed_decision_is_refused_in_a_batch(sessions, rules, open_ticket):
+    number = open_ticket()["number"]
+    with pytest.raises((PydanticValidationError, HelpdeskError)):
+        apply_batch(sessions, rules, [decision("ticket_assigned", number), decision("ticket_queued", number, tier=0)])
+
+
+def test_a_ticket_changed_meanwhile_fails_the_version_check_and_nothing_is_written(sessions, rules, open_ticket,
+                                                                                   admin):
+    number, other = open_ticket()["number"], open_ticket()["number"]
+    with sessions() as session:
+        stale = domain.find_ticket(session, number, admin)  # read before the concurrent edit
+        # Another replica saves the ticket in between (written beneath the session, which keeps its copy;
+        # SQLite's single connection cannot hold a second transaction at once).
+        session.execute(update(Ticket.__table__).where(Ticket.__table__.c.number == number)
+                        .values(priority="urgent", version=Ticket.__table__.c.version + 1))
+        with pytest.raises(StaleDataError):
+            domain.apply_routing_batch(session, [decision("ticket_assigned", other),
+                                                 decision("ticket_assigned", number)], rules)
+        session.rollback()
+        assert stale.version == 1  # the other replica's change was undone with it (written in this session)
+    assert not [e for e in history(sessions, number) + history(sessions, other) if e["actor"] == "routing"]
+    view = apply(sessions, rules, decision("ticket_assigned", number))  # the retry reads the ticket afresh
+    assert (view["assignee"], view["version"]) == ("agent-7", 2)

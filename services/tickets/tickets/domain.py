@@ -13,7 +13,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, selectinload
 
-from helpdesk_common.consumer import first_delivery
+from helpdesk_common.consumer import first_deliveries
 from helpdesk_common.contracts import given_fields
 from helpdesk_common.contracts.tickets import TicketChanges, Viewer
 from helpdesk_common.database import utcnow
@@ -400,7 +400,8 @@ def change_ticket(session: Session, number, changes, viewer, rules: Rules, now=N
     sync_clocks(session, ticket, rules, now)
     session.flush()
     view = ticket_view(ticket, rules, now)
-    _publish(session, "ticket_updated", {"ticket": view, "changes": diff}, viewer, ticket.number)
+    _publish(session, "ticket_updated", {"ticket": view, "changes": diff, "actor": viewer.actor}, viewer,
+             ticket.number)
     if ticket.status != old_status:
         _publish(session, "status_changed", {"ticket": view, "from_status": old_status,
                                              "to_status": ticket.status}, viewer, ticket.number)
@@ -516,10 +517,17 @@ def apply_routing(session: Session, envelope, rules: Rules, now=None):
     """Take over what routing decided (an assignment, a queue, an escalation), once per event.
 
     Only fields that really change are written and announced, so routing's own ``ticket_updated`` echo
-    stays quiet; the decision's reason is kept in the history beside the changes it made.
+    stays quiet; the decision's reason is kept in the history beside the changes it made. Returns the
+    ticket's view, or None for a repeat.
     """
-    if not first_delivery(session, ProcessedEvent, envelope["id"], ROUTING_HANDLER):
-        return None
+    return apply_routing_batch(session, [envelope], rules, now=now)[0]
+
+
+ROUTING_VIEWER_ROLE = "system"
+
+
+def _decision(envelope):
+    """The ticket fields a routing decision sets, validated as any change would be."""
     data, kind = envelope["data"], envelope["type"]
     if kind == "ticket_assigned":
         changes = {"assignee": data["assignee"], "tier": data.get("tier", 1)}
@@ -533,15 +541,73 @@ def apply_routing(session: Session, envelope, rules: Rules, now=None):
         changes["team"] = data["team"]  # no team chosen: the ticket keeps the one it has
     if data.get("priority"):
         changes["priority"] = data["priority"]
-    viewer = Viewer(actor="routing", role="system", correlation_id=envelope.get("correlation_id"))
-    now = now or utcnow()
-    view = change_ticket(session, data["ticket_number"], TicketChanges.model_validate(changes, strict=False),
-                         viewer, rules, now=now)
-    ticket = find_ticket(session, data["ticket_number"], viewer)
-    _record(session, ticket, viewer, kind, None, {"reason": data.get("reason"), "rule": data.get("rule"),
-                                                  "trigger": data.get("trigger")}, now)
-    return view
+    command = TicketChanges.model_validate(changes, strict=False)
+    return {field: getattr(command, field) for field in given_fields(command, CHANGEABLE, NOT_NULL)}
 
+
+def apply_routing_batch(session: Session, envelopes, rules: Rules, now=None):
+    """Apply many routing decisions in the caller's transaction (the write-back's group commit).
+
+    One answer per envelope, in order: the ticket's view after that decision, or None for an event
+    already applied (in an earlier transaction or earlier in this batch). The tickets are read and
+    locked in one query (in id order, so that two batches never deadlock), history rows and
+    ``ticket_updated`` events are written with one statement each. A missing ticket or a malformed
+    decision raises, failing the whole batch (the caller reruns each event alone); a ticket changed
+    meanwhile by someone else fails the version check at flush (StaleDataError), as ``change_ticket`` does.
+    """
+    now = now or utcnow()
+    fresh = first_deliveries(session, ProcessedEvent, [envelope["id"] for envelope in envelopes], ROUTING_HANDLER)
+    todo = []
+    for index, envelope in enumerate(envelopes):
+        if envelope["id"] in fresh:
+            fresh.discard(envelope["id"])  # a second copy in the same batch is a repeat
+            todo.append((index, envelope))
+    numbers = sorted({str(envelope["data"]["ticket_number"]) for _, envelope in todo})
+    query = select(Ticket).where(Ticket.number.in_(numbers)).order_by(Ticket.id).with_for_update(of=Ticket)
+    if rules.sla is not None:  # their clocks follow the new priority and team: read them in one query
+        query = query.options(selectinload(Ticket.sla_clocks))
+    tickets = {ticket.number: ticket for ticket in session.scalars(query)} if numbers else {}
+    answers, history, events, pending, touched = [None] * len(envelopes), [], [], [], set()
+
+    def announce():  # views are taken after a flush: they show the version the change got
+        session.flush()
+        for index, ticket, diff, viewer in pending:
+            view = ticket_view(ticket, rules, now)
+            answers[index] = view
+            if diff:
+                events.append(new_event("ticket_updated", {"ticket": view, "changes": diff, "actor": viewer.actor},
+                                        correlation_id=viewer.correlation_id, subject=ticket.number))
+        pending.clear()
+        touched.clear()
+
+    for index, envelope in todo:
+        data = envelope["data"]
+        ticket = tickets.get(str(data["ticket_number"]))
+        if ticket is None:
+            raise ticket_not_found(data["ticket_number"])
+        if ticket.id in touched:  # a second decision for the same ticket: the first gets its own version
+            announce()
+        viewer = Viewer(actor="routing", role=ROUTING_VIEWER_ROLE, correlation_id=envelope.get("correlation_id"))
+        diff = []
+        for field, new in _decision(envelope).items():
+            old = getattr(ticket, field)
+            if old != new:
+                setattr(ticket, field, new)
+                diff.append({"field": field, "old": old, "new": new})
+        if diff:
+            ticket.updated_at = now
+            sync_clocks(session, ticket, rules, now)
+            touched.add(ticket.id)
+        rows = [{"field": change["field"], "old": change["old"], "new": change["new"]} for change in diff]
+        rows.append({"field": envelope["type"], "old": None,
+                     "new": {"reason": data.get("reason"), "rule": data.get("rule"), "trigger": data.get("trigger")}})
+        history.extend({"ticket_id": ticket.id, "at": now, "actor": viewer.actor, **row} for row in rows)
+        pending.append((index, ticket, diff, viewer))
+    announce()
+    if history:
+        session.execute(insert(HistoryRecord.__table__), history)
+    stage_many(session, Outbox, events)
+    return answers
 
 
 # --- SLA timer ------------------------------------------------------------------------------------

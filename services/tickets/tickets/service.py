@@ -10,6 +10,7 @@ from helpdesk_common.contracts.contacts import ContactMerge, ContactQuery, Ident
 from helpdesk_common.contracts.tickets import NewCustomField, NewMessage, NewTicket, TicketChanges, TicketQuery, Viewer
 from helpdesk_common.consumer import reliable_handler
 from helpdesk_common.database import Database, run_in_transaction, utcnow
+from helpdesk_common.group_commit import Collector
 from helpdesk_common.errors import EXPECTED_ERRORS, HelpdeskError, ValidationFailed, to_wire
 from helpdesk_common.metrics import EntrypointMetrics
 from helpdesk_common.outbox import OutboxRelay
@@ -81,6 +82,7 @@ class TicketsService:
     outbox = OutboxRelay(Outbox, DB_URL, source="tickets")
     rules = TicketRules()
     metrics = EntrypointMetrics()
+    writeback = Collector("ROUTING_WRITEBACK_MAX", max_batch=200)  # routing's decisions, applied together
 
     def _write(self, change, number=""):
         """Run ``change(session)`` in one transaction, rerun if it lost a race with another replica."""
@@ -215,22 +217,33 @@ class TicketsService:
         return domain.shown_to(who, self._write(
             lambda s: domain.link_ticket_contact(s, str(number), command.contact_id, who, self.rules), number))
 
-    # Routing's decisions. A concurrent edit (StaleDataError) is not a HelpdeskError, so reliable_handler
-    # retries it with backoff instead of parking it.
+    # Routing's decisions. The decisions that arrive together are applied in one transaction (group
+    # commit, ``helpdesk_common.group_commit``); a batch that fails is rerun one event at a time, so a bad
+    # event fails only itself. A concurrent edit (StaleDataError) is not a HelpdeskError, so
+    # reliable_handler retries it with backoff instead of parking it.
     @reliable_handler("routing", "ticket_assigned")
     def apply_assignment(self, event):
         """Routing chose an agent: the ticket takes its assignee, team, tier (and priority)."""
-        run_in_transaction(self.db, lambda s: domain.apply_routing(s, event, self.rules))
+        self._apply_routing(event)
 
     @reliable_handler("routing", "ticket_queued")
     def apply_queueing(self, event):
         """No agent was free: the ticket waits unassigned in the chosen team's queue."""
-        run_in_transaction(self.db, lambda s: domain.apply_routing(s, event, self.rules))
+        self._apply_routing(event)
 
     @reliable_handler("routing", "ticket_escalated")
     def apply_escalation(self, event):
         """The ticket moved up its escalation path: new tier (and team)."""
-        run_in_transaction(self.db, lambda s: domain.apply_routing(s, event, self.rules))
+        self._apply_routing(event)
+
+    def _apply_routing(self, event):
+        self.writeback.submit(event, self._apply_routing_batch, self._apply_routing_one)
+
+    def _apply_routing_one(self, event):
+        return run_in_transaction(self.db, lambda s: domain.apply_routing(s, event, self.rules))
+
+    def _apply_routing_batch(self, events):
+        return run_in_transaction(self.db, lambda s: domain.apply_routing_batch(s, events, self.rules))
 
     @sla_timer("SLA_CHECK_INTERVAL", 30.0)
     def check_sla(self):

@@ -1,0 +1,100 @@
+"""The group commit (``helpdesk_common.group_commit.Collector``): what waits together is handled together.
+
+The collector needs only two things of its nameko container (its config and a way to spawn its
+greenthread), so these tests give it a small stand-in instead of starting a service on a broker; the
+services' interface tests run it in real containers (routing's new tickets, tickets' write-back).
+"""
+import eventlet
+import pytest
+
+from helpdesk_common.group_commit import BATCH_FAILURES, Collector
+
+
+class Container:
+    """Stand-in for nameko's ServiceContainer: config, service name, managed threads."""
+
+    service_name = "group-commit-test"
+
+    def __init__(self, config=None):
+        self.config, self.threads = config or {}, []
+
+    def spawn_managed_thread(self, run):
+        self.threads.append(eventlet.spawn(run))
+
+
+@pytest.fixture
+def collector():
+    collector = Collector("BATCH_MAX", max_batch=200)
+    collector.container = Container({"BATCH_MAX": 3})
+    collector.setup()
+    collector.start()
+    yield collector
+    collector.stop()
+    for thread in collector.container.threads:
+        thread.wait()
+
+
+class Handler:
+    """Records the batches it was given; ``bad`` items fail."""
+
+    def __init__(self, bad=()):
+        self.batches, self.alone, self.bad = [], [], set(bad)
+
+    def run_batch(self, items):
+        self.batches.append(list(items))
+        return [self.run(item) for item in items]
+
+    def run_one(self, item):
+        self.alone.append(item)
+        return self.run(item)
+
+    def run(self, item):
+        if item in self.bad:
+            raise ValueError(f"bad item {item}")
+        return item * 10
+
+
+def submit_together(collector, handler, items):
+    """Submit each item from its own greenthread (as nameko's workers do); each one's outcome."""
+    workers = [eventlet.spawn(collector.submit, item, handler.run_batch, handler.run_one) for item in items]
+    outcomes = []
+    for worker in workers:
+        try:
+            outcomes.append(worker.wait())
+        except ValueError as error:
+            outcomes.append(str(error))
+    return outcomes
+
+
+def test_a_lone_item_is_handled_at_once_in_a_batch_of_one(collector):
+    handler = Handler()
+    assert collector.submit(4, handler.run_batch, handler.run_one) == 40
+    assert handler.batches == [[4]] and handler.alone == []
+
+
+def test_items_waiting_together_share_batches_no_larger_than_configured(collector):
+    handler = Handler()
+    assert submit_together(collector, handler, range(7)) == [n * 10 for n in range(7)]
+    assert [len(batch) for batch in handler.batches] == [3, 3, 1]  # BATCH_MAX from config
+    assert [item for batch in handler.batches for item in batch] == list(range(7))
+
+
+def test_a_failing_batch_is_rerun_item_by_item_so_a_bad_item_fails_alone(collector):
+    handler = Handler(bad={4})
+    failures = BATCH_FAILURES.labels("group-commit-test")._value.get()
+    outcomes = submit_together(collector, handler, [3, 4, 5])
+    assert outcomes == [30, "bad item 4", 50]
+    assert handler.alone == [3, 4, 5]
+    assert BATCH_FAILURES.labels("group-commit-test")._value.get() == failures + 1
+
+
+def test_stopping_hands_out_what_is_still_waiting():
+    collector = Collector(max_batch=2)
+    collector.container = Container()
+    collector.setup()
+    handler = Handler()
+    waiting = [eventlet.spawn(collector.submit, item, handler.run_batch, handler.run_one) for item in (1, 2, 3)]
+    eventlet.sleep(0)  # they queue up before the collector runs
+    collector.start()
+    collector.stop()
+    assert [worker.wait() for worker in waiting] == [10, 20, 30]
