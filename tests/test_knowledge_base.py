@@ -142,7 +142,9 @@ def test_paging_walks_every_hit_once_best_first(platform, printer_articles):
 
 def test_suggestions_while_typing(platform, articles):
     visitor = requests.Session()
-    wait_for(lambda: search(platform, visitor, q="password", lang="en")["items"], timeout=30, what="indexing")
+    wait_for(lambda: articles[0]["id"] in [hit["id"] for hit in
+                                           search(platform, visitor, q="password", lang="en")["items"]],
+             timeout=30, what="indexing")
     suggested = visitor.get(f"{platform.url}/api/v1/kb/suggest", params={"text": "I forgot my password", "lang": "en"})
     assert suggested.status_code == 200
     assert articles[0]["id"] in [hit["id"] for hit in suggested.json()["items"]]
