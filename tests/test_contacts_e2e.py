@@ -10,7 +10,7 @@ import pytest
 
 from helpdesk_gateway.api.intake import sign
 from mail_servers import dovecot, mails  # noqa: F401 (dovecot: a fixture)
-from stack import Stack, create_token, database_url, wait_for
+from stack import EventRecorder, Stack, create_token, database_url, new_ticket, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -92,3 +92,24 @@ def test_contacts_api_refuses_bad_input_and_customers(stack):
     assert refused.status_code == 403 and refused.json()["error"]["code"] == "role_not_allowed"
     missing = api.get(f"{url}/api/v1/contacts/999999", timeout=10)
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "contact_not_found"
+
+
+def test_contact_changes_reach_the_bus_and_a_merge_moves_tickets(stack):
+    api, url, tag = stack.session(), stack.url, uuid.uuid4().hex[:8]
+    with EventRecorder(stack.amqp_uri) as events:
+        kept = api.post(f"{url}/api/v1/contacts", timeout=10, json={
+            "name": "Nils", "identifiers": [{"kind": "email", "value": f"nils-{tag}@example.se"}]}).json()
+        ticket = api.post(f"{url}/api/v1/tickets", timeout=10,
+                          json=new_ticket(requester={"email": f"n.berg-{tag}@work.example"})).json()
+        other = ticket["requester"]["contact_id"]
+        merged = api.post(f"{url}/api/v1/contacts/{kept['id']}/merge", json={"other": other}, timeout=10)
+        assert merged.status_code == 200, merged.text
+        (announced,) = events.wait("contact_merged")
+        created = {e["data"]["contact"]["id"] for e in events.wait("contact_created", count=2)}
+        moved = events.wait("ticket_updated", number=ticket["number"])
+    assert created >= {kept["id"], other}
+    assert announced["data"]["merged_contact_id"] == other
+    assert announced["data"]["ticket_numbers"] == [ticket["number"]]
+    assert moved[-1]["data"]["ticket"]["requester"]["contact_id"] == kept["id"]
+    after = api.get(f"{url}/api/v1/tickets/{ticket['number']}", timeout=10).json()
+    assert after["requester"]["contact_id"] == kept["id"]

@@ -313,3 +313,39 @@ CATALOGUE["suggestion_deflected"] = EventType(
     "suggestion_deflected", "kb_search", SuggestionDeflected,
     "A portal visitor said the suggested articles answered their question and gave up submitting a ticket "
     "(at most once per suggestion); with suggestion_shown, the basis of deflection rates.")
+
+
+# --- Contacts (issue 3) -----------------------------------------------------------------------------
+# A CRM or an identity system mirrors the helpdesk's people from these. Appended as a block of its own.
+
+from .contracts.contacts import ContactView  # noqa: E402  (kept beside the block that uses it)
+
+
+class ContactCreated(View):
+    contact: ContactView
+
+
+class ContactUpdated(View):
+    contact: ContactView
+    changes: list[Change]
+
+
+class ContactMerged(View):
+    contact: ContactView  # the contact that remains, after the merge
+    merged_contact_id: int  # the contact that was merged into it and no longer exists
+    ticket_numbers: list[str]  # the tickets whose requester moved (each also announced as ticket_updated)
+
+
+for _entry in [
+    EventType("contact_created", "tickets", ContactCreated,
+              "A contact was created: through the contacts API, or by intake meeting a sender unknown by every "
+              "identifier. Carries the contact with its identifiers."),
+    EventType("contact_updated", "tickets", ContactUpdated,
+              "An identifier was added to or removed from a contact (changes: field ``identifiers``, old and "
+              "new lists). Carries the contact after the change."),
+    EventType("contact_merged", "tickets", ContactMerged,
+              "Two contacts were found to be one person: ``merged_contact_id`` was merged into ``contact`` "
+              "(identifiers and tickets moved) and no longer exists."),
+]:
+    CATALOGUE[_entry.name] = _entry
+del _entry

@@ -4,7 +4,7 @@ import socket
 import time
 import uuid
 
-from kombu import Connection, Exchange, Queue
+from kombu import Connection, Exchange, Queue, binding
 
 from .events import exchange_name
 
@@ -22,13 +22,15 @@ def wait_for(condition, timeout=20.0, message="condition", interval=0.02):
 
 
 class EventTap:
-    """A queue bound to ``<source>.events`` (every event by default), declared at once: whatever the
-    service publishes after the tap exists lands here. Read it with the ``wait_for*`` methods."""
+    """A queue bound to ``<source>.events`` (every event by default, or the event types ``routing_key``
+    names: one, or a list), declared at once: whatever the service publishes after the tap exists lands
+    here. Read it with the ``wait_for*`` methods."""
 
     def __init__(self, amqp_uri, source, routing_key="#"):
         self.connection = Connection(amqp_uri)
         exchange = Exchange(exchange_name(source), type="topic", durable=True)
-        self.queue = Queue(f"test-tap-{uuid.uuid4().hex}", exchange=exchange, routing_key=routing_key,
+        keys = [routing_key] if isinstance(routing_key, str) else list(routing_key)
+        self.queue = Queue(f"test-tap-{uuid.uuid4().hex}", bindings=[binding(exchange, routing_key=key) for key in keys],
                            exclusive=True, auto_delete=True)
         self.messages = []  # (envelope, kombu message): tests may check AMQP properties too
         self.consumer = self.connection.Consumer(self.queue, callbacks=[self._received], accept=["json"])

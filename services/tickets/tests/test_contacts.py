@@ -192,6 +192,56 @@ def test_merge_moves_identifiers_and_tickets(sessions, open_ticket, count_rows):
     assert (moved.old, moved.new) == ({"contact_id": other}, {"contact_id": eva["id"]})
 
 
+# --- contact events (staged in the outbox, in the transaction that made the change) -------------
+
+def test_creating_contacts_announces_each_once(sessions, open_ticket, outbox_rows):
+    eva = new_contact(sessions, "Eva", email("eva@example.se"))
+    open_ticket(requester={"email": "new@example.nl", "phone": "+31 20 555 0123"})
+    open_ticket(requester={"email": "new@example.nl"})  # known by now: nobody new
+    open_ticket(requester={"email": "eva@example.se"})
+    created = [row.envelope["data"]["contact"] for row in outbox_rows("contact_created")]
+    assert [c["email"] for c in created] == ["eva@example.se", "new@example.nl"]
+    assert created[0]["id"] == eva["id"]
+    assert sorted((i["kind"], i["value"]) for i in created[1]["identifiers"]) == [
+        ("email", "new@example.nl"), ("phone", "+31205550123")]
+
+
+def test_identifier_changes_are_announced_with_old_and_new(sessions, outbox_rows):
+    eva = new_contact(sessions, "Eva", email("eva@example.se"))
+    with sessions.begin() as session:
+        added = contacts.add_identifier(session, eva["id"], Identifier(kind="phone", value="+46 70 123 45 67"))
+    with sessions.begin() as session:
+        contacts.remove_identifier(session, eva["id"], added["identifiers"][0]["id"])
+    first, second = [row.envelope["data"] for row in outbox_rows("contact_updated")]
+    assert [c["field"] for c in first["changes"]] == ["identifiers"]
+    assert [i["value"] for i in first["changes"][0]["new"]] == ["eva@example.se", "+46701234567"]
+    assert {c["field"] for c in second["changes"]} == {"email", "identifiers"}  # the only address went
+    assert second["contact"]["email"] is None
+
+
+def test_refused_identifier_change_announces_nothing(sessions, outbox_rows):
+    eva = new_contact(sessions, "Eva", email("eva@example.se"))
+    with pytest.raises(Conflict), sessions.begin() as session:
+        contacts.add_identifier(session, eva["id"], Identifier(kind="email", value="EVA@example.se"))
+    assert outbox_rows("contact_updated") == []
+
+
+def test_a_merge_announces_the_contact_and_every_moved_ticket(sessions, rules, agent, open_ticket, outbox_rows):
+    eva = new_contact(sessions, "Eva", email("eva@example.se"))
+    tickets = [open_ticket(requester={"email": "eva.a@work.example"}) for _ in range(2)]
+    other = tickets[0]["requester"]["contact_id"]
+    with sessions.begin() as session:
+        domain.merge_contacts(session, eva["id"], other, agent, rules)
+    (merged,) = [row.envelope["data"] for row in outbox_rows("contact_merged")]
+    assert merged["merged_contact_id"] == other and merged["contact"]["id"] == eva["id"]
+    assert merged["ticket_numbers"] == [t["number"] for t in tickets]
+    updates = [row.envelope for row in outbox_rows("ticket_updated")]
+    assert [u["subject"] for u in updates] == [t["number"] for t in tickets]
+    assert all(u["data"]["ticket"]["requester"]["contact_id"] == eva["id"] for u in updates)
+    assert updates[0]["data"]["changes"] == [{"field": "requester", "old": {"contact_id": other},
+                                              "new": {"contact_id": eva["id"]}}]
+
+
 # --- the migration of existing contacts ---------------------------------------------------------------
 
 def test_existing_contacts_and_tickets_keep_their_requester(tmp_path):

@@ -73,7 +73,8 @@ def test_ticket_rules_on_postgresql(pg_sessions, rules, admin, customer, new_tic
         with pg_sessions.begin() as session:
             domain.change_ticket(session, numbers[0], TicketChanges(status="open"), admin, rules)
     with pg_sessions() as session:
-        assert [o.event_type for o in session.query(Outbox).order_by(Outbox.seq)] == (
+        assert [o.event_type for o in session.query(Outbox).filter(Outbox.event_type.notlike("contact_%"))
+                .order_by(Outbox.seq)] == (
             ["ticket_created"] * 5 + ["ticket_updated", "status_changed"])
 
 

@@ -7,19 +7,24 @@ Every identifier is normalised before it is stored or looked up, so ``Eva@Exampl
 Resolving a sender never guesses: when an identifier belongs to several contacts, or the sender's
 identifiers point at different contacts, the answer is "ambiguous" and the caller opens the ticket
 without a contact, flagged for an agent to link.
+
+Every change is announced in the same transaction through the outbox: ``contact_created``,
+``contact_updated`` and ``contact_merged``.
 """
 from dataclasses import dataclass, field
 from typing import Optional
 
 import phonenumbers
-from sqlalchemy import delete, select, tuple_, update
+from sqlalchemy import select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from helpdesk_common.database import utcnow
 from helpdesk_common.errors import Conflict, NotFound, ValidationFailed
+from helpdesk_common.events import new_event
+from helpdesk_common.outbox import stage, stage_many
 
-from .models import Contact, ContactIdentifier, HistoryRecord, Ticket
+from .models import Contact, ContactIdentifier, HistoryRecord, Outbox, Ticket
 
 
 def _invalid(field_name, message):
@@ -128,14 +133,21 @@ def create_for_senders(session, senders, now=None):
     for email, name, identifiers in sorted(senders, key=lambda s: s[0]):
         entry = by_email.setdefault(email, [name, []])
         entry[1].extend(identifiers)
-    session.execute(insert(Contact).values([{"email": email, "name": name, "created_at": now}
-                                            for email, (name, _) in by_email.items()])
-                    .on_conflict_do_nothing(index_elements=["email"]))
+    # RETURNING answers only the rows this transaction inserted: those contacts are announced here,
+    # a contact another replica created first is announced by that replica.
+    inserted = set(session.scalars(insert(Contact).values([{"email": email, "name": name, "created_at": now}
+                                                            for email, (name, _) in by_email.items()])
+                                   .on_conflict_do_nothing(index_elements=["email"]).returning(Contact.id)))
     ids = dict(session.execute(select(Contact.email, Contact.id).where(Contact.email.in_(by_email))).all())
     rows = [{"contact_id": ids[email], "kind": kind, "value": value, "created_at": now}
             for email, (_, identifiers) in by_email.items() for kind, value in dict.fromkeys(identifiers)]
     session.execute(insert(ContactIdentifier).values(rows)
                     .on_conflict_do_nothing(index_elements=["contact_id", "kind", "value"]))
+    if inserted:
+        created = [contact_id for contact_id in ids.values() if contact_id in inserted]
+        stage_many(session, Outbox, [new_event("contact_created", {"contact": contact_view(contact)})
+                                     for contact in session.scalars(select(Contact).where(Contact.id.in_(created))
+                                                                    .order_by(Contact.id))])
     return ids
 
 
@@ -178,7 +190,9 @@ def create(session, command, region=None):
     contact.identifiers = [ContactIdentifier(kind=k, value=v, created_at=contact.created_at) for k, v in identifiers]
     session.add(contact)
     session.flush()
-    return contact_view(contact)
+    view = contact_view(contact)
+    stage(session, Outbox, new_event("contact_created", {"contact": view}))
+    return view
 
 
 def find(session, query, region=None):
@@ -209,11 +223,12 @@ def add_identifier(session, contact_id, identifier, region=None):
     kind, value = normalise(identifier.kind, identifier.value, identifier.platform, region)
     if any((i.kind, i.value) == (kind, value) for i in contact.identifiers):
         raise Conflict(f"Contact {contact_id} already has {kind} {value}.", code="identifier_exists")
+    before = contact_view(contact)
     contact.identifiers.append(ContactIdentifier(kind=kind, value=value, created_at=utcnow()))
     if kind == "email" and contact.email is None and session.scalar(select(Contact.id).where(Contact.email == value)) is None:
         contact.email = value
     session.flush()
-    return contact_view(contact)
+    return _announce_update(session, before, contact)
 
 
 def remove_identifier(session, contact_id, identifier_id):
@@ -226,6 +241,7 @@ def remove_identifier(session, contact_id, identifier_id):
     if len(contact.identifiers) == 1:
         raise Conflict("This is the contact's last identifier; add another first, or merge the contact.",
                        code="last_identifier")
+    before = contact_view(contact)
     contact.identifiers.remove(target)
     if target.kind == "email" and contact.email == target.value:
         contact.email = None
@@ -235,7 +251,16 @@ def remove_identifier(session, contact_id, identifier_id):
                 contact.email = other.value
                 break
     session.flush()
-    return contact_view(contact)
+    return _announce_update(session, before, contact)
+
+
+def _announce_update(session, before, contact):
+    """Stage ``contact_updated`` with the fields that differ from ``before``; answer the contact's view."""
+    after = contact_view(contact)
+    changes = [{"field": name, "old": before[name], "new": after[name]}
+               for name in ("name", "email", "identifiers") if before[name] != after[name]]
+    stage(session, Outbox, new_event("contact_updated", {"contact": after, "changes": changes}))
+    return after
 
 
 def merge(session, contact_id, other_id, actor="system"):
@@ -249,7 +274,7 @@ def merge(session, contact_id, other_id, actor="system"):
         keep, gone = gone, keep
     have = {(i.kind, i.value) for i in keep.identifiers}
     moved = [(i.kind, i.value) for i in gone.identifiers if (i.kind, i.value) not in have]
-    gone_email, gone_name = gone.email, gone.name
+    gone_id, gone_email, gone_name = gone.id, gone.email, gone.name
     moved_tickets = session.execute(select(Ticket.id, Ticket.number).where(Ticket.requester_id == gone.id)).all()
     numbers = [number for _, number in moved_tickets]
     session.execute(update(Ticket).where(Ticket.requester_id == gone.id)
@@ -259,8 +284,7 @@ def merge(session, contact_id, other_id, actor="system"):
     session.add_all([HistoryRecord(ticket_id=ticket_id, at=now, actor=actor, field="requester",
                                    old={"contact_id": gone.id}, new={"contact_id": keep.id})
                      for ticket_id, _ in moved_tickets])
-    session.execute(delete(ContactIdentifier).where(ContactIdentifier.contact_id == gone.id))
-    session.delete(gone)
+    session.delete(gone)  # its identifiers go with it (the relationship cascades)
     session.flush()
     for kind, value in moved:
         keep.identifiers.append(ContactIdentifier(kind=kind, value=value, created_at=utcnow()))
@@ -269,4 +293,7 @@ def merge(session, contact_id, other_id, actor="system"):
     if not keep.name:
         keep.name = gone_name
     session.flush()
-    return contact_view(keep), numbers
+    view = contact_view(keep)
+    stage(session, Outbox, new_event("contact_merged", {"contact": view, "merged_contact_id": gone_id,
+                                                        "ticket_numbers": numbers}))
+    return view, numbers

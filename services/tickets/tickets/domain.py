@@ -713,3 +713,16 @@ def link_ticket_contact(session: Session, number, contact_id, viewer, rules: Rul
     _publish(session, "ticket_updated", {"ticket": view, "changes": [{"field": "requester", "old": old, "new": new}]},
              viewer, ticket.number)
     return view
+
+
+def merge_contacts(session: Session, contact_id, other_id, viewer, rules: Rules, now=None):
+    """Merge contact ``other_id`` into ``contact_id`` (``contacts.merge``); each ticket whose requester
+    moved is announced as ``ticket_updated``, so a consumer mirroring tickets sees the new requester."""
+    view, numbers = contacts.merge(session, contact_id, other_id, viewer.actor)
+    now = now or utcnow()
+    if numbers:
+        change = [{"field": "requester", "old": {"contact_id": other_id}, "new": {"contact_id": contact_id}}]
+        for ticket in session.scalars(select(Ticket).where(Ticket.number.in_(numbers)).order_by(Ticket.id)):
+            _publish(session, "ticket_updated", {"ticket": ticket_view(ticket, rules, now), "changes": change,
+                                                 "actor": viewer.actor}, viewer, ticket.number)
+    return view

@@ -207,9 +207,8 @@ class TicketsService:
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def merge_contacts(self, contact_id, merge, viewer=None):
         command = validate(ContactMerge, merge)
-        actor = validate(Viewer, viewer, prefix="viewer.").actor if viewer else "system"
-        view, _moved = self._write(lambda s: contacts.merge(s, _contact_id(contact_id), command.other, actor))
-        return view
+        who = validate(Viewer, viewer or {"actor": "system", "role": "system"}, prefix="viewer.")
+        return self._write(lambda s: domain.merge_contacts(s, _contact_id(contact_id), command.other, who, self.rules))
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def link_ticket_contact(self, number, link, viewer):
