@@ -18,6 +18,7 @@ import phonenumbers
 from sqlalchemy import select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import selectinload
 
 from helpdesk_common.database import utcnow
 from helpdesk_common.errors import Conflict, NotFound, ValidationFailed
@@ -147,6 +148,7 @@ def create_for_senders(session, senders, now=None):
         created = [contact_id for contact_id in ids.values() if contact_id in inserted]
         stage_many(session, Outbox, [new_event("contact_created", {"contact": contact_view(contact)})
                                      for contact in session.scalars(select(Contact).where(Contact.id.in_(created))
+                                                                    .options(selectinload(Contact.identifiers))
                                                                     .order_by(Contact.id))])
     return ids
 
