@@ -100,8 +100,8 @@ def to_document(doc: IndexDoc):
         document.add_text("category", path)
     for tag in doc.tags:
         document.add_text("tags", tag)
-    document.add_text("title_t", " ".join(analysis.analyze(lang, f"{doc.title} {keywords}")))
-    document.add_text("body_t", " ".join(analysis.analyze(lang, doc.text)))
+    document.add_text("title_t", " ".join(analysis.document_terms(lang, f"{doc.title} {keywords}")))
+    document.add_text("body_t", " ".join(analysis.document_terms(lang, doc.text)))
     document.add_bytes("source", json.dumps(source, ensure_ascii=False).encode())
     return document
 
@@ -285,6 +285,13 @@ class EmbeddedBackend(SearchBackend):
             for field, boost in fields:
                 clauses.append((tantivy.Occur.Should,
                                 tantivy.Query.boost_query(_term(field, stem), boost * weight)))
+        for key, weight in analyzed.synonyms.items():
+            # One term per synonym group: the documents carry the keys of the groups they mention.
+            fields = FIELD_BOOSTS
+            if searcher.doc_freq("body_t", key) > common:
+                fields = FIELD_BOOSTS[:1]
+            for field, boost in fields:
+                clauses.append((tantivy.Occur.Should, tantivy.Query.boost_query(_term(field, key), boost * weight)))
         if analyzed.prefix:
             for term, _count in searcher.terms_with_prefix("title_t", analyzed.prefix, limit=PREFIX_COMPLETIONS):
                 for field, boost in FIELD_BOOSTS:
