@@ -154,8 +154,9 @@ def synonym_groups(lang):
                 continue
             texts = tuple(p.strip() for p in line.split(",") if p.strip())
             phrases = tuple(tuple(stem_words(lang, words(t))) for t in texts)
+            # (a stem of one or two letters, as "e" of "e-post", would mark every word it begins)
             stems = frozenset(s for t in texts for w, s in zip(words(t), stem_words(lang, words(t)))
-                              if w not in stop)
+                              if w not in stop and len(s) >= 3)
             groups.append(SynonymGroup(phrases=phrases, texts=texts, key=_group_key(phrases), stems=stems))
     return tuple(groups)
 

@@ -256,7 +256,10 @@ class EmbeddedBackend(SearchBackend):
 
     def _text_query(self, searcher, analyzed):
         clauses = []
-        common = max(1000, searcher.num_docs * COMMON_FRACTION)
+        # Common among the articles of the query's language (its words rarely occur in the others): a
+        # third of the index is Swedish, so a share of all articles would let a word in most Swedish
+        # bodies pass as uncommon.
+        common = max(1000, searcher.doc_freq("lang", analyzed.lang) * COMMON_FRACTION)
         for stem, weight in analyzed.terms.items():
             typo = (stem in analyzed.typed and len(analyzed.surface.get(stem, stem)) >= 4
                     and searcher.doc_freq("body_t", stem) == 0 and searcher.doc_freq("title_t", stem) == 0)
