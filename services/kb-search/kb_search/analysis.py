@@ -290,14 +290,28 @@ SNIPPET_CHARS = 180
 _SCAN_CHARS = 4000
 
 
-@functools.lru_cache(maxsize=4096)
-def _stem_pattern(stems):
-    """Words that begin like one of ``stems`` (a stem is nearly always a prefix of its words; for stems
-    ending in ``i``, as in apply/appli, one letter less)."""
+@functools.lru_cache(maxsize=16384)
+def _prefix_pattern(prefix, flags=0):
+    """A word's rest after ``prefix``. One pattern per prefix, kept: the vocabulary is bounded, while a
+    pattern of a whole query's stems would be compiled anew for nearly every query (~0.3 ms each)."""
+    return re.compile(re.escape(prefix) + r"[^\W_]*", flags)
+
+
+def _word_candidates(text, stems, flags=0):
+    """``(start, end, word)`` of the words of ``text`` that begin like one of ``stems``, in order (a stem
+    is nearly always a prefix of its words; for stems ending in ``i``, as in apply/appli, one letter
+    less). Each prefix is a literal search in C; a match inside a word is dropped."""
     prefixes = {stem[:-1] if stem.endswith("i") and len(stem) > 3 else stem for stem in stems}
-    alternatives = "|".join(re.escape(p) for p in sorted(prefixes, key=len, reverse=True))
-    # Matched against lower-cased text (stems are lower case): twice as fast as re.IGNORECASE.
-    return re.compile(rf"(?<![^\W_])(?:{alternatives})[^\W_]*")
+    found = {}
+    for prefix in prefixes:
+        if not prefix:
+            continue
+        for match in _prefix_pattern(prefix, flags).finditer(text):
+            start = match.start()
+            if start and text[start - 1].isalnum():
+                continue
+            found[start] = (start, match.end(), match.group())
+    return [found[start] for start in sorted(found)]
 
 
 def _head(text, size):
@@ -308,18 +322,16 @@ def snippet(lang, text, stems, *, size=SNIPPET_CHARS, pre="<mark>", post="</mark
     """An HTML-safe excerpt of ``text`` around the densest cluster of query ``stems``, matches marked.
 
     The text is escaped; only the ``pre``/``post`` marks are markup. Without a match, the opening words.
-    Candidate words are found by one regular expression, and only those are stemmed to confirm them.
+    Candidate words are found by a literal search per stem, and only those are stemmed to confirm them.
     """
     if not stems:
         return _head(text, size)
     scanned = text[:_SCAN_CHARS]
-    lowered = scanned.lower()
-    pattern = _stem_pattern(tuple(sorted(stems)))
+    lowered = scanned.lower()  # stems are lower case; matching lower-cased text beats re.IGNORECASE
     if len(lowered) == len(scanned):
-        candidates = [(m.start(), m.end(), m.group()) for m in pattern.finditer(lowered)]
+        candidates = _word_candidates(lowered, stems)
     else:  # a letter whose lower case is longer (rare): offsets would shift, so match case-blind
-        pattern = re.compile(pattern.pattern, re.IGNORECASE)
-        candidates = [(m.start(), m.end(), m.group()) for m in pattern.finditer(scanned)]
+        candidates = _word_candidates(scanned, stems, re.IGNORECASE)
     if not candidates:
         return _head(text, size)
     confirmed = stem_words(lang, words(" ".join(w for _, _, w in candidates))) if candidates else []
