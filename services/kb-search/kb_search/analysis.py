@@ -222,6 +222,14 @@ def document_terms(lang, text):
 
 # --- the query, analysed -----------------------------------------------------------------------
 
+# Dutch splits a separable verb in a sentence: "hoe nodig ik een collega uit" is "uitnodigen" (invite),
+# "ik zeg het abonnement op" is "opzeggen" (cancel), while articles name the action as one word. Each
+# particle of the query is joined to each other word of it ("uit" + "nodig" -> "uitnodig"); a joined
+# word that no article has simply matches nothing.
+SEPARABLE_PARTICLES = {"nl": frozenset(("aan", "af", "bij", "door", "in", "mee", "na", "om", "op", "over",
+                                         "terug", "toe", "uit", "vast", "voor", "weg", "los"))}
+MAX_JOINED = 6
+
 # A synonym phrase counts for less than the words the customer typed (Elasticsearch: each phrase of the
 # group at this weight).
 SYNONYM_WEIGHT = 0.6
@@ -245,6 +253,7 @@ class AnalyzedQuery:
     prefix: str = ""  # an unfinished last word, lower case
     synonyms: dict[str, float] = field(default_factory=dict)  # synonym group key -> weight
     synonym_stems: set[str] = field(default_factory=set)  # the stems of those groups' other phrases
+    joined: list[str] = field(default_factory=list)  # separable verbs joined again (Dutch), as words
 
     @property
     def highlight_stems(self):
@@ -278,6 +287,16 @@ def analyze_query(lang, text, *, prefix=False, max_terms=MAX_QUERY_TERMS):
             query.terms[stem] = 1.0
             query.typed.append(stem)
             query.surface[stem] = token
+    particles = SEPARABLE_PARTICLES.get(lang)
+    if particles:
+        present = [t for t in dict.fromkeys(tokens) if t in particles]
+        verbs = [t for t, _s in kept if t not in particles]
+        joined = [p + v for p in present for v in verbs if not v.startswith(p)][:MAX_JOINED]
+        for word, stem in zip(joined, stem_words(lang, joined)):
+            if stem not in query.terms:
+                query.terms[stem] = 1.0
+                query.surface[stem] = word
+                query.joined.append(word)
     for g in mentioned:
         query.synonyms[groups[g].key] = SYNONYM_GROUP_WEIGHT
         query.synonym_stems.update(groups[g].stems - set(query.terms))

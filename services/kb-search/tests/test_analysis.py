@@ -45,6 +45,12 @@ def test_snippet_is_case_blind():
     assert "<mark>INVOICES</mark>" in analysis.snippet("en", "Your INVOICES are here", {"invoic"})
 
 
+def test_dutch_separable_verbs_are_joined_again():
+    query = analysis.analyze_query("nl", "hoe zeg ik mijn abonnement op")
+    assert analysis.analyze("nl", "opzeggen")[0] in query.terms and "opzeg" in query.joined
+    assert analysis.analyze_query("en", "how do i sign up").joined == []  # Dutch only
+
+
 def test_prefix_is_kept_for_suggestions():
     query = analysis.analyze_query("en", "cannot downl", prefix=True)
     assert query.prefix == "downl" and "downl" not in query.terms
