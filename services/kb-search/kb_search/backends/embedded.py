@@ -15,15 +15,24 @@ SQLite FTS5 + bm25() (no snip)  6.1 s           35 ms       78 ms
 ==============================  ==============  ==========  ==========
 
 FTS5 ranks by computing ``bm25()`` for every matching row before sorting, so a query with one common word
-costs time in proportion to the number of matches; tantivy's top-k collection skips blocks that cannot
-reach the top (block-max WAND) and stays within the 5 ms p99 target at 100,000 articles. tantivy also
-offers Levenshtein-automaton fuzzy terms (typo tolerance) and fast term statistics (``doc_freq``,
+costs time in proportion to the number of matches. tantivy does too here (boosted clauses and the total
+count keep it from skipping blocks), but scores a posting far faster. tantivy also offers
+Levenshtein-automaton fuzzy terms (typo tolerance) and fast term statistics (``doc_freq``,
 ``terms_with_prefix``) that suggestions and typo detection use. ``bench/kb_search.py`` reports the
 figures of the backend as built.
 
+What a query costs, then, is the postings it walks. Three choices keep them few (profiled with cProfile
+at 100,000 articles): synonyms are expanded when a document is indexed, so a query adds one term per
+synonym group it mentions (:func:`kb_search.analysis.document_terms`); each language has its own text
+fields, so no language filter is intersected with the words (it cost more than the words); and a word
+in more than ``COMMON_FRACTION`` of its language's bodies is matched in titles only. Visibility is an
+exclusion of the few articles a viewer may not see rather than an intersection with the many they may.
+
 Analysis is done in Python (:mod:`kb_search.analysis`, Snowball stems from PyStemmer) and the index
-stores the stems, split on whitespace: indexing and querying share one analyzer, stop-word list and
-synonym table, and snippets are cut from the original text with the same stems.
+stores the stems, split on whitespace, and the keys of the synonym groups the text mentions: indexing and
+querying share one analyzer, stop-word list and synonym table, and snippets are cut from the original
+text with the same stems. A change to the analysis or the synonym table takes effect for the articles
+indexed after it: run ``kb-reindex`` after deploying one.
 
 Files and generations
 ---------------------
