@@ -65,9 +65,15 @@ def test_a_generation_from_before_the_fields_per_language_is_still_searched(tmp_
     assert search(backend, "password", visibilities=("public", "internal")) == [1, 2]
     assert search(backend, "password", languages=("nl",)) == [3]
     assert search(backend, "passwrd") == [1]  # typo tolerance works on the old fields too
+    # Articles changed before the rebuild are written as that generation's fields want them.
+    assert backend.upsert([IndexDoc(id=4, version=1, title="Your receipt", text="Receipts are PDFs.",
+                                    language="en", type="article", visibility="public")]) == 1
+    assert search(backend, "receipt") == [4]
+    assert 4 in search(backend, "invoice")  # its synonym keys too
 
     rebuild = backend.rebuild()
-    rebuild.add(DOCS)
+    rebuild.add(DOCS + [IndexDoc(id=4, version=1, title="Your receipt", text="Receipts are PDFs.",
+                                 language="en", type="article", visibility="public")])
     rebuild.swap()
     assert backend._fields(backend._current().searcher(), "en") == (embedded.LANGUAGE_FIELDS["en"], False)
     assert search(backend, "password") == [1]

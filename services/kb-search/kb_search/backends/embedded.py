@@ -110,7 +110,8 @@ def build_schema():
 SCHEMA = build_schema()
 
 
-def to_document(doc: IndexDoc):
+def to_document(doc: IndexDoc, fields=None):
+    """The tantivy document of ``doc``; ``fields`` (title, body) default to those of its language."""
     lang = doc.language
     keywords = " ".join(list(doc.tags) + (doc.category or "").replace("/", " ").split())
     source = {"title": doc.title, "text": doc.text, "language": lang, "type": doc.type,
@@ -125,7 +126,7 @@ def to_document(doc: IndexDoc):
         document.add_text("category", path)
     for tag in doc.tags:
         document.add_text("tags", tag)
-    (title_field, _), (body_field, _) = LANGUAGE_FIELDS[lang]
+    (title_field, _), (body_field, _) = fields or LANGUAGE_FIELDS[lang]
     document.add_text(title_field, " ".join(analysis.document_terms(lang, f"{doc.title} {keywords}")))
     document.add_text(body_field, " ".join(analysis.document_terms(lang, doc.text)))
     document.add_bytes("source", json.dumps(source, ensure_ascii=False).encode())
@@ -241,13 +242,15 @@ class EmbeddedBackend(SearchBackend):
             index = self._current()
             with self._writer(index) as writer:
                 index.reload()
-                known = self._versions(index.searcher(), [d.id for d in docs])
+                searcher = index.searcher()
+                known = self._versions(searcher, [d.id for d in docs])
                 written = 0
                 for doc in docs:
                     if known.get(doc.id, 0) > doc.version:
                         continue  # a newer version is already indexed: this one is stale
                     writer.delete_documents_by_query(_term("id", doc.id))
-                    writer.add_document(to_document(doc))
+                    # In a generation from before the fields per language, the fields it has.
+                    writer.add_document(to_document(doc, self._fields(searcher, doc.language)[0]))
                     written += 1
             return written
 
