@@ -9,6 +9,12 @@ bad event fails only its own delivery (which is retried, then parked) and never 
 No delay is added: a lone event is handled at once; a batch forms only from events that arrived while
 the previous one was being written, which is exactly when batching pays. The broker's prefetch (the
 service's ``max_workers``) bounds how many can wait.
+
+Two options serve writes that fail as a whole rather than because of one event (a search index: its
+lock, its server): without ``run_one`` a failed batch fails every event of it with the batch's error
+(each is then retried on its own by its handler; rerunning them one by one would only repeat the
+failing write per event), and ``linger`` waits that long before taking a batch, so the events of one
+prefetch join it when a single write is expensive (an index commit).
 """
 import eventlet
 from eventlet.event import Event
@@ -26,10 +32,11 @@ class Collector(DependencyProvider):
     part of ``run_batch(items)`` (one result per item, in order) with whatever else is waiting.
 
     :param config_key: the config entry with the largest batch (default ``max_batch``).
+    :param linger: seconds to wait before taking a batch (default 0: none).
     """
 
-    def __init__(self, config_key=None, max_batch=200):
-        self.config_key, self.max_batch = config_key, max_batch
+    def __init__(self, config_key=None, max_batch=200, linger=0.0):
+        self.config_key, self.max_batch, self.linger = config_key, max_batch, linger
         self._waiting, self._wake, self._running = [], Event(), False
 
     def setup(self):
@@ -50,9 +57,9 @@ class Collector(DependencyProvider):
     def get_dependency(self, worker_ctx):
         return self
 
-    def submit(self, item, run_batch, run_one):
+    def submit(self, item, run_batch, run_one=None):
         """Called by a worker: blocks (green) until its item was handled; returns or raises as
-        ``run_one(item)`` would."""
+        ``run_one(item)`` would. Without ``run_one``, raises the batch's error when the batch failed."""
         done = Event()
         self._waiting.append((item, run_batch, run_one, done))
         self._nudge()
@@ -66,7 +73,7 @@ class Collector(DependencyProvider):
         while self._running or self._waiting:
             self._wake.wait()
             self._wake = Event()
-            eventlet.sleep(0)  # workers spawned for deliveries that arrived together join this batch
+            eventlet.sleep(self.linger)  # workers spawned for deliveries that arrived together join this batch
             while self._waiting:
                 batch, self._waiting = self._waiting[:self.max_batch], self._waiting[self.max_batch:]
                 BATCH_SIZE.labels(self.container.service_name).observe(len(batch))
@@ -76,8 +83,12 @@ class Collector(DependencyProvider):
         run_batch = batch[0][1]
         try:
             results = run_batch([item for item, _, _, _ in batch])
-        except Exception:  # one of them (or the database) failed: each on its own, to fail alone
+        except Exception as error:  # one of them (or the database) failed: each on its own, to fail alone
             BATCH_FAILURES.labels(self.container.service_name).inc()
+            if batch[0][2] is None:  # the write fails as a whole: each worker gets the batch's error
+                for _, _, _, done in batch:
+                    done.send_exception(error)
+                return
             results = None
         if results is not None:
             for (_, _, _, done), result in zip(batch, results):

@@ -98,3 +98,37 @@ def test_stopping_hands_out_what_is_still_waiting():
     collector.start()
     collector.stop()
     assert [worker.wait() for worker in waiting] == [10, 20, 30]
+
+
+def test_without_run_one_a_failing_batch_fails_every_item_with_its_error(collector):
+    """For writes that fail as a whole (a search index): no rerun one by one; the next batch runs."""
+    handler = Handler(bad={4})
+
+    def submit(item):
+        try:
+            return collector.submit(item, handler.run_batch)
+        except ValueError as error:
+            return str(error)
+
+    workers = [eventlet.spawn(submit, item) for item in (3, 4, 5)]
+    assert [worker.wait() for worker in workers] == ["bad item 4"] * 3
+    assert handler.alone == [] and handler.batches == [[3, 4, 5]]
+    assert collector.submit(6, handler.run_batch) == 60
+
+
+def test_linger_lets_items_arriving_a_moment_later_join_the_batch():
+    collector = Collector(max_batch=50, linger=0.05)
+    collector.container = Container()
+    collector.setup()
+    collector.start()
+    handler = Handler()
+    try:
+        first = eventlet.spawn(collector.submit, 1, handler.run_batch)
+        eventlet.sleep(0.01)  # a delivery of the same prefetch, a little later
+        second = eventlet.spawn(collector.submit, 2, handler.run_batch)
+        assert (first.wait(), second.wait()) == (10, 20)
+        assert handler.batches == [[1, 2]]
+    finally:
+        collector.stop()
+        for thread in collector.container.threads:
+            thread.wait()

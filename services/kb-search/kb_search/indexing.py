@@ -65,6 +65,12 @@ def apply_article_events(sessions, backend, deliveries):
     return results
 
 
+def apply_article_batch(sessions, backend, deliveries):
+    """:func:`apply_article_events` in the group commit's terms: one result per delivery, in order."""
+    results = apply_article_events(sessions, backend, deliveries)
+    return [results[delivery] for delivery in deliveries]
+
+
 def changed_since(session, since):
     """Ids of articles changed at or after ``since`` (for a rebuild's catch-up)."""
     query = select(Article.id).where(Article.updated_at >= since).order_by(Article.id)

@@ -19,13 +19,13 @@ from helpdesk_common.contracts import validate
 from helpdesk_common.contracts.kb import (LANGUAGES, ArticleChanges, BulkImport, NewArticle, SearchRequest,
                                           SuggestionOpened, SuggestionResolved, SuggestRequest, Viewer)
 from helpdesk_common.database import Database, run_in_transaction
+from helpdesk_common.group_commit import Collector
 from helpdesk_common.errors import EXPECTED_ERRORS, ValidationFailed
 from helpdesk_common.metrics import EntrypointMetrics
 from helpdesk_common.outbox import OutboxRelay
 
 from . import domain, indexing, search
 from .backends import make_backend
-from .batching import IndexBatcher
 from .entrypoints import indexing_handler
 from .exceptions import concurrent_change
 from .models import Outbox, ProcessedEvent
@@ -65,23 +65,17 @@ def _viewer(viewer):
     return validate(Viewer, viewer if viewer is not None else ANONYMOUS, prefix="viewer.")
 
 
-class IndexBatches(DependencyProvider):
-    """One :class:`~kb_search.batching.IndexBatcher` per service process, shared by the article handlers."""
-
-    def setup(self):
-        self.batcher = IndexBatcher()
-
-    def get_dependency(self, worker_ctx):
-        return self.batcher
-
-
 class KbSearchService:
     name = SOURCE
 
     db = Database(DB_URL)
     outbox = OutboxRelay(Outbox, DB_URL, source=SOURCE)
     index = SearchIndex()
-    index_batches = IndexBatches()
+    # Article events handled at the same moment share one index write and commit (group commit). An
+    # index write fails as a whole (its lock, its server), so a failed batch fails each of its events,
+    # which are retried on their own: no run_one. The linger lets the events of one prefetch join the
+    # first batch, an index commit being expensive.
+    index_batches = Collector("KB_INDEX_BATCH_MAX", max_batch=500, linger=0.02)
     metrics = EntrypointMetrics()
 
     def _write(self, change, article_id=""):
@@ -213,10 +207,10 @@ class KbSearchService:
     # --- keeping the index in step ------------------------------------------------------------------
 
     def _on_article_event(self, envelope, handler):
-        """Wait for this event's index batch (see :mod:`kb_search.batching`); raises if the batch failed,
-        so the event is retried or parked like any other."""
+        """Wait for this event's index batch (``helpdesk_common.group_commit``); raises if the batch
+        failed, so the event is retried or parked like any other."""
         delivery = (envelope["id"], handler, envelope["data"]["article"]["id"])
-        self.index_batches.submit(delivery, partial(indexing.apply_article_events, self.db, self.index))
+        self.index_batches.submit(delivery, partial(indexing.apply_article_batch, self.db, self.index))
 
     @indexing_handler(SOURCE, "article_published")
     def index_published(self, envelope):

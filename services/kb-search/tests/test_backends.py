@@ -122,6 +122,25 @@ def _emulator_gap(backend, request, reason):
         request.applymarker(pytest.mark.xfail(reason=reason, strict=False))
 
 
+def test_synonyms_find_the_articles_word_and_mark_it(backend):
+    """A customer's word finds an article that only uses its synonym (synonyms/en.txt: invoice, receipt,
+    bill), below one using the word itself, and the snippet marks the article's word."""
+    backend.upsert([doc(11, "Download your invoices", "Every invoice is a PDF you can download."),
+                    doc(12, "Keyboard shortcuts", "Press ? to see every shortcut."),
+                    doc(13, "Your receipt", "The receipt is a PDF, mailed after paying.")])
+    found = backend.search(q("where is my receipt"))
+    assert ids(found)[:2] == [13, 11] and 12 not in ids(found)
+    assert "<mark>invoice</mark>" in found.hits[1].snippet.lower()
+
+
+def test_dutch_separable_verbs_find_the_joined_word(backend):
+    """"hoe nodig ik een collega uit" asks for "uitnodigen" (invite), as the article says."""
+    backend.upsert([doc(21, "Een collega uitnodigen", "Een beheerder kan een collega uitnodigen.", lang="nl"),
+                    doc(22, "Een collega verwijderen", "Is het nodig een collega te verwijderen? Kies Team.",
+                        lang="nl")])
+    assert ids(backend.search(q("hoe nodig ik een collega uit", languages=["nl"])))[0] == 21
+
+
 def test_paging_walks_every_hit_once(backend, request):
     _emulator_gap(backend, request, SEARCH_AFTER_GAP)
     many = [doc(100 + i, f"Printer setup guide {i}", "printer " * (1 + i) + f"model {i}") for i in range(23)]

@@ -285,6 +285,35 @@ def test_an_import_is_indexed_in_batches_on_a_bounded_share_of_the_workers(conta
     assert sum(writes) >= 600 and len(writes) < sum(writes)  # some events shared a write
 
 
+def test_a_failed_index_write_fails_its_batch_and_each_event_is_retried(container_factory, config, monkeypatch,
+                                                                        sessions, wait_for):
+    """The index refuses the first batch write (simulated: an index outage cannot be started and ended on
+    cue here; the write is made to raise once). Every event of that batch fails, is retried on its own by
+    ``reliable_handler`` (first retry after 1 s), and all articles end up indexed, each event once."""
+    writes, sync = [], indexing.sync
+
+    def refusing_once(session, backend, ids):
+        writes.append(sorted(ids))
+        if len(writes) == 1:
+            raise RuntimeError("the index refused the write")
+        return sync(session, backend, ids)
+
+    monkeypatch.setattr(indexing, "sync", refusing_once)
+    container = container_factory(KbSearchService, config)
+    container.start()
+    with ServiceRpcProxy("kb_search", config, timeout=20) as kb:
+        report = kb.import_articles([{"title": f"Scanner {i}", "body": f"Calibrate scanner {i}.", "language": "en",
+                                      "status": "published", "external_id": f"scanner-{i}"} for i in range(5)],
+                                    AGENT)
+        wait_for(lambda: kb.search("scanner", "en", None, AGENT)["total"] == 5, timeout=30,
+                 message="every article indexed after the retries")
+    assert len(writes) >= 2 and writes[0]  # the refused batch, then the retries
+    with sessions() as session:
+        handled = session.scalars(select(ProcessedEvent.event_id).where(
+            ProcessedEvent.handler == "index_published")).all()
+    assert len(handled) == len(set(handled)) == 5 and len(report["ids"]) == 5
+
+
 class TwoLanguageIndex(FakeIndex):
     """Only Dutch articles match; pages of two."""
 

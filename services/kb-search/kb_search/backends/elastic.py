@@ -159,7 +159,7 @@ class ElasticsearchBackend(SearchBackend):
 
     def _language_query(self, lang, query):
         analyzed = analysis.analyze_query(lang, query.text, prefix=query.prefix)
-        typed = " ".join(analyzed.surface[s] for s in analyzed.typed)
+        typed = " ".join([analyzed.surface[s] for s in analyzed.typed] + analyzed.joined)
         if analyzed.prefix:
             typed = f"{typed} {analyzed.prefix}".strip()
         if not typed:

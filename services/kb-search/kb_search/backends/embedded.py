@@ -15,15 +15,24 @@ SQLite FTS5 + bm25() (no snip)  6.1 s           35 ms       78 ms
 ==============================  ==============  ==========  ==========
 
 FTS5 ranks by computing ``bm25()`` for every matching row before sorting, so a query with one common word
-costs time in proportion to the number of matches; tantivy's top-k collection skips blocks that cannot
-reach the top (block-max WAND) and stays within the 5 ms p99 target at 100,000 articles. tantivy also
-offers Levenshtein-automaton fuzzy terms (typo tolerance) and fast term statistics (``doc_freq``,
+costs time in proportion to the number of matches. tantivy does too here (boosted clauses and the total
+count keep it from skipping blocks), but scores a posting far faster. tantivy also offers
+Levenshtein-automaton fuzzy terms (typo tolerance) and fast term statistics (``doc_freq``,
 ``terms_with_prefix``) that suggestions and typo detection use. ``bench/kb_search.py`` reports the
 figures of the backend as built.
 
+What a query costs, then, is the postings it walks. Three choices keep them few (profiled with cProfile
+at 100,000 articles): synonyms are expanded when a document is indexed, so a query adds one term per
+synonym group it mentions (:func:`kb_search.analysis.document_terms`); each language has its own text
+fields, so no language filter is intersected with the words (it cost more than the words); and a word
+in more than ``COMMON_FRACTION`` of its language's bodies is matched in titles only. Visibility is an
+exclusion of the few articles a viewer may not see rather than an intersection with the many they may.
+
 Analysis is done in Python (:mod:`kb_search.analysis`, Snowball stems from PyStemmer) and the index
-stores the stems, split on whitespace: indexing and querying share one analyzer, stop-word list and
-synonym table, and snippets are cut from the original text with the same stems.
+stores the stems, split on whitespace, and the keys of the synonym groups the text mentions: indexing and
+querying share one analyzer, stop-word list and synonym table, and snippets are cut from the original
+text with the same stems. A change to the analysis or the synonym table takes effect for the articles
+indexed after it: run ``kb-reindex`` after deploying one.
 
 Files and generations
 ---------------------
@@ -40,11 +49,14 @@ import os
 import shutil
 import threading
 import time
+import typing
 import uuid
 from contextlib import contextmanager
 from datetime import datetime, timezone
 
 import tantivy
+
+from helpdesk_common.contracts.kb import LANGUAGES, Visibility
 
 from .. import analysis
 from .base import BadCursor, Hit, IndexDoc, Rebuild, Results, SearchBackend, SearchQuery, check_languages
@@ -54,9 +66,19 @@ log = logging.getLogger(__name__)
 
 # Field boosts: a word in the title says more about an article than the same word in its body. Tags and
 # the category's words are indexed with the title (one field less per query term keeps queries fast).
-FIELD_BOOSTS = (("title_t", 3.0), ("body_t", 1.0))
-# A fuzzy (typo-corrected) term scores a constant per field, about what a rare word earns by BM25.
-FUZZY_SCORE = 2.5
+TITLE_BOOST, BODY_BOOST = 3.0, 1.0
+# The words of each language have fields of their own (title_en, body_en, ...): a query then needs no
+# language filter, whose intersection with the words' postings cost more than the words themselves
+# (profiled at 100,000 articles: half of tantivy's time per query went to the language and visibility
+# filters), and word statistics (IDF, how common a word is) are those of its language.
+LANGUAGE_FIELDS = {lang: ((f"title_{lang}", TITLE_BOOST), (f"body_{lang}", BODY_BOOST)) for lang in LANGUAGES}
+# Generations built before LANGUAGE_FIELDS have one pair of fields for every language (and a filter on
+# ``lang``); they are still searched so until ``kb-reindex`` rebuilds them.
+SHARED_FIELDS = (("title_t", TITLE_BOOST), ("body_t", BODY_BOOST))
+# A fuzzy (typo-corrected) term scores a constant per field. With word statistics per language (fewer
+# articles, so lower BM25 scores) 2.5 outweighed the words typed correctly; 1.0-2.0 rank the same on
+# queries.json, queries_dev.json and queries_fresh.json (MRR@10 0.93/0.94/0.76 -> 0.94/0.94/0.78).
+FUZZY_SCORE = 1.5
 # Dutch and Swedish write compounds as one word: an unknown one is split into known parts.
 COMPOUNDING = ("nl", "sv")
 COMPOUND_WEIGHT = 0.8
@@ -68,6 +90,7 @@ WRITER_HEAP = 50_000_000
 REBUILD_HEAP = 200_000_000
 LOCK_WAIT_S = 60.0
 RELOAD_INTERVAL_S = 0.25
+VISIBILITIES = typing.get_args(Visibility)
 
 
 def build_schema():
@@ -76,16 +99,21 @@ def build_schema():
     builder.add_unsigned_field("version", stored=True)
     for name in ("lang", "type", "visibility", "category", "tags"):
         builder.add_text_field(name, tokenizer_name="raw", index_option="basic")
-    for name, _boost in FIELD_BOOSTS:
+    for name, _boost in SHARED_FIELDS:  # no longer written (see SHARED_FIELDS)
         builder.add_text_field(name, tokenizer_name="whitespace", index_option="freq")
     builder.add_bytes_field("source", stored=True, indexed=False)
+    # Added after the fields above, which so keep their numbers in the generations built before.
+    for fields in LANGUAGE_FIELDS.values():
+        for name, _boost in fields:
+            builder.add_text_field(name, tokenizer_name="whitespace", index_option="freq")
     return builder.build()
 
 
 SCHEMA = build_schema()
 
 
-def to_document(doc: IndexDoc):
+def to_document(doc: IndexDoc, fields=None):
+    """The tantivy document of ``doc``; ``fields`` (title, body) default to those of its language."""
     lang = doc.language
     keywords = " ".join(list(doc.tags) + (doc.category or "").replace("/", " ").split())
     source = {"title": doc.title, "text": doc.text, "language": lang, "type": doc.type,
@@ -100,8 +128,9 @@ def to_document(doc: IndexDoc):
         document.add_text("category", path)
     for tag in doc.tags:
         document.add_text("tags", tag)
-    document.add_text("title_t", " ".join(analysis.analyze(lang, f"{doc.title} {keywords}")))
-    document.add_text("body_t", " ".join(analysis.analyze(lang, doc.text)))
+    (title_field, _), (body_field, _) = fields or LANGUAGE_FIELDS[lang]
+    document.add_text(title_field, " ".join(analysis.document_terms(lang, f"{doc.title} {keywords}")))
+    document.add_text(body_field, " ".join(analysis.document_terms(lang, doc.text)))
     document.add_bytes("source", json.dumps(source, ensure_ascii=False).encode())
     return document
 
@@ -127,6 +156,7 @@ class EmbeddedBackend(SearchBackend):
         self._open_lock = threading.Lock()
         self._generation = None
         self._pointer_stamp = None
+        self._layout = (None, False)  # (generation, whether it has fields per language)
         self._index = None
         self._reloaded_at = 0.0
 
@@ -214,13 +244,15 @@ class EmbeddedBackend(SearchBackend):
             index = self._current()
             with self._writer(index) as writer:
                 index.reload()
-                known = self._versions(index.searcher(), [d.id for d in docs])
+                searcher = index.searcher()
+                known = self._versions(searcher, [d.id for d in docs])
                 written = 0
                 for doc in docs:
                     if known.get(doc.id, 0) > doc.version:
                         continue  # a newer version is already indexed: this one is stale
                     writer.delete_documents_by_query(_term("id", doc.id))
-                    writer.add_document(to_document(doc))
+                    # In a generation from before the fields per language, the fields it has.
+                    writer.add_document(to_document(doc, self._fields(searcher, doc.language)[0]))
                     written += 1
             return written
 
@@ -254,40 +286,63 @@ class EmbeddedBackend(SearchBackend):
 
     # --- searching --------------------------------------------------------------------------------
 
-    def _text_query(self, searcher, analyzed):
+    def _fields(self, searcher, lang):
+        """``(fields with boosts, whether a filter on lang is needed)`` in the current generation."""
+        if self._layout[0] != self._generation:
+            try:
+                searcher.doc_freq(LANGUAGE_FIELDS["en"][0][0], "")
+                self._layout = (self._generation, True)
+            except ValueError:  # built before the fields per language
+                self._layout = (self._generation, False)
+        if self._layout[1]:
+            return LANGUAGE_FIELDS[lang], False
+        return SHARED_FIELDS, True
+
+    def _text_query(self, searcher, analyzed, fields=None):
+        fields_and_boosts = fields or LANGUAGE_FIELDS[analyzed.lang]
+        (title, _), (body, _) = fields_and_boosts
         clauses = []
-        common = max(1000, searcher.num_docs * COMMON_FRACTION)
+        # Common among the articles of the query's language (its words rarely occur in the others): a
+        # third of the index is Swedish, so a share of all articles would let a word in most Swedish
+        # bodies pass as uncommon.
+        common = max(1000, searcher.doc_freq("lang", analyzed.lang) * COMMON_FRACTION)
         for stem, weight in analyzed.terms.items():
             typo = (stem in analyzed.typed and len(analyzed.surface.get(stem, stem)) >= 4
-                    and searcher.doc_freq("body_t", stem) == 0 and searcher.doc_freq("title_t", stem) == 0)
+                    and searcher.doc_freq(body, stem) == 0 and searcher.doc_freq(title, stem) == 0)
             if typo and analyzed.lang in COMPOUNDING:
-                known = (lambda term: searcher.doc_freq("body_t", term) > 0
-                         or searcher.doc_freq("title_t", term) > 0)
+                known = (lambda term: searcher.doc_freq(body, term) > 0 or searcher.doc_freq(title, term) > 0)
                 parts = analysis.compound_parts(analyzed.lang, analyzed.surface.get(stem, stem), known)
                 for part in parts:
-                    for field, boost in FIELD_BOOSTS:
+                    for field, boost in fields_and_boosts:
                         clauses.append((tantivy.Occur.Should, tantivy.Query.boost_query(
                             _term(field, part), boost * weight * COMPOUND_WEIGHT)))
                 if parts:
                     continue
             if typo:
                 distance = 1 if len(analyzed.surface.get(stem, stem)) <= 7 else 2
-                for field, boost in FIELD_BOOSTS:
+                for field, boost in fields_and_boosts:
                     fuzzy = tantivy.Query.fuzzy_term_query(SCHEMA, field, stem, distance, True, False)
                     clauses.append((tantivy.Occur.Should, tantivy.Query.boost_query(
                         tantivy.Query.const_score_query(fuzzy, FUZZY_SCORE), boost * weight)))
                 continue
-            fields = FIELD_BOOSTS
-            if len(analyzed.terms) > 1 and searcher.doc_freq("body_t", stem) > common:
+            fields = fields_and_boosts
+            if len(analyzed.terms) > 1 and searcher.doc_freq(body, stem) > common:
                 # A word in most articles barely moves the ranking in the body but costs most of the
                 # time there: it counts in titles (and tags) only.
-                fields = FIELD_BOOSTS[:1]
+                fields = fields_and_boosts[:1]
             for field, boost in fields:
                 clauses.append((tantivy.Occur.Should,
                                 tantivy.Query.boost_query(_term(field, stem), boost * weight)))
+        for key, weight in analyzed.synonyms.items():
+            # One term per synonym group: the documents carry the keys of the groups they mention.
+            fields = fields_and_boosts
+            if searcher.doc_freq(body, key) > common:
+                fields = fields_and_boosts[:1]
+            for field, boost in fields:
+                clauses.append((tantivy.Occur.Should, tantivy.Query.boost_query(_term(field, key), boost * weight)))
         if analyzed.prefix:
-            for term, _count in searcher.terms_with_prefix("title_t", analyzed.prefix, limit=PREFIX_COMPLETIONS):
-                for field, boost in FIELD_BOOSTS:
+            for term, _count in searcher.terms_with_prefix(title, analyzed.prefix, limit=PREFIX_COMPLETIONS):
+                for field, boost in fields_and_boosts:
                     clauses.append((tantivy.Occur.Should,
                                     tantivy.Query.boost_query(_term(field, term), boost * PREFIX_WEIGHT)))
         if not clauses:
@@ -306,17 +361,28 @@ class EmbeddedBackend(SearchBackend):
         per_language, analyzed_by_lang = [], {}
         for lang in query.languages:
             analyzed = analysis.analyze_query(lang, query.text, prefix=query.prefix)
-            text_query = self._text_query(searcher, analyzed)
+            fields, filter_language = self._fields(searcher, lang)
+            text_query = self._text_query(searcher, analyzed, fields)
             if text_query is None:
                 continue
             analyzed_by_lang[lang] = analyzed
-            per_language.append((tantivy.Occur.Should, tantivy.Query.boolean_query([
-                (tantivy.Occur.Must, tantivy.Query.const_score_query(_term("lang", lang), 0.0)),
-                (tantivy.Occur.Must, text_query)])))
+            if filter_language:
+                text_query = tantivy.Query.boolean_query([
+                    (tantivy.Occur.Must, tantivy.Query.const_score_query(_term("lang", lang), 0.0)),
+                    (tantivy.Occur.Must, text_query)])
+            per_language.append((tantivy.Occur.Should, text_query))
         if not per_language:
             return Results(hits=[], total=0)
-        must = [(tantivy.Occur.Must, tantivy.Query.boolean_query(per_language)),
-                (tantivy.Occur.Must, _any_of("visibility", query.visibilities))]
+        text = per_language[0][1] if len(per_language) == 1 else tantivy.Query.boolean_query(per_language)
+        must = [(tantivy.Occur.Must, text)]
+        excluded = [v for v in VISIBILITIES if v not in query.visibilities]
+        if set(query.visibilities) <= set(VISIBILITIES):
+            # Leaving out the few the viewer may not see costs less than keeping the many they may
+            # (every indexed article has one of VISIBILITIES: they are validated).
+            if excluded:
+                must.append((tantivy.Occur.MustNot, _any_of("visibility", excluded)))
+        else:
+            must.append((tantivy.Occur.Must, _any_of("visibility", query.visibilities)))
         if query.types:
             must.append((tantivy.Occur.Must, _any_of("type", query.types)))
         if query.category:
