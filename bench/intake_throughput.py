@@ -27,9 +27,7 @@ import shutil
 import statistics
 import sys
 import tempfile
-import threading
 import time
-import uuid
 import warnings
 
 warnings.simplefilter("ignore")
@@ -38,11 +36,10 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "services", "intake", "tests"))
 
 import requests  # noqa: E402
-from kombu import Connection, Exchange, Queue  # noqa: E402
 
 import mails  # noqa: E402
 from servers import PASSWORD, Dovecot, SmtpSink  # noqa: E402
-from tests.stack import Stack, database_url, wait_for  # noqa: E402
+from tests.stack import EventRecorder, Stack, database_url, wait_for  # noqa: E402
 
 PDF = b"%PDF-1.4\n" + b"0" * 2000
 
@@ -69,63 +66,67 @@ def message(prefix, i):
 
 
 class Arrivals:
-    """Listens to ``ticket_created`` on ``tickets.events`` (bound before anything is delivered): subject → times."""
+    """``ticket_created`` arrivals by subject, read from the platform's :class:`tests.stack.EventRecorder`
+    (bound to ``tickets.events`` before anything is delivered)."""
 
     def __init__(self, amqp_uri):
-        self.amqp_uri = amqp_uri
-        self.seen = {}  # subject -> [arrival times]
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._ready = threading.Event()
-        self.error = None
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        try:
-            exchange = Exchange("tickets.events", type="topic", durable=True)
-            with Connection(self.amqp_uri) as connection:
-                queue = Queue(f"bench-intake-{uuid.uuid4().hex[:8]}", exchange, routing_key="ticket_created",
-                              exclusive=True, auto_delete=True)
-
-                def on_message(body, msg):
-                    now = time.time()
-                    with self._lock:
-                        self.seen.setdefault(body["data"]["ticket"]["subject"], []).append(now)
-                    msg.ack()
-
-                with connection.Consumer(queue, callbacks=[on_message], accept=["json"]) as consumer:
-                    consumer.qos(prefetch_count=500)
-                    self._ready.set()
-                    while not self._stop.is_set():
-                        try:
-                            connection.drain_events(timeout=0.1)
-                        except TimeoutError:
-                            pass
-        except BaseException as error:
-            self.error = error
-            raise
+        self.recorder = EventRecorder(amqp_uri, source="tickets")
 
     def __enter__(self):
-        self._thread.start()
-        assert self._ready.wait(15), "the event listener did not start"
+        self.recorder.__enter__()
         return self
 
     def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join(5)
+        self.recorder.__exit__(*exc)
+
+    def seen(self):
+        """subject -> [arrival times] of every ``ticket_created`` so far."""
+        recorder = self.recorder
+        assert recorder.error is None, f"the event listener died: {recorder.error!r}"
+        seen = {}
+        for event, at in zip(list(recorder.events), list(recorder.arrived)):
+            if event["type"] == "ticket_created":
+                seen.setdefault(event["data"]["ticket"]["subject"], []).append(at)
+        return seen
 
     def count(self, subjects):
-        assert self.error is None, f"the event listener died: {self.error!r}"
-        with self._lock:
-            return sum(1 for s in subjects if s in self.seen)
+        seen = self.seen()
+        return sum(1 for s in subjects if s in seen)
 
     def first(self, subject):
-        with self._lock:
-            return self.seen[subject][0]
+        return self.seen()[subject][0]
 
     def duplicates(self):
-        with self._lock:
-            return sum(len(times) - 1 for times in self.seen.values())
+        return sum(len(times) - 1 for times in self.seen().values())
+
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(stack, dovecot):
+    """CPU seconds used so far by each part, read from ``/proc``: every process started by the stack (and
+    Dovecot) runs in a session of its own, so a part is its session (workers and children included). The
+    broker is the machine's RabbitMQ, shared with whatever else runs on it."""
+    sessions = {dovecot.process.pid: "dovecot (IMAP)", stack.gateway.pid: "gateway",
+                **{p.pid: "tickets" for p in stack.tickets},
+                **{p.pid: name for name, p in stack.services.items()}}
+    parts = dict.fromkeys([*dict.fromkeys(sessions.values()), "broker"], 0.0)
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stream:
+                comm, fields = stream.read().rsplit(")", 1)
+            fields = fields.split()
+        except OSError:
+            continue
+        seconds = (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
+        part = sessions.get(int(fields[3]))  # the session id
+        if part is None and comm.endswith("(beam.smp"):
+            part = "broker"
+        if part is not None:
+            parts[part] += seconds
+    return parts
 
 
 def imaplib_fetch(mailbox, batch):
@@ -200,8 +201,10 @@ def main():
             stack.start_service("intake")
             wait_for(lambda: intake_healthy(stack), timeout=60, interval=0.01, what="intake to answer")
             ready = time.time()
+            cpu_ready = cpu_seconds(stack, dovecot)
             wait_for(lambda: arrivals.count(subjects) == len(subjects), timeout=600, interval=0.05,
                      what=f"{len(subjects)} tickets")
+            cpu_done = cpu_seconds(stack, dovecot)
             last = max(arrivals.first(s) for s in subjects)
             wait_for(lambda: mailbox.counts()[1] == 0, timeout=120, what="every message marked seen")
 
@@ -254,6 +257,14 @@ def main():
           f"{max(delays) * 1000:.0f} |")
     print(f"| tickets made / messages (duplicate ticket_created events) | "
           f"{made}/{args.messages + args.live} ({duplicates}) |")
+    print(f"\nCPU time per backlog message (ms), from /proc between intake answering and the last ticket_created "
+          f"({last - ready:.2f} s; the 2 cores give {2000 * (last - ready) / args.messages:.2f} ms per message). "
+          f"Every service of the stack runs, as in `make run`: routing and kb_search consume ticket_created too. "
+          f"The broker is the machine's RabbitMQ, shared with anything else running on it.\n")
+    cpu = {part: (cpu_done[part] - cpu_ready.get(part, 0.0)) * 1000 / args.messages for part in cpu_done}
+    print("| " + " | ".join(cpu) + " | total |")
+    print("|" + "---:|" * (len(cpu) + 1))
+    print("| " + " | ".join(f"{ms:.2f}" for ms in cpu.values()) + f" | {sum(cpu.values()):.2f} |")
 
 
 if __name__ == "__main__":

@@ -430,9 +430,10 @@ class Ingestor:
                                     "direction": "in", "created_at": now})
             if threads:
                 session.execute(insert(ThreadMessageId), threads)
-            for w in finished:  # with the record, so that the acknowledgement is sent exactly once
-                if w.outcome == "created" and w.ticket is not None:
-                    mailout.acknowledge_mail(session, self.settings, w.ticket, w.mail.message_id)
+            # With the record, so that the acknowledgement is sent exactly once. (Its own, later time: the
+            # thread's order, by time, puts the customer's mail before our answer.)
+            mailout.acknowledge_mails(session, self.settings, [
+                (w.ticket, w.mail.message_id) for w in finished if w.outcome == "created" and w.ticket is not None])
             files = {}
             for w in finished:
                 files[w.row_id] = [Attachment(
