@@ -14,9 +14,15 @@ reading that mailbox, then measures, in one run:
   delay of each is from its rename into ``Maildir/new`` to its ``ticket_created`` event arriving (the ticket
   is committed before its event is published, so this is an upper bound of "the ticket exists").
 
+* **CPU time per message**, per part of the platform (each service, the gateway, Dovecot, the broker and,
+  with ``--db postgres``, this run's PostgreSQL connections), read from ``/proc``: from intake answering
+  to the last ``ticket_created``, and until every acknowledgement is sent and the platform is idle again
+  (routing, suggestions, acknowledgements and their events are work the mail causes too). Every service
+  runs, as in ``make run``.
+
 Each message is a new ticket (distinct subjects and Message-IDs, 200 distinct senders): 85 % plain text
 (base64), 10 % HTML only, 5 % with a small PDF attachment. Every ticket is checked to appear exactly once.
-Prints a Markdown table.
+``ticket_created`` events are heard by ``tests.stack.EventRecorder``. Prints Markdown tables.
 
     .venv/bin/python bench/intake_throughput.py [--messages 1000] [--live 300] [--rate 50] [--poll-interval 0.5]
 """
@@ -104,14 +110,16 @@ class Arrivals:
 TICK = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds(stack, dovecot):
+def cpu_seconds(stack, dovecot, databases=()):
     """CPU seconds used so far by each part, read from ``/proc``: every process started by the stack (and
     Dovecot) runs in a session of its own, so a part is its session (workers and children included). The
-    broker is the machine's RabbitMQ, shared with whatever else runs on it."""
+    broker is the machine's RabbitMQ, shared with anything else running on it. ``databases``: the names of
+    this run's PostgreSQL databases, whose server processes (one per connection, named after the database)
+    make the ``postgresql`` part; a connection closed during the run takes its CPU time with it."""
     sessions = {dovecot.process.pid: "dovecot (IMAP)", stack.gateway.pid: "gateway",
                 **{p.pid: "tickets" for p in stack.tickets},
                 **{p.pid: name for name, p in stack.services.items()}}
-    parts = dict.fromkeys([*dict.fromkeys(sessions.values()), "broker"], 0.0)
+    parts = dict.fromkeys([*dict.fromkeys(sessions.values()), "broker"] + (["postgresql"] if databases else []), 0.0)
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -119,25 +127,29 @@ def cpu_seconds(stack, dovecot):
             with open(f"/proc/{entry}/stat") as stream:
                 comm, fields = stream.read().rsplit(")", 1)
             fields = fields.split()
+            part = sessions.get(int(fields[3]))  # the session id
+            if part is None and comm.endswith("(beam.smp"):
+                part = "broker"
+            if part is None and databases and comm.endswith("(postgres"):
+                with open(f"/proc/{entry}/cmdline", "rb") as stream:
+                    title = stream.read().decode(errors="replace")
+                if any(f" {name} " in title for name in databases):
+                    part = "postgresql"
         except OSError:
             continue
-        seconds = (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
-        part = sessions.get(int(fields[3]))  # the session id
-        if part is None and comm.endswith("(beam.smp"):
-            part = "broker"
         if part is not None:
-            parts[part] += seconds
+            parts[part] += (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
     return parts
 
 
-def idle_cpu(stack, dovecot, window=0.5, threshold=0.1, timeout=120):
+def idle_cpu(stack, dovecot, databases=(), window=0.5, threshold=0.1, timeout=120):
     """``cpu_seconds`` once the platform's processes have gone idle (under ``threshold`` of a core for
     ``window`` s; the broker is not watched, it may be serving others)."""
     deadline = time.time() + timeout
-    before = cpu_seconds(stack, dovecot)
+    before = cpu_seconds(stack, dovecot, databases)
     while True:
         time.sleep(window)  # sampling the CPU counters, not waiting for a result
-        after = cpu_seconds(stack, dovecot)
+        after = cpu_seconds(stack, dovecot, databases)
         busy = sum(after[p] - before[p] for p in after if p != "broker")  # the broker may serve others too
         if busy < threshold * window or time.time() > deadline:
             return after
@@ -192,6 +204,7 @@ def main():
     if args.db == "postgres":  # tickets' and intake's databases (routing and kb_search stay on SQLite)
         db_url, drop = database_url("postgres")
         intake_db_url, drop_intake = database_url("postgres")
+    databases = [url.rsplit("/", 1)[1] for url in (db_url, intake_db_url) if url]
     stack = Stack(workdir, tickets_db_url=db_url, env={
         "HELPDESK_IMAP_URL": mailbox.url(team="support"), "HELPDESK_SMTP_URL": sink.url,
         "HELPDESK_SUPPORT_ADDRESS": "support@helpdesk.test", "HELPDESK_IMAP_POLL_INTERVAL": str(args.poll_interval),
@@ -216,16 +229,16 @@ def main():
             stack.start_service("intake")
             wait_for(lambda: intake_healthy(stack), timeout=60, interval=0.01, what="intake to answer")
             ready = time.time()
-            cpu_ready = cpu_seconds(stack, dovecot)
+            cpu_ready = cpu_seconds(stack, dovecot, databases)
             wait_for(lambda: arrivals.count(subjects) == len(subjects), timeout=600, interval=0.05,
                      what=f"{len(subjects)} tickets")
-            cpu_done = cpu_seconds(stack, dovecot)
+            cpu_done = cpu_seconds(stack, dovecot, databases)
             # Everything the backlog causes besides its tickets (acknowledgements over SMTP, routing and
             # suggestions, events) goes on after the last ticket_created: wait for the acknowledgements, then
             # until the platform is idle (under a tenth of a core for half a second).
             wait_for(lambda: len(glob.glob(os.path.join(sink.folder, "*.json"))) >= args.messages, timeout=300,
                      what="every acknowledgement sent")
-            cpu_settled = idle_cpu(stack, dovecot)
+            cpu_settled = idle_cpu(stack, dovecot, databases)
             last = max(arrivals.first(s) for s in subjects)
             first = min(arrivals.first(s) for s in subjects)
             settled_after = time.time() - last
