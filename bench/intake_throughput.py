@@ -14,22 +14,27 @@ reading that mailbox, then measures, in one run:
   delay of each is from its rename into ``Maildir/new`` to its ``ticket_created`` event arriving (the ticket
   is committed before its event is published, so this is an upper bound of "the ticket exists").
 
+* **CPU time per message**, per part of the platform (each service, the gateway, Dovecot, the broker and,
+  with ``--db postgres``, this run's PostgreSQL connections), read from ``/proc``: from intake answering
+  to the last ``ticket_created``, and until every acknowledgement is sent and the platform is idle again
+  (routing, suggestions, acknowledgements and their events are work the mail causes too). Every service
+  runs, as in ``make run``.
+
 Each message is a new ticket (distinct subjects and Message-IDs, 200 distinct senders): 85 % plain text
 (base64), 10 % HTML only, 5 % with a small PDF attachment. Every ticket is checked to appear exactly once.
-Prints a Markdown table.
+``ticket_created`` events are heard by ``tests.stack.EventRecorder``. Prints Markdown tables.
 
     .venv/bin/python bench/intake_throughput.py [--messages 1000] [--live 300] [--rate 50] [--poll-interval 0.5]
 """
 import argparse
+import glob
 import imaplib
 import os
 import shutil
 import statistics
 import sys
 import tempfile
-import threading
 import time
-import uuid
 import warnings
 
 warnings.simplefilter("ignore")
@@ -38,11 +43,10 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "services", "intake", "tests"))
 
 import requests  # noqa: E402
-from kombu import Connection, Exchange, Queue  # noqa: E402
 
 import mails  # noqa: E402
 from servers import PASSWORD, Dovecot, SmtpSink  # noqa: E402
-from tests.stack import Stack, database_url, wait_for  # noqa: E402
+from tests.stack import EventRecorder, Stack, database_url, wait_for  # noqa: E402
 
 PDF = b"%PDF-1.4\n" + b"0" * 2000
 
@@ -69,63 +73,87 @@ def message(prefix, i):
 
 
 class Arrivals:
-    """Listens to ``ticket_created`` on ``tickets.events`` (bound before anything is delivered): subject → times."""
+    """``ticket_created`` arrivals by subject, read from the platform's :class:`tests.stack.EventRecorder`
+    (bound to ``tickets.events`` before anything is delivered)."""
 
     def __init__(self, amqp_uri):
-        self.amqp_uri = amqp_uri
-        self.seen = {}  # subject -> [arrival times]
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._ready = threading.Event()
-        self.error = None
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        try:
-            exchange = Exchange("tickets.events", type="topic", durable=True)
-            with Connection(self.amqp_uri) as connection:
-                queue = Queue(f"bench-intake-{uuid.uuid4().hex[:8]}", exchange, routing_key="ticket_created",
-                              exclusive=True, auto_delete=True)
-
-                def on_message(body, msg):
-                    now = time.time()
-                    with self._lock:
-                        self.seen.setdefault(body["data"]["ticket"]["subject"], []).append(now)
-                    msg.ack()
-
-                with connection.Consumer(queue, callbacks=[on_message], accept=["json"]) as consumer:
-                    consumer.qos(prefetch_count=500)
-                    self._ready.set()
-                    while not self._stop.is_set():
-                        try:
-                            connection.drain_events(timeout=0.1)
-                        except TimeoutError:
-                            pass
-        except BaseException as error:
-            self.error = error
-            raise
+        self.recorder = EventRecorder(amqp_uri, source="tickets")
 
     def __enter__(self):
-        self._thread.start()
-        assert self._ready.wait(15), "the event listener did not start"
+        self.recorder.__enter__()
         return self
 
     def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join(5)
+        self.recorder.__exit__(*exc)
+
+    def seen(self):
+        """subject -> [arrival times] of every ``ticket_created`` so far."""
+        recorder = self.recorder
+        assert recorder.error is None, f"the event listener died: {recorder.error!r}"
+        seen = {}
+        for event, at in zip(list(recorder.events), list(recorder.arrived)):
+            if event["type"] == "ticket_created":
+                seen.setdefault(event["data"]["ticket"]["subject"], []).append(at)
+        return seen
 
     def count(self, subjects):
-        assert self.error is None, f"the event listener died: {self.error!r}"
-        with self._lock:
-            return sum(1 for s in subjects if s in self.seen)
+        seen = self.seen()
+        return sum(1 for s in subjects if s in seen)
 
     def first(self, subject):
-        with self._lock:
-            return self.seen[subject][0]
+        return self.seen()[subject][0]
 
     def duplicates(self):
-        with self._lock:
-            return sum(len(times) - 1 for times in self.seen.values())
+        return sum(len(times) - 1 for times in self.seen().values())
+
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(stack, dovecot, databases=()):
+    """CPU seconds used so far by each part, read from ``/proc``: every process started by the stack (and
+    Dovecot) runs in a session of its own, so a part is its session (workers and children included). The
+    broker is the machine's RabbitMQ, shared with anything else running on it. ``databases``: the names of
+    this run's PostgreSQL databases, whose server processes (one per connection, named after the database)
+    make the ``postgresql`` part; a connection closed during the run takes its CPU time with it."""
+    sessions = {dovecot.process.pid: "dovecot (IMAP)", stack.gateway.pid: "gateway",
+                **{p.pid: "tickets" for p in stack.tickets},
+                **{p.pid: name for name, p in stack.services.items()}}
+    parts = dict.fromkeys([*dict.fromkeys(sessions.values()), "broker"] + (["postgresql"] if databases else []), 0.0)
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stream:
+                comm, fields = stream.read().rsplit(")", 1)
+            fields = fields.split()
+            part = sessions.get(int(fields[3]))  # the session id
+            if part is None and comm.endswith("(beam.smp"):
+                part = "broker"
+            if part is None and databases and comm.endswith("(postgres"):
+                with open(f"/proc/{entry}/cmdline", "rb") as stream:
+                    title = stream.read().decode(errors="replace")
+                if any(f" {name} " in title for name in databases):
+                    part = "postgresql"
+        except OSError:
+            continue
+        if part is not None:
+            parts[part] += (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
+    return parts
+
+
+def idle_cpu(stack, dovecot, databases=(), window=0.5, threshold=0.1, timeout=120):
+    """``cpu_seconds`` once the platform's processes have gone idle (under ``threshold`` of a core for
+    ``window`` s; the broker is not watched, it may be serving others)."""
+    deadline = time.time() + timeout
+    before = cpu_seconds(stack, dovecot, databases)
+    while True:
+        time.sleep(window)  # sampling the CPU counters, not waiting for a result
+        after = cpu_seconds(stack, dovecot, databases)
+        busy = sum(after[p] - before[p] for p in after if p != "broker")  # the broker may serve others too
+        if busy < threshold * window or time.time() > deadline:
+            return after
+        before = after
 
 
 def imaplib_fetch(mailbox, batch):
@@ -176,6 +204,7 @@ def main():
     if args.db == "postgres":  # tickets' and intake's databases (routing and kb_search stay on SQLite)
         db_url, drop = database_url("postgres")
         intake_db_url, drop_intake = database_url("postgres")
+    databases = [url.rsplit("/", 1)[1] for url in (db_url, intake_db_url) if url]
     stack = Stack(workdir, tickets_db_url=db_url, env={
         "HELPDESK_IMAP_URL": mailbox.url(team="support"), "HELPDESK_SMTP_URL": sink.url,
         "HELPDESK_SUPPORT_ADDRESS": "support@helpdesk.test", "HELPDESK_IMAP_POLL_INTERVAL": str(args.poll_interval),
@@ -200,9 +229,19 @@ def main():
             stack.start_service("intake")
             wait_for(lambda: intake_healthy(stack), timeout=60, interval=0.01, what="intake to answer")
             ready = time.time()
+            cpu_ready = cpu_seconds(stack, dovecot, databases)
             wait_for(lambda: arrivals.count(subjects) == len(subjects), timeout=600, interval=0.05,
                      what=f"{len(subjects)} tickets")
+            cpu_done = cpu_seconds(stack, dovecot, databases)
+            # Everything the backlog causes besides its tickets (acknowledgements over SMTP, routing and
+            # suggestions, events) goes on after the last ticket_created: wait for the acknowledgements, then
+            # until the platform is idle (under a tenth of a core for half a second).
+            wait_for(lambda: len(glob.glob(os.path.join(sink.folder, "*.json"))) >= args.messages, timeout=300,
+                     what="every acknowledgement sent")
+            cpu_settled = idle_cpu(stack, dovecot, databases)
             last = max(arrivals.first(s) for s in subjects)
+            first = min(arrivals.first(s) for s in subjects)
+            settled_after = time.time() - last
             wait_for(lambda: mailbox.counts()[1] == 0, timeout=120, what="every message marked seen")
 
             # --- delay: deliver one by one at --rate into the running intake --------------------------
@@ -245,6 +284,8 @@ def main():
     print("|---|---:|")
     print(f"| backlog → tickets, msgs/s (from intake answering) | {rate_ready:.0f} |")
     print(f"| backlog → tickets, msgs/s (from process spawn) | {rate_spawn:.0f} |")
+    print(f"| first / last backlog ticket_created, s after intake answering | {first - ready:.2f} / "
+          f"{last - ready:.2f} |")
     print(f"| baseline: imaplib fetch alone, msgs/s | {baseline:.0f} |")
     print(f"| intake ÷ baseline | {rate_ready / baseline:.3f} |")
     print(f"| delivery → ticket_created p50 ms ({args.live} msgs at {args.rate:g}/s) "
@@ -254,6 +295,19 @@ def main():
           f"{max(delays) * 1000:.0f} |")
     print(f"| tickets made / messages (duplicate ticket_created events) | "
           f"{made}/{args.messages + args.live} ({duplicates}) |")
+    print(f"\nCPU time per backlog message (ms), from /proc between intake answering and the last ticket_created "
+          f"({last - ready:.2f} s; the 2 cores give {2000 * (last - ready) / args.messages:.2f} ms per message). "
+          f"Every service of the stack runs, as in `make run`: routing and kb_search consume ticket_created too. "
+          f"The broker is the machine's RabbitMQ, shared with anything else running on it; the SMTP sink (a "
+          f"stand-in for the organisation's mail server) is left out.\n")
+    cpu = {part: (cpu_done[part] - cpu_ready.get(part, 0.0)) * 1000 / args.messages for part in cpu_done}
+    settled = {part: (cpu_settled[part] - cpu_ready.get(part, 0.0)) * 1000 / args.messages for part in cpu_done}
+    print("| window | " + " | ".join(cpu) + " | total |")
+    print("|---|" + "---:|" * (len(cpu) + 1))
+    print("| until the last ticket_created | " + " | ".join(f"{ms:.2f}" for ms in cpu.values())
+          + f" | {sum(cpu.values()):.2f} |")
+    print(f"| until every acknowledgement is sent and the platform idle (+{settled_after:.1f} s) | "
+          + " | ".join(f"{ms:.2f}" for ms in settled.values()) + f" | {sum(settled.values()):.2f} |")
 
 
 if __name__ == "__main__":

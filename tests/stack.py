@@ -255,6 +255,7 @@ class EventRecorder:
         self.amqp_uri = amqp_uri
         self.source = source
         self.events = []
+        self.arrived = []  # time.time() at which each of ``events`` arrived, same order (benchmarks' delays)
         self.error = None
         self._stop = threading.Event()
         self._ready = threading.Event()
@@ -273,6 +274,7 @@ class EventRecorder:
             queue = Queue(f"e2e-{self.source}-{uuid.uuid4().hex[:8]}", exchange, routing_key="#", exclusive=True)
 
             def keep(body, message):
+                self.arrived.append(time.time())
                 self.events.append(body)
                 message.ack()
 

@@ -171,20 +171,41 @@ class Ingestor:
     def complete(self, batch):
         """The second half: create the tickets and add the replies, record the outcome; returns ``done``."""
         try:
+            self.call_tickets(batch)
+            return self.record(batch)
+        finally:
+            self.release(batch)
+
+    def call_tickets(self, batch):
+        """:meth:`complete`'s first step: the tickets service's calls (nothing is recorded yet).
+
+        Separate so that the poller can have the tickets service work on one batch while the outcome
+        of the batch before it is being recorded."""
+        if batch.work:
+            started = time.perf_counter()
+            self._call_tickets(batch.work)
+            batch.step("tickets", started)
+
+    def record(self, batch):
+        """:meth:`complete`'s second step, after :meth:`call_tickets`: record the outcome, quarantine the
+        refused; returns ``done`` (one bool per item: True when it may be marked processed)."""
+        try:
             if batch.work:
-                started = time.perf_counter()
-                self._call_tickets(batch.work)
-                batch.step("tickets", started)
                 started = time.perf_counter()
                 self._finish(batch.work, batch.done)
                 batch.step("finish", started)
         finally:
-            self.in_flight.difference_update(w.row_id for w in batch.work)
+            self.release(batch)
         log.debug("ingested %d message(s): %s", len(batch.items),
                   ", ".join(f"{k} {v * 1000:.0f}ms" for k, v in batch.timings.items()))
         for index, first in batch.duplicates:
             batch.done[index] = batch.done[first]
         return batch.done
+
+    def release(self, batch):
+        """Forget ``batch``'s claims as in flight (idempotent): a batch abandoned half-way is resumed
+        from its pending claims by a later poll."""
+        self.in_flight.difference_update(w.row_id for w in batch.work)
 
     def _claim(self, parsed, done):
         """Dedupe and claim; returns the messages to work on and the in-batch duplicates."""
@@ -430,9 +451,10 @@ class Ingestor:
                                     "direction": "in", "created_at": now})
             if threads:
                 session.execute(insert(ThreadMessageId), threads)
-            for w in finished:  # with the record, so that the acknowledgement is sent exactly once
-                if w.outcome == "created" and w.ticket is not None:
-                    mailout.acknowledge_mail(session, self.settings, w.ticket, w.mail.message_id)
+            # With the record, so that the acknowledgement is sent exactly once. (Its own, later time: the
+            # thread's order, by time, puts the customer's mail before our answer.)
+            mailout.acknowledge_mails(session, self.settings, [
+                (w.ticket, w.mail.message_id) for w in finished if w.outcome == "created" and w.ticket is not None])
             files = {}
             for w in finished:
                 files[w.row_id] = [Attachment(

@@ -18,6 +18,7 @@ from typing import Optional
 from .htmltext import html_to_text
 from .quoting import split_reply
 
+_SPACES = re.compile(r"\s+")
 _MSGID = re.compile(r"<([^<>\s]{1,498})>")
 _ADDRESS = re.compile(r"^[^@\s<>()\[\],;:\"]+@[^@\s<>()\[\],;:\"]+\.[^@\s<>()\[\],;:\"]+$")
 BULK_PRECEDENCE = {"bulk", "junk", "list", "auto_reply", "auto-reply"}
@@ -87,8 +88,10 @@ def decode_header(value):
     if value is None:
         return ""
     value = str(value)
-    if any("\udc80" <= ch <= "\udcff" for ch in value):  # raw 8-bit bytes kept by the parser
+    if not value.isascii() and any("\udc80" <= ch <= "\udcff" for ch in value):  # raw 8-bit bytes kept
         value = decode_bytes(value.encode("ascii", "surrogateescape"))
+    if "=?" not in value:  # no encoded word: nothing to decode (most headers; the decoder is slow)
+        return _SPACES.sub(" ", value).strip()
     try:
         parts = email.header.decode_header(value)
     except Exception:  # a malformed encoded word: keep the text as it came
@@ -127,7 +130,7 @@ def _message_ids(value):
 def _unescape(value):
     """A raw header value with its 8-bit bytes (kept as surrogates) decoded to text."""
     value = str(value)
-    if any("\udc80" <= ch <= "\udcff" for ch in value):
+    if not value.isascii() and any("\udc80" <= ch <= "\udcff" for ch in value):
         value = decode_bytes(value.encode("ascii", "surrogateescape"))
     return value
 

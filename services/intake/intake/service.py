@@ -77,10 +77,12 @@ class MailboxPoll(Timer):
     nameko starts all of a container's extensions at once, so a poll could send its ``create_tickets``
     before the queue consumer had declared the RPC reply queue: the answer was dropped as unroutable and
     the poll waited ``IMAP_POLL_TIMEOUT`` for it (one test run in four with mail waiting at start-up, more
-    under load). The first poll therefore waits until the container's queue consumer is consuming."""
+    under load). The first poll therefore waits until the container's queue consumer is consuming, and
+    then runs at once."""
 
     def __init__(self, **kwargs):
-        super().__init__(interval=5, eager=False, **kwargs)
+        # Eager: mail that waited while intake was down is read at start-up, not one interval later.
+        super().__init__(interval=5, eager=True, **kwargs)
 
     def setup(self):
         self.interval = float(self.container.config.get("IMAP_POLL_INTERVAL") or 5)

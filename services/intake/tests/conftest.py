@@ -39,12 +39,38 @@ def mailbox(dovecot):
     return dovecot.mailbox()
 
 
+PG_DSN = os.environ.get("HELPDESK_TEST_PG", "dbname=postgres user=postgres host=127.0.0.1")
+
+
 @pytest.fixture
 def intake_db_url(tmp_path):
-    url = f"sqlite:///{tmp_path / 'intake.db'}"
+    """Intake's database: SQLite, or a throwaway PostgreSQL database with HELPDESK_TEST_INTAKE_DB=postgresql
+    (the same tests on the production database)."""
+    drop = None
+    if os.environ.get("HELPDESK_TEST_INTAKE_DB") == "postgresql":
+        import uuid
+
+        import psycopg2
+
+        name = f"intake_test_{uuid.uuid4().hex[:10]}"
+
+        def admin(sql):
+            connection = psycopg2.connect(PG_DSN)
+            connection.autocommit = True
+            try:
+                connection.cursor().execute(sql)
+            finally:
+                connection.close()
+
+        admin(f"CREATE DATABASE {name}")
+        url, drop = f"postgresql://postgres@127.0.0.1/{name}", lambda: admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    else:
+        url = f"sqlite:///{tmp_path / 'intake.db'}"
     upgrade_intake(url)
     yield url
     engine_for(url).dispose()
+    if drop:
+        drop()
 
 
 @pytest.fixture

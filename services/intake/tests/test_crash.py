@@ -49,7 +49,9 @@ def test_intake_killed_mid_batch_loses_nothing_and_doubles_nothing(tmp_path, rab
     # it died after the tickets service created tickets and added the reply, before recording them
     assert mailbox.counts() == (12, 12)
     created_before_restart = len(find_tickets(customer))
-    assert created_before_restart == 5  # the existing one and the first batch's four new ones
+    # the existing one and the first batch's four new ones; maybe the second batch's five too, whose
+    # tickets call goes out while the first batch's outcome is being recorded (poller.drain)
+    assert created_before_restart in (5, 10)
 
     survivor = start_intake(tmp_path, rabbit_config, intake_db_url, mailbox, smtp_sink, "survivor")
     try:

@@ -1,4 +1,6 @@
 """The outgoing mail queue without a broker: failures are retried with backoff, then kept as failed."""
+import email
+import email.policy
 import smtplib
 from datetime import timedelta
 
@@ -93,3 +95,21 @@ def test_a_permanent_refusal_fails_at_once(intake_sessions):
     with intake_sessions() as session:
         mail = session.get(OutgoingMail, mail_id)
         assert (mail.status, mail.attempts) == ("failed", 1) and "550" in mail.last_error
+
+
+def test_a_built_mail_reads_back_the_same_and_a_name_cannot_add_headers(intake_sessions):
+    with intake_sessions.begin() as session:
+        ticket = {**TICKET, "language": "sv", "subject": "Skrivaren är trasig " + "igen " * 20,
+                  "requester": {"email": "asa@example.se", "name": "Åsa Öberg\r\nBcc: victim@example.com"}}
+        row = mailout.notify_ticket_created(session, settings(), {**ticket, "channel": "web"})
+        row.body += "\n" + "x" * 1500  # longer than a mail's line may be
+        session.flush()
+        raw = mailout.build_message(row, settings()).as_bytes()
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    assert message["Bcc"] is None and b"\nBcc:" not in raw.split(b"\n\n", 1)[0]
+    assert message["To"].addresses[0].display_name == "Åsa Öberg Bcc: victim@example.com"
+    assert message["To"].addresses[0].addr_spec == "asa@example.se"
+    assert message["Subject"] == row.subject and "Skrivaren är trasig" in message["Subject"]
+    assert message.get_content() == row.body.replace("\r\n", "\n") + "\n" and message["Content-Language"] == "sv"
+    assert max(len(line) for line in raw.split(b"\n")) <= 998
+    assert message["Message-ID"] == f"<{row.message_id}>" and message["Auto-Submitted"] == "auto-replied"

@@ -252,10 +252,14 @@ def open_tickets(session: Session, requests, rules: Rules, now=None):
             except HelpdeskError as error:
                 outcomes[index] = error
         now = now or utcnow()
+        # The batch's contacts in one SELECT (a session.get each was 40 % of a batch of mail's tickets).
+        contact_ids = {resolved[index][0] for index, *_ in fresh} - {None}
+        known_contacts = {c.id: c for c in session.scalars(select(Contact).where(Contact.id.in_(contact_ids)))} \
+            if contact_ids else {}
         tickets = []
         for (index, command, viewer, key, digest, values), ticket_id in zip(fresh, _allocate_ids(session, len(fresh))):
             contact_id, resolution = resolved[index]
-            contact = session.get(Contact, contact_id) if contact_id is not None else None
+            contact = known_contacts.get(contact_id) if contact_id is not None else None
             if contact is not None and command.requester.name and not contact.name:
                 contact.name = command.requester.name
             ticket = Ticket(
