@@ -18,9 +18,10 @@ from kombu import Connection, Exchange
 from nameko.constants import AMQP_URI_CONFIG_KEY, PERSISTENT
 from nameko.extensions import DependencyProvider
 from prometheus_client import Counter, Gauge, Histogram
-from sqlalchemy import JSON, BigInteger, Integer, String, Text, delete, func, insert, select, update
+from sqlalchemy import JSON, BigInteger, Integer, String, Text, delete, func, select, update
 from sqlalchemy.orm import Mapped, mapped_column, sessionmaker
 
+from .bulk import insert_rows
 from .database import UtcDateTime, engine_for, utcnow
 from .events import exchange_name
 from .failpoints import failpoint
@@ -136,8 +137,8 @@ def stage_many(session, outbox_model, envelopes):
     """Add several envelopes in one statement (executemany), in the caller's transaction."""
     if envelopes:
         now = utcnow()
-        # Core insert of the table: the same rows without the ORM's bulk bookkeeping (a third of the cost)
-        session.execute(insert(outbox_model.__table__), [
+        # one statement for all, without the ORM's bookkeeping (see helpdesk_common.bulk)
+        insert_rows(session, outbox_model.__table__, [
             {"event_id": envelope["id"], "event_type": envelope["type"], "envelope": envelope, "created_at": now,
              "attempts": 0} for envelope in envelopes])
 
