@@ -179,7 +179,7 @@ def test_stage_is_part_of_the_callers_transaction(sessions):
 # --- relaying ------------------------------------------------------------------------------------
 
 def test_worker_commits_leave_at_once_and_are_marked(container_factory, config, sessions, tap):
-    """Woken after each worker, the relay does not wait for its poll (a minute here)."""
+    """Woken by each commit that staged rows, the relay does not wait for its poll (a minute here)."""
     container = container_factory(Emitter, {**config, "OUTBOX_POLL_INTERVAL": 60})
     container.start()
     with ServiceRpcProxy(Emitter.name, config, timeout=10) as emitter:
