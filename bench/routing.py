@@ -141,7 +141,8 @@ def replicas(url, processes, rounds):
     """``processes`` batched replicas at once on the same database: decisions per second in all."""
     start_at = time.time() + 3  # after every process imported and built its tickets
     procs = [subprocess.Popen([sys.executable, os.path.abspath(__file__), "--db-url", url,
-                               "--replica", f"R{i}-", str(rounds), str(start_at)], stdout=subprocess.PIPE, text=True)
+                               "--batch", str(BATCH), "--replica", f"R{i}-", str(rounds), str(start_at)],
+                              stdout=subprocess.PIPE, text=True)
              for i in range(processes)]
     results = [json.loads(proc.communicate()[0].strip().splitlines()[-1]) for proc in procs]
     elapsed = max(r["ended"] for r in results) - min(r["started"] for r in results)
@@ -152,13 +153,16 @@ def replicas(url, processes, rounds):
 
 
 def main(argv=None):
+    global BATCH
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db-url")
     parser.add_argument("--decisions", type=int, default=3000)
     parser.add_argument("--batch-rounds", type=int, default=None, help="batches to time (default: decisions/20)")
     parser.add_argument("--processes", type=int, default=2, help="batched replicas at once, last row")
+    parser.add_argument("--batch", type=int, default=BATCH, help="tickets per batch (the service's largest batch)")
     parser.add_argument("--replica", nargs=3, metavar=("PREFIX", "ROUNDS", "START_AT"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    BATCH = args.batch
     if args.replica:
         return replica(args.db_url, args.replica[0], int(args.replica[1]), float(args.replica[2]))
     folder = tempfile.mkdtemp(prefix="routing-bench-")
