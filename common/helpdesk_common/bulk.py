@@ -88,8 +88,13 @@ def allocate_ids(session, table, count):
         return []
     (key,) = table.primary_key.columns
     if session.bind.dialect.name == "postgresql":
-        return sorted(session.scalars(text("SELECT nextval(pg_get_serial_sequence(:table, :column)) "
-                                           "FROM generate_series(1, :n)"),
-                                      {"table": table.name, "column": key.name, "n": count}))
-    start = (session.scalar(select(func.coalesce(func.max(key), 0))) or 0) + 1
+        return sorted(session.scalars(_NEXTVAL, {"table": table.name, "column": key.name, "n": count}))
+    largest = _LARGEST.get(table)
+    if largest is None:  # built once per table: a lone ticket's batch spent more building it than running it
+        largest = _LARGEST[table] = select(func.coalesce(func.max(key), 0))
+    start = (session.scalar(largest) or 0) + 1
     return list(range(start, start + count))
+
+
+_NEXTVAL = text("SELECT nextval(pg_get_serial_sequence(:table, :column)) FROM generate_series(1, :n)")
+_LARGEST = {}  # table -> SELECT max(primary key)
