@@ -225,6 +225,9 @@ def _add_load(session, taken, last):
         raise LoadMismatch(f"{len(taken)} agents' loads computed, {accepted} accepted")
 
 
+_TEAMS = select(Team.name, Team.tier, Team.strategy)  # columns, not ORM objects: read for every batch
+
+
 def route_new_tickets(session, tickets, settings, now, correlation_ids=None):
     """Route the new tickets ``tickets`` (``TicketView`` dicts of ``ticket_created``) in the caller's
     transaction, in order, as :func:`domain.route_new_ticket` would one by one. Returns one result per
@@ -233,7 +236,7 @@ def route_new_tickets(session, tickets, settings, now, correlation_ids=None):
     numbers = [t["number"] for t in tickets]
     seen = set(session.scalars(select(RoutedTicket.number).where(RoutedTicket.number.in_(numbers))))
     rules = active_rules(session)
-    teams = {team.name: team for team in session.scalars(select(Team))}
+    teams = {team.name: team for team in session.execute(_TEAMS)}
     decided = []
     for index, ticket in enumerate(tickets):
         if ticket["number"] in seen:
