@@ -17,6 +17,9 @@ tickets, measured in the same run:
 - *N replica processes at once* (``--processes``, default 2: the two cores): the same batches from
   several routing processes on the one database, as replicas run.
 
+Each row also gives the CPU time the routing process(es) spent per decision (``time.process_time``):
+on a shared, noisy machine it moves far less than the rates do.
+
 Figures only, never asserted. The delay from ``ticket_created`` to ``ticket_assigned`` through the
 broker is ``bench/routing_latency.py``.
 """
@@ -99,16 +102,19 @@ def new_ticket(n, rng):
             "created_at": datetime.now(timezone.utc).isoformat()}
 
 
-def timed(label, count, one):
+def timed(label, count, one, per_call=1):
+    """(label, items per second, p50 ms, p99 ms per call, CPU ms of this process per item); ``per_call``
+    items per call of ``one``."""
     latencies = []
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     for n in range(count):
         t0 = time.perf_counter()
         one(n)
         latencies.append(time.perf_counter() - t0)
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     latencies.sort()
-    return (label, count / elapsed, statistics.median(latencies) * 1000, latencies[int(len(latencies) * 0.99) - 1] * 1000)
+    return (label, count * per_call / elapsed, statistics.median(latencies) * 1000,
+            latencies[int(len(latencies) * 0.99) - 1] * 1000, cpu * 1000 / (count * per_call))
 
 
 def replica(url, prefix, rounds, start_at):
@@ -121,36 +127,42 @@ def replica(url, prefix, rounds, start_at):
         ticket["number"] = f"{prefix}{ticket['number']}"
     settings = domain.Settings()
     time.sleep(max(0.0, start_at - time.time()))
-    latencies, started = [], time.time()
+    latencies, started, cpu = [], time.time(), time.process_time()
     for n in range(rounds):
         t0 = time.perf_counter()
         run_in_transaction(sessions, lambda s: batch.route_new_tickets(
             s, tickets[n * BATCH:(n + 1) * BATCH], settings, utcnow()), attempts=10)
         latencies.append(time.perf_counter() - t0)
-    print(json.dumps({"started": started, "ended": time.time(), "latencies": latencies}))
+    print(json.dumps({"started": started, "ended": time.time(), "latencies": latencies,
+                      "cpu": time.process_time() - cpu}))
 
 
 def replicas(url, processes, rounds):
     """``processes`` batched replicas at once on the same database: decisions per second in all."""
     start_at = time.time() + 3  # after every process imported and built its tickets
     procs = [subprocess.Popen([sys.executable, os.path.abspath(__file__), "--db-url", url,
-                               "--replica", f"R{i}-", str(rounds), str(start_at)], stdout=subprocess.PIPE, text=True)
+                               "--batch", str(BATCH), "--replica", f"R{i}-", str(rounds), str(start_at)],
+                              stdout=subprocess.PIPE, text=True)
              for i in range(processes)]
     results = [json.loads(proc.communicate()[0].strip().splitlines()[-1]) for proc in procs]
     elapsed = max(r["ended"] for r in results) - min(r["started"] for r in results)
     latencies = sorted(x for r in results for x in r["latencies"])
     return (f"batches of {BATCH}, {processes} replica processes at once", processes * rounds * BATCH / elapsed,
-            statistics.median(latencies) * 1000, latencies[max(0, int(len(latencies) * 0.99) - 1)] * 1000)
+            statistics.median(latencies) * 1000, latencies[max(0, int(len(latencies) * 0.99) - 1)] * 1000,
+            sum(r["cpu"] for r in results) * 1000 / (processes * rounds * BATCH))
 
 
 def main(argv=None):
+    global BATCH
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db-url")
     parser.add_argument("--decisions", type=int, default=3000)
     parser.add_argument("--batch-rounds", type=int, default=None, help="batches to time (default: decisions/20)")
     parser.add_argument("--processes", type=int, default=2, help="batched replicas at once, last row")
+    parser.add_argument("--batch", type=int, default=BATCH, help="tickets per batch (the service's largest batch)")
     parser.add_argument("--replica", nargs=3, metavar=("PREFIX", "ROUNDS", "START_AT"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    BATCH = args.batch
     if args.replica:
         return replica(args.db_url, args.replica[0], int(args.replica[1]), float(args.replica[2]))
     folder = tempfile.mkdtemp(prefix="routing-bench-")
@@ -221,16 +233,16 @@ def main(argv=None):
     rows = [timed("baseline: commit floor (same writes, no rules)", count, floor),
             timed("selection in memory (rules + 50 candidates)", count, in_memory),
             timed("routing decision (full, committed)", count, full)]
-    label, rate, p50, p99 = timed(f"routing decisions in batches of {BATCH} (committed)", rounds, batched)
     # per decision: a batch of BATCH decisions per call; latency is per batch
-    rows.append((label, rate * BATCH, p50, p99))
+    rows.append(timed(f"routing decisions in batches of {BATCH} (committed)", rounds, batched, per_call=BATCH))
     if args.processes > 1:
         rows.append(replicas(url, args.processes, rounds))
     print(f"\nRouting decisions: {AGENTS} agents, {OPEN_TICKETS} open tickets, {engine_for(url).dialect.name}, "
           f"{count} decisions per row, one process")
-    print(f"{'what':<50} {'per second':>11} {'p50 ms':>8} {'p99 ms':>8}")
-    for label, rate, p50, p99 in rows:
-        print(f"{label:<50} {rate:>11,.0f} {p50:>8.2f} {p99:>8.2f}")
+    print(f"{'what':<50} {'per second':>11} {'p50 ms':>8} {'p99 ms':>8} {'CPU ms/decision':>16}")
+    for label, rate, p50, p99, cpu in rows:
+        print(f"{label:<50} {rate:>11,.0f} {p50:>8.2f} {p99:>8.2f} {cpu:>16.3f}")
+    print("(CPU: of the routing processes only, user + system; the database server's is not in it)")
     print(f"outcomes of the full decisions: {outcomes}; of the batched ones: {outcomes_batched}")
     print(f"(batched row: p50/p99 are per batch of {BATCH}; ratio to the one-by-one decisions: "
           f"{rows[3][1] / rows[2][1]:.1f}x, to the commit floor: {rows[3][1] / rows[0][1]:.1f}x)")

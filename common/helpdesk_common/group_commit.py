@@ -78,6 +78,10 @@ class Collector(DependencyProvider):
                 batch, self._waiting = self._waiting[:self.max_batch], self._waiting[self.max_batch:]
                 BATCH_SIZE.labels(self.container.service_name).observe(len(batch))
                 self._handle(batch)
+                # Let the batch's workers finish (ack, reply) and the outbox relay, woken by the commit,
+                # read what it wrote before the next batch holds the process: SQLite calls never yield,
+                # so otherwise the events of this batch wait for the whole next one.
+                eventlet.sleep(0)
 
     def _handle(self, batch):
         run_batch = batch[0][1]

@@ -2,10 +2,10 @@
 
 A service declares its outbox table with :class:`OutboxMixin`, calls :func:`stage` inside the
 transaction that changes its state, and declares an :class:`OutboxRelay` dependency. The relay runs in
-the service process, is woken after every worker (so events leave within milliseconds) and polls as a
-fallback (so rows left by a process that died are sent by the next one). It publishes with publisher
-confirms and marks a row sent only after the broker confirmed it: a crash in between resends the event,
-which consumers deduplicate by its ``id``. Nothing committed is lost.
+the service process, is woken by the commit of every transaction that staged rows (so events leave
+within milliseconds) and polls as a fallback (so rows left by a process that died are sent by the next
+one). It publishes with publisher confirms and marks a row sent only after the broker confirmed it: a
+crash in between resends the event, which consumers deduplicate by its ``id``. Nothing committed is lost.
 """
 import json
 import logging
@@ -18,9 +18,11 @@ from kombu import Connection, Exchange
 from nameko.constants import AMQP_URI_CONFIG_KEY, PERSISTENT
 from nameko.extensions import DependencyProvider
 from prometheus_client import Counter, Gauge, Histogram
-from sqlalchemy import JSON, BigInteger, Integer, String, Text, delete, func, insert, select, update
-from sqlalchemy.orm import Mapped, mapped_column, sessionmaker
+from sqlalchemy import JSON, BigInteger, Integer, String, Text, delete, func, select, update
+from sqlalchemy import event
+from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
+from .bulk import insert_rows
 from .database import UtcDateTime, engine_for, utcnow
 from .events import exchange_name
 from .failpoints import failpoint
@@ -135,11 +137,35 @@ def stage(session, outbox_model, envelope):
 def stage_many(session, outbox_model, envelopes):
     """Add several envelopes in one statement (executemany), in the caller's transaction."""
     if envelopes:
+        # the relays of this table are woken the moment the transaction commits (_wake_relays)
+        session.info.setdefault(_STAGED, set()).add(outbox_model.__table__)
         now = utcnow()
-        # Core insert of the table: the same rows without the ORM's bulk bookkeeping (a third of the cost)
-        session.execute(insert(outbox_model.__table__), [
+        # one statement for all, without the ORM's bookkeeping (see helpdesk_common.bulk)
+        insert_rows(session, outbox_model.__table__, [
             {"event_id": envelope["id"], "event_type": envelope["type"], "envelope": envelope, "created_at": now,
              "attempts": 0} for envelope in envelopes])
+
+
+# Wake on commit. A relay used to be woken by ``worker_result``, which nameko calls only after the
+# entrypoint's result was handled: after an RPC reply was published and confirmed, after every other
+# worker of a group-commit batch was resumed. Under load that put tens of milliseconds between the
+# commit and the relay's first look; and every worker woke it, also the many that staged nothing (each
+# wake an empty query: in routing, a third of the process's CPU went to the relay). Now the session that
+# staged rows wakes its relays as it commits. Rows written without ``stage`` wait for the poll.
+_STAGED = "helpdesk_outbox_staged"  # session.info key: the outbox tables this transaction wrote to
+_RELAYS = {}  # outbox table -> the relays running in this process for it
+
+
+@event.listens_for(Session, "after_commit")
+def _wake_relays(session):
+    for table in session.info.pop(_STAGED, ()):
+        for relay in list(_RELAYS.get(table, ())):
+            relay.wake()
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_staged(session):
+    session.info.pop(_STAGED, None)  # nothing of it was committed
 
 
 class OutboxRelay(DependencyProvider):
@@ -166,6 +192,7 @@ class OutboxRelay(DependencyProvider):
         self._exchange = None
         self._last_purge = None
         self._thread = None
+        self._query = self._query_locking = None
 
     def setup(self):
         config = self.container.config
@@ -178,12 +205,14 @@ class OutboxRelay(DependencyProvider):
 
     def start(self):
         self._running = True
+        _RELAYS.setdefault(self.outbox_model.__table__, set()).add(self)
         self._thread = self.container.spawn_managed_thread(self._run)
 
     def stop(self):
         # nameko kills managed threads once stop() returns: let a batch in flight be confirmed and
         # marked first, or the next relay sends it again.
         self._running = False
+        _RELAYS.get(self.outbox_model.__table__, set()).discard(self)
         self.wake()
         if self._thread is not None:
             with eventlet.Timeout(self.stop_timeout, False):
@@ -193,14 +222,11 @@ class OutboxRelay(DependencyProvider):
 
     def kill(self):
         self._running = False
+        _RELAYS.get(self.outbox_model.__table__, set()).discard(self)
         self.wake()
 
     def get_dependency(self, worker_ctx):
         return self
-
-    def worker_result(self, worker_ctx, result=None, exc_info=None):
-        # Any worker may have committed outbox rows; a spurious wake costs one indexed query.
-        self.wake()
 
     def wake(self):
         """Ask the relay to look at the outbox now rather than at its next poll."""
@@ -224,16 +250,16 @@ class OutboxRelay(DependencyProvider):
     def relay_pending(self):
         """Publish one batch of unsent events. Returns True when a full batch was sent (more may wait)."""
         model = self.outbox_model
-        query = (select(model.seq, model.envelope, model.created_at)
-                 .where(model.published_at.is_(None))
-                 .order_by(model.seq).limit(self.batch_size))
+        if self._query is None:  # built once: building a statement costs more than running it on an empty outbox
+            self._query = (select(model.seq, model.envelope, model.created_at)
+                           .where(model.published_at.is_(None))
+                           .order_by(model.seq).limit(self.batch_size))
+            # Replicas share a PostgreSQL outbox: each takes rows no other relay holds, and holds them
+            # (row locks only) until they are confirmed and marked.
+            self._query_locking = self._query.with_for_update(skip_locked=True)
         with self.sessions() as session:
             on_postgres = session.bind.dialect.name == "postgresql"
-            if on_postgres:
-                # Replicas share the outbox: each takes rows no other relay holds, and holds them
-                # (row locks only) until they are confirmed and marked.
-                query = query.with_for_update(skip_locked=True)
-            rows = session.execute(query).all()
+            rows = session.execute(self._query_locking if on_postgres else self._query).all()
             if not on_postgres:
                 # End the read at once: a SQLite transaction held across network I/O stalls writers.
                 # Two SQLite processes may then publish the same row; consumers deduplicate by id.

@@ -20,7 +20,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import DeclarativeBase, sessionmaker
 
 from helpdesk_common.database import Database, engine_for, utcnow
-from helpdesk_common.outbox import OutboxMixin, OutboxRelay, pending_count, stage
+from helpdesk_common.outbox import OutboxMixin, OutboxRelay, pending_count, stage, stage_many
 from helpdesk_common.testing import EventTap, wait_for
 
 SOURCE = "outbox_test"
@@ -56,6 +56,20 @@ class Emitter(RelayOnly):
                 stage(session, Outbox, item)
             if fail:
                 raise ValueError("the command fails after staging: nothing may leave")
+        return [item["id"] for item in envelopes]
+
+
+class LingeringEmitter(Emitter):
+    """Stages and commits, then keeps its worker busy (a slow reply, other work) before returning."""
+
+    name = "outbox_lingering_emitter"
+
+    @rpc
+    def emit_and_linger(self, count, seconds):
+        with self.db.begin() as session:
+            envelopes = [envelope(n) for n in range(count)]
+            stage_many(session, Outbox, envelopes)
+        eventlet.sleep(seconds)
         return [item["id"] for item in envelopes]
 
 
@@ -165,7 +179,7 @@ def test_stage_is_part_of_the_callers_transaction(sessions):
 # --- relaying ------------------------------------------------------------------------------------
 
 def test_worker_commits_leave_at_once_and_are_marked(container_factory, config, sessions, tap):
-    """Woken after each worker, the relay does not wait for its poll (a minute here)."""
+    """Woken by each commit that staged rows, the relay does not wait for its poll (a minute here)."""
     container = container_factory(Emitter, {**config, "OUTBOX_POLL_INTERVAL": 60})
     container.start()
     with ServiceRpcProxy(Emitter.name, config, timeout=10) as emitter:
@@ -183,6 +197,22 @@ def test_worker_commits_leave_at_once_and_are_marked(container_factory, config, 
     wait_for(lambda: published(sessions) == ids + sentinel, message="rows marked published")
     with sessions() as session:
         assert pending_count(session, Outbox) == 0
+
+
+def test_rows_leave_when_their_transaction_commits_not_when_the_worker_ends(container_factory, config, sessions,
+                                                                            tap):
+    """The commit wakes the relay: the events are out while the worker that wrote them still runs (and
+    rows staged outside any worker of the service leave as promptly); the poll (a minute) never comes."""
+    container = container_factory(LingeringEmitter, {**config, "OUTBOX_POLL_INTERVAL": 60})
+    container.start()
+    with ServiceRpcProxy(LingeringEmitter.name, config, timeout=30) as emitter:
+        reply = emitter.emit_and_linger.call_async(2, 6)
+        started = time.monotonic()
+        tap.wait_for(lambda envelopes: len(envelopes) == 2, timeout=4, message="events before the worker ended")
+        assert time.monotonic() - started < 4
+        ids = stage_rows(sessions, 3)  # committed by a session of this process, no worker at all
+        assert tap.wait_for_ids(ids, timeout=5)[-3:] == ids
+        assert len(reply.result()) == 2
 
 
 def test_rows_left_unsent_are_sent_once_by_the_next_relay(container_factory, config, sessions, tap):

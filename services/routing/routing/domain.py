@@ -287,9 +287,13 @@ def delete_rule(session, rule_id):
     return {"deleted": rule_id}
 
 
+_ACTIVE_RULES = (select(Rule.name, Rule.conditions, Rule.actions).where(Rule.enabled.is_(True))
+                 .order_by(Rule.position, Rule.id))  # columns, not ORM objects: read for every new ticket
+
+
 def active_rules(session):
-    return [RuleSpec(r.name, r.conditions or {}, r.actions or {})
-            for r in session.scalars(select(Rule).where(Rule.enabled.is_(True)).order_by(Rule.position, Rule.id))]
+    """The enabled routing rules, in the order they are tried."""
+    return [RuleSpec(r.name, r.conditions or {}, r.actions or {}) for r in session.execute(_ACTIVE_RULES)]
 
 
 # --- Claiming: the only ways load changes ---------------------------------------------------------

@@ -126,3 +126,30 @@ def events(sessions):
             return [row.envelope for row in session.scalars(query)]
 
     return read
+
+
+@pytest.fixture
+def postgres_database():
+    """Make throwaway PostgreSQL databases (dropped after the test): call it for each one's URL."""
+    import uuid
+
+    import psycopg2
+
+    admin = psycopg2.connect(host="127.0.0.1", user="postgres", dbname="postgres")
+    admin.autocommit = True
+    made = []
+
+    def make():
+        name = f"routing_test_{uuid.uuid4().hex[:12]}"
+        with admin.cursor() as cursor:
+            cursor.execute(f'CREATE DATABASE "{name}"')
+            cursor.execute(f'ALTER DATABASE "{name}" SET synchronous_commit = off')  # throwaway: no fsync wait
+        made.append(name)
+        return f"postgresql://postgres@127.0.0.1:5432/{name}"
+
+    yield make
+    with admin.cursor() as cursor:
+        for name in made:
+            engine_for(f"postgresql://postgres@127.0.0.1:5432/{name}").dispose()
+            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.close()

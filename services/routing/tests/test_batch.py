@@ -21,10 +21,10 @@ SUBJECTS = [("VPN down", "Mijn VPN werkt niet, kunnen jullie helpen?"), ("VPN", 
             ("Wifi", "The wifi drops every hour")]
 
 
-def desk(tmp_path, name):
+def desk(tmp_path, name, url=None):
     """A routing database with teams of each strategy, rules, and agents of different skills, languages,
-    capacities, presence and working hours."""
-    url = f"sqlite:///{tmp_path / name}"
+    capacities, presence and working hours (a SQLite file, unless ``url`` names another database)."""
+    url = url or f"sqlite:///{tmp_path / name}"
     upgrade(url)
     sessions = sessionmaker(engine_for(url), expire_on_commit=False)
     ctx = domain.Context(now=MONDAY_NOON)
@@ -79,7 +79,20 @@ def test_a_batch_decides_what_one_by_one_decides(tmp_path, ticket, monkeypatch, 
     monkeypatch.setattr(batch, "CANDIDATES_PER_TICKET", per_ticket)
     monkeypatch.setattr(batch, "CANDIDATES_MIN", minimum)
     monkeypatch.setattr(batch, "SMALL_BATCH", small)  # 0: whole teams at once; 100: the best few first
-    one, many = desk(tmp_path, "one.db"), desk(tmp_path, "many.db")
+    assert_same_decisions(desk(tmp_path, "one.db"), desk(tmp_path, "many.db"), ticket)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("small", [0, 100])
+def test_a_batch_decides_what_one_by_one_decides_on_postgresql(tmp_path, ticket, monkeypatch, small,
+                                                               postgres_database):
+    """PostgreSQL writes a batch's rows and loads with statements of its own (helpdesk_common.bulk)."""
+    monkeypatch.setattr(batch, "SMALL_BATCH", small)
+    assert_same_decisions(desk(tmp_path, None, postgres_database()), desk(tmp_path, None, postgres_database()),
+                          ticket)
+
+
+def assert_same_decisions(one, many, ticket):
     new = tickets(ticket, 60)
     settings = domain.Settings()
     for one_ticket in new:
