@@ -275,12 +275,38 @@ def suggestion_shown(session: Session, request, hits, viewer):
     session.add(Suggestion(id=suggestion_id, context=request.context, language=request.lang,
                            ticket_number=request.ticket_number, items=items, created_at=utcnow()))
     if hits:
-        data = {"suggestion_id": suggestion_id, "context": request.context, "language": request.lang,
-                "query_length": len(request.text), "article_ids": [h["id"] for h in hits],
-                "ticket_number": request.ticket_number}
-        stage(session, Outbox, new_event("suggestion_shown", data, correlation_id=viewer.correlation_id,
-                                         subject=request.ticket_number))
+        stage(session, Outbox, _suggestion_shown_event(suggestion_id, request, hits, viewer))
     return suggestion_id
+
+
+def _suggestion_shown_event(suggestion_id, request, hits, viewer):
+    # No typed text in the event: only its length and the article ids.
+    data = {"suggestion_id": suggestion_id, "context": request.context, "language": request.lang,
+            "query_length": len(request.text), "article_ids": [h["id"] for h in hits],
+            "ticket_number": request.ticket_number}
+    return new_event("suggestion_shown", data, correlation_id=viewer.correlation_id, subject=request.ticket_number)
+
+
+def ticket_suggestions_shown(session: Session, shown):
+    """Record the suggestions for new tickets, ``shown`` being ``(request, viewer, hits)`` triples (ticket
+    context), and stage ``suggestion_shown`` for those with hits: as :func:`suggestion_shown` does for one,
+    but with one insert for the suggestions and one for the events. Returns the suggestion ids, in order."""
+    if not shown:
+        return []
+    now = utcnow()
+    rows, events = [], []
+    for request, viewer, hits in shown:
+        suggestion_id = str(uuid.uuid4())
+        rows.append({"id": suggestion_id, "context": request.context, "language": request.lang,
+                     "ticket_number": request.ticket_number, "created_at": now, "deflected_at": None,
+                     "deflected_article_id": None,
+                     "items": [{**hit, "position": position} for position, hit in enumerate(hits, 1)]})
+        if hits:
+            events.append(_suggestion_shown_event(suggestion_id, request, hits, viewer))
+    # Core inserts (executemany): the same rows without the ORM's unit-of-work bookkeeping per object.
+    session.execute(insert(Suggestion.__table__), rows)
+    stage_many(session, Outbox, events)
+    return [row["id"] for row in rows]
 
 
 _REFRESHED = ("title", "language", "type", "category", "tags", "visibility")

@@ -14,7 +14,7 @@ from nameko.rpc import rpc
 from sqlalchemy import text
 from sqlalchemy.orm.exc import StaleDataError
 
-from helpdesk_common.consumer import first_delivery, reliable_handler
+from helpdesk_common.consumer import reliable_handler
 from helpdesk_common.contracts import validate
 from helpdesk_common.contracts.kb import (LANGUAGES, ArticleChanges, BulkImport, NewArticle, SearchRequest,
                                           SuggestionOpened, SuggestionResolved, SuggestRequest, Viewer)
@@ -24,18 +24,17 @@ from helpdesk_common.errors import EXPECTED_ERRORS, ValidationFailed
 from helpdesk_common.metrics import EntrypointMetrics
 from helpdesk_common.outbox import OutboxRelay
 
-from . import domain, indexing, search
+from . import domain, indexing, search, ticket_suggestions
 from .backends import make_backend
 from .entrypoints import indexing_handler
 from .exceptions import concurrent_change
-from .models import Outbox, ProcessedEvent
+from .models import Outbox
 
 log = logging.getLogger(__name__)
 
 DB_URL = "KB_DB_URL"
 SOURCE = "kb_search"
 ANONYMOUS = {"actor": "anonymous", "role": "anonymous"}
-TICKET_SUGGESTIONS = 5
 IMPORT_BATCH = 500  # articles written per transaction by an import
 
 
@@ -76,6 +75,9 @@ class KbSearchService:
     # which are retried on their own: no run_one. The linger lets the events of one prefetch join the
     # first batch, an index commit being expensive.
     index_batches = Collector("KB_INDEX_BATCH_MAX", max_batch=500, linger=0.02)
+    # New tickets' suggestions that wait together are recorded in one transaction (group commit). A lone
+    # ticket is handled at once; a backlog (the broker's prefetch is max_workers) forms batches.
+    suggestion_batches = Collector("KB_SUGGEST_BATCH_MAX", max_batch=200)
     metrics = EntrypointMetrics()
 
     def _write(self, change, article_id=""):
@@ -226,20 +228,9 @@ class KbSearchService:
 
     @reliable_handler("tickets", "ticket_created")
     def suggest_for_ticket(self, envelope):
-        """Attach the best matching articles (internal ones too) to a new ticket, for its agent."""
-        with self.db() as session:  # a redelivery: skip the search too
-            if session.get(ProcessedEvent, (envelope["id"], "suggest_for_ticket")) is not None:
-                return
-        ticket = envelope["data"]["ticket"]
-        lang = ticket.get("language") if ticket.get("language") in ("en", "nl", "sv") else "en"
-        request = validate(SuggestRequest, {
-            "text": f"{ticket['subject']}\n{ticket['description']}"[:5000], "lang": lang,
-            "size": TICKET_SUGGESTIONS, "context": "ticket", "ticket_number": ticket["number"]})
-        system = Viewer(actor="kb_search", role="system", correlation_id=envelope.get("correlation_id"))
-        items = search.suggest(self.index, request, system)
-
-        def record(session):  # recorded even when nothing matched: "none found", not "not handled yet"
-            if first_delivery(session, ProcessedEvent, envelope["id"], "suggest_for_ticket"):
-                domain.suggestion_shown(session, request, items, system)
-
-        self._write(record)  # a concurrent repeat fails on the key, and the retry finds it recorded
+        """Attach the best matching articles (internal ones too) to a new ticket, for its agent. New tickets
+        that arrive together are recorded in one transaction (:mod:`kb_search.ticket_suggestions`); a batch
+        that fails is rerun one event at a time, so a bad event fails only itself."""
+        return self.suggestion_batches.submit(
+            envelope, partial(ticket_suggestions.suggest_for_tickets, self.db, self.index),
+            partial(ticket_suggestions.suggest_for_ticket, self.db, self.index))
