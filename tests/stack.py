@@ -15,11 +15,11 @@ import time
 import urllib.parse
 import uuid
 
-import psycopg2
 import requests
 from kombu import Connection, Exchange, Queue
 
 from helpdesk_common import testing
+from helpdesk_common.testing import scratch_postgres_database
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.dirname(sys.executable)
@@ -204,36 +204,11 @@ class Stack:
 
 # --- helpers the end-to-end tests share -------------------------------------------------------------
 
-PG_DSN = os.environ.get("HELPDESK_TEST_PG", "dbname=postgres user=postgres host=127.0.0.1")
-
-
-class PostgresDatabase:
-    """A throwaway PostgreSQL database on the local server."""
-
-    def __init__(self):
-        self.name = f"helpdesk_e2e_{uuid.uuid4().hex[:10]}"
-
-    def _admin(self, sql):
-        connection = psycopg2.connect(PG_DSN)
-        connection.autocommit = True
-        try:
-            connection.cursor().execute(sql)
-        finally:
-            connection.close()
-
-    def create(self):
-        self._admin(f"CREATE DATABASE {self.name}")
-        return f"postgresql://postgres@127.0.0.1/{self.name}"
-
-    def drop(self):
-        self._admin(f"DROP DATABASE IF EXISTS {self.name} WITH (FORCE)")
-
-
 def database_url(kind):
-    """(url, cleanup) for a fresh database of ``kind``."""
+    """(url, cleanup) for a fresh database of ``kind`` (None for SQLite: each service makes its own file)."""
     if kind == "postgres":
-        database = PostgresDatabase()
-        return database.create(), database.drop
+        database = scratch_postgres_database("helpdesk_e2e")
+        return database.__enter__(), lambda: database.__exit__(None, None, None)
     return None, lambda: None
 
 

@@ -1,8 +1,7 @@
 """Bulk inserts write exactly what a Core insert writes, on SQLite and on PostgreSQL."""
-import uuid
+from contextlib import ExitStack
 from datetime import datetime, timedelta, timezone
 
-import psycopg2
 import pytest
 from sqlalchemy import JSON, BigInteger, Boolean, Integer, String, select
 from sqlalchemy.exc import StatementError
@@ -10,8 +9,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
 from helpdesk_common.bulk import allocate_ids, insert_rows
 from helpdesk_common.database import UtcDateTime, engine_for
-
-PG_ADMIN = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "postgres"}
+from helpdesk_common.testing import scratch_postgres_database
 
 
 class Base(DeclarativeBase):
@@ -32,22 +30,11 @@ class Row(Base):
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def sessions(request, tmp_path):
-    if request.param == "sqlite":
-        url, name = f"sqlite:///{tmp_path / 'bulk.db'}", None
-    else:
-        name = f"bulk_test_{uuid.uuid4().hex[:12]}"
-        admin = psycopg2.connect(**PG_ADMIN)
-        admin.autocommit = True
-        with admin.cursor() as cursor:
-            cursor.execute(f'CREATE DATABASE "{name}"')
-        url = f"postgresql://postgres@127.0.0.1:5432/{name}"
-    Base.metadata.create_all(engine_for(url))
-    yield sessionmaker(engine_for(url), expire_on_commit=False)
-    engine_for(url).dispose()
-    if name:
-        with admin.cursor() as cursor:
-            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
+    with ExitStack() as stack:
+        url = (f"sqlite:///{tmp_path / 'bulk.db'}" if request.param == "sqlite"
+               else stack.enter_context(scratch_postgres_database("bulk_test")))
+        Base.metadata.create_all(engine_for(url))
+        yield sessionmaker(engine_for(url), expire_on_commit=False)
 
 
 def read(sessions):

@@ -10,7 +10,6 @@ from datetime import timedelta
 from unittest import mock
 
 import eventlet
-import psycopg2
 import pytest
 from nameko.rpc import rpc
 from nameko.standalone.rpc import ServiceRpcProxy
@@ -21,10 +20,9 @@ from sqlalchemy.orm import DeclarativeBase, sessionmaker
 
 from helpdesk_common.database import Database, engine_for, utcnow
 from helpdesk_common.outbox import OutboxMixin, OutboxRelay, pending_count, stage, stage_many
-from helpdesk_common.testing import EventTap, wait_for
+from helpdesk_common.testing import EventTap, scratch_postgres_database, wait_for
 
 SOURCE = "outbox_test"
-PG_ADMIN = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "postgres"}
 
 
 class Base(DeclarativeBase):
@@ -89,19 +87,8 @@ def _sqlite_url(tmp_path):
 
 @pytest.fixture
 def pg_url():
-    name = f"outbox_test_{uuid.uuid4().hex[:12]}"
-    admin = psycopg2.connect(**PG_ADMIN)
-    admin.autocommit = True
-    with admin.cursor() as cursor:
-        cursor.execute(f'CREATE DATABASE "{name}"')
-    url = f"postgresql://postgres@127.0.0.1:5432/{name}"
-    try:
+    with scratch_postgres_database("outbox_test") as url:
         yield url
-    finally:
-        engine_for(url).dispose()
-        with admin.cursor() as cursor:
-            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

@@ -3,6 +3,7 @@ import os
 import shutil
 import sys
 import tempfile
+from contextlib import ExitStack
 
 import pytest
 from nameko.standalone.rpc import ServiceRpcProxy
@@ -13,6 +14,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from servers import Dovecot, SmtpSink, wait_for  # noqa: E402
 
 from helpdesk_common.database import engine_for  # noqa: E402
+from helpdesk_common.testing import scratch_postgres_database  # noqa: E402
 from intake.migrate import upgrade as upgrade_intake  # noqa: E402
 from tickets.migrate import upgrade as upgrade_tickets  # noqa: E402
 
@@ -39,38 +41,16 @@ def mailbox(dovecot):
     return dovecot.mailbox()
 
 
-PG_DSN = os.environ.get("HELPDESK_TEST_PG", "dbname=postgres user=postgres host=127.0.0.1")
-
-
 @pytest.fixture
 def intake_db_url(tmp_path):
     """Intake's database: SQLite, or a throwaway PostgreSQL database with HELPDESK_TEST_INTAKE_DB=postgresql
     (the same tests on the production database)."""
-    drop = None
-    if os.environ.get("HELPDESK_TEST_INTAKE_DB") == "postgresql":
-        import uuid
-
-        import psycopg2
-
-        name = f"intake_test_{uuid.uuid4().hex[:10]}"
-
-        def admin(sql):
-            connection = psycopg2.connect(PG_DSN)
-            connection.autocommit = True
-            try:
-                connection.cursor().execute(sql)
-            finally:
-                connection.close()
-
-        admin(f"CREATE DATABASE {name}")
-        url, drop = f"postgresql://postgres@127.0.0.1/{name}", lambda: admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    else:
-        url = f"sqlite:///{tmp_path / 'intake.db'}"
-    upgrade_intake(url)
-    yield url
-    engine_for(url).dispose()
-    if drop:
-        drop()
+    with ExitStack() as stack:
+        url = (stack.enter_context(scratch_postgres_database("intake_test"))
+               if os.environ.get("HELPDESK_TEST_INTAKE_DB") == "postgresql" else f"sqlite:///{tmp_path / 'intake.db'}")
+        upgrade_intake(url)
+        yield url
+        engine_for(url).dispose()
 
 
 @pytest.fixture

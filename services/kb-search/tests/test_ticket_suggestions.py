@@ -3,10 +3,8 @@
 First the rules on a database alone (a fake index: only the recording is under test), then the service in a
 real container on a real RabbitMQ with the embedded index, on SQLite and on PostgreSQL.
 """
-import uuid
 from collections import Counter
 
-import psycopg2
 import pytest
 from nameko.standalone.events import event_dispatcher
 from nameko.standalone.rpc import ServiceRpcProxy
@@ -16,6 +14,7 @@ from sqlalchemy.orm import sessionmaker
 from helpdesk_common.database import engine_for
 from helpdesk_common.events import new_event
 from helpdesk_common.group_commit import BATCH_SIZE
+from helpdesk_common.testing import scratch_postgres_database
 from kb_search import ticket_suggestions
 from kb_search.backends.base import Hit, Results
 from kb_search.migrate import upgrade
@@ -94,20 +93,9 @@ def database(request, tmp_path):
         upgrade(url)
         yield url
         return
-    name = f"kb_test_{uuid.uuid4().hex[:12]}"
-    admin = psycopg2.connect(host="127.0.0.1", user="postgres", dbname="postgres")
-    admin.autocommit = True
-    with admin.cursor() as cursor:
-        cursor.execute(f'CREATE DATABASE "{name}"')
-    url = f"postgresql://postgres@127.0.0.1:5432/{name}"
-    try:
+    with scratch_postgres_database("kb_test") as url:
         upgrade(url)
         yield url
-    finally:
-        engine_for(url).dispose()
-        with admin.cursor() as cursor:
-            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
 
 
 def test_new_tickets_waiting_in_the_queue_are_suggested_in_batches_and_a_bad_one_fails_alone(

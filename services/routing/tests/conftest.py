@@ -1,4 +1,5 @@
 """Shared fixtures of the routing tests: a migrated database per test, a controllable clock, helpers."""
+from contextlib import ExitStack
 from datetime import datetime, timezone
 
 import pytest
@@ -7,6 +8,7 @@ from sqlalchemy.orm import sessionmaker
 
 from helpdesk_common.contracts.routing import NewAgent, NewRule, NewTeam
 from helpdesk_common.database import engine_for
+from helpdesk_common.testing import scratch_postgres_database
 from routing import domain
 from routing.migrate import upgrade
 from routing.models import Outbox
@@ -131,25 +133,5 @@ def events(sessions):
 @pytest.fixture
 def postgres_database():
     """Make throwaway PostgreSQL databases (dropped after the test): call it for each one's URL."""
-    import uuid
-
-    import psycopg2
-
-    admin = psycopg2.connect(host="127.0.0.1", user="postgres", dbname="postgres")
-    admin.autocommit = True
-    made = []
-
-    def make():
-        name = f"routing_test_{uuid.uuid4().hex[:12]}"
-        with admin.cursor() as cursor:
-            cursor.execute(f'CREATE DATABASE "{name}"')
-            cursor.execute(f'ALTER DATABASE "{name}" SET synchronous_commit = off')  # throwaway: no fsync wait
-        made.append(name)
-        return f"postgresql://postgres@127.0.0.1:5432/{name}"
-
-    yield make
-    with admin.cursor() as cursor:
-        for name in made:
-            engine_for(f"postgresql://postgres@127.0.0.1:5432/{name}").dispose()
-            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.close()
+    with ExitStack() as made:
+        yield lambda: made.enter_context(scratch_postgres_database("routing_test", fast=True))

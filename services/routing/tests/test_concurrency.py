@@ -8,16 +8,15 @@ import json
 import os
 import subprocess
 import sys
-import uuid
 from collections import Counter
 
-import psycopg2
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import sessionmaker
 
 from helpdesk_common.contracts.routing import NewAgent, NewTeam
 from helpdesk_common.database import engine_for
+from helpdesk_common.testing import scratch_postgres_database
 from routing import domain
 from routing.migrate import upgrade
 from routing.models import Agent, Assignment, Outbox, RoutedTicket
@@ -30,21 +29,8 @@ AGENTS = 12  # capacities 1..4 cycling: 30 slots in all
 
 @pytest.fixture
 def postgres_url():
-    name = f"routing_test_{uuid.uuid4().hex[:12]}"
-    admin = psycopg2.connect(host="127.0.0.1", user="postgres", dbname="postgres")
-    admin.autocommit = True
-    with admin.cursor() as cursor:
-        cursor.execute(f'CREATE DATABASE "{name}"')
-        # a throwaway database: no fsync per commit (locking, and so the concurrency tested, is unchanged)
-        cursor.execute(f'ALTER DATABASE "{name}" SET synchronous_commit = off')
-    url = f"postgresql://postgres@127.0.0.1:5432/{name}"
-    try:
+    with scratch_postgres_database("routing_test", fast=True) as url:
         yield url
-    finally:
-        engine_for(url).dispose()
-        with admin.cursor() as cursor:
-            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
 
 
 def run_replicas(url, argument_lists):

@@ -1,13 +1,12 @@
 """The Alembic migrations create exactly the tables the models describe, on SQLite and PostgreSQL."""
-import uuid
 
-import psycopg2
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
 from helpdesk_common.database import engine_for
+from helpdesk_common.testing import scratch_postgres_database
 from tickets import migrate
 from tickets.models import Base
 
@@ -34,18 +33,7 @@ def test_upgrade_is_repeatable_and_the_command_line_works(db_url, capsys):
 
 @pytest.mark.postgres
 def test_postgresql_schema_matches_the_models():
-    name = f"tickets_test_{uuid.uuid4().hex[:12]}"
-    admin = psycopg2.connect(host="127.0.0.1", user="postgres", dbname="postgres")
-    admin.autocommit = True
-    with admin.cursor() as cursor:
-        cursor.execute(f'CREATE DATABASE "{name}"')
-    url = f"postgresql://postgres@127.0.0.1:5432/{name}"
-    try:
+    with scratch_postgres_database("tickets_test") as url:
         migrate.upgrade(url)
         assert set(inspect(engine_for(url)).get_table_names()) == TABLES
         assert _drift(url) == []
-    finally:
-        engine_for(url).dispose()
-        with admin.cursor() as cursor:
-            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()

@@ -1,13 +1,12 @@
 """The same rules on PostgreSQL (production's database): numbers, literal search, paging, idempotency."""
-import uuid
 
-import psycopg2
 import pytest
 from sqlalchemy.orm import sessionmaker
 
 from helpdesk_common.contracts.tickets import TicketChanges, TicketQuery
 from helpdesk_common.database import engine_for
 from helpdesk_common.errors import InvalidTransition, ValidationFailed
+from helpdesk_common.testing import scratch_postgres_database
 from tickets import domain
 from tickets.migrate import upgrade
 from tickets.models import Outbox
@@ -17,20 +16,9 @@ pytestmark = pytest.mark.postgres
 
 @pytest.fixture
 def pg_sessions():
-    name = f"tickets_test_{uuid.uuid4().hex[:12]}"
-    admin = psycopg2.connect(host="127.0.0.1", user="postgres", dbname="postgres")
-    admin.autocommit = True
-    with admin.cursor() as cursor:
-        cursor.execute(f'CREATE DATABASE "{name}"')
-    url = f"postgresql://postgres@127.0.0.1:5432/{name}"
-    try:
+    with scratch_postgres_database("tickets_test") as url:
         upgrade(url)
         yield sessionmaker(engine_for(url), expire_on_commit=False)
-    finally:
-        engine_for(url).dispose()
-        with admin.cursor() as cursor:
-            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
 
 
 def test_ticket_rules_on_postgresql(pg_sessions, rules, admin, customer, new_ticket):
