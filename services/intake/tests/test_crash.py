@@ -1,14 +1,18 @@
-"""Intake killed mid-batch (right after the tickets service answered, before intake recorded anything) and
-restarted: every message becomes exactly one ticket or one reply. Intake runs as a real process."""
+"""Processes killed mid-batch, then restarted: every message becomes exactly one ticket or one reply.
+
+Intake killed right after the tickets service answered, before intake recorded anything; the tickets
+service killed right after it committed a batch, before it answered. Both run as real processes."""
 import os
 import subprocess
 import sys
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import sessionmaker
 
 import mails
 from conftest import ADMIN
 from servers import wait_for
+from helpdesk_common.database import engine_for
 from intake.models import InboundMessage, OutgoingMail
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
@@ -21,8 +25,9 @@ def start_intake(tmp_path, rabbit_config, db_url, mailbox, smtp_sink, name, **en
                        HELPDESK_INTAKE_DB_URL=db_url, HELPDESK_IMAP_URL=mailbox.url(),
                        HELPDESK_IMAP_POLL_INTERVAL="0.1", HELPDESK_IMAP_BATCH_SIZE="5",
                        HELPDESK_SMTP_URL=smtp_sink.url, HELPDESK_SUPPORT_ADDRESS="support@helpdesk.test",
-                       HELPDESK_ATTACHMENTS_DIR=str(tmp_path / "attachments"), HELPDESK_INTAKE_CLAIM_LEASE="1", HELPDESK_IMAP_POLL_TIMEOUT="10",
-                       HELPDESK_LOG_LEVEL="INFO", **env)
+                       HELPDESK_ATTACHMENTS_DIR=str(tmp_path / "attachments"), HELPDESK_INTAKE_CLAIM_LEASE="1",
+                       HELPDESK_IMAP_POLL_TIMEOUT="10", HELPDESK_LOG_LEVEL="INFO")
+    environment.update(env)
     log = open(tmp_path / f"{name}.log", "ab")
     return subprocess.Popen([os.path.join(BIN, "nameko"), "run", "intake.service", "--config",
                              "services/intake/config.yaml"], cwd=ROOT, env=environment, stdout=log,
@@ -75,3 +80,66 @@ def test_intake_killed_mid_batch_loses_nothing_and_doubles_nothing(tmp_path, rab
         except subprocess.TimeoutExpired:
             survivor.kill()
             survivor.wait()
+
+
+def start_tickets(tmp_path, rabbit_config, db_url, name, **env):
+    environment = dict(os.environ, PYTHONWARNINGS="ignore", HELPDESK_AMQP_URI=rabbit_config["AMQP_URI"],
+                       HELPDESK_TICKETS_DB_URL=db_url, HELPDESK_LOG_LEVEL="INFO", **env)
+    log = open(tmp_path / f"{name}.log", "ab")
+    return subprocess.Popen([os.path.join(BIN, "nameko"), "run", "tickets.service", "--config",
+                             "services/tickets/config.yaml"], cwd=ROOT, env=environment, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def stop(process):
+    process.terminate()
+    try:
+        process.wait(20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def test_tickets_killed_after_commit_before_answering_loses_nothing_and_doubles_nothing(
+        tmp_path, rabbit_config, tickets_db_url, intake_db_url, intake_sessions, mailbox, smtp_sink):
+    """The tickets service commits a batch of intake's tickets and dies before it answers. Intake gives up
+    on the call, keeps the mails unread, and asks again; the new tickets replica finds each mail's ticket by
+    its idempotency key (and the dead one's unacknowledged request, redelivered, finds them too)."""
+    from tickets.models import Ticket
+
+    customer = f"tickets-crash-{os.getpid()}@example.com"
+    for n in range(8):
+        mailbox.deliver(mails.plain(customer, f"Printer {n:02d}", f"Body {n}"))
+    tickets_sessions = sessionmaker(engine_for(tickets_db_url))
+
+    def subjects():
+        with tickets_sessions() as session:
+            return sorted(session.scalars(select(Ticket.subject)))
+
+    dying = start_tickets(tmp_path, rabbit_config, tickets_db_url, "tickets-dying",
+                          HELPDESK_FAILPOINT="tickets.after_create_tickets_commit")
+    intake = start_intake(tmp_path, rabbit_config, intake_db_url, mailbox, smtp_sink, "intake",
+                          HELPDESK_IMAP_POLL_TIMEOUT="3")
+    try:
+        assert dying.wait(60) == FAILPOINT_EXIT, (tmp_path / "tickets-dying.log").read_text()
+        committed = subjects()
+        assert len(committed) in (3, 5)  # one batch (of 5, or the other of 3), committed and never answered
+        assert mailbox.counts() == (8, 8)  # so no mail is marked read
+
+        survivor = start_tickets(tmp_path, rabbit_config, tickets_db_url, "tickets-survivor")
+        try:
+            wait_for(lambda: mailbox.counts() == (8, 0), timeout=60, what="every mail marked processed")
+            assert subjects() == [f"Printer {n:02d}" for n in range(8)]  # each once
+            with intake_sessions() as session:
+                states = dict(session.execute(select(InboundMessage.state, func.count())
+                                              .group_by(InboundMessage.state)).all())
+                acknowledged = list(session.scalars(select(OutgoingMail.ticket_number)
+                                                    .where(OutgoingMail.kind == "acknowledgement")))
+            assert states == {"done": 8}
+            assert len(acknowledged) == len(set(acknowledged)) == 8
+        finally:
+            stop(survivor)
+    finally:
+        stop(intake)
+        if dying.poll() is None:
+            dying.kill()

@@ -12,6 +12,7 @@ from helpdesk_common.consumer import reliable_handler
 from helpdesk_common.database import Database, run_in_transaction, utcnow
 from helpdesk_common.group_commit import Collector
 from helpdesk_common.errors import EXPECTED_ERRORS, HelpdeskError, ValidationFailed, to_wire
+from helpdesk_common.failpoints import failpoint
 from helpdesk_common.metrics import EntrypointMetrics
 from helpdesk_common.outbox import OutboxRelay
 
@@ -117,6 +118,7 @@ class TicketsService:
                 answers[index] = {"error": to_wire(error)}
         if accepted:
             outcomes = self._write(lambda s: domain.open_tickets(s, [item for _, item in accepted], self.rules))
+            failpoint("tickets.after_create_tickets_commit")  # committed, the caller not yet answered
             for (index, (_, who, _)), outcome in zip(accepted, outcomes):
                 answers[index] = ({"error": to_wire(outcome)} if isinstance(outcome, HelpdeskError)
                                   else {"ticket": domain.shown_to(who, outcome[0]), "created": outcome[1]})
