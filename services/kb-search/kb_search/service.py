@@ -14,7 +14,6 @@ from nameko.rpc import rpc
 from sqlalchemy import text
 from sqlalchemy.orm.exc import StaleDataError
 
-from helpdesk_common.consumer import reliable_handler
 from helpdesk_common.contracts import validate
 from helpdesk_common.contracts.kb import (LANGUAGES, ArticleChanges, BulkImport, NewArticle, SearchRequest,
                                           SuggestionOpened, SuggestionResolved, SuggestRequest, Viewer)
@@ -26,7 +25,7 @@ from helpdesk_common.outbox import OutboxRelay
 
 from . import domain, indexing, search, ticket_suggestions
 from .backends import make_backend
-from .entrypoints import indexing_handler
+from .entrypoints import indexing_handler, ticket_handler
 from .exceptions import concurrent_change
 from .models import Outbox
 
@@ -226,7 +225,7 @@ class KbSearchService:
     def index_archived(self, envelope):
         self._on_article_event(envelope, "index_archived")
 
-    @reliable_handler("tickets", "ticket_created")
+    @ticket_handler("tickets", "ticket_created")
     def suggest_for_ticket(self, envelope):
         """Attach the best matching articles (internal ones too) to a new ticket, for its agent. New tickets
         that arrive together are recorded in one transaction (:mod:`kb_search.ticket_suggestions`); a batch

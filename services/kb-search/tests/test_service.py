@@ -9,6 +9,7 @@ from nameko.testing.services import worker_factory
 from sqlalchemy import func, select
 
 from helpdesk_common.errors import Forbidden, NotFound, ValidationFailed
+from helpdesk_common.group_commit import Collector
 from helpdesk_common.events import new_event
 from helpdesk_common.testing import EventTap
 from kb_search.backends.base import Hit, Results
@@ -336,3 +337,43 @@ def test_other_languages_answer_when_the_searchers_has_nothing():
     assert second["next_cursor"] is None
     # An explicit language filter is respected: no fallback.
     assert service.search("factuur", "en", {"languages": ["en"]})["items"] == []
+
+
+def test_a_flood_of_new_tickets_runs_on_a_bounded_share_and_searches_keep_answering(
+        container_factory, config, monkeypatch, wait_for):
+    """300 ``ticket_created`` waiting at once: at most ``KB_TICKET_WORKERS`` are handled together, so a
+    search (the portal's suggestions) finds a free worker while the backlog drains."""
+    running, peak, handled = [0], [0], []
+    submit = Collector.submit
+
+    def counting_submit(self, item, run_batch, run_one=None):
+        if self.config_key != "KB_SUGGEST_BATCH_MAX":
+            return submit(self, item, run_batch, run_one)
+        running[0] += 1
+        peak[0] = max(peak[0], running[0])
+        try:
+            return submit(self, item, run_batch, run_one)
+        finally:
+            running[0] -= 1
+            handled.append(item["id"])
+
+    monkeypatch.setattr(Collector, "submit", counting_submit)
+    first = container_factory(KbSearchService, config)  # declares the durable queue the backlog waits in
+    first.start()
+    first.stop()
+    dispatch = event_dispatcher(config)
+    for n in range(1, 301):
+        dispatch("tickets", "ticket_created", new_event("ticket_created", {"ticket": {
+            "number": f"HD-{n:06d}", "subject": "The printer jams", "description": "Paper stuck in tray 2",
+            "requester": {"email": "eva@example.se"}, "channel": "email", "priority": "normal",
+            "status": "new", "language": "en", "version": 1, "created_at": "2026-11-22T12:00:00+00:00",
+            "updated_at": "2026-11-22T12:00:00+00:00"}}))
+    container = container_factory(KbSearchService, {**config, "max_workers": 6, "KB_TICKET_WORKERS": 2})
+    container.start()
+    with ServiceRpcProxy("kb_search", config, timeout=20) as kb:
+        searched_during = []
+        while len(handled) < 300:
+            kb.search("printer", "en", None, AGENT)
+            searched_during.append(len(handled))
+        assert any(count < 300 for count in searched_during)  # answered while tickets were still waiting
+    assert 1 <= peak[0] <= 2
