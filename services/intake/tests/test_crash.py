@@ -20,18 +20,37 @@ BIN = os.path.dirname(sys.executable)
 FAILPOINT_EXIT = 86
 
 
-def start_intake(tmp_path, rabbit_config, db_url, mailbox, smtp_sink, name, **env):
+def start_service(tmp_path, rabbit_config, service, name, settings, env):
+    """``nameko run <service>.service`` as a process of its own, logging to ``<name>.log``; ``env`` (a
+    failpoint, say) overrides ``settings``."""
     environment = dict(os.environ, PYTHONWARNINGS="ignore", HELPDESK_AMQP_URI=rabbit_config["AMQP_URI"],
-                       HELPDESK_INTAKE_DB_URL=db_url, HELPDESK_IMAP_URL=mailbox.url(),
-                       HELPDESK_IMAP_POLL_INTERVAL="0.1", HELPDESK_IMAP_BATCH_SIZE="5",
-                       HELPDESK_SMTP_URL=smtp_sink.url, HELPDESK_SUPPORT_ADDRESS="support@helpdesk.test",
-                       HELPDESK_ATTACHMENTS_DIR=str(tmp_path / "attachments"), HELPDESK_INTAKE_CLAIM_LEASE="1",
-                       HELPDESK_IMAP_POLL_TIMEOUT="10", HELPDESK_LOG_LEVEL="INFO")
+                       HELPDESK_LOG_LEVEL="INFO", **settings)
     environment.update(env)
     log = open(tmp_path / f"{name}.log", "ab")
-    return subprocess.Popen([os.path.join(BIN, "nameko"), "run", "intake.service", "--config",
-                             "services/intake/config.yaml"], cwd=ROOT, env=environment, stdout=log,
+    return subprocess.Popen([os.path.join(BIN, "nameko"), "run", f"{service}.service", "--config",
+                             f"services/{service}/config.yaml"], cwd=ROOT, env=environment, stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def start_intake(tmp_path, rabbit_config, db_url, mailbox, smtp_sink, name, **env):
+    return start_service(tmp_path, rabbit_config, "intake", name, dict(
+        HELPDESK_INTAKE_DB_URL=db_url, HELPDESK_IMAP_URL=mailbox.url(), HELPDESK_IMAP_POLL_INTERVAL="0.1",
+        HELPDESK_IMAP_BATCH_SIZE="5", HELPDESK_SMTP_URL=smtp_sink.url,
+        HELPDESK_SUPPORT_ADDRESS="support@helpdesk.test", HELPDESK_ATTACHMENTS_DIR=str(tmp_path / "attachments"),
+        HELPDESK_INTAKE_CLAIM_LEASE="1", HELPDESK_IMAP_POLL_TIMEOUT="10"), env)
+
+
+def start_tickets(tmp_path, rabbit_config, db_url, name, **env):
+    return start_service(tmp_path, rabbit_config, "tickets", name, dict(HELPDESK_TICKETS_DB_URL=db_url), env)
+
+
+def stop(process):
+    process.terminate()
+    try:
+        process.wait(20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def test_intake_killed_mid_batch_loses_nothing_and_doubles_nothing(tmp_path, rabbit_config, tickets_service,
@@ -74,30 +93,7 @@ def test_intake_killed_mid_batch_loses_nothing_and_doubles_nothing(tmp_path, rab
         assert states == {"done": 12}
         assert sorted(acknowledged) == sorted(t["number"] for t in tickets if t["subject"] != "Existing")
     finally:
-        survivor.terminate()
-        try:
-            survivor.wait(20)
-        except subprocess.TimeoutExpired:
-            survivor.kill()
-            survivor.wait()
-
-
-def start_tickets(tmp_path, rabbit_config, db_url, name, **env):
-    environment = dict(os.environ, PYTHONWARNINGS="ignore", HELPDESK_AMQP_URI=rabbit_config["AMQP_URI"],
-                       HELPDESK_TICKETS_DB_URL=db_url, HELPDESK_LOG_LEVEL="INFO", **env)
-    log = open(tmp_path / f"{name}.log", "ab")
-    return subprocess.Popen([os.path.join(BIN, "nameko"), "run", "tickets.service", "--config",
-                             "services/tickets/config.yaml"], cwd=ROOT, env=environment, stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def stop(process):
-    process.terminate()
-    try:
-        process.wait(20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+        stop(survivor)
 
 
 def test_tickets_killed_after_commit_before_answering_loses_nothing_and_doubles_nothing(
