@@ -94,6 +94,9 @@ RETRIES = Counter("helpdesk_consumer_retries_total",
                   "Failed event deliveries scheduled for another attempt", ["service", "handler"])
 PARKED = Counter("helpdesk_consumer_parked_total",
                  "Events given up on and parked for an operator", ["service", "handler", "reason"])
+SKIPPED = Counter("helpdesk_consumer_skipped_total",
+                  "Events acknowledged without a worker because the handler's skip rule said so",
+                  ["service", "handler"])
 REROUTE_FAILURES = Counter("helpdesk_consumer_reroute_failures_total",
                            "Failed events that could not be sent to retry or parking (left in their queue)",
                            ["service", "handler"])
@@ -199,6 +202,11 @@ class ReliableEventHandler(EventHandler):
         once, and logged by nameko as expected rather than as crashes. Defaults to
         :class:`~helpdesk_common.errors.HelpdeskError` and its subclasses; pass a narrower tuple if, say,
         a ``NotFound`` can be cured by waiting (an event that overtook the one creating the record).
+    :param skip: ``skip(event) -> bool``, asked before a worker is started: an event it answers True
+        for is acknowledged at once, without a worker (no dependencies, hooks or transaction). For events
+        a handler receives by the thousand only to ignore them, such as its own decision echoed back: in
+        a burst of mail, starting a worker per ignored event cost more than the work. Keep it a cheap
+        look at the event; if it raises, the event goes to the handler as usual.
     """
 
     republisher = Republisher()
@@ -207,7 +215,7 @@ class ReliableEventHandler(EventHandler):
     """Seconds a worker waits before requeueing an event it could not send to retry or parking."""
 
     def __init__(self, source_service, event_type, max_attempts=5, backoff=DEFAULT_BACKOFF,
-                 expected_exceptions=EXPECTED_ERRORS, **kwargs):
+                 expected_exceptions=EXPECTED_ERRORS, skip=None, **kwargs):
         for fixed in ("handler_type", "reliable_delivery", "requeue_on_error"):
             if fixed in kwargs:
                 raise EventHandlerConfigurationError(
@@ -220,6 +228,7 @@ class ReliableEventHandler(EventHandler):
             raise EventHandlerConfigurationError("backoff needs at least one delay, none negative")
         self.max_attempts = int(max_attempts)
         self.backoff = backoff
+        self.skip = skip
         super().__init__(source_service, event_type, handler_type=SERVICE_POOL, reliable_delivery=True,
                          requeue_on_error=False, expected_exceptions=expected_exceptions, **kwargs)
 
@@ -257,6 +266,20 @@ class ReliableEventHandler(EventHandler):
         # would copy them into every message the handler sends on (as "nameko.x-helpdesk-...").
         return {key: value for key, value in super().unpack_message_headers(message).items()
                 if not key.startswith(("x-helpdesk-",) + BROKER_HEADER_PREFIXES)}
+
+    def handle_message(self, body, message):
+        if self.skip is not None and self._skips(body):
+            self.queue_consumer.ack_message(message)
+            SKIPPED.labels(self.container.service_name, self.method_name).inc()
+            return
+        super().handle_message(body, message)
+
+    def _skips(self, event):
+        try:
+            return bool(self.skip(event))
+        except Exception:
+            log.exception("%s: the skip rule failed on an event; handling it", self.handler_name)
+            return False
 
     def handle_message_processed(self, message, result=None, exc_info=None):
         if exc_info is None:

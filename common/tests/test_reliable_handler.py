@@ -159,6 +159,39 @@ def test_handler_failing_twice_runs_until_it_succeeds_and_the_event_is_acked(con
         assert not [key for key in context if key.startswith(("x-helpdesk-", "x-death", "x-first-death"))]
 
 
+def test_events_the_skip_rule_answers_true_for_are_acked_without_a_worker(container_factory, rabbit_config):
+    amqp_uri = rabbit_config["AMQP_URI"]
+    handled, workers = [], []
+
+    def echo(event):
+        if event["subject"] == "broken":
+            raise KeyError("a rule that fails must not lose the event")
+        return event["correlation_id"] == "echo"
+
+    class Skipping:
+        name = "skipping"
+        spy = ContextSpy(workers)
+
+        @reliable_handler("tickets", "ticket_created", backoff=FAST, skip=echo)
+        def on_ticket_created(self, event):
+            handled.append(event["id"])
+
+    skipped = Metric("helpdesk_consumer_skipped_total", service="skipping", handler="on_ticket_created")
+    container = start(container_factory, Skipping, rabbit_config)
+    echoes = [{**new_envelope(), "correlation_id": "echo"} for _ in range(5)]
+    kept = [new_envelope(), {**new_envelope(), "subject": "broken"}]
+    for envelope in echoes + kept:
+        publish(amqp_uri, envelope)
+
+    wait_for(lambda: len(handled) == 2 and skipped.delta == 5, "two events handled and five skipped")
+    container.stop()
+
+    assert sorted(handled) == sorted(envelope["id"] for envelope in kept)
+    assert len(workers) == 2  # no worker (dependencies, hooks) for a skipped event
+    assert depth(amqp_uri, queue_of("skipping", "on_ticket_created")) == 0  # skipped ones are acked
+    assert parking.count_parked(amqp_uri) == 0
+
+
 def test_replicas_share_the_queue_and_each_event_takes_effect_once(container_factory, rabbit_config):
     amqp_uri = rabbit_config["AMQP_URI"]
     runs, done = {}, []

@@ -102,19 +102,26 @@ def decode_header(value):
     return re.sub(r"\s+", " ", "".join(out)).strip()
 
 
-def _raw_all(msg, name):
-    """A header's values as sent (raw 8-bit bytes kept as surrogates, not mangled into a Header)."""
-    name = name.lower()
-    return [value for key, value in msg.raw_items() if key.lower() == name]
+class _Headers:
+    """A message's (or part's) headers by lower-cased name, as sent: raw 8-bit bytes kept as surrogates,
+    not mangled into a Header. Indexed in one pass: a mail needs a dozen lookups, and the ``Message``
+    scans every header for each (the largest part of parsing in the profile)."""
+
+    def __init__(self, msg):
+        self.values = {}
+        for key, value in msg.raw_items():
+            self.values.setdefault(key.lower(), []).append(value)
+
+    def all(self, name):
+        return self.values.get(name.lower(), [])
+
+    def first(self, name):
+        values = self.values.get(name.lower())
+        return values[0] if values else None
 
 
-def _raw(msg, name):
-    values = _raw_all(msg, name)
-    return values[0] if values else None
-
-
-def _addresses(msg, name):
-    raw = _raw_all(msg, name)
+def _addresses(headers, name):
+    raw = headers.all(name)
     result = []
     for display, address in email.utils.getaddresses([str(v) for v in raw]):
         address = decode_header(address).strip().strip("<>").lower()
@@ -139,8 +146,9 @@ def _part_headers(part):
     """The part's Content-Type and Content-Disposition as a small message whose parameters can be read
     even when a client wrote raw UTF-8 into a file name."""
     headers = email.message.Message()
+    raw = _Headers(part)
     for name in ("Content-Type", "Content-Disposition"):
-        value = _raw(part, name)
+        value = raw.first(name)
         if value is not None:
             headers[name] = _unescape(value)
     return headers
@@ -163,16 +171,22 @@ _EXTENSIONS = {"image/png": ".png", "image/jpeg": ".jpg", "image/gif": ".gif", "
                "message/rfc822": ".eml", "text/plain": ".txt", "text/html": ".html", "text/calendar": ".ics"}
 
 
-def automatic_reason(msg, sender):
-    """Why ``msg`` is machine-sent (auto-reply, bounce, bulk), or None."""
-    auto_submitted = (msg.get("Auto-Submitted") or "").strip().lower()
+def automatic_reason(msg, sender, headers=None):
+    """Why ``msg`` is machine-sent (auto-reply, bounce, bulk), or None. ``headers``: its
+    :class:`_Headers`, when the caller has them."""
+    headers = headers or _Headers(msg)
+
+    def get(name):
+        return _unescape(headers.first(name) or "")
+
+    auto_submitted = get("Auto-Submitted").strip().lower()
     if auto_submitted and not auto_submitted.startswith("no"):
         return f"auto_submitted:{auto_submitted.split(';')[0]}"
-    precedence = (msg.get("Precedence") or "").strip().lower()
+    precedence = get("Precedence").strip().lower()
     if precedence in BULK_PRECEDENCE:
         return f"precedence:{precedence}"
     for header in ("X-Autoreply", "X-Autorespond", "X-Autorespond-Pro", "X-Auto-Reply"):
-        if msg.get(header) is not None:
+        if headers.first(header) is not None:
             return "x_autoreply"
     if msg.get_content_type() == "multipart/report":
         return f"report:{(msg.get_param('report-type') or 'unknown').lower()}"
@@ -180,10 +194,10 @@ def automatic_reason(msg, sender):
         if part.get_content_type() in ("message/delivery-status", "message/disposition-notification",
                                        "message/feedback-report"):
             return f"report:{part.get_content_type().split('/')[1]}"
-    return_path = (msg.get("Return-Path") or "").strip()
+    return_path = get("Return-Path").strip()
     if return_path == "<>" or DAEMONS.match(sender or ""):
         return "bounce"
-    if msg.get("List-Id") or msg.get("List-Unsubscribe"):
+    if get("List-Id") or get("List-Unsubscribe"):
         return "bulk:list"
     return None
 
@@ -218,16 +232,17 @@ def parse(raw: bytes) -> ParsedMail:
 
 
 def _parse(msg):
-    senders = _addresses(msg, "From") or _addresses(msg, "Sender")
-    reply_to = _addresses(msg, "Reply-To")
+    top = _Headers(msg)
+    senders = _addresses(top, "From") or _addresses(top, "Sender")
+    reply_to = _addresses(top, "Reply-To")
     if not senders:
-        raw_from = _raw(msg, "From")
+        raw_from = top.first("From")
         raise Unparseable("no usable sender address" + (f" in From: {decode_header(raw_from)[:200]!r}"
                                                         if raw_from else " (no From header)"))
     sender_name, sender_email = senders[0]
     if reply_to and len(reply_to) == 1:  # answers go where the sender asked them to
         sender_name, sender_email = (reply_to[0][0] or sender_name), reply_to[0][1]
-    subject = decode_header(_raw(msg, "Subject"))
+    subject = decode_header(top.first("Subject"))
 
     plains, htmls, attachments = [], [], []
     for part in msg.walk():
@@ -237,7 +252,7 @@ def _parse(msg):
         headers = _part_headers(part)
         disposition = (headers.get("Content-Disposition") or "").split(";")[0].strip().lower()
         filename = _filename(headers)
-        content_id = _unescape(_raw(part, "Content-ID") or "").strip().strip("<>") or None
+        content_id = _unescape(_Headers(part).first("Content-ID") or "").strip().strip("<>") or None
         payload = part.get_payload(decode=True)
         if payload is None:
             payload = b""
@@ -271,17 +286,17 @@ def _parse(msg):
     if not new_text and quoted:  # everything looked quoted: better too much than nothing
         new_text, quoted = text, ""
 
-    message_ids = _message_ids(_raw(msg, "Message-ID"))
+    message_ids = _message_ids(top.first("Message-ID"))
     language = (msg.get("Content-Language") or "").strip().lower()[:2] or None
-    date = decode_header(_raw(msg, "Date")) or None
+    date = decode_header(top.first("Date")) or None
     parsed = ParsedMail(
         message_id=message_ids[0] if message_ids else None,
         sender_email=sender_email, sender_name=sender_name, subject=subject, text=text, new_text=new_text,
-        quoted_text=quoted, html=html, in_reply_to=_message_ids(_raw(msg, "In-Reply-To")),
-        references=_message_ids(_raw(msg, "References")),
-        to=[a for _, a in _addresses(msg, "To")], cc=[a for _, a in _addresses(msg, "Cc")],
+        quoted_text=quoted, html=html, in_reply_to=_message_ids(top.first("In-Reply-To")),
+        references=_message_ids(top.first("References")),
+        to=[a for _, a in _addresses(top, "To")], cc=[a for _, a in _addresses(top, "Cc")],
         date=date, language=language if language and language.isalpha() else None,
-        attachments=attachments, automatic=automatic_reason(msg, senders[0][1]),
+        attachments=attachments, automatic=automatic_reason(msg, senders[0][1], top),
     )
     parsed.content_hash = content_hash(sender_email, subject, date, text, html, attachments)
     return parsed

@@ -136,13 +136,15 @@ class ChatConfig(DependencyProvider):
 
 class OutgoingMailRelay(DependencyProvider):
     """Sends the queue of outgoing mail: woken after every worker (a handler may have queued mail),
-    and polling as a fallback, so mail queued by a process that died is sent by the next one."""
+    and polling as a fallback, so mail queued by a process that died is sent by the next one. While
+    the poller reads a backlog, it waits (``backlog``, bounded by ``MAIL_BACKLOG_PATIENCE``)."""
 
     def setup(self):
         config = self.container.config
         self.settings = Settings.from_config(config)
         self.sender = mailout.MailSender(sessionmaker(engine_for(config[DB_URL]), expire_on_commit=False),
                                          self.settings)
+        self.backlog = poller.Backlog(self.settings.mail_backlog_patience)
         self._wake = Event()
         self._running = False
         self._thread = None
@@ -153,6 +155,7 @@ class OutgoingMailRelay(DependencyProvider):
 
     def stop(self):
         self._running = False
+        self.backlog.end()
         self.wake()
         if self._thread is not None:
             with eventlet.Timeout(15, False):
@@ -160,6 +163,7 @@ class OutgoingMailRelay(DependencyProvider):
 
     def kill(self):
         self._running = False
+        self.backlog.end()
         self.wake()
 
     def wake(self):
@@ -175,8 +179,9 @@ class OutgoingMailRelay(DependencyProvider):
     def _run(self):
         while self._running:
             try:
+                self.backlog.wait_turn()
                 while self._running and self.sender.send_due():
-                    pass
+                    self.backlog.wait_turn()
             except Exception:
                 log.exception("sending outgoing mail failed; retrying shortly")
             with eventlet.Timeout(self.settings.mail_poll_interval, False):
@@ -226,7 +231,7 @@ class IntakeService:
             # poller for good. Claims are resumable, so abandoning a poll loses nothing.
             timeout = eventlet.Timeout(self.settings.poll_timeout)
             try:
-                poller.drain(mailbox, ingestor, self.settings.imap_batch_size)
+                poller.drain(mailbox, ingestor, self.settings.imap_batch_size, self.mail_relay.backlog)
             except eventlet.Timeout as expired:
                 if expired is not timeout:
                     raise
@@ -241,10 +246,9 @@ class IntakeService:
 
     # --- email out ------------------------------------------------------------------------------
 
-    @reliable_handler("tickets", "ticket_created", backoff=(0.5, 1, 2, 5, 15))
+    # Tickets intake opened from mail were acknowledged when the mail was recorded: skipped unhandled.
+    @reliable_handler("tickets", "ticket_created", backoff=(0.5, 1, 2, 5, 15), skip=mailout.acknowledged_by_poller)
     def on_ticket_created(self, event):
-        if mailout.acknowledged_by_poller(event):
-            return
         with self.db.begin() as session:
             if first_delivery(session, ProcessedEvent, event["id"], "intake.on_ticket_created"):
                 mailout.notify_ticket_created(session, self.settings, event["data"]["ticket"])

@@ -146,6 +146,7 @@ class Settings:
     mail_max_attempts: int = 8
     mail_backoff: tuple = (5.0, 30.0, 120.0, 600.0, 1800.0)
     mail_poll_interval: float = 2.0
+    mail_backlog_patience: float = 10.0
     imap_poll_interval: float = 5.0
     imap_batch_size: int = 200
     poll_timeout: float = 120.0
@@ -200,6 +201,8 @@ class Settings:
             mail_max_attempts=int(get("MAIL_MAX_ATTEMPTS") or 8),
             mail_backoff=_floats(get("MAIL_BACKOFF"), cls.mail_backoff),
             mail_poll_interval=float(get("MAIL_POLL_INTERVAL") or 2),
+            mail_backlog_patience=float(get("MAIL_BACKLOG_PATIENCE") if get("MAIL_BACKLOG_PATIENCE") not in (None, "")
+                                        else cls.mail_backlog_patience),
             imap_poll_interval=float(get("IMAP_POLL_INTERVAL") or 5),
             imap_batch_size=int(get("IMAP_BATCH_SIZE") or 200),
             poll_timeout=float(get("IMAP_POLL_TIMEOUT") or 120),

@@ -123,11 +123,10 @@ class RoutingService:
 
         return self._write(change)
 
-    @reliable_handler("tickets", "ticket_updated")
+    # The tickets service echoing what routing decided is acknowledged without a worker.
+    @reliable_handler("tickets", "ticket_updated", skip=lambda event: domain.is_own_decision(event["data"]))
     def on_ticket_updated(self, event):
         data = event["data"]
-        if domain.is_own_decision(data):  # the tickets service echoing what routing decided: no transaction
-            return
         self._once(event, "on_ticket_updated",
                    lambda s, ctx: domain.ticket_changed(s, data["ticket"], data.get("changes") or [],
                                                         self.settings, ctx))
