@@ -325,7 +325,9 @@ def _open_fresh(session, fresh, resolved, rules, now, outcomes):
         outcomes[index] = (view, True)
     insert_rows(session, Ticket.__table__, tickets)
     insert_rows(session, IdempotencyKey.__table__, keys)
-    insert_rows(session, HistoryRecord.__table__, history)
+    # Not insert_rows: on PostgreSQL it stores a None of a JSON column (``old``) as SQL NULL, where every
+    # other writer of the history stores JSON null; a Core executemany keeps them alike (~0.02 ms a row).
+    session.execute(insert(HistoryRecord.__table__), history)
     insert_rows(session, SlaClock.__table__, clock_rows)
     stage_many(session, Outbox, events)
 
