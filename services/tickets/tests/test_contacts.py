@@ -5,11 +5,15 @@ from sqlalchemy import select, text
 
 from helpdesk_common.contracts import validate
 from helpdesk_common.contracts.contacts import ContactQuery, Identifier, NewContact
+from helpdesk_common.contracts.tickets import TicketView
 from helpdesk_common.database import engine_for
+from helpdesk_common.database import utcnow
 from helpdesk_common.errors import Conflict, NotFound, ValidationFailed
 from tickets import contacts, domain
 from tickets.migrate import upgrade
 from tickets.models import Contact, ContactIdentifier, HistoryRecord, Ticket
+from tickets.sla import SlaPolicies
+from tickets.workflow import Workflow
 
 
 def new_contact(sessions, name, *identifiers, region=None):
@@ -145,6 +149,43 @@ def test_a_bad_phone_number_refuses_only_its_own_request(sessions, rules, admin,
 
 
 # --- the contacts API rules -----------------------------------------------------------------------
+
+def test_a_batch_answers_each_ticket_as_it_reads_back_and_again_the_same(sessions, admin, new_ticket, outbox_rows):
+    """The views open_tickets answers and announces are built from the rows it writes: each must be the
+    ticket as read back, whatever the sender (known, nameless, ambiguous, new) and SLA policy."""
+    new_contact(sessions, None, email("nameless@example.se"))
+    new_contact(sessions, "Anna", email("anna@example.se"), phone("+46 8 123 456 78"))
+    new_contact(sessions, "Nils", email("nils@example.se"), phone("+46 8 123 456 78"))
+    rules = domain.Rules(workflow=Workflow.load(), sla=SlaPolicies.load())
+    requests = [
+        (new_ticket(requester={"email": "Anna@Example.se", "name": "Anna A."}, priority="urgent", team="billing",
+                    severity="major", category="hardware", language="sv", tags=["vpn", "sso", "vpn"]), admin, "k1"),
+        (new_ticket(requester={"email": "nameless@example.se"}), admin, "k2"),
+        (new_ticket(requester={"email": "nameless@example.se", "name": "Named Now"}), admin, None),
+        (new_ticket(requester={"email": "p@example.se", "phone": "+46812345678"}, channel="phone"), admin, "k3"),
+        (new_ticket(requester={"email": "new@example.se", "name": "New"}, priority="low"), admin, "k4"),
+        (new_ticket(requester={"email": "new@example.se", "name": "New"}, priority="low"), admin, "k4"),
+    ]
+    now = utcnow()
+    with sessions.begin() as session:
+        first = domain.open_tickets(session, requests, rules, now=now)
+    assert [created for _, created in first] == [True] * 5 + [False]
+    assert first[5][0] == first[4][0]
+    assert first[1][0]["requester"]["name"] == first[2][0]["requester"]["name"] == "Named Now"
+    assert first[3][0]["requester"]["contact_ambiguous"] and first[3][0]["requester"]["contact_id"] is None
+    with sessions() as session:
+        read_back = [domain.ticket_view(domain.find_ticket(session, view["number"], admin), rules, now)
+                     for view, _ in first]
+    assert [view for view, _ in first] == read_back
+    assert {view["sla"]["policy"] for view in read_back} == {"urgent", "normal", "low"}
+    announced = [TicketView.model_validate(row.envelope["data"]["ticket"]) for row in outbox_rows("ticket_created")]
+    assert announced == [TicketView.model_validate(view) for view, _ in first[:5]]
+    with sessions.begin() as session:  # the same batch again (a caller's retry): the same tickets, none new
+        again = domain.open_tickets(session, [r for r in requests if r[2]], rules)
+    assert [(view["number"], created) for view, created in again] == [
+        (view["number"], False) for view, _ in first if view is not first[2][0]]
+    assert len(outbox_rows("ticket_created")) == 5
+
 
 def test_find_a_contact_by_any_identifier(sessions):
     eva = new_contact(sessions, "Eva", email("eva@example.se"), phone("0612345678"), region="NL")
