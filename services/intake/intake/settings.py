@@ -147,6 +147,7 @@ class Settings:
     mail_backoff: tuple = (5.0, 30.0, 120.0, 600.0, 1800.0)
     mail_poll_interval: float = 2.0
     imap_poll_interval: float = 5.0
+    imap_idle: bool = True
     imap_batch_size: int = 200
     poll_timeout: float = 120.0
     claim_lease: float = 60.0
@@ -201,6 +202,7 @@ class Settings:
             mail_backoff=_floats(get("MAIL_BACKOFF"), cls.mail_backoff),
             mail_poll_interval=float(get("MAIL_POLL_INTERVAL") or 2),
             imap_poll_interval=float(get("IMAP_POLL_INTERVAL") or 5),
+            imap_idle=_flag(get("IMAP_IDLE"), True),
             imap_batch_size=int(get("IMAP_BATCH_SIZE") or 200),
             poll_timeout=float(get("IMAP_POLL_TIMEOUT") or 120),
             claim_lease=float(get("CLAIM_LEASE_SECONDS") or 60),

@@ -1,0 +1,219 @@
+"""IMAP IDLE: the protocol helper against a real Dovecot, and the intake service woken by it.
+
+The service tests poll every 60 s, so a ticket within a few seconds of the delivery can only come from IDLE
+(or, where a test says so, from the watcher's reconnection); every wait is "within N seconds", generous N."""
+import shutil
+import tempfile
+import uuid
+
+import eventlet
+import pytest
+
+import mails
+from servers import Dovecot, wait_for
+from intake.idle import IdleSession, IdleWatcher, announces_mail
+from intake.settings import parse_mailbox_url
+
+
+def address(name="idle"):
+    return f"{name}-{uuid.uuid4().hex[:8]}@example.com"
+
+
+class DovecotWithoutIdle(Dovecot):
+    """Dovecot announcing the capabilities of a server that has no IDLE."""
+
+    def _write_config(self):
+        super()._write_config()
+        with open(self.config, "a") as stream:
+            stream.write("imap_capability = IMAP4rev1 LITERAL+ SASL-IR LOGIN-REFERRALS ID ENABLE UIDPLUS MOVE\n")
+
+
+@pytest.fixture(scope="module")
+def dovecot_without_idle():
+    root = tempfile.mkdtemp(prefix="intake-dovecot-noidle-")
+    server = DovecotWithoutIdle(root).start()
+    yield server
+    server.stop()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def session(mailbox):
+    opened = IdleSession.open(parse_mailbox_url(mailbox.url()), timeout=10)
+    yield opened
+    opened.close()
+
+
+# --- the protocol helper ------------------------------------------------------------------------------
+
+
+def test_announcements_of_new_mail_are_recognised():
+    assert announces_mail(b"* 3 EXISTS\r\n") and announces_mail(b"* 1 recent\r\n")
+    assert not announces_mail(b"* 0 RECENT\r\n")  # nothing new
+    assert not announces_mail(b"* 2 EXPUNGE\r\n") and not announces_mail(b"* 4 FETCH (FLAGS (\\Seen))\r\n")
+    assert not announces_mail(b"+ idling\r\n") and not announces_mail(b"HDI1 OK Idle completed.\r\n")
+
+
+def test_dovecot_announces_idle(session):
+    assert session.supported
+
+
+def test_an_idle_round_ends_when_mail_arrives_and_the_next_one_starts_cleanly(session, mailbox):
+    # nothing arrives: the round ends at its refresh, with DONE answered, and the session goes on
+    assert session.wait(0.5) is False
+    # mail delivered while the session idles: the round ends with news (well before its 60 s refresh)
+    delivery = eventlet.spawn_after(0.5, mailbox.deliver, mails.plain(address(), "Idle", "Wake up."))
+    assert session.wait(60) is True
+    delivery.wait()
+    # the news was taken: the next round has none, then another delivery is seen again
+    assert session.wait(0.5) is False
+    delivery = eventlet.spawn_after(0.5, mailbox.deliver, mails.plain(address(), "Idle again", "Wake up."))
+    assert session.wait(60) is True
+    delivery.wait()
+    assert mailbox.counts() == (2, 2)  # EXAMINE: the watcher never marks anything
+
+
+def test_mail_delivered_between_rounds_is_announced_by_the_next(session, mailbox):
+    assert session.wait(0.2) is False
+    mailbox.deliver(mails.plain(address(), "Between", "Delivered while not idling."))
+    assert session.wait(60) is True
+
+
+def test_interrupt_ends_a_round_at_once(session):
+    eventlet.spawn_after(0.5, session.interrupt)
+    with pytest.raises(Exception):
+        session.wait(60)
+
+
+def test_a_server_without_idle_is_left_to_the_poll(dovecot_without_idle):
+    config = parse_mailbox_url(dovecot_without_idle.mailbox().url())
+    opened = IdleSession.open(config, timeout=10)
+    try:
+        assert not opened.supported
+    finally:
+        opened.close()
+    woken = []
+    watcher = IdleWatcher(config, lambda: woken.append(True), backoff=(0.1,))
+    thread = eventlet.spawn(watcher.run)
+    with eventlet.Timeout(20):
+        thread.wait()  # ends by itself: nothing to watch with
+    assert woken == [] and watcher.session is None
+
+
+def test_the_watcher_reconnects_after_a_dropped_connection(mailbox):
+    woken = []
+    watcher = IdleWatcher(parse_mailbox_url(mailbox.url()), lambda: woken.append(True), backoff=(0.2,))
+    thread = eventlet.spawn(watcher.run)
+    try:
+        first = wait_for(lambda: watcher.session, what="the watcher's connection")
+        wait_for(lambda: woken, what="the wake after connecting")
+        first.connection.sock.shutdown(2)  # the connection drops (as a server restart would do)
+        wait_for(lambda: watcher.session not in (None, first) and len(woken) >= 2, what="a new connection")
+        count = len(woken)
+        mailbox.deliver(mails.plain(address(), "After the drop", "Still watched."))
+        wait_for(lambda: len(woken) > count, what="the wake for the new mail")
+    finally:
+        watcher.stop()
+        with eventlet.Timeout(10):
+            thread.wait()
+
+
+# --- the service --------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def slow_poll_config(intake_config):
+    """A poll interval far longer than any wait below: what arrives in time came by IDLE."""
+    return {**intake_config, "IMAP_POLL_INTERVAL": 60}
+
+
+def _start(container_factory, config):
+    from intake.service import IntakeService, MailboxPoll
+
+    container = container_factory(IntakeService, config)
+    container.start()
+    poll = next(e for e in container.entrypoints if isinstance(e, MailboxPoll))
+    return container, poll
+
+
+def test_with_idle_mail_becomes_a_ticket_long_before_the_next_poll(container_factory, slow_poll_config,
+                                                                   tickets_service, mailbox, wait_tickets):
+    first, second = address("first"), address("second")
+    mailbox.deliver(mails.plain(first, "Before start", "Read by the first poll."))
+    _container, poll = _start(container_factory, slow_poll_config)
+    wait_tickets(first)  # the first poll ran: the next one is a minute away
+    (watcher,) = poll.watchers
+    wait_for(lambda: watcher.session, what="the watcher to connect")
+    mailbox.deliver(mails.plain(second, "While idling", "Read because IDLE woke the poll."))
+    (ticket,) = wait_tickets(second, timeout=15)
+    assert ticket["subject"] == "While idling"
+    wait_for(lambda: mailbox.counts() == (2, 0), what="both marked seen")
+
+
+def test_without_idle_mail_waits_for_the_poll(container_factory, slow_poll_config, tickets_service, mailbox,
+                                               wait_tickets, find_tickets):
+    config = {**slow_poll_config, "IMAP_IDLE": False}
+    first, second = address("first"), address("second")
+    mailbox.deliver(mails.plain(first, "Before start", "Read by the first poll."))
+    container, poll = _start(container_factory, config)
+    assert poll.watchers == []
+    wait_tickets(first)
+    mailbox.deliver(mails.plain(second, "No idle", "Waits for the next poll."))
+    with pytest.raises(AssertionError):  # nothing wakes the poll: still no ticket 5 s later
+        wait_tickets(second, timeout=5)
+    assert find_tickets(second) == []
+    container.stop()
+    # nothing lost: the next poll (here, the first of a restarted intake) reads it
+    _start(container_factory, config)
+    wait_tickets(second)
+
+
+def test_a_dropped_idle_connection_loses_no_mail(container_factory, slow_poll_config, tickets_service, mailbox,
+                                                 wait_tickets):
+    _container, poll = _start(container_factory, slow_poll_config)
+    (watcher,) = poll.watchers
+    watcher.backoff = (0.5,)
+    dropped = wait_for(lambda: watcher.session, what="the watcher to connect")
+    dropped.connection.sock.shutdown(2)
+    # delivered while the watcher is away: the wake after its reconnection reads it
+    during = address("during")
+    mailbox.deliver(mails.plain(during, "During the outage", "Arrived while nothing watched."))
+    wait_tickets(during, timeout=20)
+    wait_for(lambda: watcher.session not in (None, dropped), what="the watcher to reconnect")
+    after = address("after")
+    mailbox.deliver(mails.plain(after, "After the outage", "Watched again."))
+    wait_tickets(after, timeout=15)
+
+
+def test_the_timer_poll_reads_the_mailbox_while_the_watcher_is_down(container_factory, intake_config,
+                                                                   tickets_service, mailbox, wait_tickets):
+    _container, poll = _start(container_factory, {**intake_config, "IMAP_POLL_INTERVAL": 1})
+    (watcher,) = poll.watchers
+    watcher.backoff = (3600,)  # once dropped, it stays away for the whole test
+    dropped = wait_for(lambda: watcher.session, what="the watcher to connect")
+    dropped.connection.sock.shutdown(2)
+    wait_for(lambda: watcher.session is None, what="the watcher to give up its connection")
+    customer = address("fallback")
+    mailbox.deliver(mails.plain(customer, "Nobody idles", "The timer poll reads it."))
+    wait_tickets(customer, timeout=20)
+    assert watcher.session is None  # it was the poll, not a reconnected watcher
+
+
+def test_stopping_the_service_ends_the_watchers_promptly(container_factory, slow_poll_config, tickets_service,
+                                                          mailbox):
+    container, poll = _start(container_factory, slow_poll_config)
+    (watcher,) = poll.watchers
+    wait_for(lambda: watcher.session, what="the watcher to connect")
+    with eventlet.Timeout(15):
+        container.stop()
+    assert all(thread.dead for thread in poll.watcher_threads) and watcher.session is None
+
+
+def test_killing_the_service_ends_the_watchers_promptly(container_factory, slow_poll_config, tickets_service,
+                                                         mailbox):
+    container, poll = _start(container_factory, slow_poll_config)
+    (watcher,) = poll.watchers
+    wait_for(lambda: watcher.session, what="the watcher to connect")
+    with eventlet.Timeout(15):
+        container.kill()
+    assert all(thread.dead for thread in poll.watcher_threads)
