@@ -6,7 +6,8 @@ on the watcher for safety: the timer poll keeps running, so a watcher that is do
 
 Python 3.11's imaplib has no ``idle()``: :class:`IdleSession` lets imaplib connect, log in and EXAMINE the
 folder (:func:`intake.imap.open_mailbox`), then speaks IDLE itself over the same connection (tagged
-``IDLE``, the ``+`` continuation, untagged lines, ``DONE``, the tagged answer). No nameko here; eventlet
+``IDLE``, the ``+`` continuation, untagged lines, ``DONE`` every 20 minutes, the tagged answer, ``IDLE``
+again). No nameko here; eventlet
 (green sockets under the service's monkey-patch) bounds the waits, and a watcher is one greenthread.
 """
 import itertools
@@ -37,7 +38,7 @@ def announces_mail(line):
 
 
 class IdleSession:
-    """One read-only connection to a mailbox, for IDLE rounds (:meth:`wait`)."""
+    """One read-only connection to a mailbox, for IDLE rounds (:meth:`idle`)."""
 
     def __init__(self, connection, config, timeout):
         self.connection = connection
@@ -55,23 +56,24 @@ class IdleSession:
         status, data = self.connection.capability()
         return status == "OK" and b"IDLE" in (data[0] or b"").upper().split()
 
-    def wait(self, seconds):
-        """One IDLE round: True as soon as the server announces new mail, False after ``seconds`` without.
+    def idle(self, seconds, on_new_mail):
+        """One IDLE round of ``seconds``: ``on_new_mail()`` as soon as the server announces new mail, each
+        time (the round goes on: staying in IDLE costs nothing between arrivals). Returns how many
+        announcements there were.
 
-        The round always ends with ``DONE`` and the server's tagged answer, so the session can start the
-        next one. A server that does not answer within the session's timeout raises (``socket.timeout``)."""
+        The round ends with ``DONE`` and the server's tagged answer, so the session can start the next one.
+        A server that does not answer within the session's timeout raises (``socket.timeout``)."""
         tag = f"HDI{next(_tags)}".encode()
         self._send(tag + b" IDLE")
-        news = False
+        news = 0
         while True:
             line = self._readline()
             if line.startswith(b"+"):
                 break
             if line.startswith(tag + b" "):
                 raise MailboxError(f"IDLE refused by {self.config.name}: {line.strip()!r}")
-            news = news or announces_mail(line)
-        if not news:
-            news = self._wait_for_news(seconds)
+            news += self._announce(line, on_new_mail)
+        news += self._listen(seconds, on_new_mail)
         self._send(b"DONE")
         while True:
             line = self._readline()
@@ -79,30 +81,36 @@ class IdleSession:
                 if not line[len(tag) + 1:].upper().startswith(b"OK"):
                     raise MailboxError(f"IDLE ended badly on {self.config.name}: {line.strip()!r}")
                 return news
-            news = news or announces_mail(line)
+            news += self._announce(line, on_new_mail)
 
-    def _wait_for_news(self, seconds):
+    def _listen(self, seconds, on_new_mail):
         # The socket's timeout would end the wait after `timeout` s of silence, and a socket timeout inside
         # imaplib's buffered reader leaves the connection unusable: the wait is bounded by eventlet instead.
         sock = self.connection.sock
         sock.settimeout(None)
-        refresh = eventlet.Timeout(seconds)
+        refresh, news = eventlet.Timeout(seconds), 0
         try:
             while True:
-                if announces_mail(self._readline()):
-                    return True
+                news += self._announce(self._readline(), on_new_mail)
         except eventlet.Timeout as expired:
             if expired is not refresh:
                 raise
             # A line the server was sending as the refresh struck may be cut: an announcement lost so is mail
             # the timer poll picks up.
-            return False
+            return news
         finally:
             refresh.cancel()
             sock.settimeout(self.timeout)
 
+    @staticmethod
+    def _announce(line, on_new_mail):
+        if announces_mail(line):
+            on_new_mail()
+            return 1
+        return 0
+
     def interrupt(self):
-        """Make a read blocked in :meth:`wait` fail at once (from another greenthread): for shutdown."""
+        """Make a read blocked in :meth:`idle` fail at once (from another greenthread): for shutdown."""
         try:
             self.connection.sock.shutdown(socket.SHUT_RDWR)
         except OSError:
@@ -153,8 +161,7 @@ class IdleWatcher:
                     return
                 self.on_new_mail()
                 while not self.stopping:
-                    if self.session.wait(self.refresh):
-                        self.on_new_mail()
+                    self.session.idle(self.refresh, self.on_new_mail)
                     failures = 0
             except Exception as error:
                 if self.stopping:

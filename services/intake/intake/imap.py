@@ -86,7 +86,13 @@ class ImapMailbox:
         with self._lock:
             connection = self._conn()
             try:
-                connection.noop()  # lets the server tell us about mail that arrived since the last poll
+                try:
+                    connection.noop()  # lets the server tell us about mail that arrived since the last poll
+                except (imaplib.IMAP4.abort, OSError):
+                    # The server dropped the connection kept since the last poll (restart, kick): a new one
+                    # at once, or this poll (maybe woken by IDLE for new mail) fails and the mail waits.
+                    self.close()
+                    connection = self.connect()
                 data = self._check(connection.uid("SEARCH", None, "UNSEEN"), "UID SEARCH")
                 uids = sorted(u for u in {int(u) for u in (data[0] or b"").split()} if after is None or u > after)
                 uids = uids[:limit]

@@ -3,6 +3,7 @@
 The service tests poll every 60 s, so a ticket within a few seconds of the delivery can only come from IDLE
 (or, where a test says so, from the watcher's reconnection); every wait is "within N seconds", generous N."""
 import shutil
+import subprocess
 import tempfile
 import uuid
 
@@ -58,31 +59,51 @@ def test_dovecot_announces_idle(session):
     assert session.supported
 
 
-def test_an_idle_round_ends_when_mail_arrives_and_the_next_one_starts_cleanly(session, mailbox):
-    # nothing arrives: the round ends at its refresh, with DONE answered, and the session goes on
-    assert session.wait(0.5) is False
-    # mail delivered while the session idles: the round ends with news (well before its 60 s refresh)
-    delivery = eventlet.spawn_after(0.5, mailbox.deliver, mails.plain(address(), "Idle", "Wake up."))
-    assert session.wait(60) is True
-    delivery.wait()
-    # the news was taken: the next round has none, then another delivery is seen again
-    assert session.wait(0.5) is False
-    delivery = eventlet.spawn_after(0.5, mailbox.deliver, mails.plain(address(), "Idle again", "Wake up."))
-    assert session.wait(60) is True
-    delivery.wait()
+def test_each_arrival_is_announced_at_once_while_the_round_goes_on(session, mailbox):
+    announced = []
+    round_ = eventlet.spawn(session.idle, 60, lambda: announced.append(True))
+    try:
+        mailbox.deliver(mails.plain(address(), "Idle", "Wake up."))
+        # long before the round's 60 s; Dovecot announces a delivery with EXISTS and RECENT
+        wait_for(lambda: len(announced) == 2, what="the first delivery's announcements")
+        mailbox.deliver(mails.plain(address(), "Idle again", "Wake up again."))
+        wait_for(lambda: len(announced) > 2, what="the second delivery's, in the same round")
+        assert not round_.dead
+    finally:
+        session.interrupt()
+        with pytest.raises(Exception):
+            round_.wait()
     assert mailbox.counts() == (2, 2)  # EXAMINE: the watcher never marks anything
 
 
+def test_rounds_end_with_done_and_the_next_one_starts_cleanly(session, mailbox):
+    announced = []
+    assert session.idle(0.3, lambda: announced.append(True)) == 0  # nothing arrived: DONE answered
+    eventlet.spawn_after(0.3, mailbox.deliver, mails.plain(address(), "Idle", "In the second round."))
+    assert session.idle(3, lambda: announced.append(True)) >= 1  # EXISTS, and RECENT with it
+    count = len(announced)
+    assert session.idle(0.3, lambda: announced.append(True)) == 0  # the news was taken
+    assert len(announced) == count
+
+
 def test_mail_delivered_between_rounds_is_announced_by_the_next(session, mailbox):
-    assert session.wait(0.2) is False
+    assert session.idle(0.2, lambda: None) == 0
     mailbox.deliver(mails.plain(address(), "Between", "Delivered while not idling."))
-    assert session.wait(60) is True
+    announced = []
+    round_ = eventlet.spawn(session.idle, 60, lambda: announced.append(True))
+    try:
+        wait_for(lambda: announced, what="the announcement")
+    finally:
+        session.interrupt()
+        with pytest.raises(Exception):
+            round_.wait()
 
 
 def test_interrupt_ends_a_round_at_once(session):
     eventlet.spawn_after(0.5, session.interrupt)
     with pytest.raises(Exception):
-        session.wait(60)
+        with eventlet.Timeout(30):  # the round would otherwise last 60 s
+            session.idle(60, lambda: None)
 
 
 def test_a_server_without_idle_is_left_to_the_poll(dovecot_without_idle):
@@ -183,6 +204,24 @@ def test_a_dropped_idle_connection_loses_no_mail(container_factory, slow_poll_co
     after = address("after")
     mailbox.deliver(mails.plain(after, "After the outage", "Watched again."))
     wait_tickets(after, timeout=15)
+
+
+def test_mail_is_read_at_once_after_the_server_drops_every_connection(container_factory, slow_poll_config,
+                                                                     tickets_service, mailbox, wait_tickets):
+    """``doveadm kick``: the server ends the user's sessions, the watcher's and the poll's (as a restart
+    would). The watcher reconnects and wakes the poll, which reconnects too: no minute-long wait."""
+    first = address("first")
+    mailbox.deliver(mails.plain(first, "Before the kick", "Read by the first poll."))
+    _container, poll = _start(container_factory, slow_poll_config)
+    (watcher,) = poll.watchers
+    watcher.backoff = (0.5,)
+    wait_tickets(first)  # the poll's connection is open (and kept) from here
+    kicked = wait_for(lambda: watcher.session, what="the watcher to connect")
+    subprocess.run(["doveadm", "-c", mailbox.server.config, "kick", mailbox.user], check=True, capture_output=True)
+    during = address("during")
+    mailbox.deliver(mails.plain(during, "After the kick", "Arrived as the server dropped everyone."))
+    wait_tickets(during, timeout=20)
+    assert watcher.session is not kicked
 
 
 def test_the_timer_poll_reads_the_mailbox_while_the_watcher_is_down(container_factory, intake_config,
