@@ -12,7 +12,10 @@ reading that mailbox, then measures, in one run:
   BODY.PEEK[] in batches of ``IMAP_BATCH_SIZE``), the ceiling intake's IMAP side cannot beat;
 * **delay**: with intake running, ``--live`` mails are delivered one by one at ``--rate`` per second; the
   delay of each is from its rename into ``Maildir/new`` to its ``ticket_created`` event arriving (the ticket
-  is committed before its event is published, so this is an upper bound of "the ticket exists").
+  is committed before its event is published, so this is an upper bound of "the ticket exists"). First
+  with IMAP IDLE (the default: the watcher wakes the poll), then the **baseline** in the same run: intake
+  restarted with ``HELPDESK_IMAP_IDLE=false`` and another ``--live`` mails, found by the poll every
+  ``--poll-interval`` s alone; with the CPU per mail of each (idle platform to idle platform);
 
 * **CPU time per message**, per part of the platform (each service, the gateway, Dovecot, the broker and,
   with ``--db postgres``, this run's PostgreSQL connections), read from ``/proc``: from intake answering
@@ -177,6 +180,28 @@ def imaplib_fetch(mailbox, batch):
     return fetched, elapsed, size
 
 
+def live_delays(stack, dovecot, databases, mailbox, arrivals, prefix, args):
+    """Deliver ``args.live`` mails one by one at ``args.rate`` per second into the running intake: (subjects,
+    delays in s from delivery to ``ticket_created``, CPU ms per mail by part between idle platforms)."""
+    before = idle_cpu(stack, dovecot, databases)
+    live = [message(prefix, i) for i in range(args.live)]
+    delivered = {}
+    started = time.time()
+    for n, (subject, raw) in enumerate(live):
+        due = started + n / args.rate
+        pause = due - time.time()
+        if pause > 0:
+            time.sleep(pause)  # pacing the deliveries, not waiting for a result
+        mailbox.deliver(raw)
+        delivered[subject] = time.time()
+    subjects = list(delivered)
+    wait_for(lambda: arrivals.count(subjects) == len(subjects), timeout=300, interval=0.05,
+             what=f"{len(subjects)} {prefix} tickets")
+    after = idle_cpu(stack, dovecot, databases)
+    cpu = {part: (after[part] - before.get(part, 0.0)) * 1000 / args.live for part in after}
+    return subjects, [arrivals.first(s) - delivered[s] for s in subjects], cpu
+
+
 def intake_healthy(stack):
     try:
         answer = requests.get(f"{stack.url}/health", timeout=2)
@@ -208,7 +233,8 @@ def main():
     stack = Stack(workdir, tickets_db_url=db_url, env={
         "HELPDESK_IMAP_URL": mailbox.url(team="support"), "HELPDESK_SMTP_URL": sink.url,
         "HELPDESK_SUPPORT_ADDRESS": "support@helpdesk.test", "HELPDESK_IMAP_POLL_INTERVAL": str(args.poll_interval),
-        "HELPDESK_IMAP_BATCH_SIZE": str(args.batch), "HELPDESK_MAIL_POLL_INTERVAL": "1"})
+        "HELPDESK_IMAP_BATCH_SIZE": str(args.batch), "HELPDESK_MAIL_POLL_INTERVAL": "1",
+        "HELPDESK_IMAP_IDLE": "true"})
     if intake_db_url:
         stack.service_db_urls["intake"] = intake_db_url
     try:
@@ -244,23 +270,20 @@ def main():
             settled_after = time.time() - last
             wait_for(lambda: mailbox.counts()[1] == 0, timeout=120, what="every message marked seen")
 
-            # --- delay: deliver one by one at --rate into the running intake --------------------------
-            live = [message("live", i) for i in range(args.live)]
-            delivered = {}
-            started = time.time()
-            for n, (subject, raw) in enumerate(live):
-                due = started + n / args.rate
-                pause = due - time.time()
-                if pause > 0:
-                    time.sleep(pause)  # pacing the deliveries, not waiting for a result
-                mailbox.deliver(raw)
-                delivered[subject] = time.time()
-            live_subjects = list(delivered)
-            wait_for(lambda: arrivals.count(live_subjects) == len(live_subjects), timeout=300, interval=0.05,
-                     what=f"{len(live_subjects)} live tickets")
-            delays = [arrivals.first(s) - delivered[s] for s in live_subjects]
+            # --- delay: deliver one by one at --rate into the running intake, woken by IMAP IDLE ------
+            live_idle, delays_idle, cpu_idle = live_delays(stack, dovecot, databases, mailbox, arrivals, "live", args)
             wait_for(lambda: mailbox.counts() == (args.messages + args.live, 0), timeout=120,
                      what="every live message marked seen")
+            # --- the baseline in the same run: the same deliveries to intake restarted without IDLE,
+            # so only the timer poll (--poll-interval) finds them ----------------------------------------
+            stack.stop_process(stack.services["intake"])
+            stack.start_service("intake", HELPDESK_IMAP_IDLE="false")
+            wait_for(lambda: intake_healthy(stack), timeout=60, interval=0.01, what="intake to answer")
+            live_poll, delays_poll, cpu_poll = live_delays(stack, dovecot, databases, mailbox, arrivals, "polled",
+                                                           args)
+            wait_for(lambda: mailbox.counts() == (args.messages + 2 * args.live, 0), timeout=120,
+                     what="every live message marked seen")
+            live_subjects = live_idle + live_poll
             made = arrivals.count(subjects) + arrivals.count(live_subjects)
             duplicates = arrivals.duplicates()
     finally:
@@ -288,13 +311,20 @@ def main():
           f"{last - ready:.2f} |")
     print(f"| baseline: imaplib fetch alone, msgs/s | {baseline:.0f} |")
     print(f"| intake ÷ baseline | {rate_ready / baseline:.3f} |")
-    print(f"| delivery → ticket_created p50 ms ({args.live} msgs at {args.rate:g}/s) "
-          f"| {percentile(delays, 0.5) * 1000:.0f} |")
-    print(f"| delivery → ticket_created p99 ms | {percentile(delays, 0.99) * 1000:.0f} |")
-    print(f"| delivery → ticket_created mean / max ms | {statistics.mean(delays) * 1000:.0f} / "
-          f"{max(delays) * 1000:.0f} |")
     print(f"| tickets made / messages (duplicate ticket_created events) | "
-          f"{made}/{args.messages + args.live} ({duplicates}) |")
+          f"{made}/{args.messages + 2 * args.live} ({duplicates}) |")
+    print(f"\nDelay from delivery (the rename into Maildir/new) to ticket_created, {args.live} mails at "
+          f"{args.rate:g}/s into the running intake: with IMAP IDLE (the default), and the baseline in the same "
+          f"run, intake restarted with HELPDESK_IMAP_IDLE=false (the timer poll alone, every "
+          f"{args.poll_interval}s). CPU per mail from /proc, from an idle platform to an idle platform "
+          f"again (tickets, acknowledgements, events included).\n")
+    print("| intake | p50 ms | p99 ms | mean / max ms | CPU ms/mail: intake | dovecot | all but the broker |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for label, delays, cpu in (("IMAP IDLE", delays_idle, cpu_idle),
+                               (f"poll every {args.poll_interval}s (baseline)", delays_poll, cpu_poll)):
+        print(f"| {label} | {percentile(delays, 0.5) * 1000:.0f} | {percentile(delays, 0.99) * 1000:.0f} | "
+              f"{statistics.mean(delays) * 1000:.0f} / {max(delays) * 1000:.0f} | {cpu['intake']:.2f} | "
+              f"{cpu['dovecot (IMAP)']:.2f} | {sum(ms for part, ms in cpu.items() if part != 'broker'):.2f} |")
     print(f"\nCPU time per backlog message (ms), from /proc between intake answering and the last ticket_created "
           f"({last - ready:.2f} s; the 2 cores give {2000 * (last - ready) / args.messages:.2f} ms per message). "
           f"Every service of the stack runs, as in `make run`: routing and kb_search consume ticket_created too. "
