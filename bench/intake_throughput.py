@@ -12,10 +12,12 @@ reading that mailbox, then measures, in one run:
   BODY.PEEK[] in batches of ``IMAP_BATCH_SIZE``), the ceiling intake's IMAP side cannot beat;
 * **delay**: with intake running, ``--live`` mails are delivered one by one at ``--rate`` per second; the
   delay of each is from its rename into ``Maildir/new`` to its ``ticket_created`` event arriving (the ticket
-  is committed before its event is published, so this is an upper bound of "the ticket exists"). First
-  with IMAP IDLE (the default: the watcher wakes the poll), then the **baseline** in the same run: intake
-  restarted with ``HELPDESK_IMAP_IDLE=false`` and another ``--live`` mails, found by the poll every
-  ``--poll-interval`` s alone; with the CPU per mail of each (idle platform to idle platform);
+  is committed before its event is published, so this is an upper bound of "the ticket exists"). Three
+  times, ``--live`` new mails each: with IMAP IDLE (the default: the watcher wakes the poll) and the poll
+  every ``--poll-interval`` s; intake restarted with IDLE and the poll every ``--idle-poll-interval`` s (5,
+  the default: what IDLE alone gives); and the **baseline** in the same run, intake restarted with
+  ``HELPDESK_IMAP_IDLE=false``, found by the poll every ``--poll-interval`` s alone; with the CPU per mail
+  of each (idle platform to idle platform);
 
 * **CPU time per message**, per part of the platform (each service, the gateway, Dovecot, the broker and,
   with ``--db postgres``, this run's PostgreSQL connections), read from ``/proc``: from intake answering
@@ -28,6 +30,7 @@ Each message is a new ticket (distinct subjects and Message-IDs, 200 distinct se
 ``ticket_created`` events are heard by ``tests.stack.EventRecorder``. Prints Markdown tables.
 
     .venv/bin/python bench/intake_throughput.py [--messages 1000] [--live 300] [--rate 50] [--poll-interval 0.5]
+        [--idle-poll-interval 5]
 """
 import argparse
 import glob
@@ -216,6 +219,8 @@ def main():
     parser.add_argument("--live", type=int, default=300, help="messages delivered one by one for the delay")
     parser.add_argument("--rate", type=float, default=50, help="deliveries per second of the delay phase")
     parser.add_argument("--poll-interval", type=float, default=0.5, help="HELPDESK_IMAP_POLL_INTERVAL")
+    parser.add_argument("--idle-poll-interval", type=float, default=5,
+                        help="HELPDESK_IMAP_POLL_INTERVAL of the second IDLE delay phase (the default interval)")
     parser.add_argument("--batch", type=int, default=200, help="HELPDESK_IMAP_BATCH_SIZE")
     parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
     args = parser.parse_args()
@@ -270,20 +275,25 @@ def main():
             settled_after = time.time() - last
             wait_for(lambda: mailbox.counts()[1] == 0, timeout=120, what="every message marked seen")
 
-            # --- delay: deliver one by one at --rate into the running intake, woken by IMAP IDLE ------
-            live_idle, delays_idle, cpu_idle = live_delays(stack, dovecot, databases, mailbox, arrivals, "live", args)
-            wait_for(lambda: mailbox.counts() == (args.messages + args.live, 0), timeout=120,
-                     what="every live message marked seen")
-            # --- the baseline in the same run: the same deliveries to intake restarted without IDLE,
-            # so only the timer poll (--poll-interval) finds them ----------------------------------------
-            stack.stop_process(stack.services["intake"])
-            stack.start_service("intake", HELPDESK_IMAP_IDLE="false")
-            wait_for(lambda: intake_healthy(stack), timeout=60, interval=0.01, what="intake to answer")
-            live_poll, delays_poll, cpu_poll = live_delays(stack, dovecot, databases, mailbox, arrivals, "polled",
-                                                           args)
-            wait_for(lambda: mailbox.counts() == (args.messages + 2 * args.live, 0), timeout=120,
-                     what="every live message marked seen")
-            live_subjects = live_idle + live_poll
+            # --- delay: deliver one by one at --rate into the running intake, woken by IMAP IDLE, then
+            # into intake restarted with IDLE and the default poll interval (what IDLE alone gives), then
+            # the baseline: intake restarted without IDLE, polling every --poll-interval s -----------------
+            phases = [(f"IMAP IDLE, poll every {args.poll_interval}s", "live", None),
+                      (f"IMAP IDLE, poll every {args.idle_poll_interval}s", "idle",
+                       {"HELPDESK_IMAP_POLL_INTERVAL": str(args.idle_poll_interval)}),
+                      (f"poll every {args.poll_interval}s alone (baseline)", "polled", {"HELPDESK_IMAP_IDLE": "false"})]
+            delays, live_subjects = [], []
+            for label, prefix, restart in phases:
+                if restart is not None:
+                    stack.stop_process(stack.services["intake"])
+                    stack.start_service("intake", **restart)
+                    wait_for(lambda: intake_healthy(stack), timeout=60, interval=0.01, what="intake to answer")
+                phase_subjects, phase_delays, phase_cpu = live_delays(stack, dovecot, databases, mailbox, arrivals,
+                                                                      prefix, args)
+                live_subjects += phase_subjects
+                delays.append((label, phase_delays, phase_cpu))
+                wait_for(lambda: mailbox.counts() == (args.messages + len(live_subjects), 0), timeout=120,
+                         what="every live message marked seen")
             made = arrivals.count(subjects) + arrivals.count(live_subjects)
             duplicates = arrivals.duplicates()
     finally:
@@ -312,18 +322,18 @@ def main():
     print(f"| baseline: imaplib fetch alone, msgs/s | {baseline:.0f} |")
     print(f"| intake ÷ baseline | {rate_ready / baseline:.3f} |")
     print(f"| tickets made / messages (duplicate ticket_created events) | "
-          f"{made}/{args.messages + 2 * args.live} ({duplicates}) |")
+          f"{made}/{args.messages + len(live_subjects)} ({duplicates}) |")
     print(f"\nDelay from delivery (the rename into Maildir/new) to ticket_created, {args.live} mails at "
-          f"{args.rate:g}/s into the running intake: with IMAP IDLE (the default), and the baseline in the same "
-          f"run, intake restarted with HELPDESK_IMAP_IDLE=false (the timer poll alone, every "
-          f"{args.poll_interval}s). CPU per mail from /proc, from an idle platform to an idle platform "
-          f"again (tickets, acknowledgements, events included).\n")
+          f"{args.rate:g}/s into the running intake, three times: with IMAP IDLE (the default) and the poll "
+          f"every {args.poll_interval}s; restarted with IDLE and the poll every {args.idle_poll_interval}s (the "
+          f"default interval: the poll rarely fires); restarted with HELPDESK_IMAP_IDLE=false, the poll every "
+          f"{args.poll_interval}s alone (the baseline). CPU per mail from /proc, from an idle platform to an idle "
+          f"platform again (tickets, acknowledgements, events included).\n")
     print("| intake | p50 ms | p99 ms | mean / max ms | CPU ms/mail: intake | dovecot | all but the broker |")
     print("|---|---:|---:|---:|---:|---:|---:|")
-    for label, delays, cpu in (("IMAP IDLE", delays_idle, cpu_idle),
-                               (f"poll every {args.poll_interval}s (baseline)", delays_poll, cpu_poll)):
-        print(f"| {label} | {percentile(delays, 0.5) * 1000:.0f} | {percentile(delays, 0.99) * 1000:.0f} | "
-              f"{statistics.mean(delays) * 1000:.0f} / {max(delays) * 1000:.0f} | {cpu['intake']:.2f} | "
+    for label, phase_delays, cpu in delays:
+        print(f"| {label} | {percentile(phase_delays, 0.5) * 1000:.0f} | {percentile(phase_delays, 0.99) * 1000:.0f} | "
+              f"{statistics.mean(phase_delays) * 1000:.0f} / {max(phase_delays) * 1000:.0f} | {cpu['intake']:.2f} | "
               f"{cpu['dovecot (IMAP)']:.2f} | {sum(ms for part, ms in cpu.items() if part != 'broker'):.2f} |")
     print(f"\nCPU time per backlog message (ms), from /proc between intake answering and the last ticket_created "
           f"({last - ready:.2f} s; the 2 cores give {2000 * (last - ready) / args.messages:.2f} ms per message). "

@@ -7,8 +7,8 @@ on the watcher for safety: the timer poll keeps running, so a watcher that is do
 Python 3.11's imaplib has no ``idle()``: :class:`IdleSession` lets imaplib connect, log in and EXAMINE the
 folder (:func:`intake.imap.open_mailbox`), then speaks IDLE itself over the same connection (tagged
 ``IDLE``, the ``+`` continuation, untagged lines, ``DONE`` every 20 minutes, the tagged answer, ``IDLE``
-again). No nameko here; eventlet
-(green sockets under the service's monkey-patch) bounds the waits, and a watcher is one greenthread.
+again). No nameko here; eventlet (green sockets under the service's monkey-patch) bounds the waits, and a
+watcher is one greenthread.
 """
 import itertools
 import logging

@@ -3,6 +3,7 @@
 The service tests poll every 60 s, so a ticket within a few seconds of the delivery can only come from IDLE
 (or, where a test says so, from the watcher's reconnection); every wait is "within N seconds", generous N."""
 import shutil
+import socket
 import subprocess
 import tempfile
 import uuid
@@ -128,7 +129,7 @@ def test_the_watcher_reconnects_after_a_dropped_connection(mailbox):
     try:
         first = wait_for(lambda: watcher.session, what="the watcher's connection")
         wait_for(lambda: woken, what="the wake after connecting")
-        first.connection.sock.shutdown(2)  # the connection drops (as a server restart would do)
+        first.connection.sock.shutdown(socket.SHUT_RDWR)  # the connection drops (as a server restart would do)
         wait_for(lambda: watcher.session not in (None, first) and len(woken) >= 2, what="a new connection")
         count = len(woken)
         mailbox.deliver(mails.plain(address(), "After the drop", "Still watched."))
@@ -171,6 +172,34 @@ def test_with_idle_mail_becomes_a_ticket_long_before_the_next_poll(container_fac
     wait_for(lambda: mailbox.counts() == (2, 0), what="both marked seen")
 
 
+def test_wakes_never_start_a_poll_beside_the_running_one(container_factory, slow_poll_config, tickets_service,
+                                                         mailbox, wait_tickets, monkeypatch):
+    from intake import poller
+
+    running, overlaps, polls, drain = [], [], [], poller.drain
+
+    def slow_drain(*args, **kwargs):
+        overlaps.append(len(running))
+        running.append(True)
+        try:
+            eventlet.sleep(0.3)  # holds the poll open so that arrivals wake the poller while it runs
+            polls.append(drain(*args, **kwargs))
+        finally:
+            running.pop()
+
+    monkeypatch.setattr(poller, "drain", slow_drain)
+    _container, poll = _start(container_factory, slow_poll_config)
+    (watcher,) = poll.watchers
+    wait_for(lambda: watcher.session, what="the watcher to connect")
+    customer = address("burst")
+    for n in range(8):
+        mailbox.deliver(mails.plain(customer, f"Burst {n}", "One of several."))
+        eventlet.sleep(0.1)  # spreading the arrivals over several polls, not waiting for a result
+    tickets = wait_tickets(customer, 8, timeout=30)
+    assert sorted(t["subject"] for t in tickets) == [f"Burst {n}" for n in range(8)]
+    assert set(overlaps) == {0} and sum(polls) == 8  # one poll at a time, each mail read once
+
+
 def test_without_idle_mail_waits_for_the_poll(container_factory, slow_poll_config, tickets_service, mailbox,
                                                wait_tickets, find_tickets):
     config = {**slow_poll_config, "IMAP_IDLE": False}
@@ -195,7 +224,7 @@ def test_a_dropped_idle_connection_loses_no_mail(container_factory, slow_poll_co
     (watcher,) = poll.watchers
     watcher.backoff = (0.5,)
     dropped = wait_for(lambda: watcher.session, what="the watcher to connect")
-    dropped.connection.sock.shutdown(2)
+    dropped.connection.sock.shutdown(socket.SHUT_RDWR)
     # delivered while the watcher is away: the wake after its reconnection reads it
     during = address("during")
     mailbox.deliver(mails.plain(during, "During the outage", "Arrived while nothing watched."))
@@ -230,7 +259,7 @@ def test_the_timer_poll_reads_the_mailbox_while_the_watcher_is_down(container_fa
     (watcher,) = poll.watchers
     watcher.backoff = (3600,)  # once dropped, it stays away for the whole test
     dropped = wait_for(lambda: watcher.session, what="the watcher to connect")
-    dropped.connection.sock.shutdown(2)
+    dropped.connection.sock.shutdown(socket.SHUT_RDWR)
     wait_for(lambda: watcher.session is None, what="the watcher to give up its connection")
     customer = address("fallback")
     mailbox.deliver(mails.plain(customer, "Nobody idles", "The timer poll reads it."))
