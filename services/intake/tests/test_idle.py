@@ -13,6 +13,7 @@ import pytest
 
 import mails
 from servers import Dovecot, wait_for
+from test_tls import certificates, tls_dovecot  # noqa: F401 (the TLS tests' Dovecot with a private CA)
 from intake.idle import IdleSession, IdleWatcher, announces_mail
 from intake.settings import parse_mailbox_url
 
@@ -105,6 +106,25 @@ def test_interrupt_ends_a_round_at_once(session):
     with pytest.raises(Exception):
         with eventlet.Timeout(30):  # the round would otherwise last 60 s
             session.idle(60, lambda: None)
+
+
+@pytest.mark.parametrize("how", ["imaps", "starttls"])
+def test_idle_over_tls(tls_dovecot, certificates, how):  # noqa: F811
+    mailbox = tls_dovecot.mailbox()
+    url = (mailbox.tls_url(cafile=certificates.ca) if how == "imaps"
+           else mailbox.url(starttls="true", cafile=certificates.ca))
+    session = IdleSession.open(parse_mailbox_url(url), timeout=10)
+    try:
+        assert session.idle(0.3, lambda: None) == 0  # the refresh path: the TLS connection stays usable
+        announced = []
+        round_ = eventlet.spawn(session.idle, 60, lambda: announced.append(True))
+        mailbox.deliver(mails.plain(address(), "Over TLS", "Announced through TLS."))
+        wait_for(lambda: announced, what="the announcement over TLS")
+        session.interrupt()
+        with pytest.raises(Exception):
+            round_.wait()
+    finally:
+        session.close()
 
 
 def test_a_server_without_idle_is_left_to_the_poll(dovecot_without_idle):
