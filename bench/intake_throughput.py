@@ -12,7 +12,12 @@ reading that mailbox, then measures, in one run:
   BODY.PEEK[] in batches of ``IMAP_BATCH_SIZE``), the ceiling intake's IMAP side cannot beat;
 * **delay**: with intake running, ``--live`` mails are delivered one by one at ``--rate`` per second; the
   delay of each is from its rename into ``Maildir/new`` to its ``ticket_created`` event arriving (the ticket
-  is committed before its event is published, so this is an upper bound of "the ticket exists").
+  is committed before its event is published, so this is an upper bound of "the ticket exists"). Four
+  times, ``--live`` new mails each: with IMAP IDLE (the default: the watcher wakes the poll) and the poll
+  every ``--poll-interval`` s; intake restarted with IDLE and the poll every ``--idle-poll-interval`` s (5,
+  the default: what IDLE alone gives); and the **baselines** in the same run, intake restarted with
+  ``HELPDESK_IMAP_IDLE=false``, the poll alone every ``--poll-interval`` s, then every
+  ``--idle-poll-interval`` s; with the CPU per mail of each (idle platform to idle platform);
 
 * **CPU time per message**, per part of the platform (each service, the gateway, Dovecot, the broker and,
   with ``--db postgres``, this run's PostgreSQL connections), read from ``/proc``: from intake answering
@@ -25,6 +30,7 @@ Each message is a new ticket (distinct subjects and Message-IDs, 200 distinct se
 ``ticket_created`` events are heard by ``tests.stack.EventRecorder``. Prints Markdown tables.
 
     .venv/bin/python bench/intake_throughput.py [--messages 1000] [--live 300] [--rate 50] [--poll-interval 0.5]
+        [--idle-poll-interval 5]
 """
 import argparse
 import glob
@@ -177,6 +183,28 @@ def imaplib_fetch(mailbox, batch):
     return fetched, elapsed, size
 
 
+def live_delays(stack, dovecot, databases, mailbox, arrivals, prefix, args):
+    """Deliver ``args.live`` mails one by one at ``args.rate`` per second into the running intake: (subjects,
+    delays in s from delivery to ``ticket_created``, CPU ms per mail by part between idle platforms)."""
+    before = idle_cpu(stack, dovecot, databases)
+    live = [message(prefix, i) for i in range(args.live)]
+    delivered = {}
+    started = time.time()
+    for n, (subject, raw) in enumerate(live):
+        due = started + n / args.rate
+        pause = due - time.time()
+        if pause > 0:
+            time.sleep(pause)  # pacing the deliveries, not waiting for a result
+        mailbox.deliver(raw)
+        delivered[subject] = time.time()
+    subjects = list(delivered)
+    wait_for(lambda: arrivals.count(subjects) == len(subjects), timeout=300, interval=0.05,
+             what=f"{len(subjects)} {prefix} tickets")
+    after = idle_cpu(stack, dovecot, databases)
+    cpu = {part: (after[part] - before.get(part, 0.0)) * 1000 / args.live for part in after}
+    return subjects, [arrivals.first(s) - delivered[s] for s in subjects], cpu
+
+
 def intake_healthy(stack):
     try:
         answer = requests.get(f"{stack.url}/health", timeout=2)
@@ -191,6 +219,8 @@ def main():
     parser.add_argument("--live", type=int, default=300, help="messages delivered one by one for the delay")
     parser.add_argument("--rate", type=float, default=50, help="deliveries per second of the delay phase")
     parser.add_argument("--poll-interval", type=float, default=0.5, help="HELPDESK_IMAP_POLL_INTERVAL")
+    parser.add_argument("--idle-poll-interval", type=float, default=5,
+                        help="HELPDESK_IMAP_POLL_INTERVAL of the second IDLE delay phase (the default interval)")
     parser.add_argument("--batch", type=int, default=200, help="HELPDESK_IMAP_BATCH_SIZE")
     parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
     args = parser.parse_args()
@@ -208,7 +238,8 @@ def main():
     stack = Stack(workdir, tickets_db_url=db_url, env={
         "HELPDESK_IMAP_URL": mailbox.url(team="support"), "HELPDESK_SMTP_URL": sink.url,
         "HELPDESK_SUPPORT_ADDRESS": "support@helpdesk.test", "HELPDESK_IMAP_POLL_INTERVAL": str(args.poll_interval),
-        "HELPDESK_IMAP_BATCH_SIZE": str(args.batch), "HELPDESK_MAIL_POLL_INTERVAL": "1"})
+        "HELPDESK_IMAP_BATCH_SIZE": str(args.batch), "HELPDESK_MAIL_POLL_INTERVAL": "1",
+        "HELPDESK_IMAP_IDLE": "true"})
     if intake_db_url:
         stack.service_db_urls["intake"] = intake_db_url
     try:
@@ -244,23 +275,28 @@ def main():
             settled_after = time.time() - last
             wait_for(lambda: mailbox.counts()[1] == 0, timeout=120, what="every message marked seen")
 
-            # --- delay: deliver one by one at --rate into the running intake --------------------------
-            live = [message("live", i) for i in range(args.live)]
-            delivered = {}
-            started = time.time()
-            for n, (subject, raw) in enumerate(live):
-                due = started + n / args.rate
-                pause = due - time.time()
-                if pause > 0:
-                    time.sleep(pause)  # pacing the deliveries, not waiting for a result
-                mailbox.deliver(raw)
-                delivered[subject] = time.time()
-            live_subjects = list(delivered)
-            wait_for(lambda: arrivals.count(live_subjects) == len(live_subjects), timeout=300, interval=0.05,
-                     what=f"{len(live_subjects)} live tickets")
-            delays = [arrivals.first(s) - delivered[s] for s in live_subjects]
-            wait_for(lambda: mailbox.counts() == (args.messages + args.live, 0), timeout=120,
-                     what="every live message marked seen")
+            # --- delay: deliver one by one at --rate into the running intake, woken by IMAP IDLE, then
+            # into intake restarted with IDLE and the default poll interval (what IDLE alone gives), then
+            # the baselines: intake restarted without IDLE, polling at each of the two intervals ----------
+            phases = [(f"IMAP IDLE, poll every {args.poll_interval}s", "live", None),
+                      (f"IMAP IDLE, poll every {args.idle_poll_interval}s", "idle",
+                       {"HELPDESK_IMAP_POLL_INTERVAL": str(args.idle_poll_interval)}),
+                      (f"poll every {args.poll_interval}s alone (baseline)", "polled", {"HELPDESK_IMAP_IDLE": "false"}),
+                      (f"poll every {args.idle_poll_interval}s alone (baseline)", "slow",
+                       {"HELPDESK_IMAP_IDLE": "false",
+                        "HELPDESK_IMAP_POLL_INTERVAL": str(args.idle_poll_interval)})]
+            delays, live_subjects = [], []
+            for label, prefix, restart in phases:
+                if restart is not None:
+                    stack.stop_process(stack.services["intake"])
+                    stack.start_service("intake", **restart)
+                    wait_for(lambda: intake_healthy(stack), timeout=60, interval=0.01, what="intake to answer")
+                phase_subjects, phase_delays, phase_cpu = live_delays(stack, dovecot, databases, mailbox, arrivals,
+                                                                      prefix, args)
+                live_subjects += phase_subjects
+                delays.append((label, phase_delays, phase_cpu))
+                wait_for(lambda: mailbox.counts() == (args.messages + len(live_subjects), 0), timeout=120,
+                         what="every live message marked seen")
             made = arrivals.count(subjects) + arrivals.count(live_subjects)
             duplicates = arrivals.duplicates()
     finally:
@@ -288,13 +324,20 @@ def main():
           f"{last - ready:.2f} |")
     print(f"| baseline: imaplib fetch alone, msgs/s | {baseline:.0f} |")
     print(f"| intake ÷ baseline | {rate_ready / baseline:.3f} |")
-    print(f"| delivery → ticket_created p50 ms ({args.live} msgs at {args.rate:g}/s) "
-          f"| {percentile(delays, 0.5) * 1000:.0f} |")
-    print(f"| delivery → ticket_created p99 ms | {percentile(delays, 0.99) * 1000:.0f} |")
-    print(f"| delivery → ticket_created mean / max ms | {statistics.mean(delays) * 1000:.0f} / "
-          f"{max(delays) * 1000:.0f} |")
     print(f"| tickets made / messages (duplicate ticket_created events) | "
-          f"{made}/{args.messages + args.live} ({duplicates}) |")
+          f"{made}/{args.messages + len(live_subjects)} ({duplicates}) |")
+    print(f"\nDelay from delivery (the rename into Maildir/new) to ticket_created, {args.live} mails at "
+          f"{args.rate:g}/s into the running intake, four times: with IMAP IDLE (the default) and the poll "
+          f"every {args.poll_interval}s; restarted with IDLE and the poll every {args.idle_poll_interval}s (the "
+          f"default interval: the poll rarely fires); restarted with HELPDESK_IMAP_IDLE=false, the poll alone "
+          f"every {args.poll_interval}s and every {args.idle_poll_interval}s (the baselines). CPU per mail from /proc, from an idle platform to an idle "
+          f"platform again (tickets, acknowledgements, events included).\n")
+    print("| intake | p50 ms | p99 ms | mean / max ms | CPU ms/mail: intake | dovecot | all but the broker |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for label, phase_delays, cpu in delays:
+        print(f"| {label} | {percentile(phase_delays, 0.5) * 1000:.0f} | {percentile(phase_delays, 0.99) * 1000:.0f} | "
+              f"{statistics.mean(phase_delays) * 1000:.0f} / {max(phase_delays) * 1000:.0f} | {cpu['intake']:.2f} | "
+              f"{cpu['dovecot (IMAP)']:.2f} | {sum(ms for part, ms in cpu.items() if part != 'broker'):.2f} |")
     print(f"\nCPU time per backlog message (ms), from /proc between intake answering and the last ticket_created "
           f"({last - ready:.2f} s; the 2 cores give {2000 * (last - ready) / args.messages:.2f} ms per message). "
           f"Every service of the stack runs, as in `make run`: routing and kb_search consume ticket_created too. "

@@ -31,6 +31,31 @@ def _ssl_context(config):
     return context
 
 
+def open_mailbox(config, timeout, readonly=False):
+    """A logged-in imaplib connection to ``config``'s mailbox with its folder selected (``readonly``:
+    EXAMINE, which changes nothing on the server, not even the \\Recent flags)."""
+    if config.scheme == "imaps":
+        connection = imaplib.IMAP4_SSL(config.host, config.port, ssl_context=_ssl_context(config), timeout=timeout)
+    else:
+        connection = imaplib.IMAP4(config.host, config.port, timeout=timeout)
+        if config.starttls:
+            connection.starttls(ssl_context=_ssl_context(config))
+    try:
+        _check(config, connection.login(config.user, config.password), "LOGIN")
+        _check(config, connection.select(_quote(config.folder), readonly=readonly), "SELECT")
+    except BaseException:
+        _close(connection)
+        raise
+    return connection
+
+
+def _check(config, answer, what):
+    status, data = answer
+    if status != "OK":
+        raise MailboxError(f"{what} failed on {config.name}: {data!r}")
+    return data
+
+
 class ImapMailbox:
     """One mailbox's connection, opened on first use and re-opened after a failure."""
 
@@ -44,27 +69,11 @@ class ImapMailbox:
         self._lock = threading.RLock()
 
     def _check(self, answer, what):
-        status, data = answer
-        if status != "OK":
-            raise MailboxError(f"{what} failed on {self.config.name}: {data!r}")
-        return data
+        return _check(self.config, answer, what)
 
     def connect(self):
-        config = self.config
-        if config.scheme == "imaps":
-            connection = imaplib.IMAP4_SSL(config.host, config.port, ssl_context=_ssl_context(config),
-                                           timeout=self.timeout)
-        else:
-            connection = imaplib.IMAP4(config.host, config.port, timeout=self.timeout)
-            if config.starttls:
-                connection.starttls(ssl_context=_ssl_context(config))
-        try:
-            self._check(connection.login(config.user, config.password), "LOGIN")
-            self._check(connection.select(_quote(config.folder)), "SELECT")
-            self.can_move = "MOVE" in connection.capabilities
-        except BaseException:
-            _close(connection)
-            raise
+        connection = open_mailbox(self.config, self.timeout)
+        self.can_move = "MOVE" in connection.capabilities
         self.connection = connection
         return connection
 
@@ -77,7 +86,13 @@ class ImapMailbox:
         with self._lock:
             connection = self._conn()
             try:
-                connection.noop()  # lets the server tell us about mail that arrived since the last poll
+                try:
+                    connection.noop()  # lets the server tell us about mail that arrived since the last poll
+                except (imaplib.IMAP4.abort, OSError):
+                    # The server dropped the connection kept since the last poll (restart, kick): a new one
+                    # at once, or this poll (maybe woken by IDLE for new mail) fails and the mail waits.
+                    self.close()
+                    connection = self.connect()
                 data = self._check(connection.uid("SEARCH", None, "UNSEEN"), "UID SEARCH")
                 uids = sorted(u for u in {int(u) for u in (data[0] or b"").split()} if after is None or u > after)
                 uids = uids[:limit]

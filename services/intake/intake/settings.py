@@ -148,6 +148,7 @@ class Settings:
     mail_poll_interval: float = 2.0
     mail_backlog_patience: float = 10.0
     imap_poll_interval: float = 5.0
+    imap_idle: bool = True
     imap_batch_size: int = 200
     poll_timeout: float = 120.0
     claim_lease: float = 60.0
@@ -204,6 +205,7 @@ class Settings:
             mail_backlog_patience=float(get("MAIL_BACKLOG_PATIENCE") if get("MAIL_BACKLOG_PATIENCE") not in (None, "")
                                         else cls.mail_backlog_patience),
             imap_poll_interval=float(get("IMAP_POLL_INTERVAL") or 5),
+            imap_idle=_flag(get("IMAP_IDLE"), True),
             imap_batch_size=int(get("IMAP_BATCH_SIZE") or 200),
             poll_timeout=float(get("IMAP_POLL_TIMEOUT") or 120),
             claim_lease=float(get("CLAIM_LEASE_SECONDS") or 60),
