@@ -7,7 +7,6 @@ processed on the server only after its outcome (and the ``message_received`` eve
 the batches' outcomes are recorded one after the other, in UID order.
 """
 import logging
-import threading
 import time
 
 import eventlet
@@ -15,40 +14,6 @@ import eventlet
 from .ingest import Incoming
 
 log = logging.getLogger(__name__)
-
-
-class Backlog:
-    """Whether a backlog of mail is being turned into tickets; outgoing mail waits for it, a while.
-
-    Intake is one process: in a flood, reading mail and sending acknowledgements share one core, and
-    each slows the other. Tickets first (agents see them, routing assigns them) and the acknowledgements
-    right after costs the same and makes every ticket exist sooner. The wait is bounded: ``patience``
-    seconds after a backlog began, mail goes out alongside it again (0: never wait)."""
-
-    def __init__(self, patience):
-        self.patience = patience
-        self.began = None  # time.monotonic() when the backlog being read began; None: none is
-        self._over = threading.Event()  # green under the service's monkey-patch
-        self._over.set()
-
-    def begin(self):
-        """A full batch was fetched: more mail is waiting."""
-        if self.began is None:
-            self.began = time.monotonic()
-            self._over.clear()
-
-    def end(self):
-        self.began = None
-        self._over.set()
-
-    def wait_turn(self):
-        """Return once no backlog is read, or at once when the current one began ``patience`` ago."""
-        began = self.began
-        if began is None or self.patience <= 0:
-            return
-        remaining = began + self.patience - time.monotonic()
-        if remaining > 0:
-            self._over.wait(remaining)
 
 
 def _complete_and_mark(ingestor, mailbox, fetched, batch, previous=None):
@@ -71,12 +36,11 @@ def _complete_and_mark(ingestor, mailbox, fetched, batch, previous=None):
     return all(done)
 
 
-def drain(mailbox, ingestor, batch_size, backlog=None):
+def drain(mailbox, ingestor, batch_size):
     """Ingest every unseen message of ``mailbox``, ``batch_size`` at a time; returns how many were fetched.
 
     Stops early when a batch could not be done completely (the tickets service is down, say): what is
-    left stays unseen and claimed, and the next poll resumes it. ``backlog`` (a :class:`Backlog`) is
-    told while full batches keep coming."""
+    left stays unseen and claimed, and the next poll resumes it."""
     pending, previous, after, total = None, None, None, 0
     try:
         while True:
@@ -85,8 +49,6 @@ def drain(mailbox, ingestor, batch_size, backlog=None):
             if not fetched:
                 break
             total += len(fetched)
-            if backlog is not None and len(fetched) == batch_size:
-                backlog.begin()
             after = int(fetched[-1][0])
             fetched_at = time.perf_counter()
             batch = ingestor.prepare([Incoming(raw=raw, mailbox=mailbox.config, uid=uid) for uid, raw in fetched])
@@ -107,6 +69,4 @@ def drain(mailbox, ingestor, batch_size, backlog=None):
         for thread in (pending, previous):
             if thread is not None:
                 thread.kill()
-        if backlog is not None:
-            backlog.end()
     return total

@@ -175,15 +175,13 @@ class ChatConfig(DependencyProvider):
 
 class OutgoingMailRelay(DependencyProvider):
     """Sends the queue of outgoing mail: woken after every worker (a handler may have queued mail),
-    and polling as a fallback, so mail queued by a process that died is sent by the next one. While
-    the poller reads a backlog, it waits (``backlog``, bounded by ``MAIL_BACKLOG_PATIENCE``)."""
+    and polling as a fallback, so mail queued by a process that died is sent by the next one."""
 
     def setup(self):
         config = self.container.config
         self.settings = Settings.from_config(config)
         self.sender = mailout.MailSender(sessionmaker(engine_for(config[DB_URL]), expire_on_commit=False),
                                          self.settings)
-        self.backlog = poller.Backlog(self.settings.mail_backlog_patience)
         self._wake = Event()
         self._running = False
         self._thread = None
@@ -194,7 +192,6 @@ class OutgoingMailRelay(DependencyProvider):
 
     def stop(self):
         self._running = False
-        self.backlog.end()
         self.wake()
         if self._thread is not None:
             with eventlet.Timeout(15, False):
@@ -202,7 +199,6 @@ class OutgoingMailRelay(DependencyProvider):
 
     def kill(self):
         self._running = False
-        self.backlog.end()
         self.wake()
 
     def wake(self):
@@ -218,9 +214,8 @@ class OutgoingMailRelay(DependencyProvider):
     def _run(self):
         while self._running:
             try:
-                self.backlog.wait_turn()
                 while self._running and self.sender.send_due():
-                    self.backlog.wait_turn()
+                    pass
             except Exception:
                 log.exception("sending outgoing mail failed; retrying shortly")
             with eventlet.Timeout(self.settings.mail_poll_interval, False):
@@ -270,7 +265,7 @@ class IntakeService:
             # poller for good. Claims are resumable, so abandoning a poll loses nothing.
             timeout = eventlet.Timeout(self.settings.poll_timeout)
             try:
-                poller.drain(mailbox, ingestor, self.settings.imap_batch_size, self.mail_relay.backlog)
+                poller.drain(mailbox, ingestor, self.settings.imap_batch_size)
             except eventlet.Timeout as expired:
                 if expired is not timeout:
                     raise

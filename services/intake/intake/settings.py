@@ -146,7 +146,6 @@ class Settings:
     mail_max_attempts: int = 8
     mail_backoff: tuple = (5.0, 30.0, 120.0, 600.0, 1800.0)
     mail_poll_interval: float = 2.0
-    mail_backlog_patience: float = 10.0
     imap_poll_interval: float = 5.0
     imap_idle: bool = True
     imap_batch_size: int = 200
@@ -202,8 +201,6 @@ class Settings:
             mail_max_attempts=int(get("MAIL_MAX_ATTEMPTS") or 8),
             mail_backoff=_floats(get("MAIL_BACKOFF"), cls.mail_backoff),
             mail_poll_interval=float(get("MAIL_POLL_INTERVAL") or 2),
-            mail_backlog_patience=float(get("MAIL_BACKLOG_PATIENCE") if get("MAIL_BACKLOG_PATIENCE") not in (None, "")
-                                        else cls.mail_backlog_patience),
             imap_poll_interval=float(get("IMAP_POLL_INTERVAL") or 5),
             imap_idle=_flag(get("IMAP_IDLE"), True),
             imap_batch_size=int(get("IMAP_BATCH_SIZE") or 200),
