@@ -1,8 +1,6 @@
 """Fixtures of the intake tests: real Dovecot and SMTP servers, migrated databases, real services."""
 import os
-import shutil
 import sys
-import tempfile
 from contextlib import ExitStack
 
 import pytest
@@ -11,7 +9,7 @@ from sqlalchemy.orm import sessionmaker
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from servers import Dovecot, SmtpSink, wait_for  # noqa: E402
+from servers import SmtpSink, running_dovecot, wait_for  # noqa: E402
 
 from helpdesk_common.database import engine_for  # noqa: E402
 from helpdesk_common.testing import scratch_postgres_database  # noqa: E402
@@ -21,12 +19,8 @@ from tickets.migrate import upgrade as upgrade_tickets  # noqa: E402
 
 @pytest.fixture(scope="session")
 def dovecot():
-    # Not under pytest's temporary folder: as root, that is a private folder Dovecot's user cannot enter.
-    root = tempfile.mkdtemp(prefix="intake-dovecot-")
-    server = Dovecot(root).start()
-    yield server
-    server.stop()
-    shutil.rmtree(root, ignore_errors=True)
+    with running_dovecot("intake-dovecot-") as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

@@ -21,8 +21,10 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
+from contextlib import contextmanager
 
 DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
 PASSWORD = "secret"
@@ -189,6 +191,22 @@ service anvil {{
 
     def mailbox(self, user=None):
         return Mailbox(self, user or f"u{uuid.uuid4().hex[:10]}")
+
+
+@contextmanager
+def running_dovecot(prefix, server_class=None, tls=False):
+    """A started Dovecot (``server_class``, default :class:`Dovecot`) in a fresh folder, stopped and removed
+    afterwards; with ``tls``, certificates of a private CA for IMAPS and STARTTLS. The folder is not under
+    pytest's temporary folder: as root, that is a private folder Dovecot's user cannot enter."""
+    root = tempfile.mkdtemp(prefix=prefix)
+    # the certificates inside root: it is chowned to Dovecot's user
+    certificates = Certificates(os.path.join(root, "certs")) if tls else None
+    server = (server_class or Dovecot)(root, certificates=certificates).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 class Mailbox:

@@ -2,17 +2,15 @@
 
 The service tests poll every 60 s, so a ticket within a few seconds of the delivery can only come from IDLE
 (or, where a test says so, from the watcher's reconnection); every wait is "within N seconds", generous N."""
-import shutil
 import socket
 import subprocess
-import tempfile
 import uuid
 
 import eventlet
 import pytest
 
 import mails
-from servers import Dovecot, wait_for
+from servers import Dovecot, running_dovecot, wait_for
 from test_tls import certificates, tls_dovecot  # noqa: F401 (the TLS tests' Dovecot with a private CA)
 from intake.idle import IdleSession, IdleWatcher, announces_mail
 from intake.settings import parse_mailbox_url
@@ -33,11 +31,8 @@ class DovecotWithoutIdle(Dovecot):
 
 @pytest.fixture(scope="module")
 def dovecot_without_idle():
-    root = tempfile.mkdtemp(prefix="intake-dovecot-noidle-")
-    server = DovecotWithoutIdle(root).start()
-    yield server
-    server.stop()
-    shutil.rmtree(root, ignore_errors=True)
+    with running_dovecot("intake-dovecot-noidle-", DovecotWithoutIdle) as server:
+        yield server
 
 
 @pytest.fixture

@@ -1,17 +1,14 @@
 """TLS for real: Dovecot with IMAPS and STARTTLS, aiosmtpd with STARTTLS and with implicit TLS, both
 with AUTH, all with a certificate from a private CA made for the test. Certificates are verified by
 default; the CA comes from ``HELPDESK_TLS_CA_FILE`` (config ``TLS_CA_FILE``) or a URL's ``cafile=``."""
-import os
-import shutil
 import ssl
-import tempfile
 import uuid
 from email.message import EmailMessage
 
 import pytest
 
 import mails
-from servers import Certificates, Dovecot, SmtpSink, wait_for
+from servers import SmtpSink, running_dovecot, wait_for
 from intake.imap import ImapMailbox
 from intake.mailout import smtp_connect
 from intake.settings import Settings, parse_mailbox_url, parse_smtp_url
@@ -19,12 +16,8 @@ from intake.settings import Settings, parse_mailbox_url, parse_smtp_url
 
 @pytest.fixture(scope="module")
 def tls_dovecot():
-    root = tempfile.mkdtemp(prefix="intake-dovecot-tls-")
-    certificates = Certificates(os.path.join(root, "certs"))  # inside root: chowned to Dovecot's user
-    server = Dovecot(root, certificates=certificates).start()
-    yield server
-    server.stop()
-    shutil.rmtree(root, ignore_errors=True)
+    with running_dovecot("intake-dovecot-tls-", tls=True) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
