@@ -4,7 +4,7 @@ import os
 import socket
 import time
 import uuid
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
 from kombu import Connection, Exchange, Queue, binding
 
@@ -112,3 +112,19 @@ def scratch_postgres_database(prefix="helpdesk_test", fast=False):
                 cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         admin.close()
+
+
+@contextmanager
+def migrated_test_database(service, folder, upgrade):
+    """The database a service's tests run on, migrated by ``upgrade(url)``: a SQLite file in ``folder``, or
+    a throwaway PostgreSQL database when ``HELPDESK_TEST_<SERVICE>_DB=postgresql`` (the same tests on the
+    production database). Yields its URL; disposes of its engine (and drops a PostgreSQL one) afterwards."""
+    from .database import engine_for  # (pulls in nameko: kept out of the module's imports)
+
+    with ExitStack() as stack:
+        url = (stack.enter_context(scratch_postgres_database(f"{service}_test"))
+               if os.environ.get(f"HELPDESK_TEST_{service.upper()}_DB") == "postgresql"
+               else f"sqlite:///{folder}/{service}.db")
+        upgrade(url)
+        yield url
+        engine_for(url).dispose()

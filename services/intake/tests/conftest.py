@@ -1,7 +1,6 @@
 """Fixtures of the intake tests: real Dovecot and SMTP servers, migrated databases, real services."""
 import os
 import sys
-from contextlib import ExitStack
 
 import pytest
 from nameko.standalone.rpc import ServiceRpcProxy
@@ -12,7 +11,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from servers import SmtpSink, running_dovecot, wait_for  # noqa: E402
 
 from helpdesk_common.database import engine_for  # noqa: E402
-from helpdesk_common.testing import scratch_postgres_database  # noqa: E402
+from helpdesk_common.testing import migrated_test_database  # noqa: E402
 from intake.migrate import upgrade as upgrade_intake  # noqa: E402
 from tickets.migrate import upgrade as upgrade_tickets  # noqa: E402
 
@@ -39,12 +38,8 @@ def mailbox(dovecot):
 def intake_db_url(tmp_path):
     """Intake's database: SQLite, or a throwaway PostgreSQL database with HELPDESK_TEST_INTAKE_DB=postgresql
     (the same tests on the production database)."""
-    with ExitStack() as stack:
-        url = (stack.enter_context(scratch_postgres_database("intake_test"))
-               if os.environ.get("HELPDESK_TEST_INTAKE_DB") == "postgresql" else f"sqlite:///{tmp_path / 'intake.db'}")
-        upgrade_intake(url)
+    with migrated_test_database("intake", tmp_path, upgrade_intake) as url:
         yield url
-        engine_for(url).dispose()
 
 
 @pytest.fixture

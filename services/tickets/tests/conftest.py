@@ -1,14 +1,11 @@
 """Shared fixtures of the tickets tests: a migrated database per test, rules, viewers, helpers."""
-import os
-from contextlib import ExitStack
-
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import sessionmaker
 
 from helpdesk_common.contracts.tickets import NewTicket, Viewer
 from helpdesk_common.database import engine_for
-from helpdesk_common.testing import scratch_postgres_database
+from helpdesk_common.testing import migrated_test_database
 from tickets import domain
 from tickets.migrate import upgrade
 from tickets.models import Outbox
@@ -21,12 +18,8 @@ NUMBER_FORMAT = "T{year}-{seq:05d}"
 def db_url(tmp_path):
     """A fresh SQLite file, or a throwaway PostgreSQL database with HELPDESK_TEST_TICKETS_DB=postgresql
     (the same tests on the production database), migrated with the service's own migrations."""
-    with ExitStack() as stack:
-        url = (stack.enter_context(scratch_postgres_database("tickets_test"))
-               if os.environ.get("HELPDESK_TEST_TICKETS_DB") == "postgresql" else f"sqlite:///{tmp_path / 'tickets.db'}")
-        upgrade(url)
+    with migrated_test_database("tickets", tmp_path, upgrade) as url:
         yield url
-        engine_for(url).dispose()
 
 
 @pytest.fixture
