@@ -18,7 +18,7 @@ import socket
 import eventlet
 from eventlet.event import Event
 
-from .imap import MailboxError, _close, open_mailbox
+from .imap import MailboxError, close_connection, open_mailbox
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ class IdleSession:
 
     def close(self):
         """Log out (or drop the connection when it is broken)."""
-        _close(self.connection)
+        close_connection(self.connection)
 
     def _send(self, line):
         self.connection.send(line + b"\r\n")

@@ -44,7 +44,7 @@ def open_mailbox(config, timeout, readonly=False):
         _check(config, connection.login(config.user, config.password), "LOGIN")
         _check(config, connection.select(_quote(config.folder), readonly=readonly), "SELECT")
     except BaseException:
-        _close(connection)
+        close_connection(connection)
         raise
     return connection
 
@@ -138,7 +138,7 @@ class ImapMailbox:
     def close(self):
         connection, self.connection = self.connection, None
         if connection is not None:
-            _close(connection)
+            close_connection(connection)
 
 
 def uid_ranges(uids):
@@ -160,7 +160,8 @@ def _quote(folder):
     return '"' + folder.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _close(connection):
+def close_connection(connection):
+    """Log out of an IMAP connection, or drop it when it is already broken (never raises)."""
     try:
         connection.logout()
     except Exception:  # already broken: dropping it is all that is left
