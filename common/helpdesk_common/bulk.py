@@ -15,7 +15,7 @@ defaults are applied to the keys a row leaves out, as a Core insert would.
 import json
 from datetime import datetime
 
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import Connection, func, insert, select, text
 
 _STATEMENTS = {}  # (table, columns) -> the PostgreSQL statement text (its types compiled once)
 
@@ -46,11 +46,16 @@ def _with_defaults(table, rows):
     return keys + [column.name for column in missing], filled
 
 
+def dialect_of(executor):
+    """The dialect of an ORM session or a Core connection."""
+    return executor.dialect if isinstance(executor, Connection) else executor.get_bind().dialect
+
+
 def _statement(session, table, keys):
     cache_key = (table, tuple(keys))
     statement = _STATEMENTS.get(cache_key)
     if statement is None:
-        dialect = session.bind.dialect
+        dialect = dialect_of(session)
         quote = dialect.identifier_preparer.quote
         types = ", ".join(f"{quote(key)} {table.c[key].type.compile(dialect=dialect)}" for key in keys)
         names = ", ".join(quote(key) for key in keys)
@@ -64,10 +69,10 @@ def _statement(session, table, keys):
 
 def insert_rows(session, table, rows):
     """Insert ``rows`` (dicts of column name -> value, the same keys in each) into ``table`` in the
-    session's transaction, in one statement."""
+    transaction of ``session`` (an ORM session or a Core connection), in one statement."""
     if not rows:
         return
-    if session.bind.dialect.name != "postgresql":
+    if dialect_of(session).name != "postgresql":
         session.execute(insert(table), rows)
         return
     keys, rows = _with_defaults(table, rows)

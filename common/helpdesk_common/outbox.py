@@ -19,6 +19,7 @@ from nameko.constants import AMQP_URI_CONFIG_KEY, PERSISTENT
 from nameko.extensions import DependencyProvider
 from prometheus_client import Counter, Gauge, Histogram
 from sqlalchemy import JSON, BigInteger, Integer, String, Text, delete, func, select, update
+from sqlalchemy import Connection as DatabaseConnection
 from sqlalchemy import event
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
@@ -129,16 +130,26 @@ class OutboxMixin:
     last_error: Mapped[str] = mapped_column(Text, nullable=True)
 
 
-def stage(session, outbox_model, envelope):
-    """Add ``envelope`` to the outbox in the caller's transaction; it is published after commit."""
-    stage_many(session, outbox_model, [envelope])
+def stage(session, outbox_model, envelope, wake=True):
+    """Add ``envelope`` to the outbox in the caller's transaction; it is published after commit.
+
+    ``session``: an ORM session, or a Core connection with ``wake=False`` (see :func:`stage_many`)."""
+    stage_many(session, outbox_model, [envelope], wake=wake)
 
 
-def stage_many(session, outbox_model, envelopes):
-    """Add several envelopes in one statement (executemany), in the caller's transaction."""
+def stage_many(session, outbox_model, envelopes, wake=True):
+    """Add several envelopes in one statement (executemany), in the caller's transaction.
+
+    ``wake=False``: the commit does not wake the relays; the caller calls :func:`wake_relays` once after a
+    series of small transactions, so that their events leave in one batch instead of one by one (the
+    relays' poll sends them anyway should the caller die first). Only a session can wake at commit: a
+    Core connection (cheaper, for a transaction per item) must pass ``wake=False``."""
     if envelopes:
-        # the relays of this table are woken the moment the transaction commits (_wake_relays)
-        session.info.setdefault(_STAGED, set()).add(outbox_model.__table__)
+        if wake and isinstance(session, DatabaseConnection):
+            raise TypeError("a Core connection cannot wake the relays at commit: stage with wake=False, "
+                            "then call wake_relays")
+        if wake:  # the relays of this table are woken the moment the transaction commits (_wake_relays)
+            session.info.setdefault(_STAGED, set()).add(outbox_model.__table__)
         now = utcnow()
         # one statement for all, without the ORM's bookkeeping (see helpdesk_common.bulk)
         insert_rows(session, outbox_model.__table__, [
@@ -161,6 +172,12 @@ def _wake_relays(session):
     for table in session.info.pop(_STAGED, ()):
         for relay in list(_RELAYS.get(table, ())):
             relay.wake()
+
+
+def wake_relays(outbox_model):
+    """Wake this process's relays of ``outbox_model`` (after commits staged with ``wake=False``)."""
+    for relay in list(_RELAYS.get(outbox_model.__table__, ())):
+        relay.wake()
 
 
 @event.listens_for(Session, "after_rollback")

@@ -19,7 +19,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import DeclarativeBase, sessionmaker
 
 from helpdesk_common.database import Database, engine_for, utcnow
-from helpdesk_common.outbox import OutboxMixin, OutboxRelay, pending_count, stage, stage_many
+from helpdesk_common.outbox import OutboxMixin, OutboxRelay, pending_count, stage, stage_many, wake_relays
 from helpdesk_common.testing import EventTap, scratch_postgres_database, wait_for
 
 SOURCE = "outbox_test"
@@ -200,6 +200,35 @@ def test_rows_leave_when_their_transaction_commits_not_when_the_worker_ends(cont
         ids = stage_rows(sessions, 3)  # committed by a session of this process, no worker at all
         assert tap.wait_for_ids(ids, timeout=5)[-3:] == ids
         assert len(reply.result()) == 2
+
+
+def test_quiet_commits_wait_for_wake_relays_then_leave_in_one_batch(container_factory, config, sessions, tap):
+    """A transaction per item staged with ``wake=False`` (here on a Core connection, as intake records each
+    mail it sent) wakes nobody; one ``wake_relays`` sends them all together, without waiting for the poll."""
+    container = container_factory(RelayOnly, {**config, "OUTBOX_POLL_INTERVAL": 60})
+    container.start()
+    relay = relay_of(container)
+    batches = []
+    publish = relay._publisher.publish_batch
+    relay._publisher.publish_batch = lambda envelopes: batches.append(len(envelopes)) or publish(envelopes)
+    engine = sessions.kw["bind"]
+    items = [envelope(n) for n in range(4)]
+    for item in items:
+        with engine.begin() as connection:
+            stage(connection, Outbox, item, wake=False)
+    eventlet.sleep(0.5)  # woken, the relay would have sent them by now (test_worker_commits_leave_at_once...)
+    assert batches == [] and unpublished(sessions) == [item["id"] for item in items]
+    wake_relays(Outbox)
+    assert tap.wait_for_ids([item["id"] for item in items], timeout=5) == [item["id"] for item in items]
+    assert batches == [4]
+    wait_for(lambda: unpublished(sessions) == [], message="rows marked published")
+
+
+def test_a_core_connection_cannot_stage_rows_that_wake_at_commit(sessions):
+    with sessions.kw["bind"].begin() as connection:
+        with pytest.raises(TypeError):
+            stage(connection, Outbox, envelope())
+    assert rows(sessions) == []
 
 
 def test_rows_left_unsent_are_sent_once_by_the_next_relay(container_factory, config, sessions, tap):

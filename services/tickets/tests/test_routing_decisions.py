@@ -161,3 +161,26 @@ def test_a_ticket_changed_meanwhile_fails_the_version_check_and_nothing_is_writt
     assert not [e for e in history(sessions, number) + history(sessions, other) if e["actor"] == "routing"]
     view = apply(sessions, rules, decision("ticket_assigned", number))  # the retry reads the ticket afresh
     assert (view["assignee"], view["version"]) == ("agent-7", 2)
+
+
+def test_without_views_a_batch_announces_the_same_and_builds_views_only_for_changed_tickets(
+        sessions, rules, open_ticket, outbox_rows, monkeypatch):
+    numbers = [open_ticket()["number"] for _ in range(3)]
+    with sessions() as session:
+        team = domain.find_ticket(session, numbers[1], Viewer(actor="t", role="admin")).team
+    built = []
+    real_view = domain.ticket_view
+    monkeypatch.setattr(domain, "ticket_view", lambda ticket, *a, **k: built.append(ticket.number) or real_view(
+        ticket, *a, **k))
+    repeat = decision("ticket_assigned", numbers[0])
+    with sessions.begin() as session:  # the service's way: answers say applied (True) or repeat (None)
+        answers = domain.apply_routing_batch(session, [
+            repeat, dict(repeat), decision("ticket_queued", numbers[1], team=team), decision("ticket_escalated",
+                                                                                             numbers[2])],
+            rules, views=False)
+    assert answers == [True, None, True, True]
+    assert sorted(built) == sorted([numbers[0], numbers[2]])  # the queued ticket did not change: no view
+    updates = {row.envelope["subject"]: row.envelope["data"] for row in outbox_rows("ticket_updated")}
+    assert set(updates) == {numbers[0], numbers[2]}
+    assert updates[numbers[0]]["ticket"]["assignee"] == "agent-7" and updates[numbers[2]]["ticket"]["tier"] == 2
+    assert [e["field"] for e in history(sessions, numbers[1]) if e["actor"] == "routing"] == ["ticket_queued"]

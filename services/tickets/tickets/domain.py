@@ -577,11 +577,14 @@ def _decision(envelope):
     return {field: getattr(command, field) for field in given_fields(command, CHANGEABLE, NOT_NULL)}
 
 
-def apply_routing_batch(session: Session, envelopes, rules: Rules, now=None):
+def apply_routing_batch(session: Session, envelopes, rules: Rules, now=None, views=True):
     """Apply many routing decisions in the caller's transaction (the write-back's group commit).
 
     One answer per envelope, in order: the ticket's view after that decision, or None for an event
-    already applied (in an earlier transaction or earlier in this batch). The tickets are read and
+    already applied (in an earlier transaction or earlier in this batch). ``views=False`` (the service,
+    which announces changes and answers nobody): answers are True for an applied decision, and a view is
+    built only for a ticket that changed (its ``ticket_updated``): most decisions about new tickets only
+    confirm what the ticket already says, and a view (with its SLA state) costs more than the rest. The tickets are read and
     locked in one query (in id order, so that two batches never deadlock), history rows and
     ``ticket_updated`` events are written with one statement each. A missing ticket or a malformed
     decision raises, failing the whole batch (the caller reruns each event alone); a ticket changed
@@ -604,8 +607,8 @@ def apply_routing_batch(session: Session, envelopes, rules: Rules, now=None):
     def announce():  # views are taken after a flush: they show the version the change got
         session.flush()
         for index, ticket, diff, viewer in pending:
-            view = ticket_view(ticket, rules, now)
-            answers[index] = view
+            view = ticket_view(ticket, rules, now) if views or diff else None
+            answers[index] = view if views else True
             if diff:
                 events.append(new_event("ticket_updated", {"ticket": view, "changes": diff, "actor": viewer.actor},
                                         correlation_id=viewer.correlation_id, subject=ticket.number))

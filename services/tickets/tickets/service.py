@@ -244,7 +244,7 @@ class TicketsService:
         return run_in_transaction(self.db, lambda s: domain.apply_routing(s, event, self.rules))
 
     def _apply_routing_batch(self, events):
-        return run_in_transaction(self.db, lambda s: domain.apply_routing_batch(s, events, self.rules))
+        return run_in_transaction(self.db, lambda s: domain.apply_routing_batch(s, events, self.rules, views=False))
 
     @sla_timer("SLA_CHECK_INTERVAL", 30.0)
     def check_sla(self):
