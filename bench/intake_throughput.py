@@ -57,6 +57,7 @@ sys.path.insert(0, os.path.join(ROOT, "services", "intake", "tests"))
 import requests  # noqa: E402
 
 import mails  # noqa: E402
+from procstat import processes  # noqa: E402
 from servers import PASSWORD, Dovecot, SmtpSink  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 
@@ -123,7 +124,6 @@ class Arrivals:
         return sum(len(times) - 1 for times in self.seen().values())
 
 
-TICK = os.sysconf("SC_CLK_TCK")
 
 
 def cpu_seconds(stack, dovecot, databases=()):
@@ -136,25 +136,20 @@ def cpu_seconds(stack, dovecot, databases=()):
                 **{p.pid: "tickets" for p in stack.tickets},
                 **{p.pid: name for name, p in stack.services.items()}}
     parts = dict.fromkeys([*dict.fromkeys(sessions.values()), "broker"] + (["postgresql"] if databases else []), 0.0)
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as stream:
-                comm, fields = stream.read().rsplit(")", 1)
-            fields = fields.split()
-            part = sessions.get(int(fields[3]))  # the session id
-            if part is None and comm.endswith("(beam.smp"):
-                part = "broker"
-            if part is None and databases and comm.endswith("(postgres"):
-                with open(f"/proc/{entry}/cmdline", "rb") as stream:
+    for pid, name, session, cpu in processes():
+        part = sessions.get(session)
+        if part is None and name == "beam.smp":
+            part = "broker"
+        if part is None and databases and name == "postgres":
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as stream:
                     title = stream.read().decode(errors="replace")
-                if any(f" {name} " in title for name in databases):
-                    part = "postgresql"
-        except OSError:
-            continue
+            except OSError:  # ended meanwhile
+                continue
+            if any(f" {database} " in title for database in databases):
+                part = "postgresql"
         if part is not None:
-            parts[part] += (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
+            parts[part] += cpu
     return parts
 
 
@@ -364,25 +359,27 @@ def main():
           f"{rate_ready / baseline:.3f} |")
     print(f"| tickets made / messages (duplicate ticket_created events) | "
           f"{made}/{args.messages + len(live_subjects)} ({duplicates}) |")
-    print(f"\nDelay from delivery (the rename into Maildir/new) to the mail recorded done (its ticket exists) "
-          f"and to ticket_created heard, {args.live} mails at "
-          f"{args.rate:g}/s into the running intake, four times: with IMAP IDLE (the default) and the poll "
-          f"every {args.poll_interval}s; restarted with IDLE and the poll every {args.idle_poll_interval}s (the "
-          f"default interval: the poll rarely fires); restarted with HELPDESK_IMAP_IDLE=false, the poll alone "
-          f"every {args.poll_interval}s and every {args.idle_poll_interval}s (the baselines). CPU per mail from /proc, from an idle platform to an idle "
-          f"platform again (tickets, acknowledgements, events included).\n")
-    print("| intake | recorded p50 ms | recorded p99 ms | ticket_created p50 ms | ticket_created p99 ms | "
-          "mean / max ms | CPU ms/mail: intake | dovecot | all but the broker |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for label, prefix, _delivered, phase_delays, cpu in delays:
-        print(f"| {label} | {percentile(to_record[prefix], 0.5) * 1000:.0f} | "
-              f"{percentile(to_record[prefix], 0.99) * 1000:.0f} | "
-              f"{percentile(phase_delays, 0.5) * 1000:.0f} | {percentile(phase_delays, 0.99) * 1000:.0f} | "
-              f"{statistics.mean(phase_delays) * 1000:.0f} / {max(phase_delays) * 1000:.0f} | {cpu['intake']:.2f} | "
-              f"{cpu['dovecot (IMAP)']:.2f} | {sum(ms for part, ms in cpu.items() if part != 'broker'):.2f} |")
+    if delays:  # not with --live 0
+        print(f"\nDelay from delivery (the rename into Maildir/new) to the mail recorded done (its ticket exists) "
+              f"and to ticket_created heard, {args.live} mails at "
+              f"{args.rate:g}/s into the running intake, four times: with IMAP IDLE (the default) and the poll "
+              f"every {args.poll_interval}s; restarted with IDLE and the poll every {args.idle_poll_interval}s (the "
+              f"default interval: the poll rarely fires); restarted with HELPDESK_IMAP_IDLE=false, the poll alone "
+              f"every {args.poll_interval}s and every {args.idle_poll_interval}s (the baselines). CPU per mail from /proc, from an idle platform to an idle "
+              f"platform again (tickets, acknowledgements, events included).\n")
+        print("| intake | recorded p50 ms | recorded p99 ms | ticket_created p50 ms | ticket_created p99 ms | "
+              "mean / max ms | CPU ms/mail: intake | dovecot | all but the broker |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for label, prefix, _delivered, phase_delays, cpu in delays:
+            print(f"| {label} | {percentile(to_record[prefix], 0.5) * 1000:.0f} | "
+                  f"{percentile(to_record[prefix], 0.99) * 1000:.0f} | "
+                  f"{percentile(phase_delays, 0.5) * 1000:.0f} | {percentile(phase_delays, 0.99) * 1000:.0f} | "
+                  f"{statistics.mean(phase_delays) * 1000:.0f} / {max(phase_delays) * 1000:.0f} | {cpu['intake']:.2f} | "
+                  f"{cpu['dovecot (IMAP)']:.2f} | {sum(ms for part, ms in cpu.items() if part != 'broker'):.2f} |")
     print(f"\nCPU time per backlog message (ms), from /proc between intake answering and the last ticket_created "
           f"({last - ready:.2f} s; the 2 cores give {2000 * (last - ready) / args.messages:.2f} ms per message). "
-          f"Every service of the stack runs, as in `make run`: routing and kb_search consume ticket_created too. "
+          f"Services besides tickets: {args.services} (all of them is `make run`: routing and kb_search consume "
+          f"ticket_created too). "
           f"The broker is the machine's RabbitMQ, shared with anything else running on it; the SMTP sink (a "
           f"stand-in for the organisation's mail server) is left out.\n")
     cpu = {part: (cpu_done[part] - cpu_ready.get(part, 0.0)) * 1000 / args.messages for part in cpu_done}
