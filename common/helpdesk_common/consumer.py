@@ -25,11 +25,13 @@ import logging
 import traceback
 import uuid
 from contextlib import contextmanager
+from functools import partial
 
 import eventlet
-from kombu import Queue
-from nameko.constants import AMQP_SSL_CONFIG_KEY, AMQP_URI_CONFIG_KEY, LOGIN_METHOD_CONFIG_KEY
+from kombu import Exchange, Queue
+from nameko.constants import AMQP_SSL_CONFIG_KEY, AMQP_URI_CONFIG_KEY, LOGIN_METHOD_CONFIG_KEY, PERSISTENT
 from nameko.events import SERVICE_POOL, EventHandler, EventHandlerConfigurationError
+from nameko.exceptions import ContainerBeingKilled
 from nameko.extensions import SharedExtension
 from prometheus_client import Counter
 from sqlalchemy import String, insert, select
@@ -37,6 +39,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from .database import UtcDateTime, utcnow
 from .errors import EXPECTED_ERRORS
+from .events import batch_exchange_name
 from .parking import (
     ATTEMPTS, BROKER_HEADER_PREFIXES, ERROR, ERROR_TYPE, EXCHANGE, FAILED_AT, FIRST_FAILED_AT, HANDLER,
     PARKED_AT, PARKED_REASON, QUEUE, ROUTING_KEY, TRACEBACK, connect, copied_properties, parked_queue,
@@ -97,6 +100,8 @@ PARKED = Counter("helpdesk_consumer_parked_total",
 SKIPPED = Counter("helpdesk_consumer_skipped_total",
                   "Events acknowledged without a worker because the handler's skip rule said so",
                   ["service", "handler"])
+SPLIT = Counter("helpdesk_consumer_batches_split_total",
+                "Batches of events a handler failed on, put back one event per message", ["service", "handler"])
 REROUTE_FAILURES = Counter("helpdesk_consumer_reroute_failures_total",
                            "Failed events that could not be sent to retry or parking (left in their queue)",
                            ["service", "handler"])
@@ -344,6 +349,95 @@ reliable_handler = ReliableEventHandler.decorator
 """``@reliable_handler("tickets", "ticket_created")``: like nameko's ``@event_handler``, without loss."""
 
 
+class ReliableBatchHandler(ReliableEventHandler):
+    """:class:`ReliableEventHandler` whose method takes a *list* of events, many per message.
+
+    It consumes ``<source>.batches`` (:func:`helpdesk_common.events.batch_exchange_name`), where the
+    outbox relay puts one message per event type per relay batch, instead of one message per event on
+    ``<source>.events``: the broker stores and delivers a batch once, not each event, and the service
+    starts one worker for it. Everything else is :class:`ReliableEventHandler`'s:
+
+    - The queue keeps its name (``evt-<source>-<type>--<service>.<method>``); at start it is bound to the
+      batches exchange and unbound from the per-event one, so what waited in it when the service moved to
+      batches (single events) is still taken: a message is a batch (``{"events": [...]}``) or one event.
+      Stop every replica of the old version before starting this one: an old replica cannot read batches.
+    - ``skip`` is asked per event; a message whose events are all skipped is acknowledged without a worker.
+    - When the handler raises on a batch of several events, the batch is split: each event is put back on
+      this handler's queue as a message of its own (confirmed, then the batch is acknowledged), so a bad
+      event is retried, then parked, alone, and its neighbours go through at their next run. A single event
+      that fails is retried and parked exactly as with ``reliable_handler``; ``helpdesk-parked replay``
+      sends it back to this queue, which takes single events.
+    - Handlers stay idempotent per event (:func:`first_deliveries`): a batch can be delivered again whole.
+    """
+
+    def setup(self):
+        super().setup()  # nameko's queue (name, per-event exchange), the retry queues, parking
+        config = self.container.config
+        self.per_event_exchange = self.queue.exchange
+        batches = Exchange(batch_exchange_name(self.source_service), type="topic", durable=True,
+                           delivery_mode=PERSISTENT, auto_delete=config.get("AUTO_DELETE_EVENT_EXCHANGES", False))
+        # The queue consumer reads ``self.queue`` when it starts consuming, after every setup.
+        self.queue = Queue(self.queue.name, exchange=batches, routing_key=self.event_type, durable=True,
+                           auto_delete=False, exclusive=False)
+
+    def start(self):
+        super().start()
+        with self.republisher.connection() as connection:
+            channel = connection.channel()
+            try:
+                self.queue(channel).declare()  # the queue and its binding to the batches
+                self.per_event_exchange(channel).declare()
+                channel.queue_unbind(self.queue.name, self.per_event_exchange.name, self.event_type)
+            finally:
+                connection.maybe_close_channel(channel)
+
+    def handle_message(self, body, message):
+        """Start a worker with the message's events (those ``skip`` keeps); True when one was started."""
+        events = body["events"] if isinstance(body, dict) and isinstance(body.get("events"), list) else [body]
+        kept = [event for event in events if self.skip is None or not self._skips(event)]
+        if len(kept) < len(events):
+            SKIPPED.labels(self.container.service_name, self.method_name).inc(len(events) - len(kept))
+        if not kept:
+            self.queue_consumer.ack_message(message)
+            return False
+        try:  # nameko's Consumer.handle_message, with the list as the argument
+            self.container.spawn_worker(self, (kept,), {}, context_data=self.unpack_message_headers(message),
+                                        handle_result=partial(self.handle_result, message))
+        except ContainerBeingKilled:
+            self.queue_consumer.requeue_message(message)
+            return False
+        return True
+
+    def handle_result(self, message, worker_ctx, result=None, exc_info=None):
+        events = worker_ctx.args[0]
+        if exc_info is not None and len(events) > 1:
+            self._split(message, events, exc_info)
+            return result, exc_info
+        self.handle_message_processed(message, result, exc_info)
+        return result, exc_info
+
+    def _split(self, message, events, exc_info):
+        """Put each event of a failed batch back on this handler's queue alone, then ack the batch."""
+        try:
+            for event in events:
+                self.republisher.publish(self.queue, _SingleEvent(event), {})
+        except Exception:  # as in handle_message_processed: never raise here, keep the batch instead
+            REROUTE_FAILURES.labels(self.container.service_name, self.method_name).inc()
+            log.exception("%s could not split a failed batch; requeueing it in %ss", self.handler_name,
+                          self.reroute_failure_delay)
+            eventlet.sleep(self.reroute_failure_delay)
+            self.queue_consumer.requeue_message(message)
+            return
+        SPLIT.labels(self.container.service_name, self.method_name).inc()
+        log.warning("%s failed on a batch of %s events (%s: %s); each is retried alone", self.handler_name,
+                    len(events), exc_info[0].__name__, _safe(str, exc_info[1]))
+        self.queue_consumer.ack_message(message)
+
+
+reliable_batch_handler = ReliableBatchHandler.decorator
+"""``@reliable_batch_handler("tickets", "ticket_created")``: the method takes a list of events."""
+
+
 def _safe(describe, value):
     """``describe(value)``, or a placeholder: an exception whose ``__str__`` fails must still be parked."""
     try:
@@ -362,6 +456,17 @@ def _event_id(message):
     except (TypeError, ValueError):
         return None
     return body.get("id") if isinstance(body, dict) else None
+
+
+class _SingleEvent:
+    """One event of a batch ``message``, as :meth:`Republisher.publish` reads a message."""
+
+    def __init__(self, event):
+        self.body = json.dumps(event).encode()
+        self.content_type = "application/json"
+        self.content_encoding = "utf-8"
+        self.properties = {"message_id": event.get("id") or str(uuid.uuid4()),
+                           **({"type": event["type"]} if isinstance(event.get("type"), str) else {})}
 
 
 class _MessageCopy:

@@ -178,6 +178,17 @@ def exchange_name(source):
     return f"{source}.events"
 
 
+def batch_exchange_name(source):
+    """The topic exchange the platform's own handlers take a service's events from, many in a message.
+
+    The same events as on :func:`exchange_name`, relayed in the same confirm round, grouped by type: one
+    message per type per relay batch (routing key: the type), body ``{"source", "type", "events": [...]}``.
+    A message per event costs the broker storing and delivering each to every queue bound to it; a message
+    per batch costs it once per batch (``bench/broker_fanout.py``). Integrators keep the per-event stream;
+    this one is internal and may change with the platform."""
+    return f"{source}.batches"
+
+
 def envelope_schema() -> dict:
     """JSON Schema of the envelope, without ``data`` (which each event type defines)."""
     return {

@@ -10,6 +10,7 @@ crash in between resends the event, which consumers deduplicate by its ``id``. N
 import json
 import logging
 import time
+import uuid
 from datetime import timedelta
 
 import eventlet
@@ -25,7 +26,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from .bulk import insert_rows
 from .database import UtcDateTime, engine_for, utcnow
-from .events import exchange_name
+from .events import batch_exchange_name, exchange_name
 from .failpoints import failpoint
 
 log = logging.getLogger(__name__)
@@ -46,11 +47,15 @@ class ConfirmedPublisher:
     trip per event. Here a batch of N events costs one round trip; a nack, a timeout or a broken
     connection raises, and the caller keeps the whole batch for the next attempt (consumers drop the
     repeats by event id).
+
+    With ``batch_exchange``, the same events also go there, one message per event type (in the batch's
+    order), in the same confirm round (:func:`helpdesk_common.events.batch_exchange_name`).
     """
 
-    def __init__(self, amqp_uri, exchange, timeout=10.0):
+    def __init__(self, amqp_uri, exchange, timeout=10.0, batch_exchange=None):
         self.amqp_uri = amqp_uri
         self.exchange = exchange
+        self.batch_exchange = batch_exchange
         self.timeout = timeout
         self._connection = None
         self._channel = None
@@ -65,6 +70,8 @@ class ConfirmedPublisher:
         channel.events["basic_ack"].add(self._on_ack)
         channel.events["basic_nack"].add(self._on_nack)
         self.exchange(channel).declare()
+        if self.batch_exchange is not None:
+            self.batch_exchange(channel).declare()
         self._connection, self._channel, self._next_tag = connection, channel, 0
 
     def _on_ack(self, delivery_tag, multiple):
@@ -83,15 +90,18 @@ class ConfirmedPublisher:
             if self._connection is None:
                 self._open()
             self._refused = False
+            by_type = {}
             for envelope in envelopes:
-                message = self._channel.prepare_message(
-                    json.dumps(envelope).encode(), content_type="application/json", content_encoding="utf-8",
-                    headers={"correlation_id": envelope.get("correlation_id") or ""},
-                    properties={"delivery_mode": PERSISTENT, "message_id": envelope["id"],
-                                "type": envelope["type"]})
-                self._channel.basic_publish(message, exchange=self.exchange.name, routing_key=envelope["type"])
-                self._next_tag += 1
-                self._unconfirmed.add(self._next_tag)
+                body = json.dumps(envelope).encode()
+                by_type.setdefault(envelope["type"], []).append(body)
+                self._publish(self.exchange, envelope["type"], body, envelope["id"],
+                              {"correlation_id": envelope.get("correlation_id") or ""})
+            if self.batch_exchange is not None:
+                source = envelopes[0].get("source") if envelopes else None
+                for event_type, bodies in by_type.items():  # the events encoded once, joined
+                    body = (b'{"source": ' + json.dumps(source).encode() + b', "type": '
+                            + json.dumps(event_type).encode() + b', "events": [' + b", ".join(bodies) + b"]}")
+                    self._publish(self.batch_exchange, event_type, body, str(uuid.uuid4()), {"events": len(bodies)})
             deadline = time.monotonic() + self.timeout
             while self._unconfirmed:
                 remaining = deadline - time.monotonic()
@@ -103,6 +113,14 @@ class ConfirmedPublisher:
         except BaseException:
             self.close()
             raise
+
+    def _publish(self, exchange, routing_key, body, message_id, headers):
+        message = self._channel.prepare_message(
+            body, content_type="application/json", content_encoding="utf-8", headers=headers,
+            properties={"delivery_mode": PERSISTENT, "message_id": message_id, "type": routing_key})
+        self._channel.basic_publish(message, exchange=exchange.name, routing_key=routing_key)
+        self._next_tag += 1
+        self._unconfirmed.add(self._next_tag)
 
     def close(self):
         connection, self._connection, self._channel = self._connection, None, None
@@ -217,7 +235,9 @@ class OutboxRelay(DependencyProvider):
         self._exchange = Exchange(exchange_name(self.source), type="topic", durable=True,
                                   delivery_mode=PERSISTENT,
                                   auto_delete=config.get("AUTO_DELETE_EVENT_EXCHANGES", False))
-        self._publisher = ConfirmedPublisher(config[AMQP_URI_CONFIG_KEY], self._exchange)
+        batches = Exchange(batch_exchange_name(self.source), type="topic", durable=True, delivery_mode=PERSISTENT,
+                           auto_delete=config.get("AUTO_DELETE_EVENT_EXCHANGES", False))
+        self._publisher = ConfirmedPublisher(config[AMQP_URI_CONFIG_KEY], self._exchange, batch_exchange=batches)
         self.poll_interval = float(config.get("OUTBOX_POLL_INTERVAL", self.poll_interval))
 
     def start(self):

@@ -8,7 +8,7 @@ from contextlib import ExitStack, contextmanager
 
 from kombu import Connection, Exchange, Queue, binding
 
-from .events import exchange_name
+from .events import batch_exchange_name, exchange_name
 
 # The local server the tests create their throwaway databases on (trust authentication).
 PG_ADMIN_DSN = os.environ.get("HELPDESK_TEST_PG", "dbname=postgres user=postgres host=127.0.0.1")
@@ -25,6 +25,22 @@ def wait_for(condition, timeout=20.0, message="condition", interval=0.02):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {message}")
         time.sleep(interval)
+
+
+def publish_events(amqp_uri, envelopes, source=None):
+    """Publish ``envelopes`` as a service's outbox relay does with one batch of rows: each on
+    ``<source>.events`` (integrators' stream) and grouped by type on ``<source>.batches`` (the platform's
+    own handlers), in one confirm round. ``source``: the envelopes' own by default."""
+    from .outbox import ConfirmedPublisher  # nameko and the database layer: only for the tests that publish
+
+    source = source or envelopes[0]["source"]
+    publisher = ConfirmedPublisher(
+        amqp_uri, Exchange(exchange_name(source), type="topic", durable=True, delivery_mode=2),
+        batch_exchange=Exchange(batch_exchange_name(source), type="topic", durable=True, delivery_mode=2))
+    try:
+        publisher.publish_batch(list(envelopes))
+    finally:
+        publisher.close()
 
 
 class EventTap:

@@ -14,7 +14,7 @@ from nameko.timer import Timer
 from sqlalchemy import select, text
 from sqlalchemy.orm import sessionmaker
 
-from helpdesk_common.consumer import first_delivery, reliable_handler
+from helpdesk_common.consumer import first_deliveries, first_delivery, reliable_batch_handler, reliable_handler
 from helpdesk_common.contracts import validate
 from helpdesk_common.contracts.intake import OutgoingQuery, PhoneCall, QuarantineQuery, SocialMessage, WebForm
 from helpdesk_common.contracts.tickets import Viewer
@@ -280,12 +280,19 @@ class IntakeService:
 
     # --- email out ------------------------------------------------------------------------------
 
-    # Tickets intake opened from mail were acknowledged when the mail was recorded: skipped unhandled.
-    @reliable_handler("tickets", "ticket_created", backoff=(0.5, 1, 2, 5, 15), skip=mailout.acknowledged_by_poller)
-    def on_ticket_created(self, event):
+    # Tickets intake opened from mail were acknowledged when the mail was recorded: left out of the batch
+    # (a batch of them only is acknowledged without a worker). The others, a relay batch at a time, in one
+    # transaction; one not ready yet (NotYetRecorded) splits the batch, and each is retried alone.
+    @reliable_batch_handler("tickets", "ticket_created", backoff=(0.5, 1, 2, 5, 15),
+                            skip=mailout.acknowledged_by_poller)
+    def on_ticket_created(self, events):
         with self.db.begin() as session:
-            if first_delivery(session, ProcessedEvent, event["id"], "intake.on_ticket_created"):
-                mailout.notify_ticket_created(session, self.settings, event["data"]["ticket"])
+            fresh = first_deliveries(session, ProcessedEvent, [event["id"] for event in events],
+                                     "intake.on_ticket_created")
+            for event in events:
+                if event["id"] in fresh:
+                    fresh.discard(event["id"])  # a twin later in the batch is a repeat
+                    mailout.notify_ticket_created(session, self.settings, event["data"]["ticket"])
 
     @reliable_handler("tickets", "message_added")
     def on_message_added(self, event):

@@ -11,7 +11,7 @@ unchanged.
 from eventlet.semaphore import Semaphore
 from nameko.extensions import SharedExtension
 
-from helpdesk_common.consumer import ReliableEventHandler
+from helpdesk_common.consumer import ReliableBatchHandler, ReliableEventHandler
 
 INDEXING_WORKERS = "KB_INDEXING_WORKERS"
 TICKET_WORKERS = "KB_TICKET_WORKERS"
@@ -57,11 +57,37 @@ class BoundedHandler(ReliableEventHandler):
             self.share.slots.release()
 
 
+class BoundedBatchHandler(ReliableBatchHandler):
+    """``reliable_batch_handler`` that runs at most ``config[share]`` of its kind at a time: a slot is
+    taken per message (a batch of events), and given back when its worker ended (or none was started)."""
+
+    def __init__(self, source_service, event_type, share=TICKET_WORKERS, **kwargs):
+        self.share = WorkerShare(share)
+        super().__init__(source_service, event_type, **kwargs)
+
+    def handle_message(self, body, message):
+        self.share.slots.acquire()  # in the queue consumer's greenthread for this message, as above
+        started = False
+        try:
+            started = super().handle_message(body, message)
+        finally:
+            if not started:
+                self.share.slots.release()
+        return started
+
+    def handle_result(self, message, worker_ctx, result=None, exc_info=None):
+        try:
+            return super().handle_result(message, worker_ctx, result, exc_info)
+        finally:
+            self.share.slots.release()
+
+
 def indexing_handler(source_service, event_type, **kwargs):
     """``@indexing_handler("kb_search", "article_published")``: an article event, on ``KB_INDEXING_WORKERS``."""
     return BoundedHandler.decorator(source_service, event_type, share=INDEXING_WORKERS, **kwargs)
 
 
 def ticket_handler(source_service, event_type, **kwargs):
-    """``@ticket_handler("tickets", "ticket_created")``: a new ticket's event, on ``KB_TICKET_WORKERS``."""
-    return BoundedHandler.decorator(source_service, event_type, share=TICKET_WORKERS, **kwargs)
+    """``@ticket_handler("tickets", "ticket_created")``: new tickets' events, a batch at a time (the method
+    takes a list), on ``KB_TICKET_WORKERS``."""
+    return BoundedBatchHandler.decorator(source_service, event_type, share=TICKET_WORKERS, **kwargs)

@@ -226,10 +226,13 @@ class KbSearchService:
         self._on_article_event(envelope, "index_archived")
 
     @ticket_handler("tickets", "ticket_created")
-    def suggest_for_ticket(self, envelope):
-        """Attach the best matching articles (internal ones too) to a new ticket, for its agent. New tickets
-        that arrive together are recorded in one transaction (:mod:`kb_search.ticket_suggestions`); a batch
-        that fails is rerun one event at a time, so a bad event fails only itself."""
-        return self.suggestion_batches.submit(
-            envelope, partial(ticket_suggestions.suggest_for_tickets, self.db, self.index),
-            partial(ticket_suggestions.suggest_for_ticket, self.db, self.index))
+    def suggest_for_ticket(self, envelopes):
+        """Attach the best matching articles (internal ones too) to new tickets, for their agents. The
+        tickets the relay sent together are recorded in one transaction (:mod:`kb_search.ticket_suggestions`);
+        a batch that fails is split and each event retried alone, so a bad event fails only itself. Single
+        events (a split, a replay) that arrive together are joined by the group commit."""
+        suggest_many = partial(ticket_suggestions.suggest_for_tickets, self.db, self.index)
+        if len(envelopes) > 1:
+            return suggest_many(envelopes)
+        return [self.suggestion_batches.submit(envelopes[0], suggest_many,
+                                               partial(ticket_suggestions.suggest_for_ticket, self.db, self.index))]

@@ -9,11 +9,10 @@ from nameko.testing.services import worker_factory
 from sqlalchemy import func, select
 
 from helpdesk_common.errors import Forbidden, NotFound, ValidationFailed
-from helpdesk_common.group_commit import Collector
 from helpdesk_common.events import new_event
-from helpdesk_common.testing import EventTap
+from helpdesk_common.testing import EventTap, publish_events
 from kb_search.backends.base import Hit, Results
-from kb_search import indexing
+from kb_search import indexing, ticket_suggestions
 from kb_search.models import ProcessedEvent, Suggestion
 from kb_search.service import KbSearchService
 
@@ -168,9 +167,8 @@ def test_a_new_ticket_gets_suggested_articles(kb, tap, config, sessions, wait_fo
     wait_for(lambda: kb.search("refund", "en", None, AGENT)["items"], message="indexing")
     assert kb.suggestions_for_ticket("HD-000042", AGENT)["suggested_at"] is None  # not handled yet
     envelope = ticket_created("HD-000042", "Refund please", "I want a refund of my invoice")
-    dispatch = event_dispatcher(config)
-    dispatch("tickets", "ticket_created", envelope)
-    dispatch("tickets", "ticket_created", envelope)  # at least once: a repeat attaches nothing more
+    publish_events(config["AMQP_URI"], [envelope])  # as the tickets relay does
+    publish_events(config["AMQP_URI"], [envelope])  # at least once: a repeat attaches nothing more
     tap.wait_for(lambda got: any(e["type"] == "suggestion_shown" for e in got), message="suggestion_shown")
     shown = tap.of("suggestion_shown")[0]
     assert shown["data"]["context"] == "ticket" and shown["data"]["ticket_number"] == "HD-000042"
@@ -185,7 +183,7 @@ def test_a_new_ticket_gets_suggested_articles(kb, tap, config, sessions, wait_fo
     with pytest.raises(Forbidden):
         kb.suggestions_for_ticket("HD-000042", CUSTOMER)
     # A ticket nothing matches is recorded too ("none found", not "not yet").
-    dispatch("tickets", "ticket_created", ticket_created("HD-000043", "Xylophone", "Qwzx blorp"))
+    publish_events(config["AMQP_URI"], [ticket_created("HD-000043", "Xylophone", "Qwzx blorp")])
     none = wait_for(lambda: (r := kb.suggestions_for_ticket("HD-000043", AGENT))["suggested_at"] and r,
                     message="the second ticket to be handled")
     assert none["items"] == []
@@ -341,33 +339,31 @@ def test_other_languages_answer_when_the_searchers_has_nothing():
 
 def test_a_flood_of_new_tickets_runs_on_a_bounded_share_and_searches_keep_answering(
         container_factory, config, monkeypatch, wait_for):
-    """300 ``ticket_created`` waiting at once: at most ``KB_TICKET_WORKERS`` are handled together, so a
-    search (the portal's suggestions) finds a free worker while the backlog drains."""
+    """300 ``ticket_created`` waiting at once, in 60 batches: at most ``KB_TICKET_WORKERS`` batches are
+    handled together, so a search (the portal's suggestions) finds a free worker while the backlog drains."""
     running, peak, handled = [0], [0], []
-    submit = Collector.submit
+    suggest_many = ticket_suggestions.suggest_for_tickets
 
-    def counting_submit(self, item, run_batch, run_one=None):
-        if self.config_key != "KB_SUGGEST_BATCH_MAX":
-            return submit(self, item, run_batch, run_one)
+    def counting(sessions, backend, envelopes):
         running[0] += 1
         peak[0] = max(peak[0], running[0])
         try:
-            return submit(self, item, run_batch, run_one)
+            return suggest_many(sessions, backend, envelopes)
         finally:
             running[0] -= 1
-            handled.append(item["id"])
+            handled.extend(envelope["id"] for envelope in envelopes)
 
-    monkeypatch.setattr(Collector, "submit", counting_submit)
+    monkeypatch.setattr(ticket_suggestions, "suggest_for_tickets", counting)
     first = container_factory(KbSearchService, config)  # declares the durable queue the backlog waits in
     first.start()
     first.stop()
-    dispatch = event_dispatcher(config)
-    for n in range(1, 301):
-        dispatch("tickets", "ticket_created", new_event("ticket_created", {"ticket": {
-            "number": f"HD-{n:06d}", "subject": "The printer jams", "description": "Paper stuck in tray 2",
-            "requester": {"email": "eva@example.se"}, "channel": "email", "priority": "normal",
-            "status": "new", "language": "en", "version": 1, "created_at": "2026-11-22T12:00:00+00:00",
-            "updated_at": "2026-11-22T12:00:00+00:00"}}))
+    envelopes = [new_event("ticket_created", {"ticket": {
+        "number": f"HD-{n:06d}", "subject": "The printer jams", "description": "Paper stuck in tray 2",
+        "requester": {"email": "eva@example.se"}, "channel": "email", "priority": "normal",
+        "status": "new", "language": "en", "version": 1, "created_at": "2026-11-22T12:00:00+00:00",
+        "updated_at": "2026-11-22T12:00:00+00:00"}}) for n in range(1, 301)]
+    for start in range(0, 300, 5):
+        publish_events(config["AMQP_URI"], envelopes[start:start + 5])
     container = container_factory(KbSearchService, {**config, "max_workers": 6, "KB_TICKET_WORKERS": 2})
     container.start()
     with ServiceRpcProxy("kb_search", config, timeout=20) as kb:

@@ -16,7 +16,7 @@ from nameko.timer import timer
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from helpdesk_common.consumer import first_deliveries, first_delivery, reliable_handler
+from helpdesk_common.consumer import first_deliveries, first_delivery, reliable_batch_handler, reliable_handler
 from helpdesk_common.contracts import validate
 from helpdesk_common.contracts.routing import (AgentChanges, Escalation, ManualAssignment, NewAgent, NewRule,
                                                NewTeam, PresenceChange, QueueQuery, TeamChanges, Viewer)
@@ -101,11 +101,14 @@ class RoutingService:
 
     # --- events ---------------------------------------------------------------------------------
 
-    @reliable_handler("tickets", "ticket_created")
-    def on_ticket_created(self, event):
-        # New tickets that arrive together are routed in one transaction (batch.route_new_tickets);
-        # a batch that fails is retried one event at a time, so a bad event fails only itself.
-        return self.collector.submit(event, self._route_new_tickets, self._route_new_ticket)
+    @reliable_batch_handler("tickets", "ticket_created")
+    def on_ticket_created(self, events):
+        # The tickets the relay sent together are routed in one transaction (batch.route_new_tickets); a
+        # batch that fails is split and each event retried alone, so a bad event fails only itself. Single
+        # events (a split, a replay) that arrive together are joined by the group commit.
+        if len(events) > 1:
+            return self._route_new_tickets(events)
+        return [self.collector.submit(events[0], self._route_new_tickets, self._route_new_ticket)]
 
     def _route_new_ticket(self, event):
         ticket = event["data"]["ticket"]
@@ -123,13 +126,15 @@ class RoutingService:
 
         return self._write(change)
 
-    # The tickets service echoing what routing decided is acknowledged without a worker.
-    @reliable_handler("tickets", "ticket_updated", skip=lambda event: domain.is_own_decision(event["data"]))
-    def on_ticket_updated(self, event):
-        data = event["data"]
-        self._once(event, "on_ticket_updated",
-                   lambda s, ctx: domain.ticket_changed(s, data["ticket"], data.get("changes") or [],
-                                                        self.settings, ctx))
+    # The tickets service echoing what routing decided is left out of the batch (no worker for an echo).
+    @reliable_batch_handler("tickets", "ticket_updated",
+                            skip=lambda event: domain.is_own_decision(event["data"]))
+    def on_ticket_updated(self, events):
+        for event in events:  # each in its own transaction, once: a change re-routes one ticket
+            data = event["data"]
+            self._once(event, "on_ticket_updated",
+                       lambda s, ctx: domain.ticket_changed(s, data["ticket"], data.get("changes") or [],
+                                                            self.settings, ctx))
 
     @reliable_handler("tickets", "sla_breached")
     def on_sla_breached(self, event):

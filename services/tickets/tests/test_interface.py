@@ -8,15 +8,13 @@ import uuid
 from datetime import datetime, timezone
 
 import pytest
-from nameko.amqp.publish import Publisher
 from nameko.exceptions import RemoteError
-from nameko.standalone.events import get_event_exchange
 from nameko.standalone.rpc import ServiceRpcProxy
 from sqlalchemy import select
 
 from helpdesk_common.errors import Forbidden, HelpdeskError, InvalidTransition, NotFound, ValidationFailed
 from helpdesk_common.events import CATALOGUE, SPECVERSION
-from helpdesk_common.testing import EventTap, wait_for
+from helpdesk_common.testing import EventTap, publish_events, wait_for
 from tickets.models import Outbox
 from tickets.service import TicketsService
 
@@ -188,9 +186,7 @@ def test_add_message_with_an_idempotency_key_over_rpc(tickets):
 
 def publish_decision(amqp_uri, envelope):
     """What routing's outbox relay does with one row."""
-    Publisher(amqp_uri, use_confirms=True).publish(
-        envelope, exchange=get_event_exchange("routing", {}), routing_key=envelope["type"],
-        message_id=envelope["id"], type=envelope["type"], headers={"correlation_id": envelope.get("correlation_id") or ""})
+    publish_events(amqp_uri, [envelope], source="routing")
 
 
 def test_routing_decisions_waiting_in_the_queue_are_applied_in_batches_and_a_bad_one_fails_alone(

@@ -8,7 +8,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from helpdesk_common.contracts import validate
 from helpdesk_common.contracts.contacts import ContactMerge, ContactQuery, Identifier, NewContact, TicketContact
 from helpdesk_common.contracts.tickets import NewCustomField, NewMessage, NewTicket, TicketChanges, TicketQuery, Viewer
-from helpdesk_common.consumer import reliable_handler
+from helpdesk_common.consumer import reliable_batch_handler, reliable_handler
 from helpdesk_common.database import Database, run_in_transaction, utcnow
 from helpdesk_common.group_commit import Collector
 from helpdesk_common.errors import EXPECTED_ERRORS, HelpdeskError, ValidationFailed, to_wire
@@ -218,27 +218,31 @@ class TicketsService:
         return domain.shown_to(who, self._write(
             lambda s: domain.link_ticket_contact(s, str(number), command.contact_id, who, self.rules), number))
 
-    # Routing's decisions. The decisions that arrive together are applied in one transaction (group
-    # commit, ``helpdesk_common.group_commit``); a batch that fails is rerun one event at a time, so a bad
-    # event fails only itself. A concurrent edit (StaleDataError) is not a HelpdeskError, so
-    # reliable_handler retries it with backoff instead of parking it.
-    @reliable_handler("routing", "ticket_assigned")
-    def apply_assignment(self, event):
-        """Routing chose an agent: the ticket takes its assignee, team, tier (and priority)."""
-        self._apply_routing(event)
+    # Routing's decisions, a relay batch at a time (``reliable_batch_handler``). A concurrent edit
+    # (StaleDataError) is not a HelpdeskError, so it is retried with backoff instead of parked.
+    @reliable_batch_handler("routing", "ticket_assigned")
+    def apply_assignment(self, events):
+        """Routing chose agents: each ticket takes its assignee, team, tier (and priority)."""
+        self._apply_routing(events)
 
-    @reliable_handler("routing", "ticket_queued")
-    def apply_queueing(self, event):
-        """No agent was free: the ticket waits unassigned in the chosen team's queue."""
-        self._apply_routing(event)
+    @reliable_batch_handler("routing", "ticket_queued")
+    def apply_queueing(self, events):
+        """No agent was free: each ticket waits unassigned in the chosen team's queue."""
+        self._apply_routing(events)
 
-    @reliable_handler("routing", "ticket_escalated")
-    def apply_escalation(self, event):
-        """The ticket moved up its escalation path: new tier (and team)."""
-        self._apply_routing(event)
+    @reliable_batch_handler("routing", "ticket_escalated")
+    def apply_escalation(self, events):
+        """Tickets moved up their escalation path: new tier (and team)."""
+        self._apply_routing(events)
 
-    def _apply_routing(self, event):
-        self.writeback.submit(event, self._apply_routing_batch, self._apply_routing_one)
+    def _apply_routing(self, events):
+        # The decisions routing's relay sent together are applied in one transaction; a batch that fails
+        # is split and each decision retried alone. Single ones (a split, a replay) that arrive together
+        # are joined by the group commit.
+        if len(events) > 1:
+            self._apply_routing_batch(events)
+        else:
+            self.writeback.submit(events[0], self._apply_routing_batch, self._apply_routing_one)
 
     def _apply_routing_one(self, event):
         return run_in_transaction(self.db, lambda s: domain.apply_routing(s, event, self.rules))
