@@ -19,6 +19,11 @@ with backoff, then parked on ``helpdesk.parked`` where an operator sees it and r
                 if not first_delivery(session, ProcessedEvent, event["id"], "routing.on_ticket_created"):
                     return
                 ...  # the effect, in the same transaction
+
+A handler that sees an event per new ticket (or per routing decision) takes them a batch at a time
+instead: :func:`reliable_batch_handler` reads ``<source>.batches``, where the outbox relay puts each relay
+batch grouped by type, and its method gets a list (handle it with :func:`first_deliveries`, in one
+transaction). Use it where events come by the thousand; :func:`reliable_handler` elsewhere.
 """
 import json
 import logging

@@ -184,3 +184,24 @@ def test_without_views_a_batch_announces_the_same_and_builds_views_only_for_chan
     assert set(updates) == {numbers[0], numbers[2]}
     assert updates[numbers[0]]["ticket"]["assignee"] == "agent-7" and updates[numbers[2]]["ticket"]["tier"] == 2
     assert [e["field"] for e in history(sessions, numbers[1]) if e["actor"] == "routing"] == ["ticket_queued"]
+
+
+def test_a_ticket_that_one_decision_leaves_alone_and_the_next_changes_is_changed_once(sessions, rules, open_ticket,
+                                                                                      outbox_rows):
+    first, second = open_ticket()["number"], open_ticket()["number"]
+    with sessions() as session:
+        team = domain.find_ticket(session, first, Viewer(actor="t", role="admin")).team
+    with sessions.begin() as session:
+        answers = domain.apply_routing_batch(session, [
+            decision("ticket_queued", first, team=team), decision("ticket_assigned", first, team=team),
+            decision("ticket_queued", second, team=team)], rules, views=False)
+    assert answers == [True, True, True]
+    [update] = outbox_rows("ticket_updated")
+    assert update.envelope["subject"] == first
+    assert update.envelope["data"]["ticket"]["assignee"] == "agent-7"
+    assert update.envelope["data"]["ticket"]["version"] == 2
+    assert [e["field"] for e in history(sessions, first) if e["actor"] == "routing"] == [
+        "ticket_queued", "assignee", "ticket_assigned"]
+    assert [e["field"] for e in history(sessions, second) if e["actor"] == "routing"] == ["ticket_queued"]
+    with sessions() as session:
+        assert domain.find_ticket(session, second, Viewer(actor="t", role="admin")).version == 1
