@@ -52,6 +52,10 @@ class ConfirmedPublisher:
     order), in the same confirm round (:func:`helpdesk_common.events.batch_exchange_name`).
     """
 
+    max_batch_bytes = 4 * 1024 * 1024
+    """A batch message holds events up to about this size (a larger one alone): the broker refuses large
+    messages (``max_message_size``), and a relay batch of long mails could pass it."""
+
     def __init__(self, amqp_uri, exchange, timeout=10.0, batch_exchange=None):
         self.amqp_uri = amqp_uri
         self.exchange = exchange
@@ -98,10 +102,11 @@ class ConfirmedPublisher:
                               {"correlation_id": envelope.get("correlation_id") or ""})
             if self.batch_exchange is not None:
                 source = envelopes[0].get("source") if envelopes else None
-                for event_type, bodies in by_type.items():  # the events encoded once, joined
-                    body = (b'{"source": ' + json.dumps(source).encode() + b', "type": '
-                            + json.dumps(event_type).encode() + b', "events": [' + b", ".join(bodies) + b"]}")
-                    self._publish(self.batch_exchange, event_type, body, str(uuid.uuid4()), {"events": len(bodies)})
+                for event_type, bodies in by_type.items():
+                    for part in _parts(bodies, self.max_batch_bytes):  # the events encoded once, joined
+                        body = (b'{"source": ' + json.dumps(source).encode() + b', "type": '
+                                + json.dumps(event_type).encode() + b', "events": [' + b", ".join(part) + b"]}")
+                        self._publish(self.batch_exchange, event_type, body, str(uuid.uuid4()), {"events": len(part)})
             deadline = time.monotonic() + self.timeout
             while self._unconfirmed:
                 remaining = deadline - time.monotonic()
@@ -130,6 +135,19 @@ class ConfirmedPublisher:
                 connection.release()
             except Exception:  # already broken; dropping it is all that is left to do
                 pass
+
+
+def _parts(bodies, limit):
+    """``bodies`` in order, cut into runs of about ``limit`` bytes at most (one body larger runs alone)."""
+    part, size = [], 0
+    for body in bodies:
+        if part and size + len(body) > limit:
+            yield part
+            part, size = [], 0
+        part.append(body)
+        size += len(body) + 2
+    if part:
+        yield part
 
 
 class OutboxMixin:

@@ -181,3 +181,25 @@ def test_a_failure_to_put_a_batch_back_keeps_it_in_its_queue(container_factory, 
     container.kill()
     assert set(calls) == {events}  # never split, never lost: the whole message came back each time
     assert depth(amqp_uri, queue_of("batch_unlucky", "on_ticket_created")) == 1
+
+
+def test_a_relay_batch_larger_than_a_message_should_be_goes_in_several(rabbit_config, monkeypatch):
+    """Long mails make large events: the events of one type are cut into messages of about
+    ``max_batch_bytes`` (a single larger event alone), every event once, in order."""
+    from helpdesk_common.outbox import ConfirmedPublisher
+
+    amqp_uri = rabbit_config["AMQP_URI"]
+    monkeypatch.setattr(ConfirmedPublisher, "max_batch_bytes", 3000)
+    events = [{**new_envelope(), "data": {"ticket": {"number": f"HD-{n}", "description": "x" * size}}}
+              for n, size in enumerate((500, 500, 500, 5000, 100, 100))]
+    with Connection(amqp_uri) as connection:
+        channel = connection.channel()
+        batched = Queue(f"t-{uuid.uuid4().hex[:6]}", Exchange(batch_exchange_name("tickets"), type="topic",
+                                                              durable=True), routing_key="#")
+        batched(channel).declare()
+        relay(amqp_uri, events)
+        messages = []
+        while (message := batched(channel).get(no_ack=True)) is not None:
+            messages.append([event["data"]["ticket"]["number"] for event in json.loads(message.body)["events"]])
+        channel.close()
+    assert messages == [["HD-0", "HD-1", "HD-2"], ["HD-3"], ["HD-4", "HD-5"]]
