@@ -33,8 +33,8 @@ from contextlib import contextmanager
 from functools import partial
 
 import eventlet
-from kombu import Exchange, Queue
-from nameko.constants import AMQP_SSL_CONFIG_KEY, AMQP_URI_CONFIG_KEY, LOGIN_METHOD_CONFIG_KEY, PERSISTENT
+from kombu import Queue
+from nameko.constants import AMQP_SSL_CONFIG_KEY, AMQP_URI_CONFIG_KEY, LOGIN_METHOD_CONFIG_KEY
 from nameko.events import SERVICE_POOL, EventHandler, EventHandlerConfigurationError
 from nameko.exceptions import ContainerBeingKilled
 from nameko.extensions import SharedExtension
@@ -44,7 +44,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from .database import UtcDateTime, utcnow
 from .errors import EXPECTED_ERRORS
-from .events import batch_exchange_name
+from .events import event_exchanges
 from .parking import (
     ATTEMPTS, BROKER_HEADER_PREFIXES, ERROR, ERROR_TYPE, EXCHANGE, FAILED_AT, FIRST_FAILED_AT, HANDLER,
     PARKED_AT, PARKED_REASON, QUEUE, ROUTING_KEY, TRACEBACK, connect, copied_properties, parked_queue,
@@ -377,10 +377,9 @@ class ReliableBatchHandler(ReliableEventHandler):
 
     def setup(self):
         super().setup()  # nameko's queue (name, per-event exchange), the retry queues, parking
-        config = self.container.config
         self.per_event_exchange = self.queue.exchange
-        batches = Exchange(batch_exchange_name(self.source_service), type="topic", durable=True,
-                           delivery_mode=PERSISTENT, auto_delete=config.get("AUTO_DELETE_EVENT_EXCHANGES", False))
+        _, batches = event_exchanges(self.source_service,
+                                     self.container.config.get("AUTO_DELETE_EVENT_EXCHANGES", False))
         # The queue consumer reads ``self.queue`` when it starts consuming, after every setup.
         self.queue = Queue(self.queue.name, exchange=batches, routing_key=self.event_type, durable=True,
                            auto_delete=False, exclusive=False)

@@ -65,6 +65,15 @@ class Collector(DependencyProvider):
         self._nudge()
         return done.wait()
 
+    def handle(self, items, run_batch, run_one=None):
+        """For a handler that receives events a batch at a time (``reliable_batch_handler``): the results
+        of ``items``. Several are already a batch: ``run_batch(items)`` at once. A lone one (a batch split
+        after a failure, a replay) goes through :meth:`submit`, so that lone ones arriving together still
+        share a transaction."""
+        if len(items) > 1:
+            return run_batch(items)
+        return [self.submit(items[0], run_batch, run_one)]
+
     def _nudge(self):
         if not self._wake.ready():
             self._wake.send(True)

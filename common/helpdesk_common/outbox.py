@@ -15,7 +15,7 @@ from datetime import timedelta
 
 import eventlet
 from eventlet.event import Event
-from kombu import Connection, Exchange
+from kombu import Connection
 from nameko.constants import AMQP_URI_CONFIG_KEY, PERSISTENT
 from nameko.extensions import DependencyProvider
 from prometheus_client import Counter, Gauge, Histogram
@@ -26,7 +26,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from .bulk import insert_rows
 from .database import UtcDateTime, engine_for, utcnow
-from .events import batch_exchange_name, exchange_name
+from .events import event_exchanges
 from .failpoints import failpoint
 
 log = logging.getLogger(__name__)
@@ -250,11 +250,7 @@ class OutboxRelay(DependencyProvider):
     def setup(self):
         config = self.container.config
         self.sessions = sessionmaker(engine_for(config[self.config_key]), expire_on_commit=False)
-        self._exchange = Exchange(exchange_name(self.source), type="topic", durable=True,
-                                  delivery_mode=PERSISTENT,
-                                  auto_delete=config.get("AUTO_DELETE_EVENT_EXCHANGES", False))
-        batches = Exchange(batch_exchange_name(self.source), type="topic", durable=True, delivery_mode=PERSISTENT,
-                           auto_delete=config.get("AUTO_DELETE_EVENT_EXCHANGES", False))
+        self._exchange, batches = event_exchanges(self.source, config.get("AUTO_DELETE_EVENT_EXCHANGES", False))
         self._publisher = ConfirmedPublisher(config[AMQP_URI_CONFIG_KEY], self._exchange, batch_exchange=batches)
         self.poll_interval = float(config.get("OUTBOX_POLL_INTERVAL", self.poll_interval))
 

@@ -8,7 +8,7 @@ from contextlib import ExitStack, contextmanager
 
 from kombu import Connection, Exchange, Queue, binding
 
-from .events import batch_exchange_name, exchange_name
+from .events import event_exchanges, exchange_name
 
 # The local server the tests create their throwaway databases on (trust authentication).
 PG_ADMIN_DSN = os.environ.get("HELPDESK_TEST_PG", "dbname=postgres user=postgres host=127.0.0.1")
@@ -33,10 +33,8 @@ def publish_events(amqp_uri, envelopes, source=None):
     own handlers), in one confirm round. ``source``: the envelopes' own by default."""
     from .outbox import ConfirmedPublisher  # nameko and the database layer: only for the tests that publish
 
-    source = source or envelopes[0]["source"]
-    publisher = ConfirmedPublisher(
-        amqp_uri, Exchange(exchange_name(source), type="topic", durable=True, delivery_mode=2),
-        batch_exchange=Exchange(batch_exchange_name(source), type="topic", durable=True, delivery_mode=2))
+    events, batches = event_exchanges(source or envelopes[0]["source"])
+    publisher = ConfirmedPublisher(amqp_uri, events, batch_exchange=batches)
     try:
         publisher.publish_batch(list(envelopes))
     finally:

@@ -132,3 +132,12 @@ def test_linger_lets_items_arriving_a_moment_later_join_the_batch():
         collector.stop()
         for thread in collector.container.threads:
             thread.wait()
+
+
+def test_handle_runs_a_delivered_batch_at_once_and_sends_a_lone_item_through_the_group_commit(collector):
+    handler = Handler()
+    assert collector.handle([1, 2, 3, 4], handler.run_batch, handler.run_one) == [10, 20, 30, 40]
+    assert handler.batches == [[1, 2, 3, 4]]  # not cut to the collector's largest batch (3): it came whole
+    lone = [eventlet.spawn(collector.handle, [n], handler.run_batch, handler.run_one) for n in (5, 6)]
+    assert [worker.wait() for worker in lone] == [[50], [60]]
+    assert handler.batches[1:] == [[5, 6]]  # lone ones arriving together share a batch

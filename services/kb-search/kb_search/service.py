@@ -231,8 +231,6 @@ class KbSearchService:
         tickets the relay sent together are recorded in one transaction (:mod:`kb_search.ticket_suggestions`);
         a batch that fails is split and each event retried alone, so a bad event fails only itself. Single
         events (a split, a replay) that arrive together are joined by the group commit."""
-        suggest_many = partial(ticket_suggestions.suggest_for_tickets, self.db, self.index)
-        if len(envelopes) > 1:
-            return suggest_many(envelopes)
-        return [self.suggestion_batches.submit(envelopes[0], suggest_many,
-                                               partial(ticket_suggestions.suggest_for_ticket, self.db, self.index))]
+        return self.suggestion_batches.handle(
+            envelopes, partial(ticket_suggestions.suggest_for_tickets, self.db, self.index),
+            partial(ticket_suggestions.suggest_for_ticket, self.db, self.index))

@@ -106,9 +106,7 @@ class RoutingService:
         # The tickets the relay sent together are routed in one transaction (batch.route_new_tickets); a
         # batch that fails is split and each event retried alone, so a bad event fails only itself. Single
         # events (a split, a replay) that arrive together are joined by the group commit.
-        if len(events) > 1:
-            return self._route_new_tickets(events)
-        return [self.collector.submit(events[0], self._route_new_tickets, self._route_new_ticket)]
+        return self.collector.handle(events, self._route_new_tickets, self._route_new_ticket)
 
     def _route_new_ticket(self, event):
         ticket = event["data"]["ticket"]

@@ -8,7 +8,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from helpdesk_common.contracts import validate
 from helpdesk_common.contracts.contacts import ContactMerge, ContactQuery, Identifier, NewContact, TicketContact
 from helpdesk_common.contracts.tickets import NewCustomField, NewMessage, NewTicket, TicketChanges, TicketQuery, Viewer
-from helpdesk_common.consumer import reliable_batch_handler, reliable_handler
+from helpdesk_common.consumer import reliable_batch_handler
 from helpdesk_common.database import Database, run_in_transaction, utcnow
 from helpdesk_common.group_commit import Collector
 from helpdesk_common.errors import EXPECTED_ERRORS, HelpdeskError, ValidationFailed, to_wire
@@ -239,10 +239,7 @@ class TicketsService:
         # The decisions routing's relay sent together are applied in one transaction; a batch that fails
         # is split and each decision retried alone. Single ones (a split, a replay) that arrive together
         # are joined by the group commit.
-        if len(events) > 1:
-            self._apply_routing_batch(events)
-        else:
-            self.writeback.submit(events[0], self._apply_routing_batch, self._apply_routing_one)
+        self.writeback.handle(events, self._apply_routing_batch, self._apply_routing_one)
 
     def _apply_routing_one(self, event):
         return run_in_transaction(self.db, lambda s: domain.apply_routing(s, event, self.rules))
