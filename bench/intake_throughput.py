@@ -95,7 +95,7 @@ class Arrivals:
     come, so that polling it costs the machine little while it measures."""
 
     def __init__(self, amqp_uri):
-        self.recorder = EventRecorder(amqp_uri, source="tickets", routing_key="ticket_created")
+        self.recorder = EventRecorder(amqp_uri, source="tickets", routing_key="ticket_created", batches=True)
         self._seen, self._indexed = {}, 0
 
     def __enter__(self):

@@ -8,9 +8,9 @@ connection drops.
 from datetime import datetime
 from typing import Annotated, Literal, Optional
 
-from pydantic import EmailStr, Field, StringConstraints
+from pydantic import Field, StringConstraints
 
-from . import Contract, View
+from . import Contract, EmailAddress, View
 
 ChatText = Annotated[str, StringConstraints(min_length=1, max_length=10_000)]
 
@@ -21,7 +21,7 @@ class NewChat(Contract):
 
     message: ChatText
     name: Optional[Annotated[str, StringConstraints(min_length=1, max_length=200)]] = None
-    email: Optional[EmailStr] = None
+    email: Optional[EmailAddress] = None
     subject: Optional[Annotated[str, StringConstraints(min_length=1, max_length=200)]] = None
     language: Optional[Annotated[str, StringConstraints(pattern=r"^[a-z]{2}$")]] = None
 

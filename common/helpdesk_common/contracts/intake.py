@@ -3,10 +3,10 @@ from datetime import datetime
 from typing import Annotated, Any, Literal, Optional
 
 from nameko.exceptions import deserialize_to_instance
-from pydantic import EmailStr, Field, StringConstraints
+from pydantic import Field, StringConstraints
 
 from ..errors import HelpdeskError
-from . import Contract, View
+from . import Contract, EmailAddress, View
 from .tickets import FieldName, LongText, Name, Priority, Requester, ShortText, Tag
 
 Language = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}$")]
@@ -44,7 +44,7 @@ class PhoneCall(Contract):
 
     call_id: ExternalId
     caller_number: Annotated[str, StringConstraints(min_length=3, max_length=40, pattern=r"^\+?[0-9 ()./-]+$")]
-    caller_email: Optional[EmailStr] = None
+    caller_email: Optional[EmailAddress] = None
     caller_name: Optional[Annotated[str, StringConstraints(max_length=200)]] = None
     agent: Optional[Name] = None
     direction: Literal["inbound", "outbound"] = "inbound"
@@ -64,7 +64,7 @@ class SocialMessage(Contract):
     thread_id: ExternalId
     handle: Annotated[str, StringConstraints(min_length=1, max_length=100)]
     name: Optional[Annotated[str, StringConstraints(max_length=200)]] = None
-    email: Optional[EmailStr] = None
+    email: Optional[EmailAddress] = None
     text: LongText
     url: Optional[Annotated[str, StringConstraints(max_length=2000, pattern=r"^https?://")]] = None
     language: Optional[Language] = None

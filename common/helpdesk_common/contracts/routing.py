@@ -11,9 +11,9 @@ from datetime import date, datetime
 from typing import Annotated, Any, Literal, Optional
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import EmailStr, Field, StringConstraints, field_validator, model_validator
+from pydantic import Field, StringConstraints, field_validator, model_validator
 
-from . import Contract, View
+from . import Contract, EmailAddress, View
 from .tickets import Priority, Viewer
 
 __all__ = [
@@ -79,7 +79,7 @@ class NewAgent(Contract):
     """An agent: who they are, what they know, where they work and how much they can take."""
 
     name: Name
-    email: EmailStr
+    email: EmailAddress
     languages: Annotated[list[Language], Field(max_length=20)] = []
     skills: Annotated[dict[SkillName, Level], Field(max_length=100)] = {}
     teams: Annotated[list[TeamName], Field(max_length=20)] = []
@@ -93,7 +93,7 @@ class AgentChanges(Contract):
     """A partial update of an agent: only the fields given change (``working_hours: null`` = always)."""
 
     name: Optional[Name] = None
-    email: Optional[EmailStr] = None
+    email: Optional[EmailAddress] = None
     languages: Optional[Annotated[list[Language], Field(max_length=20)]] = None
     skills: Optional[Annotated[dict[SkillName, Level], Field(max_length=100)]] = None
     teams: Optional[Annotated[list[TeamName], Field(max_length=20)]] = None

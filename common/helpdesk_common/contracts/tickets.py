@@ -2,9 +2,9 @@
 from datetime import datetime
 from typing import Annotated, Any, Literal, Optional
 
-from pydantic import EmailStr, Field, StringConstraints
+from pydantic import Field, StringConstraints
 
-from . import Contract, View
+from . import Contract, EmailAddress, View
 
 Priority = Literal["low", "normal", "high", "urgent"]
 Severity = Literal["minor", "moderate", "major", "critical"]
@@ -26,7 +26,7 @@ class Requester(Contract):
     """Who asks. ``phone`` and ``social`` (optional) are further identifiers by which the tickets service
     finds the requester's contact: a call from a known number lands on that contact."""
 
-    email: EmailStr
+    email: EmailAddress
     name: Optional[Annotated[str, StringConstraints(max_length=200)]] = None
     phone: Optional[Annotated[str, StringConstraints(min_length=3, max_length=40)]] = None
     social: Optional[SocialHandle] = None

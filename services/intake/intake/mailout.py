@@ -17,8 +17,9 @@ import uuid
 from datetime import timedelta
 from email.utils import format_datetime, formataddr
 
-from sqlalchemy import bindparam, insert, or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 
+from helpdesk_common.bulk import insert_rows
 from helpdesk_common.database import utcnow
 from helpdesk_common.errors import NotFound
 from helpdesk_common.events import new_event
@@ -113,17 +114,16 @@ def acknowledge_mails(session, settings, opened, now=None):
     """:func:`acknowledge_mail` for a batch: ``opened`` holds ``(ticket, message_id)``; returns how many
     were queued.
 
-    Two executemany INSERTs instead of two ORM objects per ticket: at hundreds of tickets a batch the
-    ORM's flush of them cost more than parsing the mail (profile of ``bench/intake_throughput.py``)."""
+    Two Core INSERTs for the batch instead of two ORM objects per ticket: at hundreds of tickets a batch
+    the ORM's flush of them cost more than parsing the mail (profile of ``bench/intake_throughput.py``)."""
     now = now or utcnow()
     mails = [_mail_values(settings, "acknowledgement", ticket, "acknowledgement", {}, True,
                           (message_id, [message_id]) if message_id else (None, []), now)
              for ticket, message_id in opened if _mail_channel(settings, ticket)]
-    if mails:
-        session.execute(insert(OutgoingMail), mails)
-        session.execute(insert(ThreadMessageId), [
-            {"message_id": m["message_id"], "ticket_number": m["ticket_number"], "direction": "out",
-             "created_at": now} for m in mails])
+    insert_rows(session, OutgoingMail.__table__, mails)
+    insert_rows(session, ThreadMessageId.__table__, [
+        {"message_id": m["message_id"], "ticket_number": m["ticket_number"], "direction": "out", "created_at": now}
+        for m in mails])
     return len(mails)
 
 

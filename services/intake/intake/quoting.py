@@ -23,6 +23,9 @@ _SEPARATORS = re.compile(
 _HEADER_FROM = re.compile(r"^\s*\*?(From|Van|Från|Fra)\*?\s*:", re.I)
 _HEADER_SENT = re.compile(r"^\s*\*?(Sent|Date|Verzonden|Datum|Skickat|Skickades|Sendt)\*?\s*:", re.I)
 _OUTLOOK_RULE = re.compile(r"^\s*_{10,}\s*$")
+# Every attribution pattern above needs one of these words: a line without one is not tried against them
+# (six patterns on every line, and the last one backtracking, were most of the split's cost).
+_ATTRIBUTION_WORD = re.compile(r"wrote|schreef|geschreven|skrev|schrieb|a écrit", re.I)
 
 
 def _is_quote_line(line):
@@ -37,10 +40,10 @@ def split_reply(text):
         if REPLY_MARKER in line:
             cut = index
             break
-        if _SEPARATORS.match(line):
+        if "--" in line and _SEPARATORS.match(line):
             cut = index
             break
-        if _OUTLOOK_RULE.match(line) and any(_HEADER_FROM.match(l) for l in lines[index + 1:index + 3]):
+        if "__" in line and _OUTLOOK_RULE.match(line) and any(_HEADER_FROM.match(l) for l in lines[index + 1:index + 3]):
             cut = index
             break
         if _HEADER_FROM.match(line) and any(_HEADER_SENT.match(l) for l in lines[index + 1:index + 4]) \
@@ -49,7 +52,8 @@ def split_reply(text):
             break
         # An attribution may be wrapped over two lines by the client.
         for candidate in (line, line + " " + lines[index + 1] if index + 1 < len(lines) else None):
-            if candidate and len(candidate) < 400 and any(p.match(candidate) for p in _ATTRIBUTION):
+            if candidate and len(candidate) < 400 and _ATTRIBUTION_WORD.search(candidate) and \
+                    any(p.match(candidate) for p in _ATTRIBUTION):
                 following = lines[index + 1:index + 4]
                 if candidate != line:
                     following = lines[index + 2:index + 5]

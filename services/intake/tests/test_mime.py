@@ -145,3 +145,29 @@ def test_ticket_number_pattern_is_configurable():
 
 def test_html_tables_and_entities():
     assert html_to_text("<table><tr><td>a</td><td>b &amp; c</td></tr><tr><td>d</td></tr></table>") == "a | b & c\nd"
+
+
+def _address_forms():
+    """Addresses as clients write them, and the odd ones: every combination of a few names, local parts and
+    domains in several forms (seeded, so a failure repeats)."""
+    import random
+    names = ["", "Name", "Jöns", "A. B.", "O'Brien", "x-y", "Mr  Smith", '"Q"', '"Smith, J"', "=?utf-8?q?x?=", "a+b",
+             "(c)", '"a\\"b"']
+    locals_ = ["a", "a.b", "a+b", "a..b", ".a", "a.", "A_b", "a'b", "x=y", '"q q"']
+    domains = ["b.c", "b..c", "b", "B.C", ".b.c", "b.c.", "b-c.d", "[1.2.3.4]"]
+    forms = ["{a}", "<{a}>", "{n} <{a}>", "{n}<{a}>", " {n}\t<{a}> ", "{n} {a}", "<{a}", "{a}>", "{n} <{a}>, {a}",
+             "{a} ({n})", "g: {a};"]
+    rng = random.Random(5)
+    return [rng.choice(forms).format(n=rng.choice(names), a=rng.choice(locals_) + "@" + rng.choice(domains))
+            for _ in range(3000)]
+
+
+def test_sender_addresses_read_as_the_standard_library_reads_them():
+    import email.utils
+    for value in _address_forms():
+        assert mime._address_pairs(value) == email.utils.getaddresses([value]), value
+
+
+def test_an_attribution_is_found_with_its_word_in_any_case():
+    text = "Fine now.\n\nLE 3 MARS, MARIE A ÉCRIT :\n> old"
+    assert split_reply(text) == ("Fine now.", "LE 3 MARS, MARIE A ÉCRIT :\n> old")
