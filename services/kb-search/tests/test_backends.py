@@ -251,3 +251,13 @@ def test_elastic_paging_request():
     assert calls[1]["search_after"] == [1.0, 2]
     filters = calls[1]["query"]["bool"]["filter"]
     assert {"terms": {"visibility": ["public"]}} in filters
+
+
+def test_an_empty_index_finds_nothing_and_a_first_article_is_found(backend):
+    query = SearchQuery(text="printer prints blank pages", languages=["en", "nl"], visibilities=["public"],
+                        prefix=True)
+    empty = backend.search(query)
+    assert (empty.hits, empty.total) == ([], 0)
+    backend.upsert([doc(1, "The printer prints blank pages", "Replace the toner cartridge.")])
+    found = backend.search(query)
+    assert [hit.id for hit in found.hits] == [1] and found.total == 1

@@ -358,6 +358,10 @@ class EmbeddedBackend(SearchBackend):
                 raise BadCursor("this cursor is not one this service handed out")
         index = self._current()
         searcher = index.searcher()
+        if searcher.num_docs == 0:
+            # Nothing to find (a new helpdesk's knowledge base): every word of the query would be taken for a
+            # typo and searched fuzzily, a new ticket's suggestions costing more than opening the ticket.
+            return Results(hits=[], total=0)
         per_language, analyzed_by_lang = [], {}
         for lang in query.languages:
             analyzed = analysis.analyze_query(lang, query.text, prefix=query.prefix)
