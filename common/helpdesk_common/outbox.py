@@ -16,7 +16,7 @@ from datetime import timedelta
 import eventlet
 from eventlet.event import Event
 from kombu import Connection
-from nameko.constants import AMQP_URI_CONFIG_KEY, PERSISTENT
+from nameko.constants import AMQP_URI_CONFIG_KEY
 from nameko.extensions import DependencyProvider
 from prometheus_client import Counter, Gauge, Histogram
 from sqlalchemy import JSON, BigInteger, Integer, String, Text, delete, func, select, update
@@ -24,6 +24,7 @@ from sqlalchemy import Connection as DatabaseConnection
 from sqlalchemy import event
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
+from .amqp_frames import headers_table, publish_frames
 from .bulk import insert_rows
 from .database import UtcDateTime, engine_for, utcnow
 from .events import event_exchanges
@@ -50,6 +51,9 @@ class ConfirmedPublisher:
 
     With ``batch_exchange``, the same events also go there, one message per event type (in the batch's
     order), in the same confirm round (:func:`helpdesk_common.events.batch_exchange_name`).
+
+    The frames of the whole batch are built here (:mod:`helpdesk_common.amqp_frames`) and written to the
+    socket at once; confirms come back through the channel as before.
     """
 
     max_batch_bytes = 4 * 1024 * 1024
@@ -94,19 +98,21 @@ class ConfirmedPublisher:
             if self._connection is None:
                 self._open()
             self._refused = False
-            by_type = {}
+            by_type, frames = {}, []
             for envelope in envelopes:
                 body = json.dumps(envelope).encode()
                 by_type.setdefault(envelope["type"], []).append(body)
-                self._publish(self.exchange, envelope["type"], body, envelope["id"],
-                              {"correlation_id": envelope.get("correlation_id") or ""})
+                frames.append(self._frames(self.exchange, envelope["type"], body, envelope["id"],
+                                           {"correlation_id": envelope.get("correlation_id") or ""}))
             if self.batch_exchange is not None:
                 source = envelopes[0].get("source") if envelopes else None
                 for event_type, bodies in by_type.items():
                     for part in _parts(bodies, self.max_batch_bytes):  # the events encoded once, joined
                         body = (b'{"source": ' + json.dumps(source).encode() + b', "type": '
                                 + json.dumps(event_type).encode() + b', "events": [' + b", ".join(part) + b"]}")
-                        self._publish(self.batch_exchange, event_type, body, str(uuid.uuid4()), {"events": len(part)})
+                        frames.append(self._frames(self.batch_exchange, event_type, body, str(uuid.uuid4()),
+                                                   {"events": len(part)}))
+            self._channel.connection.transport.write(b"".join(frames))  # the whole batch in one write
             deadline = time.monotonic() + self.timeout
             while self._unconfirmed:
                 remaining = deadline - time.monotonic()
@@ -119,13 +125,14 @@ class ConfirmedPublisher:
             self.close()
             raise
 
-    def _publish(self, exchange, routing_key, body, message_id, headers):
-        message = self._channel.prepare_message(
-            body, content_type="application/json", content_encoding="utf-8", headers=headers,
-            properties={"delivery_mode": PERSISTENT, "message_id": message_id, "type": routing_key})
-        self._channel.basic_publish(message, exchange=exchange.name, routing_key=routing_key)
+    def _frames(self, exchange, routing_key, body, message_id, headers):
+        """One persistent JSON message's frames (:mod:`.amqp_frames`); its confirm is now awaited."""
+        channel = self._channel
+        frames = publish_frames(channel.channel_id, channel.connection.frame_max, exchange.name, routing_key, body,
+                                message_id, headers_table(headers))
         self._next_tag += 1
         self._unconfirmed.add(self._next_tag)
+        return frames
 
     def close(self):
         connection, self._connection, self._channel = self._connection, None, None
