@@ -60,10 +60,23 @@ def test_the_same_decision_delivered_twice_takes_effect_once(sessions, rules, op
 def test_queueing_clears_the_assignee_and_escalation_raises_the_tier(sessions, rules, open_ticket):
     number = open_ticket()["number"]
     apply(sessions, rules, decision("ticket_assigned", number))
-    queued = apply(sessions, rules, decision("ticket_queued", number))
+    queued = apply(sessions, rules, decision("ticket_queued", number, previous_assignee="agent-7"))
     assert queued["assignee"] is None and queued["team"] == "billing"
     escalated = apply(sessions, rules, decision("ticket_escalated", number))
     assert (escalated["tier"], escalated["team"]) == (2, "billing-l2")
+
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_a_queueing_decided_before_an_agent_took_the_ticket_by_hand_keeps_the_agent(sessions, rules, open_ticket,
+                                                                                   batched):
+    number = open_ticket()["number"]
+    with sessions.begin() as session:  # an agent takes the new ticket before routing's decision arrives
+        domain.change_ticket(session, number, TicketChanges(assignee="bob"), Viewer(actor="bob", role="agent"),
+                             rules)
+    queued = decision("ticket_queued", number, team="network", previous_assignee=None)  # made on the new ticket
+    view = apply_batch(sessions, rules, [queued])[0] if batched else apply(sessions, rules, queued)
+    assert (view["assignee"], view["team"]) == ("bob", "network")  # the queue's team still applies
+    assert "ticket_queued" in [e["field"] for e in history(sessions, number)]
 
 
 def test_a_decision_about_an_unknown_ticket_is_refused(sessions, rules):

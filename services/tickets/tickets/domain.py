@@ -580,6 +580,17 @@ def _decision(envelope):
 _DECIDED = ("id", "number", "assignee", "team", "tier", "priority")  # what a decision reads of a ticket
 
 
+def _applicable(envelope, changes, assignee):
+    """``changes`` as they apply to a ticket whose assignee is now ``assignee``.
+
+    A queueing leaves the ticket unassigned only when its assignee is still the one routing took it from
+    (``previous_assignee``; None for a new ticket): an agent who took the ticket by hand after routing
+    decided keeps it, rather than losing it to a decision made on an older state of the ticket."""
+    if envelope["type"] == "ticket_queued" and assignee != envelope["data"].get("previous_assignee"):
+        return {field: value for field, value in changes.items() if field != "assignee"}
+    return changes
+
+
 def _tickets_for_decisions(session, todo, rules, views):
     """number -> the ticket each decision of ``todo`` (``(index, envelope, changes)``) applies to, read and
     locked in one query in id order (two batches never deadlock). With ``views``, or for a ticket a
@@ -597,6 +608,8 @@ def _tickets_for_decisions(session, todo, rules, views):
     changing = set(numbers) if views else set()
     for _, envelope, changes in todo:  # in order: a ticket's second decision compares with the first's outcome
         current = state.get(str(envelope["data"]["ticket_number"]))
+        if current is not None:
+            changes = _applicable(envelope, changes, current["assignee"])
         if current is not None and any(current[field] != new for field, new in changes.items()):
             changing.add(current["number"])
             current.update(changes)
@@ -662,7 +675,7 @@ def apply_routing_batch(session: Session, envelopes, rules: Rules, now=None, vie
             announce()
         viewer = Viewer(actor="routing", role=ROUTING_VIEWER_ROLE, correlation_id=envelope.get("correlation_id"))
         diff = []
-        for field, new in decision.items():
+        for field, new in _applicable(envelope, decision, ticket.assignee).items():
             old = getattr(ticket, field)
             if old != new:
                 setattr(ticket, field, new)
