@@ -16,10 +16,10 @@ import urllib.parse
 import uuid
 
 import requests
-from kombu import Connection, Exchange, Queue
+from kombu import Connection, Queue
 
 from helpdesk_common import testing
-from helpdesk_common.events import batch_exchange_name
+from helpdesk_common.events import event_exchanges
 from helpdesk_common.testing import scratch_postgres_database
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -252,8 +252,7 @@ class EventRecorder:
             raise
 
     def _consume(self):
-        exchange = Exchange(batch_exchange_name(self.source) if self.batches else f"{self.source}.events",
-                            type="topic", durable=True)
+        exchange = event_exchanges(self.source)[1 if self.batches else 0]
         with Connection(self.amqp_uri) as connection:
             queue = Queue(f"e2e-{self.source}-{uuid.uuid4().hex[:8]}", exchange, routing_key=self.routing_key,
                           exclusive=True)
