@@ -26,7 +26,7 @@ from kombu import Connection, Consumer, Exchange, Queue  # noqa: E402
 
 from helpdesk_common.events import new_event  # noqa: E402
 from procstat import broker_cpu  # noqa: E402
-from helpdesk_common.outbox import ConfirmedPublisher  # noqa: E402
+from helpdesk_common.adapters.relay import ConfirmedPublisher  # noqa: E402
 from tests.stack import Vhost  # noqa: E402
 
 TICKET = {"number": "HD-000001", "subject": "backlog 00000 printer prints blank pages",

@@ -61,8 +61,8 @@ from procstat import processes  # noqa: E402
 from servers import PASSWORD, Dovecot, SmtpSink  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 
-from helpdesk_common.database import engine_for  # noqa: E402
-from intake.models import InboundMessage  # noqa: E402
+from helpdesk_common.adapters.database import engine_for  # noqa: E402
+from helpdesk_intake.models import InboundMessage  # noqa: E402
 from tests.stack import SERVICES, EventRecorder, Stack, database_url, wait_for  # noqa: E402
 
 PDF = b"%PDF-1.4\n" + b"0" * 2000

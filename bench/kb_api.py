@@ -11,7 +11,7 @@ Each timed request is what the portal sends every few keystrokes: the text typed
 unfinished. A request whose text matches writes its suggestion (a row and a ``suggestion_shown`` event in
 the outbox) before it answers, as in production. Measured:
 
-- ``in-process search``: ``kb_search.search.suggest`` on the same index files (the backend's work alone);
+- ``in-process search``: ``helpdesk_kb_search.search.suggest`` on the same index files (the backend's work alone);
 - ``in-process service call``: the service's ``suggest`` method (``worker_factory``), on the same index and a
   SQLite database: search plus the suggestion's write, no broker and no HTTP;
 - ``gateway``: HTTP over keep-alive connections from client processes -> gunicorn -> nameko RPC over
@@ -58,9 +58,9 @@ def _load_search_bench():
 
 bench = _load_search_bench()
 
-from kb_search import search as kb_search_search  # noqa: E402
-from kb_search.backends.embedded import EmbeddedBackend  # noqa: E402
-from kb_search.evaluation import load_collection  # noqa: E402
+from helpdesk_kb_search import search as kb_search_search  # noqa: E402
+from helpdesk_kb_search.backends.embedded import EmbeddedBackend  # noqa: E402
+from helpdesk_kb_search.evaluation import load_collection  # noqa: E402
 from tests.stack import Stack  # noqa: E402
 
 from helpdesk_common.contracts import validate  # noqa: E402
@@ -153,7 +153,7 @@ def in_process_search(index_dir, work):
         matched += bool(items)
     elapsed = time.perf_counter() - started
     backend.close()
-    return figures("in-process search (kb_search.search.suggest)", 1, latencies, elapsed, matched)
+    return figures("in-process search (helpdesk_kb_search.search.suggest)", 1, latencies, elapsed, matched)
 
 
 def in_process_service(index_dir, db_url, work):
@@ -162,9 +162,9 @@ def in_process_service(index_dir, db_url, work):
     from nameko.testing.services import worker_factory
     from sqlalchemy.orm import sessionmaker
 
-    from helpdesk_common.database import engine_for
-    from kb_search.migrate import upgrade
-    from kb_search.service import KbSearchService
+    from helpdesk_common.adapters.database import engine_for
+    from helpdesk_kb_search.migrate import upgrade
+    from helpdesk_kb_search.service import KbSearchService
 
     upgrade(db_url)
     backend = EmbeddedBackend(index_dir)

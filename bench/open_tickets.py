@@ -49,13 +49,14 @@ from sqlalchemy.orm import sessionmaker
 
 from helpdesk_common.bulk import allocate_ids, insert_rows
 from helpdesk_common.contracts.tickets import NewTicket, Viewer
-from helpdesk_common.database import engine_for, utcnow
+from helpdesk_common.adapters.database import engine_for
+from helpdesk_common.database import utcnow
 from helpdesk_common.testing import scratch_postgres_database
-from tickets import domain, sla
-from tickets.migrate import upgrade
-from tickets.models import HistoryRecord, IdempotencyKey, Outbox, SlaClock, Ticket
-from tickets.sla import SlaPolicies
-from tickets.workflow import Workflow
+from helpdesk_tickets import domain, sla
+from helpdesk_tickets.migrate import upgrade
+from helpdesk_tickets.models import HistoryRecord, IdempotencyKey, Outbox, SlaClock, Ticket
+from helpdesk_tickets.sla import SlaPolicies
+from helpdesk_tickets.workflow import Workflow
 
 SENDERS = 200
 WORDS = ("printer vpn password invoice laptop screen login mailbox account access error urgent please "

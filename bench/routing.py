@@ -40,13 +40,14 @@ sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != os.path
 from sqlalchemy import insert, update
 from sqlalchemy.orm import sessionmaker
 
-from helpdesk_common.database import engine_for, run_in_transaction, utcnow
+from helpdesk_common.adapters.database import engine_for
+from helpdesk_common.database import run_in_transaction, utcnow
 from helpdesk_common.events import new_event
 from helpdesk_common.outbox import stage
-from routing import batch, domain
-from routing.migrate import upgrade
-from routing.models import Agent, AgentTeam, Assignment, Outbox, RoutedTicket, Rule, Team
-from routing.rules import Candidate, RuleSpec, decide, ranked_agents
+from helpdesk_routing import batch, domain
+from helpdesk_routing.migrate import upgrade
+from helpdesk_routing.models import Agent, AgentTeam, Assignment, Outbox, RoutedTicket, Rule, Team
+from helpdesk_routing.rules import decide, ranked_agents
 
 AGENTS, TEAMS, OPEN_TICKETS = 1000, 20, 100_000
 BATCH = 200  # tickets per transaction on the batched path (the service takes what is waiting, up to this)
@@ -216,7 +217,7 @@ def main(argv=None):
 
     def sessions_route(ticket):
         with sessions.begin() as session:
-            return domain.route_new_ticket(session, ticket, settings, domain.Context())
+            return batch.route_new_ticket(session, ticket, settings, utcnow())
 
     rounds = args.batch_rounds or max(5, count // BATCH)  # within the skilled agents' free capacity
     batched_tickets = [new_ticket(count + n, rng) for n in range(rounds * BATCH)]

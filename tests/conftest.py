@@ -39,7 +39,7 @@ def events(platform):
 def es_emulator_url():
     """The Elasticsearch REST API of a ``noida-db`` emulator (pinned) on loopback, for the whole session:
     no real Elasticsearch installs here; production runs the official image."""
-    from kb_search.es_emulator import ElasticsearchEmulator
+    from helpdesk_kb_search.es_emulator import ElasticsearchEmulator
 
     with ElasticsearchEmulator() as emulator:
         yield emulator.url

@@ -19,7 +19,7 @@ import requests
 from kombu import Connection, Queue
 
 from helpdesk_common import testing
-from helpdesk_common.events import event_exchanges
+from helpdesk_common.adapters.exchanges import event_exchanges
 from helpdesk_common.testing import scratch_postgres_database
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -139,7 +139,7 @@ class Stack:
     def start_tickets(self, **env):
         """Start one more tickets replica; returns its process."""
         process = self._spawn(f"tickets-{len(self.tickets)}",
-                              [os.path.join(BIN, "nameko"), "run", "tickets.service", "--config",
+                              [os.path.join(BIN, "nameko"), "run", "helpdesk_tickets.service", "--config",
                                "services/tickets/config.yaml"], self.env(**env))
         self.tickets.append(process)
         return process

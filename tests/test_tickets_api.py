@@ -9,7 +9,7 @@ from stack import create_token, new_ticket
 
 pytestmark = pytest.mark.e2e
 
-TRANSITIONS = {  # the built-in workflow (services/tickets/tickets/workflow.yaml)
+TRANSITIONS = {  # the built-in workflow (services/tickets/helpdesk_tickets/workflow.yaml)
     "new": {"open", "in_progress", "pending", "resolved", "closed"},
     "open": {"in_progress", "pending", "resolved", "closed"},
     "in_progress": {"open", "pending", "resolved", "closed"},

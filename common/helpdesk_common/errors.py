@@ -2,17 +2,38 @@
 
 Every error a caller can act on is a :class:`HelpdeskError` with a stable ``code``, a message a person
 can act on, an HTTP status the gateway uses, and optional ``details`` (per-field problems, say).
-They are registered with nameko so an RPC caller gets the same class back, not a bare RemoteError.
+Every subclass is listed in :data:`REMOTE_ERRORS` as it is defined; the nameko adapters
+(:mod:`helpdesk_common.adapters`) register them with nameko, so an RPC caller gets the same class back,
+not a bare RemoteError.
 """
-from nameko.exceptions import deserialize_to_instance
+
+REMOTE_ERRORS = []
+"""Every :class:`HelpdeskError` class, in the order defined (the adapters register them with nameko)."""
+_LISTENERS = []
 
 
-@deserialize_to_instance
+def on_remote_error_defined(listener):
+    """Call ``listener(cls)`` for every HelpdeskError class defined so far and from now on."""
+    _LISTENERS.append(listener)
+    for kind in REMOTE_ERRORS:
+        listener(kind)
+
+
+def _defined(kind):
+    REMOTE_ERRORS.append(kind)
+    for listener in _LISTENERS:
+        listener(kind)
+
+
 class HelpdeskError(Exception):
     """Base of all errors meant for the caller. Subclasses fix ``status`` and a default ``code``."""
 
     status = 400
     default_code = "bad_request"
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        _defined(cls)
 
     def __init__(self, message, code=None, details=None):
         # The three args are what nameko serialises, so the instance can be rebuilt on the other side.
@@ -32,31 +53,29 @@ class HelpdeskError(Exception):
         return {"error": body}
 
 
-@deserialize_to_instance
+_defined(HelpdeskError)
+
+
 class ValidationFailed(HelpdeskError):
     status = 422
     default_code = "validation_failed"
 
 
-@deserialize_to_instance
 class NotFound(HelpdeskError):
     status = 404
     default_code = "not_found"
 
 
-@deserialize_to_instance
 class Conflict(HelpdeskError):
     status = 409
     default_code = "conflict"
 
 
-@deserialize_to_instance
 class InvalidTransition(HelpdeskError):
     status = 409
     default_code = "invalid_transition"
 
 
-@deserialize_to_instance
 class Forbidden(HelpdeskError):
     status = 403
     default_code = "forbidden"

@@ -189,16 +189,6 @@ def batch_exchange_name(source):
     return f"{source}.batches"
 
 
-def event_exchanges(source, auto_delete=False):
-    """The kombu exchanges of ``source``'s events: ``(<source>.events, <source>.batches)``, topic, durable,
-    persistent, as the relay publishes on them and handlers bind to them (``auto_delete``: the
-    ``AUTO_DELETE_EVENT_EXCHANGES`` setting)."""
-    from kombu import Exchange  # the broker's side: the catalogue itself needs no kombu
-
-    return tuple(Exchange(name, type="topic", durable=True, delivery_mode=2, auto_delete=auto_delete)
-                 for name in (exchange_name(source), batch_exchange_name(source)))
-
-
 def envelope_schema() -> dict:
     """JSON Schema of the envelope, without ``data`` (which each event type defines)."""
     return {

@@ -8,7 +8,8 @@ from contextlib import ExitStack, contextmanager
 
 from kombu import Connection, Exchange, Queue, binding
 
-from .events import event_exchanges, exchange_name
+from .adapters.exchanges import event_exchanges
+from .events import exchange_name
 
 # The local server the tests create their throwaway databases on (trust authentication).
 PG_ADMIN_DSN = os.environ.get("HELPDESK_TEST_PG", "dbname=postgres user=postgres host=127.0.0.1")
@@ -31,7 +32,7 @@ def publish_events(amqp_uri, envelopes, source=None):
     """Publish ``envelopes`` as a service's outbox relay does with one batch of rows: each on
     ``<source>.events`` (integrators' stream) and grouped by type on ``<source>.batches`` (the platform's
     own handlers), in one confirm round. ``source``: the envelopes' own by default."""
-    from .outbox import ConfirmedPublisher  # nameko and the database layer: only for the tests that publish
+    from .adapters.relay import ConfirmedPublisher  # nameko and the database layer: only for the tests that publish
 
     events, batches = event_exchanges(source or envelopes[0]["source"])
     publisher = ConfirmedPublisher(amqp_uri, events, batch_exchange=batches)
@@ -107,7 +108,7 @@ def scratch_postgres_database(prefix="helpdesk_test", fast=False):
     """
     import psycopg2  # only the tests that use PostgreSQL need it
 
-    from .database import engine_for  # (pulls in nameko: kept out of the module's imports)
+    from .adapters.database import engine_for  # (pulls in nameko: kept out of the module's imports)
 
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     admin = psycopg2.connect(PG_ADMIN_DSN)
@@ -133,7 +134,7 @@ def migrated_test_database(service, folder, upgrade):
     """The database a service's tests run on, migrated by ``upgrade(url)``: a SQLite file in ``folder``, or
     a throwaway PostgreSQL database when ``HELPDESK_TEST_<SERVICE>_DB=postgresql`` (the same tests on the
     production database). Yields its URL; disposes of its engine (and drops a PostgreSQL one) afterwards."""
-    from .database import engine_for  # (pulls in nameko: kept out of the module's imports)
+    from .adapters.database import engine_for  # (pulls in nameko: kept out of the module's imports)
 
     with ExitStack() as stack:
         url = (stack.enter_context(scratch_postgres_database(f"{service}_test"))

@@ -5,9 +5,9 @@ import uuid
 import pytest
 from kombu import Connection, Queue
 
-from helpdesk_common.amqp_frames import headers_table
-from helpdesk_common.events import event_exchanges
-from helpdesk_common.outbox import ConfirmedPublisher
+from helpdesk_common.adapters.amqp_frames import headers_table
+from helpdesk_common.adapters.exchanges import event_exchanges
+from helpdesk_common.adapters.relay import ConfirmedPublisher
 
 
 def envelope(description="Hello", correlation_id="intake-email:abc"):

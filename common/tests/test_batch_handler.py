@@ -9,8 +9,8 @@ import uuid
 import pytest
 from kombu import Connection, Exchange, Queue
 
-from helpdesk_common import parking
-from helpdesk_common.consumer import reliable_batch_handler, reliable_handler
+from helpdesk_common.adapters import parking
+from helpdesk_common.adapters.consumer import reliable_batch_handler, reliable_handler
 from helpdesk_common.events import batch_exchange_name, exchange_name
 from helpdesk_common.testing import publish_events
 
@@ -172,7 +172,7 @@ def test_a_failure_to_put_a_batch_back_keeps_it_in_its_queue(container_factory, 
             calls.append(len(batch))
             raise RuntimeError("fails")
 
-    from helpdesk_common.consumer import ReliableBatchHandler, Republisher
+    from helpdesk_common.adapters.consumer import ReliableBatchHandler, Republisher
     monkeypatch.setattr(ReliableBatchHandler, "reroute_failure_delay", 0.05)
     container = start(container_factory, Unlucky, rabbit_config)
     monkeypatch.setattr(Republisher, "publish", lambda *a, **k: (_ for _ in ()).throw(OSError("broker away")))
@@ -186,7 +186,7 @@ def test_a_failure_to_put_a_batch_back_keeps_it_in_its_queue(container_factory, 
 def test_a_relay_batch_larger_than_a_message_should_be_goes_in_several(rabbit_config, monkeypatch):
     """Long mails make large events: the events of one type are cut into messages of about
     ``max_batch_bytes`` (a single larger event alone), every event once, in order."""
-    from helpdesk_common.outbox import ConfirmedPublisher
+    from helpdesk_common.adapters.relay import ConfirmedPublisher
 
     amqp_uri = rabbit_config["AMQP_URI"]
     monkeypatch.setattr(ConfirmedPublisher, "max_batch_bytes", 3000)

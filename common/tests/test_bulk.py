@@ -8,7 +8,8 @@ from sqlalchemy.exc import StatementError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
 from helpdesk_common.bulk import allocate_ids, insert_rows
-from helpdesk_common.database import UtcDateTime, engine_for
+from helpdesk_common.adapters.database import engine_for
+from helpdesk_common.database import UtcDateTime
 from helpdesk_common.testing import scratch_postgres_database
 
 

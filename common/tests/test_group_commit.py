@@ -7,7 +7,7 @@ services' interface tests run it in real containers (routing's new tickets, tick
 import eventlet
 import pytest
 
-from helpdesk_common.group_commit import BATCH_FAILURES, Collector
+from helpdesk_common.adapters.group_commit import BATCH_FAILURES, Collector
 
 
 class Container:

@@ -18,8 +18,10 @@ from prometheus_client import REGISTRY
 from sqlalchemy import select, update
 from sqlalchemy.orm import DeclarativeBase, sessionmaker
 
-from helpdesk_common.database import Database, engine_for, utcnow
-from helpdesk_common.outbox import OutboxMixin, OutboxRelay, pending_count, stage, stage_many, wake_relays
+from helpdesk_common.adapters.database import Database, engine_for
+from helpdesk_common.database import utcnow
+from helpdesk_common.adapters.relay import OutboxRelay
+from helpdesk_common.outbox import OutboxMixin, pending_count, stage, stage_many, wake_relays
 from helpdesk_common.testing import EventTap, scratch_postgres_database, wait_for
 
 SOURCE = "outbox_test"

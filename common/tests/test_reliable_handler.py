@@ -24,11 +24,10 @@ from prometheus_client import REGISTRY
 from sqlalchemy import Integer, String, func, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
-from helpdesk_common import parking
-from helpdesk_common.consumer import (
-    ProcessedEventMixin, ReliableEventHandler, Republisher, first_delivery, reliable_handler,
-)
-from helpdesk_common.database import Database, engine_for
+from helpdesk_common.adapters import parking
+from helpdesk_common.adapters.consumer import ReliableEventHandler, Republisher, reliable_handler
+from helpdesk_common.inbox import ProcessedEventMixin, first_delivery
+from helpdesk_common.adapters.database import Database, engine_for
 from helpdesk_common.errors import ValidationFailed
 
 FAST = (0.05,)  # seconds between attempts in these tests

@@ -5,7 +5,7 @@ import uuid
 from flask import Flask, g, request
 from sqlalchemy.orm import sessionmaker
 
-from helpdesk_common.database import engine_for
+from helpdesk_common.adapters.database import engine_for
 
 from . import errors, observability
 from .api import intake, kb, operation_for, routing, tickets

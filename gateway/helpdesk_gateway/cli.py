@@ -6,8 +6,9 @@ import click
 from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
-from helpdesk_common.database import engine_for, utcnow
-from helpdesk_common.migrations import Migrations
+from helpdesk_common.adapters.database import engine_for
+from helpdesk_common.database import utcnow
+from helpdesk_common.adapters.migrations import Migrations
 
 from .auth import ROLES, create_token
 from .models import ApiToken

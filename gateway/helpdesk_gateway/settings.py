@@ -1,7 +1,7 @@
 """Gateway settings, read once from the environment (the same names in every deployment)."""
 from dataclasses import dataclass, field
 
-from helpdesk_common.config import amqp_uri, env
+from helpdesk_common.adapters.config import amqp_uri, env
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import time
 import pytest
 from sqlalchemy.orm import sessionmaker
 
-from helpdesk_common.database import engine_for
+from helpdesk_common.adapters.database import engine_for
 from helpdesk_gateway.cli import upgrade
 
 

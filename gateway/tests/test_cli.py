@@ -7,7 +7,7 @@ from click.testing import CliRunner
 from openapi_spec_validator import validate as validate_openapi
 from sqlalchemy import inspect, select
 
-from helpdesk_common.database import engine_for
+from helpdesk_common.adapters.database import engine_for
 from helpdesk_gateway.auth import Authenticator, Unauthorized
 from helpdesk_gateway.cli import main
 from helpdesk_gateway.models import ApiToken

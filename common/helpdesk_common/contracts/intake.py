@@ -2,7 +2,6 @@
 from datetime import datetime
 from typing import Annotated, Any, Literal, Optional
 
-from nameko.exceptions import deserialize_to_instance
 from pydantic import Field, StringConstraints
 
 from ..errors import HelpdeskError
@@ -205,13 +204,11 @@ class SocialReplySent(View):
 
 # --- errors intake's callers act on (registered with nameko, so the gateway gets these classes back) ---
 
-@deserialize_to_instance
 class RateLimited(HelpdeskError):
     status = 429
     default_code = "rate_limited"
 
 
-@deserialize_to_instance
 class TooLarge(HelpdeskError):
     status = 413
     default_code = "payload_too_large"

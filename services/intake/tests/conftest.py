@@ -10,10 +10,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from servers import SmtpSink, running_dovecot, wait_for  # noqa: E402
 
-from helpdesk_common.database import engine_for  # noqa: E402
+from helpdesk_common.adapters.database import engine_for  # noqa: E402
 from helpdesk_common.testing import migrated_test_database  # noqa: E402
-from intake.migrate import upgrade as upgrade_intake  # noqa: E402
-from tickets.migrate import upgrade as upgrade_tickets  # noqa: E402
+from helpdesk_intake.migrate import upgrade as upgrade_intake  # noqa: E402
+from helpdesk_tickets.migrate import upgrade as upgrade_tickets  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -62,7 +62,7 @@ def tickets_config(rabbit_config, tickets_db_url):
 
 @pytest.fixture
 def tickets_service(container_factory, tickets_config):
-    from tickets.service import TicketsService
+    from helpdesk_tickets.service import TicketsService
 
     container = container_factory(TicketsService, tickets_config)
     container.start()
@@ -81,7 +81,7 @@ def intake_config(rabbit_config, intake_db_url, tmp_path, mailbox, smtp_sink):
 
 @pytest.fixture
 def intake_service(container_factory, intake_config, tickets_service):
-    from intake.service import IntakeService
+    from helpdesk_intake.service import IntakeService
 
     container = container_factory(IntakeService, intake_config)
     container.start()

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from conftest import ADMIN
 from helpdesk_gateway.api import intake as intake_api
-from intake.models import Attachment
+from helpdesk_intake.models import Attachment
 
 TOKEN = "hd_test_intake_admin"
 SECRET = "phone-shared-secret"

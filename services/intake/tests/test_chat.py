@@ -8,7 +8,7 @@ from conftest import ADMIN, AGENT
 from helpdesk_common.contracts.intake import RateLimited
 from helpdesk_common.errors import Conflict, Forbidden, NotFound
 from helpdesk_common.testing import wait_for
-from intake.models import ChatEntry
+from helpdesk_intake.models import ChatEntry
 
 VISITOR = {"actor": "anonymous", "role": "anonymous"}
 
@@ -70,7 +70,7 @@ def test_a_chat_nobody_answers_becomes_a_ticket_with_the_whole_transcript(intake
 def test_a_transcript_reaches_its_ticket_once_after_tickets_was_away(intake_rpc, tickets_rpc, tickets_service,
                                                                      tickets_config, container_factory,
                                                                      intake_sessions):
-    from tickets.service import TicketsService
+    from helpdesk_tickets.service import TicketsService
 
     started = start(intake_rpc)
     chat_id = started["chat"]["id"]

@@ -12,8 +12,8 @@ from sqlalchemy.orm import sessionmaker
 import mails
 from conftest import ADMIN
 from servers import wait_for
-from helpdesk_common.database import engine_for
-from intake.models import InboundMessage, OutgoingMail
+from helpdesk_common.adapters.database import engine_for
+from helpdesk_intake.models import InboundMessage, OutgoingMail
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 BIN = os.path.dirname(sys.executable)
@@ -101,7 +101,7 @@ def test_tickets_killed_after_commit_before_answering_loses_nothing_and_doubles_
     """The tickets service commits a batch of intake's tickets and dies before it answers. Intake gives up
     on the call, keeps the mails unread, and asks again; the new tickets replica finds each mail's ticket by
     its idempotency key (and the dead one's unacknowledged request, redelivered, finds them too)."""
-    from tickets.models import Ticket
+    from helpdesk_tickets.models import Ticket
 
     customer = f"tickets-crash-{os.getpid()}@example.com"
     for n in range(8):

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 import mails
 from conftest import ADMIN, AGENT
 from servers import wait_for
-from intake.models import Attachment, InboundMessage, OutgoingMail, Outbox, QuarantinedMessage
+from helpdesk_intake.models import Attachment, InboundMessage, OutgoingMail, Outbox, QuarantinedMessage
 
 
 def address(name="ann"):
@@ -198,7 +198,7 @@ def test_many_batches_in_flight_make_each_ticket_once(container_factory, intake_
                                                        find_tickets, intake_sessions):
     """Batches of 4 with two in flight at a time; a duplicate lands in a later batch than its first copy
     while that one is still in flight: it must wait for the next poll, not be claimed a second time."""
-    from intake.service import IntakeService
+    from helpdesk_intake.service import IntakeService
 
     customer = address("bulk")
     first = mails.plain(customer, "Request 00", "Body 00")
@@ -225,7 +225,7 @@ def test_mail_waiting_at_start_up_is_ticketed_and_acknowledged_by_the_first_poll
     """The first poll fires almost at once: it must not send create_tickets before the RPC reply queue
     exists (the answer would be dropped and the poll would wait IMAP_POLL_TIMEOUT, 120 s, for it). The race
     needs a slow broker connection to show, so this test catches it only under load (as CI once did)."""
-    from intake.service import IntakeService
+    from helpdesk_intake.service import IntakeService
 
     customer = address("early")
     mailbox.deliver(mails.plain(customer, "Waiting since last night", "Hello?"))
@@ -238,7 +238,7 @@ def test_mail_waiting_at_start_up_is_ticketed_and_acknowledged_by_the_first_poll
 
 
 def test_uid_sets_are_sent_as_ranges():
-    from intake.imap import uid_ranges
+    from helpdesk_intake.imap import uid_ranges
 
     assert uid_ranges([1, 2, 3, 7, 9, 10]) == "1:3,7,9:10"
     assert uid_ranges([5]) == "5" and uid_ranges([]) == ""

@@ -12,8 +12,8 @@ import pytest
 import mails
 from servers import Dovecot, running_dovecot, wait_for
 from test_tls import certificates, tls_dovecot  # noqa: F401 (the TLS tests' Dovecot with a private CA)
-from intake.idle import IdleSession, IdleWatcher, announces_mail
-from intake.settings import parse_mailbox_url
+from helpdesk_intake.idle import IdleSession, IdleWatcher, announces_mail
+from helpdesk_intake.settings import parse_mailbox_url
 
 
 def address(name="idle"):
@@ -165,7 +165,7 @@ def slow_poll_config(intake_config):
 
 
 def _start(container_factory, config):
-    from intake.service import IntakeService, MailboxPoll
+    from helpdesk_intake.service import IntakeService, MailboxPoll
 
     container = container_factory(IntakeService, config)
     container.start()
@@ -189,7 +189,7 @@ def test_with_idle_mail_becomes_a_ticket_long_before_the_next_poll(container_fac
 
 def test_wakes_never_start_a_poll_beside_the_running_one(container_factory, slow_poll_config, tickets_service,
                                                          mailbox, wait_tickets, monkeypatch):
-    from intake import poller
+    from helpdesk_intake import poller
 
     running, overlaps, polls, drain = [], [], [], poller.drain
 

@@ -7,9 +7,9 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from helpdesk_common.database import utcnow
-from intake import mailout
-from intake.models import OutgoingMail, Outbox, ThreadMessageId
-from intake.settings import Settings, parse_smtp_url
+from helpdesk_intake import mailout
+from helpdesk_intake.models import OutgoingMail, Outbox, ThreadMessageId
+from helpdesk_intake.settings import Settings, parse_smtp_url
 
 TICKET = {"number": "HD-000042", "subject": "VPN", "channel": "email", "language": "nl",
           "requester": {"email": "wim@example.nl", "name": "Wim"}}

@@ -2,10 +2,10 @@
 import pytest
 
 import mails
-from intake import mime
-from intake.htmltext import html_to_text
-from intake.quoting import split_reply
-from intake.settings import Settings, parse_mailbox_url, parse_smtp_url
+from helpdesk_intake import mime
+from helpdesk_intake.htmltext import html_to_text
+from helpdesk_intake.quoting import split_reply
+from helpdesk_intake.settings import Settings, parse_mailbox_url, parse_smtp_url
 
 
 def test_plain_text_utf8_with_swedish_name_in_an_encoded_word():

@@ -10,10 +10,10 @@ from sqlalchemy import select
 
 from conftest import ADMIN, AGENT
 from servers import wait_for
-from helpdesk_common.consumer import reliable_handler
-from helpdesk_common.parking import list_parked, replay
+from helpdesk_common.adapters.consumer import reliable_handler
+from helpdesk_common.adapters.parking import list_parked, replay
 from helpdesk_common.webhooks import DELIVERY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
-from intake.models import Outbox
+from helpdesk_intake.models import Outbox
 
 SECRET = "connector-secret"
 
@@ -72,7 +72,7 @@ def social_ticket(intake_rpc):
 
 
 def start_intake(container_factory, config, service_class=None):
-    from intake.service import IntakeService
+    from helpdesk_intake.service import IntakeService
 
     container = container_factory(service_class or IntakeService, config)
     container.start()
@@ -120,8 +120,8 @@ def test_a_public_reply_goes_out_signed_after_a_failure_and_notes_never(containe
 def test_a_reply_the_connector_keeps_refusing_is_parked_and_replayed(container_factory, social_config,
                                                                      tickets_service, tickets_rpc, connector,
                                                                      rabbit_config):
-    from intake import social
-    from intake.service import IntakeService
+    from helpdesk_intake import social
+    from helpdesk_intake.service import IntakeService
 
     class QuickIntake(IntakeService):
         """Intake with the social reply's backoff cut to fractions of a second (the only change), so the

@@ -9,9 +9,9 @@ import pytest
 
 import mails
 from servers import SmtpSink, running_dovecot, wait_for
-from intake.imap import ImapMailbox
-from intake.mailout import smtp_connect
-from intake.settings import Settings, parse_mailbox_url, parse_smtp_url
+from helpdesk_intake.imap import ImapMailbox
+from helpdesk_intake.mailout import smtp_connect
+from helpdesk_intake.settings import Settings, parse_mailbox_url, parse_smtp_url
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +102,7 @@ def test_smtp_certificates_are_verified_by_default(tls_sink):
 def test_mail_in_over_imaps_and_acknowledged_over_smtp_tls(container_factory, intake_config, tickets_service,
                                                            tls_dovecot, certificates, tls_sink, wait_tickets):
     """The whole service with TLS on both sides and the CA from the TLS_CA_FILE setting."""
-    from intake.service import IntakeService
+    from helpdesk_intake.service import IntakeService
 
     mailbox = tls_dovecot.mailbox()
     customer = f"tls-{uuid.uuid4().hex[:8]}@example.com"

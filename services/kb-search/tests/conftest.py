@@ -9,8 +9,8 @@ import uuid
 import pytest
 
 from helpdesk_common.testing import wait_for
-from kb_search.es_emulator import ElasticsearchEmulator
-from kb_search.migrate import upgrade
+from helpdesk_kb_search.es_emulator import ElasticsearchEmulator
+from helpdesk_kb_search.migrate import upgrade
 
 BACKENDS = ["embedded", "elasticsearch"]
 
@@ -28,11 +28,11 @@ def es_url():
 
 def make_test_backend(kind, request, tmp_path):
     if kind == "embedded":
-        from kb_search.backends.embedded import EmbeddedBackend
+        from helpdesk_kb_search.backends.embedded import EmbeddedBackend
 
         backend = EmbeddedBackend(str(tmp_path / "index"))
     else:
-        from kb_search.backends.elastic import ElasticsearchBackend
+        from helpdesk_kb_search.backends.elastic import ElasticsearchBackend
 
         es_url = request.getfixturevalue("es_url")
         backend = ElasticsearchBackend(es_url, prefix=f"kbt{uuid.uuid4().hex[:8]}", refresh="wait_for")
@@ -60,7 +60,7 @@ def db_url(tmp_path):
 def sessions(db_url):
     from sqlalchemy.orm import sessionmaker
 
-    from helpdesk_common.database import engine_for
+    from helpdesk_common.adapters.database import engine_for
 
     return sessionmaker(engine_for(db_url), expire_on_commit=False)
 

@@ -1,6 +1,6 @@
 """Language analysis: stems, synonyms, compounds, snippets, rendering."""
-from kb_search import analysis
-from kb_search.rendering import render
+from helpdesk_kb_search import analysis
+from helpdesk_kb_search.rendering import render
 
 
 def test_stems_per_language():

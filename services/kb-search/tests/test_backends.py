@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from kb_search.backends.base import BadCursor, IndexDoc, SearchQuery
+from helpdesk_kb_search.backends.base import BadCursor, IndexDoc, SearchQuery
 
 
 def doc(id, title, text, lang="en", type="article", visibility="public", category=None, tags=(), version=1):
@@ -229,7 +229,7 @@ def test_aborted_rebuild_leaves_the_current_index(loaded):
 
 def test_elastic_paging_request():
     """The Elasticsearch backend pages with search_after on (_score, id), from the last hit's sort values."""
-    from kb_search.backends.elastic import ElasticsearchBackend
+    from helpdesk_kb_search.backends.elastic import ElasticsearchBackend
 
     calls = []
 

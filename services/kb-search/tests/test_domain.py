@@ -7,8 +7,8 @@ from helpdesk_common.contracts.kb import (ArticleChanges, BulkImport, NewArticle
                                           TicketSuggestions, Viewer)
 from helpdesk_common.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from helpdesk_common.events import CATALOGUE
-from kb_search import domain
-from kb_search.models import ArticleVersion, Outbox, Suggestion
+from helpdesk_kb_search import domain
+from helpdesk_kb_search.models import ArticleVersion, Outbox, Suggestion
 
 AGENT = Viewer(actor="alice", role="agent", correlation_id="c-1")
 CUSTOMER = Viewer(actor="bob@example.com", role="customer", email="bob@example.com")

@@ -6,9 +6,9 @@ import os
 
 import tantivy
 
-from kb_search import analysis
-from kb_search.backends import embedded
-from kb_search.backends.base import IndexDoc, SearchQuery
+from helpdesk_kb_search import analysis
+from helpdesk_kb_search.backends import embedded
+from helpdesk_kb_search.backends.base import IndexDoc, SearchQuery
 
 
 def legacy_generation(directory, docs):

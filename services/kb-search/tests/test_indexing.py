@@ -6,8 +6,8 @@ from sqlalchemy import func, select
 from helpdesk_common.contracts import validate
 from helpdesk_common.contracts.kb import ArticleChanges, BulkImport, NewArticle, Viewer
 from helpdesk_common.database import utcnow
-from kb_search import domain, indexing
-from kb_search.models import Outbox, ProcessedEvent
+from helpdesk_kb_search import domain, indexing
+from helpdesk_kb_search.models import Outbox, ProcessedEvent
 
 AGENT = Viewer(actor="alice", role="agent")
 

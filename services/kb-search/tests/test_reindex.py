@@ -6,8 +6,8 @@ import yaml
 
 from helpdesk_common.contracts import validate
 from helpdesk_common.contracts.kb import ArticleChanges, NewArticle, Viewer
-from kb_search import domain, reindex
-from kb_search.backends.base import SearchQuery
+from helpdesk_kb_search import domain, reindex
+from helpdesk_kb_search.backends.base import SearchQuery
 
 AGENT = Viewer(actor="alice", role="agent")
 
@@ -91,6 +91,6 @@ def test_the_command_shows_progress(db_url, sessions, tmp_path, capsys):
     out, err = capsys.readouterr()
     assert "reindexed 30 articles into embedded" in out
     assert "reindex (embedded)" in err and "30/30" in err  # the progress bar
-    from kb_search.backends.embedded import EmbeddedBackend
+    from helpdesk_kb_search.backends.embedded import EmbeddedBackend
 
     assert EmbeddedBackend(str(tmp_path / "idx")).count() == 30

@@ -6,7 +6,7 @@ on: committed before the tuning it measures) are reported by the bench, not asse
 """
 import pytest
 
-from kb_search.evaluation import collection_docs, evaluate, load_collection
+from helpdesk_kb_search.evaluation import collection_docs, evaluate, load_collection
 
 TARGET_MRR = 0.8
 

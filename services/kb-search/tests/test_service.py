@@ -11,10 +11,10 @@ from sqlalchemy import func, select
 from helpdesk_common.errors import Forbidden, NotFound, ValidationFailed
 from helpdesk_common.events import new_event
 from helpdesk_common.testing import EventTap, publish_events
-from kb_search.backends.base import Hit, Results
-from kb_search import indexing, ticket_suggestions
-from kb_search.models import ProcessedEvent, Suggestion
-from kb_search.service import KbSearchService
+from helpdesk_kb_search.backends.base import Hit, Results
+from helpdesk_kb_search import indexing, ticket_suggestions
+from helpdesk_kb_search.models import ProcessedEvent, Suggestion
+from helpdesk_kb_search.service import KbSearchService
 
 AGENT = {"actor": "alice", "role": "agent", "correlation_id": "req-1"}
 CUSTOMER = {"actor": "bob", "role": "customer", "email": "bob@example.com"}
@@ -217,7 +217,7 @@ def test_a_resolved_portal_suggestion_is_announced_once(kb, tap, wait_for):
 
 
 def test_a_repeated_article_event_is_applied_once(kb, tap, sessions, config, wait_for):
-    from kb_search.backends import make_backend
+    from helpdesk_kb_search.backends import make_backend
 
     article = kb.create_article({"title": "Printer toner", "status": "published", "language": "en",
                                  "body": "Replace the toner."}, AGENT)

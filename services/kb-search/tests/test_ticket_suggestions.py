@@ -1,4 +1,4 @@
-"""Suggestions for new tickets, many tickets per transaction (:mod:`kb_search.ticket_suggestions`).
+"""Suggestions for new tickets, many tickets per transaction (:mod:`helpdesk_kb_search.ticket_suggestions`).
 
 First the rules on a database alone (a fake index: only the recording is under test), then the service in a
 real container on a real RabbitMQ with the embedded index, on SQLite and on PostgreSQL.
@@ -10,15 +10,15 @@ from nameko.standalone.rpc import ServiceRpcProxy
 from sqlalchemy import distinct, func, select
 from sqlalchemy.orm import sessionmaker
 
-from helpdesk_common.database import engine_for
+from helpdesk_common.adapters.database import engine_for
 from helpdesk_common.events import new_event
-from helpdesk_common.group_commit import BATCH_SIZE
+from helpdesk_common.adapters.group_commit import BATCH_SIZE
 from helpdesk_common.testing import publish_events, scratch_postgres_database
-from kb_search import ticket_suggestions
-from kb_search.backends.base import Hit, Results
-from kb_search.migrate import upgrade
-from kb_search.models import Outbox, ProcessedEvent, Suggestion
-from kb_search.service import KbSearchService
+from helpdesk_kb_search import ticket_suggestions
+from helpdesk_kb_search.backends.base import Hit, Results
+from helpdesk_kb_search.migrate import upgrade
+from helpdesk_kb_search.models import Outbox, ProcessedEvent, Suggestion
+from helpdesk_kb_search.service import KbSearchService
 
 AGENT = {"actor": "alice", "role": "agent", "correlation_id": "req-1"}
 

@@ -7,11 +7,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
 from helpdesk_common.contracts.routing import NewAgent, NewRule, NewTeam
-from helpdesk_common.database import engine_for
+from helpdesk_common.adapters.database import engine_for
 from helpdesk_common.testing import scratch_postgres_database
-from routing import domain
-from routing.migrate import upgrade
-from routing.models import Outbox
+from helpdesk_routing import batch, domain
+from helpdesk_routing.migrate import upgrade
+from helpdesk_routing.models import Outbox
 
 MONDAY_NOON = datetime(2026, 11, 23, 12, tzinfo=timezone.utc)
 
@@ -111,7 +111,7 @@ def ticket():
 def route(run, settings):
     def call(**fields):
         view = _ticket(**fields)
-        return run(lambda s, c: domain.route_new_ticket(s, view, settings, c))
+        return run(lambda s, c: batch.route_new_ticket(s, view, settings, c.now, c.correlation_id))
 
     return call
 

@@ -15,8 +15,8 @@ import time
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import sessionmaker
 
-from helpdesk_common.database import engine_for
-from routing import batch, domain
+from helpdesk_common.adapters.database import engine_for
+from helpdesk_routing import batch, domain
 
 SETTINGS = domain.Settings()
 
@@ -52,8 +52,8 @@ def main(url, mode, *args):
         order = list(enumerate(numbers))
         random.Random(int(args[1])).shuffle(order)
         for index, number in order:
-            view = attempt(sessions, lambda s: domain.route_new_ticket(s, ticket(number, index), SETTINGS,
-                                                                        domain.Context()))
+            view = attempt(sessions, lambda s: batch.route_new_ticket(s, ticket(number, index), SETTINGS,
+                                                                       domain.Context().now))
             state = view["state"] if view else "seen"
             outcomes[state] = outcomes.get(state, 0) + 1
     elif mode == "route-batch":

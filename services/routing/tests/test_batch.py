@@ -6,12 +6,12 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import sessionmaker
 
-from helpdesk_common.consumer import first_deliveries
+from helpdesk_common.inbox import first_deliveries
 from helpdesk_common.contracts.routing import NewAgent, NewRule, NewTeam
-from helpdesk_common.database import engine_for
-from routing import batch, domain
-from routing.migrate import upgrade
-from routing.models import Agent, Assignment, Outbox, ProcessedEvent, RoutedTicket
+from helpdesk_common.adapters.database import engine_for
+from helpdesk_routing import batch, domain
+from helpdesk_routing.migrate import upgrade
+from helpdesk_routing.models import Agent, Assignment, Outbox, ProcessedEvent, RoutedTicket
 
 
 MONDAY_NOON = datetime(2026, 11, 23, 12, tzinfo=timezone.utc)  # as in conftest
@@ -97,7 +97,7 @@ def assert_same_decisions(one, many, ticket):
     settings = domain.Settings()
     for one_ticket in new:
         with one.begin() as s:
-            domain.route_new_ticket(s, one_ticket, settings, domain.Context(now=MONDAY_NOON))
+            batch.route_new_ticket(s, one_ticket, settings, MONDAY_NOON)
     for start in (0, 25):  # two batches: the second sees the first one's loads and rotation
         with many.begin() as s:
             views = batch.route_new_tickets(s, new[start:start + 25 if start == 0 else None], settings, MONDAY_NOON)
@@ -152,7 +152,7 @@ def test_reading_only_the_best_agent_first_never_changes_who_is_chosen(tmp_path,
     settings = domain.Settings()
     for each in new:
         with one.begin() as s:
-            domain.route_new_ticket(s, each, settings, domain.Context(now=MONDAY_NOON))
+            batch.route_new_ticket(s, each, settings, MONDAY_NOON)
     for start in range(0, len(new), 3):
         with many.begin() as s:
             batch.route_new_tickets(s, new[start:start + 3], settings, MONDAY_NOON)

@@ -15,11 +15,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import sessionmaker
 
 from helpdesk_common.contracts.routing import NewAgent, NewTeam
-from helpdesk_common.database import engine_for
+from helpdesk_common.adapters.database import engine_for
 from helpdesk_common.testing import scratch_postgres_database
-from routing import domain
-from routing.migrate import upgrade
-from routing.models import Agent, Assignment, Outbox, RoutedTicket
+from helpdesk_routing import domain
+from helpdesk_routing.migrate import upgrade
+from helpdesk_routing.models import Agent, Assignment, Outbox, RoutedTicket
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPLICAS = 3

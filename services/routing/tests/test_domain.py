@@ -7,8 +7,8 @@ from sqlalchemy import select
 from helpdesk_common.contracts.routing import AgentChanges, NewRule, NewTeam, TeamChanges
 from helpdesk_common.errors import Conflict, NotFound, ValidationFailed
 from helpdesk_common.events import CATALOGUE
-from routing import domain
-from routing.models import Agent, Assignment
+from helpdesk_routing import domain
+from helpdesk_routing.models import Agent, Assignment
 
 
 def load_of(sessions, agent_id):

@@ -6,7 +6,7 @@ from helpdesk_gateway.app import create_app
 from helpdesk_gateway.cli import upgrade as gateway_upgrade
 from helpdesk_gateway.openapi import document
 from helpdesk_gateway.settings import Settings
-from routing.service import RoutingService
+from helpdesk_routing.service import RoutingService
 
 TOKEN = "hd_test_routing_admin"
 

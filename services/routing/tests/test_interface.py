@@ -15,12 +15,12 @@ from nameko.standalone.rpc import ServiceRpcProxy
 from sqlalchemy import func, select
 from sqlalchemy.orm import sessionmaker
 
-from helpdesk_common.database import engine_for
+from helpdesk_common.adapters.database import engine_for
 from helpdesk_common.errors import NotFound, ValidationFailed
 from helpdesk_common.events import CATALOGUE, new_event
 from helpdesk_common.testing import EventTap, publish_events, wait_for
-from routing.models import Agent, Assignment, RoutedTicket
-from routing.service import RoutingService
+from helpdesk_routing.models import Agent, Assignment, RoutedTicket
+from helpdesk_routing.service import RoutingService
 
 SERVICE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ADMIN = {"actor": "ada", "role": "admin", "correlation_id": "corr-1"}
@@ -159,7 +159,7 @@ def test_two_routing_processes_on_one_broker_and_database(rabbit_config, db_url,
     amqp = rabbit_config["AMQP_URI"]
     env = dict(os.environ, HELPDESK_AMQP_URI=amqp, HELPDESK_ROUTING_DB_URL=db_url, PYTHONWARNINGS="ignore",
                HELPDESK_LOG_LEVEL="ERROR")
-    procs = [subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "nameko"), "run", "routing.service",
+    procs = [subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "nameko"), "run", "helpdesk_routing.service",
                                "--config", os.path.join(SERVICE_DIR, "config.yaml")],
                               env=env, cwd=str(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
              for _ in range(2)]
@@ -205,8 +205,8 @@ def test_tickets_waiting_in_the_queue_are_routed_in_batches_and_a_bad_one_fails_
     """Forty new tickets (three delivered twice, one malformed) wait in routing's queue while it is down;
     when it starts they are routed through the group commit: every good ticket once, loads within
     capacity, the malformed one retried alone (its neighbours unharmed)."""
-    from helpdesk_common.group_commit import BATCH_SIZE
-    from routing.models import Outbox
+    from helpdesk_common.adapters.group_commit import BATCH_SIZE
+    from helpdesk_routing.models import Outbox
 
     first = container_factory(RoutingService, config)
     first.start()  # declares the queue

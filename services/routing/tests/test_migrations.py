@@ -2,8 +2,8 @@
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from helpdesk_common.database import engine_for
-from routing.models import Base
+from helpdesk_common.adapters.database import engine_for
+from helpdesk_routing.models import Base
 
 
 def test_migrated_schema_matches_the_models(db_url):

@@ -4,8 +4,8 @@ from datetime import datetime, timezone
 import pytest
 
 from helpdesk_common.business_hours import Calendar
-from routing.language import detect_language
-from routing.rules import Candidate, RuleSpec, decide, rule_matches, select_agent
+from helpdesk_routing.language import detect_language
+from helpdesk_routing.rules import Candidate, RuleSpec, decide, rule_matches, select_agent
 
 NOON = datetime(2026, 11, 23, 12, tzinfo=timezone.utc)  # a Monday
 

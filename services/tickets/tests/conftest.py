@@ -4,12 +4,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import sessionmaker
 
 from helpdesk_common.contracts.tickets import NewTicket, Viewer
-from helpdesk_common.database import engine_for
+from helpdesk_common.adapters.database import engine_for
 from helpdesk_common.testing import migrated_test_database
-from tickets import domain
-from tickets.migrate import upgrade
-from tickets.models import Outbox
-from tickets.workflow import Workflow
+from helpdesk_tickets import domain
+from helpdesk_tickets.migrate import upgrade
+from helpdesk_tickets.models import Outbox
+from helpdesk_tickets.workflow import Workflow
 
 NUMBER_FORMAT = "T{year}-{seq:05d}"
 

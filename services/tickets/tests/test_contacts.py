@@ -6,14 +6,14 @@ from sqlalchemy import select, text
 from helpdesk_common.contracts import validate
 from helpdesk_common.contracts.contacts import ContactQuery, Identifier, NewContact
 from helpdesk_common.contracts.tickets import TicketView
-from helpdesk_common.database import engine_for
+from helpdesk_common.adapters.database import engine_for
 from helpdesk_common.database import utcnow
 from helpdesk_common.errors import Conflict, NotFound, ValidationFailed
-from tickets import contacts, domain
-from tickets.migrate import upgrade
-from tickets.models import Contact, ContactIdentifier, HistoryRecord, Ticket
-from tickets.sla import SlaPolicies
-from tickets.workflow import Workflow
+from helpdesk_tickets import contacts, domain
+from helpdesk_tickets.migrate import upgrade
+from helpdesk_tickets.models import Contact, ContactIdentifier, HistoryRecord, Ticket
+from helpdesk_tickets.sla import SlaPolicies
+from helpdesk_tickets.workflow import Workflow
 
 
 def new_contact(sessions, name, *identifiers, region=None):

@@ -4,8 +4,8 @@ from sqlalchemy import select
 
 from helpdesk_common.contracts.tickets import NewCustomField, TicketChanges
 from helpdesk_common.errors import Conflict, ValidationFailed
-from tickets import custom_fields, domain
-from tickets.models import Outbox, Ticket
+from helpdesk_tickets import custom_fields, domain
+from helpdesk_tickets.models import Outbox, Ticket
 
 DEFINITIONS = [
     {"name": "account", "label": "Account", "type": "string"},

@@ -9,8 +9,8 @@ from sqlalchemy import select
 from helpdesk_common.contracts.tickets import NewMessage, TicketChanges, TicketView, Viewer
 from helpdesk_common.errors import Forbidden, ValidationFailed
 from helpdesk_common.events import CATALOGUE, SPECVERSION
-from tickets import domain
-from tickets.models import Contact, HistoryRecord, IdempotencyKey, Message, MessageKey, Outbox, Ticket
+from helpdesk_tickets import domain
+from helpdesk_tickets.models import Contact, HistoryRecord, IdempotencyKey, Message, MessageKey, Outbox, Ticket
 
 
 def _history(sessions, number):

@@ -3,7 +3,7 @@ import pytest
 
 from helpdesk_common.contracts.tickets import TicketChanges, TicketQuery
 from helpdesk_common.errors import ValidationFailed
-from tickets import domain
+from helpdesk_tickets import domain
 
 
 def _page(sessions, viewer, **filters):

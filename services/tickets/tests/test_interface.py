@@ -15,8 +15,8 @@ from sqlalchemy import select
 from helpdesk_common.errors import Forbidden, HelpdeskError, InvalidTransition, NotFound, ValidationFailed
 from helpdesk_common.events import CATALOGUE, SPECVERSION
 from helpdesk_common.testing import EventTap, publish_events, wait_for
-from tickets.models import Outbox
-from tickets.service import TicketsService
+from helpdesk_tickets.models import Outbox
+from helpdesk_tickets.service import TicketsService
 
 ENVELOPE_KEYS = {"id", "type", "source", "time", "specversion", "schema_version", "correlation_id", "data"}
 
@@ -194,8 +194,8 @@ def test_routing_decisions_waiting_in_the_queue_are_applied_in_batches_and_a_bad
     """Thirty decisions (three delivered twice, one about a ticket that does not exist) wait in the tickets
     service's queue while it is down; when it starts they go through the write-back's group commit: each
     good decision applied once, the bad one failing alone (its neighbours unharmed)."""
-    from helpdesk_common.group_commit import BATCH_FAILURES, BATCH_SIZE
-    from tickets.models import HistoryRecord, Ticket
+    from helpdesk_common.adapters.group_commit import BATCH_FAILURES, BATCH_SIZE
+    from helpdesk_tickets.models import HistoryRecord, Ticket
 
     first = container_factory(TicketsService, config)
     first.start()  # declares the queues

@@ -5,10 +5,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
-from helpdesk_common.database import engine_for
+from helpdesk_common.adapters.database import engine_for
 from helpdesk_common.testing import scratch_postgres_database
-from tickets import migrate
-from tickets.models import Base
+from helpdesk_tickets import migrate
+from helpdesk_tickets.models import Base
 
 TABLES = {"alembic_version", "contact_identifiers", "contacts", "custom_field_definitions", "idempotency_keys",
           "message_idempotency_keys", "messages",

@@ -4,12 +4,12 @@ import pytest
 from sqlalchemy.orm import sessionmaker
 
 from helpdesk_common.contracts.tickets import TicketChanges, TicketQuery
-from helpdesk_common.database import engine_for
+from helpdesk_common.adapters.database import engine_for
 from helpdesk_common.errors import InvalidTransition, ValidationFailed
 from helpdesk_common.testing import scratch_postgres_database
-from tickets import domain
-from tickets.migrate import upgrade
-from tickets.models import Outbox
+from helpdesk_tickets import domain
+from helpdesk_tickets.migrate import upgrade
+from helpdesk_tickets.models import Outbox
 
 pytestmark = pytest.mark.postgres
 
@@ -71,8 +71,8 @@ def test_two_sla_timers_at_once_announce_each_warning_and_breach_once(pg_session
     import threading
     from datetime import datetime, timedelta, timezone
 
-    from tickets.sla import SlaPolicies
-    from tickets.workflow import Workflow
+    from helpdesk_tickets.sla import SlaPolicies
+    from helpdesk_tickets.workflow import Workflow
 
     rules = domain.Rules(workflow=Workflow.load(), sla=SlaPolicies.load())
     opened = datetime(2026, 11, 23, 9, tzinfo=timezone.utc)  # a Monday

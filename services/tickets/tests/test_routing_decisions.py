@@ -8,8 +8,8 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from helpdesk_common.contracts.tickets import TicketChanges, Viewer
 from helpdesk_common.errors import HelpdeskError, NotFound
-from tickets import domain
-from tickets.models import Ticket
+from helpdesk_tickets import domain
+from helpdesk_tickets.models import Ticket
 
 AGENT = {"id": 7, "name": "Ada", "email": "ada@corp.example"}
 

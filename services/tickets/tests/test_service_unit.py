@@ -7,7 +7,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
 from helpdesk_common.errors import Conflict, ValidationFailed
-from tickets.service import TicketsService
+from helpdesk_tickets.service import TicketsService
 
 ADMIN = {"actor": "ada", "role": "admin"}
 TICKET = {"subject": "Printer on fire", "description": "It is on fire.",
@@ -82,14 +82,14 @@ def test_create_and_read_through_the_entrypoints(service):
 
 def test_concurrent_change_becomes_a_conflict(service):
     number = service.create_ticket(TICKET, ADMIN)["ticket"]["number"]
-    with mock.patch("tickets.domain.change_ticket", side_effect=StaleDataError("version mismatch")):
+    with mock.patch("helpdesk_tickets.domain.change_ticket", side_effect=StaleDataError("version mismatch")):
         with pytest.raises(Conflict) as caught:
             service.update_ticket(number, {"priority": "low"}, ADMIN)
     assert caught.value.code == "concurrent_change" and number in caught.value.message
 
 
 def test_a_raced_unique_key_is_retried_once(service):
-    from tickets import domain
+    from helpdesk_tickets import domain
 
     real = domain.open_ticket
     calls = []
@@ -100,11 +100,11 @@ def test_a_raced_unique_key_is_retried_once(service):
             raise IntegrityError("INSERT", {}, Exception("UNIQUE constraint failed: contacts.email"))
         return real(*args, **kwargs)
 
-    with mock.patch("tickets.domain.open_ticket", side_effect=racing):
+    with mock.patch("helpdesk_tickets.domain.open_ticket", side_effect=racing):
         answer = service.create_ticket(TICKET, ADMIN)
     assert answer["created"] and len(calls) == 2
 
-    with mock.patch("tickets.domain.open_ticket",
+    with mock.patch("helpdesk_tickets.domain.open_ticket",
                     side_effect=IntegrityError("INSERT", {}, Exception("still failing"))):
         with pytest.raises(IntegrityError):
             service.create_ticket(TICKET, ADMIN)
@@ -113,7 +113,7 @@ def test_a_raced_unique_key_is_retried_once(service):
 # --- the organisation's rules, read from config at start-up -------------------------------------
 
 def _rules_from(mock_container, **config):
-    from tickets.service import TicketRules
+    from helpdesk_tickets.service import TicketRules
 
     mock_container.config.update(config)
     provider = TicketRules().bind(mock_container, "rules")
@@ -135,7 +135,7 @@ def test_rules_come_from_the_config(mock_container, tmp_path):
 
 
 def test_a_broken_workflow_or_number_format_stops_the_service_at_start_up(mock_container, tmp_path):
-    from tickets.exceptions import WorkflowError
+    from helpdesk_tickets.exceptions import WorkflowError
 
     path = tmp_path / "flow.yaml"
     path.write_text("initial: todo\nstatuses:\n  todo: {category: limbo}\n")

@@ -12,10 +12,10 @@ from sqlalchemy import delete
 
 from helpdesk_common.contracts.tickets import NewMessage, TicketChanges, TicketView, Viewer
 from helpdesk_common.events import CATALOGUE
-from tickets import domain, sla
-from tickets.models import SlaClock
-from tickets.sla import SlaError, SlaPolicies
-from tickets.workflow import Workflow
+from helpdesk_tickets import domain, sla
+from helpdesk_tickets.models import SlaClock
+from helpdesk_tickets.sla import SlaError, SlaPolicies
+from helpdesk_tickets.workflow import Workflow
 
 AMS = ZoneInfo("Europe/Amsterdam")
 HOUR = 3600
@@ -283,7 +283,7 @@ def test_durations(text, seconds):
 
 
 def test_the_sla_file_is_read_from_the_config(tmp_path):
-    from tickets.service import TicketRules
+    from helpdesk_tickets.service import TicketRules
 
     path = tmp_path / "sla.yaml"
     path.write_text("policies:\n  - {name: all, first_response: 2h, resolution: 1h30m}\n")

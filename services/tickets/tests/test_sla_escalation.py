@@ -6,12 +6,12 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from nameko.standalone.rpc import ServiceRpcProxy
 
-import tickets.service
-from helpdesk_common.database import engine_for
+import helpdesk_tickets.service
+from helpdesk_common.adapters.database import engine_for
 from helpdesk_common.testing import EventTap, wait_for
-from routing.migrate import upgrade as upgrade_routing
-from routing.service import RoutingService
-from tickets.service import TicketsService
+from helpdesk_routing.migrate import upgrade as upgrade_routing
+from helpdesk_routing.service import RoutingService
+from helpdesk_tickets.service import TicketsService
 
 
 
@@ -42,7 +42,7 @@ class TestClock:
 @pytest.fixture
 def clock(monkeypatch):
     clock = TestClock()
-    monkeypatch.setattr(tickets.service, "utcnow", clock)
+    monkeypatch.setattr(helpdesk_tickets.service, "utcnow", clock)
     return clock
 
 

@@ -3,7 +3,7 @@ import pytest
 
 from helpdesk_common.contracts.tickets import NewMessage, TicketChanges, TicketQuery, Viewer
 from helpdesk_common.errors import Forbidden, NotFound
-from tickets import domain
+from helpdesk_tickets import domain
 
 
 def _find(sessions, number, viewer):

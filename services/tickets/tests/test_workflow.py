@@ -6,10 +6,10 @@ from sqlalchemy import select
 
 from helpdesk_common.contracts.tickets import NewMessage, TicketChanges
 from helpdesk_common.errors import InvalidTransition, ValidationFailed
-from tickets import domain
-from tickets.exceptions import WorkflowError
-from tickets.models import Ticket
-from tickets.workflow import Workflow
+from helpdesk_tickets import domain
+from helpdesk_tickets.exceptions import WorkflowError
+from helpdesk_tickets.models import Ticket
+from helpdesk_tickets.workflow import Workflow
 
 # The built-in workflow, written out independently of workflow.yaml so a change to it is noticed.
 BUILT_IN = {

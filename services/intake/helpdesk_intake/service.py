@@ -1,0 +1,422 @@
+"""The intake nameko service: thin entrypoints over ``ingest``, ``mailout`` and ``channels``."""
+import logging
+import os
+import socket
+import time
+import uuid
+
+import eventlet
+from eventlet.event import Event
+from nameko.extensions import DependencyProvider
+from nameko.messaging import QueueConsumer
+from nameko.rpc import RpcProxy, rpc
+from nameko.timer import Timer
+from sqlalchemy import select, text
+from sqlalchemy.orm import sessionmaker
+
+from helpdesk_common.adapters.consumer import reliable_batch_handler, reliable_handler
+from helpdesk_common.inbox import first_deliveries, first_delivery
+from helpdesk_common.contracts import validate
+from helpdesk_common.contracts.intake import OutgoingQuery, PhoneCall, QuarantineQuery, SocialMessage, WebForm
+from helpdesk_common.contracts.tickets import Viewer
+from helpdesk_common.adapters.database import Database, engine_for
+from helpdesk_common.errors import EXPECTED_ERRORS, Forbidden, ValidationFailed
+from helpdesk_common.adapters.metrics import EntrypointMetrics
+from helpdesk_common.adapters.relay import OutboxRelay
+
+from helpdesk_common.contracts.chat import ChatPost, ChatQuery, EntriesQuery, NewChat
+
+from . import mailout, poller, social
+from .channels import Channels
+from .chat import ChatDesk, ChatSettings
+from .idle import IdleWatcher
+from .imap import ImapMailbox
+from .ingest import Ingestor, attachment_view, quarantine_view
+from .models import Attachment, InboundMessage, OutgoingMail, Outbox, ProcessedEvent, QuarantinedMessage
+from .settings import Settings
+from .storage import AttachmentStore
+
+log = logging.getLogger(__name__)
+
+DB_URL = "INTAKE_DB_URL"
+# Seconds before each retry of a social reply the connector did not take; parked after the last attempt.
+SOCIAL_REPLY_BACKOFF = (2, 10, 60, 300, 900)
+SOCIAL_REPLY_ATTEMPTS = 6
+WORKER_ID = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class IntakeSettings(DependencyProvider):
+    """The settings, parsed once at start-up: a bad mailbox URL stops the service at once."""
+
+    def setup(self):
+        self.settings = Settings.from_config(self.container.config)
+        self.store = AttachmentStore(self.settings.attachments_dir)
+
+    def get_dependency(self, worker_ctx):
+        return self.settings
+
+
+class Mailboxes(DependencyProvider):
+    """The IMAP connections of the configured mailboxes, kept open between polls."""
+
+    def setup(self):
+        settings = Settings.from_config(self.container.config)
+        self.mailboxes = [ImapMailbox(config) for config in settings.mailboxes]
+
+    def stop(self):
+        for mailbox in self.mailboxes:
+            mailbox.close()
+
+    kill = stop
+
+    def get_dependency(self, worker_ctx):
+        return self.mailboxes
+
+
+class MailboxPoll(Timer):
+    """A timer whose interval comes from config (``IMAP_POLL_INTERVAL``); never fires while the previous
+    poll still runs. Without mailboxes it does not run at all.
+
+    With ``IMAP_IDLE`` (the default) it also keeps an IDLE watcher per mailbox (``intake/idle.py``), as
+    greenthreads of the container, which wake it when mail arrives: the poll runs at once (after the
+    running one, never beside it; wakes during a poll make one more poll), and the timer stays the fallback.
+
+    nameko starts all of a container's extensions at once, so a poll could send its ``create_tickets``
+    before the queue consumer had declared the RPC reply queue: the answer was dropped as unroutable and
+    the poll waited ``IMAP_POLL_TIMEOUT`` for it (one test run in four with mail waiting at start-up, more
+    under load). The first poll therefore waits until the container's queue consumer is consuming, and
+    then runs at once."""
+
+    def __init__(self, **kwargs):
+        # Eager: mail that waited while intake was down is read at start-up, not one interval later.
+        super().__init__(interval=5, eager=True, **kwargs)
+        self.watchers, self.watcher_threads = [], []
+        self._woken = Event()
+
+    def setup(self):
+        settings = Settings.from_config(self.container.config)
+        self.interval = settings.imap_poll_interval
+        self.enabled = bool(settings.mailboxes)
+        if settings.imap_idle:
+            self.watchers = [IdleWatcher(config, self.wake) for config in settings.mailboxes]
+
+    def start(self):
+        if self.enabled:
+            super().start()
+            self.watcher_threads = [self.container.spawn_managed_thread(watcher.run) for watcher in self.watchers]
+
+    def stop(self):
+        self._stop_watchers()
+        if self.enabled:
+            self.should_stop.send(True)
+            self.wake()
+            self.gt.wait()
+
+    def kill(self):
+        self._stop_watchers()
+        if self.enabled and self.gt is not None:
+            super().kill()
+
+    def _stop_watchers(self):
+        for watcher in self.watchers:
+            watcher.stop()
+        for thread in self.watcher_threads:
+            thread.kill()
+
+    def wake(self):
+        """Poll now (or right after the running poll): a watcher saw mail arrive."""
+        if not self._woken.ready():
+            self._woken.send(True)
+
+    def _run(self):
+        for extension in self.container.subextensions:
+            if isinstance(extension, QueueConsumer):
+                extension._consumers_ready.wait()  # nameko 2.14 (pinned) has no public "ready" signal
+        # nameko's Timer loop (fixed rate from the start, eager), whose sleep a wake cuts short.
+        started, ticks = time.monotonic(), 0
+        while True:
+            with eventlet.Timeout(max(started + ticks * self.interval - time.monotonic(), 0), False):
+                self._woken.wait()
+            if self.should_stop.ready():
+                break
+            self._woken = Event()  # a wake from now on (during the poll) makes one more poll after it
+            if time.monotonic() >= started + ticks * self.interval:
+                ticks += 1
+            self.handle_timer_tick()
+            self.worker_complete.wait()
+            self.worker_complete.reset()
+
+
+mailbox_poll = MailboxPoll.decorator
+
+
+class ChatSweep(Timer):
+    """Every ``CHAT_SWEEP_INTERVAL`` seconds: chats nobody answered in time become tickets, and
+    transcripts that did not reach their ticket are retried."""
+
+    def __init__(self, **kwargs):
+        super().__init__(interval=5, **kwargs)
+
+    def setup(self):
+        self.interval = ChatSettings.from_config(self.container.config).sweep_interval
+
+
+chat_sweep = ChatSweep.decorator
+
+
+class ChatConfig(DependencyProvider):
+    """The live chat's settings, read once at start-up."""
+
+    def setup(self):
+        self.settings = ChatSettings.from_config(self.container.config)
+
+    def get_dependency(self, worker_ctx):
+        return self.settings
+
+
+class OutgoingMailRelay(DependencyProvider):
+    """Sends the queue of outgoing mail: woken after every worker (a handler may have queued mail),
+    and polling as a fallback, so mail queued by a process that died is sent by the next one."""
+
+    def setup(self):
+        config = self.container.config
+        self.settings = Settings.from_config(config)
+        self.sender = mailout.MailSender(sessionmaker(engine_for(config[DB_URL]), expire_on_commit=False),
+                                         self.settings)
+        self._wake = Event()
+        self._running = False
+        self._thread = None
+
+    def start(self):
+        self._running = True
+        self._thread = self.container.spawn_managed_thread(self._run)
+
+    def stop(self):
+        self._running = False
+        self.wake()
+        if self._thread is not None:
+            with eventlet.Timeout(15, False):
+                self._thread.wait()
+
+    def kill(self):
+        self._running = False
+        self.wake()
+
+    def wake(self):
+        if not self._wake.ready():
+            self._wake.send(True)
+
+    def worker_result(self, worker_ctx, result=None, exc_info=None):
+        self.wake()
+
+    def get_dependency(self, worker_ctx):
+        return self
+
+    def _run(self):
+        while self._running:
+            try:
+                while self._running and self.sender.send_due():
+                    pass
+            except Exception:
+                log.exception("sending outgoing mail failed; retrying shortly")
+            with eventlet.Timeout(self.settings.mail_poll_interval, False):
+                self._wake.wait()
+            self._wake = Event()
+
+
+def _int_id(value, what):
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationFailed(f"{what} must be an integer.", details=[{"field": what, "code": "wrong_type",
+                                                                        "message": "expected an integer"}])
+    return value
+
+
+class IntakeService:
+    name = "intake"
+
+    db = Database(DB_URL)
+    outbox = OutboxRelay(Outbox, DB_URL, source="intake")
+    mail_relay = OutgoingMailRelay()
+    settings = IntakeSettings()
+    mailboxes = Mailboxes()
+    chat_settings = ChatConfig()
+    tickets = RpcProxy("tickets")
+    metrics = EntrypointMetrics()
+
+    def _ingestor(self):
+        return Ingestor(self.db, self.tickets, AttachmentStore(self.settings.attachments_dir), self.settings,
+                        WORKER_ID)
+
+    def _chat(self):
+        # nameko 2's RpcProxy has no timeout: a chat request must not hang while tickets is away.
+        patience = self.chat_settings.tickets_patience
+        return ChatDesk(self.db, self.tickets, self.chat_settings, patience=lambda: eventlet.Timeout(patience, False))
+
+    def _channels(self):
+        return Channels(self.db, self.tickets, AttachmentStore(self.settings.attachments_dir), self.settings)
+
+    # --- email in -------------------------------------------------------------------------------
+
+    @mailbox_poll
+    def poll_mailboxes(self):
+        """Read every mailbox once. A failing mailbox is logged and retried at the next poll; never fatal."""
+        ingestor = self._ingestor()
+        for mailbox in self.mailboxes:
+            # nameko 2's RpcProxy has no timeout: a call whose answer never comes must not stall the
+            # poller for good. Claims are resumable, so abandoning a poll loses nothing.
+            timeout = eventlet.Timeout(self.settings.poll_timeout)
+            try:
+                poller.drain(mailbox, ingestor, self.settings.imap_batch_size)
+            except eventlet.Timeout as expired:
+                if expired is not timeout:
+                    raise
+                log.error("polling %s took over %ss; abandoned, resumed at the next poll", mailbox.config.name,
+                          self.settings.poll_timeout)
+                mailbox.close()
+            except Exception:
+                log.exception("polling %s failed; trying again at the next poll", mailbox.config.name)
+                mailbox.close()
+            finally:
+                timeout.cancel()
+
+    # --- email out ------------------------------------------------------------------------------
+
+    # Tickets intake opened from mail were acknowledged when the mail was recorded: left out of the batch
+    # (a batch of them only is acknowledged without a worker). The others, a relay batch at a time, in one
+    # transaction; one not ready yet (NotYetRecorded) splits the batch, and each is retried alone.
+    @reliable_batch_handler("tickets", "ticket_created", backoff=(0.5, 1, 2, 5, 15),
+                            skip=mailout.acknowledged_by_poller)
+    def on_ticket_created(self, events):
+        with self.db.begin() as session:
+            fresh = first_deliveries(session, ProcessedEvent, [event["id"] for event in events],
+                                     "intake.on_ticket_created")
+            for event in events:
+                if event["id"] in fresh:
+                    fresh.discard(event["id"])  # a twin later in the batch is a repeat
+                    mailout.notify_ticket_created(session, self.settings, event["data"]["ticket"])
+
+    @reliable_handler("tickets", "message_added")
+    def on_message_added(self, event):
+        with self.db.begin() as session:
+            if first_delivery(session, ProcessedEvent, event["id"], "intake.on_message_added"):
+                mailout.notify_message_added(session, self.settings, event["data"]["ticket"],
+                                             event["data"]["message"])
+                social.queue_reply(session, self.settings, event["data"]["ticket"], event["data"]["message"])
+
+    @reliable_handler("intake", "social_reply_queued", max_attempts=SOCIAL_REPLY_ATTEMPTS,
+                      backoff=SOCIAL_REPLY_BACKOFF)
+    def deliver_social_reply(self, event):
+        """POST a public reply to the social connector; a failure is retried, then parked."""
+        social.deliver_once(self.db, self.settings, event)
+
+    @reliable_handler("tickets", "status_changed")
+    def on_status_changed(self, event):
+        with self.db.begin() as session:
+            if first_delivery(session, ProcessedEvent, event["id"], "intake.on_status_changed"):
+                mailout.notify_status_changed(session, self.settings, event["data"]["ticket"],
+                                              event["data"]["to_status"])
+
+    # --- operators ------------------------------------------------------------------------------
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def list_quarantine(self, query=None):
+        filters = validate(QuarantineQuery, query or {})
+        with self.db() as session:
+            statement = select(QuarantinedMessage).order_by(QuarantinedMessage.id.desc()).limit(filters.limit)
+            if filters.status:
+                statement = statement.where(QuarantinedMessage.status == filters.status)
+            return [quarantine_view(row) for row in session.scalars(statement)]
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def retry_quarantined(self, quarantine_id):
+        return self._ingestor().retry_quarantined(_int_id(quarantine_id, "quarantine_id"))
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def list_outgoing(self, query=None):
+        filters = validate(OutgoingQuery, query or {})
+        with self.db() as session:
+            statement = select(OutgoingMail).order_by(OutgoingMail.id.desc()).limit(filters.limit)
+            if filters.status:
+                statement = statement.where(OutgoingMail.status == filters.status)
+            if filters.ticket_number:
+                statement = statement.where(OutgoingMail.ticket_number == filters.ticket_number)
+            return [mailout.outgoing_view(row) for row in session.scalars(statement)]
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def retry_outgoing(self, mail_id):
+        with self.db.begin() as session:
+            return mailout.retry(session, _int_id(mail_id, "mail_id"))
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def list_attachments(self, ticket_number):
+        with self.db() as session:
+            rows = session.execute(select(Attachment, InboundMessage.external_id)
+                                   .join(InboundMessage, Attachment.inbound_id == InboundMessage.id)
+                                   .where(Attachment.ticket_number == str(ticket_number)).order_by(Attachment.id))
+            return [attachment_view(row, ref) for row, ref in rows]
+
+    @rpc
+    def get_channels(self):
+        """The channel configuration, without secrets."""
+        return self.settings.describe()
+
+    # --- channels through the gateway -----------------------------------------------------------
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def submit_web_form(self, form, viewer):
+        command, who = validate(WebForm, form), validate(Viewer, viewer, prefix="viewer.")
+        return self._channels().submit_web_form(command, who)
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def record_phone_call(self, call):
+        return self._channels().record_phone_call(validate(PhoneCall, call, strict=False))
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def receive_social_message(self, message):
+        return self._channels().receive_social_message(validate(SocialMessage, message))
+
+    # --- live chat (the gateway streams; see chat.py) -------------------------------------------
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def start_chat(self, chat, viewer):
+        return self._chat().start(validate(NewChat, chat), validate(Viewer, viewer, prefix="viewer."))
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def list_chats(self, query, viewer):
+        filters, who = validate(ChatQuery, query or {}), validate(Viewer, viewer, prefix="viewer.")
+        if who.role not in ("admin", "agent"):
+            raise Forbidden("Only agents see the chats waiting.", code="agents_only")
+        return self._chat().waiting(filters.state, filters.limit)
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def chat_entries(self, chat_id, query, viewer, token=None):
+        filters, who = validate(EntriesQuery, query or {}), validate(Viewer, viewer, prefix="viewer.")
+        return self._chat().entries(chat_id, who, token, filters.after, filters.limit)
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def post_chat_message(self, chat_id, post, viewer, token=None):
+        command, who = validate(ChatPost, post), validate(Viewer, viewer, prefix="viewer.")
+        return self._chat().post(chat_id, command.body, who, token)
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def join_chat(self, chat_id, viewer):
+        return self._chat().join(chat_id, validate(Viewer, viewer, prefix="viewer."))
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def leave_chat(self, chat_id, viewer, token=None):
+        return self._chat().leave(chat_id, validate(Viewer, viewer, prefix="viewer."), token)
+
+    @reliable_handler("intake", "chat_message_posted")
+    def transcribe_chat(self, event):
+        """Off the post's path: the message goes onto the chat's ticket once it is announced."""
+        self._chat().transcribe(event["data"]["chat"]["id"])
+
+    @chat_sweep
+    def sweep_chats(self):
+        self._chat().settle()
+
+    @rpc
+    def ping(self):
+        with self.db() as session:
+            session.execute(text("SELECT 1"))
+        return {"service": self.name, "ok": True}

@@ -1,0 +1,7 @@
+"""``kb-migrate``: bring the knowledge-base database to the latest schema (Alembic)."""
+import os
+
+from helpdesk_common.adapters.migrations import Migrations
+
+MIGRATIONS = Migrations("kb", os.path.dirname(os.path.abspath(__file__)), "KB_DB_URL")
+alembic_config, upgrade, main = MIGRATIONS.alembic_config, MIGRATIONS.upgrade, MIGRATIONS.main

@@ -1,0 +1,272 @@
+"""The tickets nameko service: thin RPC entrypoints over the rules in ``domain``."""
+from nameko.extensions import DependencyProvider
+from nameko.rpc import rpc
+from nameko.timer import Timer
+from sqlalchemy import text
+from sqlalchemy.orm.exc import StaleDataError
+
+from helpdesk_common.contracts import validate
+from helpdesk_common.contracts.contacts import ContactMerge, ContactQuery, Identifier, NewContact, TicketContact
+from helpdesk_common.contracts.tickets import NewCustomField, NewMessage, NewTicket, TicketChanges, TicketQuery, Viewer
+from helpdesk_common.adapters.consumer import reliable_batch_handler
+from helpdesk_common.adapters.database import Database
+from helpdesk_common.database import run_in_transaction, utcnow
+from helpdesk_common.adapters.group_commit import Collector
+from helpdesk_common.errors import EXPECTED_ERRORS, HelpdeskError, ValidationFailed, to_wire
+from helpdesk_common.failpoints import failpoint
+from helpdesk_common.adapters.metrics import EntrypointMetrics
+from helpdesk_common.adapters.relay import OutboxRelay
+
+from . import contacts, custom_fields, domain
+from .exceptions import concurrent_change
+from .models import Outbox
+from .sla import SlaPolicies
+from .workflow import Workflow
+
+DB_URL = "TICKETS_DB_URL"
+
+
+class TicketRules(DependencyProvider):
+    """The organisation's workflow and number format, read once from config at start-up."""
+
+    def setup(self):
+        config = self.container.config
+        self.rules = domain.Rules(workflow=Workflow.load(config.get("WORKFLOW_FILE") or None),
+                                  number_format=config.get("TICKET_NUMBER_FORMAT") or "HD-{seq:06d}",
+                                  sla=SlaPolicies.load(config.get("SLA_FILE") or None),
+                                  phone_region=(config.get("PHONE_REGION") or None))
+
+    def get_dependency(self, worker_ctx):
+        return self.rules
+
+
+class ConfigTimer(Timer):
+    """A nameko timer whose interval (seconds) is read from the service's config at start-up."""
+
+    def __init__(self, config_key, default, **kwargs):
+        self.config_key, self.default = config_key, default
+        super().__init__(interval=default, **kwargs)
+
+    def setup(self):
+        value = self.container.config.get(self.config_key)
+        self.interval = float(value) if value not in (None, "") else self.default
+        if self.interval <= 0:
+            raise ValueError(f"{self.config_key} must be a positive number of seconds")
+
+
+sla_timer = ConfigTimer.decorator
+
+
+def _contact_id(value, what="contact_id"):
+    """A contact's id as a positive integer, else a 422 saying so."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValidationFailed(f"{what} must be a positive integer.",
+                               details=[{"field": what, "code": "wrong_type", "message": "expected an integer"}])
+    return value
+
+
+def _idempotency_key(key):
+    """``None``, or a key of 1 to 200 characters (the column's width), else a 422 saying so."""
+    if key is None:
+        return None
+    if not isinstance(key, str) or not 1 <= len(key) <= 200:
+        raise ValidationFailed("idempotency_key must be a string of 1 to 200 characters.",
+                               details=[{"field": "idempotency_key", "code": "invalid_format",
+                                         "message": "1 to 200 characters"}])
+    return key
+
+
+class TicketsService:
+    name = "tickets"
+    _clocks_backfilled = False  # set once this process gave old open tickets their SLA clocks
+
+    db = Database(DB_URL)
+    outbox = OutboxRelay(Outbox, DB_URL, source="tickets")
+    rules = TicketRules()
+    metrics = EntrypointMetrics()
+    writeback = Collector("ROUTING_WRITEBACK_MAX", max_batch=200)  # routing's decisions, applied together
+
+    def _write(self, change, number=""):
+        """Run ``change(session)`` in one transaction, rerun if it lost a race with another replica."""
+        try:
+            return run_in_transaction(self.db, change)
+        except StaleDataError:
+            raise concurrent_change(number)
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def create_ticket(self, ticket, viewer, idempotency_key=None):
+        """Open a ticket; returns ``{"ticket": ..., "created": bool}`` (False: an idempotent repeat)."""
+        command, who = validate(NewTicket, ticket), validate(Viewer, viewer, prefix="viewer.")
+        view, created = self._write(lambda s: domain.open_ticket(s, command, who, self.rules, idempotency_key))
+        return {"ticket": domain.shown_to(who, view), "created": created}
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def create_tickets(self, requests):
+        """Open many tickets in one transaction: the gateway batches concurrent requests into one call.
+
+        ``requests``: ``[{"ticket": ..., "viewer": ..., "idempotency_key": ...}]``. The answer has one
+        entry per request, in order: ``{"ticket": ..., "created": bool}`` or ``{"error": ...}``
+        (``helpdesk_common.errors.to_wire``), so one refused request never fails the others.
+        """
+        answers = [None] * len(requests)
+        accepted = []
+        for index, request in enumerate(requests):
+            try:
+                accepted.append((index, (validate(NewTicket, request.get("ticket")),
+                                         validate(Viewer, request.get("viewer"), prefix="viewer."),
+                                         request.get("idempotency_key"))))
+            except HelpdeskError as error:
+                answers[index] = {"error": to_wire(error)}
+        if accepted:
+            outcomes = self._write(lambda s: domain.open_tickets(s, [item for _, item in accepted], self.rules))
+            failpoint("tickets.after_create_tickets_commit")  # committed, the caller not yet answered
+            for (index, (_, who, _)), outcome in zip(accepted, outcomes):
+                answers[index] = ({"error": to_wire(outcome)} if isinstance(outcome, HelpdeskError)
+                                  else {"ticket": domain.shown_to(who, outcome[0]), "created": outcome[1]})
+        return answers
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def get_ticket(self, number, viewer):
+        who = validate(Viewer, viewer, prefix="viewer.")
+        with self.db() as session:
+            return domain.shown_to(who, domain.ticket_view(domain.find_ticket(session, number, who), self.rules))
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def list_tickets(self, query, viewer):
+        filters, who = validate(TicketQuery, query), validate(Viewer, viewer, prefix="viewer.")
+        with self.db() as session:
+            page = domain.find_tickets(session, filters, who, self.rules)
+        page["items"] = [domain.shown_to(who, view) for view in page["items"]]
+        return page
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def update_ticket(self, number, changes, viewer):
+        command, who = validate(TicketChanges, changes), validate(Viewer, viewer, prefix="viewer.")
+        return self._write(lambda s: domain.change_ticket(s, str(number), command, who, self.rules), number)
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def add_message(self, number, message, viewer, idempotency_key=None):
+        """Add a reply or note; a repeated ``idempotency_key`` (per author) returns the first message."""
+        command, who = validate(NewMessage, message), validate(Viewer, viewer, prefix="viewer.")
+        key = _idempotency_key(idempotency_key)
+        return self._write(lambda s: domain.add_message(s, str(number), command, who, self.rules,
+                                                        idempotency_key=key), number)
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def list_messages(self, number, viewer):
+        who = validate(Viewer, viewer, prefix="viewer.")
+        with self.db() as session:
+            return domain.list_messages(session, number, who)
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def get_history(self, number, viewer):
+        who = validate(Viewer, viewer, prefix="viewer.")
+        with self.db() as session:
+            return domain.history(session, number, who)
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def define_custom_field(self, definition):
+        command = validate(NewCustomField, definition)
+        return self._write(lambda s: custom_fields.define(s, command))
+
+    @rpc
+    def list_custom_fields(self):
+        with self.db() as session:
+            return custom_fields.all_definitions(session)
+
+    @rpc
+    def get_workflow(self):
+        return self.rules.workflow.describe()
+
+    # --- contacts (agents and admins: the gateway checks the role) ---------------------------------
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def create_contact(self, contact):
+        command = validate(NewContact, contact)
+        return self._write(lambda s: contacts.create(s, command, self.rules.phone_region))
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def get_contact(self, contact_id):
+        with self.db() as session:
+            return contacts.contact_view(contacts.get(session, _contact_id(contact_id)))
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def find_contacts(self, query):
+        filters = validate(ContactQuery, query or {})
+        with self.db() as session:
+            return contacts.find(session, filters, self.rules.phone_region)
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def add_contact_identifier(self, contact_id, identifier):
+        command = validate(Identifier, identifier)
+        return self._write(lambda s: contacts.add_identifier(s, _contact_id(contact_id), command,
+                                                            self.rules.phone_region))
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def remove_contact_identifier(self, contact_id, identifier_id):
+        return self._write(lambda s: contacts.remove_identifier(s, _contact_id(contact_id),
+                                                               _contact_id(identifier_id, "identifier_id")))
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def merge_contacts(self, contact_id, merge, viewer=None):
+        command = validate(ContactMerge, merge)
+        who = validate(Viewer, viewer or {"actor": "system", "role": "system"}, prefix="viewer.")
+        return self._write(lambda s: domain.merge_contacts(s, _contact_id(contact_id), command.other, who, self.rules))
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def link_ticket_contact(self, number, link, viewer):
+        command, who = validate(TicketContact, link), validate(Viewer, viewer, prefix="viewer.")
+        return domain.shown_to(who, self._write(
+            lambda s: domain.link_ticket_contact(s, str(number), command.contact_id, who, self.rules), number))
+
+    # Routing's decisions, a relay batch at a time (``reliable_batch_handler``). A concurrent edit
+    # (StaleDataError) is not a HelpdeskError, so it is retried with backoff instead of parked.
+    @reliable_batch_handler("routing", "ticket_assigned")
+    def apply_assignment(self, events):
+        """Routing chose agents: each ticket takes its assignee, team, tier (and priority)."""
+        self._apply_routing(events)
+
+    @reliable_batch_handler("routing", "ticket_queued")
+    def apply_queueing(self, events):
+        """No agent was free: each ticket waits unassigned in the chosen team's queue."""
+        self._apply_routing(events)
+
+    @reliable_batch_handler("routing", "ticket_escalated")
+    def apply_escalation(self, events):
+        """Tickets moved up their escalation path: new tier (and team)."""
+        self._apply_routing(events)
+
+    def _apply_routing(self, events):
+        # The decisions routing's relay sent together are applied in one transaction; a batch that fails
+        # is split and each decision retried alone. Single ones (a split, a replay) that arrive together
+        # are joined by the group commit.
+        self.writeback.handle(events, self._apply_routing_batch, self._apply_routing_one)
+
+    def _apply_routing_one(self, event):
+        return run_in_transaction(self.db, lambda s: domain.apply_routing(s, event, self.rules))
+
+    def _apply_routing_batch(self, events):
+        return run_in_transaction(self.db, lambda s: domain.apply_routing_batch(s, events, self.rules, views=False))
+
+    @sla_timer("SLA_CHECK_INTERVAL", 30.0)
+    def check_sla(self):
+        """Announce SLA warnings and breaches that fell due (once each, whatever the replicas).
+
+        The first tick of each process first gives clocks to open tickets older than the SLA clocks.
+        """
+        if not TicketsService._clocks_backfilled:
+            after = 0
+            while after is not None:
+                after = run_in_transaction(
+                    self.db, lambda s: domain.backfill_sla_clocks(s, self.rules, utcnow(), after_id=after))[1]
+            TicketsService._clocks_backfilled = True  # per process: new tickets get clocks when they open
+        for _ in range(10):  # a batch per transaction; the next tick takes what is left
+            if not run_in_transaction(self.db, lambda s: domain.check_sla(s, self.rules, utcnow())):
+                break
+
+    @rpc
+    def ping(self):
+        """For health checks: answers when the service is up and its database reachable."""
+        with self.db() as session:
+            session.execute(text("SELECT 1"))
+        return {"service": self.name, "ok": True}

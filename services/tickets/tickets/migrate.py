@@ -1,7 +1,0 @@
-"""``tickets-migrate``: bring the tickets database to the latest schema (Alembic)."""
-import os
-
-from helpdesk_common.migrations import Migrations
-
-MIGRATIONS = Migrations("tickets", os.path.dirname(os.path.abspath(__file__)), "TICKETS_DB_URL")
-alembic_config, upgrade, main = MIGRATIONS.alembic_config, MIGRATIONS.upgrade, MIGRATIONS.main

@@ -1,0 +1,72 @@
+"""The architecture's rules, checked: services apart, a pure shared core, rules free of the framework.
+
+The contracts are in ``.importlinter`` at the top of the repository; ``lint-imports`` reads them. The
+second test proves they can fail: it copies the packages, adds one forbidden import to the copy, and
+expects the linter to name the broken contract.
+"""
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LINT = os.path.join(os.path.dirname(sys.executable), "lint-imports")
+CONFIG = os.path.join(ROOT, ".importlinter")
+# Each root package of the contracts and the folder it lives in.
+PACKAGES = {
+    "helpdesk_common": "common",
+    "helpdesk_tickets": "services/tickets",
+    "helpdesk_routing": "services/routing",
+    "helpdesk_intake": "services/intake",
+    "helpdesk_kb_search": "services/kb-search",
+    "helpdesk_gateway": "gateway",
+}
+
+
+def lint(config, pythonpath=None):
+    env = dict(os.environ)
+    if pythonpath:
+        env["PYTHONPATH"] = pythonpath  # the copies come first on sys.path, before the editable installs
+    result = subprocess.run([LINT, "--config", config, "--no-cache"], capture_output=True, text=True, env=env,
+                            cwd=os.path.dirname(config), timeout=300)
+    return result.returncode, result.stdout + result.stderr
+
+
+def test_the_contracts_hold():
+    code, output = lint(CONFIG)
+    assert code == 0, output
+    assert "0 broken" in output
+
+
+@pytest.fixture(scope="module")
+def copy_of_the_code(tmp_path_factory):
+    root = tmp_path_factory.mktemp("architecture")
+    for package, folder in PACKAGES.items():
+        shutil.copytree(os.path.join(ROOT, folder, package), root / package,
+                        ignore=shutil.ignore_patterns("__pycache__", "tests"))
+    shutil.copy(CONFIG, root / ".importlinter")
+    return root
+
+
+@pytest.mark.parametrize("module, line, contract", [
+    ("helpdesk_tickets/domain.py", "import nameko.rpc", "Business rules import no framework"),
+    ("helpdesk_routing/rules.py", "from helpdesk_common.adapters import consumer", "Business rules import no framework"),
+    ("helpdesk_common/outbox.py", "import kombu", "The shared core imports no framework"),
+    ("helpdesk_tickets/service.py", "import helpdesk_routing.models", "No service imports another"),
+    ("helpdesk_gateway/app.py", "from helpdesk_intake import mime", "No service imports another"),
+])
+def test_a_forbidden_import_breaks_a_contract(copy_of_the_code, module, line, contract):
+    path = copy_of_the_code / module
+    original = path.read_text()
+    try:
+        path.write_text(original + f"\n{line}  # added by test_architecture\n")
+        code, output = lint(str(copy_of_the_code / ".importlinter"), pythonpath=str(copy_of_the_code))
+    finally:
+        path.write_text(original)
+    assert code != 0, output
+    assert f"{contract}" in output and "BROKEN" in output, output
+    # and the copy as it was keeps every contract (so it was the added line that broke it)
+    code, output = lint(str(copy_of_the_code / ".importlinter"), pythonpath=str(copy_of_the_code))
+    assert code == 0, output
