@@ -114,3 +114,56 @@ def test_tickets_in_three_languages_reach_the_right_agents_within_capacity(desk)
     ticket = desk.get(f"/tickets/{en_billing}")
     assert ticket["sla"]["policy"] == "high" and ticket["sla"]["first_response_due_at"]
     assert ticket["sla"]["paused"] is False and ticket["sla"]["breached"] is False
+
+
+def test_assignee_team_and_tier_set_through_a_ticket_patch_are_routings_decisions(desk, api, platform, events):
+    """Routing is the one writer of assignee, team and tier: a PATCH is carried out as its decision, shown at
+    once in the answer, recorded as the person's in the history, and never undone by a decision that was
+    made earlier and arrives later."""
+    desk.post("/teams", {"name": desk.team, "strategy": "least_loaded"})
+    ann = desk.agent("Ann", ["en"], {}, 5)
+    bob = desk.agent("Bob", ["en"], {}, 1)
+    number = desk.ticket("Printer", "It jams.", "en", team=desk.team)
+    first = desk.assignee_of(number)
+    other = bob if first == ann["assignee"] else ann
+
+    moved = desk.patch(f"/tickets/{number}", {"assignee": other["assignee"], "priority": "high"})
+    assert (moved["assignee"], moved["priority"]) == (other["assignee"], "high")  # at once, in the answer
+    routing = desk.get(f"/tickets/{number}/routing")
+    assert (routing["state"], routing["assignee"]) == ("assigned", other["assignee"])
+    assert routing["assignments"][-1]["manual"] and routing["assignments"][-1]["actor"] == "bootstrap"
+    loads = {a["assignee"]: a["load"] for a in desk.get("/agents") if desk.team in a["teams"]}
+    assert (loads[first], loads[other["assignee"]]) == (0, 1)
+
+    unassigned = desk.patch(f"/tickets/{number}", {"assignee": None})
+    assert unassigned["assignee"] is None
+    assert desk.get(f"/tickets/{number}/routing")["state"] in ("queued", "assigned")  # the sweep may give it out
+
+    history = desk.get(f"/tickets/{number}/history")
+    by_hand = [(e["old"], e["new"]) for e in history if e["field"] == "assignee" and e["actor"] == "bootstrap"]
+    assert by_hand == [(first, other["assignee"]), (other["assignee"], None)]
+    decisions = events.wait("ticket_assigned", number, count=2)
+    assert decisions[-1]["schema_version"] == 2 and decisions[-1]["data"]["actor"] == "bootstrap"
+    assert [d["data"]["sequence"] for d in decisions] == sorted(d["data"]["sequence"] for d in decisions)
+
+    # set by hand right after creation, before (or while) routing decides about the new ticket
+    racing = desk.ticket("Scanner", "It is slow.", "en", team=desk.team)
+    patched = desk.patch(f"/tickets/{racing}", {"assignee": "outside-contractor", "team": "facilities", "tier": 2})
+    assert (patched["assignee"], patched["team"], patched["tier"]) == ("outside-contractor", "facilities", 2)
+    wait_for(lambda: desk.get(f"/tickets/{racing}/routing")["assignee"] == "outside-contractor", timeout=TIMEOUT,
+             what="routing to hold the assignee set by hand")
+    events.wait("ticket_assigned", racing)  # the decision made by hand
+
+    def every_decision_applied():  # each decision heard so far is in the ticket's history, applied or overtaken
+        heard = sum(len(events.of(kind, racing)) for kind in ("ticket_assigned", "ticket_queued", "ticket_escalated"))
+        kinds = [e["field"] for e in desk.get(f"/tickets/{racing}/history")]
+        return heard == sum(kinds.count(kind) for kind in ("ticket_assigned", "ticket_queued", "ticket_escalated"))
+
+    wait_for(every_decision_applied, timeout=TIMEOUT, what="every routing decision about the ticket applied")
+    final = desk.get(f"/tickets/{racing}")
+    assert (final["assignee"], final["team"], final["tier"]) == ("outside-contractor", "facilities", 2)
+    assert desk.get(f"/agents/{ann['id']}")["load"] + desk.get(f"/agents/{bob['id']}")["load"] <= 1
+
+    refused = api.patch(f"{platform.url}/api/v1/tickets/{number}", json={"tier": None, "status": "pending"})
+    assert refused.status_code == 422 and refused.json()["error"]["details"][0]["field"] == "tier"
+    assert desk.get(f"/tickets/{number}")["status"] != "pending"  # bad input changes nothing

@@ -229,7 +229,7 @@ class AgentRef(View):
 class TicketAssigned(View):
     ticket_number: str
     assignee: str
-    agent: AgentRef
+    agent: Optional[AgentRef] = None  # null: an assignee set by hand who is not one of routing's agents
     team: Optional[str] = None
     tier: int = 1
     priority: Optional[str] = None  # the priority after routing (a rule may raise it)
@@ -239,6 +239,8 @@ class TicketAssigned(View):
     manual: bool = False
     previous_assignee: Optional[str] = None
     assigned_at: datetime
+    sequence: Optional[int] = None  # routing's decisions about one ticket, numbered 1, 2, ... in the order made
+    actor: Optional[str] = None  # who decided: "routing", or the person who set it by hand
 
 
 class TicketQueued(View):
@@ -252,6 +254,8 @@ class TicketQueued(View):
     rule: Optional[str] = None
     previous_assignee: Optional[str] = None
     queued_at: datetime
+    sequence: Optional[int] = None
+    actor: Optional[str] = None
 
 
 class TicketEscalated(View):
@@ -264,6 +268,7 @@ class TicketEscalated(View):
     reason: str
     actor: str
     escalated_at: datetime
+    sequence: Optional[int] = None
 
 
 class SlaClock(View):
@@ -291,10 +296,13 @@ class SlaBreached(SlaClock):
 for _entry in [
     EventType("ticket_assigned", "routing", TicketAssigned,
               "A ticket was assigned (or reassigned) to an agent, by a routing rule, from the team queue, "
-              "or by hand (``manual``). The tickets service sets assignee, team, tier and priority from it."),
+              "or by hand (``manual``; also a change of team or tier set by hand while the agent keeps it). "
+              "The tickets service sets assignee, team, tier and priority from it, in ``sequence`` order. "
+              "Version 2: ``agent`` is null when the assignee set by hand is not one of routing's agents.",
+              schema_version=2),
     EventType("ticket_queued", "routing", TicketQueued,
-              "No agent of the chosen team and tier could take the ticket now: it waits in the team queue "
-              "and is assigned, in priority and age order, as soon as an agent frees up."),
+              "No agent of the chosen team and tier could take the ticket now, or a person unassigned it: it "
+              "waits in the team queue and is assigned, in priority and age order, as soon as an agent frees up."),
     EventType("ticket_escalated", "routing", TicketEscalated,
               "A ticket moved up its escalation path (next tier or another team), by an agent or "
               "automatically (SLA breach, urgent priority, repeated reopening); followed by "

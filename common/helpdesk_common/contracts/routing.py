@@ -173,6 +173,23 @@ class ManualAssignment(Contract):
     reason: Reason
 
 
+class RoutingChanges(Contract):
+    """A ticket's assignee, team or tier set by hand (what a ticket PATCH gives of them); only the fields
+    given change. ``assignee`` null puts the ticket back in its team's queue."""
+
+    assignee: Optional[Annotated[str, StringConstraints(min_length=1, max_length=100)]] = None
+    team: Optional[Annotated[str, StringConstraints(min_length=1, max_length=100)]] = None  # as tickets take it
+    tier: Optional[Annotated[int, Field(ge=1, le=9)]] = None
+
+
+class HandRouted(View):
+    """What routing decided for a change made by hand: where the ticket stands, and the decisions
+    announced (their event envelopes, for the tickets service to apply at once)."""
+
+    routing: "RoutedTicketView"
+    decisions: list[dict[str, Any]]
+
+
 class Escalation(Contract):
     """Escalate a ticket along its team's escalation path (or to ``to_team``); the reason is recorded."""
 

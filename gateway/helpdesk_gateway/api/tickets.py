@@ -9,6 +9,8 @@ from helpdesk_common.errors import ValidationFailed
 
 from . import json_body, operation, query_args, services, viewer
 
+ROUTED = ("assignee", "team", "tier")  # routing decides these (services/routing/README.md)
+
 bp = Blueprint("tickets", __name__, url_prefix="/api/v1")
 
 TICKET_ERRORS = (404,)
@@ -58,10 +60,22 @@ def get_ticket(number):
 @operation(bp, "/tickets/<number>", "PATCH", summary="Change a ticket", tag="tickets", body=TicketChanges,
            answer=TicketView, roles=("admin", "agent"), errors=TICKET_ERRORS + WRITE_ERRORS + (403, 409))
 def update_ticket(number):
-    """Changes only the fields given. A status change must be allowed by the workflow (409 otherwise)."""
+    """Changes only the fields given. A status change must be allowed by the workflow (409 otherwise).
+    ``assignee``, ``team`` and ``tier`` are decided by routing (as with ``PUT .../assignment``): an
+    ``assignee`` who is one of routing's agents takes the ticket whatever their load, null puts it back
+    in its team's queue."""
     changes = json_body()
     validate(TicketChanges, changes)
-    return jsonify(services().call("tickets", "update_ticket", number, changes, viewer()))
+    routed = {field: changes[field] for field in ROUTED if field in changes}
+    rest = {field: value for field, value in changes.items() if field not in ROUTED}
+    if not routed:
+        return jsonify(services().call("tickets", "update_ticket", number, rest, viewer()))
+    # Routing is the one writer of these fields. The rest is checked first (changing nothing), so a
+    # refused change leaves routing alone too; then the tickets service applies routing's decision with
+    # the rest, at once, so the answer shows it (the decision's event, arriving later, changes nothing).
+    ticket = services().call("tickets", "update_ticket", number, rest, viewer(), None, True)
+    decided = services().call("routing", "route_by_hand", number, routed, viewer(), ticket)
+    return jsonify(services().call("tickets", "update_ticket", number, rest, viewer(), decided["decisions"]))
 
 
 @operation(bp, "/tickets/<number>/messages", "POST", summary="Reply or add an internal note", tag="tickets",

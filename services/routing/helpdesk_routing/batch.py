@@ -271,7 +271,7 @@ def route_new_tickets(session, tickets, settings, now, correlation_ids=None):
                      "priority": decision.priority, "priority_rank": -PRIORITY_RANK.get(decision.priority, 1),
                      "language": decision.language, "required_skills": decision.required_skills,
                      "rule": decision.rule, "agent_id": agent.id if agent else None, "status": ticket.get("status"),
-                     "reopen_count": 0, "created_at": _created_at(ticket, now),
+                     "reopen_count": 0, "decisions": 1, "outside_assignee": None, "created_at": _created_at(ticket, now),
                      "queued_at": None if agent else now, "updated_at": now})
         picks.append(agent)
     if not rows:
@@ -304,7 +304,8 @@ def route_new_tickets(session, tickets, settings, now, correlation_ids=None):
                     "agent": {"id": agent.id, "name": name, "email": email, "assignee": ref},
                     "team": row["team"], "tier": row["tier"], "priority": row["priority"],
                     "language": row["language"], "reason": f"rule {row['rule']}" if row["rule"] else "team queue",
-                    "rule": row["rule"], "manual": False, "previous_assignee": None, "assigned_at": iso(now)}
+                    "rule": row["rule"], "manual": False, "previous_assignee": None, "assigned_at": iso(now),
+                    "sequence": 1, "actor": "routing"}
             envelopes.append(new_event("ticket_assigned", data, correlation_id=correlation_of[number], subject=number))
         else:
             if row["team"] is None:
@@ -315,7 +316,8 @@ def route_new_tickets(session, tickets, settings, now, correlation_ids=None):
                 reason = "no agent free"
             data = {"ticket_number": number, "team": row["team"], "tier": row["tier"], "priority": row["priority"],
                     "language": row["language"], "required_skills": row["required_skills"], "reason": reason,
-                    "rule": row["rule"], "previous_assignee": None, "queued_at": iso(now)}
+                    "rule": row["rule"], "previous_assignee": None, "queued_at": iso(now), "sequence": 1,
+                    "actor": "routing"}
             envelopes.append(new_event("ticket_queued", data, correlation_id=correlation_of[number], subject=number))
         views[number] = routed_view(SimpleNamespace(**row))
     stage_many(session, Outbox, envelopes)

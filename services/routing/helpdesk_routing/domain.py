@@ -55,14 +55,22 @@ class Context:
     actor: str = "routing"
     correlation_id: str = None
     now: datetime = field(default_factory=utcnow)
+    decided: list = field(default_factory=list)  # the decisions announced, in order (their envelopes)
 
 
 def iso(moment):
     return moment.isoformat() if moment is not None else None
 
 
-def _publish(session, ctx, event_type, data, number=None):
-    stage(session, Outbox, new_event(event_type, data, correlation_id=ctx.correlation_id, subject=number))
+def _decide(session, routed, ctx, event_type, data):
+    """Announce a decision about ``routed`` (assignee, team, tier, priority), numbered per ticket: the
+    tickets service applies a ticket's decisions in the order they were made, so one arriving late (a
+    redelivery, another replica's) never undoes a newer one."""
+    routed.decisions = (routed.decisions or 0) + 1
+    envelope = new_event(event_type, {**data, "sequence": routed.decisions, "actor": ctx.actor},
+                         correlation_id=ctx.correlation_id, subject=routed.number)
+    stage(session, Outbox, envelope)
+    ctx.decided.append(envelope)
 
 
 def _is_postgres(session):
@@ -93,7 +101,7 @@ def routed_view(routed):
     return {"number": routed.number, "state": routed.state, "team": routed.team, "tier": routed.tier,
             "priority": routed.priority, "language": routed.language, "required_skills": routed.required_skills,
             "agent_id": routed.agent_id,
-            "assignee": assignee_ref(routed.agent_id) if routed.agent_id else None,
+            "assignee": assignee_ref(routed.agent_id) if routed.agent_id else routed.outside_assignee,
             "queued_at": iso(routed.queued_at), "created_at": iso(routed.created_at),
             "reopen_count": routed.reopen_count}
 
@@ -348,22 +356,24 @@ def _take(session, routed, agent_id, ctx, reason, *, manual=False, force=False, 
 def _assigned(session, routed, assignment, ctx, *, previous=None):
     agent = session.get(Agent, assignment.agent_id)
     ref = assignee_ref(agent.id)
-    _publish(session, ctx, "ticket_assigned", {
+    routed.outside_assignee = None
+    _decide(session, routed, ctx, "ticket_assigned", {
         "ticket_number": routed.number, "assignee": ref,
         "agent": {"id": agent.id, "name": agent.name, "email": agent.email, "assignee": ref},
         "team": routed.team, "tier": routed.tier, "priority": routed.priority, "language": routed.language,
         "reason": assignment.reason, "rule": routed.rule, "manual": assignment.manual,
         "previous_assignee": assignee_ref(previous) if previous else None, "assigned_at": iso(assignment.at),
-    }, routed.number)
+    })
 
 
 def _queued(session, routed, ctx, reason, *, previous=None):
-    _publish(session, ctx, "ticket_queued", {
+    routed.outside_assignee = None
+    _decide(session, routed, ctx, "ticket_queued", {
         "ticket_number": routed.number, "team": routed.team, "tier": routed.tier, "priority": routed.priority,
         "language": routed.language, "required_skills": routed.required_skills, "reason": reason,
         "rule": routed.rule, "previous_assignee": assignee_ref(previous) if previous else None,
         "queued_at": iso(routed.queued_at or ctx.now),
-    }, routed.number)
+    })
 
 
 def _assign_from_team(session, routed, ctx, reason, *, previous=None):
@@ -402,9 +412,10 @@ def _lock_queued(session, number):
                           .with_for_update(skip_locked=True)) is not None
 
 
-def drain_for_agent(session, agent_id, ctx, limit=None):
+def drain_for_agent(session, agent_id, ctx, limit=None, keep_away=None):
     """Give waiting tickets of the agent's teams and tier to ``agent_id`` while they have room, most
-    urgent first, then oldest. Returns how many they took."""
+    urgent first, then oldest (``keep_away``: a ticket just taken from them by hand). Returns how many
+    they took."""
     agent = session.get(Agent, agent_id)
     session.refresh(agent)  # the load as committed now, not as this session first read it
     candidate = _candidate(agent)
@@ -418,7 +429,7 @@ def drain_for_agent(session, agent_id, ctx, limit=None):
     while taken < free and seen < QUEUE_SCAN_LIMIT:
         # Taken rows leave the queue; only the skipped ones (not for this agent) stay ahead of the next page.
         query = (select(RoutedTicket).where(RoutedTicket.state == "queued", RoutedTicket.team.in_(list(teams)),
-                                            RoutedTicket.tier == agent.tier)
+                                            RoutedTicket.tier == agent.tier, RoutedTicket.number != (keep_away or ""))
                  .order_by(RoutedTicket.priority_rank, RoutedTicket.created_at, RoutedTicket.number)
                  .offset(skipped).limit(QUEUE_PAGE))
         page = list(session.scalars(query))
@@ -482,22 +493,20 @@ def _release(session, routed, ctx):
     return agent_id
 
 
-DECIDED_FIELDS = frozenset({"assignee", "team", "tier", "priority"})
+REACTS_TO = frozenset({"status", "priority"})
 
 
-def is_own_decision(data):
-    """Whether a ``ticket_updated`` is routing's own decision applied by the tickets service (its echo).
-
-    Routing already holds what the echo says (it wrote it when it decided), so there is nothing to
-    learn from it; reading it as someone else's change could even take an old echo for a reassignment.
-    """
-    return data.get("actor") == "routing" and {c["field"] for c in data.get("changes") or []} <= DECIDED_FIELDS
+def reacts_to(data):
+    """Whether a ``ticket_updated`` can move anything in routing: a status or a priority change. Assignee,
+    team and tier are routing's own decisions (the tickets service only applies them), so a change of
+    those alone is routing's decision coming back, with nothing to learn from it."""
+    return bool(REACTS_TO & {change["field"] for change in data.get("changes") or []})
 
 
 def ticket_changed(session, ticket, changes, settings, ctx):
     """React to ``ticket_updated``: a closing status frees the agent (who takes the next waiting
     ticket), a reopening brings the ticket back (escalating after repeated reopening), a priority
-    raised to urgent escalates, and an assignee set by hand in the tickets service moves the load."""
+    raised to urgent escalates."""
     number = ticket["number"]
     fields = {change["field"]: change for change in changes}
     query = select(RoutedTicket).where(RoutedTicket.number == number)
@@ -529,10 +538,6 @@ def ticket_changed(session, ticket, changes, settings, ctx):
         if routed.priority == "urgent" and settings.escalate_on_urgent and routed.state != "released":
             escalate(session, number, "priority raised to urgent", "urgent_priority", ctx)
             return "escalated"
-    if "assignee" in fields and routed.state != "released":
-        new = agent_id_of(ticket.get("assignee"))
-        if new != routed.agent_id:
-            return _assigned_elsewhere(session, routed, new, ctx)
     return None
 
 
@@ -558,21 +563,6 @@ def _reopened(session, routed, settings, ctx):
     return "assigned"
 
 
-def _assigned_elsewhere(session, routed, new_agent_id, ctx):
-    """Somebody set the assignee in the tickets service: follow it so loads stay true."""
-    freed = _release(session, routed, ctx)
-    if new_agent_id is not None and session.get(Agent, new_agent_id) is not None:
-        _take(session, routed, new_agent_id, ctx, "assignee set in the tickets service", manual=True, force=True)
-        routed.state, routed.agent_id = "assigned", new_agent_id
-    else:  # cleared, or not one of routing's agents: nobody of ours carries it
-        routed.state, routed.agent_id = "assigned", None
-    routed.queued_at, routed.updated_at = None, ctx.now
-    session.flush()
-    if freed is not None:
-        drain_for_agent(session, freed, ctx)
-    return "followed"
-
-
 def assign_manually(session, number, agent_id, reason, ctx):
     """An agent or supervisor gives the ticket to ``agent_id``, whatever their load (recorded)."""
     routed = find_routed(session, number, lock=True)
@@ -588,6 +578,114 @@ def assign_manually(session, number, agent_id, reason, ctx):
     if freed is not None:
         drain_for_agent(session, freed, ctx)
     return routed_view(routed)
+
+
+ROUTED_FIELDS = ("assignee", "team", "tier")
+"""A ticket's fields that routing alone decides; the tickets service applies its decisions."""
+
+
+def _routed_from_ticket(session, ticket, ctx):
+    """Routing's record of a ticket it has not routed yet (a person set its assignee, team or tier before
+    routing's ``ticket_created`` arrived): made from the ticket as it is, so that event finds it seen and
+    leaves it alone (the person's decision came first)."""
+    if ticket is None:
+        raise NotFound("Routing has not seen this ticket (yet).", code="ticket_not_found")
+    priority = ticket.get("priority") or "normal"
+    created = ticket.get("created_at")
+    routed = RoutedTicket(number=ticket["number"], state="queued", team=ticket.get("team"), tier=ticket.get("tier") or 1,
+                          priority=priority, priority_rank=-PRIORITY_RANK.get(priority, 1),
+                          language=ticket.get("language"), required_skills={}, status=ticket.get("status"),
+                          reopen_count=0, decisions=0,
+                          created_at=datetime.fromisoformat(created) if isinstance(created, str) else (created or ctx.now),
+                          queued_at=ctx.now, updated_at=ctx.now)
+    session.add(routed)
+    session.flush()  # routing's own first delivery of ticket_created, at the same moment, fails here: rerun
+    return routed
+
+
+def route_by_hand(session, number, changes, ticket, ctx):
+    """A person sets a ticket's assignee, team or tier (``changes``: the fields given, as in a ticket PATCH;
+    ``ticket``: the ticket's view, for a ticket routing has not seen yet). Carried out as routing's decision,
+    announced like any other, so that one writer decides these fields:
+
+    - an ``assignee`` that is one of routing's agents takes the ticket whatever their load (as
+      :func:`assign_manually`); any other name is recorded as it is (no load, no capacity);
+    - ``assignee`` null puts the ticket back in its team's queue (assigned at the next sweep or as soon as
+      an agent frees up, not in this decision: the person just took it away from someone);
+    - ``team`` and ``tier`` move the ticket; without ``assignee`` its agent keeps it, and a waiting ticket
+      waits in its new queue (or goes to a free agent there);
+    - a resolved or closed ticket records the change and holds no agent's load.
+
+    Returns the routing view; the decisions are in ``ctx.decided``."""
+    query = select(RoutedTicket).where(RoutedTicket.number == number)
+    routed = session.scalars(query.with_for_update() if _is_postgres(session) else query).first()
+    if routed is None:
+        routed = _routed_from_ticket(session, ticket, ctx)
+    reason = f"set by hand ({', '.join(f for f in ROUTED_FIELDS if f in changes)})"
+    if "team" in changes:
+        routed.team = changes["team"]
+    if "tier" in changes:
+        routed.tier = changes["tier"]
+    holder = routed.agent_id if routed.state == "assigned" else None
+    if "assignee" in changes:
+        target = changes["assignee"]
+    elif routed.state == "assigned":
+        target = assignee_ref(routed.agent_id) if routed.agent_id else routed.outside_assignee
+    else:
+        target = None
+    agent_id = agent_id_of(target)
+    agent = session.get(Agent, agent_id) if agent_id is not None else None
+    routed.updated_at = ctx.now
+
+    if routed.state == "released":  # finished: who and where are recorded, nobody's load changes
+        routed.agent_id, routed.outside_assignee = (agent.id, None) if agent else (None, target)
+        session.flush()
+        _announce_by_hand(session, routed, agent, target, ctx, reason, previous=holder)
+        return routed_view(routed)
+    if target is None:
+        freed = _release(session, routed, ctx)
+        routed.state, routed.agent_id = "queued", None
+        routed.queued_at = routed.queued_at if holder is None and routed.queued_at else ctx.now
+        session.flush()
+        if "assignee" in changes or _assign_from_team(session, routed, ctx, reason, previous=holder) is None:
+            _queued(session, routed, ctx, reason, previous=holder)
+        if freed is not None:
+            drain_for_agent(session, freed, ctx, keep_away=number)
+        return routed_view(routed)
+    if agent is not None and agent.id == holder:  # the same agent, in a new team or tier: no new load
+        routed.outside_assignee = None
+        session.flush()
+        _announce_by_hand(session, routed, agent, target, ctx, reason, previous=holder)
+        return routed_view(routed)
+    freed = _release(session, routed, ctx)
+    routed.state, routed.queued_at = "assigned", None
+    if agent is not None:
+        assignment = _take(session, routed, agent.id, ctx, reason, manual=True, force=True)
+        routed.agent_id = agent.id
+        session.flush()
+        _assigned(session, routed, assignment, ctx, previous=holder)
+    else:
+        routed.agent_id, routed.outside_assignee = None, target
+        session.flush()
+        _announce_by_hand(session, routed, None, target, ctx, reason, previous=holder)
+    if freed is not None:
+        drain_for_agent(session, freed, ctx)
+    return routed_view(routed)
+
+
+def _announce_by_hand(session, routed, agent, target, ctx, reason, *, previous=None):
+    """``ticket_assigned`` (``target`` set: an agent, or a name routing does not know, whose ``agent`` is
+    null) or ``ticket_queued`` (nobody) for a decision made by hand that took no agent's load."""
+    if target is None:
+        _queued(session, routed, ctx, reason, previous=previous)
+        return
+    _decide(session, routed, ctx, "ticket_assigned", {
+        "ticket_number": routed.number, "assignee": target,
+        "agent": {"id": agent.id, "name": agent.name, "email": agent.email, "assignee": target} if agent else None,
+        "team": routed.team, "tier": routed.tier, "priority": routed.priority, "language": routed.language,
+        "reason": reason, "rule": routed.rule, "manual": True,
+        "previous_assignee": assignee_ref(previous) if previous else None, "assigned_at": iso(ctx.now),
+    })
 
 
 def escalate(session, number, reason, trigger, ctx, to_team=None):
@@ -615,10 +713,10 @@ def escalate(session, number, reason, trigger, ctx, to_team=None):
     session.add(EscalationRecord(ticket_number=number, from_team=from_team, to_team=new_team, from_tier=from_tier,
                                  to_tier=new_tier, trigger=trigger, reason=reason[:500], actor=ctx.actor, at=ctx.now))
     session.flush()
-    _publish(session, ctx, "ticket_escalated", {
+    _decide(session, routed, ctx, "ticket_escalated", {
         "ticket_number": number, "from_team": from_team, "to_team": new_team, "from_tier": from_tier,
-        "to_tier": new_tier, "trigger": trigger, "reason": reason, "actor": ctx.actor, "escalated_at": iso(ctx.now),
-    }, number)
+        "to_tier": new_tier, "trigger": trigger, "reason": reason, "escalated_at": iso(ctx.now),
+    })
     if _assign_from_team(session, routed, ctx, f"escalated ({trigger})", previous=previous) is None:
         _queued(session, routed, ctx, f"escalated ({trigger}); no agent free", previous=previous)
     if freed is not None:

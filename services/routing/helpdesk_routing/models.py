@@ -102,6 +102,11 @@ class RoutedTicket(Base):
     agent_id: Mapped[Optional[int]] = mapped_column(ForeignKey("agents.id"))
     status: Mapped[Optional[str]] = mapped_column(String(30))  # the ticket's status, last seen
     reopen_count: Mapped[int] = mapped_column(Integer, default=0)
+    # How many decisions routing announced for the ticket: each carries its number (``sequence``), so the
+    # tickets service applies them in the order they were made, whatever order they arrive in.
+    decisions: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # An assignee set by hand who is not one of routing's agents (no load, no capacity); None otherwise.
+    outside_assignee: Mapped[Optional[str]] = mapped_column(String(100))
     created_at: Mapped[object] = mapped_column(UtcDateTime, default=utcnow)  # the ticket's creation
     queued_at: Mapped[Optional[object]] = mapped_column(UtcDateTime)
     updated_at: Mapped[object] = mapped_column(UtcDateTime, default=utcnow)

@@ -18,9 +18,10 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from helpdesk_common.adapters.consumer import reliable_batch_handler, reliable_handler
 from helpdesk_common.inbox import first_deliveries, first_delivery
-from helpdesk_common.contracts import validate
+from helpdesk_common.contracts import given_fields, validate
 from helpdesk_common.contracts.routing import (AgentChanges, Escalation, ManualAssignment, NewAgent, NewRule,
-                                               NewTeam, PresenceChange, QueueQuery, TeamChanges, Viewer)
+                                               NewTeam, PresenceChange, QueueQuery, RoutingChanges, TeamChanges,
+                                               Viewer)
 from helpdesk_common.adapters.database import Database
 from helpdesk_common.database import utcnow
 from helpdesk_common.errors import EXPECTED_ERRORS
@@ -124,9 +125,9 @@ class RoutingService:
 
         return self._write(change)
 
-    # The tickets service echoing what routing decided is left out of the batch (no worker for an echo).
-    @reliable_batch_handler("tickets", "ticket_updated",
-                            skip=lambda event: domain.is_own_decision(event["data"]))
+    # Only status and priority changes move anything here: the rest is acknowledged without a worker
+    # (most ticket_updated events are routing's own decisions applied).
+    @reliable_batch_handler("tickets", "ticket_updated", skip=lambda event: not domain.reacts_to(event["data"]))
     def on_ticket_updated(self, events):
         for event in events:  # each in its own transaction, once: a change re-routes one ticket
             data = event["data"]
@@ -208,6 +209,22 @@ class RoutingService:
         command, who = validate(ManualAssignment, assignment), validate(Viewer, viewer, prefix="viewer.")
         return self._write(lambda s: domain.assign_manually(s, str(number), command.agent_id, command.reason,
                                                             self._ctx(who)))
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def route_by_hand(self, number, changes, viewer, ticket=None):
+        """A ticket's assignee, team or tier set by hand (a ticket PATCH): routing's decision, and its
+        envelopes for the tickets service to apply at once (``ticket``: its view, for a ticket routing has
+        not seen yet)."""
+        command, who = validate(RoutingChanges, changes), validate(Viewer, viewer, prefix="viewer.")
+        given = {field: getattr(command, field)
+                 for field in given_fields(command, domain.ROUTED_FIELDS, not_null=("tier",))}
+
+        def change(session):  # a rerun starts afresh: only the decisions of the committed attempt count
+            ctx = self._ctx(who)
+            view = domain.route_by_hand(session, str(number), given, ticket, ctx)
+            return {"routing": view, "decisions": ctx.decided}
+
+        return self._write(change)
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def escalate_ticket(self, number, escalation, viewer):

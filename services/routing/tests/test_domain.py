@@ -177,25 +177,89 @@ def test_sla_breach_reopening_and_urgent_priority_escalate_automatically(ticket,
     assert load_of(sessions, l3["id"]) == 0
 
 
-def test_assignee_set_in_tickets_is_followed_and_echoes_are_ignored(ticket, team, agent, route, run, settings, sessions):
+def by_hand(run, number, ticket=None, actor="ada", **changes):
+    """``route_by_hand`` as the gateway calls it for a ticket PATCH; returns (view, decisions)."""
+    def call(session, ctx):
+        ctx.actor = actor
+        return domain.route_by_hand(session, number, changes, ticket, ctx), ctx.decided
+    return run(call)
+
+
+def decided(envelopes):
+    for envelope in envelopes:
+        CATALOGUE[envelope["type"]].data_model.model_validate(envelope["data"])  # each a valid event
+    return [(e["type"], e["data"].get("assignee"), e["data"].get("team"), e["data"].get("tier"),
+             e["data"]["sequence"], e["data"]["actor"]) for e in envelopes]
+
+
+def test_an_assignee_set_by_hand_is_routings_decision_and_moves_the_load(ticket, team, agent, route, run, sessions):
+    team("desk")
+    a, b = agent("A", teams=["desk"]), agent("B", teams=["desk"], capacity=1)
+    t = route(team="desk")
+    assert t["agent_id"] == a["id"]  # decision 1
+    view, decisions = by_hand(run, t["number"], assignee=f"agent-{b['id']}")
+    assert (view["state"], view["agent_id"]) == ("assigned", b["id"])
+    assert decided(decisions) == [("ticket_assigned", f"agent-{b['id']}", "desk", 1, 2, "ada")]
+    assert decisions[0]["data"]["manual"] and decisions[0]["data"]["previous_assignee"] == f"agent-{a['id']}"
+    assert (load_of(sessions, a["id"]), load_of(sessions, b["id"])) == (0, 1)
+    view, decisions = by_hand(run, t["number"], assignee=f"agent-{b['id']}", team="desk")  # B again: beyond capacity is fine
+    assert decided(decisions) == [("ticket_assigned", f"agent-{b['id']}", "desk", 1, 3, "ada")]
+    assert load_of(sessions, b["id"]) == 1  # the same agent: no second load
+
+
+def test_an_assignee_who_is_not_an_agent_is_recorded_without_load(ticket, team, agent, route, run, sessions):
     team("desk")
     a = agent("A", teams=["desk"])
-    b = agent("B", teams=["desk"])
     t = route(team="desk")
-    assert changed(run, settings, ticket(t["number"], assignee=f"agent-{a['id']}"),
-                   ("assignee", None, f"agent-{a['id']}")) is None  # the echo of our own assignment
-    assert changed(run, settings, ticket(t["number"], assignee=f"agent-{b['id']}"),
-                   ("assignee", f"agent-{a['id']}", f"agent-{b['id']}")) == "followed"
-    assert (load_of(sessions, a["id"]), load_of(sessions, b["id"])) == (0, 1)
+    view, decisions = by_hand(run, t["number"], assignee="alan")
+    assert (view["state"], view["agent_id"], view["assignee"]) == ("assigned", None, "alan")
+    assert decided(decisions) == [("ticket_assigned", "alan", "desk", 1, 2, "ada")]
+    assert decisions[0]["data"]["agent"] is None
+    assert load_of(sessions, a["id"]) == 0  # freed; and nothing waits for A
+    view, decisions = by_hand(run, t["number"], team="billing")  # a team change keeps the assignee
+    assert decided(decisions) == [("ticket_assigned", "alan", "billing", 1, 3, "ada")]
 
 
-def test_only_routings_own_decisions_echoed_back_are_skipped_without_a_transaction():
-    decided = [{"field": "assignee", "old": None, "new": "agent-1"}, {"field": "tier", "old": 1, "new": 2}]
-    assert domain.is_own_decision({"actor": "routing", "changes": decided})
-    assert not domain.is_own_decision({"actor": "alan", "changes": decided})  # an agent reassigned it
-    assert not domain.is_own_decision({"changes": decided})  # from before the actor was announced: handled
-    assert not domain.is_own_decision({"actor": "routing", "changes": decided + [
-        {"field": "status", "old": "new", "new": "open"}]})  # not something routing decides
+def test_unassigned_by_hand_a_ticket_waits_in_its_queue(ticket, team, agent, route, run, sessions):
+    team("desk")
+    a = agent("A", teams=["desk"])
+    t = route(team="desk")
+    view, decisions = by_hand(run, t["number"], assignee=None)
+    assert (view["state"], view["agent_id"]) == ("queued", None)  # not given straight back to A
+    assert decided(decisions)[0][:3] == ("ticket_queued", None, "desk")
+    assert decisions[0]["data"]["previous_assignee"] == f"agent-{a['id']}"
+    assert load_of(sessions, a["id"]) == 0
+
+
+def test_a_waiting_ticket_moved_by_hand_goes_to_a_free_agent_of_its_new_team(ticket, team, agent, route, run):
+    team("desk")
+    team("billing")
+    t = route(team="desk")  # nobody in desk: queued (decision 1)
+    b = agent("B", teams=["billing"])
+    view, decisions = by_hand(run, t["number"], team="billing", tier=1)
+    assert (view["state"], view["agent_id"], view["team"]) == ("assigned", b["id"], "billing")
+    assert decided(decisions) == [("ticket_assigned", f"agent-{b['id']}", "billing", 1, 2, "ada")]
+
+
+def test_a_ticket_set_by_hand_before_routing_saw_it_is_not_routed_again(ticket, team, agent, route, run, sessions):
+    team("desk")
+    a = agent("A", teams=["desk"])
+    new = ticket(team="desk")
+    view, decisions = by_hand(run, new["number"], ticket=new, assignee="alan")
+    assert decided(decisions) == [("ticket_assigned", "alan", "desk", 1, 1, "ada")]
+    assert route(number=new["number"], team="desk") is None  # ticket_created arriving now: seen already
+    assert load_of(sessions, a["id"]) == 0
+    with pytest.raises(NotFound):
+        by_hand(run, "HD-404404", assignee="alan")  # neither seen nor described
+
+
+def test_only_status_and_priority_changes_reach_routing():
+    decided_only = [{"field": "assignee", "old": None, "new": "agent-1"}, {"field": "tier", "old": 1, "new": 2}]
+    assert not domain.reacts_to({"actor": "routing", "changes": decided_only})
+    assert not domain.reacts_to({"actor": "alan", "changes": decided_only})  # also a decision, made by hand
+    assert domain.reacts_to({"changes": decided_only + [{"field": "status", "old": "new", "new": "open"}]})
+    assert domain.reacts_to({"changes": [{"field": "priority", "old": "normal", "new": "urgent"}]})
+    assert not domain.reacts_to({"changes": [{"field": "tags", "old": [], "new": ["vip"]}]})
 
 
 def test_resolved_before_created_leaves_a_tombstone(ticket, team, agent, route, run, settings, sessions):

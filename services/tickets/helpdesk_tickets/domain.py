@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass
 from typing import Optional
 
-from sqlalchemy import and_, false, insert, or_, select, update
+from sqlalchemy import and_, bindparam, false, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, selectinload
@@ -31,6 +31,8 @@ from .workflow import Workflow
 
 STAFF = ("admin", "agent", "system")
 CHANGEABLE = ("status", "priority", "severity", "assignee", "team", "tier", "tags", "custom_fields")
+ROUTED = ("assignee", "team", "tier")
+"""Routing decides these (it is their one writer); the tickets service only applies its decisions."""
 NOT_NULL = ("status", "priority", "tier", "tags", "custom_fields")
 
 
@@ -402,13 +404,24 @@ def _apply_status(ticket, target, rules, now):
         ticket.resolved_at = ticket.resolved_at or now
 
 
-def change_ticket(session: Session, number, changes, viewer, rules: Rules, now=None):
-    """Apply a partial update; every field that really changed is recorded and announced."""
+def change_ticket(session: Session, number, changes, viewer, rules: Rules, now=None, decisions=()):
+    """Apply a partial update; every field that really changed is recorded and announced.
+
+    Assignee, team and tier are routing's: they come as ``decisions`` (the envelopes routing announced for
+    the change a person asked for), applied first, as their events would be; given in ``changes`` they
+    are refused."""
     if viewer.role not in STAFF:
         raise Forbidden("Only agents can change a ticket.", code="agents_only")
-    ticket = find_ticket(session, number, viewer, for_update=True)
     given = given_fields(changes, CHANGEABLE, NOT_NULL)
+    routed = [field for field in given if field in ROUTED]
+    if routed:
+        raise ValidationFailed(f"{', '.join(routed)}: set by routing, not by the tickets service (PATCH the ticket "
+                               "through the gateway, or PUT /api/v1/tickets/{number}/assignment).",
+                               code="set_by_routing")
+    ticket = find_ticket(session, number, viewer, for_update=True)
     now = now or utcnow()
+    if decisions:
+        apply_routing_batch(session, list(decisions), rules, now=now, views=False)
     diff = []
     old_status = ticket.status
     for field in given:
@@ -556,6 +569,16 @@ def apply_routing(session: Session, envelope, rules: Rules, now=None):
 
 
 ROUTING_VIEWER_ROLE = "system"
+DECISION_TYPES = ("ticket_assigned", "ticket_queued", "ticket_escalated")
+
+
+def routing_decisions(envelopes):
+    """``envelopes`` checked to be routing's decisions (each read again by :func:`_decision` as it applies)."""
+    if not isinstance(envelopes, list) or not all(
+            isinstance(e, dict) and e.get("type") in DECISION_TYPES and e.get("id") and isinstance(e.get("data"), dict)
+            for e in envelopes):
+        raise ValidationFailed("decisions: a list of routing's decision events.", code="invalid_decisions")
+    return envelopes
 
 
 def _decision(envelope):
@@ -569,26 +592,26 @@ def _decision(envelope):
         changes = {"tier": data["to_tier"], **({"team": data["to_team"]} if data.get("to_team") else {})}
     else:
         raise ValueError(f"not a routing decision: {kind}")
-    if kind != "ticket_escalated" and data.get("team"):
-        changes["team"] = data["team"]  # no team chosen: the ticket keeps the one it has
+    if kind != "ticket_escalated" and (data.get("team") or data.get("sequence") is not None):
+        # A numbered decision states routing's whole placement, a team of null included (cleared by
+        # hand); an older one without a team chose none, and the ticket kept the one it had.
+        changes["team"] = data.get("team")
     if data.get("priority"):
         changes["priority"] = data["priority"]
     command = TicketChanges.model_validate(changes, strict=False)
     return {field: getattr(command, field) for field in given_fields(command, CHANGEABLE, NOT_NULL)}
 
 
-_DECIDED = ("id", "number", "assignee", "team", "tier", "priority")  # what a decision reads of a ticket
+_DECIDED = ("id", "number", "assignee", "team", "tier", "priority", "routing_sequence")  # what a decision reads
 
 
-def _applicable(envelope, changes, assignee):
-    """``changes`` as they apply to a ticket whose assignee is now ``assignee``.
-
-    A queueing leaves the ticket unassigned only when its assignee is still the one routing took it from
-    (``previous_assignee``; None for a new ticket): an agent who took the ticket by hand after routing
-    decided keeps it, rather than losing it to a decision made on an older state of the ticket."""
-    if envelope["type"] == "ticket_queued" and assignee != envelope["data"].get("previous_assignee"):
-        return {field: value for field, value in changes.items() if field != "assignee"}
-    return changes
+def _is_newer(envelope, applied):
+    """Whether a decision comes after the last one applied to its ticket (``applied``: that one's
+    sequence). Routing numbers its decisions per ticket; one arriving late (redelivered, or overtaken by a
+    change made by hand and applied at once) changes nothing. A decision without a number (from a routing
+    older than the numbering) is applied as it comes."""
+    sequence = envelope["data"].get("sequence")
+    return sequence is None or sequence > (applied or 0)
 
 
 def _tickets_for_decisions(session, todo, rules, views):
@@ -608,9 +631,10 @@ def _tickets_for_decisions(session, todo, rules, views):
     changing = set(numbers) if views else set()
     for _, envelope, changes in todo:  # in order: a ticket's second decision compares with the first's outcome
         current = state.get(str(envelope["data"]["ticket_number"]))
-        if current is not None:
-            changes = _applicable(envelope, changes, current["assignee"])
-        if current is not None and any(current[field] != new for field, new in changes.items()):
+        if current is None or not _is_newer(envelope, current["routing_sequence"]):
+            continue
+        current["routing_sequence"] = envelope["data"].get("sequence") or current["routing_sequence"]
+        if any(current[field] != new for field, new in changes.items()):
             changing.add(current["number"])
             current.update(changes)
     tickets = {number: _Unchanged(**row._mapping) for number, row in rows.items() if number not in changing}
@@ -654,6 +678,7 @@ def apply_routing_batch(session: Session, envelopes, rules: Rules, now=None, vie
             todo.append((index, envelope, _decision(envelope)))
     tickets = _tickets_for_decisions(session, todo, rules, views)
     answers, history, events, pending, touched = [None] * len(envelopes), [], [], [], set()
+    applied = {number: ticket.routing_sequence for number, ticket in tickets.items()}  # as decisions apply
 
     def announce():  # views are taken after a flush: they show the version the change got
         session.flush()
@@ -671,11 +696,18 @@ def apply_routing_batch(session: Session, envelopes, rules: Rules, now=None, vie
         ticket = tickets.get(str(data["ticket_number"]))
         if ticket is None:
             raise ticket_not_found(data["ticket_number"])
+        newer = _is_newer(envelope, applied[ticket.number])
+        if newer:
+            applied[ticket.number] = data.get("sequence") or applied[ticket.number]
         if ticket.id in touched:  # a second decision for the same ticket: the first gets its own version
             announce()
-        viewer = Viewer(actor="routing", role=ROUTING_VIEWER_ROLE, correlation_id=envelope.get("correlation_id"))
+        # Who decided: routing, or the person who set it by hand (routing names them in the decision).
+        viewer = Viewer(actor=data.get("actor") or "routing", role=ROUTING_VIEWER_ROLE,
+                        correlation_id=envelope.get("correlation_id"))
         diff = []
-        for field, new in _applicable(envelope, decision, ticket.assignee).items():
+        # One overtaken by a newer decision (an escalation whose assignment came first) changes nothing,
+        # but is recorded: the history tells what routing decided, and why.
+        for field, new in (decision if newer else {}).items():
             old = getattr(ticket, field)
             if old != new:
                 setattr(ticket, field, new)
@@ -690,10 +722,22 @@ def apply_routing_batch(session: Session, envelopes, rules: Rules, now=None, vie
         history.extend({"ticket_id": ticket.id, "at": now, "actor": viewer.actor, **row} for row in rows)
         pending.append((index, ticket, diff, viewer))
     announce()
+    _record_sequences(session, tickets, applied)
     if history:
         session.execute(insert(HistoryRecord.__table__), history)
     stage_many(session, Outbox, events)
     return answers
+
+
+def _record_sequences(session, tickets, applied):
+    """Each ticket's last applied decision, by one Core statement: a number only routing's decisions read,
+    so writing it neither bumps the ticket's version nor shows in its history."""
+    rows = [{"key": tickets[number].id, "sequence": sequence} for number, sequence in applied.items()
+            if sequence != tickets[number].routing_sequence]
+    if rows:
+        table = Ticket.__table__
+        session.execute(update(table).where(table.c.id == bindparam("key"))
+                        .values(routing_sequence=bindparam("sequence")), rows)
 
 
 # --- SLA timer ------------------------------------------------------------------------------------

@@ -78,6 +78,9 @@ class Ticket(Base):
     team: Mapped[Optional[str]] = mapped_column(String(100))
     tier: Mapped[int] = mapped_column(Integer, default=1)
     assignee: Mapped[Optional[str]] = mapped_column(String(100))
+    # The sequence number of the last routing decision applied (assignee, team and tier are routing's):
+    # an older decision arriving late changes nothing.
+    routing_sequence: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     language: Mapped[Optional[str]] = mapped_column(String(2))
     category: Mapped[Optional[str]] = mapped_column(String(100))
     tags: Mapped[list] = mapped_column(JSON, default=list)

@@ -140,9 +140,21 @@ class TicketsService:
         return page
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
-    def update_ticket(self, number, changes, viewer):
+    def update_ticket(self, number, changes, viewer, decisions=None, dry_run=False):
+        """``decisions``: routing's decisions for the assignee, team or tier given in the same request
+        (``route_by_hand``), applied first, at once, as their events will be (which then change nothing).
+        ``dry_run``: check the change (the caller may see the ticket, the workflow allows it, the custom
+        fields are valid) and answer the ticket as it would be, changing nothing."""
         command, who = validate(TicketChanges, changes), validate(Viewer, viewer, prefix="viewer.")
-        return self._write(lambda s: domain.change_ticket(s, str(number), command, who, self.rules), number)
+        decisions = domain.routing_decisions(decisions or [])
+        if dry_run:
+            with self.db() as session:
+                try:
+                    return domain.change_ticket(session, str(number), command, who, self.rules)
+                finally:
+                    session.rollback()
+        return self._write(lambda s: domain.change_ticket(s, str(number), command, who, self.rules,
+                                                          decisions=decisions), number)
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def add_message(self, number, message, viewer, idempotency_key=None):

@@ -1,4 +1,7 @@
 """Shared fixtures of the tickets tests: a migrated database per test, rules, viewers, helpers."""
+import os
+import sys
+
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import sessionmaker
@@ -10,6 +13,8 @@ from helpdesk_tickets import domain
 from helpdesk_tickets.migrate import upgrade
 from helpdesk_tickets.models import Outbox
 from helpdesk_tickets.workflow import Workflow
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the tests' helper modules (ticket_changes)
 
 NUMBER_FORMAT = "T{year}-{seq:05d}"
 

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from helpdesk_common.contracts.tickets import NewMessage, TicketChanges, TicketView, Viewer
 from helpdesk_common.errors import Forbidden, ValidationFailed
 from helpdesk_common.events import CATALOGUE, SPECVERSION
+from ticket_changes import change_ticket
 from helpdesk_tickets import domain
 from helpdesk_tickets.models import Contact, HistoryRecord, IdempotencyKey, Message, MessageKey, Outbox, Ticket
 
@@ -26,8 +27,7 @@ def _ticket(sessions, number):
 
 
 def _change(sessions, rules, viewer, number, **changes):
-    with sessions.begin() as session:
-        return domain.change_ticket(session, number, TicketChanges.model_validate(changes), viewer, rules)
+    return change_ticket(sessions, rules, viewer, number, **changes)
 
 
 def _reply(sessions, rules, viewer, number, body="hello", visibility="public"):
@@ -172,16 +172,23 @@ def test_change_records_one_history_row_per_changed_field_and_stages_events(
     assert view["version"] > 1
 
     changed = _history(sessions, number)[1:]
-    assert sorted(changed) == sorted([
+    # assignee, team and tier came as routing's decision (made by alan): applied first, and recorded with it
+    decision = ("alan", "ticket_assigned", None, {"reason": "set by hand", "rule": None, "trigger": None})
+    assert sorted(changed, key=repr) == sorted([
         ("alan", "status", "new", "in_progress"), ("alan", "priority", "normal", "urgent"),
         ("alan", "severity", None, "critical"), ("alan", "assignee", None, "alan"),
-        ("alan", "team", None, "billing"), ("alan", "tier", 1, 2), ("alan", "tags", ["a"], ["a", "b"])])
+        ("alan", "team", None, "billing"), ("alan", "tier", 1, 2), ("alan", "tags", ["a"], ["a", "b"]), decision],
+        key=repr)
 
-    [updated] = outbox_rows("ticket_updated")
+    routing_applied, updated = outbox_rows("ticket_updated")
+    data = assert_valid_envelope(routing_applied, "ticket_updated", number)
+    assert {c.field: (c.old, c.new) for c in data.changes} == {
+        "assignee": (None, "alan"), "team": (None, "billing"), "tier": (1, 2)}
+    assert data.actor == "alan"
     data = assert_valid_envelope(updated, "ticket_updated", number)
     assert {c.field: (c.old, c.new) for c in data.changes} == {
         "status": ("new", "in_progress"), "priority": ("normal", "urgent"), "severity": (None, "critical"),
-        "assignee": (None, "alan"), "team": (None, "billing"), "tier": (1, 2), "tags": (["a"], ["a", "b"])}
+        "tags": (["a"], ["a", "b"])}
     assert data.ticket.status == "in_progress"
     [status] = outbox_rows("status_changed")
     data = assert_valid_envelope(status, "status_changed", number)
@@ -338,6 +345,20 @@ def test_a_repeated_message_idempotency_key_returns_the_first_message(sessions, 
 
 
 def test_system_actor_may_change_tickets(sessions, rules, open_ticket):
-    system = Viewer(actor="routing", role="system")
+    system = Viewer(actor="sla", role="system")
     number = open_ticket()["number"]
-    assert _change(sessions, rules, system, number, assignee="alan")["assignee"] == "alan"
+    assert _change(sessions, rules, system, number, priority="high")["priority"] == "high"
+
+
+@pytest.mark.parametrize("field, value", [("assignee", "alan"), ("team", "billing"), ("tier", 2)])
+def test_assignee_team_and_tier_are_refused_without_routing(sessions, rules, agent, open_ticket, field, value):
+    """Routing is their one writer: given to the tickets service directly, they are refused, nothing changes."""
+    number = open_ticket()["number"]
+    with pytest.raises(ValidationFailed) as caught:
+        with sessions.begin() as session:
+            domain.change_ticket(session, number, TicketChanges.model_validate({field: value, "priority": "high"}),
+                                 agent, rules)
+    assert caught.value.code == "set_by_routing"
+    with sessions() as session:
+        ticket = session.scalar(select(Ticket).where(Ticket.number == number))
+        assert (ticket.assignee, ticket.team, ticket.tier, ticket.priority) == (None, None, 1, "normal")

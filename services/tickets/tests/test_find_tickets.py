@@ -3,6 +3,7 @@ import pytest
 
 from helpdesk_common.contracts.tickets import TicketChanges, TicketQuery
 from helpdesk_common.errors import ValidationFailed
+from ticket_changes import change_ticket
 from helpdesk_tickets import domain
 
 
@@ -16,8 +17,7 @@ def _numbers(sessions, viewer, **filters):
 
 
 def _change(sessions, rules, viewer, number, **changes):
-    with sessions.begin() as session:
-        return domain.change_ticket(session, number, TicketChanges.model_validate(changes), viewer, rules)
+    return change_ticket(sessions, rules, viewer, number, **changes)
 
 
 @pytest.fixture

@@ -3,12 +3,13 @@ import uuid
 
 import pytest
 from pydantic import ValidationError as PydanticValidationError
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm.exc import StaleDataError
 
 from helpdesk_common.contracts.tickets import TicketChanges, Viewer
 from helpdesk_common.errors import HelpdeskError, NotFound
 from helpdesk_tickets import domain
+from ticket_changes import change_ticket
 from helpdesk_tickets.models import Ticket
 
 AGENT = {"id": 7, "name": "Ada", "email": "ada@corp.example"}
@@ -67,16 +68,39 @@ def test_queueing_clears_the_assignee_and_escalation_raises_the_tier(sessions, r
 
 
 @pytest.mark.parametrize("batched", [False, True])
-def test_a_queueing_decided_before_an_agent_took_the_ticket_by_hand_keeps_the_agent(sessions, rules, open_ticket,
-                                                                                   batched):
+def test_a_decision_overtaken_by_a_newer_one_changes_nothing(sessions, rules, open_ticket, batched):
+    """Routing numbers its decisions per ticket: an agent takes the new ticket by hand (decision 2, applied at
+    once through the PATCH) before routing's decision on the new ticket (1, a queueing) arrives; that one
+    must neither unassign the agent nor move the ticket back to the queue's team."""
     number = open_ticket()["number"]
-    with sessions.begin() as session:  # an agent takes the new ticket before routing's decision arrives
-        domain.change_ticket(session, number, TicketChanges(assignee="bob"), Viewer(actor="bob", role="agent"),
-                             rules)
-    queued = decision("ticket_queued", number, team="network", previous_assignee=None)  # made on the new ticket
+    change_ticket(sessions, rules, Viewer(actor="bob", role="agent"), number, assignee="bob", team="desk")
+    with sessions() as session:  # the helper made decision 1 (no routing decision was applied before)
+        assert session.scalar(select(Ticket.routing_sequence).where(Ticket.number == number)) == 1
+    with sessions.begin() as session:
+        session.execute(update(Ticket).where(Ticket.number == number).values(routing_sequence=2))
+    queued = decision("ticket_queued", number, team="network", sequence=1)  # made on the new ticket
     view = apply_batch(sessions, rules, [queued])[0] if batched else apply(sessions, rules, queued)
-    assert (view["assignee"], view["team"]) == ("bob", "network")  # the queue's team still applies
-    assert "ticket_queued" in [e["field"] for e in history(sessions, number)]
+    assert (view["assignee"], view["team"]) == ("bob", "desk")
+    newer = decision("ticket_assigned", number, team="network", sequence=3)
+    view = apply_batch(sessions, rules, [newer])[0] if batched else apply(sessions, rules, newer)
+    assert (view["assignee"], view["team"]) == ("agent-7", "network")
+    with sessions() as session:
+        assert session.scalar(select(Ticket.routing_sequence).where(Ticket.number == number)) == 3
+
+
+def test_decisions_of_one_batch_apply_in_sequence_order_whatever_order_they_come_in(sessions, rules, open_ticket):
+    number = open_ticket()["number"]
+    second = decision("ticket_assigned", number, assignee="agent-9", sequence=2)
+    first = decision("ticket_queued", number, sequence=1)
+    views = apply_batch(sessions, rules, [second, first])
+    assert views[0]["assignee"] == "agent-9" and views[1]["assignee"] == "agent-9"
+
+
+def test_a_decision_without_a_number_applies_as_it_comes(sessions, rules, open_ticket):
+    """From a routing older than the numbering (in flight during an upgrade): applied, and a numbered one after it too."""
+    number = open_ticket()["number"]
+    assert apply(sessions, rules, decision("ticket_assigned", number))["assignee"] == "agent-7"
+    assert apply(sessions, rules, decision("ticket_queued", number, sequence=1))["assignee"] is None
 
 
 def test_a_decision_about_an_unknown_ticket_is_refused(sessions, rules):

@@ -6,6 +6,7 @@ from sqlalchemy import select
 
 from helpdesk_common.contracts.tickets import NewMessage, TicketChanges
 from helpdesk_common.errors import InvalidTransition, ValidationFailed
+from ticket_changes import change_ticket
 from helpdesk_tickets import domain
 from helpdesk_tickets.exceptions import WorkflowError
 from helpdesk_tickets.models import Ticket
@@ -86,8 +87,7 @@ def test_reopening_is_leaving_resolved_or_closed_for_a_working_status(workflow):
 # --- the workflow applied to tickets on a real database ------------------------------------------
 
 def _change(sessions, rules, viewer, number, **changes):
-    with sessions.begin() as session:
-        return domain.change_ticket(session, number, TicketChanges.model_validate(changes), viewer, rules)
+    return change_ticket(sessions, rules, viewer, number, **changes)
 
 
 def _ticket(sessions, number):
