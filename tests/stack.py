@@ -147,8 +147,8 @@ class Stack:
     def start_service(self, name, **env):
         """Start (or restart) the one process of service ``name`` (intake, routing, kb_search)."""
         folder = SERVICES[name][0]
-        self.services[name] = self._spawn(name, [os.path.join(BIN, "nameko"), "run", f"{name}.service", "--config",
-                                                 f"{folder}/config.yaml"], self.env(**env))
+        command = [os.path.join(BIN, "nameko"), "run", f"helpdesk_{name}.service", "--config", f"{folder}/config.yaml"]
+        self.services[name] = self._spawn(name, command, self.env(**env))
         return self.services[name]
 
     def start_gateway(self):

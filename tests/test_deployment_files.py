@@ -18,8 +18,8 @@ def documents():
 
 
 # Deployment name -> the nameko module it runs, and the folder of its config.
-SERVICES = {"tickets": ("tickets", "tickets"), "intake": ("intake", "intake"),
-            "routing": ("routing", "routing"), "kb-search": ("kb_search", "kb-search")}
+SERVICES = {"tickets": ("helpdesk_tickets", "tickets"), "intake": ("helpdesk_intake", "intake"),
+            "routing": ("helpdesk_routing", "routing"), "kb-search": ("helpdesk_kb_search", "kb-search")}
 
 
 def compose():

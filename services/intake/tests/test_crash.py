@@ -27,7 +27,7 @@ def start_service(tmp_path, rabbit_config, service, name, settings, env):
                        HELPDESK_LOG_LEVEL="INFO", **settings)
     environment.update(env)
     log = open(tmp_path / f"{name}.log", "ab")
-    return subprocess.Popen([os.path.join(BIN, "nameko"), "run", f"{service}.service", "--config",
+    return subprocess.Popen([os.path.join(BIN, "nameko"), "run", f"helpdesk_{service}.service", "--config",
                              f"services/{service}/config.yaml"], cwd=ROOT, env=environment, stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)
 
