@@ -99,4 +99,4 @@ def test_compose_databases_and_scrape_jobs_cover_every_service():
         jobs = {job["job_name"] for job in yaml.safe_load(stream)["scrape_configs"]}
     assert jobs >= {"gateway", *SERVICES}
     health = services["gateway"]["environment"]["HELPDESK_SERVICES"]
-    assert set(health.split(":-", 1)[-1].rstrip("}").split(",")) == {module for module, _ in SERVICES.values()}
+    assert set(health.split(":-", 1)[-1].rstrip("}").split(",")) == {module.removeprefix("helpdesk_") for module, _ in SERVICES.values()}  # nameko service names
