@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from stack import new_ticket, wait_for
+from stack import EventRecorder, new_ticket, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -116,14 +116,22 @@ def test_tickets_in_three_languages_reach_the_right_agents_within_capacity(desk)
     assert ticket["sla"]["paused"] is False and ticket["sla"]["breached"] is False
 
 
-def test_assignee_team_and_tier_set_through_a_ticket_patch_are_routings_decisions(desk, api, platform, events):
+@pytest.fixture
+def decisions_heard(platform):
+    """Routing's events, as an integrator hears them."""
+    with EventRecorder(platform.amqp_uri, source="routing") as recorder:
+        yield recorder
+
+
+def test_assignee_team_and_tier_set_through_a_ticket_patch_are_routings_decisions(desk, api, platform,
+                                                                                    decisions_heard):
     """Routing is the one writer of assignee, team and tier: a PATCH is carried out as its decision, shown at
     once in the answer, recorded as the person's in the history, and never undone by a decision that was
     made earlier and arrives later."""
     desk.post("/teams", {"name": desk.team, "strategy": "least_loaded"})
     ann = desk.agent("Ann", ["en"], {}, 5)
     bob = desk.agent("Bob", ["en"], {}, 1)
-    number = desk.ticket("Printer", "It jams.", "en", team=desk.team)
+    number = desk.ticket("Stapler", "It jams.", "en", team=desk.team)
     first = desk.assignee_of(number)
     other = bob if first == ann["assignee"] else ann
 
@@ -142,20 +150,21 @@ def test_assignee_team_and_tier_set_through_a_ticket_patch_are_routings_decision
     history = desk.get(f"/tickets/{number}/history")
     by_hand = [(e["old"], e["new"]) for e in history if e["field"] == "assignee" and e["actor"] == "bootstrap"]
     assert by_hand == [(first, other["assignee"]), (other["assignee"], None)]
-    decisions = events.wait("ticket_assigned", number, count=2)
+    decisions = decisions_heard.wait("ticket_assigned", number, count=2)
     assert decisions[-1]["schema_version"] == 2 and decisions[-1]["data"]["actor"] == "bootstrap"
     assert [d["data"]["sequence"] for d in decisions] == sorted(d["data"]["sequence"] for d in decisions)
 
     # set by hand right after creation, before (or while) routing decides about the new ticket
-    racing = desk.ticket("Scanner", "It is slow.", "en", team=desk.team)
+    racing = desk.ticket("Monitor", "It flickers.", "en", team=desk.team)
     patched = desk.patch(f"/tickets/{racing}", {"assignee": "outside-contractor", "team": "facilities", "tier": 2})
     assert (patched["assignee"], patched["team"], patched["tier"]) == ("outside-contractor", "facilities", 2)
     wait_for(lambda: desk.get(f"/tickets/{racing}/routing")["assignee"] == "outside-contractor", timeout=TIMEOUT,
              what="routing to hold the assignee set by hand")
-    events.wait("ticket_assigned", racing)  # the decision made by hand
+    decisions_heard.wait("ticket_assigned", racing)  # the decision made by hand
 
     def every_decision_applied():  # each decision heard so far is in the ticket's history, applied or overtaken
-        heard = sum(len(events.of(kind, racing)) for kind in ("ticket_assigned", "ticket_queued", "ticket_escalated"))
+        kinds_heard = ("ticket_assigned", "ticket_queued", "ticket_escalated")
+        heard = sum(len(decisions_heard.of(kind, racing)) for kind in kinds_heard)
         kinds = [e["field"] for e in desk.get(f"/tickets/{racing}/history")]
         return heard == sum(kinds.count(kind) for kind in ("ticket_assigned", "ticket_queued", "ticket_escalated"))
 
