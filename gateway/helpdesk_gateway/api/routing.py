@@ -122,7 +122,7 @@ def delete_rule(rule_id):
            answer=RoutedTicketView, answer_is_list=True, roles=STAFF, errors=(403, 422))
 def list_queue():
     """Tickets waiting for an agent, most urgent first, then oldest; filter by ``team``."""
-    return jsonify(services().call("routing", "list_queue", query_args(QueueQuery).model_dump()))
+    return jsonify(services().call("routing", "list_queue", query_args(QueueQuery).model_dump(), viewer()))
 
 
 @operation(bp, "/tickets/<number>/assignment", "PUT", summary="Assign a ticket by hand", tag="routing",
@@ -148,4 +148,4 @@ def escalate_ticket(number):
            answer=RoutedTicketView, roles=STAFF, errors=(403, 404))
 def get_ticket_routing(number):
     """Team, tier, queue state, current agent, and every assignment and escalation with its reason."""
-    return jsonify(services().call("routing", "get_ticket_routing", number))
+    return jsonify(services().call("routing", "get_ticket_routing", number, viewer()))
