@@ -127,3 +127,17 @@ def test_a_customers_channel_team_and_priority_are_ignored(world):
     del bare["requester"]
     answer = world["as_customer"].post(f"{url}/api/v1/tickets", json=bare)
     assert answer.status_code == 201 and answer.json()["requester"]["email"] == me
+
+
+def test_the_web_form_holds_customers_to_the_same_rules(world):
+    url, me = world["url"], world["customer_email"]
+    form = {"subject": "Printer", "description": "It jams.", "requester": {"email": me, "phone": "+46707654321"}}
+    answer = world["as_customer"].post(f"{url}/api/v1/intake/web-form", json=form)
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["error"]["code"] == "customer_identifier_refused"
+    del form["requester"]["phone"]
+    answer = world["as_customer"].post(f"{url}/api/v1/intake/web-form", json={**form, "team": world["beta"],
+                                                                               "priority": "urgent"})
+    assert answer.status_code == 201, answer.text
+    ticket = world["admin"].get(f"{url}/api/v1/tickets/{answer.json()['ticket_number']}").json()
+    assert (ticket["channel"], ticket["team"], ticket["priority"]) == ("web", None, "normal")
