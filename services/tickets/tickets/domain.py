@@ -815,8 +815,8 @@ def link_ticket_contact(session: Session, number, contact_id, viewer, rules: Rul
     the history and announced as ``ticket_updated``."""
     if viewer.role not in STAFF:
         raise Forbidden("Only agents link tickets to contacts.", code="agents_only")
-    contact = contacts.get(session, contact_id)
     ticket = find_ticket(session, number, viewer, for_update=True)
+    contact = contacts.get(session, contact_id, viewer=viewer)  # the ticket would show a hidden contact's name
     now = now or utcnow()
     old = {"contact_id": ticket.requester_id, "contact_ambiguous": bool(ticket.requester_ambiguous)}
     ticket.requester, ticket.requester_ambiguous, ticket.updated_at = contact, False, now
@@ -832,7 +832,7 @@ def link_ticket_contact(session: Session, number, contact_id, viewer, rules: Rul
 def merge_contacts(session: Session, contact_id, other_id, viewer, rules: Rules, now=None):
     """Merge contact ``other_id`` into ``contact_id`` (``contacts.merge``); each ticket whose requester
     moved is announced as ``ticket_updated``, so a consumer mirroring tickets sees the new requester."""
-    view, numbers = contacts.merge(session, contact_id, other_id, viewer.actor)
+    view, numbers = contacts.merge(session, contact_id, other_id, viewer.actor, viewer=viewer)
     now = now or utcnow()
     if numbers:
         change = [{"field": "requester", "old": {"contact_id": other_id}, "new": {"contact_id": contact_id}}]
