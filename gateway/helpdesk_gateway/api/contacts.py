@@ -29,20 +29,21 @@ def create_contact():
 
 
 @operation(bp, "/contacts", "GET", summary="List or find contacts", tag="contacts", query=ContactQuery,
-           answer=ContactPage, roles=STAFF, errors=(403, 422))
+           answer=ContactPage, roles=STAFF, errors=(403, 422), scope="list")
 def list_contacts():
     """Newest first; ``kind`` and ``value`` (and ``platform`` for social) find those with that identifier."""
     return jsonify(services().call("tickets", "find_contacts", query_args(ContactQuery).model_dump(), viewer()))
 
 
 @operation(bp, "/contacts/<int:contact_id>", "GET", summary="Read a contact", tag="contacts", answer=ContactView,
-           roles=STAFF, errors=(403, 404))
+           roles=STAFF, errors=(403, 404), scope="contact")
 def get_contact(contact_id):
     return jsonify(services().call("tickets", "get_contact", contact_id, viewer()))
 
 
 @operation(bp, "/contacts/<int:contact_id>/identifiers", "POST", summary="Add an identifier", tag="contacts",
-           body=Identifier, answer=ContactView, answer_status=201, roles=STAFF, errors=WRITE_ERRORS + (404, 409))
+           body=Identifier, answer=ContactView, answer_status=201, roles=STAFF, errors=WRITE_ERRORS + (404, 409),
+           scope="contact")
 def add_identifier(contact_id):
     body = json_body()
     validate(Identifier, body)
@@ -50,7 +51,7 @@ def add_identifier(contact_id):
 
 
 @operation(bp, "/contacts/<int:contact_id>/identifiers/<int:identifier_id>", "DELETE", summary="Remove an identifier",
-           tag="contacts", answer=ContactView, roles=STAFF, errors=(403, 404, 409))
+           tag="contacts", answer=ContactView, roles=STAFF, errors=(403, 404, 409), scope="contact")
 def remove_identifier(contact_id, identifier_id):
     """The last identifier of a contact stays (409 ``last_identifier``)."""
     return jsonify(services().call("tickets", "remove_contact_identifier", contact_id, identifier_id,
@@ -58,7 +59,8 @@ def remove_identifier(contact_id, identifier_id):
 
 
 @operation(bp, "/contacts/<int:contact_id>/merge", "POST", summary="Merge another contact into this one",
-           tag="contacts", body=ContactMerge, answer=ContactView, roles=STAFF, errors=WRITE_ERRORS + (404,))
+           tag="contacts", body=ContactMerge, answer=ContactView, roles=STAFF, errors=WRITE_ERRORS + (404,),
+           scope="contact")
 def merge_contacts(contact_id):
     """The other contact's identifiers and tickets move here; the other contact is removed."""
     body = json_body()
