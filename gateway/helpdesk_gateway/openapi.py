@@ -3,12 +3,12 @@ import re
 
 from helpdesk_common.contracts import View
 
-from .api import OPERATIONS
+from .api import OPERATIONS, SCOPES
 
 ERROR_TEXT = {
     400: "Malformed request (e.g. invalid JSON).",
     401: "Missing or invalid API token.",
-    403: "The token's role may not do this.",
+    403: "The token's role may not do this, or not on this object (e.g. another team's queue).",
     404: "No such ticket, or not visible to you.",
     409: "Conflicts with the ticket's state (e.g. a transition the workflow forbids).",
     413: "The body is larger than the configured limit.",
@@ -54,6 +54,16 @@ def document(version="1"):
             item["description"] = op.description
         if not op.public:
             item["description"] = (item.get("description", "") + f"\n\nRoles: {', '.join(op.roles)}.").strip()
+        if op.scope != "none":
+            item["description"] = (item.get("description", "") + f"\n\nScope: {SCOPES[op.scope]}").strip()
+        # Who may call it and on what, as declared with the route (api.operation): the matrix tests hold
+        # every route to it, and integrators can read it.
+        item["x-access"] = {"credential": op.credential, "roles": list(op.roles), "scope": op.scope,
+                            "matrix": op.matrix()}
+        if op.credential == "none":
+            item["security"] = [{}, {"bearer": []}]  # visitors need no token; a token widens the view
+        elif op.credential == "signature":
+            item["security"] = [{}]  # the sender's signature headers, not a token
         parameters = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
                       for name in re.findall(r"<(?:[^:<>]+:)?([^<>]+)>", op.rule)]
         if op.query is not None:

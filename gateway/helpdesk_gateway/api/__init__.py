@@ -3,6 +3,18 @@
 ``operation`` registers the Flask view and records its summary, body and answer models, query
 parameters, roles and possible errors; ``openapi.py`` builds the document from these records, so the
 document cannot drift from the routes.
+
+Authorization is declared here too, in three parts:
+
+- **credential**: a bearer token (the default), none (``public=True``: visitors without a token, and a
+  token still counts when sent), or the sender's webhook signature (routes that declare the signature
+  header);
+- **roles**: which token roles may call it; the gateway refuses the others (403 ``role_not_allowed``);
+- **scope**: on what the caller may act (``SCOPES``). The gateway cannot judge scope (it does not own
+  tickets, queues, agents, contacts or chats), so it passes the caller's viewer to every service call
+  that acts on scoped data and the owning service checks it in its domain code; the declaration is what
+  the OpenAPI document publishes (``x-access``) and what the authorization matrix test holds every route
+  to (``Operation.access``).
 """
 from dataclasses import dataclass, field
 from typing import Optional
@@ -11,9 +23,38 @@ from flask import current_app, g, request
 
 from helpdesk_common.contracts import validate
 from helpdesk_common.errors import Forbidden, HelpdeskError, ValidationFailed
+from helpdesk_common.webhooks import SIGNATURE_HEADER
 
 OPERATIONS = []
 _BY_ENDPOINT = {}
+
+SCOPES = {
+    "none": "No per-object limit: any caller with an allowed role.",
+    "own": "In the caller's own name only: a customer's requester (or chat) is their token's address, with no "
+           "other identifiers; a customer's channel, team and priority are ignored.",
+    "list": "A list or search filtered to what the caller may see; never refused for its content.",
+    "ticket": "The ticket in the path: admins any; agents the tickets of their token's teams or of no team "
+              "(all, when the token names no team); customers their own. Others get the 404 of a missing "
+              "ticket.",
+    "team_queue": "Queues of the caller's teams (and untriaged tickets); another team's: 403 team_not_allowed.",
+    "own_agent": "The caller's own agent record (the agent with the token's email); admins any: "
+                 "403 not_your_agent otherwise.",
+    "contact": "A contact with a ticket the caller may see, or with no ticket yet; others 404 contact_not_found.",
+    "chat": "A chat the caller takes part in (its customer by chat token or bearer token, the agent who joined); "
+            "admins and agents without team limits any; team-limited agents also waiting chats (not routed "
+            "to any team yet). Others 404 chat_not_found.",
+}
+"""What ``scope`` values mean; scoped ones (all but none, own and list) are judged by the owning service."""
+
+UNSCOPED = ("none", "own", "list")
+
+ACTORS = ("admin", "team_agent", "other_agent", "owner", "other_customer", "anonymous")
+"""Who the authorization matrix names: an admin; an agent of the object's team (for a chat the agent who
+joined it, for an agent record that agent); an agent limited to another team; the customer the object
+belongs to; another customer; a visitor without credentials."""
+
+ACTOR_ROLES = {"admin": "admin", "team_agent": "agent", "other_agent": "agent", "owner": "customer",
+               "other_customer": "customer", "anonymous": None}
 
 
 @dataclass
@@ -33,6 +74,38 @@ class Operation:
     errors: tuple = ()
     headers: dict = field(default_factory=dict)
     public: bool = False
+    scope: Optional[str] = None
+
+    def __post_init__(self):
+        if self.scope is None:  # a ticket number in the path makes a route act on that ticket
+            self.scope = "ticket" if "<number>" in self.rule else "none"
+        if self.scope not in SCOPES:
+            raise ValueError(f"{self.endpoint}: unknown scope {self.scope!r}; one of {', '.join(SCOPES)}")
+
+    @property
+    def credential(self):
+        """``token``, ``none`` (public) or ``signature`` (a webhook: its sender signs each request; such routes
+        declare the signature header, and that declaration is what says so)."""
+        if SIGNATURE_HEADER in self.headers:
+            return "signature"
+        return "none" if self.public else "token"
+
+    def access(self, actor):
+        """The declared verdict for one of ``ACTORS``: ``allow`` (the call is taken: a 2xx, or a 4xx about the
+        request itself) or ``deny`` (401, 403, or the 404 of something hidden)."""
+        role = ACTOR_ROLES[actor]
+        if self.credential == "signature":
+            return "deny"  # no token opens a webhook, only the sender's signature
+        if role is None:  # a visitor: only public routes, and only those not about somebody's things
+            return "allow" if self.public and self.scope in UNSCOPED else "deny"
+        if role not in self.roles:
+            return "deny"
+        if self.scope in UNSCOPED or actor in ("admin", "team_agent", "owner"):
+            return "allow"
+        return "deny"
+
+    def matrix(self):
+        return {actor: self.access(actor) for actor in ACTORS}
 
 
 def operation_for(endpoint):
@@ -54,7 +127,8 @@ def operation(blueprint, rule, method, *, summary, tag, **meta):
         roles = record.roles
 
         def guarded(**kwargs):
-            if not record.public and g.identity.role not in roles:
+            # Public routes serve visitors (ANONYMOUS); a token sent to them still has to have an allowed role.
+            if g.identity.role not in roles and not (record.public and g.identity.role == "anonymous"):
                 raise Forbidden(f"This needs one of the roles: {', '.join(roles)}.", code="role_not_allowed")
             return view(**kwargs)
 

@@ -12,9 +12,11 @@ events (``ChatFanout``) and wakes its streams of that chat; a stream then reads 
 last one it sent. The event only wakes; the data comes from the timeline, so a missed or late event
 costs at most one keep-alive interval, never a message, and a reconnecting stream loses nothing.
 
-Who may read and post: agents and admins; the customer who started the chat, by the chat token handed
-out at the start (``X-Chat-Token`` header, or ``?token=`` since ``EventSource`` cannot set headers) or by
-their own customer bearer token. Anyone else gets 404 ``chat_not_found``.
+Who may read and post (decided by intake, ``helpdesk_intake.chat.may_see``): admins and agents whose token names no
+team; an agent limited to teams, the waiting chats and the ones they joined; the customer who started the
+chat, by the chat token handed out at the start (``X-Chat-Token`` header, or ``?token=`` since
+``EventSource`` cannot set headers) or by their own customer bearer token. Anyone else gets 404
+``chat_not_found``. Chats are started by customers and visitors only (``roles``).
 """
 import json
 import logging
@@ -136,7 +138,7 @@ def _after():
 
 
 @operation(bp, "/chats", "POST", summary="Start a chat", tag="chat", body=NewChat, answer=ChatStarted,
-           answer_status=201, public=True, errors=(400, 403, 415, 422))
+           answer_status=201, public=True, roles=("customer",), errors=(400, 403, 415, 422), scope="own")
 def start_chat():
     """From the portal: visitors give ``name`` and ``email``; a signed-in customer's own address is used.
     Keep the answer's ``token``: it lets this visitor (and nobody else) read and post."""
@@ -146,14 +148,14 @@ def start_chat():
 
 
 @operation(bp, "/chats", "GET", summary="Chats waiting for an agent", tag="chat", query=ChatQuery, answer=ChatView,
-           answer_is_list=True, roles=("admin", "agent"), errors=(403, 422))
+           answer_is_list=True, roles=("admin", "agent"), errors=(403, 422), scope="list")
 def list_chats():
     """Oldest first (``state`` waiting by default; active or ended also)."""
     return jsonify(services().call("intake", "list_chats", query_args(ChatQuery).model_dump(), viewer()))
 
 
 @operation(bp, "/chats/<chat_id>/join", "POST", summary="Join a chat", tag="chat", answer=ChatView,
-           roles=("admin", "agent"), errors=(403, 404, 409))
+           roles=("admin", "agent"), errors=(403, 404, 409), scope="chat")
 def join_chat(chat_id):
     """The agent takes a waiting chat (409 ``chat_taken`` if another agent was first); the chat's ticket is
     opened now, with the transcript so far."""
@@ -162,7 +164,7 @@ def join_chat(chat_id):
 
 @operation(bp, "/chats/<chat_id>/messages", "POST", summary="Post in a chat", tag="chat", body=ChatPost,
            answer=ChatEntryView, answer_status=201, public=True,
-           headers=TOKEN, errors=CHAT_ERRORS + (400, 409, 415))
+           headers=TOKEN, errors=CHAT_ERRORS + (400, 409, 415), scope="chat")
 def post_chat_message(chat_id):
     """The customer or the agent who joined writes; 409 ``chat_ended`` after the end."""
     body = json_body()
@@ -171,14 +173,14 @@ def post_chat_message(chat_id):
 
 
 @operation(bp, "/chats/<chat_id>/leave", "POST", summary="Leave (end) a chat", tag="chat", answer=ChatView,
-           public=True, headers=TOKEN, errors=CHAT_ERRORS)
+           public=True, headers=TOKEN, errors=CHAT_ERRORS, scope="chat")
 def leave_chat(chat_id):
     """The customer leaves or the agent closes it. A chat nobody answered becomes an ordinary ticket."""
     return jsonify(services().call("intake", "leave_chat", chat_id, viewer(), _token()))
 
 
 @operation(bp, "/chats/<chat_id>/entries", "GET", summary="Read a chat's timeline", tag="chat",
-           query=EntriesQuery, answer=ChatTimeline, public=True, headers=TOKEN, errors=CHAT_ERRORS)
+           query=EntriesQuery, answer=ChatTimeline, public=True, headers=TOKEN, errors=CHAT_ERRORS, scope="chat")
 def chat_entries(chat_id):
     """Entries after ``after`` (the last seq you have), oldest first: for clients that poll."""
     query = {k: v for k, v in request.args.items() if k != "token"}
@@ -189,7 +191,7 @@ def chat_entries(chat_id):
 @operation(bp, "/chats/<chat_id>/stream", "GET", summary="Follow a chat live (server-sent events)", tag="chat",
            public=True, headers={**TOKEN, "Last-Event-ID": "Resume after this entry (sent by EventSource "
                                                            "when it reconnects); or ?after=<seq>."},
-           errors=CHAT_ERRORS)
+           errors=CHAT_ERRORS, scope="chat")
 def chat_stream(chat_id):
     """``text/event-stream``: one event per entry (``event:`` message, joined or ended; ``id:`` its seq;
     ``data:`` the entry as JSON), comments as keep-alives. The stream closes after the chat ends, and

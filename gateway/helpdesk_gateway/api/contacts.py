@@ -1,5 +1,8 @@
 """The contacts API (agents and admins): a contact and its identifiers (email addresses, phone numbers,
-social handles), finding one by any identifier, merging two, and linking a ticket to its contact."""
+social handles), finding one by any identifier, merging two, and linking a ticket to its contact.
+
+Every call passes the viewer: an agent limited to teams sees the contacts with a ticket they may see, or
+with no ticket yet (the tickets service decides: ``helpdesk_tickets.contacts.visible``)."""
 from flask import Blueprint, jsonify
 
 from helpdesk_common.contracts import validate
@@ -22,39 +25,42 @@ def create_contact():
     may be shared with another contact; a sender using it is then flagged, never guessed."""
     body = json_body()
     validate(NewContact, body)
-    return jsonify(services().call("tickets", "create_contact", body)), 201
+    return jsonify(services().call("tickets", "create_contact", body, viewer())), 201
 
 
 @operation(bp, "/contacts", "GET", summary="List or find contacts", tag="contacts", query=ContactQuery,
-           answer=ContactPage, roles=STAFF, errors=(403, 422))
+           answer=ContactPage, roles=STAFF, errors=(403, 422), scope="list")
 def list_contacts():
     """Newest first; ``kind`` and ``value`` (and ``platform`` for social) find those with that identifier."""
-    return jsonify(services().call("tickets", "find_contacts", query_args(ContactQuery).model_dump()))
+    return jsonify(services().call("tickets", "find_contacts", query_args(ContactQuery).model_dump(), viewer()))
 
 
 @operation(bp, "/contacts/<int:contact_id>", "GET", summary="Read a contact", tag="contacts", answer=ContactView,
-           roles=STAFF, errors=(403, 404))
+           roles=STAFF, errors=(403, 404), scope="contact")
 def get_contact(contact_id):
-    return jsonify(services().call("tickets", "get_contact", contact_id))
+    return jsonify(services().call("tickets", "get_contact", contact_id, viewer()))
 
 
 @operation(bp, "/contacts/<int:contact_id>/identifiers", "POST", summary="Add an identifier", tag="contacts",
-           body=Identifier, answer=ContactView, answer_status=201, roles=STAFF, errors=WRITE_ERRORS + (404, 409))
+           body=Identifier, answer=ContactView, answer_status=201, roles=STAFF, errors=WRITE_ERRORS + (404, 409),
+           scope="contact")
 def add_identifier(contact_id):
     body = json_body()
     validate(Identifier, body)
-    return jsonify(services().call("tickets", "add_contact_identifier", contact_id, body)), 201
+    return jsonify(services().call("tickets", "add_contact_identifier", contact_id, body, viewer())), 201
 
 
 @operation(bp, "/contacts/<int:contact_id>/identifiers/<int:identifier_id>", "DELETE", summary="Remove an identifier",
-           tag="contacts", answer=ContactView, roles=STAFF, errors=(403, 404, 409))
+           tag="contacts", answer=ContactView, roles=STAFF, errors=(403, 404, 409), scope="contact")
 def remove_identifier(contact_id, identifier_id):
     """The last identifier of a contact stays (409 ``last_identifier``)."""
-    return jsonify(services().call("tickets", "remove_contact_identifier", contact_id, identifier_id))
+    return jsonify(services().call("tickets", "remove_contact_identifier", contact_id, identifier_id,
+                                     viewer()))
 
 
 @operation(bp, "/contacts/<int:contact_id>/merge", "POST", summary="Merge another contact into this one",
-           tag="contacts", body=ContactMerge, answer=ContactView, roles=STAFF, errors=WRITE_ERRORS + (404,))
+           tag="contacts", body=ContactMerge, answer=ContactView, roles=STAFF, errors=WRITE_ERRORS + (404,),
+           scope="contact")
 def merge_contacts(contact_id):
     """The other contact's identifiers and tickets move here; the other contact is removed."""
     body = json_body()

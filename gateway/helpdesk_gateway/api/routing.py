@@ -62,9 +62,10 @@ def update_agent(agent_id):
 
 
 @operation(bp, "/agents/<agent_id>/presence", "PUT", summary="Set an agent's presence", tag="routing",
-           body=PresenceChange, answer=AgentView, roles=STAFF, errors=WRITE_ERRORS + (403, 404))
+           body=PresenceChange, answer=AgentView, roles=STAFF, errors=WRITE_ERRORS + (403, 404), scope="own_agent")
 def set_presence(agent_id):
-    """``online`` (takes waiting tickets at once), ``away`` or ``offline`` (keeps their tickets)."""
+    """``online`` (takes waiting tickets at once), ``away`` or ``offline`` (keeps their tickets). Agents set
+    their own (the agent with their token's email); admins anyone's (403 ``not_your_agent``)."""
     body = json_body()
     validate(PresenceChange, body)
     return jsonify(services().call("routing", "set_presence", _agent_id(agent_id), body, viewer()))
@@ -119,10 +120,11 @@ def delete_rule(rule_id):
 
 
 @operation(bp, "/routing/queue", "GET", summary="Waiting tickets", tag="routing", query=QueueQuery,
-           answer=RoutedTicketView, answer_is_list=True, roles=STAFF, errors=(403, 422))
+           answer=RoutedTicketView, answer_is_list=True, roles=STAFF, errors=(403, 422), scope="team_queue")
 def list_queue():
-    """Tickets waiting for an agent, most urgent first, then oldest; filter by ``team``."""
-    return jsonify(services().call("routing", "list_queue", query_args(QueueQuery).model_dump()))
+    """Tickets waiting for an agent, most urgent first, then oldest; filter by ``team``. An agent whose token
+    names teams sees those teams' queues and the untriaged tickets; another team: 403 ``team_not_allowed``."""
+    return jsonify(services().call("routing", "list_queue", query_args(QueueQuery).model_dump(), viewer()))
 
 
 @operation(bp, "/tickets/<number>/assignment", "PUT", summary="Assign a ticket by hand", tag="routing",
@@ -148,4 +150,4 @@ def escalate_ticket(number):
            answer=RoutedTicketView, roles=STAFF, errors=(403, 404))
 def get_ticket_routing(number):
     """Team, tier, queue state, current agent, and every assignment and escalation with its reason."""
-    return jsonify(services().call("routing", "get_ticket_routing", number))
+    return jsonify(services().call("routing", "get_ticket_routing", number, viewer()))

@@ -18,11 +18,14 @@ WRITE_ERRORS = (400, 413, 415, 422)
 
 
 @operation(bp, "/tickets", "POST", summary="Open a ticket", tag="tickets", body=NewTicket, answer=TicketView,
-           answer_status=201, errors=WRITE_ERRORS + (403,),
+           answer_status=201, errors=WRITE_ERRORS + (403,), scope="own",
            headers={"Idempotency-Key": "Repeat a request safely: the same key and body return the first "
                                        "ticket (200, header Idempotent-Replayed) instead of a second one."})
 def create_ticket():
-    """Opens a ticket and gives it a number. A customer opens tickets for themselves only."""
+    """Opens a ticket and gives it a number. A customer opens tickets for themselves only: the requester
+    is their token's address (the default), ``requester.phone`` and ``requester.social`` are refused
+    (422 ``customer_identifier_refused``), and ``channel``, ``team`` and ``priority`` are ignored (web,
+    none, normal)."""
     payload = json_body()
     if g.identity.role == "customer":
         payload.setdefault("requester", {"email": g.identity.email})
@@ -44,7 +47,7 @@ def create_ticket():
 
 
 @operation(bp, "/tickets", "GET", summary="List tickets", tag="tickets", query=TicketQuery, answer=TicketPage,
-           errors=(422,))
+           errors=(422,), scope="list")
 def list_tickets():
     """Newest first. Filter by status, priority, assignee, team, requester (email) and text; pass
     ``next_cursor`` back as ``cursor`` for the next page."""

@@ -13,6 +13,7 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
+from helpdesk_common import authz
 from helpdesk_common.contracts.intake import RateLimited, TooLarge
 from helpdesk_common.database import utcnow
 from helpdesk_common.errors import Conflict, Forbidden, HelpdeskError, NotFound, ValidationFailed, from_wire
@@ -111,6 +112,11 @@ class Channels:
         email = form.requester.email.lower()
         if viewer.role == "customer" and (viewer.email or "").lower() != email:
             raise Forbidden("Customers can only submit requests for themselves.", code="requester_mismatch")
+        # The ticket is opened as intake (system), so the customer's limits are applied here: their own
+        # address only, no other identifiers, no say in team or priority (helpdesk_common.authz).
+        authz.check_own_requester(form.requester, viewer)
+        if viewer.role == "customer":
+            form = form.model_copy(update=authz.CUSTOMER_DEFAULTS)
         files, total = [], 0
         for upload in form.attachments:
             try:

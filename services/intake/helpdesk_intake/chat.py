@@ -9,6 +9,14 @@ The ticket (channel ``chat``) is opened when an agent joins, or when the chat en
 customer left, or nobody answered within ``answer_timeout``): then it is an ordinary ticket that routing
 queues like any other. Its first message is the description; every later message is added to it as a
 public message by its author. A failed tickets call is retried by the sweep (``settle``), never dropped.
+
+Who sees a chat (``may_see``): admins, the platform, and agents whose token names no team, every chat;
+its customer (by the chat token, or their customer token); an agent limited to teams, the chats waiting
+for an agent and the ones they joined. A chat is not routed to a team: it waits for whichever agent
+answers first, like an untriaged ticket (which every agent sees), and its ticket is opened only when
+an agent joins or it ends unanswered; routing then places that ticket, and from then on the tickets
+service's team limits apply to the transcript on it. So a team-limited agent never reads a conversation
+another agent is having or had, unless through a ticket of their teams. Others get 404 ``chat_not_found``.
 """
 import contextlib
 import hashlib
@@ -73,6 +81,21 @@ def chat_view(chat):
             "answered_at": iso(chat.answered_at), "ended_at": iso(chat.ended_at)}
 
 
+def _team_limited(viewer):
+    return viewer.role == "agent" and bool(viewer.teams)
+
+
+def may_see(chat, viewer, token=None):
+    """Whether ``viewer`` (or the bearer of ``token``) may read and act on ``chat`` (see the module's docstring)."""
+    if viewer.role in ("admin", "system") or (viewer.role == "agent" and not viewer.teams):
+        return True
+    if viewer.role == "agent":
+        return chat.state == "waiting" or chat.agent == viewer.actor
+    if token and hmac.compare_digest(_hash(token), chat.token_hash):
+        return True
+    return viewer.role == "customer" and (viewer.email or "").lower() == chat.customer_email
+
+
 def entry_view(entry):
     return {"seq": entry.seq, "kind": entry.kind, "author": entry.author, "author_role": entry.author_role,
             "body": entry.body, "at": entry.at.isoformat()}
@@ -96,17 +119,9 @@ class ChatDesk:
         if for_update:
             query = query.with_for_update()
         chat = session.scalar(query)
-        if chat is None or not self._may_see(chat, viewer, token):
+        if chat is None or not may_see(chat, viewer, token):
             raise chat_not_found(chat_id)
         return chat
-
-    @staticmethod
-    def _may_see(chat, viewer, token):
-        if viewer.role in STAFF or viewer.role == "system":
-            return True
-        if token and hmac.compare_digest(_hash(token), chat.token_hash):
-            return True
-        return viewer.role == "customer" and (viewer.email or "").lower() == chat.customer_email
 
     def _add(self, session, chat, kind, author, role, body, event_type, viewer=None):
         chat.last_seq += 1
@@ -203,10 +218,13 @@ class ChatDesk:
 
     # --- agents -----------------------------------------------------------------------------------
 
-    def waiting(self, state="waiting", limit=50):
+    def waiting(self, state="waiting", limit=50, viewer=None):
+        """Chats in ``state``, oldest first; an agent limited to teams sees the waiting ones and their own."""
+        query = select(ChatSession).where(ChatSession.state == state)
+        if viewer is not None and _team_limited(viewer) and state != "waiting":
+            query = query.where(ChatSession.agent == viewer.actor)
         with self.sessions() as session:
-            rows = session.scalars(select(ChatSession).where(ChatSession.state == state)
-                                   .order_by(ChatSession.started_at).limit(limit))
+            rows = session.scalars(query.order_by(ChatSession.started_at).limit(limit))
             return [chat_view(c) for c in rows]
 
     def join(self, chat_id, viewer):

@@ -386,7 +386,7 @@ class IntakeService:
         filters, who = validate(ChatQuery, query or {}), validate(Viewer, viewer, prefix="viewer.")
         if who.role not in ("admin", "agent"):
             raise Forbidden("Only agents see the chats waiting.", code="agents_only")
-        return self._chat().waiting(filters.state, filters.limit)
+        return self._chat().waiting(filters.state, filters.limit, viewer=who)
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def chat_entries(self, chat_id, query, viewer, token=None):

@@ -29,6 +29,7 @@ from helpdesk_common.events import new_event
 from helpdesk_common.outbox import stage
 
 from helpdesk_common.business_hours import Calendar
+from . import access
 from .models import Agent, AgentTeam, Assignment, EscalationRecord, Outbox, RoutedTicket, Rule, Team
 from .rules import PRIORITY_RANK, Candidate, RuleSpec, eligible, ranked_agents
 
@@ -131,14 +132,16 @@ def find_team(session, name):
     return team
 
 
-def find_routed(session, number, lock=False):
+def find_routed(session, number, lock=False, viewer=None):
+    """The routing record of ticket ``number``; with ``viewer``, only if they may act on it (the same 404
+    as a missing ticket otherwise: see ``access``). Routing's own rules pass no viewer."""
     query = select(RoutedTicket).where(RoutedTicket.number == number)
     if lock and _is_postgres(session):
         query = query.with_for_update()
     routed = session.scalars(query).first()
     if routed is None:
-        raise NotFound(f"Routing has not seen ticket {number} (yet).", code="ticket_not_found")
-    return routed
+        raise access.ticket_not_found(number)
+    return routed if viewer is None else access.check_ticket(viewer, routed, number)
 
 
 def _known_teams(session, names):
@@ -255,10 +258,13 @@ def update_agent(session, agent_id, changes, ctx):
     return get_agent(session, agent.id)
 
 
-def set_presence(session, agent_id, presence, ctx):
+def set_presence(session, agent_id, presence, ctx, viewer=None):
     """Online, away or offline. Coming online takes waiting tickets at once; going away keeps the
-    agent's tickets (a supervisor reassigns them by hand if need be)."""
+    agent's tickets (a supervisor reassigns them by hand if need be). With ``viewer``: only their own
+    presence, unless an admin (``access.check_own_agent``)."""
     agent = find_agent(session, agent_id)
+    if viewer is not None:
+        access.check_own_agent(viewer, agent)
     session.execute(update(Agent).where(Agent.id == agent.id).values(presence=presence, updated_at=ctx.now))
     if presence == "online":
         drain_for_agent(session, agent.id, ctx)
@@ -563,9 +569,10 @@ def _reopened(session, routed, settings, ctx):
     return "assigned"
 
 
-def assign_manually(session, number, agent_id, reason, ctx):
-    """An agent or supervisor gives the ticket to ``agent_id``, whatever their load (recorded)."""
-    routed = find_routed(session, number, lock=True)
+def assign_manually(session, number, agent_id, reason, ctx, viewer=None):
+    """An agent or supervisor gives the ticket to ``agent_id``, whatever their load (recorded). With
+    ``viewer``: only a ticket routing holds in one of their teams (or in none)."""
+    routed = find_routed(session, number, lock=True, viewer=viewer)
     agent = find_agent(session, agent_id)
     if routed.state == "assigned" and routed.agent_id == agent.id:
         return routed_view(routed)
@@ -603,7 +610,7 @@ def _routed_from_ticket(session, ticket, ctx):
     return routed
 
 
-def route_by_hand(session, number, changes, ticket, ctx):
+def route_by_hand(session, number, changes, ticket, ctx, viewer=None):
     """A person sets a ticket's assignee, team or tier (``changes``: the fields given, as in a ticket PATCH;
     ``ticket``: the ticket's view, for a ticket routing has not seen yet). Carried out as routing's decision,
     announced like any other, so that one writer decides these fields:
@@ -616,11 +623,17 @@ def route_by_hand(session, number, changes, ticket, ctx):
       waits in its new queue (or goes to a free agent there);
     - a resolved or closed ticket records the change and holds no agent's load.
 
-    Returns the routing view; the decisions are in ``ctx.decided``."""
+    With ``viewer``: only on a ticket they may act on, judged by where routing holds it before the change
+    (the tickets service checked the same by its own record). Returns the routing view; the decisions are
+    in ``ctx.decided``."""
     query = select(RoutedTicket).where(RoutedTicket.number == number)
     routed = session.scalars(query.with_for_update() if _is_postgres(session) else query).first()
     if routed is None:
+        if viewer is not None and ticket is not None and not access.may_see_team(viewer, ticket.get("team")):
+            raise access.ticket_not_found(number)
         routed = _routed_from_ticket(session, ticket, ctx)
+    elif viewer is not None:
+        access.check_ticket(viewer, routed, number)
     reason = f"set by hand ({', '.join(f for f in ROUTED_FIELDS if f in changes)})"
     if "team" in changes:
         routed.team = changes["team"]
@@ -688,10 +701,14 @@ def _announce_by_hand(session, routed, agent, target, ctx, reason, *, previous=N
     })
 
 
-def escalate(session, number, reason, trigger, ctx, to_team=None):
+def escalate(session, number, reason, trigger, ctx, to_team=None, viewer=None):
     """Move a ticket up its escalation path: to ``to_team``, to its team's ``escalates_to``, or to the
-    next tier of the same team; then assign it there or queue it."""
-    routed = find_routed(session, number, lock=True)
+    next tier of the same team; then assign it there or queue it.
+
+    With ``viewer`` (a person, by hand): only a ticket they may act on now, judged by where routing holds
+    it before the move, so nobody pulls another team's ticket into their own to read it. Escalating out
+    of one's own team to any team is the point of escalation and stays allowed."""
+    routed = find_routed(session, number, lock=True, viewer=viewer)
     if routed.state == "released":
         raise Conflict(f"Ticket {number} is resolved or closed; reopen it before escalating.", code="ticket_closed")
     team = session.get(Team, routed.team) if routed.team else None
@@ -746,9 +763,10 @@ def sla_breached(session, data, settings, ctx):
     return escalate(session, routed.number, f"SLA {data['metric']} breached", "sla_breach", ctx)
 
 
-def routing_of(session, number):
-    """Where a ticket stands in routing, with every assignment and escalation."""
-    routed = find_routed(session, number)
+def routing_of(session, number, viewer=None):
+    """Where a ticket stands in routing, with every assignment and escalation (with ``viewer``: only a
+    ticket they may act on)."""
+    routed = find_routed(session, number, viewer=viewer)
     assignments = session.scalars(select(Assignment).where(Assignment.ticket_number == number).order_by(Assignment.id))
     escalations = session.scalars(select(EscalationRecord).where(EscalationRecord.ticket_number == number)
                                   .order_by(EscalationRecord.id))
@@ -758,10 +776,19 @@ def routing_of(session, number):
                              "at": iso(e.at)} for e in escalations]}
 
 
-def queue(session, team=None, limit=100):
+def queue(session, team=None, limit=100, viewer=None):
+    """Waiting tickets, most urgent first, then oldest; ``team`` filters. With ``viewer``: only the queues
+    they may list (``access.queue_teams``: a team-limited agent's own teams and the untriaged tickets)."""
     query = (select(RoutedTicket).where(RoutedTicket.state == "queued")
              .order_by(RoutedTicket.priority_rank, RoutedTicket.created_at, RoutedTicket.number).limit(limit))
-    if team:
-        query = query.where(RoutedTicket.team == team)
+    teams = (team,) if team else None
+    if viewer is not None:
+        teams = access.queue_teams(viewer, team or None)
+    if teams is not None:
+        named = [t for t in teams if t is not None]
+        condition = RoutedTicket.team.in_(named)  # an empty list: nothing
+        if None in teams:
+            condition = condition | RoutedTicket.team.is_(None)
+        query = query.where(condition)
     return [routed_view(r) for r in session.scalars(query)]
 

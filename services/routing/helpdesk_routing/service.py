@@ -169,7 +169,8 @@ class RoutingService:
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def set_presence(self, agent_id, presence, viewer):
         command, who = validate(PresenceChange, presence), validate(Viewer, viewer, prefix="viewer.")
-        return self._write(lambda s: domain.set_presence(s, int(agent_id), command.presence, self._ctx(who)))
+        return self._write(lambda s: domain.set_presence(s, int(agent_id), command.presence, self._ctx(who),
+                                                         viewer=who))
 
     # --- teams and rules ------------------------------------------------------------------------
 
@@ -208,7 +209,7 @@ class RoutingService:
     def assign_ticket(self, number, assignment, viewer):
         command, who = validate(ManualAssignment, assignment), validate(Viewer, viewer, prefix="viewer.")
         return self._write(lambda s: domain.assign_manually(s, str(number), command.agent_id, command.reason,
-                                                            self._ctx(who)))
+                                                            self._ctx(who), viewer=who))
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def route_by_hand(self, number, changes, viewer, ticket=None):
@@ -221,7 +222,7 @@ class RoutingService:
 
         def change(session):  # a rerun starts afresh: only the decisions of the committed attempt count
             ctx = self._ctx(who)
-            view = domain.route_by_hand(session, str(number), given, ticket, ctx)
+            view = domain.route_by_hand(session, str(number), given, ticket, ctx, viewer=who)
             return {"routing": view, "decisions": ctx.decided}
 
         return self._write(change)
@@ -230,18 +231,21 @@ class RoutingService:
     def escalate_ticket(self, number, escalation, viewer):
         command, who = validate(Escalation, escalation), validate(Viewer, viewer, prefix="viewer.")
         return self._write(lambda s: domain.escalate(s, str(number), command.reason, "manual", self._ctx(who),
-                                                     to_team=command.to_team))
+                                                     to_team=command.to_team, viewer=who))
+
+    # Reads of scoped data take the caller's viewer too: which tickets and queues it may see is decided
+    # here (helpdesk_routing.access), by routing's own record of each ticket's team.
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def get_ticket_routing(self, number, viewer):
+        who = validate(Viewer, viewer, prefix="viewer.")
+        with self.db() as session:
+            return domain.routing_of(session, str(number), viewer=who)
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
-    def get_ticket_routing(self, number):
+    def list_queue(self, query, viewer):
+        filters, who = validate(QueueQuery, query or {}), validate(Viewer, viewer, prefix="viewer.")
         with self.db() as session:
-            return domain.routing_of(session, str(number))
-
-    @rpc(expected_exceptions=EXPECTED_ERRORS)
-    def list_queue(self, query=None):
-        filters = validate(QueueQuery, query or {})
-        with self.db() as session:
-            return domain.queue(session, filters.team, filters.limit)
+            return domain.queue(session, filters.team, filters.limit, viewer=who)
 
     @rpc
     def ping(self):

@@ -105,7 +105,7 @@ def test_tickets_in_three_languages_reach_the_right_agents_and_the_queue_drains(
     q, _ = ticket_created("HD-000004", subject="vpn again", description="The VPN again, it does not work.")
     publish(amqp, q)
     tap.wait_for(lambda got: any(e["type"] == "ticket_queued" for e in got))
-    assert routing.list_queue({"team": "products"})[0]["number"] == "HD-000004"
+    assert routing.list_queue({"team": "products"}, ADMIN)[0]["number"] == "HD-000004"
     assert routing.set_presence(eric["id"], {"presence": "online"}, ADMIN)["load"] == 1
     tap.wait_for(lambda got: any(e["type"] == "ticket_assigned" and e["data"]["ticket_number"] == "HD-000004"
                                  for e in got))

@@ -10,18 +10,25 @@ without a contact, flagged for an agent to link.
 
 Every change is announced in the same transaction through the outbox: ``contact_created``,
 ``contact_updated`` and ``contact_merged``.
+
+Who sees a contact (``visible``): admins and agents whose token names no team, every contact; an agent
+limited to teams, the contacts with at least one ticket they may see (of their teams, or of no team),
+and contacts with no ticket at all (just created by a colleague, or not yet written to: like a ticket of
+no team, nobody's yet). A contact known only through another team's tickets is that team's business:
+its identifiers (addresses, phone numbers) are personal data the agent has no ticket to justify. Hidden
+contacts answer the same 404 as missing ones. Customers and visitors see no contacts.
 """
 from dataclasses import dataclass, field
 from typing import Optional
 
 import phonenumbers
-from sqlalchemy import select, tuple_, update
+from sqlalchemy import exists, false, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import selectinload
 
 from helpdesk_common.database import utcnow
-from helpdesk_common.errors import Conflict, NotFound, ValidationFailed
+from helpdesk_common.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from helpdesk_common.events import new_event
 from helpdesk_common.outbox import stage, stage_many
 
@@ -168,10 +175,28 @@ def identifier_view(identifier):
     return {"id": identifier.id, "kind": identifier.kind, "value": value, "platform": platform}
 
 
-def get(session, contact_id, for_update=False):
-    query = select(Contact).where(Contact.id == contact_id)
+def check_staff(viewer):
+    if viewer is not None and viewer.role not in ("admin", "agent", "system"):
+        raise Forbidden("Contacts are for agents only.", code="agents_only")
+
+
+def visible(statement, viewer):
+    """Limit a query of contacts to those ``viewer`` may see (see the module's docstring). ``None``: the
+    service itself (sees all)."""
+    if viewer is None or viewer.role in ("admin", "system") or (viewer.role == "agent" and not viewer.teams):
+        return statement
+    if viewer.role != "agent":
+        return statement.where(false())
+    tickets = select(Ticket.id).where(Ticket.requester_id == Contact.id)
+    seen = tickets.where(or_(Ticket.team.in_(list(viewer.teams)), Ticket.team.is_(None)))
+    return statement.where(or_(exists(seen), ~exists(tickets)))
+
+
+def get(session, contact_id, for_update=False, viewer=None):
+    """The contact, if ``viewer`` may see it; otherwise the same 404 as a missing one."""
+    query = visible(select(Contact).where(Contact.id == contact_id), viewer)
     if for_update:
-        query = query.with_for_update()
+        query = query.with_for_update(of=Contact)
     contact = session.scalar(query)
     if contact is None:
         raise NotFound(f"There is no contact {contact_id}.", code="contact_not_found")
@@ -197,9 +222,10 @@ def create(session, command, region=None):
     return view
 
 
-def find(session, query, region=None):
-    """Contacts, newest first; with ``kind`` and ``value``, only those known by that identifier."""
-    statement = select(Contact).order_by(Contact.id.desc()).limit(query.limit + 1)
+def find(session, query, region=None, viewer=None):
+    """Contacts ``viewer`` may see, newest first; with ``kind`` and ``value``, only those known by that
+    identifier."""
+    statement = visible(select(Contact).order_by(Contact.id.desc()).limit(query.limit + 1), viewer)
     if query.kind or query.value:
         if not (query.kind and query.value):
             raise ValidationFailed("Give both kind and value to find a contact by an identifier.",
@@ -220,8 +246,8 @@ def find(session, query, region=None):
             "next_cursor": str(page[-1].id) if len(found) > query.limit else None}
 
 
-def add_identifier(session, contact_id, identifier, region=None):
-    contact = get(session, contact_id, for_update=True)
+def add_identifier(session, contact_id, identifier, region=None, viewer=None):
+    contact = get(session, contact_id, for_update=True, viewer=viewer)
     kind, value = normalise(identifier.kind, identifier.value, identifier.platform, region)
     if any((i.kind, i.value) == (kind, value) for i in contact.identifiers):
         raise Conflict(f"Contact {contact_id} already has {kind} {value}.", code="identifier_exists")
@@ -233,10 +259,10 @@ def add_identifier(session, contact_id, identifier, region=None):
     return _announce_update(session, before, contact)
 
 
-def remove_identifier(session, contact_id, identifier_id):
+def remove_identifier(session, contact_id, identifier_id, viewer=None):
     """Remove one identifier; the last one stays (a contact nobody can be recognised by is useless).
     Removing the primary email makes another email identifier primary."""
-    contact = get(session, contact_id, for_update=True)
+    contact = get(session, contact_id, for_update=True, viewer=viewer)
     target = next((i for i in contact.identifiers if i.id == identifier_id), None)
     if target is None:
         raise NotFound(f"Contact {contact_id} has no identifier {identifier_id}.", code="identifier_not_found")
@@ -265,13 +291,15 @@ def _announce_update(session, before, contact):
     return after
 
 
-def merge(session, contact_id, other_id, actor="system"):
+def merge(session, contact_id, other_id, actor="system", viewer=None):
     """Move ``other``'s identifiers and tickets to ``contact_id`` and remove ``other``. Answers the
-    merged contact and the numbers of the tickets that moved (each records the change in its history)."""
+    merged contact and the numbers of the tickets that moved (each records the change in its history).
+    ``viewer`` must see both contacts."""
     if contact_id == other_id:
         raise ValidationFailed("A contact cannot be merged with itself.",
                                details=[{"field": "other", "code": "invalid_value", "message": "same contact"}])
-    keep, gone = get(session, min(contact_id, other_id), True), get(session, max(contact_id, other_id), True)
+    keep, gone = (get(session, min(contact_id, other_id), True, viewer),
+                  get(session, max(contact_id, other_id), True, viewer))
     if keep.id != contact_id:
         keep, gone = gone, keep
     have = {(i.kind, i.value) for i in keep.identifiers}

@@ -13,6 +13,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, selectinload
 
+from helpdesk_common import authz
 from helpdesk_common.bulk import allocate_ids, insert_rows
 from helpdesk_common.inbox import first_deliveries
 from helpdesk_common.contracts import given_fields
@@ -196,9 +197,23 @@ def open_ticket(session: Session, command, viewer, rules: Rules, idempotency_key
     return outcome
 
 
+CUSTOMER_CHANNEL = "web"  # a customer's own requests come through the portal (or its API), whatever they claim
+
+
+def on_own_behalf(command, viewer):
+    """A customer's request as the platform takes it: in their own name only (``helpdesk_common.authz``).
+
+    The requester must be the token's address (403 ``requester_mismatch``); a phone number or social
+    handle is refused (422 ``customer_identifier_refused``): contacts are found by them, so another
+    contact's number would open the ticket in that person's name. Channel, team and priority are ignored
+    (``web``, none, ``normal``). Anyone else's request is unchanged."""
+    if viewer.role != "customer":
+        return command
+    authz.check_own_requester(command.requester, viewer)
+    return command.model_copy(update={"channel": CUSTOMER_CHANNEL, **authz.CUSTOMER_DEFAULTS})
+
+
 def _check_request(command, viewer, definitions):
-    if viewer.role == "customer" and command.requester.email.lower() != (viewer.email or "").lower():
-        raise Forbidden("Customers can only open tickets for themselves.", code="requester_mismatch")
     return custom_fields.check_values(None, command.custom_fields, definitions=definitions)
 
 
@@ -214,9 +229,20 @@ def open_tickets(session: Session, requests, rules: Rules, now=None):
     intake's 500 mails spent most of its CPU in the ORM's bookkeeping of objects nobody reads back.
     """
     outcomes = [None] * len(requests)
+    # A customer's request is brought to their own name first: a refused one never reaches the contacts
+    # (no lookup by a borrowed number, no contact made for it).
+    requests, refused = list(requests), {}
+    for index, (command, viewer, key) in enumerate(requests):
+        try:
+            requests[index] = (on_own_behalf(command, viewer), viewer, key)
+        except HelpdeskError as error:
+            refused[index] = error
     with session.no_autoflush:
         definitions = custom_fields.load_definitions(session)
-        resolved = _contacts(session, [command.requester for command, _, _ in requests], rules.phone_region)
+        kept = [index for index in range(len(requests)) if index not in refused]
+        found = _contacts(session, [requests[index][0].requester for index in kept], rules.phone_region)
+        resolved = dict(zip(kept, found))
+        resolved.update(refused)
         keys = {key for _, _, key in requests if key}
         earlier = {(k.client, k.key): (k.ticket_id, k.request_hash) for k in session.execute(
             select(IdempotencyKey.client, IdempotencyKey.key, IdempotencyKey.ticket_id, IdempotencyKey.request_hash)
@@ -224,6 +250,8 @@ def open_tickets(session: Session, requests, rules: Rules, now=None):
         fresh, repeats, answered, claimed = [], [], [], {}
         for index, (command, viewer, key) in enumerate(requests):
             try:
+                if index in refused:
+                    raise refused[index]
                 values = _check_request(command, viewer, definitions)
                 if isinstance(resolved[index], HelpdeskError):
                     raise resolved[index]
@@ -831,8 +859,8 @@ def link_ticket_contact(session: Session, number, contact_id, viewer, rules: Rul
     the history and announced as ``ticket_updated``."""
     if viewer.role not in STAFF:
         raise Forbidden("Only agents link tickets to contacts.", code="agents_only")
-    contact = contacts.get(session, contact_id)
     ticket = find_ticket(session, number, viewer, for_update=True)
+    contact = contacts.get(session, contact_id, viewer=viewer)  # the ticket would show a hidden contact's name
     now = now or utcnow()
     old = {"contact_id": ticket.requester_id, "contact_ambiguous": bool(ticket.requester_ambiguous)}
     ticket.requester, ticket.requester_ambiguous, ticket.updated_at = contact, False, now
@@ -848,7 +876,7 @@ def link_ticket_contact(session: Session, number, contact_id, viewer, rules: Rul
 def merge_contacts(session: Session, contact_id, other_id, viewer, rules: Rules, now=None):
     """Merge contact ``other_id`` into ``contact_id`` (``contacts.merge``); each ticket whose requester
     moved is announced as ``ticket_updated``, so a consumer mirroring tickets sees the new requester."""
-    view, numbers = contacts.merge(session, contact_id, other_id, viewer.actor)
+    view, numbers = contacts.merge(session, contact_id, other_id, viewer.actor, viewer=viewer)
     now = now or utcnow()
     if numbers:
         change = [{"field": "requester", "old": {"contact_id": other_id}, "new": {"contact_id": contact_id}}]

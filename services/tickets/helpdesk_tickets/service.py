@@ -190,39 +190,46 @@ class TicketsService:
     def get_workflow(self):
         return self.rules.workflow.describe()
 
-    # --- contacts (agents and admins: the gateway checks the role) ---------------------------------
+    # --- contacts (agents and admins; which contacts a team-limited agent sees: contacts.visible) -------
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
-    def create_contact(self, contact):
-        command = validate(NewContact, contact)
+    def create_contact(self, contact, viewer):
+        command, who = validate(NewContact, contact), validate(Viewer, viewer, prefix="viewer.")
+        contacts.check_staff(who)
         return self._write(lambda s: contacts.create(s, command, self.rules.phone_region))
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
-    def get_contact(self, contact_id):
+    def get_contact(self, contact_id, viewer):
+        who = validate(Viewer, viewer, prefix="viewer.")
+        contacts.check_staff(who)
         with self.db() as session:
-            return contacts.contact_view(contacts.get(session, _contact_id(contact_id)))
+            return contacts.contact_view(contacts.get(session, _contact_id(contact_id), viewer=who))
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
-    def find_contacts(self, query):
-        filters = validate(ContactQuery, query or {})
+    def find_contacts(self, query, viewer):
+        filters, who = validate(ContactQuery, query or {}), validate(Viewer, viewer, prefix="viewer.")
+        contacts.check_staff(who)
         with self.db() as session:
-            return contacts.find(session, filters, self.rules.phone_region)
+            return contacts.find(session, filters, self.rules.phone_region, viewer=who)
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
-    def add_contact_identifier(self, contact_id, identifier):
-        command = validate(Identifier, identifier)
+    def add_contact_identifier(self, contact_id, identifier, viewer):
+        command, who = validate(Identifier, identifier), validate(Viewer, viewer, prefix="viewer.")
+        contacts.check_staff(who)
         return self._write(lambda s: contacts.add_identifier(s, _contact_id(contact_id), command,
-                                                            self.rules.phone_region))
+                                                            self.rules.phone_region, viewer=who))
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
-    def remove_contact_identifier(self, contact_id, identifier_id):
+    def remove_contact_identifier(self, contact_id, identifier_id, viewer):
+        who = validate(Viewer, viewer, prefix="viewer.")
+        contacts.check_staff(who)
         return self._write(lambda s: contacts.remove_identifier(s, _contact_id(contact_id),
-                                                               _contact_id(identifier_id, "identifier_id")))
+                                                               _contact_id(identifier_id, "identifier_id"), viewer=who))
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
-    def merge_contacts(self, contact_id, merge, viewer=None):
-        command = validate(ContactMerge, merge)
-        who = validate(Viewer, viewer or {"actor": "system", "role": "system"}, prefix="viewer.")
+    def merge_contacts(self, contact_id, merge, viewer):
+        command, who = validate(ContactMerge, merge), validate(Viewer, viewer, prefix="viewer.")
+        contacts.check_staff(who)
         return self._write(lambda s: domain.merge_contacts(s, _contact_id(contact_id), command.other, who, self.rules))
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)

@@ -303,3 +303,44 @@ def test_existing_contacts_and_tickets_keep_their_requester(tmp_path):
         assert connection.execute(text("SELECT requester_id, requester_email, requester_ambiguous FROM tickets")
                                   ).all() == [(7, "carol@example.com", 0)]
     engine.dispose()
+
+
+# --- who sees a contact (issue 17) --------------------------------------------------------------------
+
+def test_a_team_limited_agent_sees_contacts_of_the_tickets_they_see_or_of_none(sessions, rules, open_ticket):
+    from helpdesk_common.contracts.tickets import Viewer
+    from helpdesk_common.errors import Forbidden
+
+    alpha = Viewer(actor="al", role="agent", teams=["alpha"])
+    everyone = Viewer(actor="una", role="agent")
+    beta_contact = open_ticket(team="beta", requester={"email": "b@example.com"})["requester"]["contact_id"]
+    shared = open_ticket(team="beta", requester={"email": "s@example.com"})["requester"]["contact_id"]
+    open_ticket(requester={"email": "s@example.com"})  # and one untriaged ticket: alpha sees it
+    fresh = new_contact(sessions, "New", email("n@example.com"))["id"]
+    with sessions() as session:
+        listed = {c["id"] for c in contacts.find(session, validate(ContactQuery, {}), viewer=alpha)["items"]}
+        assert listed == {shared, fresh}
+        assert {c["id"] for c in contacts.find(session, validate(ContactQuery, {}), viewer=everyone)["items"]} == {
+            beta_contact, shared, fresh}
+        by_email = validate(ContactQuery, {"kind": "email", "value": "b@example.com"})
+        assert contacts.find(session, by_email, viewer=alpha)["items"] == []
+        with pytest.raises(NotFound) as hidden:
+            contacts.get(session, beta_contact, viewer=alpha)
+        assert hidden.value.code == "contact_not_found"
+        assert contacts.get(session, shared, viewer=alpha).id == shared
+    for change in (lambda s: contacts.add_identifier(s, beta_contact, Identifier(kind="email", value="x@example.com"),
+                                                     viewer=alpha),
+                   lambda s: contacts.merge(s, fresh, beta_contact, "al", viewer=alpha),
+                   lambda s: domain.merge_contacts(s, beta_contact, fresh, alpha, rules)):
+        with pytest.raises(NotFound):
+            with sessions.begin() as session:
+                change(session)
+    with pytest.raises(Forbidden):
+        contacts.check_staff(Viewer(actor="c", role="customer", email="c@example.com"))
+    # a ticket of one's own team may be linked to a visible contact only
+    number = open_ticket(team="alpha", requester={"email": "a@example.com"})["number"]
+    with pytest.raises(NotFound):
+        with sessions.begin() as session:
+            domain.link_ticket_contact(session, number, beta_contact, alpha, rules)
+    with sessions.begin() as session:
+        assert domain.link_ticket_contact(session, number, shared, alpha, rules)["requester"]["contact_id"] == shared

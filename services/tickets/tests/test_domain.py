@@ -127,6 +127,45 @@ def test_customer_opens_tickets_only_for_themselves(sessions, rules, customer, n
     assert count_rows(Ticket) == 1
 
 
+@pytest.mark.parametrize("identifier", [{"phone": "+46 70 765 43 21"},
+                                        {"social": {"platform": "mastodon", "handle": "victor"}}])
+def test_a_customer_cannot_borrow_another_contacts_identifier(sessions, rules, admin, customer, new_ticket,
+                                                             open_ticket, count_rows, identifier):
+    victim = open_ticket(requester={"email": "victor@example.com", "name": "Victor",
+                                    "phone": "+46707654321", "social": {"platform": "mastodon", "handle": "victor"}})
+    contacts_before = count_rows(Contact)
+    with pytest.raises(ValidationFailed) as caught:
+        with sessions.begin() as session:
+            domain.open_ticket(session, new_ticket(requester={"email": "carol@example.com", **identifier}),
+                               customer, rules)
+    assert caught.value.code == "customer_identifier_refused"
+    assert caught.value.details[0]["field"] == f"requester.{next(iter(identifier))}"
+    assert "victor" not in caught.value.message.lower()
+    assert (count_rows(Ticket), count_rows(Contact)) == (1, contacts_before)  # no contact made on the way
+    # agents and the platform's own channels still find contacts by them
+    with sessions.begin() as session:
+        view, _ = domain.open_ticket(session, new_ticket(requester={"email": "x@example.com", **identifier}),
+                                     admin, rules)
+    assert view["requester"]["contact_id"] == victim["requester"]["contact_id"]
+
+
+def test_a_customers_channel_team_and_priority_are_ignored(sessions, rules, customer, new_ticket):
+    with sessions.begin() as session:
+        view, _ = domain.open_ticket(session, new_ticket(requester={"email": "carol@example.com"}, channel="phone",
+                                                         team="vip", priority="urgent"), customer, rules)
+    assert (view["channel"], view["team"], view["priority"]) == ("web", None, "normal")
+
+
+def test_one_refused_customer_request_spoils_no_other_in_a_batch(sessions, rules, customer, admin, new_ticket):
+    with sessions.begin() as session:
+        outcomes = domain.open_tickets(session, [
+            (new_ticket(requester={"email": "carol@example.com", "phone": "+46707654321"}), customer, None),
+            (new_ticket(requester={"email": "carol@example.com"}, team="vip"), customer, None),
+            (new_ticket(requester={"email": "y@example.com"}, team="vip"), admin, None)], rules)
+    assert isinstance(outcomes[0], ValidationFailed)
+    assert [outcome[0]["team"] for outcome in outcomes[1:]] == [None, "vip"]
+
+
 # --- idempotency ---------------------------------------------------------------------------------
 
 def _open_with_key(sessions, rules, viewer, command, key):

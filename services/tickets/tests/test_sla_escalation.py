@@ -100,7 +100,7 @@ def test_a_breached_sla_escalates_the_ticket_to_tier_2_and_it_all_shows_in_the_h
         assert escalation["actor"] == "routing" and escalation["new"]["trigger"] == "sla_breach"
         assert any(e["field"] == "tier" and (e["old"], e["new"]) == (1, 2) for e in history)
         assert [e["new"] for e in history if e["field"] == "assignee"][-1] == second["assignee"]
-        routed = routing_rpc.get_ticket_routing(number)
+        routed = routing_rpc.get_ticket_routing(number, ADMIN)
         assert [(e["trigger"], e["from_tier"], e["to_tier"]) for e in routed["escalations"]] == [("sla_breach", 1, 2)]
 
         # the timer keeps ticking: nothing is announced twice
