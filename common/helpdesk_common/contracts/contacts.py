@@ -10,6 +10,7 @@ from typing import Annotated, Literal, Optional
 from pydantic import Field, StringConstraints
 
 from . import Contract, View
+from .tickets import Change
 
 IdentifierKind = Literal["email", "phone", "social"]
 Platform = Annotated[str, StringConstraints(min_length=1, max_length=40, pattern=r"^[A-Za-z][A-Za-z0-9_.-]*$")]
@@ -70,3 +71,20 @@ class ContactView(View):
 class ContactPage(View):
     items: list[ContactView]
     next_cursor: Optional[str] = None
+
+
+# --- Events: the data of the contact events (the tickets service's; catalogue: ``helpdesk_common.events``)
+
+class ContactCreated(View):
+    contact: ContactView
+
+
+class ContactUpdated(View):
+    contact: ContactView
+    changes: list[Change]
+
+
+class ContactMerged(View):
+    contact: ContactView  # the contact that remains, after the merge
+    merged_contact_id: int  # the contact that was merged into it and no longer exists
+    ticket_numbers: list[str]  # the tickets whose requester moved (each also announced as ticket_updated)

@@ -14,7 +14,7 @@ from .tickets import Change, Viewer
 
 __all__ = [
     "ArticleType", "Language", "ArticleStatus", "Visibility", "LANGUAGES", "NewArticle", "ArticleChanges",
-    "SearchFilters", "SearchRequest", "SuggestRequest", "SuggestionOpened", "BulkImport", "Viewer",
+    "SearchFilters", "SearchRequest", "SuggestRequest", "SuggestionOpenedReport", "BulkImport", "Viewer",
     "ArticleView", "ArticleVersionView", "SearchHit", "SearchPage", "SuggestionList", "ImportReport", "Change",
 ]
 
@@ -94,7 +94,9 @@ class SuggestRequest(Contract):
     ticket_number: Optional[Annotated[str, StringConstraints(max_length=40)]] = None
 
 
-class SuggestionOpened(Contract):
+class SuggestionOpenedReport(Contract):
+    """The portal reports that a visitor opened a suggested article (announced as ``suggestion_opened``)."""
+
     suggestion_id: Annotated[str, StringConstraints(min_length=1, max_length=36)]
     article_id: ArticleId
     position: Optional[Annotated[int, Field(ge=1, le=100)]] = None
@@ -250,3 +252,43 @@ class TicketSuggestions(View):
 
 
 __all__ += ["SuggestionResolved", "SuggestionResolution", "SuggestedArticle", "TicketSuggestions"]
+
+
+# --- Events: the data of the knowledge base service's events (their catalogue: ``helpdesk_common.events``) -------
+
+class ArticlePublished(View):
+    article: ArticleView
+
+
+class ArticleUpdated(View):
+    article: ArticleView
+    changes: list[Change]
+
+
+class ArticleArchived(View):
+    article: ArticleView
+    deleted: bool = False
+
+
+class SuggestionShown(View):
+    suggestion_id: str
+    context: str
+    language: str
+    query_length: int
+    article_ids: list[int]
+    ticket_number: Optional[str] = None
+
+
+class SuggestionOpened(View):
+    suggestion_id: str
+    article_id: int
+    position: Optional[int] = None
+
+
+class SuggestionDeflected(View):
+    suggestion_id: str
+    language: str
+    article_ids: list[int]  # the articles that were shown, best first
+    article_id: Optional[int] = None  # the one that answered the question, when the portal says so
+    shown_at: datetime
+    deflected_at: datetime

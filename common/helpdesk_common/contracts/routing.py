@@ -273,3 +273,57 @@ def agent_id_of(assignee):
     """The agent id in an ``assignee`` value made by :func:`assignee_ref`, else None."""
     match = re.fullmatch(r"agent-(\d+)", assignee or "")
     return int(match.group(1)) if match else None
+
+
+# --- Events: the data of the routing service's events (their catalogue: ``helpdesk_common.events``) -------
+
+class AgentRef(View):
+    id: int
+    name: str
+    email: str
+    assignee: str  # how the ticket names the agent in its ``assignee`` field: "agent-<id>"
+
+
+class TicketAssigned(View):
+    ticket_number: str
+    assignee: str
+    agent: Optional[AgentRef] = None  # null: an assignee set by hand who is not one of routing's agents
+    team: Optional[str] = None
+    tier: int = 1
+    priority: Optional[str] = None  # the priority after routing (a rule may raise it)
+    language: Optional[str] = None  # given with the ticket or detected by routing
+    reason: str
+    rule: Optional[str] = None
+    manual: bool = False
+    previous_assignee: Optional[str] = None
+    assigned_at: datetime
+    sequence: Optional[int] = None  # routing's decisions about one ticket, numbered 1, 2, ... in the order made
+    actor: Optional[str] = None  # who decided: "routing", or the person who set it by hand
+
+
+class TicketQueued(View):
+    ticket_number: str
+    team: Optional[str] = None
+    tier: int = 1
+    priority: Optional[str] = None
+    language: Optional[str] = None
+    required_skills: dict[str, int] = {}
+    reason: str
+    rule: Optional[str] = None
+    previous_assignee: Optional[str] = None
+    queued_at: datetime
+    sequence: Optional[int] = None
+    actor: Optional[str] = None
+
+
+class TicketEscalated(View):
+    ticket_number: str
+    from_team: Optional[str] = None
+    to_team: Optional[str] = None
+    from_tier: int
+    to_tier: int
+    trigger: str  # manual | sla_breach | urgent_priority | reopened
+    reason: str
+    actor: str
+    escalated_at: datetime
+    sequence: Optional[int] = None

@@ -183,3 +183,50 @@ class CustomFieldView(View):
     type: str
     required: bool
     options: list[str] = []
+
+
+# --- Events: the data of the tickets service's events (their catalogue: ``helpdesk_common.events``) -------
+
+class TicketCreated(View):
+    ticket: TicketView
+
+
+class TicketUpdated(View):
+    ticket: TicketView
+    changes: list[Change]
+    # Who changed it: a person, or a service ("routing" for its own decisions, "sla", "system"); a routing
+    # decision made by hand names the person.
+    actor: Optional[str] = None
+
+
+class StatusChanged(View):
+    ticket: TicketView
+    from_status: str
+    to_status: str
+
+
+class MessageAdded(View):
+    ticket: TicketView
+    message: MessageView
+
+
+class SlaClock(View):
+    ticket_number: str
+    metric: str  # first_response | resolution
+    policy: Optional[str] = None
+    priority: Optional[str] = None
+    team: Optional[str] = None
+    tier: int = 1
+    target_seconds: int  # business seconds
+    elapsed_seconds: float  # business seconds, pauses excluded
+    remaining_seconds: float
+    due_at: Optional[datetime] = None
+    at: datetime
+
+
+class SlaWarning(SlaClock):
+    threshold: float  # the fraction of the target elapsed that triggers the warning
+
+
+class SlaBreached(SlaClock):
+    pass

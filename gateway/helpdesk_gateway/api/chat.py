@@ -26,7 +26,7 @@ import time
 import uuid
 from collections import OrderedDict
 
-from flask import Blueprint, Response, current_app, g, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 from kombu import Connection, Exchange, Queue, binding
 
 from helpdesk_common.contracts import validate

@@ -5,7 +5,7 @@ from flask import Blueprint, jsonify
 from helpdesk_common.contracts import validate
 from helpdesk_common.contracts.kb import (ArticleChanges, ArticleVersionView, ArticleView, BulkImport, DraftRequest,
                                            ImportReport, NewArticle, SearchPage, SearchQuery, SuggestionList,
-                                           SuggestionOpened, SuggestionResolution, SuggestionResolved,
+                                           SuggestionOpenedReport, SuggestionResolution, SuggestionResolved,
                                            SuggestQuery, TicketSuggestions)
 
 from . import json_body, operation, query_args, services, viewer
@@ -82,11 +82,11 @@ def suggest():
 
 
 @operation(bp, "/kb/suggestions/opened", "POST", summary="A suggested article was opened", tag="knowledge base",
-           body=SuggestionOpened, errors=WRITE_ERRORS, public=True)
+           body=SuggestionOpenedReport, errors=WRITE_ERRORS, public=True)
 def suggestion_opened():
     """Tells analytics which suggestion helped (deflection)."""
     body = json_body()
-    command = validate(SuggestionOpened, body)
+    command = validate(SuggestionOpenedReport, body)
     return jsonify(services().call("kb_search", "record_suggestion_opened", command.suggestion_id,
                                    command.article_id, viewer(), command.position)), 201
 

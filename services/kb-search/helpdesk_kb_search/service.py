@@ -16,7 +16,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from helpdesk_common.contracts import validate
 from helpdesk_common.contracts.kb import (LANGUAGES, ArticleChanges, BulkImport, NewArticle, SearchRequest,
-                                          SuggestionOpened, SuggestionResolved, SuggestRequest, Viewer)
+                                          SuggestionOpenedReport, SuggestionResolved, SuggestRequest, Viewer)
 from helpdesk_common.adapters.database import Database
 from helpdesk_common.database import run_in_transaction
 from helpdesk_common.adapters.group_commit import Collector
@@ -171,7 +171,7 @@ class KbSearchService:
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def record_suggestion_opened(self, suggestion_id, article_id, viewer=None, position=None):
-        command = validate(SuggestionOpened, {"suggestion_id": suggestion_id, "article_id": article_id,
+        command = validate(SuggestionOpenedReport, {"suggestion_id": suggestion_id, "article_id": article_id,
                                               "position": position})
         who = _viewer(viewer)
         return self._write(lambda s: domain.suggestion_opened(s, command, who))

@@ -19,7 +19,6 @@ its identifiers (addresses, phone numbers) are personal data the agent has no ti
 contacts answer the same 404 as missing ones. Customers and visitors see no contacts.
 """
 from dataclasses import dataclass, field
-from typing import Optional
 
 import phonenumbers
 from sqlalchemy import exists, false, or_, select, tuple_, update

@@ -9,8 +9,6 @@ from dataclasses import dataclass
 from typing import Optional
 
 from sqlalchemy import and_, bindparam, false, insert, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, selectinload
 
 from helpdesk_common import authz
