@@ -70,8 +70,13 @@ def test_compose_file_runs_every_service_with_the_pinned_constraints():
     for name in [*SERVICES, "gateway"]:
         assert "container_name" not in services[name], f"{name}: a fixed name would prevent --scale"
         assert f"{name}-migrate" in services, name
-    dockerfiles = {service["build"]["dockerfile"] for service in services.values() if "build" in service}
-    assert dockerfiles >= {f"services/{folder}/Dockerfile" for _, folder in SERVICES.values()} | {"gateway/Dockerfile"}
+    builds = {name: service["build"] for name, service in services.items() if "build" in service}
+    dockerfiles = {build["dockerfile"] for build in builds.values()}
+    assert dockerfiles == {"deploy/service.Dockerfile", "gateway/Dockerfile"}  # one template for every service
+    for name, (module, folder) in SERVICES.items():  # each built from it with its own folder and package
+        args = builds[f"{name}-migrate"]["args"]
+        assert (args["SERVICE"], args["PACKAGE"]) == (folder, module), name
+        assert os.path.isfile(os.path.join(ROOT, "services", folder, "config.yaml")), name
     for dockerfile in dockerfiles:
         with open(os.path.join(ROOT, dockerfile)) as stream:
             assert "-c constraints.txt" in stream.read(), dockerfile
@@ -82,7 +87,9 @@ def test_every_compose_migration_runs_a_console_script_of_its_package():
     migrations = {name: service for name, service in services.items() if name.endswith("-migrate")}
     assert set(migrations) >= {f"{name}-migrate" for name in [*SERVICES, "gateway"]}
     for name, service in migrations.items():
-        folder = os.path.dirname(service["build"]["dockerfile"])  # the package the image installs
+        build = service["build"]  # the package the image installs: the template's SERVICE, or the gateway
+        folder = os.path.join("services", build["args"]["SERVICE"]) if "args" in build else \
+            os.path.dirname(build["dockerfile"])
         assert service["command"][0] in console_scripts(folder), (name, service["command"])
         # the service itself runs the image the migration builds
         assert services[name.removesuffix("-migrate")]["image"] == service["image"], name
