@@ -70,3 +70,14 @@ def test_a_forbidden_import_breaks_a_contract(copy_of_the_code, module, line, co
     # and the copy as it was keeps every contract (so it was the added line that broke it)
     code, output = lint(str(copy_of_the_code / ".importlinter"), pythonpath=str(copy_of_the_code))
     assert code == 0, output
+
+
+def test_the_readme_is_an_entry_point_and_every_part_has_its_own():
+    """The README fits on a few screens; each folder it lists says what it owns in a README of its own."""
+    with open(os.path.join(ROOT, "README.md")) as stream:
+        readme = stream.read()
+    assert len(readme.splitlines()) < 250
+    for folder in ("common", "gateway", "bench", "deploy", *(f"services/{name}" for name in os.listdir(
+            os.path.join(ROOT, "services")))):
+        assert os.path.isfile(os.path.join(ROOT, folder, "README.md")), folder
+        assert f"`{folder}/" in readme, f"the README's folder table has no row for {folder}"

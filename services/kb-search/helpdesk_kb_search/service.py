@@ -9,7 +9,6 @@ event (outbox) together; the relay publishes the event; the handlers here bring 
 import logging
 from functools import partial
 
-from nameko.extensions import DependencyProvider
 from nameko.rpc import rpc
 from sqlalchemy import text
 from sqlalchemy.orm.exc import StaleDataError
@@ -25,7 +24,7 @@ from helpdesk_common.adapters.metrics import EntrypointMetrics
 from helpdesk_common.adapters.relay import OutboxRelay
 
 from . import domain, indexing, search, ticket_suggestions
-from .backends import make_backend
+from .dependencies import SearchIndex
 from .entrypoints import indexing_handler, ticket_handler
 from .exceptions import concurrent_change
 from .models import Outbox
@@ -36,28 +35,6 @@ DB_URL = "KB_DB_URL"
 SOURCE = "kb_search"
 ANONYMOUS = {"actor": "anonymous", "role": "anonymous"}
 IMPORT_BATCH = 500  # articles written per transaction by an import
-
-
-class SearchIndex(DependencyProvider):
-    """The search backend named in config (``KB_SEARCH_BACKEND``), one per service process."""
-
-    def setup(self):
-        self.backend = make_backend(self.container.config)
-
-    def start(self):
-        try:
-            self.backend.ensure_ready()
-        except Exception:  # Elasticsearch not up yet: searches fail until it is, writes retry
-            log.exception("search backend %s is not ready", self.backend.name)
-
-    def stop(self):
-        self.backend.close()
-
-    def kill(self):
-        self.backend.close()
-
-    def get_dependency(self, worker_ctx):
-        return self.backend
 
 
 def _viewer(viewer):

@@ -14,14 +14,9 @@ a ticket's team, so routing decides by its own record of it, not by what a calle
 - presence is personal: an agent sets only their own (the routing agent with their token's email);
   admins set anyone's (a supervisor is an admin here).
 """
-from helpdesk_common.errors import Forbidden, NotFound
+from .exceptions import not_your_agent, team_not_allowed, ticket_not_found
 
 UNLIMITED_ROLES = ("admin", "system")
-
-
-def ticket_not_found(number):
-    """The answer for a missing ticket and for a hidden one alike."""
-    return NotFound(f"Routing has not seen ticket {number} (yet).", code="ticket_not_found")
 
 
 def team_limited(viewer):
@@ -60,8 +55,7 @@ def queue_teams(viewer, team):
     if team is None:
         return (*teams, None)
     if team not in teams:
-        raise Forbidden(f"Your token is limited to the teams {', '.join(teams) or '(none)'}; "
-                        f"ask an admin for team {team!r}.", code="team_not_allowed")
+        raise team_not_allowed(teams, team)
     return (team,)
 
 
@@ -71,5 +65,4 @@ def check_own_agent(viewer, agent):
         return agent
     if viewer.role == "agent" and viewer.email and viewer.email.lower() == (agent.email or "").lower():
         return agent
-    raise Forbidden("Agents set their own presence only (the agent with your token's email); "
-                    "an admin sets anyone's.", code="not_your_agent")
+    raise not_your_agent()

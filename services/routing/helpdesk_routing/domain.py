@@ -22,14 +22,15 @@ from datetime import datetime
 
 from sqlalchemy import delete, func, select, update
 
+from helpdesk_common.business_hours import Calendar
 from helpdesk_common.contracts.routing import agent_id_of, assignee_ref
 from helpdesk_common.database import utcnow
-from helpdesk_common.errors import Conflict, NotFound, ValidationFailed
+from helpdesk_common.errors import ValidationFailed
 from helpdesk_common.events import new_event
 from helpdesk_common.outbox import stage
 
-from helpdesk_common.business_hours import Calendar
 from . import access
+from . import exceptions as errors
 from .models import Agent, AgentTeam, Assignment, EscalationRecord, Outbox, RoutedTicket, Rule, Team
 from .rules import PRIORITY_RANK, Candidate, RuleSpec, eligible, ranked_agents
 
@@ -121,14 +122,14 @@ def _teams_of(session, agent_id):
 def find_agent(session, agent_id):
     agent = session.get(Agent, agent_id, populate_existing=True)  # load moves by Core UPDATEs: read it afresh
     if agent is None:
-        raise NotFound(f"There is no agent {agent_id}.", code="agent_not_found")
+        raise errors.agent_not_found(agent_id)
     return agent
 
 
 def find_team(session, name):
     team = session.get(Team, name)
     if team is None:
-        raise NotFound(f"There is no team {name!r}.", code="team_not_found")
+        raise errors.team_not_found(name)
     return team
 
 
@@ -140,7 +141,7 @@ def find_routed(session, number, lock=False, viewer=None):
         query = query.with_for_update()
     routed = session.scalars(query).first()
     if routed is None:
-        raise access.ticket_not_found(number)
+        raise errors.ticket_not_found(number)
     return routed if viewer is None else access.check_ticket(viewer, routed, number)
 
 
@@ -159,7 +160,7 @@ def _known_teams(session, names):
 
 def create_team(session, command):
     if session.get(Team, command.name) is not None:
-        raise Conflict(f"A team named {command.name!r} exists already.", code="team_exists")
+        raise errors.team_exists(command.name)
     if command.escalates_to:
         _known_escalation(session, command.name, command.escalates_to)
     team = Team(name=command.name, tier=command.tier, strategy=command.strategy,
@@ -202,7 +203,7 @@ def list_teams(session):
 def create_agent(session, command, ctx):
     teams = _known_teams(session, command.teams)
     if session.scalar(select(Agent.id).where(Agent.email == command.email)) is not None:
-        raise Conflict(f"An agent with email {command.email} exists already.", code="agent_exists")
+        raise errors.agent_exists(command.email)
     now = ctx.now
     agent = Agent(name=command.name, email=command.email, languages=list(command.languages),
                   skills=dict(command.skills), tier=command.tier, capacity=command.capacity, load=0,
@@ -243,7 +244,7 @@ def update_agent(session, agent_id, changes, ctx):
     given = changes.model_dump(exclude_unset=True, mode="json")
     if "email" in given and given["email"] != agent.email:
         if session.scalar(select(Agent.id).where(Agent.email == given["email"])) is not None:
-            raise Conflict(f"An agent with email {given['email']} exists already.", code="agent_exists")
+            raise errors.agent_exists(given["email"])
     teams = given.pop("teams", None)
     if teams is not None:
         teams = _known_teams(session, teams)
@@ -294,7 +295,7 @@ def list_rules(session):
 def delete_rule(session, rule_id):
     rule = session.get(Rule, rule_id)
     if rule is None:
-        raise NotFound(f"There is no routing rule {rule_id}.", code="rule_not_found")
+        raise errors.rule_not_found(rule_id)
     session.delete(rule)
     session.flush()
     session.execute(update(Rule).where(Rule.position > rule.position).values(position=Rule.position - 1))
@@ -591,12 +592,12 @@ ROUTED_FIELDS = ("assignee", "team", "tier")
 """A ticket's fields that routing alone decides; the tickets service applies its decisions."""
 
 
-def _routed_from_ticket(session, ticket, ctx):
+def _routed_from_ticket(session, number, ticket, ctx):
     """Routing's record of a ticket it has not routed yet (a person set its assignee, team or tier before
     routing's ``ticket_created`` arrived): made from the ticket as it is, so that event finds it seen and
     leaves it alone (the person's decision came first)."""
     if ticket is None:
-        raise NotFound("Routing has not seen this ticket (yet).", code="ticket_not_found")
+        raise errors.ticket_not_found(number)
     priority = ticket.get("priority") or "normal"
     created = ticket.get("created_at")
     routed = RoutedTicket(number=ticket["number"], state="queued", team=ticket.get("team"), tier=ticket.get("tier") or 1,
@@ -630,8 +631,8 @@ def route_by_hand(session, number, changes, ticket, ctx, viewer=None):
     routed = session.scalars(query.with_for_update() if _is_postgres(session) else query).first()
     if routed is None:
         if viewer is not None and ticket is not None and not access.may_see_team(viewer, ticket.get("team")):
-            raise access.ticket_not_found(number)
-        routed = _routed_from_ticket(session, ticket, ctx)
+            raise errors.ticket_not_found(number)
+        routed = _routed_from_ticket(session, number, ticket, ctx)
     elif viewer is not None:
         access.check_ticket(viewer, routed, number)
     reason = f"set by hand ({', '.join(f for f in ROUTED_FIELDS if f in changes)})"
@@ -710,7 +711,7 @@ def escalate(session, number, reason, trigger, ctx, to_team=None, viewer=None):
     of one's own team to any team is the point of escalation and stays allowed."""
     routed = find_routed(session, number, lock=True, viewer=viewer)
     if routed.state == "released":
-        raise Conflict(f"Ticket {number} is resolved or closed; reopen it before escalating.", code="ticket_closed")
+        raise errors.ticket_closed(number)
     team = session.get(Team, routed.team) if routed.team else None
     if to_team is not None:
         target = find_team(session, to_team)
@@ -721,7 +722,7 @@ def escalate(session, number, reason, trigger, ctx, to_team=None, viewer=None):
     else:
         new_team, new_tier = routed.team, routed.tier + 1
     if new_tier > MAX_TIER:
-        raise Conflict(f"Ticket {number} is at the last tier already.", code="no_escalation_path")
+        raise errors.no_escalation_path(number)
     previous = routed.agent_id if routed.state == "assigned" else None
     freed = _release(session, routed, ctx)
     from_team, from_tier = routed.team, routed.tier

@@ -1,7 +1,5 @@
 """The tickets nameko service: thin RPC entrypoints over the rules in ``domain``."""
-from nameko.extensions import DependencyProvider
 from nameko.rpc import rpc
-from nameko.timer import Timer
 from sqlalchemy import text
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -18,43 +16,11 @@ from helpdesk_common.adapters.metrics import EntrypointMetrics
 from helpdesk_common.adapters.relay import OutboxRelay
 
 from . import contacts, custom_fields, domain
+from .dependencies import TicketRules, sla_timer
 from .exceptions import concurrent_change
 from .models import Outbox
-from .sla import SlaPolicies
-from .workflow import Workflow
 
 DB_URL = "TICKETS_DB_URL"
-
-
-class TicketRules(DependencyProvider):
-    """The organisation's workflow and number format, read once from config at start-up."""
-
-    def setup(self):
-        config = self.container.config
-        self.rules = domain.Rules(workflow=Workflow.load(config.get("WORKFLOW_FILE") or None),
-                                  number_format=config.get("TICKET_NUMBER_FORMAT") or "HD-{seq:06d}",
-                                  sla=SlaPolicies.load(config.get("SLA_FILE") or None),
-                                  phone_region=(config.get("PHONE_REGION") or None))
-
-    def get_dependency(self, worker_ctx):
-        return self.rules
-
-
-class ConfigTimer(Timer):
-    """A nameko timer whose interval (seconds) is read from the service's config at start-up."""
-
-    def __init__(self, config_key, default, **kwargs):
-        self.config_key, self.default = config_key, default
-        super().__init__(interval=default, **kwargs)
-
-    def setup(self):
-        value = self.container.config.get(self.config_key)
-        self.interval = float(value) if value not in (None, "") else self.default
-        if self.interval <= 0:
-            raise ValueError(f"{self.config_key} must be a positive number of seconds")
-
-
-sla_timer = ConfigTimer.decorator
 
 
 def _contact_id(value, what="contact_id"):

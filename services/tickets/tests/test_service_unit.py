@@ -113,7 +113,7 @@ def test_a_raced_unique_key_is_retried_once(service):
 # --- the organisation's rules, read from config at start-up -------------------------------------
 
 def _rules_from(mock_container, **config):
-    from helpdesk_tickets.service import TicketRules
+    from helpdesk_tickets.dependencies import TicketRules
 
     mock_container.config.update(config)
     provider = TicketRules().bind(mock_container, "rules")

@@ -283,7 +283,7 @@ def test_durations(text, seconds):
 
 
 def test_the_sla_file_is_read_from_the_config(tmp_path):
-    from helpdesk_tickets.service import TicketRules
+    from helpdesk_tickets.dependencies import TicketRules
 
     path = tmp_path / "sla.yaml"
     path.write_text("policies:\n  - {name: all, first_response: 2h, resolution: 1h30m}\n")
