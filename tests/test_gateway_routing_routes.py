@@ -6,9 +6,20 @@ from helpdesk_gateway.app import create_app
 from helpdesk_gateway.cli import upgrade as gateway_upgrade
 from helpdesk_gateway.openapi import document
 from helpdesk_gateway.settings import Settings
+from helpdesk_common.adapters.database import engine_for
+from helpdesk_routing.migrate import upgrade as upgrade_routing
 from helpdesk_routing.service import RoutingService
 
 TOKEN = "hd_test_routing_admin"
+
+
+@pytest.fixture
+def db_url(tmp_path):
+    """Routing's database."""
+    url = f"sqlite:///{tmp_path / 'routing.db'}"
+    upgrade_routing(url)
+    yield url
+    engine_for(url).dispose()
 
 
 @pytest.fixture

@@ -1,6 +1,5 @@
 """SLA warning, breach and the automatic escalation to tier 2 across services: the tickets service and the
 routing service in real containers on a real RabbitMQ, with the tickets timer reading a test clock."""
-import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -8,11 +7,18 @@ from nameko.standalone.rpc import ServiceRpcProxy
 
 import helpdesk_tickets.service
 from helpdesk_common.adapters.database import engine_for
-from helpdesk_common.testing import EventTap, wait_for
+from helpdesk_common.testing import EventTap, migrated_test_database, wait_for
 from helpdesk_routing.migrate import upgrade as upgrade_routing
 from helpdesk_routing.service import RoutingService
+from helpdesk_tickets.migrate import upgrade as upgrade_tickets
 from helpdesk_tickets.service import TicketsService
 
+
+@pytest.fixture
+def db_url(tmp_path):
+    """The tickets database (SQLite, or PostgreSQL with HELPDESK_TEST_TICKETS_DB=postgresql)."""
+    with migrated_test_database("tickets", tmp_path, upgrade_tickets) as url:
+        yield url
 
 
 ADMIN = {"actor": "ada", "role": "admin", "correlation_id": "req-ada"}
