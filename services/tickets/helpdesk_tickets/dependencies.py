@@ -1,6 +1,5 @@
-"""The tickets service's nameko extensions: its rules read from config, and a timer configured likewise."""
+"""The tickets service's dependency providers: its rules, read from config once at start-up."""
 from nameko.extensions import DependencyProvider
-from nameko.timer import Timer
 
 from . import domain
 from .sla import SlaPolicies
@@ -19,20 +18,3 @@ class TicketRules(DependencyProvider):
 
     def get_dependency(self, worker_ctx):
         return self.rules
-
-
-class ConfigTimer(Timer):
-    """A nameko timer whose interval (seconds) is read from the service's config at start-up."""
-
-    def __init__(self, config_key, default, **kwargs):
-        self.config_key, self.default = config_key, default
-        super().__init__(interval=default, **kwargs)
-
-    def setup(self):
-        value = self.container.config.get(self.config_key)
-        self.interval = float(value) if value not in (None, "") else self.default
-        if self.interval <= 0:
-            raise ValueError(f"{self.config_key} must be a positive number of seconds")
-
-
-sla_timer = ConfigTimer.decorator

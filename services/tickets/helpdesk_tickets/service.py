@@ -16,7 +16,8 @@ from helpdesk_common.adapters.metrics import EntrypointMetrics
 from helpdesk_common.adapters.relay import OutboxRelay
 
 from . import contacts, custom_fields, domain
-from .dependencies import TicketRules, sla_timer
+from .dependencies import TicketRules
+from .entrypoints import sla_timer
 from .exceptions import concurrent_change
 from .models import Outbox
 
