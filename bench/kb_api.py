@@ -28,7 +28,6 @@ them, against ``POST /api/v1/kb/articles`` one article at a time (``--one-by-one
 """
 import argparse
 import http.client
-import importlib.util
 import multiprocessing as mp
 import os
 import shutil
@@ -42,21 +41,11 @@ import warnings
 warnings.simplefilter("ignore")
 _HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(_HERE)
-# bench/kb_search.py is named like the package it measures: keep this folder off the import path.
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
-sys.modules.pop("kb_search", None)
 sys.path.insert(0, ROOT)
 
 
-def _load_search_bench():
-    """``bench/kb_search.py`` as a module (its generator, query set, percentile and bulk indexing)."""
-    spec = importlib.util.spec_from_file_location("kb_search_bench", os.path.join(_HERE, "kb_search.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _load_search_bench()
+sys.path.insert(0, _HERE)
+import kb_search as bench  # noqa: E402  (bench/kb_search.py: its generator, query set, percentile and bulk indexing)
 
 from helpdesk_kb_search import search as kb_search_search  # noqa: E402
 from helpdesk_kb_search.backends.embedded import EmbeddedBackend  # noqa: E402

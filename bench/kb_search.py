@@ -30,17 +30,12 @@ import tempfile
 import time
 import uuid
 
-# This file is named like the package it measures: keep its own folder off the import path.
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
-sys.modules.pop("kb_search", None)
-
-from helpdesk_kb_search import analysis  # noqa: E402
-from helpdesk_kb_search.backends.base import IndexDoc, SearchQuery  # noqa: E402
-from helpdesk_kb_search.backends.elastic import ElasticsearchBackend  # noqa: E402
-from helpdesk_kb_search.backends.embedded import EmbeddedBackend  # noqa: E402
-from helpdesk_kb_search.es_emulator import ElasticsearchEmulator  # noqa: E402
-from helpdesk_kb_search.evaluation import DATA, collection_docs, evaluate, load_collection  # noqa: E402
+from helpdesk_kb_search import analysis
+from helpdesk_kb_search.backends.base import IndexDoc, SearchQuery
+from helpdesk_kb_search.backends.elastic import ElasticsearchBackend
+from helpdesk_kb_search.backends.embedded import EmbeddedBackend
+from helpdesk_kb_search.es_emulator import ElasticsearchEmulator
+from helpdesk_kb_search.evaluation import DATA, collection_docs, evaluate, load_collection
 
 LANGS = ("en", "nl", "sv")
 
