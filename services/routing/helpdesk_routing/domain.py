@@ -23,6 +23,7 @@ from datetime import datetime
 from sqlalchemy import delete, func, select, update
 
 from helpdesk_common.business_hours import Calendar
+from helpdesk_common.contracts import given_fields
 from helpdesk_common.contracts.routing import agent_id_of, assignee_ref
 from helpdesk_common.database import utcnow
 from helpdesk_common.errors import ValidationFailed
@@ -177,9 +178,14 @@ def _known_escalation(session, name, target):
     _known_teams(session, [target])
 
 
+TEAM_FIELDS = ("tier", "strategy", "escalates_to", "description")
+AGENT_FIELDS = ("name", "email", "languages", "skills", "teams", "tier", "capacity", "working_hours")
+
+
 def update_team(session, name, changes, ctx):
     team = find_team(session, name)
-    given = changes.model_dump(exclude_unset=True)
+    fields = given_fields(changes, TEAM_FIELDS, not_null=("tier", "strategy"))
+    given = {field: getattr(changes, field) for field in fields}
     if given.get("escalates_to"):
         _known_escalation(session, name, given["escalates_to"])
     for key, value in given.items():
@@ -241,7 +247,8 @@ def update_agent(session, agent_id, changes, ctx):
     ``load`` is never written here: only the conditional updates of claim and release change it.
     """
     agent = find_agent(session, agent_id)
-    given = changes.model_dump(exclude_unset=True, mode="json")
+    fields = given_fields(changes, AGENT_FIELDS, not_null=AGENT_FIELDS[:-1])  # null working hours: always
+    given = {field: value for field, value in changes.model_dump(mode="json").items() if field in fields}
     if "email" in given and given["email"] != agent.email:
         if session.scalar(select(Agent.id).where(Agent.email == given["email"])) is not None:
             raise errors.agent_exists(given["email"])

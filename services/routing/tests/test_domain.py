@@ -328,3 +328,23 @@ def test_both_sla_clocks_breaching_escalate_once_per_breach_episode(team, agent,
     run(domain.escalate, t["number"], "needs tier 3 after all", "manual")
     assert breach("resolution")["tier"] == 4
     assert load_of(sessions, l3["id"]) == 0
+
+
+@pytest.mark.parametrize("field", ["name", "email", "languages", "skills", "teams", "tier", "capacity"])
+def test_an_agent_field_that_must_have_a_value_cannot_be_cleared(team, agent, run, sessions, field):
+    """A null used to reach the database's NOT NULL and answer 500 (found by the schemathesis fuzzer)."""
+    team("desk")
+    a = agent("A", teams=["desk"])
+    with pytest.raises(ValidationFailed) as caught:
+        run(domain.update_agent, a["id"], AgentChanges.model_validate({field: None}))
+    assert caught.value.details[0] == {"field": field, "code": "null_not_allowed", "message": "give a value"}
+    assert run(domain.update_agent, a["id"], AgentChanges.model_validate({"working_hours": None}))["working_hours"] is None
+
+
+@pytest.mark.parametrize("field", ["tier", "strategy"])
+def test_a_team_field_that_must_have_a_value_cannot_be_cleared(team, run, field):
+    team("desk")
+    with pytest.raises(ValidationFailed) as caught:
+        run(lambda s, c: domain.update_team(s, "desk", TeamChanges.model_validate({field: None}), c))
+    assert caught.value.details[0]["code"] == "null_not_allowed"
+    assert run(lambda s, c: domain.update_team(s, "desk", TeamChanges.model_validate({"description": None}), c))
