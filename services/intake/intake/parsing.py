@@ -1,0 +1,119 @@
+"""Parsing mail with a time budget: in a worker process that can be stopped. No nameko here.
+
+Parsing is CPU-bound: under eventlet nothing interrupts it (an ``eventlet.Timeout`` fires only when the
+parsing greenthread yields, which it never does), so one crafted mail could hold the whole service. The
+poller therefore hands each batch to a child process (``python -m intake.parseworker``, kept between
+batches) over a pipe, and reads the results back one message at a time, each within ``timeout``
+seconds. A message that takes longer, or kills the child (a crash, the memory limit), gets a
+:class:`ParseFailure`; the child is killed and a fresh one parses the rest of the batch.
+
+Why a pipe to a child of our own rather than ``multiprocessing``/``concurrent.futures``: their pools
+are driven by threads and locks that eventlet's monkey-patching makes green, and the one thing needed
+here, killing the worker in the middle of a task and carrying on, is what they do worst (a broken
+pool). A green pipe waits without blocking the service, and ``kill()`` is all it takes to stop a parse.
+
+Cost: the raw bytes are written to the child, the parsed mail (pickled) read back; the child parses
+while the service does its database and RPC work, so for ordinary mail the rate holds (see the README).
+"""
+import logging
+import os
+import pickle
+import signal
+import sys
+
+import eventlet
+from eventlet.green import subprocess
+from eventlet.semaphore import Semaphore
+
+from .parseworker import parse_one, read_frame, write_frame
+
+log = logging.getLogger(__name__)
+
+
+class ParseFailure:
+    """A message the worker could not finish: it took too long or the worker died on it."""
+
+    def __init__(self, reason):
+        self.reason = reason
+
+    def __repr__(self):
+        return f"ParseFailure({self.reason!r})"
+
+
+def in_process(raws, max_text):
+    """Parse here, without a budget (``MAIL_PARSE_WORKER=false``)."""
+    return [parse_one(raw, max_text) for raw in raws]
+
+
+class ParseWorker:
+    """One child process that parses batches; replaced when it overruns its budget or dies.
+
+    One batch at a time (a green lock): the poller parses one batch at a time anyway, and an operator's
+    retry waits its turn rather than starting a second child."""
+
+    def __init__(self, timeout, max_text, memory_mb=1024):
+        self.timeout = timeout
+        self.max_text = max_text
+        self.memory_mb = memory_mb
+        self.process = None
+        self._lock = Semaphore()
+
+    def _start(self):
+        env = dict(os.environ, INTAKE_PARSE_MEMORY_MB=str(self.memory_mb), PYTHONWARNINGS="ignore")
+        self.process = subprocess.Popen([sys.executable, "-m", "intake.parseworker"], stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, env=env, close_fds=True)
+        return self.process
+
+    def stop(self):
+        """Kill the child (never waits on a parse)."""
+        process, self.process = self.process, None
+        if process is None:
+            return
+        try:
+            process.send_signal(signal.SIGKILL)
+        except OSError:
+            pass
+        for stream in (process.stdin, process.stdout):
+            try:
+                stream.close()
+            except Exception:
+                pass
+        try:
+            process.wait()
+        except Exception:
+            pass
+
+    def parse(self, raws):
+        """One result per raw message, in order: a ``ParsedMail``, a :class:`mime.Unparseable`, or a
+        :class:`ParseFailure` (over budget, or the worker died on it)."""
+        with self._lock:
+            results = []
+            while len(results) < len(raws):
+                results.extend(self._run(raws[len(results):]))
+            return results
+
+    def _run(self, raws):
+        """Results for a prefix of ``raws`` (at least one): up to the first message the worker failed on."""
+        process = self.process if self.process is not None and self.process.poll() is None else self._start()
+        results = []
+        try:
+            write_frame(process.stdin, pickle.dumps((self.max_text, raws), protocol=pickle.HIGHEST_PROTOCOL))
+            for _ in raws:
+                with eventlet.Timeout(self.timeout):
+                    results.append(pickle.loads(read_frame(process.stdout)))
+            return results
+        except eventlet.Timeout:
+            failure = ParseFailure(f"parsing took over {self.timeout:g}s (stopped)")
+        except (EOFError, OSError, pickle.UnpicklingError) as error:
+            try:
+                code = process.wait(timeout=2)
+            except Exception:
+                code = None
+            failure = ParseFailure(f"the parse worker died (exit code {code})" if code is not None else
+                                   f"the parse worker failed: {type(error).__name__}: {error}")
+        except BaseException:
+            self.stop()  # the poll was abandoned (its own timeout, a kill): never leave a parse running
+            raise
+        log.warning("parse worker: %s; restarting it", failure.reason)
+        self.stop()
+        return results + [failure]
