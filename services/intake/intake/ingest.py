@@ -67,15 +67,26 @@ def attachment_view(row, message_ref=None):
             "content_id": row.content_id, "message_ref": message_ref}
 
 
-def with_attachment_list(text, attachments):
+def with_attachment_list(text, attachments, limit=MAX_DESCRIPTION):
+    """``text`` and the list of attachments, within ``limit`` characters: the text is cut rather than the
+    list (which names full-text.txt when the text was cut already)."""
     if not attachments:
-        return text
+        return clip(text, limit)
     listing = "\n".join(f"- {a.filename} ({a.content_type}, {len(a.data)} bytes)" for a in attachments)
-    return f"{text}\n\n[Attachments]\n{listing}"
+    listing = clip(f"\n\n[Attachments]\n{listing}", limit // 2)
+    return clip(text, limit - len(listing)) + listing
 
 
 def clip(text, limit):
-    return text if len(text) <= limit else text[:limit - 1] + "…"
+    """``text`` within ``limit`` characters; a note that parsing cut the text (its last line, see
+    ``mime.parse``) is kept at the end."""
+    if len(text) <= limit:
+        return text
+    start = text.rfind("\n\n[… ", len(text) - 200)
+    note = text[start:] if start >= 0 and limit > 400 else ""
+    return text[:limit - 1 - len(note)] + "…" + note
+
+
 
 
 @dataclass
@@ -265,9 +276,17 @@ class Ingestor:
             else:
                 suspects.append((index, item))
         results = list(zip(fresh, self.parser([item.raw for _, item in fresh]))) if fresh else []
+        if suspects:
+            # Each suspect's parse is committed and counted alone, and forgotten as soon as it finished: if
+            # the next one kills the process, only that one has counted up.
+            self._forget_attempts([item.digest for (_, item), result in results
+                                   if not isinstance(result, parsing.ParseFailure)])
         for index, item in suspects:
             self._begin_attempts([item], count_earlier=True)
-            results.append(((index, item), self.parser([item.raw])[0]))
+            result = self.parser([item.raw])[0]
+            if not isinstance(result, parsing.ParseFailure):
+                self._forget_attempts([item.digest])
+            results.append(((index, item), result))
         failed = []
         for (index, item), result in sorted(results, key=lambda r: r[0][0]):
             if isinstance(result, parsing.ParseFailure):
@@ -306,6 +325,11 @@ class Ingestor:
                 if attempt == 2:
                     raise
         return {}
+
+    def _forget_attempts(self, digests):
+        if digests:
+            with self.sessions.begin() as session:
+                session.execute(delete(ParseAttempt).where(ParseAttempt.sha256.in_(digests)))
 
     def _parse_failed(self, failed):
         with self.sessions.begin() as session:
@@ -535,7 +559,7 @@ class Ingestor:
     def _append(self, w):
         mail = w.mail
         ticket = w.ticket or self.tickets.get_ticket(w.ticket_number, SYSTEM)
-        body = with_attachment_list(mail.new_text or mail.text or NO_TEXT, mail.attachments)
+        body = with_attachment_list(mail.new_text or mail.text or NO_TEXT, mail.attachments, MAX_DESCRIPTION - 600)
         if ticket["requester"]["email"].lower() == mail.sender_email:
             viewer = customer_viewer(mail.sender_email)
         else:  # a colleague in copy answered: keep who it was
