@@ -95,14 +95,20 @@ class ParseWorker:
     def _run(self, raws):
         """Results for a prefix of ``raws`` (at least one): up to the first message the worker failed on."""
         process = self.process if self.process is not None and self.process.poll() is None else self._start()
-        results = []
+        results, budget = [], None
         try:
             write_frame(process.stdin, pickle.dumps((self.max_text, raws), protocol=pickle.HIGHEST_PROTOCOL))
             for _ in raws:
-                with eventlet.Timeout(self.timeout):
+                budget = eventlet.Timeout(self.timeout)
+                try:
                     results.append(pickle.loads(read_frame(process.stdout)))
+                finally:
+                    budget.cancel()
             return results
-        except eventlet.Timeout:
+        except eventlet.Timeout as expired:
+            if expired is not budget:  # the caller's own timeout (the poll's): not this message's fault
+                self.stop()
+                raise
             failure = ParseFailure(f"parsing took over {self.timeout:g}s (stopped)")
         except (EOFError, OSError, pickle.UnpicklingError) as error:
             try:

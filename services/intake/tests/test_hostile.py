@@ -148,3 +148,26 @@ def test_attachment_data_stays_intact_in_a_large_message():
     mail = mime.parse(raw)
     assert [a.data for a in mail.attachments if a.filename == "scan.bin"] == [data]
     assert base64.b64encode(data)  # (the fixture round-trips through base64 in the mail)
+
+
+def test_the_parse_worker_stops_a_hung_parse_and_goes_on_but_never_swallows_its_callers_timeout(monkeypatch):
+    import eventlet
+
+    from intake.parsing import ParseFailure, ParseWorker
+
+    monkeypatch.setenv("HELPDESK_FAILPOINT", "intake.parse:hang:POISON-unit")
+    worker = ParseWorker(timeout=1, max_text=10_000)
+    try:
+        raws = [mails.plain("ann@example.com", f"Mail {n}", "Hello") for n in range(3)]
+        raws.insert(1, mails.plain("bo@example.com", "POISON-unit", "hangs"))
+        results = worker.parse(raws)
+        assert [type(r).__name__ for r in results] == ["ParsedMail", "ParseFailure", "ParsedMail", "ParsedMail"]
+        assert results[1].reason == "parsing took over 1s (stopped)" and isinstance(results[1], ParseFailure)
+        assert [r.subject for r in results if not isinstance(r, ParseFailure)] == ["Mail 0", "Mail 1", "Mail 2"]
+        worker.timeout = 30
+        with pytest.raises(eventlet.Timeout):  # the poll's own timeout goes through, and the hung child dies
+            with eventlet.Timeout(0.5):
+                worker.parse(raws[1:2])
+        assert worker.process is None
+    finally:
+        worker.stop()
