@@ -1,7 +1,7 @@
 """The parse worker's process (``python -m intake.parseworker``): frames in on stdin, results out on stdout.
 
-In: ``pickle((max_text, [raw bytes, ...]))``; out, one frame per message as soon as it is parsed:
-``pickle(ParsedMail or Unparseable)``. No eventlet here: a plain process the service can kill. Its
+In: a frame per message, ``pickle((max_text, raw bytes))``; out, a frame per message as soon as it is
+parsed: ``pickle(ParsedMail or Unparseable)``. No eventlet here: a plain process the service can kill. Its
 address space is capped (``INTAKE_PARSE_MEMORY_MB``) so that a mail built to exhaust memory fails here,
 not in the service.
 """
@@ -83,9 +83,8 @@ def main():
             frame = read_frame(source)
         except EOFError:
             return
-        max_text, raws = pickle.loads(frame)
-        for raw in raws:
-            write_frame(sink, pickle.dumps(parse_one(raw, max_text), protocol=pickle.HIGHEST_PROTOCOL))
+        max_text, raw = pickle.loads(frame)
+        write_frame(sink, pickle.dumps(parse_one(raw, max_text), protocol=pickle.HIGHEST_PROTOCOL))
 
 
 if __name__ == "__main__":
