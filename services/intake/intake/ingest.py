@@ -333,6 +333,9 @@ class Ingestor:
 
     def _parse_failed(self, failed):
         with self.sessions.begin() as session:
+            # Attempts of messages that never came back (deleted on the server meanwhile) are dropped after
+            # a week, here, on the rare path where attempts are left behind.
+            session.execute(delete(ParseAttempt).where(ParseAttempt.last_at < utcnow() - timedelta(days=7)))
             for item, reason in failed:
                 session.execute(update(ParseAttempt).where(ParseAttempt.sha256 == item.digest)
                                 .values(last_error=clip(reason, 2000)))

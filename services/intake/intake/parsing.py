@@ -70,6 +70,13 @@ class ParseWorker:
                                         stdout=subprocess.PIPE, env=env, close_fds=True)
         return self.process
 
+    def warm(self):
+        """Start the child now (the service's start), so that the first poll does not wait for its start-up
+        (a Python process importing the parser: 50-300 ms)."""
+        with self._lock:
+            if self.process is None or self.process.poll() is not None:
+                self._start()
+
     def stop(self):
         """Kill the child (never waits on a parse)."""
         process, self.process = self.process, None

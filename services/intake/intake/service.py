@@ -68,6 +68,11 @@ class Parser(DependencyProvider):
         self.worker = parsing.ParseWorker(settings.parse_timeout, settings.mail_max_text) \
             if settings.parse_worker else None
         self.max_text = settings.mail_max_text
+        self.polls = bool(settings.mailboxes)
+
+    def start(self):
+        if self.worker is not None and self.polls:  # else started at the first use (an operator's retry)
+            self.container.spawn_managed_thread(self.worker.warm)
 
     def stop(self):
         if self.worker is not None:
