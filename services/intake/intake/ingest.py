@@ -495,6 +495,11 @@ class Ingestor:
                                                 self.settings.mail_authserv_id)
         return w.verdict.trusted or not self.settings.mail_require_auth
 
+    def reply_address(self, w):
+        """Where answers to ``w`` go when not to its sender: its single Reply-To, if the sender is vouched for
+        (an unvouched Reply-To would let anyone have our mail sent anywhere)."""
+        return w.mail.reply_to if w.mail.reply_to and self.trusted(w) else None
+
     def _closed(self, ticket, w):
         """A reply to a closed ticket: reopen it when the rule and workflow allow, else a new ticket."""
         if self.settings.closed_rule == "reopen":
@@ -611,13 +616,13 @@ class Ingestor:
                 if w.mail.message_id and w.mail.message_id not in known:
                     known.add(w.mail.message_id)
                     threads.append({"message_id": w.mail.message_id, "ticket_number": w.ticket_number,
-                                    "direction": "in", "created_at": now})
+                                    "direction": "in", "created_at": now, "reply_to": self.reply_address(w)})
             insert_rows(session, ThreadMessageId.__table__, threads)
             # With the record, so that the acknowledgement is sent exactly once. (Its own, later time: the
             # thread's order, by time, puts the customer's mail before our answer.)
             # To the Reply-To address when the sender is vouched for (where they asked answers to go).
             mailout.acknowledge_mails(session, self.settings, [
-                (w.ticket, w.mail.message_id, w.mail.reply_to if w.mail.reply_to and self.trusted(w) else None)
+                (w.ticket, w.mail.message_id, self.reply_address(w))
                 for w in finished if w.outcome == "created" and w.ticket is not None], now=now)
             files = {}
             for w in finished:

@@ -39,18 +39,19 @@ def new_message_id(number, domain):
 
 
 def _thread_headers(session, number):
-    """(In-Reply-To, References) for a new mail on ticket ``number``: the customer's latest message if
-    there is one, else our latest; References lists the thread, oldest first."""
+    """(In-Reply-To, References, Reply-To) for a new mail on ticket ``number``: the customer's latest
+    message if there is one, else our latest; References lists the thread, oldest first; Reply-To is where
+    the customer's latest mail asked answers to go (None: to the requester)."""
     rows = list(session.scalars(select(ThreadMessageId).where(ThreadMessageId.ticket_number == number)
                                 .order_by(ThreadMessageId.created_at)))
     if not rows:
-        return None, []
+        return None, [], None
     inbound = [r for r in rows if r.direction == "in"]
     in_reply_to = (inbound or rows)[-1].message_id
     references = [r.message_id for r in rows]
     if len(references) > MAX_REFERENCES:
         references = references[:1] + references[-(MAX_REFERENCES - 1):]
-    return in_reply_to, references
+    return in_reply_to, references, inbound[-1].reply_to if inbound else None
 
 
 def _mail_values(settings, kind, ticket, template, values, automatic, thread, now, to_address=None):
@@ -73,10 +74,12 @@ def enqueue(session, settings, kind, ticket, template, values, automatic=True, t
     """Write one mail to ``ticket``'s requester into the queue (caller's transaction); returns the row.
 
     ``thread``: ``(in_reply_to, references)`` when the caller knows them (saves a query per mail)."""
+    reply_to = None
     if thread is None:
-        thread = _thread_headers(session, ticket["number"])
+        *thread, reply_to = _thread_headers(session, ticket["number"])
     now = utcnow()
-    row = OutgoingMail(**_mail_values(settings, kind, ticket, template, values, automatic, thread, now))
+    row = OutgoingMail(**_mail_values(settings, kind, ticket, template, values, automatic, thread, now,
+                                      to_address=reply_to))
     session.add(row)
     session.add(ThreadMessageId(message_id=row.message_id, ticket_number=ticket["number"], direction="out",
                                 created_at=now))

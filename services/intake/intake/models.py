@@ -62,6 +62,9 @@ class ThreadMessageId(Base):
     ticket_number: Mapped[str] = mapped_column(String(40), index=True)
     direction: Mapped[str] = mapped_column(String(3))  # in | out
     created_at: Mapped[object] = mapped_column(UtcDateTime, default=utcnow)
+    # A customer's mail that asked answers to go elsewhere (one Reply-To, its sender vouched for): mail on
+    # the ticket goes there while this is the customer's latest mail.
+    reply_to: Mapped[Optional[str]] = mapped_column(String(254))
 
 
 class Attachment(Base):

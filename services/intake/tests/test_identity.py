@@ -64,15 +64,21 @@ def test_a_forged_from_needs_our_servers_word_to_post_on_the_ticket(intake_servi
     assert len(wait_tickets(customer)) == 1  # no new tickets either
 
 
-def test_the_acknowledgement_goes_to_reply_to_only_for_a_vouched_sender(intake_service, mailbox, smtp_sink,
-                                                                        wait_tickets):
+def test_answers_go_to_reply_to_only_for_a_vouched_sender(intake_service, tickets_rpc, mailbox, smtp_sink,
+                                                          wait_tickets):
     sender, assistant, victim = address("boss"), address("assistant"), address("victim")
     mailbox.deliver(mails.plain(sender, "Projector", "It flickers.",
                                 extra={"Reply-To": assistant, **mails.passed(sender)}))
     forger = "forger@evil.example"
     mailbox.deliver(mails.plain(forger, "Spam", "Buy now", extra={"Reply-To": victim}))
-    wait_tickets(sender)
+    (ticket,) = wait_tickets(sender)
+    assert ticket["requester"]["email"] == sender  # who wrote it; Reply-To is only where answers go
     (ack,) = smtp_sink.wait_for(assistant)
     assert "Projector" in ack["Subject"]
     smtp_sink.wait_for(forger)  # an unvouched sender's Reply-To is ignored: its acknowledgement goes to From
-    assert smtp_sink.messages(victim) == []
+    # an agent's answer follows the customer's latest mail's Reply-To too
+    tickets_rpc.add_message(ticket["number"], {"body": "A new lamp is on its way.", "visibility": "public"},
+                            {"actor": "agent-7", "role": "agent"})
+    ack, reply = smtp_sink.wait_for(assistant, 2)
+    assert "A new lamp is on its way." in reply.get_content()
+    assert smtp_sink.messages(victim) == [] and smtp_sink.messages(sender) == []

@@ -1,4 +1,4 @@
-"""Hostile mail: parse attempts, quarantine codes and decisions, acknowledgements by address
+"""Hostile mail: parse attempts, quarantine codes and decisions, acknowledgements by address, Reply-To
 
 Revision ID: 0003_hostile_mail
 Revises: 0002_chat
@@ -33,11 +33,15 @@ def upgrade():
         batch.add_column(sa.Column('headers_only', sa.Boolean(), nullable=False, server_default=sa.false()))
         batch.add_column(sa.Column('decided_by', sa.String(length=254), nullable=True))
         batch.add_column(sa.Column('decided_at', When, nullable=True))
+    with op.batch_alter_table('thread_message_ids') as batch:
+        batch.add_column(sa.Column('reply_to', sa.String(length=254), nullable=True))
     op.create_index('ix_outgoing_mail_to_kind', 'outgoing_mail', ['to_address', 'kind', 'created_at'], unique=False)
 
 
 def downgrade():
     op.drop_index('ix_outgoing_mail_to_kind', table_name='outgoing_mail')
+    with op.batch_alter_table('thread_message_ids') as batch:
+        batch.drop_column('reply_to')
     with op.batch_alter_table('quarantine') as batch:
         batch.drop_column('decided_at')
         batch.drop_column('decided_by')
