@@ -26,6 +26,7 @@ MAX_REFERENCES_HEADER = 20_000  # References/In-Reply-To: ~300 Message-IDs
 MAX_AUTH_RESULTS = 8_000        # one Authentication-Results header
 MAX_TEXT = 100_000              # characters of text a ticket gets; the whole text goes along as a file
 MAX_HTML_KEPT = 1_000_000       # characters of HTML kept with the message; a larger HTML goes along as a file
+MAX_PARTS = 1_000               # MIME parts read; a mail of 100,000 tiny parts would make 100,000 files
 FULL_TEXT_NAME = "full-text.txt"
 FULL_HTML_NAME = "message.html"
 _MSGID = re.compile(r"<([^<>\s]{1,498})>")
@@ -298,8 +299,13 @@ def _parse(msg, max_text=MAX_TEXT):
     subject = decode_header(_cut(top.first("Subject"), MAX_TEXT_HEADER))
 
     plains, htmls, attachments = [], [], []
+    read, skipped = 0, 0
     for part in msg.walk():
         if part.is_multipart():
+            continue
+        read += 1
+        if read > MAX_PARTS:
+            skipped += 1
             continue
         ctype = part.get_content_type()
         raw = top if part is msg else _Headers(part)
@@ -335,6 +341,8 @@ def _parse(msg, max_text=MAX_TEXT):
     else:
         text = ""
     text = text.replace("\r\n", "\n").replace("\r", "\n").strip()
+    if skipped:
+        text += f"\n\n[… {skipped} more MIME parts were not read (over {MAX_PARTS})]"
     whole_text, whole_html = text, html
     if len(text) > max_text:  # a sane ticket; the whole text stays with it as a file
         attachments.append(ParsedAttachment(filename=FULL_TEXT_NAME, content_type="text/plain",

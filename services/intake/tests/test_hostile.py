@@ -171,3 +171,13 @@ def test_the_parse_worker_stops_a_hung_parse_and_goes_on_but_never_swallows_its_
         assert worker.process is None
     finally:
         worker.stop()
+
+
+def test_only_the_first_max_parts_mime_parts_are_read():
+    parts = "".join(f"--b\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; "
+                    f"filename=\"f{n}.bin\"\r\n\r\nx{n}\r\n" for n in range(mime.MAX_PARTS + 500))
+    raw = ("From: ann@example.com\r\nSubject: parts\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n"
+           "--b\r\nContent-Type: text/plain\r\n\r\nSee the files.\r\n" + parts + "--b--\r\n").encode()
+    mail = mime.parse(raw)
+    assert len(mail.attachments) == mime.MAX_PARTS - 1  # the text is the first part
+    assert mail.new_text == f"See the files.\n\n[… 501 more MIME parts were not read (over {mime.MAX_PARTS})]"
