@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 
 _UID = re.compile(rb"UID (\d+)")
 _SIZE = re.compile(rb"RFC822\.SIZE (\d+)")
+HEADER_BYTES = 65536
 
 
 class Fetched(NamedTuple):
@@ -124,7 +125,9 @@ class ImapMailbox:
                 # One round trip for the batch, the UIDs as ranges ("1:200") to keep the command short.
                 data = self._check(connection.uid("FETCH", uid_ranges(small), "(UID BODY.PEEK[])"),
                                    "UID FETCH") if small else []
-                heads = self._check(connection.uid("FETCH", uid_ranges(sorted(large)), "(UID BODY.PEEK[HEADER])"),
+                # The header block, at most its first 64 KB (a hostile one can be the whole size of the mail).
+                heads = self._check(connection.uid("FETCH", uid_ranges(sorted(large)),
+                                                   f"(UID BODY.PEEK[HEADER]<0.{HEADER_BYTES}>)"),
                                     "UID FETCH") if large else []
             except BaseException:
                 self.close()
