@@ -96,7 +96,8 @@ def test_mail_in_ack_out_agent_reply_out_customer_answer_back_on_the_ticket(mail
                                 f"On Tue, Helpdesk wrote:\n> We replaced the toner cartridge; please try again.\n",
                                 message_id=answer_id, extra={
                                     "In-Reply-To": reply["Message-ID"],
-                                    "References": f"{reply['References']} {reply['Message-ID']}"}))
+                                    "References": f"{reply['References']} {reply['Message-ID']}",
+                                    **mails.passed(customer)}))
 
     def conversation():
         answer = api.get(f"{url}/api/v1/tickets/{number}/messages", timeout=10)

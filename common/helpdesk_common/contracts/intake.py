@@ -70,8 +70,15 @@ class SocialMessage(Contract):
 
 
 class QuarantineQuery(Contract):
-    status: Optional[Literal["held", "resolved"]] = None
+    status: Optional[Literal["held", "resolved", "discarded"]] = None
     limit: Annotated[int, Field(ge=1, le=200)] = 50
+
+
+class QuarantineRetry(Contract):
+    """Options of a retry: ``trust_sender`` vouches for a sender the receiving server did not (an
+    unauthenticated reply is then added to its ticket)."""
+
+    trust_sender: bool = False
 
 
 class OutgoingQuery(Contract):
@@ -103,6 +110,38 @@ class QuarantinedView(View):
     ticket_number: Optional[str] = None
     created_at: datetime
     retried_at: Optional[datetime] = None
+    code: Optional[str] = None
+    """Why, stably: unparseable, too_large, parse_failed, unauthenticated, refused."""
+    headers_only: bool = False
+    """Over the size limit: only the headers were fetched (the body is still on the mail server)."""
+    decided_by: Optional[str] = None
+    decided_at: Optional[datetime] = None
+
+
+class QuarantinedPart(View):
+    content_type: str
+    filename: Optional[str] = None
+    size: int
+
+
+class QuarantinedDetail(QuarantinedView):
+    """A quarantined message as an operator reads it."""
+
+    headers: list[list[str]]
+    """``[name, value]`` of its first 200 headers, unfolded, each value at most 2,000 characters."""
+    parts: list[QuarantinedPart]
+    text: Optional[str] = None
+    """The text that could be read (parsed within the time budget), or None."""
+    parse_error: Optional[str] = None
+
+
+class QuarantinedRaw(View):
+    """A quarantined message's bytes as they came, base64 (only its headers when ``headers_only``)."""
+
+    id: int
+    filename: str
+    headers_only: bool
+    data: str
 
 
 class OutgoingMailView(View):
@@ -166,6 +205,7 @@ class MessageQuarantined(View):
     mailbox: Optional[str] = None
     reason: str
     sha256: str
+    code: Optional[str] = None
 
 
 class EmailSent(View):

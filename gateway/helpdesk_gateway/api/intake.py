@@ -23,8 +23,9 @@ from flask import Blueprint, jsonify, request
 
 from helpdesk_common.contracts import validate
 from helpdesk_common.contracts.intake import (AttachmentView, ChannelsView, IntakeResult, OutgoingMailView,
-                                               OutgoingQuery, PhoneCall, QuarantinedView, QuarantineQuery,
-                                               SocialMessage, WebForm)
+                                               OutgoingQuery, PhoneCall, QuarantinedDetail, QuarantinedRaw,
+                                               QuarantinedView, QuarantineQuery, QuarantineRetry, SocialMessage,
+                                               WebForm)
 from helpdesk_common.errors import Forbidden, HelpdeskError, ValidationFailed
 # The scheme is shared with intake's outbound webhooks; re-exported here for existing callers.
 from helpdesk_common.webhooks import MAX_SKEW_SECONDS, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign  # noqa: F401
@@ -120,11 +121,37 @@ def list_quarantine():
     return jsonify(services().call("intake", "list_quarantine", query_args(QuarantineQuery).model_dump()))
 
 
+@operation(bp, "/intake/quarantine/<int:quarantine_id>", "GET", summary="Read a quarantined message", tag="intake",
+           answer=QuarantinedDetail, roles=("admin",), errors=(403, 404))
+def read_quarantined(quarantine_id):
+    """Its headers, its parts, the text that could be read (parsed within the time budget) and the reason
+    (``code``: unparseable, too_large, parse_failed, unauthenticated, refused)."""
+    return jsonify(services().call("intake", "read_quarantined", quarantine_id))
+
+
+@operation(bp, "/intake/quarantine/<int:quarantine_id>/raw", "GET", summary="Download a quarantined message",
+           tag="intake", answer=QuarantinedRaw, roles=("admin",), errors=(403, 404))
+def quarantined_raw(quarantine_id):
+    """The message's bytes as they came, base64 in ``data`` (save them as ``filename``, an .eml file)."""
+    return jsonify(services().call("intake", "quarantined_raw", quarantine_id))
+
+
 @operation(bp, "/intake/quarantine/<int:quarantine_id>/retry", "POST", summary="Retry a quarantined message",
-           tag="intake", answer=QuarantinedView, roles=("admin",), errors=(403, 404))
+           tag="intake", body=QuarantineRetry, answer=QuarantinedView, roles=("admin",), errors=(403, 404, 409, 422))
 def retry_quarantined(quarantine_id):
-    """Runs the message through intake again: ``resolved`` with its ticket, or still ``held`` with the reason."""
-    return jsonify(services().call("intake", "retry_quarantined", quarantine_id))
+    """Runs the message through intake again: ``resolved`` with its ticket, or still ``held`` with the reason.
+    ``trust_sender: true`` vouches for a sender the mail server did not (code ``unauthenticated``). The body
+    may be left out. A message kept with its headers only (``too_large``) or discarded cannot be retried (409)."""
+    options = json_body() if request.get_data(cache=True) else {}
+    validate(QuarantineRetry, options)
+    return jsonify(services().call("intake", "retry_quarantined", quarantine_id, options, viewer()))
+
+
+@operation(bp, "/intake/quarantine/<int:quarantine_id>/discard", "POST", summary="Discard a quarantined message",
+           tag="intake", answer=QuarantinedView, roles=("admin",), errors=(403, 404, 409))
+def discard_quarantined(quarantine_id):
+    """It is not to become a ticket: ``discarded``, recorded with who decided and when; the message is kept."""
+    return jsonify(services().call("intake", "discard_quarantined", quarantine_id, viewer()))
 
 
 @operation(bp, "/intake/outgoing", "GET", summary="The queue of mail to customers", tag="intake",

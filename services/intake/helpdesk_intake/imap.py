@@ -13,10 +13,22 @@ import logging
 import re
 import ssl
 import threading
+from typing import NamedTuple
 
 log = logging.getLogger(__name__)
 
 _UID = re.compile(rb"UID (\d+)")
+_SIZE = re.compile(rb"RFC822\.SIZE (\d+)")
+HEADER_BYTES = 65536
+
+
+class Fetched(NamedTuple):
+    """One fetched message: its bytes (only the header block when ``headers_only``) and its size on the server."""
+
+    uid: str
+    raw: bytes
+    size: int = 0
+    headers_only: bool = False
 
 
 class MailboxError(Exception):
@@ -80,9 +92,11 @@ class ImapMailbox:
     def _conn(self):
         return self.connection or self.connect()
 
-    def fetch_unprocessed(self, limit, after=None):
-        """Up to ``limit`` unseen messages, oldest first: ``[(uid, raw bytes)]``; only UIDs above
-        ``after`` when given (the poller's earlier batches are still unseen while it works on them)."""
+    def fetch_unprocessed(self, limit, after=None, max_bytes=None):
+        """Up to ``limit`` unseen messages, oldest first: ``[Fetched]``; only UIDs above ``after`` when
+        given (the poller's earlier batches are still unseen while it works on them). With ``max_bytes``,
+        the sizes are asked first (``RFC822.SIZE``) and a larger message is fetched as its headers only
+        (``BODY.PEEK[HEADER]``): a 2 GB mail is never read into memory."""
         with self._lock:
             connection = self._conn()
             try:
@@ -98,18 +112,35 @@ class ImapMailbox:
                 uids = uids[:limit]
                 if not uids:
                     return []
+                sizes, large = {}, set()
+                if max_bytes:
+                    answer = self._check(connection.uid("FETCH", uid_ranges(uids), "(UID RFC822.SIZE)"), "UID FETCH")
+                    for entry in answer:
+                        line = entry[0] if isinstance(entry, tuple) else entry
+                        uid, size = _UID.search(line or b""), _SIZE.search(line or b"")
+                        if uid and size:
+                            sizes[int(uid.group(1))] = int(size.group(1))
+                    large = {uid for uid in uids if sizes.get(uid, 0) > max_bytes}
+                small = [uid for uid in uids if uid not in large]
                 # One round trip for the batch, the UIDs as ranges ("1:200") to keep the command short.
-                data = self._check(connection.uid("FETCH", uid_ranges(uids), "(UID BODY.PEEK[])"), "UID FETCH")
+                data = self._check(connection.uid("FETCH", uid_ranges(small), "(UID BODY.PEEK[])"),
+                                   "UID FETCH") if small else []
+                # The header block, at most its first 64 KB (a hostile one can be the whole size of the mail).
+                heads = self._check(connection.uid("FETCH", uid_ranges(sorted(large)),
+                                                   f"(UID BODY.PEEK[HEADER]<0.{HEADER_BYTES}>)"),
+                                    "UID FETCH") if large else []
             except BaseException:
                 self.close()
                 raise
         messages = []
-        for entry in data:
-            if isinstance(entry, tuple):
-                match = _UID.search(entry[0])
-                if match:
-                    messages.append((match.group(1).decode(), entry[1]))
-        messages.sort(key=lambda m: int(m[0]))
+        for answer, headers_only in ((data, False), (heads, True)):
+            for entry in answer:
+                if isinstance(entry, tuple):
+                    match = _UID.search(entry[0])
+                    if match:
+                        uid = int(match.group(1))
+                        messages.append(Fetched(str(uid), entry[1], sizes.get(uid, len(entry[1])), headers_only))
+        messages.sort(key=lambda m: int(m.uid))
         return messages
 
     def mark_processed(self, uids):

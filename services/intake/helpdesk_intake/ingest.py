@@ -27,18 +27,18 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Optional
 
-from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy import bindparam, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from helpdesk_common.bulk import allocate_ids, insert_rows
 from helpdesk_common.database import utcnow
-from helpdesk_common.errors import HelpdeskError, NotFound
+from helpdesk_common.errors import Conflict, HelpdeskError, NotFound
 from helpdesk_common.events import new_event
 from helpdesk_common.failpoints import failpoint
 from helpdesk_common.outbox import stage, stage_many
 
-from . import mailout, mime
-from .models import Attachment, InboundMessage, Outbox, QuarantinedMessage, ThreadMessageId
+from . import authresults, mailout, mime, parse
+from .models import Attachment, InboundMessage, Outbox, ParseAttempt, QuarantinedMessage, ThreadMessageId
 
 log = logging.getLogger(__name__)
 
@@ -67,15 +67,26 @@ def attachment_view(row, message_ref=None):
             "content_id": row.content_id, "message_ref": message_ref}
 
 
-def with_attachment_list(text, attachments):
+def with_attachment_list(text, attachments, limit=MAX_DESCRIPTION):
+    """``text`` and the list of attachments, within ``limit`` characters: the text is cut rather than the
+    list (which names full-text.txt when the text was cut already)."""
     if not attachments:
-        return text
+        return clip(text, limit)
     listing = "\n".join(f"- {a.filename} ({a.content_type}, {len(a.data)} bytes)" for a in attachments)
-    return f"{text}\n\n[Attachments]\n{listing}"
+    listing = clip(f"\n\n[Attachments]\n{listing}", limit // 2)
+    return clip(text, limit - len(listing)) + listing
 
 
 def clip(text, limit):
-    return text if len(text) <= limit else text[:limit - 1] + "…"
+    """``text`` within ``limit`` characters; a note that parsing cut the text (its last line, see
+    ``mime.parse``) is kept at the end."""
+    if len(text) <= limit:
+        return text
+    start = text.rfind("\n\n[… ", len(text) - 200)
+    note = text[start:] if start >= 0 and limit > 400 else ""
+    return text[:limit - 1 - len(note)] + "…" + note
+
+
 
 
 @dataclass
@@ -85,6 +96,16 @@ class Incoming:
     raw: bytes
     mailbox: Optional[object] = None
     uid: Optional[str] = None
+    size: Optional[int] = None
+    headers_only: bool = False  # over MAIL_MAX_BYTES: ``raw`` holds the headers, the body was never fetched
+    trusted: bool = False       # an operator's retry vouched for the sender (see authresults)
+    _digest: Optional[str] = None
+
+    @property
+    def digest(self):
+        if self._digest is None:
+            self._digest = hashlib.sha256(self.raw).hexdigest()
+        return self._digest
 
 
 @dataclass
@@ -104,6 +125,8 @@ class _Work:
     outcome: Optional[str] = None
     failure: Optional[str] = None
     attachments: list = field(default_factory=list)
+    code: str = "refused"  # the quarantine's code when the outcome is "quarantine"
+    verdict: Optional[object] = None  # authresults.Verdict, once asked
 
 
 @dataclass
@@ -125,6 +148,9 @@ class Batch:
 _INBOUND = InboundMessage.__table__
 _DECIDED = (update(_INBOUND).where(_INBOUND.c.id == bindparam("row_id"))
             .values(action=bindparam("action"), ticket_number=bindparam("ticket_number"), follows=bindparam("follows")))
+_ATTEMPTS = ParseAttempt.__table__
+_ATTEMPTED = (update(_ATTEMPTS).where(_ATTEMPTS.c.sha256 == bindparam("key"))
+              .values(attempts=_ATTEMPTS.c.attempts + 1, last_at=bindparam("last_at")))
 _DONE = (update(_INBOUND).where(_INBOUND.c.id == bindparam("row_id"))
          .values(state="done", outcome=bindparam("outcome"), ticket_number=bindparam("ticket_number"),
                  done_at=bindparam("done_at")))
@@ -140,12 +166,15 @@ class Ingestor:
     :param worker_id: names this process in claims, so it resumes its own at once.
     """
 
-    def __init__(self, sessions, tickets, store, settings, worker_id):
+    def __init__(self, sessions, tickets, store, settings, worker_id, parser=None):
         self.sessions = sessions
         self.tickets = tickets
         self.store = store
         self.settings = settings
         self.worker_id = worker_id
+        # raws -> one result each (ParsedMail, mime.Unparseable or parse.ParseFailure): the service's
+        # ParseWorker (a stoppable child process), or in this process.
+        self.parser = parser or (lambda raws: parse.in_process(raws, settings.mail_max_text))
         self._categories = None
         self.in_flight = set()  # claims of prepared batches not completed yet: never claimed twice
 
@@ -162,15 +191,10 @@ class Ingestor:
         service works on this one."""
         batch = Batch(items, [False] * len(items))
         started = time.perf_counter()
-        parsed = []
-        for index, item in enumerate(items):
-            try:
-                parsed.append((index, item, mime.parse(item.raw)))
-            except mime.Unparseable as error:
-                batch.done[index] = self.quarantine(item, str(error))
+        parsed, parsed_keys = self._parse(items, batch.done)
         batch.step("parse", started)
         started = time.perf_counter()
-        batch.work, batch.duplicates = self._claim(parsed, batch.done)
+        batch.work, batch.duplicates = self._claim(parsed, batch.done, parsed_keys)
         self.in_flight.update(w.row_id for w in batch.work)
         batch.step("claim", started)
         if batch.work:
@@ -213,28 +237,137 @@ class Ingestor:
             batch.done[index] = batch.done[first]
         return batch.done
 
+    # --- parsing, bounded -----------------------------------------------------------------------
+
+    def _parse(self, items, done):
+        """``([(index, item, mail)], digests of the messages parsed)``; the rest quarantined or left.
+
+        Too large: quarantined with the headers alone. Otherwise a parse attempt is committed for each
+        message before it is parsed (:class:`~helpdesk_intake.models.ParseAttempt`), so that a parse that never
+        finishes counts even when the process dies with it. New messages are parsed as a batch; a
+        message with an earlier unfinished attempt is a suspect, parsed alone with its own attempt
+        committed first (so the mail that happened to share a batch with a poison message is cleared
+        by its own parse, and only the poison one counts up); one that reaches ``MAIL_PARSE_ATTEMPTS`` is
+        quarantined unparsed. A message the worker could not finish (over budget, the worker died)
+        stays unseen on the server and comes back at the next poll."""
+        parsed, keys, candidates = [], [], []
+        for index, item in enumerate(items):
+            if item.headers_only:
+                limit = self.settings.mail_max_bytes
+                done[index] = self.quarantine(item, f"the message is {item.size} bytes, over the limit of {limit} "
+                                                    f"(MAIL_MAX_BYTES): only its headers were fetched",
+                                              code="too_large", headers_only=True)
+            else:
+                candidates.append((index, item))
+        if not candidates:
+            return parsed, keys
+        earlier = self._begin_attempts([item for _, item in candidates])
+        fresh, suspects = [], []
+        for index, item in candidates:
+            previous = earlier.get(item.digest)
+            if previous is None:
+                fresh.append((index, item))
+            elif previous[0] >= self.settings.parse_max_attempts:
+                done[index] = self.quarantine(item, f"failed to parse {previous[0]} times: "
+                                                    f"{previous[1] or 'the parse never finished (process killed)'}",
+                                              code="parse_failed")
+                if done[index]:
+                    keys.append(item.digest)
+            else:
+                suspects.append((index, item))
+        results = list(zip(fresh, self.parser([item.raw for _, item in fresh]))) if fresh else []
+        if suspects:
+            # Each suspect's parse is committed and counted alone, and forgotten as soon as it finished: if
+            # the next one kills the process, only that one has counted up.
+            self._forget_attempts([item.digest for (_, item), result in results
+                                   if not isinstance(result, parse.ParseFailure)])
+        for index, item in suspects:
+            self._begin_attempts([item], count_earlier=True)
+            result = self.parser([item.raw])[0]
+            if not isinstance(result, parse.ParseFailure):
+                self._forget_attempts([item.digest])
+            results.append(((index, item), result))
+        failed = []
+        for (index, item), result in sorted(results, key=lambda r: r[0][0]):
+            if isinstance(result, parse.ParseFailure):
+                failed.append((item, result.reason))
+                continue
+            keys.append(item.digest)
+            if isinstance(result, mime.Unparseable):
+                done[index] = self.quarantine(item, str(result), code="unparseable")
+            else:
+                parsed.append((index, item, result))
+        if failed:
+            self._parse_failed(failed)
+        return parsed, keys
+
+    def _begin_attempts(self, items, count_earlier=False):
+        """Commit a first parse attempt for each of ``items`` never attempted (and, with
+        ``count_earlier``, one more for those attempted before); returns digest -> (attempts, last error)
+        of those attempted before."""
+        now = utcnow()
+        unique = {item.digest: item for item in items}
+        for attempt in (1, 2):
+            try:
+                with self.sessions.begin() as session:
+                    earlier = {row.sha256: (row.attempts, row.last_error) for row in session.execute(
+                        select(ParseAttempt.sha256, ParseAttempt.attempts, ParseAttempt.last_error)
+                        .where(ParseAttempt.sha256.in_(list(unique))))}
+                    insert_rows(session, _ATTEMPTS, [
+                        {"sha256": digest, "mailbox": item.mailbox.name if item.mailbox else None,
+                         "uid": str(item.uid)[:20] if item.uid is not None else None, "attempts": 1,
+                         "last_error": None, "first_at": now, "last_at": now}
+                        for digest, item in unique.items() if digest not in earlier])
+                    if earlier and count_earlier:
+                        session.execute(_ATTEMPTED, [{"key": digest, "last_at": now} for digest in earlier])
+                return earlier
+            except IntegrityError:  # another replica began the same message at the same moment
+                if attempt == 2:
+                    raise
+        return {}
+
+    def _forget_attempts(self, digests):
+        if digests:
+            with self.sessions.begin() as session:
+                session.execute(delete(ParseAttempt).where(ParseAttempt.sha256.in_(digests)))
+
+    def _parse_failed(self, failed):
+        with self.sessions.begin() as session:
+            # Attempts of messages that never came back (deleted on the server meanwhile) are dropped after
+            # a week, here, on the rare path where attempts are left behind.
+            session.execute(delete(ParseAttempt).where(ParseAttempt.last_at < utcnow() - timedelta(days=7)))
+            for item, reason in failed:
+                session.execute(update(ParseAttempt).where(ParseAttempt.sha256 == item.digest)
+                                .values(last_error=clip(reason, 2000)))
+        for item, reason in failed:
+            log.warning("could not parse message %s of %s: %s; it stays unseen, tried again at the next poll",
+                        item.uid, item.mailbox.name if item.mailbox else "a retry", reason)
+
     def release(self, batch):
         """Forget ``batch``'s claims as in flight (idempotent): a batch abandoned half-way is resumed
         from its pending claims by a later poll."""
         self.in_flight.difference_update(w.row_id for w in batch.work)
 
-    def _claim(self, parsed, done):
-        """Dedupe and claim; returns the messages to work on and the in-batch duplicates."""
+    def _claim(self, parsed, done, parsed_keys=()):
+        """Dedupe and claim; returns the messages to work on and the in-batch duplicates. The parse
+        attempts of ``parsed_keys`` (messages that parsed) are forgotten in the same transaction."""
         for attempt in (1, 2):
             try:
-                return self._claim_once(parsed, done)
+                return self._claim_once(parsed, done, parsed_keys)
             except IntegrityError:  # another replica claimed one of these at the same moment
                 if attempt == 2:
                     raise
         return [], []
 
-    def _claim_once(self, parsed, done):
+    def _claim_once(self, parsed, done, parsed_keys=()):
         now = utcnow()
         lease = timedelta(seconds=self.settings.claim_lease)
         work, duplicates, first_of, fresh = [], [], {}, []
         ids = [mail.message_id for _, _, mail in parsed if mail.message_id]
         hashes = [mail.content_hash for _, _, mail in parsed]
         with self.sessions.begin() as session:
+            if parsed_keys:
+                session.execute(delete(ParseAttempt).where(ParseAttempt.sha256.in_(list(set(parsed_keys)))))
             existing = list(session.scalars(select(InboundMessage).where(
                 InboundMessage.channel == "email",
                 or_(InboundMessage.external_id.in_(ids), InboundMessage.content_hash.in_(hashes))))) if parsed else []
@@ -326,7 +459,17 @@ class Ingestor:
                 continue
             try:
                 ticket = self.find_ticket(w.mail)
-                if ticket is not None and self.categories().get(ticket["status"]) == "closed":
+                closed = ticket is not None and self.categories().get(ticket["status"]) == "closed"
+                # Onto an existing ticket (or reopening it) only as a sender the receiving server vouched
+                # for; a closed ticket's follow-up is a new ticket and needs nothing.
+                touches = ticket is not None and not (closed and self.settings.closed_rule == "new_ticket")
+                if touches and not self.trusted(w):
+                    w.failure, w.outcome, w.code = (
+                        f"unauthenticated: {w.mail.sender_email} writes to {ticket['number']}, but the receiving "
+                        f"server does not vouch for the sender ({w.verdict.reason}); retry with trust_sender "
+                        f"to add it to the ticket", "quarantine", "unauthenticated")
+                    continue
+                if closed:
                     ticket = self._closed(ticket, w)
             except Exception as error:
                 w.failure = f"{type(error).__name__}: {error}"
@@ -341,6 +484,21 @@ class Ingestor:
         if decided:
             with self.sessions.begin() as session:
                 session.execute(_DECIDED, decided)  # one executemany by primary key
+
+    def trusted(self, w):
+        """Whether ``w``'s From is vouched for (or need not be: MAIL_REQUIRE_AUTH=false, an operator's retry)."""
+        if w.verdict is None:
+            if w.item.trusted:
+                w.verdict = authresults.Verdict(True, "trusted by an operator")
+            else:
+                w.verdict = authresults.verdict(w.mail.sender_email, w.mail.auth_results,
+                                                self.settings.mail_authserv_id)
+        return w.verdict.trusted or not self.settings.mail_require_auth
+
+    def reply_address(self, w):
+        """Where answers to ``w`` go when not to its sender: its single Reply-To, if the sender is vouched for
+        (an unvouched Reply-To would let anyone have our mail sent anywhere)."""
+        return w.mail.reply_to if w.mail.reply_to and self.trusted(w) else None
 
     def _closed(self, ticket, w):
         """A reply to a closed ticket: reopen it when the rule and workflow allow, else a new ticket."""
@@ -409,7 +567,7 @@ class Ingestor:
     def _append(self, w):
         mail = w.mail
         ticket = w.ticket or self.tickets.get_ticket(w.ticket_number, SYSTEM)
-        body = with_attachment_list(mail.new_text or mail.text or NO_TEXT, mail.attachments)
+        body = with_attachment_list(mail.new_text or mail.text or NO_TEXT, mail.attachments, MAX_DESCRIPTION - 600)
         if ticket["requester"]["email"].lower() == mail.sender_email:
             viewer = customer_viewer(mail.sender_email)
         else:  # a colleague in copy answered: keep who it was
@@ -440,7 +598,7 @@ class Ingestor:
             with self.sessions.begin() as session:
                 row = session.get(InboundMessage, w.row_id)
                 session.delete(row)  # the quarantine keeps it now; a retry claims it afresh
-            done[w.index] = self.quarantine(w.item, w.failure, w.mail)
+            done[w.index] = self.quarantine(w.item, w.failure, w.mail, code=w.code)
 
     def _record_done(self, finished, stored, now):
         """One transaction for the batch: claims done, Message-IDs, attachments, ``message_received``.
@@ -458,12 +616,14 @@ class Ingestor:
                 if w.mail.message_id and w.mail.message_id not in known:
                     known.add(w.mail.message_id)
                     threads.append({"message_id": w.mail.message_id, "ticket_number": w.ticket_number,
-                                    "direction": "in", "created_at": now})
+                                    "direction": "in", "created_at": now, "reply_to": self.reply_address(w)})
             insert_rows(session, ThreadMessageId.__table__, threads)
             # With the record, so that the acknowledgement is sent exactly once. (Its own, later time: the
             # thread's order, by time, puts the customer's mail before our answer.)
+            # To the Reply-To address when the sender is vouched for (where they asked answers to go).
             mailout.acknowledge_mails(session, self.settings, [
-                (w.ticket, w.mail.message_id) for w in finished if w.outcome == "created" and w.ticket is not None])
+                (w.ticket, w.mail.message_id, self.reply_address(w))
+                for w in finished if w.outcome == "created" and w.ticket is not None], now=now)
             files = {}
             for w in finished:
                 files[w.row_id] = [Attachment(
@@ -487,24 +647,26 @@ class Ingestor:
 
     # --- quarantine -----------------------------------------------------------------------------
 
-    def quarantine(self, item, reason, mail=None):
-        """Keep ``item`` whole with ``reason``; True once it is safely stored (or already was)."""
-        digest = hashlib.sha256(item.raw).hexdigest()
+    def quarantine(self, item, reason, mail=None, code="unparseable", headers_only=False):
+        """Keep ``item`` whole with ``reason`` (and its stable ``code``); True once it is safely stored (or
+        already was)."""
+        digest = item.digest
         try:
             with self.sessions.begin() as session:
                 row = session.scalar(select(QuarantinedMessage).where(QuarantinedMessage.sha256 == digest))
                 if row is not None:
-                    row.reason, row.status = clip(reason, 4000), "held"
+                    row.reason, row.code, row.status = clip(reason, 4000), code, "held"
                     return True
                 row = QuarantinedMessage(
                     channel="email", mailbox=item.mailbox.name if item.mailbox else None, sha256=digest,
                     raw=item.raw, reason=clip(reason, 4000), subject=mail.subject if mail else _peek_subject(item.raw),
-                    sender=mail.sender_email if mail else None, status="held", attempts=0, created_at=utcnow())
+                    sender=mail.sender_email if mail else _peek_sender(item.raw), status="held", attempts=0,
+                    created_at=utcnow(), code=code, headers_only=headers_only)
                 session.add(row)
                 session.flush()
                 stage(session, Outbox, new_event("message_quarantined", {
                     "quarantine_id": row.id, "channel": "email", "mailbox": row.mailbox, "reason": row.reason,
-                    "sha256": digest}))
+                    "sha256": digest, "code": code}))
             log.warning("quarantined a message from %s: %s", row.mailbox, reason)
             return True
         except IntegrityError:  # quarantined by another worker at the same moment
@@ -513,23 +675,35 @@ class Ingestor:
             log.exception("could not quarantine a message; it stays on the server")
             return False
 
-    def retry_quarantined(self, quarantine_id):
-        """Run a quarantined message through intake again; returns the quarantine row's view."""
+    def retry_quarantined(self, quarantine_id, trust_sender=False, viewer=None):
+        """Run a quarantined message through intake again; returns the quarantine row's view.
+
+        ``trust_sender``: an operator vouches for the sender (an unauthenticated reply goes onto its
+        ticket). A message kept with its headers only, or discarded, cannot be retried."""
         with self.sessions() as session:
             row = session.get(QuarantinedMessage, quarantine_id)
             if row is None:
                 raise NotFound(f"There is no quarantined message {quarantine_id}.", code="quarantine_not_found")
-            raw, mailbox_name = row.raw, row.mailbox
+            raw, mailbox_name, headers_only, status = row.raw, row.mailbox, row.headers_only, row.status
+        if headers_only:
+            raise Conflict("Only the headers of this message were fetched (it is over MAIL_MAX_BYTES); its body "
+                           "is still on the mail server. Discard it here and handle it there.", code="headers_only")
+        if status == "discarded":
+            raise Conflict("This message was discarded.", code="quarantine_discarded")
         mailbox = next((m for m in self.settings.mailboxes if m.name == mailbox_name), None)
         with self.sessions.begin() as session:
             row = session.get(QuarantinedMessage, quarantine_id)
             row.attempts += 1
             row.retried_at = utcnow()
-        item = Incoming(raw=raw, mailbox=mailbox)
-        try:
-            mail = mime.parse(raw)
-        except mime.Unparseable as error:
-            self.quarantine(item, str(error))
+            if viewer:
+                row.decided_by, row.decided_at = str(viewer.get("actor") or "")[:254] or None, row.retried_at
+        item = Incoming(raw=raw, mailbox=mailbox, trusted=bool(trust_sender))
+        (mail,) = self.parser([raw])  # in the worker, within the budget: it may be the hostile one
+        if isinstance(mail, parse.ParseFailure):
+            self.quarantine(item, f"failed to parse again: {mail.reason}", code="parse_failed")
+            return quarantine_view(self._quarantine_row(quarantine_id))
+        if isinstance(mail, mime.Unparseable):
+            self.quarantine(item, str(mail), code="unparseable")
             return quarantine_view(self._quarantine_row(quarantine_id))
         done = [False]
         work, _ = self._claim([(0, item, mail)], done)
@@ -548,6 +722,43 @@ class Ingestor:
                 row.reason = clip(work[0].failure, 4000)
         return quarantine_view(self._quarantine_row(quarantine_id))
 
+    def discard_quarantined(self, quarantine_id, viewer):
+        """An operator decided the message is not to become a ticket: recorded (who, when), kept."""
+        with self.sessions.begin() as session:
+            row = session.get(QuarantinedMessage, quarantine_id)
+            if row is None:
+                raise NotFound(f"There is no quarantined message {quarantine_id}.", code="quarantine_not_found")
+            if row.status == "resolved":
+                raise Conflict(f"This message became {row.ticket_number} already.", code="quarantine_resolved")
+            if row.status != "discarded":
+                row.status, row.decided_at = "discarded", utcnow()
+                row.decided_by = str((viewer or {}).get("actor") or "")[:254] or None
+        return quarantine_view(self._quarantine_row(quarantine_id))
+
+    def read_quarantined(self, quarantine_id):
+        """What an operator reads of a quarantined message: its headers, its parts, the text that could be
+        read (parsed in the worker, within the budget) and the reason."""
+        row = self._quarantine_row(quarantine_id)
+        if row is None:
+            raise NotFound(f"There is no quarantined message {quarantine_id}.", code="quarantine_not_found")
+        view = quarantine_view(row)
+        view["headers"] = _peek_headers(row.raw)
+        view["parts"], view["text"], view["parse_error"] = [], None, None
+        if row.headers_only:
+            view["parse_error"] = "only the headers were fetched"
+            return view
+        (mail,) = self.parser([row.raw])
+        if isinstance(mail, parse.ParseFailure):
+            view["parse_error"] = mail.reason
+        elif isinstance(mail, mime.Unparseable):
+            view["parse_error"] = str(mail)
+        else:
+            view["text"] = clip(mail.text, self.settings.mail_max_text)
+            view["parts"] = ([{"content_type": "text/html", "filename": None, "size": len(mail.html)}]
+                             if mail.html else []) + [
+                {"content_type": a.content_type, "filename": a.filename, "size": len(a.data)} for a in mail.attachments]
+        return view
+
     def _quarantine_row(self, quarantine_id):
         with self.sessions() as session:
             return session.get(QuarantinedMessage, quarantine_id)
@@ -557,15 +768,50 @@ def quarantine_view(row):
     return {"id": row.id, "channel": row.channel, "mailbox": row.mailbox, "reason": row.reason,
             "status": row.status, "size": len(row.raw), "sha256": row.sha256, "subject": row.subject,
             "sender": row.sender, "attempts": row.attempts, "ticket_number": row.ticket_number,
-            "created_at": row.created_at.isoformat(), "retried_at": row.retried_at.isoformat() if row.retried_at else None}
+            "created_at": row.created_at.isoformat(), "retried_at": row.retried_at.isoformat() if row.retried_at else None,
+            "code": row.code, "headers_only": bool(row.headers_only), "decided_by": row.decided_by,
+            "decided_at": row.decided_at.isoformat() if row.decided_at else None}
+
+
+def _head(raw):
+    """The header block of a raw message (at most 256 KB of it): read without the MIME parser."""
+    head = raw[:262144]
+    for separator in (b"\r\n\r\n", b"\n\n"):
+        if separator in head:
+            head = head.split(separator, 1)[0]
+    return head
+
+
+def _peek_headers(raw, limit=200):
+    """``[[name, value]]`` of the first ``limit`` headers, unfolded, each value at most 2,000 characters."""
+    headers = []
+    for line in _head(raw).decode("utf-8", "replace").replace("\r\n", "\n").split("\n"):
+        if line[:1] in (" ", "\t") and headers:
+            if len(headers[-1][1]) < 2000:
+                headers[-1][1] = (headers[-1][1] + " " + line.strip())[:2000]
+        elif ":" in line:
+            if len(headers) >= limit:
+                break
+            name, _, value = line.partition(":")
+            headers.append([name.strip()[:100], value.strip()[:2000]])
+    return headers
+
+
+def _peek(raw, name):
+    value = next((v for n, v in _peek_headers(raw) if n.lower() == name), None)
+    return mime.decode_header(value)[:500] if value else None
+
+
+def _peek_sender(raw):
+    try:
+        value = _peek(raw, "from")
+        return value.rpartition("<")[2].strip(" >").lower()[:254] or None if value else None
+    except Exception:
+        return None
 
 
 def _peek_subject(raw):
     try:
-        head = raw.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
-        for line in head.splitlines():
-            if line.lower().startswith(b"subject:"):
-                return mime.decode_header(line[8:].decode("ascii", "surrogateescape"))[:500]
+        return _peek(raw, "subject")
     except Exception:
-        pass
-    return None
+        return None

@@ -17,7 +17,7 @@ import uuid
 from datetime import timedelta
 from email.utils import format_datetime, formataddr
 
-from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy import bindparam, func, or_, select, update
 
 from helpdesk_common.bulk import insert_rows
 from helpdesk_common.database import utcnow
@@ -39,29 +39,30 @@ def new_message_id(number, domain):
 
 
 def _thread_headers(session, number):
-    """(In-Reply-To, References) for a new mail on ticket ``number``: the customer's latest message if
-    there is one, else our latest; References lists the thread, oldest first."""
+    """(In-Reply-To, References, Reply-To) for a new mail on ticket ``number``: the customer's latest
+    message if there is one, else our latest; References lists the thread, oldest first; Reply-To is where
+    the customer's latest mail asked answers to go (None: to the requester)."""
     rows = list(session.scalars(select(ThreadMessageId).where(ThreadMessageId.ticket_number == number)
                                 .order_by(ThreadMessageId.created_at)))
     if not rows:
-        return None, []
+        return None, [], None
     inbound = [r for r in rows if r.direction == "in"]
     in_reply_to = (inbound or rows)[-1].message_id
     references = [r.message_id for r in rows]
     if len(references) > MAX_REFERENCES:
         references = references[:1] + references[-(MAX_REFERENCES - 1):]
-    return in_reply_to, references
+    return in_reply_to, references, inbound[-1].reply_to if inbound else None
 
 
-def _mail_values(settings, kind, ticket, template, values, automatic, thread, now):
-    """The ``outgoing_mail`` row (as a dict) of one mail to ``ticket``'s requester; ``thread`` is
-    ``(in_reply_to, references)``."""
+def _mail_values(settings, kind, ticket, template, values, automatic, thread, now, to_address=None):
+    """The ``outgoing_mail`` row (as a dict) of one mail to ``ticket``'s requester (or ``to_address``);
+    ``thread`` is ``(in_reply_to, references)``."""
     language = ticket.get("language") or settings.default_language
     values = {"number": ticket["number"], "subject": ticket["subject"],
               "name": ticket["requester"].get("name"), "support_name": settings.support_name, **values}
     subject, body = templates.render(template, language, values, settings.templates_dir, settings.default_language)
     in_reply_to, references = thread
-    return dict(kind=kind, ticket_number=ticket["number"], to_address=ticket["requester"]["email"],
+    return dict(kind=kind, ticket_number=ticket["number"], to_address=to_address or ticket["requester"]["email"],
                 to_name=ticket["requester"].get("name"), subject=subject, body=body,
                 language=language if language in templates.BUILT_IN else settings.default_language,
                 message_id=new_message_id(ticket["number"], settings.support_domain), in_reply_to=in_reply_to,
@@ -73,10 +74,12 @@ def enqueue(session, settings, kind, ticket, template, values, automatic=True, t
     """Write one mail to ``ticket``'s requester into the queue (caller's transaction); returns the row.
 
     ``thread``: ``(in_reply_to, references)`` when the caller knows them (saves a query per mail)."""
+    reply_to = None
     if thread is None:
-        thread = _thread_headers(session, ticket["number"])
+        *thread, reply_to = _thread_headers(session, ticket["number"])
     now = utcnow()
-    row = OutgoingMail(**_mail_values(settings, kind, ticket, template, values, automatic, thread, now))
+    row = OutgoingMail(**_mail_values(settings, kind, ticket, template, values, automatic, thread, now,
+                                      to_address=reply_to))
     session.add(row)
     session.add(ThreadMessageId(message_id=row.message_id, ticket_number=ticket["number"], direction="out",
                                 created_at=now))
@@ -110,16 +113,43 @@ def acknowledge_mail(session, settings, ticket, message_id):
     return enqueue(session, settings, "acknowledgement", ticket, "acknowledgement", {}, thread=thread)
 
 
+def ack_allowance(session, settings, addresses, now):
+    """address -> how many more acknowledgements it may get now (``MAIL_ACK_LIMIT`` per ``MAIL_ACK_WINDOW``),
+    for the addresses that have a limit. Anyone can put any address in a From (or a web form): without a
+    limit the helpdesk mails whoever a forger names, as often as they like (backscatter)."""
+    if settings.mail_ack_limit <= 0 or not addresses:
+        return None
+    since = now - timedelta(seconds=settings.mail_ack_window)
+    sent = dict(session.execute(select(OutgoingMail.to_address, func.count()).where(
+        OutgoingMail.to_address.in_(list(set(addresses))), OutgoingMail.kind == "acknowledgement",
+        OutgoingMail.created_at > since).group_by(OutgoingMail.to_address)).all())
+    return {address: settings.mail_ack_limit - sent.get(address, 0) for address in set(addresses)}
+
+
+def _within_limit(allowance, address):
+    if allowance is None:
+        return True
+    if allowance.get(address, 0) <= 0:
+        log.info("no acknowledgement to %s: it had MAIL_ACK_LIMIT of them in the window already", address)
+        return False
+    allowance[address] -= 1
+    return True
+
+
 def acknowledge_mails(session, settings, opened, now=None):
-    """:func:`acknowledge_mail` for a batch: ``opened`` holds ``(ticket, message_id)``; returns how many
-    were queued.
+    """:func:`acknowledge_mail` for a batch: ``opened`` holds ``(ticket, message_id[, to_address])``;
+    returns how many were queued (an address over its limit gets none: :func:`ack_allowance`).
 
     Two Core INSERTs for the batch instead of two ORM objects per ticket: at hundreds of tickets a batch
     the ORM's flush of them cost more than parsing the mail (profile of ``bench/intake_throughput.py``)."""
     now = now or utcnow()
+    opened = [(entry[0], entry[1], entry[2] if len(entry) > 2 else None) for entry in opened
+              if _mail_channel(settings, entry[0])]
+    targets = [to or ticket["requester"]["email"] for ticket, _, to in opened]
+    allowance = ack_allowance(session, settings, targets, now)
     mails = [_mail_values(settings, "acknowledgement", ticket, "acknowledgement", {}, True,
-                          (message_id, [message_id]) if message_id else (None, []), now)
-             for ticket, message_id in opened if _mail_channel(settings, ticket)]
+                          (message_id, [message_id]) if message_id else (None, []), now, to_address=to)
+             for (ticket, message_id, to), target in zip(opened, targets) if _within_limit(allowance, target)]
     insert_rows(session, OutgoingMail.__table__, mails)
     insert_rows(session, ThreadMessageId.__table__, [
         {"message_id": m["message_id"], "ticket_number": m["ticket_number"], "direction": "out", "created_at": now}
@@ -136,6 +166,9 @@ def notify_ticket_created(session, settings, ticket):
                                                      ThreadMessageId.direction == "in").limit(1)) is None:
         # intake opened it and is about to record the customer's Message-ID (to answer it in thread)
         raise NotYetRecorded(f"the inbound mail of {ticket['number']} is not recorded yet")
+    if not _within_limit(ack_allowance(session, settings, [ticket["requester"]["email"]], utcnow()),
+                         ticket["requester"]["email"]):
+        return None
     return enqueue(session, settings, "acknowledgement", ticket, "acknowledgement", {})
 
 

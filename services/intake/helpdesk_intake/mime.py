@@ -19,6 +19,16 @@ from .htmltext import html_to_text
 from .quoting import split_reply
 
 _SPACES = re.compile(r"\s+")
+# Bounds on what hostile mail can make the parser do (every regex and decoder below sees at most this much):
+MAX_ADDRESS_HEADER = 16_000     # From/To/Cc/Reply-To: hundreds of recipients fit
+MAX_TEXT_HEADER = 2_000         # Subject and other free text: the ticket keeps 200 characters of a subject
+MAX_REFERENCES_HEADER = 20_000  # References/In-Reply-To: ~300 Message-IDs
+MAX_AUTH_RESULTS = 8_000        # one Authentication-Results header
+MAX_TEXT = 100_000              # characters of text a ticket gets; the whole text goes along as a file
+MAX_HTML_KEPT = 1_000_000       # characters of HTML kept with the message; a larger HTML goes along as a file
+MAX_PARTS = 1_000               # MIME parts read; a mail of 100,000 tiny parts would make 100,000 files
+FULL_TEXT_NAME = "full-text.txt"
+FULL_HTML_NAME = "message.html"
 _MSGID = re.compile(r"<([^<>\s]{1,498})>")
 _ADDRESS = re.compile(r"^[^@\s<>()\[\],;:\"]+@[^@\s<>()\[\],;:\"]+\.[^@\s<>()\[\],;:\"]+$")
 BULK_PRECEDENCE = {"bulk", "junk", "list", "auto_reply", "auto-reply"}
@@ -64,6 +74,10 @@ class ParsedMail:
     automatic: Optional[str] = None
     """Why this is an auto-reply, bounce or bulk mail (never a ticket); None for a person's mail."""
     content_hash: str = ""
+    reply_to: Optional[str] = None
+    """A single Reply-To address other than the sender's: where the sender asked answers to go."""
+    auth_results: list = field(default_factory=list)
+    """The ``Authentication-Results`` header values, topmost first (see :mod:`intake.authresults`)."""
 
 
 def decode_bytes(data, charset=None):
@@ -126,11 +140,14 @@ class _Headers:
 # cost; any other value takes the full parser.
 _ADDR_SPEC = r"""([A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9.-]+)"""
 _BARE_ADDRESS = re.compile(r"\s*<?" + _ADDR_SPEC + r">?\s*")
-_NAMED_ADDRESS = re.compile(r"""\s*(?:"([^"\\]*)"|([A-Za-z0-9 \t!#$%&'*+/=?^_`{|}~-]*))\s*<""" + _ADDR_SPEC + r">\s*")
+# The unquoted name's class holds the white space itself: a name pattern between two ``\s*`` backtracked
+# quadratically on a long run of spaces with no ``<`` after it.
+_NAMED_ADDRESS = re.compile(r"""(?:\s*"([^"\\]*)"\s*|([A-Za-z0-9\s!#$%&'*+/=?^_`{|}~-]*))<""" + _ADDR_SPEC + r">\s*")
 
 
 def _address_pairs(value):
     """``[(display name, address)]`` of one raw header value, as ``email.utils.getaddresses`` reads it."""
+    value = value[:MAX_ADDRESS_HEADER]
     bare = _BARE_ADDRESS.fullmatch(value)
     if bare and value.count("<") == value.count(">"):
         return [("", bare.group(1))]
@@ -146,13 +163,20 @@ def _addresses(headers, name):
     for value in headers.all(name):
         for display, address in _address_pairs(str(value)):
             address = decode_header(address).strip().strip("<>").lower()
-            if _ADDRESS.match(address):
-                result.append((decode_header(display) or None, address))
+            if len(address) <= 254 and _ADDRESS.match(address):  # RFC 5321's limit; the pattern backtracks
+                result.append((decode_header(display[:MAX_TEXT_HEADER]) or None, address))
     return result
 
 
 def _message_ids(value):
-    return [match for match in _MSGID.findall(decode_header(value))] if value else []
+    # Message-IDs are never encoded words: not decoded (the stdlib's encoded-word pattern is quadratic on a
+    # long line of "=?"), and only the last MAX_REFERENCES_HEADER characters (References grows at its end).
+    return _MSGID.findall(_unescape(value)[-MAX_REFERENCES_HEADER:]) if value else []
+
+
+def _cut(value, limit):
+    """At most ``limit`` characters of a raw header value (None stays None)."""
+    return None if value is None else str(value)[:limit]
 
 
 def _unescape(value):
@@ -170,7 +194,7 @@ def _part_headers(raw):
     for name in ("Content-Type", "Content-Disposition"):
         value = raw.first(name)
         if value is not None:
-            headers[name] = _unescape(value)
+            headers[name] = _unescape(value)[:2 * MAX_TEXT_HEADER]
     return headers
 
 
@@ -241,8 +265,9 @@ def content_hash(sender, subject, date, text, html, attachments):
     return digest.hexdigest()
 
 
-def parse(raw: bytes) -> ParsedMail:
-    """Parse ``raw`` (the whole RFC 5322 message) or raise :class:`Unparseable`."""
+def parse(raw: bytes, max_text: int = MAX_TEXT) -> ParsedMail:
+    """Parse ``raw`` (the whole RFC 5322 message) or raise :class:`Unparseable`. The text is cut at
+    ``max_text`` characters; the whole of it is then an attachment (``full-text.txt``)."""
     if not raw or not raw.strip():
         raise Unparseable("empty message")
     try:
@@ -252,14 +277,14 @@ def parse(raw: bytes) -> ParsedMail:
     if not msg.keys():
         raise Unparseable("no headers: this is not an email message")
     try:
-        return _parse(msg)
+        return _parse(msg, max_text)
     except Unparseable:
         raise
     except Exception as error:
         raise Unparseable(f"the message could not be read: {type(error).__name__}: {error}") from None
 
 
-def _parse(msg):
+def _parse(msg, max_text=MAX_TEXT):
     top = _Headers(msg)
     senders = _addresses(top, "From") or _addresses(top, "Sender")
     reply_to = _addresses(top, "Reply-To")
@@ -267,14 +292,20 @@ def _parse(msg):
         raw_from = top.first("From")
         raise Unparseable("no usable sender address" + (f" in From: {decode_header(raw_from)[:200]!r}"
                                                         if raw_from else " (no From header)"))
+    # The sender is From: a Reply-To says where answers go, never who wrote (a single Reply-To used to
+    # replace the sender, so any mail could post as a customer by naming them there).
     sender_name, sender_email = senders[0]
-    if reply_to and len(reply_to) == 1:  # answers go where the sender asked them to
-        sender_name, sender_email = (reply_to[0][0] or sender_name), reply_to[0][1]
-    subject = decode_header(top.first("Subject"))
+    reply_address = reply_to[0][1] if len(reply_to) == 1 and reply_to[0][1] != sender_email else None
+    subject = decode_header(_cut(top.first("Subject"), MAX_TEXT_HEADER))
 
     plains, htmls, attachments = [], [], []
+    read, skipped = 0, 0
     for part in msg.walk():
         if part.is_multipart():
+            continue
+        read += 1
+        if read > MAX_PARTS:
+            skipped += 1
             continue
         ctype = part.get_content_type()
         raw = top if part is msg else _Headers(part)
@@ -310,13 +341,24 @@ def _parse(msg):
     else:
         text = ""
     text = text.replace("\r\n", "\n").replace("\r", "\n").strip()
+    if skipped:
+        text += f"\n\n[… {skipped} more MIME parts were not read (over {MAX_PARTS})]"
+    whole_text, whole_html = text, html
+    if len(text) > max_text:  # a sane ticket; the whole text stays with it as a file
+        attachments.append(ParsedAttachment(filename=FULL_TEXT_NAME, content_type="text/plain",
+                                            data=text.encode("utf-8", "surrogatepass")))
+        text = text[:max_text].rstrip() + f"\n\n[… {len(text) - max_text} more characters in {FULL_TEXT_NAME}]"
+    if html is not None and len(html) > MAX_HTML_KEPT:
+        attachments.append(ParsedAttachment(filename=FULL_HTML_NAME, content_type="text/html",
+                                            data=html.encode("utf-8", "surrogatepass")))
+        html = None
     new_text, quoted = split_reply(text)
     if not new_text and quoted:  # everything looked quoted: better too much than nothing
         new_text, quoted = text, ""
 
     message_ids = _message_ids(top.first("Message-ID"))
-    language = _unescape(top.first("Content-Language") or "").strip().lower()[:2] or None
-    date = decode_header(top.first("Date")) or None
+    language = _unescape(top.first("Content-Language") or "")[:100].strip().lower()[:2] or None
+    date = decode_header(_cut(top.first("Date"), 200)) or None
     parsed = ParsedMail(
         message_id=message_ids[0] if message_ids else None,
         sender_email=sender_email, sender_name=sender_name, subject=subject, text=text, new_text=new_text,
@@ -324,13 +366,20 @@ def _parse(msg):
         references=_message_ids(top.first("References")),
         to=[a for _, a in _addresses(top, "To")], cc=[a for _, a in _addresses(top, "Cc")],
         date=date, language=language if language and language.isalpha() else None,
-        attachments=attachments, automatic=automatic_reason(msg, senders[0][1], top),
+        attachments=attachments, automatic=automatic_reason(msg, senders[0][1], top), reply_to=reply_address,
+        auth_results=[_unescape(v)[:MAX_AUTH_RESULTS] for v in top.all("Authentication-Results")[:20]],
     )
-    parsed.content_hash = content_hash(sender_email, subject, date, text, html, attachments)
+    parsed.content_hash = content_hash(sender_email, subject, date, whole_text, whole_html, attachments)
     return parsed
 
 
 def strip_reply_prefixes(subject):
     """The subject without "Re:", "Fwd:", "AW:", "SV:", "Antw:" ... prefixes."""
-    return re.sub(r"^(\s*(re|fw|fwd|aw|sv|vs|antw|antwoord|wg|doorst|ref)\s*(\[\d+\])?\s*:\s*)+", "", subject,
-                  flags=re.I).strip()
+    # The pattern sees the head of the subject only (prefixes are at its start).
+    return (_REPLY_PREFIXES.sub("", subject[:MAX_TEXT_HEADER]) + subject[MAX_TEXT_HEADER:]).strip()
+
+
+# No two white-space runs meet (the old "\s*(\[\d+\])?\s*" before the colon backtracked quadratically on
+# "Re" and a long run of spaces).
+_REPLY_PREFIXES = re.compile(r"^(?:\s*(?:re|fw|fwd|aw|sv|vs|antw|antwoord|wg|doorst|ref)(?:\s*\[\d+\])?\s*:)+\s*",
+                             re.I)

@@ -62,6 +62,9 @@ class ThreadMessageId(Base):
     ticket_number: Mapped[str] = mapped_column(String(40), index=True)
     direction: Mapped[str] = mapped_column(String(3))  # in | out
     created_at: Mapped[object] = mapped_column(UtcDateTime, default=utcnow)
+    # A customer's mail that asked answers to go elsewhere (one Reply-To, its sender vouched for): mail on
+    # the ticket goes there while this is the customer's latest mail.
+    reply_to: Mapped[Optional[str]] = mapped_column(String(254))
 
 
 class Attachment(Base):
@@ -95,11 +98,32 @@ class QuarantinedMessage(Base):
     reason: Mapped[str] = mapped_column(Text)
     subject: Mapped[Optional[str]] = mapped_column(Text)
     sender: Mapped[Optional[str]] = mapped_column(String(254))
-    status: Mapped[str] = mapped_column(String(10), default="held")  # held | resolved
+    status: Mapped[str] = mapped_column(String(10), default="held")  # held | resolved | discarded
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     ticket_number: Mapped[Optional[str]] = mapped_column(String(40))
     created_at: Mapped[object] = mapped_column(UtcDateTime, default=utcnow)
     retried_at: Mapped[Optional[object]] = mapped_column(UtcDateTime)
+    # Why, as a stable code: unparseable | too_large | parse_failed | unauthenticated | refused
+    code: Mapped[Optional[str]] = mapped_column(String(40))
+    headers_only: Mapped[bool] = mapped_column(Boolean, default=False)  # too large: the body was never fetched
+    decided_by: Mapped[Optional[str]] = mapped_column(String(254))  # who discarded (or retried) it last
+    decided_at: Mapped[Optional[object]] = mapped_column(UtcDateTime)
+
+
+class ParseAttempt(Base):
+    """A parse begun on a fetched message (by its SHA-256), committed *before* parsing: a message that
+    kills or hangs the parser is counted even when the process dies with it, and is quarantined, unparsed,
+    once it reaches ``MAIL_PARSE_ATTEMPTS``. Deleted when the message parsed."""
+
+    __tablename__ = "parse_attempts"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    mailbox: Mapped[Optional[str]] = mapped_column(String(200))
+    uid: Mapped[Optional[str]] = mapped_column(String(20))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[Optional[str]] = mapped_column(Text)
+    first_at: Mapped[object] = mapped_column(UtcDateTime, default=utcnow)
+    last_at: Mapped[object] = mapped_column(UtcDateTime, default=utcnow)
 
 
 class OutgoingMail(Base):
@@ -111,7 +135,8 @@ class OutgoingMail(Base):
     """
 
     __tablename__ = "outgoing_mail"
-    __table_args__ = (Index("ix_outgoing_due", "status", "next_attempt_at"),)
+    __table_args__ = (Index("ix_outgoing_due", "status", "next_attempt_at"),
+                      Index("ix_outgoing_mail_to_kind", "to_address", "kind", "created_at"))
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     kind: Mapped[str] = mapped_column(String(20))  # acknowledgement | reply | status

@@ -30,13 +30,13 @@ def _complete_and_mark(ingestor, mailbox, fetched, batch, previous=None):
     finally:
         ingestor.release(batch)
     completed = time.perf_counter()
-    mailbox.mark_processed([uid for (uid, _), ok in zip(fetched, done) if ok])
+    mailbox.mark_processed([message.uid for message, ok in zip(fetched, done) if ok])
     log.debug("%s: %d message(s) completed in %.0fms, marked in %.0fms", mailbox.config.name, len(fetched),
               (completed - started) * 1000, (time.perf_counter() - completed) * 1000)
     return all(done)
 
 
-def drain(mailbox, ingestor, batch_size):
+def drain(mailbox, ingestor, batch_size, max_bytes=None):
     """Ingest every unseen message of ``mailbox``, ``batch_size`` at a time; returns how many were fetched.
 
     Stops early when a batch could not be done completely (the tickets service is down, say): what is
@@ -45,13 +45,14 @@ def drain(mailbox, ingestor, batch_size):
     try:
         while True:
             started = time.perf_counter()
-            fetched = mailbox.fetch_unprocessed(batch_size, after=after)
+            fetched = mailbox.fetch_unprocessed(batch_size, after=after, max_bytes=max_bytes)
             if not fetched:
                 break
             total += len(fetched)
-            after = int(fetched[-1][0])
+            after = int(fetched[-1].uid)
             fetched_at = time.perf_counter()
-            batch = ingestor.prepare([Incoming(raw=raw, mailbox=mailbox.config, uid=uid) for uid, raw in fetched])
+            batch = ingestor.prepare([Incoming(raw=m.raw, mailbox=mailbox.config, uid=m.uid, size=m.size,
+                                               headers_only=m.headers_only) for m in fetched])
             log.debug("%s: %d message(s) fetched in %.0fms, prepared in %.0fms", mailbox.config.name, len(fetched),
                       (fetched_at - started) * 1000, (time.perf_counter() - fetched_at) * 1000)
             previous, pending = pending, eventlet.spawn(_complete_and_mark, ingestor, mailbox, fetched, batch, pending)

@@ -28,13 +28,32 @@ _OUTLOOK_RULE = re.compile(r"^\s*_{10,}\s*$")
 _ATTRIBUTION_WORD = re.compile(r"wrote|schreef|geschreven|skrev|schrieb|a écrit", re.I)
 
 
+# The patterns only ever see this much of a line: no separator, header or attribution is longer, and a
+# hostile line of megabytes then costs what this much costs.
+MAX_LINE = 1000
+
+
 def _is_quote_line(line):
-    return line.lstrip().startswith(">")
+    return line.lstrip()[:1] == ">"
+
+
+def _quoted_to_end(lines):
+    """For each index, whether every line from it to the end is a quote line or blank: computed once from
+    the end (the check "the rest is all quotes" for every quoted line was quadratic in the quote's length:
+    200,000 quoted lines froze intake)."""
+    flags = [False] * (len(lines) + 1)
+    flags[len(lines)] = True
+    for index in range(len(lines) - 1, -1, -1):
+        line = lines[index]
+        flags[index] = flags[index + 1] and (not line.strip() or _is_quote_line(line))
+    return flags
 
 
 def split_reply(text):
-    """``(new_text, quoted_text)``; quoted_text is "" when nothing is quoted."""
-    lines = text.replace("\r\n", "\n").split("\n")
+    """``(new_text, quoted_text)``; quoted_text is "" when nothing is quoted. Linear in the text's length."""
+    whole = text.replace("\r\n", "\n").split("\n")
+    lines = [line[:MAX_LINE] for line in whole]
+    rest_quoted = _quoted_to_end(lines)
     cut = None
     for index, line in enumerate(lines):
         if REPLY_MARKER in line:
@@ -63,11 +82,11 @@ def split_reply(text):
                     break
         if cut is not None:
             break
-        if _is_quote_line(line) and all(_is_quote_line(l) or not l.strip() for l in lines[index:]):
+        if rest_quoted[index] and _is_quote_line(line):
             cut = index
             break
     if cut is None:
         return text.strip(), ""
-    new = "\n".join(lines[:cut]).strip()
-    quoted = "\n".join(lines[cut:]).strip()
+    new = "\n".join(whole[:cut]).strip()
+    quoted = "\n".join(whole[cut:]).strip()
     return new, quoted

@@ -17,16 +17,19 @@ from sqlalchemy.orm import sessionmaker
 from helpdesk_common.adapters.consumer import reliable_batch_handler, reliable_handler
 from helpdesk_common.inbox import first_deliveries, first_delivery
 from helpdesk_common.contracts import validate
-from helpdesk_common.contracts.intake import OutgoingQuery, PhoneCall, QuarantineQuery, SocialMessage, WebForm
+from helpdesk_common.contracts.intake import (OutgoingQuery, PhoneCall, QuarantineQuery, QuarantineRetry, SocialMessage,
+                                              WebForm)
 from helpdesk_common.contracts.tickets import Viewer
 from helpdesk_common.adapters.database import Database, engine_for
-from helpdesk_common.errors import EXPECTED_ERRORS, Forbidden, ValidationFailed
+from helpdesk_common.errors import EXPECTED_ERRORS, Forbidden, NotFound, ValidationFailed
 from helpdesk_common.adapters.metrics import EntrypointMetrics
 from helpdesk_common.adapters.relay import OutboxRelay
 
 from helpdesk_common.contracts.chat import ChatPost, ChatQuery, EntriesQuery, NewChat
 
-from . import mailout, poller, social
+import base64
+
+from . import mailout, parse, parse_worker, poller, social
 from .channels import Channels
 from .chat import ChatDesk, ChatSettings
 from .idle import IdleWatcher
@@ -54,6 +57,34 @@ class IntakeSettings(DependencyProvider):
 
     def get_dependency(self, worker_ctx):
         return self.settings
+
+
+class Parser(DependencyProvider):
+    """The parse worker (``parse_worker.py``): a child process kept for the service's life, killed and
+    replaced when a message overruns ``MAIL_PARSE_TIMEOUT``. Injected as the function the ingestor
+    parses with; ``MAIL_PARSE_WORKER=false`` parses in this process instead (no budget)."""
+
+    def setup(self):
+        settings = Settings.from_config(self.container.config)
+        self.worker = parse_worker.ParseWorker(settings.parse_timeout, settings.mail_max_text) \
+            if settings.parse_worker else None
+        self.max_text = settings.mail_max_text
+        self.polls = bool(settings.mailboxes)
+
+    def start(self):
+        if self.worker is not None and self.polls:  # else started at the first use (an operator's retry)
+            self.container.spawn_managed_thread(self.worker.warm)
+
+    def stop(self):
+        if self.worker is not None:
+            self.worker.stop()
+
+    kill = stop
+
+    def get_dependency(self, worker_ctx):
+        if self.worker is None:
+            return lambda raws: parse.in_process(raws, self.max_text)
+        return self.worker.parse
 
 
 class Mailboxes(DependencyProvider):
@@ -239,13 +270,14 @@ class IntakeService:
     mail_relay = OutgoingMailRelay()
     settings = IntakeSettings()
     mailboxes = Mailboxes()
+    parser = Parser()
     chat_settings = ChatConfig()
     tickets = RpcProxy("tickets")
     metrics = EntrypointMetrics()
 
     def _ingestor(self):
         return Ingestor(self.db, self.tickets, AttachmentStore(self.settings.attachments_dir), self.settings,
-                        WORKER_ID)
+                        WORKER_ID, parser=self.parser)
 
     def _chat(self):
         # nameko 2's RpcProxy has no timeout: a chat request must not hang while tickets is away.
@@ -266,7 +298,7 @@ class IntakeService:
             # poller for good. Claims are resumable, so abandoning a poll loses nothing.
             timeout = eventlet.Timeout(self.settings.poll_timeout)
             try:
-                poller.drain(mailbox, ingestor, self.settings.imap_batch_size)
+                poller.drain(mailbox, ingestor, self.settings.imap_batch_size, max_bytes=self.settings.mail_max_bytes)
             except eventlet.Timeout as expired:
                 if expired is not timeout:
                     raise
@@ -328,8 +360,32 @@ class IntakeService:
             return [quarantine_view(row) for row in session.scalars(statement)]
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
-    def retry_quarantined(self, quarantine_id):
-        return self._ingestor().retry_quarantined(_int_id(quarantine_id, "quarantine_id"))
+    def retry_quarantined(self, quarantine_id, options=None, viewer=None):
+        """``options``: ``{"trust_sender": true}`` vouches for the sender of an unauthenticated reply."""
+        options = validate(QuarantineRetry, options or {})
+        return self._ingestor().retry_quarantined(_int_id(quarantine_id, "quarantine_id"),
+                                                  trust_sender=options.trust_sender, viewer=viewer)
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def read_quarantined(self, quarantine_id):
+        """Headers, parts, the text that could be read (parsed within the budget) and the reason."""
+        return self._ingestor().read_quarantined(_int_id(quarantine_id, "quarantine_id"))
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def quarantined_raw(self, quarantine_id):
+        """The message as it came (base64; only its headers when it was over MAIL_MAX_BYTES)."""
+        quarantine_id = _int_id(quarantine_id, "quarantine_id")
+        with self.db() as session:
+            row = session.get(QuarantinedMessage, quarantine_id)
+            if row is None:
+                raise NotFound(f"There is no quarantined message {quarantine_id}.", code="quarantine_not_found")
+            return {"id": row.id, "filename": f"quarantine-{row.id}.eml", "headers_only": bool(row.headers_only),
+                    "data": base64.b64encode(row.raw).decode("ascii")}
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def discard_quarantined(self, quarantine_id, viewer=None):
+        """Recorded with who discarded it and when; the message is kept."""
+        return self._ingestor().discard_quarantined(_int_id(quarantine_id, "quarantine_id"), viewer or {})
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def list_outgoing(self, query=None):

@@ -122,6 +122,11 @@ def parse_smtp_url(url, cafile=None):
         cafile=query.get("cafile") or cafile or None, timeout=float(query.get("timeout") or 30))
 
 
+def _number(value, default):
+    """A number setting where 0 means something (no limit): only empty takes the default."""
+    return default if value in (None, "") else value
+
+
 def _floats(value, default):
     if value in (None, ""):
         return default
@@ -159,6 +164,18 @@ class Settings:
     social_connector_url: Optional[str] = None
     social_connector_secret: Optional[str] = None
     social_connector_timeout: float = 10.0
+    # Mail identity (intake/authresults.py): whose Authentication-Results to believe, and whether a mail
+    # must be vouched for to be added to an existing ticket.
+    mail_authserv_id: str = ""
+    mail_require_auth: bool = True
+    mail_ack_limit: int = 10         # acknowledgements per address per window; 0: no limit
+    mail_ack_window: float = 3600.0
+    # Hostile mail: the largest message fetched whole, the text a ticket keeps, the parse budget.
+    mail_max_bytes: int = 25 * 1024 * 1024
+    mail_max_text: int = 100_000
+    parse_timeout: float = 10.0      # seconds one message may take in the parse worker
+    parse_max_attempts: int = 3      # parses begun (across restarts) before a message is quarantined
+    parse_worker: bool = True        # false: parse in the service's own process (no budget)
     ticket_regex: object = field(default=None, compare=False)
 
     def __post_init__(self):
@@ -171,6 +188,10 @@ class Settings:
         except re.error as error:
             raise ValueError(f"TICKET_NUMBER_PATTERN is not a valid regular expression: {error}") from None
         object.__setattr__(self, "ticket_regex", regex)
+        if self.mail_max_bytes < 1024 or self.mail_max_text < 1000 or self.parse_max_attempts < 1 \
+                or self.parse_timeout <= 0:
+            raise ValueError("MAIL_MAX_BYTES (>= 1024), MAIL_MAX_TEXT_CHARS (>= 1000), MAIL_PARSE_ATTEMPTS (>= 1) "
+                             "and MAIL_PARSE_TIMEOUT (> 0) must be sensible")
         if self.social_connector_url:
             if urllib.parse.urlsplit(self.social_connector_url).scheme not in ("http", "https"):
                 raise ValueError("SOCIAL_CONNECTOR_URL must be an http:// or https:// URL")
@@ -214,6 +235,15 @@ class Settings:
             social_connector_url=(get("SOCIAL_CONNECTOR_URL") or "").strip() or None,
             social_connector_secret=get("SOCIAL_CONNECTOR_SECRET") or None,
             social_connector_timeout=float(get("SOCIAL_CONNECTOR_TIMEOUT") or 10),
+            mail_authserv_id=str(get("MAIL_AUTHSERV_ID") or "").strip().lower(),
+            mail_require_auth=_flag(get("MAIL_REQUIRE_AUTH"), True),
+            mail_ack_limit=int(_number(get("MAIL_ACK_LIMIT"), 10)),
+            mail_ack_window=float(get("MAIL_ACK_WINDOW") or 3600),
+            mail_max_bytes=int(get("MAIL_MAX_BYTES") or cls.mail_max_bytes),
+            mail_max_text=int(get("MAIL_MAX_TEXT_CHARS") or cls.mail_max_text),
+            parse_timeout=float(get("MAIL_PARSE_TIMEOUT") or 10),
+            parse_max_attempts=int(get("MAIL_PARSE_ATTEMPTS") or 3),
+            parse_worker=_flag(get("MAIL_PARSE_WORKER"), True),
         )
 
     def describe(self):

@@ -8,6 +8,7 @@ from sqlalchemy.orm import sessionmaker
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import mails  # noqa: E402
 from servers import SmtpSink, running_dovecot, wait_for  # noqa: E402
 
 from helpdesk_common.adapters.database import engine_for  # noqa: E402
@@ -76,7 +77,7 @@ def intake_config(rabbit_config, intake_db_url, tmp_path, mailbox, smtp_sink):
             "SMTP_URL": smtp_sink.url, "SUPPORT_ADDRESS": "support@helpdesk.test", "SUPPORT_NAME": "Helpdesk",
             "ATTACHMENTS_DIR": str(tmp_path / "attachments"), "MAIL_POLL_INTERVAL": 0.1,
             "MAIL_BACKOFF": "0.2,0.5", "OUTBOX_POLL_INTERVAL": 0.2, "CLAIM_LEASE_SECONDS": 1,
-            "PLACEHOLDER_EMAIL_DOMAIN": "contacts.example.com"}
+            "PLACEHOLDER_EMAIL_DOMAIN": "contacts.example.com", "MAIL_AUTHSERV_ID": mails.AUTHSERV_ID}
 
 
 @pytest.fixture

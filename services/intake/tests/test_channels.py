@@ -128,3 +128,39 @@ def test_operator_views(gateway, intake_config):
     assert gateway.get("/api/v1/intake/quarantine", headers=auth()).get_json() == []
     assert gateway.get("/api/v1/intake/outgoing?status=failed", headers=auth()).get_json() == []
     assert gateway.post("/api/v1/intake/quarantine/999/retry", headers=auth()).status_code == 404
+
+
+def test_operators_read_download_retry_and_discard_quarantined_mail_through_the_gateway(gateway, mailbox, find_tickets):
+    """Item 8: the quarantine through /api/v1/intake/quarantine/... (admins only)."""
+    import mails
+    from servers import wait_for
+
+    broken = b"Subject: no sender here\r\nMessage-ID: <broken-gw@x>\r\n\r\nWho sent this?\r\n"
+    customer = f"gw-{uuid.uuid4().hex[:8]}@example.com"
+    mailbox.deliver(broken)
+    mailbox.deliver(mails.plain(customer, "First", "Opening one."))
+    wait_for(lambda: find_tickets(customer), what="the ordinary ticket")
+    held = wait_for(lambda: len(gateway.get("/api/v1/intake/quarantine?status=held", headers=auth()).get_json()) >= 1
+                    and gateway.get("/api/v1/intake/quarantine?status=held", headers=auth()).get_json(),
+                    what="the broken mail quarantined")
+    (row,) = [q for q in held if q["code"] == "unparseable"]
+
+    detail = gateway.get(f"/api/v1/intake/quarantine/{row['id']}", headers=auth())
+    assert detail.status_code == 200, detail.get_data(as_text=True)
+    body = detail.get_json()
+    assert ["Subject", "no sender here"] in body["headers"] and "no usable sender" in body["reason"]
+    assert body["parse_error"].startswith("no usable sender address") and body["text"] is None
+    raw = gateway.get(f"/api/v1/intake/quarantine/{row['id']}/raw", headers=auth()).get_json()
+    assert base64.b64decode(raw["data"]) == broken and raw["filename"].endswith(".eml")
+
+    retried = gateway.post(f"/api/v1/intake/quarantine/{row['id']}/retry", headers=auth())  # no body: fine
+    assert retried.status_code == 200 and retried.get_json()["status"] == "held"
+    assert gateway.post(f"/api/v1/intake/quarantine/{row['id']}/retry", json={"trust": True},
+                        headers=auth()).status_code == 422
+    discarded = gateway.post(f"/api/v1/intake/quarantine/{row['id']}/discard", headers=auth()).get_json()
+    assert discarded["status"] == "discarded" and discarded["decided_by"] and discarded["decided_at"]
+    again = gateway.post(f"/api/v1/intake/quarantine/{row['id']}/retry", json={}, headers=auth())
+    assert again.status_code == 409 and again.get_json()["error"]["code"] == "quarantine_discarded"
+    listed = gateway.get("/api/v1/intake/quarantine?status=discarded", headers=auth()).get_json()
+    assert [q["id"] for q in listed] == [row["id"]]
+    assert gateway.get("/api/v1/intake/quarantine/999999", headers=auth()).status_code == 404

@@ -37,7 +37,8 @@ def start_intake(tmp_path, rabbit_config, db_url, mailbox, smtp_sink, name, **en
         HELPDESK_INTAKE_DB_URL=db_url, HELPDESK_IMAP_URL=mailbox.url(), HELPDESK_IMAP_POLL_INTERVAL="0.1",
         HELPDESK_IMAP_BATCH_SIZE="5", HELPDESK_SMTP_URL=smtp_sink.url,
         HELPDESK_SUPPORT_ADDRESS="support@helpdesk.test", HELPDESK_ATTACHMENTS_DIR=str(tmp_path / "attachments"),
-        HELPDESK_INTAKE_CLAIM_LEASE="1", HELPDESK_IMAP_POLL_TIMEOUT="10"), env)
+        HELPDESK_INTAKE_CLAIM_LEASE="1", HELPDESK_IMAP_POLL_TIMEOUT="10",
+        HELPDESK_MAIL_AUTHSERV_ID=mails.AUTHSERV_ID, HELPDESK_MAIL_ACK_LIMIT="0"), env)
 
 
 def start_tickets(tmp_path, rabbit_config, db_url, name, **env):
@@ -59,7 +60,8 @@ def test_intake_killed_mid_batch_loses_nothing_and_doubles_nothing(tmp_path, rab
     customer = f"batch-{os.getpid()}@example.com"
     existing = tickets_rpc.create_ticket({"subject": "Existing", "description": "Earlier request",
                                           "requester": {"email": customer}, "channel": "email"}, ADMIN)["ticket"]
-    mailbox.deliver(mails.plain(customer, f"Re: [{existing['number']}] Existing", "More details for you."))
+    mailbox.deliver(mails.plain(customer, f"Re: [{existing['number']}] Existing", "More details for you.",
+                                extra=mails.passed(customer)))
     for n in range(11):
         mailbox.deliver(mails.plain(customer, f"Request {n:02d}", f"Body {n}"))
 

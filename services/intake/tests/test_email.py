@@ -91,10 +91,11 @@ def test_replies_by_ticket_number_and_by_in_reply_to_only_land_on_the_ticket(int
     (ack,) = smtp_sink.wait_for(customer)
 
     mailbox.deliver(mails.plain(customer, f"Re: [{number}] Laptop slow",
-                                f"Also the fan is loud.\n\nOn Mon, 1 Jan 2026, Helpdesk wrote:\n> Thank you\n"))
+                                f"Also the fan is loud.\n\nOn Mon, 1 Jan 2026, Helpdesk wrote:\n> Thank you\n",
+                                extra=mails.passed(customer)))
     # no number in the subject: only the thread headers of our acknowledgement tie it to the ticket
     mailbox.deliver(mails.plain(customer, "Re: something else", "And the battery.", extra={
-        "In-Reply-To": ack["Message-ID"], "References": f"<{first_id}> {ack['Message-ID']}"}))
+        "In-Reply-To": ack["Message-ID"], "References": f"<{first_id}> {ack['Message-ID']}", **mails.passed(customer)}))
     messages = wait_for(lambda: len(tickets_rpc.list_messages(number, ADMIN)) >= 2
                         and tickets_rpc.list_messages(number, ADMIN), what="two replies")
     assert [(m["body"], m["author"], m["author_role"]) for m in messages] == [
@@ -188,7 +189,8 @@ def test_agent_replies_and_status_changes_reach_the_customer_internal_notes_neve
 
     # the customer answers the agent's reply: back on the same ticket, which leaves pending
     mailbox.deliver(mails.plain(customer, reply["Subject"], "Thanks, it works.", extra={
-        "In-Reply-To": reply["Message-ID"], "References": f"{reply['References']} {reply['Message-ID']}"}))
+        "In-Reply-To": reply["Message-ID"], "References": f"{reply['References']} {reply['Message-ID']}",
+        **mails.passed(customer)}))
     wait_for(lambda: tickets_rpc.get_ticket(number, ADMIN)["status"] == "open", what="the ticket to reopen")
     bodies = [m["body"] for m in tickets_rpc.list_messages(number, ADMIN)]
     assert bodies[-1] == "Thanks, it works."

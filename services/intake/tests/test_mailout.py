@@ -116,3 +116,31 @@ def test_a_built_mail_reads_back_the_same_and_a_name_cannot_add_headers(intake_s
     assert message.get_content().replace("\r\n", "\n") == row.body.replace("\r\n", "\n") + "\n" and message["Content-Language"] == "sv"
     assert max(len(line) for line in raw.split(b"\n")) <= 998
     assert message["Message-ID"] == f"<{row.message_id}>" and message["Auto-Submitted"] == "auto-replied"
+
+
+def test_acknowledgements_are_limited_per_address_against_backscatter(intake_sessions):
+    """Anyone can name any address in a From (or a web form): at most MAIL_ACK_LIMIT acknowledgements an
+    address per window, whoever asks; other mail (replies, status changes) is not limited."""
+    limited = settings(mail_ack_limit=3, mail_ack_window=3600)
+    victim = {**TICKET, "requester": {"email": "victim@example.org"}}
+    opened = [({**victim, "number": f"HD-1000{n:02d}"}, f"m{n}@evil.example") for n in range(5)]
+    with intake_sessions.begin() as session:
+        assert mailout.acknowledge_mails(session, limited, opened[:2]) == 2
+    with intake_sessions.begin() as session:
+        # a later batch: the window remembers; another address is not affected; a Reply-To target counts too
+        assert mailout.acknowledge_mails(session, limited, opened[2:] + [
+            (TICKET, "own@client.example"), ({**victim, "number": "HD-100099"}, "x@y", "victim@example.org")]) == 2
+        assert mailout.notify_ticket_created(session, limited, {**victim, "number": "HD-100100", "channel": "web"}) \
+            is None
+        assert mailout.notify_status_changed(session, limited, {**victim, "number": "HD-100000"}, "resolved")
+    with intake_sessions.begin() as session:
+        old = session.scalars(select(OutgoingMail).where(OutgoingMail.kind == "acknowledgement")).first()
+        old.created_at = utcnow() - timedelta(hours=2)  # out of the window: room for one more
+    with intake_sessions.begin() as session:
+        assert mailout.acknowledge_mails(session, limited, [({**victim, "number": "HD-100101"}, None)]) == 1
+    with intake_sessions() as session:
+        acks = sorted(session.scalars(select(OutgoingMail.to_address).where(OutgoingMail.kind == "acknowledgement")))
+    assert acks == ["victim@example.org"] * 4 + ["wim@example.nl"]
+    unlimited = settings(mail_ack_limit=0)
+    with intake_sessions.begin() as session:
+        assert mailout.acknowledge_mails(session, unlimited, opened) == 5

@@ -48,7 +48,7 @@ def test_imap_over_tls_with_a_private_ca(tls_dovecot, certificates, how):
     mailbox.deliver(raw)
     url = (mailbox.tls_url(cafile=certificates.ca) if how == "imaps"
            else mailbox.url(starttls="true", cafile=certificates.ca))
-    ((uid, fetched),) = fetch_one(url)
+    ((uid, fetched, _size, _headers_only),) = fetch_one(url)
     assert fetched.replace(b"\r\n", b"\n") == raw.replace(b"\r\n", b"\n")
 
 
