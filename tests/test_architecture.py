@@ -81,3 +81,36 @@ def test_the_readme_is_an_entry_point_and_every_part_has_its_own():
             os.path.join(ROOT, "services")))):
         assert os.path.isfile(os.path.join(ROOT, folder, "README.md")), folder
         assert f"`{folder}/" in readme, f"the README's folder table has no row for {folder}"
+
+
+SERVICE_PACKAGES = {"tickets": "helpdesk_tickets", "routing": "helpdesk_routing", "intake": "helpdesk_intake",
+                    "kb-search": "helpdesk_kb_search"}
+
+
+def imported_packages(path):
+    """The top-level packages a Python file imports (anywhere in it, functions included)."""
+    import ast
+
+    with open(path) as stream:
+        tree = ast.parse(stream.read(), path)
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+@pytest.mark.parametrize("folder", sorted(SERVICE_PACKAGES))
+def test_a_services_tests_import_no_other_service_and_no_gateway(folder):
+    """Tests that span services live in tests/; a service's own tests exercise it alone."""
+    others = {package for name, package in SERVICE_PACKAGES.items() if name != folder} | {"helpdesk_gateway"}
+    tests = os.path.join(ROOT, "services", folder, "tests")
+    offending = {}
+    for name in sorted(os.listdir(tests)):
+        if name.endswith(".py"):
+            found = imported_packages(os.path.join(tests, name)) & others
+            if found:
+                offending[name] = sorted(found)
+    assert offending == {}

@@ -16,10 +16,11 @@ from sqlalchemy import func, select
 from helpdesk_common import authz
 from helpdesk_common.contracts.intake import RateLimited, TooLarge
 from helpdesk_common.database import utcnow
-from helpdesk_common.errors import Conflict, Forbidden, HelpdeskError, NotFound, ValidationFailed, from_wire
+from helpdesk_common.errors import Conflict, HelpdeskError, NotFound, ValidationFailed, from_wire
 from helpdesk_common.events import new_event
 from helpdesk_common.outbox import stage
 
+from . import exceptions as errors
 from .ingest import SYSTEM, attachment_view, clip, customer_viewer
 from .models import Attachment, InboundMessage, Outbox, SocialThread, WebSubmission
 
@@ -111,7 +112,7 @@ class Channels:
         """``form``: a validated WebForm; ``viewer``: who submits (a customer submits for themselves)."""
         email = form.requester.email.lower()
         if viewer.role == "customer" and (viewer.email or "").lower() != email:
-            raise Forbidden("Customers can only submit requests for themselves.", code="requester_mismatch")
+            raise errors.requester_mismatch("submit requests")
         # The ticket is opened as intake (system), so the customer's limits are applied here: their own
         # address only, no other identifiers, no say in team or priority (helpdesk_common.authz).
         authz.check_own_requester(form.requester, viewer)

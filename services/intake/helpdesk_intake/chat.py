@@ -31,10 +31,12 @@ from sqlalchemy import func, select, update
 
 from helpdesk_common.contracts.intake import RateLimited
 from helpdesk_common.database import utcnow
-from helpdesk_common.errors import Conflict, Forbidden, HelpdeskError, NotFound, ValidationFailed, from_wire
+from helpdesk_common.errors import Conflict, Forbidden, HelpdeskError, ValidationFailed, from_wire
 from helpdesk_common.events import new_event
 from helpdesk_common.outbox import stage
 
+from . import exceptions as errors
+from .exceptions import chat_not_found
 from .ingest import clip, customer_viewer
 from .models import ChatEntry, ChatSession, Outbox
 
@@ -67,10 +69,6 @@ class ChatSettings:
 
 def _hash(token):
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-def chat_not_found(chat_id):
-    return NotFound(f"There is no chat {chat_id} (or it is not yours).", code="chat_not_found")
 
 
 def chat_view(chat):
@@ -142,7 +140,7 @@ class ChatDesk:
         if viewer.role == "customer":
             email = (viewer.email or "").lower()
             if command.email and command.email.lower() != email:
-                raise Forbidden("Customers start chats as themselves.", code="requester_mismatch")
+                raise errors.requester_mismatch("start chats")
         elif viewer.role == "anonymous":
             missing = [f for f in ("name", "email") if not getattr(command, f)]
             if missing:
@@ -230,7 +228,7 @@ class ChatDesk:
     def join(self, chat_id, viewer):
         """An agent takes a waiting chat. Two agents joining at once: one gets it, the other 409."""
         if viewer.role not in STAFF:
-            raise Forbidden("Only agents join chats.", code="agents_only")
+            raise errors.agents_only("join chats.")
         with self.sessions.begin() as session:
             chat = self._chat(session, chat_id, viewer, None)
             if chat.state == "active" and chat.agent == viewer.actor:

@@ -38,6 +38,7 @@ from helpdesk_common.failpoints import failpoint
 from helpdesk_common.outbox import stage, stage_many
 
 from . import authresults, mailout, mime, parse
+from . import exceptions as errors
 from .models import Attachment, InboundMessage, Outbox, ParseAttempt, QuarantinedMessage, ThreadMessageId
 
 log = logging.getLogger(__name__)
@@ -683,7 +684,7 @@ class Ingestor:
         with self.sessions() as session:
             row = session.get(QuarantinedMessage, quarantine_id)
             if row is None:
-                raise NotFound(f"There is no quarantined message {quarantine_id}.", code="quarantine_not_found")
+                raise errors.quarantine_not_found(quarantine_id)
             raw, mailbox_name, headers_only, status = row.raw, row.mailbox, row.headers_only, row.status
         if headers_only:
             raise Conflict("Only the headers of this message were fetched (it is over MAIL_MAX_BYTES); its body "
@@ -727,7 +728,7 @@ class Ingestor:
         with self.sessions.begin() as session:
             row = session.get(QuarantinedMessage, quarantine_id)
             if row is None:
-                raise NotFound(f"There is no quarantined message {quarantine_id}.", code="quarantine_not_found")
+                raise errors.quarantine_not_found(quarantine_id)
             if row.status == "resolved":
                 raise Conflict(f"This message became {row.ticket_number} already.", code="quarantine_resolved")
             if row.status != "discarded":
@@ -740,7 +741,7 @@ class Ingestor:
         read (parsed in the worker, within the budget) and the reason."""
         row = self._quarantine_row(quarantine_id)
         if row is None:
-            raise NotFound(f"There is no quarantined message {quarantine_id}.", code="quarantine_not_found")
+            raise errors.quarantine_not_found(quarantine_id)
         view = quarantine_view(row)
         view["headers"] = _peek_headers(row.raw)
         view["parts"], view["text"], view["parse_error"] = [], None, None

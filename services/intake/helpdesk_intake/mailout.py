@@ -21,10 +21,10 @@ from sqlalchemy import bindparam, func, or_, select, update
 
 from helpdesk_common.bulk import insert_rows
 from helpdesk_common.database import utcnow
-from helpdesk_common.errors import NotFound
 from helpdesk_common.events import new_event
 from helpdesk_common.outbox import stage, wake_relays
 
+from . import exceptions as errors
 from . import templates
 from .models import OutgoingMail, Outbox, ThreadMessageId
 
@@ -411,7 +411,7 @@ def retry(session, mail_id):
     """An operator's retry of a failed (or waiting) mail: due now, with a fresh set of attempts."""
     mail = session.get(OutgoingMail, mail_id)
     if mail is None:
-        raise NotFound(f"There is no outgoing mail {mail_id}.", code="mail_not_found")
+        raise errors.mail_not_found(mail_id)
     if mail.status != "sent":
         mail.status, mail.attempts, mail.next_attempt_at, mail.locked_until = "pending", 0, utcnow(), None
     return outgoing_view(mail)

@@ -1,258 +1,42 @@
 """The intake nameko service: thin entrypoints over ``ingest``, ``mailout`` and ``channels``."""
+import base64
 import logging
 import os
 import socket
-import time
 import uuid
 
 import eventlet
-from eventlet.event import Event
-from nameko.extensions import DependencyProvider
-from nameko.messaging import QueueConsumer
 from nameko.rpc import RpcProxy, rpc
-from nameko.timer import Timer
 from sqlalchemy import select, text
-from sqlalchemy.orm import sessionmaker
 
 from helpdesk_common.adapters.consumer import reliable_batch_handler, reliable_handler
-from helpdesk_common.inbox import first_deliveries, first_delivery
+from helpdesk_common.adapters.database import Database
+from helpdesk_common.adapters.metrics import EntrypointMetrics
+from helpdesk_common.adapters.relay import OutboxRelay
 from helpdesk_common.contracts import validate
+from helpdesk_common.contracts.chat import ChatPost, ChatQuery, EntriesQuery, NewChat
 from helpdesk_common.contracts.intake import (OutgoingQuery, PhoneCall, QuarantineQuery, QuarantineRetry, SocialMessage,
                                               WebForm)
 from helpdesk_common.contracts.tickets import Viewer
-from helpdesk_common.adapters.database import Database, engine_for
-from helpdesk_common.errors import EXPECTED_ERRORS, Forbidden, NotFound, ValidationFailed
-from helpdesk_common.adapters.metrics import EntrypointMetrics
-from helpdesk_common.adapters.relay import OutboxRelay
+from helpdesk_common.errors import EXPECTED_ERRORS, ValidationFailed
+from helpdesk_common.inbox import first_deliveries, first_delivery
 
-from helpdesk_common.contracts.chat import ChatPost, ChatQuery, EntriesQuery, NewChat
-
-import base64
-
-from . import mailout, parse, parse_worker, poller, social
+from . import exceptions as errors
+from . import mailout, poller, social
 from .channels import Channels
-from .chat import ChatDesk, ChatSettings
-from .idle import IdleWatcher
-from .imap import ImapMailbox
+from .chat import ChatDesk
+from .dependencies import DB_URL, ChatConfig, IntakeSettings, Mailboxes, OutgoingMailRelay, Parser
+from .entrypoints import chat_sweep, mailbox_poll
 from .ingest import Ingestor, attachment_view, quarantine_view
 from .models import Attachment, InboundMessage, OutgoingMail, Outbox, ProcessedEvent, QuarantinedMessage
-from .settings import Settings
 from .storage import AttachmentStore
 
 log = logging.getLogger(__name__)
 
-DB_URL = "INTAKE_DB_URL"
 # Seconds before each retry of a social reply the connector did not take; parked after the last attempt.
 SOCIAL_REPLY_BACKOFF = (2, 10, 60, 300, 900)
 SOCIAL_REPLY_ATTEMPTS = 6
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
-class IntakeSettings(DependencyProvider):
-    """The settings, parsed once at start-up: a bad mailbox URL stops the service at once."""
-
-    def setup(self):
-        self.settings = Settings.from_config(self.container.config)
-        self.store = AttachmentStore(self.settings.attachments_dir)
-
-    def get_dependency(self, worker_ctx):
-        return self.settings
-
-
-class Parser(DependencyProvider):
-    """The parse worker (``parse_worker.py``): a child process kept for the service's life, killed and
-    replaced when a message overruns ``MAIL_PARSE_TIMEOUT``. Injected as the function the ingestor
-    parses with; ``MAIL_PARSE_WORKER=false`` parses in this process instead (no budget)."""
-
-    def setup(self):
-        settings = Settings.from_config(self.container.config)
-        self.worker = parse_worker.ParseWorker(settings.parse_timeout, settings.mail_max_text) \
-            if settings.parse_worker else None
-        self.max_text = settings.mail_max_text
-        self.polls = bool(settings.mailboxes)
-
-    def start(self):
-        if self.worker is not None and self.polls:  # else started at the first use (an operator's retry)
-            self.container.spawn_managed_thread(self.worker.warm)
-
-    def stop(self):
-        if self.worker is not None:
-            self.worker.stop()
-
-    kill = stop
-
-    def get_dependency(self, worker_ctx):
-        if self.worker is None:
-            return lambda raws: parse.in_process(raws, self.max_text)
-        return self.worker.parse
-
-
-class Mailboxes(DependencyProvider):
-    """The IMAP connections of the configured mailboxes, kept open between polls."""
-
-    def setup(self):
-        settings = Settings.from_config(self.container.config)
-        self.mailboxes = [ImapMailbox(config) for config in settings.mailboxes]
-
-    def stop(self):
-        for mailbox in self.mailboxes:
-            mailbox.close()
-
-    kill = stop
-
-    def get_dependency(self, worker_ctx):
-        return self.mailboxes
-
-
-class MailboxPoll(Timer):
-    """A timer whose interval comes from config (``IMAP_POLL_INTERVAL``); never fires while the previous
-    poll still runs. Without mailboxes it does not run at all.
-
-    With ``IMAP_IDLE`` (the default) it also keeps an IDLE watcher per mailbox (``intake/idle.py``), as
-    greenthreads of the container, which wake it when mail arrives: the poll runs at once (after the
-    running one, never beside it; wakes during a poll make one more poll), and the timer stays the fallback.
-
-    nameko starts all of a container's extensions at once, so a poll could send its ``create_tickets``
-    before the queue consumer had declared the RPC reply queue: the answer was dropped as unroutable and
-    the poll waited ``IMAP_POLL_TIMEOUT`` for it (one test run in four with mail waiting at start-up, more
-    under load). The first poll therefore waits until the container's queue consumer is consuming, and
-    then runs at once."""
-
-    def __init__(self, **kwargs):
-        # Eager: mail that waited while intake was down is read at start-up, not one interval later.
-        super().__init__(interval=5, eager=True, **kwargs)
-        self.watchers, self.watcher_threads = [], []
-        self._woken = Event()
-
-    def setup(self):
-        settings = Settings.from_config(self.container.config)
-        self.interval = settings.imap_poll_interval
-        self.enabled = bool(settings.mailboxes)
-        if settings.imap_idle:
-            self.watchers = [IdleWatcher(config, self.wake) for config in settings.mailboxes]
-
-    def start(self):
-        if self.enabled:
-            super().start()
-            self.watcher_threads = [self.container.spawn_managed_thread(watcher.run) for watcher in self.watchers]
-
-    def stop(self):
-        self._stop_watchers()
-        if self.enabled:
-            self.should_stop.send(True)
-            self.wake()
-            self.gt.wait()
-
-    def kill(self):
-        self._stop_watchers()
-        if self.enabled and self.gt is not None:
-            super().kill()
-
-    def _stop_watchers(self):
-        for watcher in self.watchers:
-            watcher.stop()
-        for thread in self.watcher_threads:
-            thread.kill()
-
-    def wake(self):
-        """Poll now (or right after the running poll): a watcher saw mail arrive."""
-        if not self._woken.ready():
-            self._woken.send(True)
-
-    def _run(self):
-        for extension in self.container.subextensions:
-            if isinstance(extension, QueueConsumer):
-                extension._consumers_ready.wait()  # nameko 2.14 (pinned) has no public "ready" signal
-        # nameko's Timer loop (fixed rate from the start, eager), whose sleep a wake cuts short.
-        started, ticks = time.monotonic(), 0
-        while True:
-            with eventlet.Timeout(max(started + ticks * self.interval - time.monotonic(), 0), False):
-                self._woken.wait()
-            if self.should_stop.ready():
-                break
-            self._woken = Event()  # a wake from now on (during the poll) makes one more poll after it
-            if time.monotonic() >= started + ticks * self.interval:
-                ticks += 1
-            self.handle_timer_tick()
-            self.worker_complete.wait()
-            self.worker_complete.reset()
-
-
-mailbox_poll = MailboxPoll.decorator
-
-
-class ChatSweep(Timer):
-    """Every ``CHAT_SWEEP_INTERVAL`` seconds: chats nobody answered in time become tickets, and
-    transcripts that did not reach their ticket are retried."""
-
-    def __init__(self, **kwargs):
-        super().__init__(interval=5, **kwargs)
-
-    def setup(self):
-        self.interval = ChatSettings.from_config(self.container.config).sweep_interval
-
-
-chat_sweep = ChatSweep.decorator
-
-
-class ChatConfig(DependencyProvider):
-    """The live chat's settings, read once at start-up."""
-
-    def setup(self):
-        self.settings = ChatSettings.from_config(self.container.config)
-
-    def get_dependency(self, worker_ctx):
-        return self.settings
-
-
-class OutgoingMailRelay(DependencyProvider):
-    """Sends the queue of outgoing mail: woken after every worker (a handler may have queued mail),
-    and polling as a fallback, so mail queued by a process that died is sent by the next one."""
-
-    def setup(self):
-        config = self.container.config
-        self.settings = Settings.from_config(config)
-        self.sender = mailout.MailSender(sessionmaker(engine_for(config[DB_URL]), expire_on_commit=False),
-                                         self.settings)
-        self._wake = Event()
-        self._running = False
-        self._thread = None
-
-    def start(self):
-        self._running = True
-        self._thread = self.container.spawn_managed_thread(self._run)
-
-    def stop(self):
-        self._running = False
-        self.wake()
-        if self._thread is not None:
-            with eventlet.Timeout(15, False):
-                self._thread.wait()
-
-    def kill(self):
-        self._running = False
-        self.wake()
-
-    def wake(self):
-        if not self._wake.ready():
-            self._wake.send(True)
-
-    def worker_result(self, worker_ctx, result=None, exc_info=None):
-        self.wake()
-
-    def get_dependency(self, worker_ctx):
-        return self
-
-    def _run(self):
-        while self._running:
-            try:
-                while self._running and self.sender.send_due():
-                    pass
-            except Exception:
-                log.exception("sending outgoing mail failed; retrying shortly")
-            with eventlet.Timeout(self.settings.mail_poll_interval, False):
-                self._wake.wait()
-            self._wake = Event()
 
 
 def _int_id(value, what):
@@ -378,7 +162,7 @@ class IntakeService:
         with self.db() as session:
             row = session.get(QuarantinedMessage, quarantine_id)
             if row is None:
-                raise NotFound(f"There is no quarantined message {quarantine_id}.", code="quarantine_not_found")
+                raise errors.quarantine_not_found(quarantine_id)
             return {"id": row.id, "filename": f"quarantine-{row.id}.eml", "headers_only": bool(row.headers_only),
                     "data": base64.b64encode(row.raw).decode("ascii")}
 
@@ -441,7 +225,7 @@ class IntakeService:
     def list_chats(self, query, viewer):
         filters, who = validate(ChatQuery, query or {}), validate(Viewer, viewer, prefix="viewer.")
         if who.role not in ("admin", "agent"):
-            raise Forbidden("Only agents see the chats waiting.", code="agents_only")
+            raise errors.agents_only("see the chats waiting.")
         return self._chat().waiting(filters.state, filters.limit, viewer=who)
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)

@@ -165,7 +165,8 @@ def slow_poll_config(intake_config):
 
 
 def _start(container_factory, config):
-    from helpdesk_intake.service import IntakeService, MailboxPoll
+    from helpdesk_intake.entrypoints import MailboxPoll
+    from helpdesk_intake.service import IntakeService
 
     container = container_factory(IntakeService, config)
     container.start()

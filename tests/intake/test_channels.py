@@ -8,7 +8,7 @@ import uuid
 import pytest
 from sqlalchemy import select
 
-from conftest import ADMIN
+from viewers import ADMIN
 from helpdesk_gateway.api import intake as intake_api
 from helpdesk_intake.models import Attachment
 

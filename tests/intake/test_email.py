@@ -6,7 +6,7 @@ import uuid
 from sqlalchemy import func, select
 
 import mails
-from conftest import ADMIN, AGENT
+from viewers import ADMIN, AGENT
 from servers import wait_for
 from helpdesk_intake.models import Attachment, InboundMessage, OutgoingMail, Outbox, QuarantinedMessage
 

@@ -10,12 +10,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import sessionmaker
 
 import mails
-from conftest import ADMIN
+from viewers import ADMIN
 from servers import wait_for
 from helpdesk_common.adapters.database import engine_for
 from helpdesk_intake.models import InboundMessage, OutgoingMail
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BIN = os.path.dirname(sys.executable)
 FAILPOINT_EXIT = 86
 

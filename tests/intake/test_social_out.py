@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from sqlalchemy import select
 
-from conftest import ADMIN, AGENT
+from viewers import ADMIN, AGENT
 from servers import wait_for
 from helpdesk_common.adapters.consumer import reliable_handler
 from helpdesk_common.adapters.parking import list_parked, replay

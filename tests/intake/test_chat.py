@@ -4,7 +4,7 @@ tickets service was away, once."""
 import pytest
 from sqlalchemy import select
 
-from conftest import ADMIN, AGENT
+from viewers import ADMIN, AGENT
 from helpdesk_common.contracts.intake import RateLimited
 from helpdesk_common.errors import Conflict, Forbidden, NotFound
 from helpdesk_common.testing import wait_for

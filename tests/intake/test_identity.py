@@ -3,7 +3,7 @@ mail goes onto a customer's ticket only when our receiving server vouched for it
 import uuid
 
 import mails
-from conftest import ADMIN
+from viewers import ADMIN
 from servers import wait_for
 
 
