@@ -12,7 +12,7 @@ events (``ChatFanout``) and wakes its streams of that chat; a stream then reads 
 last one it sent. The event only wakes; the data comes from the timeline, so a missed or late event
 costs at most one keep-alive interval, never a message, and a reconnecting stream loses nothing.
 
-Who may read and post (decided by intake, ``helpdesk_intake.chat.may_see``): admins and agents whose token names no
+Who may read and post (decided by intake, ``helpdesk_intake.domain.chat.may_see``): admins and agents whose token names no
 team; an agent limited to teams, the waiting chats and the ones they joined; the customer who started the
 chat, by the chat token handed out at the start (``X-Chat-Token`` header, or ``?token=`` since
 ``EventSource`` cannot set headers) or by their own customer bearer token. Anyone else gets 404

@@ -9,8 +9,9 @@ from sqlalchemy.orm import sessionmaker
 
 from helpdesk_common.adapters.database import engine_for
 
-from . import mailout, parse, parse_worker
-from .chat import ChatSettings
+from . import mailout, parse_worker
+from .domain import parse
+from .domain.chat import ChatSettings
 from .imap import ImapMailbox
 from .settings import Settings
 from .storage import AttachmentStore

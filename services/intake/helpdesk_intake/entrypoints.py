@@ -7,7 +7,7 @@ from eventlet.event import Event
 from nameko.messaging import QueueConsumer
 from nameko.timer import Timer
 
-from .chat import ChatSettings
+from .domain.chat import ChatSettings
 from .idle import IdleWatcher
 from .settings import Settings
 

@@ -25,7 +25,7 @@ from helpdesk_common.events import new_event
 from helpdesk_common.outbox import stage, wake_relays
 
 from . import exceptions as errors
-from . import templates
+from .domain import templates
 from .models import OutgoingMail, Outbox, ThreadMessageId
 
 log = logging.getLogger(__name__)

@@ -3,7 +3,7 @@ service gives it to the ingestor as its parser). The parsing itself and the chil
 
 Parsing is CPU-bound: under eventlet nothing interrupts it (an ``eventlet.Timeout`` fires only when the
 parsing greenthread yields, which it never does), so one crafted mail could hold the whole service. The
-poller therefore hands each batch to a child process (``python -m helpdesk_intake.parse``, kept between
+poller therefore hands each batch to a child process (``python -m helpdesk_intake.domain.parse``, kept between
 batches) over a pipe, and reads the results back one message at a time, each within ``timeout``
 seconds. A message that takes longer, or kills the child (a crash, the memory limit), gets a
 :class:`ParseFailure`; the child is killed and a fresh one parses the rest of the batch.
@@ -26,7 +26,7 @@ from eventlet import patcher, tpool
 from eventlet.green import subprocess
 from eventlet.semaphore import Semaphore
 
-from .parse import _LENGTH, ParseFailure
+from .domain.parse import _LENGTH, ParseFailure
 
 # The real modules, for the native thread that talks to the worker (their green twins need a hub).
 _os = patcher.original("os")
@@ -51,7 +51,7 @@ class ParseWorker:
 
     def _start(self):
         env = dict(os.environ, INTAKE_PARSE_MEMORY_MB=str(self.memory_mb), PYTHONWARNINGS="ignore")
-        self.process = subprocess.Popen([sys.executable, "-m", "helpdesk_intake.parse"], stdin=subprocess.PIPE,
+        self.process = subprocess.Popen([sys.executable, "-m", "helpdesk_intake.domain.parse"], stdin=subprocess.PIPE,
                                         stdout=subprocess.PIPE, env=env, close_fds=True)
         return self.process
 

@@ -11,7 +11,7 @@ import time
 
 import eventlet
 
-from .ingest import Incoming
+from .domain.ingest import Incoming
 
 log = logging.getLogger(__name__)
 

@@ -23,11 +23,11 @@ from helpdesk_common.inbox import first_deliveries, first_delivery
 
 from . import exceptions as errors
 from . import mailout, poller, social
-from .channels import Channels
-from .chat import ChatDesk
+from .domain.channels import Channels
+from .domain.chat import ChatDesk
 from .dependencies import DB_URL, ChatConfig, IntakeSettings, Mailboxes, OutgoingMailRelay, Parser
 from .entrypoints import chat_sweep, mailbox_poll
-from .ingest import Ingestor, attachment_view, quarantine_view
+from .domain.ingest import Ingestor, attachment_view, quarantine_view
 from .models import Attachment, InboundMessage, OutgoingMail, Outbox, ProcessedEvent, QuarantinedMessage
 from .storage import AttachmentStore
 

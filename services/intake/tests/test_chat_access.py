@@ -1,4 +1,4 @@
-"""Who sees a chat (``helpdesk_intake.chat.may_see``, issue 17): plain rules, no broker. An agent limited to teams
+"""Who sees a chat (``helpdesk_intake.domain.chat.may_see``, issue 17): plain rules, no broker. An agent limited to teams
 sees the chats waiting for an agent and the ones they joined; never a conversation another agent is
 having or had."""
 from types import SimpleNamespace
@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import pytest
 
 from helpdesk_common.contracts.tickets import Viewer
-from helpdesk_intake.chat import _hash, may_see
+from helpdesk_intake.domain.chat import _hash, may_see
 
 
 def chat(state, agent=None):

@@ -7,9 +7,9 @@ import base64
 import pytest
 
 import mails
-from helpdesk_intake import authresults, mime
-from helpdesk_intake.htmltext import MAX_DEPTH, html_to_text
-from helpdesk_intake.quoting import split_reply
+from helpdesk_intake.domain import authresults, mime
+from helpdesk_intake.domain.htmltext import MAX_DEPTH, html_to_text
+from helpdesk_intake.domain.quoting import split_reply
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -132,7 +132,7 @@ def test_the_authentication_results_headers_are_kept_topmost_first():
 
 
 def test_a_deeply_nested_mime_structure_is_refused_not_crashed_on():
-    from helpdesk_intake.parse import parse_one
+    from helpdesk_intake.domain.parse import parse_one
 
     depth = 3_000
     head = "".join(f'Content-Type: multipart/mixed; boundary="b{n}"\r\n\r\n--b{n}\r\n' for n in range(depth))
@@ -153,7 +153,7 @@ def test_attachment_data_stays_intact_in_a_large_message():
 def test_the_parse_worker_stops_a_hung_parse_and_goes_on_but_never_swallows_its_callers_timeout(monkeypatch):
     import eventlet
 
-    from helpdesk_intake.parse import ParseFailure
+    from helpdesk_intake.domain.parse import ParseFailure
     from helpdesk_intake.parse_worker import ParseWorker
 
     monkeypatch.setenv("HELPDESK_FAILPOINT", "intake.parse:hang:POISON-unit")

@@ -2,9 +2,9 @@
 import pytest
 
 import mails
-from helpdesk_intake import mime
-from helpdesk_intake.htmltext import html_to_text
-from helpdesk_intake.quoting import split_reply
+from helpdesk_intake.domain import mime
+from helpdesk_intake.domain.htmltext import html_to_text
+from helpdesk_intake.domain.quoting import split_reply
 from helpdesk_intake.settings import Settings, parse_mailbox_url, parse_smtp_url
 
 

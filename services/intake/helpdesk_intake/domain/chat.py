@@ -35,10 +35,10 @@ from helpdesk_common.errors import Conflict, Forbidden, HelpdeskError, Validatio
 from helpdesk_common.events import new_event
 from helpdesk_common.outbox import stage
 
-from . import exceptions as errors
-from .exceptions import chat_not_found
+from .. import exceptions as errors
+from ..exceptions import chat_not_found
 from .ingest import clip, customer_viewer
-from .models import ChatEntry, ChatSession, Outbox
+from ..models import ChatEntry, ChatSession, Outbox
 
 log = logging.getLogger(__name__)
 

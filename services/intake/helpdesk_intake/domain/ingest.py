@@ -37,9 +37,10 @@ from helpdesk_common.events import new_event
 from helpdesk_common.failpoints import failpoint
 from helpdesk_common.outbox import stage, stage_many
 
-from . import authresults, mailout, mime, parse
-from . import exceptions as errors
-from .models import Attachment, InboundMessage, Outbox, ParseAttempt, QuarantinedMessage, ThreadMessageId
+from .. import mailout
+from . import authresults, mime, parse
+from .. import exceptions as errors
+from ..models import Attachment, InboundMessage, Outbox, ParseAttempt, QuarantinedMessage, ThreadMessageId
 
 log = logging.getLogger(__name__)
 

@@ -20,9 +20,9 @@ from helpdesk_common.errors import Conflict, HelpdeskError, NotFound, Validation
 from helpdesk_common.events import new_event
 from helpdesk_common.outbox import stage
 
-from . import exceptions as errors
+from .. import exceptions as errors
 from .ingest import SYSTEM, attachment_view, clip, customer_viewer
-from .models import Attachment, InboundMessage, Outbox, SocialThread, WebSubmission
+from ..models import Attachment, InboundMessage, Outbox, SocialThread, WebSubmission
 
 
 def _hash(data):

@@ -1,5 +1,5 @@
 """Parsing one mail, as the service and its parse worker both do; and the worker's process
-(``python -m helpdesk_intake.parse``): frames in on stdin, results out on stdout.
+(``python -m helpdesk_intake.domain.parse``): frames in on stdin, results out on stdout.
 
 In: a frame per message, ``pickle((max_text, raw bytes))``; out, a frame per message as soon as it is
 parsed: ``pickle(ParsedMail or Unparseable)``. No eventlet here: a plain process the service can kill. Its
@@ -12,7 +12,7 @@ import struct
 import sys
 import time
 
-from helpdesk_intake import mime
+from helpdesk_intake.domain import mime
 
 _LENGTH = struct.Struct("!Q")
 FAILPOINT = "intake.parse"
