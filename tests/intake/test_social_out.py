@@ -60,7 +60,8 @@ def connector():
 
 @pytest.fixture
 def social_config(intake_config, connector):
-    return {**intake_config, "SOCIAL_CONNECTOR_URL": connector.url, "SOCIAL_CONNECTOR_SECRET": SECRET}
+    return {**intake_config, "SOCIAL_CONNECTOR_URL": connector.url, "SOCIAL_CONNECTOR_SECRET": SECRET,
+            "SOCIAL_CONNECTOR_ALLOW_INTERNAL": True}  # the stand-in connector listens on loopback
 
 
 def social_ticket(intake_rpc):

@@ -1,5 +1,6 @@
 """The intake service's settings, read once from its nameko config (see config.yaml)."""
 import dataclasses
+import ipaddress
 import os
 import re
 import urllib.parse
@@ -50,6 +51,23 @@ class MailboxConfig:
                 "processed_folder": self.processed_folder, "tls": self.scheme == "imaps" or self.starttls}
 
 
+def _loopback(host):
+    """Whether ``host`` is this machine (a password sent there never crosses a network)."""
+    if host in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _refuse_clear_credentials(what, scheme, host, tls, query):
+    """A password is never sent in clear across a network unless the URL says ``plaintext=true``."""
+    if not tls and not _loopback(host) and not _flag(query.get("plaintext")):
+        raise ValueError(f"{what} {scheme}://{host} without TLS would send the password in clear: use "
+                         f"{scheme}s:// or ?starttls=true (or ?plaintext=true to allow it explicitly)")
+
+
 def parse_mailbox_url(url):
     """``imap[s]://user:pass@host[:port]/FOLDER?team=..&language=..&processed=..&starttls=..``."""
     parts = urllib.parse.urlsplit(url.strip())
@@ -58,7 +76,7 @@ def parse_mailbox_url(url):
     if not parts.hostname or not parts.username:
         raise ValueError("a mailbox URL needs a user and a host: imaps://user:password@host/INBOX")
     query = dict(urllib.parse.parse_qsl(parts.query))
-    unknown = set(query) - {"team", "language", "processed", "starttls", "tls_verify", "cafile"}
+    unknown = set(query) - {"team", "language", "processed", "starttls", "tls_verify", "cafile", "plaintext"}
     if unknown:
         raise ValueError(f"unknown mailbox URL option(s): {', '.join(sorted(unknown))}")
     _check_cafile(query.get("cafile"))
@@ -66,6 +84,8 @@ def parse_mailbox_url(url):
     if language and language not in LANGUAGES:
         raise ValueError(f"mailbox language must be one of {', '.join(LANGUAGES)}")
     folder = urllib.parse.unquote(parts.path.lstrip("/")) or "INBOX"
+    _refuse_clear_credentials("the mailbox", parts.scheme, parts.hostname,
+                              parts.scheme == "imaps" or _flag(query.get("starttls")), query)
     return MailboxConfig(
         scheme=parts.scheme, host=parts.hostname, port=parts.port or (993 if parts.scheme == "imaps" else 143),
         user=urllib.parse.unquote(parts.username), password=urllib.parse.unquote(parts.password or ""),
@@ -110,10 +130,13 @@ def parse_smtp_url(url, cafile=None):
     if not parts.hostname:
         raise ValueError("the SMTP URL needs a host: smtp://host:587?starttls=true")
     query = dict(urllib.parse.parse_qsl(parts.query))
-    unknown = set(query) - {"starttls", "tls_verify", "cafile", "timeout"}
+    unknown = set(query) - {"starttls", "tls_verify", "cafile", "timeout", "plaintext"}
     if unknown:
         raise ValueError(f"unknown SMTP URL option(s): {', '.join(sorted(unknown))}")
     _check_cafile(query.get("cafile"))
+    if parts.username:
+        _refuse_clear_credentials("the SMTP server", parts.scheme, parts.hostname,
+                                  parts.scheme == "smtps" or _flag(query.get("starttls")), query)
     return SmtpConfig(
         scheme=parts.scheme, host=parts.hostname, port=parts.port or (465 if parts.scheme == "smtps" else 25),
         user=urllib.parse.unquote(parts.username) if parts.username else None,
@@ -164,6 +187,8 @@ class Settings:
     social_connector_url: Optional[str] = None
     social_connector_secret: Optional[str] = None
     social_connector_timeout: float = 10.0
+    # An address on the organisation's own network (or loopback) for the connector, http:// allowed there.
+    social_connector_allow_internal: bool = False
     # Mail identity (intake/authresults.py): whose Authentication-Results to believe, and whether a mail
     # must be vouched for to be added to an existing ticket.
     mail_authserv_id: str = ""
@@ -235,6 +260,7 @@ class Settings:
             social_connector_url=(get("SOCIAL_CONNECTOR_URL") or "").strip() or None,
             social_connector_secret=get("SOCIAL_CONNECTOR_SECRET") or None,
             social_connector_timeout=float(get("SOCIAL_CONNECTOR_TIMEOUT") or 10),
+            social_connector_allow_internal=_flag(get("SOCIAL_CONNECTOR_ALLOW_INTERNAL"), False),
             mail_authserv_id=str(get("MAIL_AUTHSERV_ID") or "").strip().lower(),
             mail_require_auth=_flag(get("MAIL_REQUIRE_AUTH"), True),
             mail_ack_limit=int(_number(get("MAIL_ACK_LIMIT"), 10)),

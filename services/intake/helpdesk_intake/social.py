@@ -17,10 +17,10 @@ import json
 import logging
 import ssl
 import urllib.error
-import urllib.request
 
 from sqlalchemy import select
 
+from helpdesk_common import outbound
 from helpdesk_common.inbox import first_delivery
 from helpdesk_common.errors import HelpdeskError
 from helpdesk_common.events import new_event
@@ -70,17 +70,28 @@ def queue_reply(session, settings, ticket, message):
 
 
 def post(settings, delivery_id, reply):
-    """POST ``reply`` (the event's data) to the connector, signed; returns the HTTP status of a 2xx."""
+    """POST ``reply`` (the event's data) to the connector, signed; returns the HTTP status of a 2xx.
+
+    Through :mod:`helpdesk_common.outbound`: no redirect followed (it would carry the signature elsewhere),
+    internal targets only when ``SOCIAL_CONNECTOR_ALLOW_INTERNAL`` says so, the answer read up to a bound."""
     body = json.dumps({"delivery_id": delivery_id, **reply}, sort_keys=True).encode()
     headers = {"Content-Type": "application/json", DELIVERY_HEADER: delivery_id,
                **signed_headers(settings.social_connector_secret, body)}
-    request = urllib.request.Request(settings.social_connector_url, data=body, headers=headers, method="POST")
     context = ssl.create_default_context(cafile=settings.tls_ca_file) if settings.tls_ca_file else None
     try:
-        with urllib.request.urlopen(request, timeout=settings.social_connector_timeout, context=context) as answer:
-            return answer.status
+        status, _ = outbound.post(settings.social_connector_url, body, headers, context=context,
+                                  timeout=settings.social_connector_timeout,
+                                  allow_internal=settings.social_connector_allow_internal)
+        return status
+    except outbound.OutboundRefused as error:
+        raise ConnectorRefused(f"The social connector's address is refused: {error}",
+                               code="social_connector_address_refused") from None
     except urllib.error.HTTPError as error:
         detail = error.read(500).decode("utf-8", "replace")
+        if 300 <= error.code < 400:
+            raise ConnectorRefused(f"The social connector answered a redirect (HTTP {error.code} to "
+                                   f"{error.headers.get('Location')!r}); redirects are not followed: configure "
+                                   "its final address", code="social_connector_redirect") from None
         if 400 <= error.code < 500 and error.code not in RETRYABLE_STATUSES:
             raise ConnectorRefused(f"The social connector refused the reply: HTTP {error.code} {detail}") from None
         raise ConnectorUnavailable(f"HTTP {error.code} {detail}") from None

@@ -171,3 +171,34 @@ def test_sender_addresses_read_as_the_standard_library_reads_them():
 def test_an_attribution_is_found_with_its_word_in_any_case():
     text = "Fine now.\n\nLE 3 MARS, MARIE A ÉCRIT :\n> old"
     assert split_reply(text) == ("Fine now.", "LE 3 MARS, MARIE A ÉCRIT :\n> old")
+
+
+@pytest.mark.parametrize("url, refused", [
+    ("imap://user:pw@mail.example.com/INBOX", True),                   # a password over the network in clear
+    ("imap://user:pw@mail.example.com/INBOX?starttls=true", False),
+    ("imaps://user:pw@mail.example.com/INBOX", False),
+    ("imap://user:pw@127.0.0.1:1143/INBOX", False),                     # never leaves this machine
+    ("imap://user:pw@mail.example.com/INBOX?plaintext=true", False),   # said explicitly
+])
+def test_a_mailbox_password_is_never_sent_in_clear_unless_allowed(url, refused):
+    if refused:
+        with pytest.raises(ValueError, match="in clear"):
+            parse_mailbox_url(url)
+    else:
+        assert parse_mailbox_url(url).password == "pw"
+
+
+@pytest.mark.parametrize("url, refused", [
+    ("smtp://user:pw@smtp.example.com:587", True),
+    ("smtp://user:pw@smtp.example.com:587?starttls=true", False),
+    ("smtps://user:pw@smtp.example.com", False),
+    ("smtp://smtp.example.com:25", False),                             # no password to send
+    ("smtp://user:pw@localhost:2525", False),
+    ("smtp://user:pw@smtp.example.com:587?plaintext=true", False),
+])
+def test_an_smtp_password_is_never_sent_in_clear_unless_allowed(url, refused):
+    if refused:
+        with pytest.raises(ValueError, match="in clear"):
+            parse_smtp_url(url)
+    else:
+        assert parse_smtp_url(url).host
