@@ -12,8 +12,8 @@ stack (SQLite) serves the whole module; about 380 requests.
 The objects: a ticket of team ``alpha`` requested by the owning customer; a contact known only through a
 ticket of ``alpha``; a chat that
 customer started and the ``alpha`` agent joined; the ``alpha`` agent's own routing record (presence);
-the ``alpha`` queue. Two admin-only retries need a quarantined message and a failed mail, which this
-stack has none of: those cases expect the record's own 404 code from the allowed actors (the call got
+the ``alpha`` queue. The admin-only quarantine routes and the mail retry need a quarantined message and
+a failed mail, which this stack has none of: those cases expect the record's own 404 code from the allowed actors (the call got
 through the gateway's checks to the service) and 401/403 from the others.
 """
 import uuid
@@ -153,6 +153,12 @@ CASES = {
     ("post", "/api/v1/intake/webhooks/social"): lambda w, a: Call(json={}),
     ("get", "/api/v1/intake/quarantine"): lambda w, a: Call(),
     ("post", "/api/v1/intake/quarantine/{quarantine_id}/retry"): lambda w, a: Call(
+        path={"quarantine_id": 999999}, absent="quarantine_not_found"),
+    ("get", "/api/v1/intake/quarantine/{quarantine_id}"): lambda w, a: Call(
+        path={"quarantine_id": 999999}, absent="quarantine_not_found"),
+    ("get", "/api/v1/intake/quarantine/{quarantine_id}/raw"): lambda w, a: Call(
+        path={"quarantine_id": 999999}, absent="quarantine_not_found"),
+    ("post", "/api/v1/intake/quarantine/{quarantine_id}/discard"): lambda w, a: Call(
         path={"quarantine_id": 999999}, absent="quarantine_not_found"),
     ("get", "/api/v1/intake/outgoing"): lambda w, a: Call(),
     ("post", "/api/v1/intake/outgoing/{mail_id}/retry"): lambda w, a: Call(path={"mail_id": 999999},
