@@ -34,6 +34,7 @@ run: install broker migrate ## start every service and the gateway on http://127
 	@test -s var/bootstrap-token || $(BIN)/python -c "import secrets; print('hd_dev_' + secrets.token_urlsafe(24))" > var/bootstrap-token
 	@export HELPDESK_BOOTSTRAP_TOKEN=$${HELPDESK_BOOTSTRAP_TOKEN:-$$(cat var/bootstrap-token)}; \
 	echo "Gateway on http://127.0.0.1:$${HELPDESK_PORT:-8000}   admin token: $$HELPDESK_BOOTSTRAP_TOKEN   (Ctrl-C stops everything)"; \
+	echo "Agent workspace: http://127.0.0.1:$${HELPDESK_PORT:-8000}/   first admin: $(BIN)/helpdesk account create --email you@example.org --role admin   (prints a password)"; \
 	exec $(BIN)/honcho -f deploy/local/Procfile -e deploy/local/local.env -d . start
 
 test: install broker ## every test: unit, interface (real RabbitMQ), end to end (SQLite and PostgreSQL)

@@ -16,10 +16,10 @@ unlinked) the gateway asks routing (``list_agents``) for the agent with that ema
 import datetime
 import secrets
 
+import pytz
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlalchemy import select
-
 
 from helpdesk_common.database import utcnow
 from helpdesk_common.errors import HelpdeskError
@@ -67,19 +67,21 @@ def check_password_rules(password):
         raise ValueError(f"a password needs at least {MIN_PASSWORD} characters")
 
 
-def create_account(sessions, email, role, password, name=None, agent_id=None):
-    """Store a new account; ``ValueError`` for a bad role, password or a taken email."""
+def create_account(sessions, email, role, password, name=None, agent_id=None, language=None, time_zone=None):
+    """Store a new account; ``ValueError`` for a bad role, password, time zone or a taken email."""
     email = normal_email(email)
     if role not in ACCOUNT_ROLES:
         raise ValueError(f"role must be one of {', '.join(ACCOUNT_ROLES)}")
     if "@" not in email:
         raise ValueError("an email address is needed")
     check_password_rules(password)
+    if time_zone and time_zone not in pytz.all_timezones_set:
+        raise ValueError(f"unknown time zone {time_zone}; use a name such as Europe/Stockholm")
     with sessions.begin() as session:
         if session.scalar(select(Account).where(Account.email == email)) is not None:
             raise ValueError(f"there is already an account for {email}")
-        account = Account(email=email, role=role, name=name, agent_id=agent_id,
-                          password_hash=hash_password(password))
+        account = Account(email=email, role=role, name=name, agent_id=agent_id, language=language,
+                          time_zone=time_zone, password_hash=hash_password(password))
         session.add(account)
         session.flush()
         return account.id
@@ -160,3 +162,10 @@ def identity_of(account, teams):
     role = VIEWER_ROLES[account.role]
     return Identity(actor=actor, role=role, email=account.email,
                     teams=tuple(teams) if role == "agent" else ())
+
+
+def set_preferences(sessions, account_id, language, time_zone):
+    """The person's language (None: the browser's) and time zone (None: UTC)."""
+    with sessions.begin() as session:
+        account = session.get(Account, account_id)
+        account.language, account.time_zone = language, time_zone

@@ -113,14 +113,17 @@ def _routing_agent_id(email):
 @click.option("--role", type=click.Choice(accounts.ACCOUNT_ROLES), required=True)
 @click.option("--name", help="the person's name as the workspace shows it")
 @click.option("--password", help=f"at least {accounts.MIN_PASSWORD} characters (default: one is made and printed)")
+@click.option("--language", type=click.Choice(("en", "nl", "sv")), help="default: the browser's")
+@click.option("--time-zone", "time_zone", help="e.g. Europe/Stockholm (default: UTC)")
 @click.pass_obj
-def create_account(db_url, email, role, name, password):
+def create_account(db_url, email, role, name, password, language, time_zone):
     """Create an account. An agent account is linked to the routing agent with the same email."""
     made = password is None
     password = password or accounts.generate_password()
     agent_id = _routing_agent_id(email) if role == "agent" else None
     try:
-        account_id = accounts.create_account(_sessions(db_url), email, role, password, name=name, agent_id=agent_id)
+        account_id = accounts.create_account(_sessions(db_url), email, role, password, name=name, agent_id=agent_id,
+                                             language=language, time_zone=time_zone)
     except ValueError as error:
         raise click.UsageError(str(error))
     if made:

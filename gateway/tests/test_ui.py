@@ -244,3 +244,14 @@ def test_a_redirect_after_sign_in_stays_on_this_site(client, person):
     answer = client.post("/sign-in", data={"email": email, "password": PASSWORD, "csrf_token": token,
                                            "next": "//evil.example/x"})
     assert answer.headers["Location"] == "/workspace/tickets"
+
+
+def test_a_person_chooses_language_and_time_zone(client, person):
+    sign_in(client, person())
+    token = csrf(client, "/workspace/preferences")
+    answer = client.post("/workspace/preferences", data={"language": "sv", "time_zone": "Europe/Stockholm",
+                                                         "csrf_token": token}, follow_redirects=True)
+    page = answer.get_data(as_text=True)
+    assert 'lang="sv"' in page and "Dina inställningar är sparade." in page and "Europe/Stockholm" in page
+    refused = client.post("/workspace/preferences", data={"time_zone": "Mars/Olympus", "csrf_token": token})
+    assert refused.status_code == 422 and refused.mimetype == "text/html"

@@ -205,6 +205,15 @@ def test_a_team_limited_agent_sees_no_other_teams_ticket_in_the_list_or_the_live
     assert network in rows and billing not in rows
     assert page.goto(url=f"{world.url}/workspace/tickets/{billing}") == 404
 
+    page.goto(url=f"{world.url}/workspace/tickets/{network}")  # take it: the PATCH route's path, through routing
+    page.click(selector="form[action$='/changes'] input[name=assignee][value=me] ~ button")
+    page.wait_for_text(selector=".flash-success", text=network)
+    taken = world.api.get(f"{world.url}/api/v1/tickets/{network}", timeout=10).json()
+    ada = next(a for a in world.api.get(f"{world.url}/api/v1/agents", timeout=10).json() if a["name"] == "Ada Lovelace")
+    assert taken["assignee"] == ada["assignee"]
+    page.goto(url=f"{world.url}/workspace/tickets?view=mine")
+    assert network in page.text(selector="#ticket-rows")
+
     http = session_of(world, "ada@example.org")
     with http.get(f"{world.url}/workspace/live", stream=True, timeout=20) as stream:
         lines = stream.iter_lines(decode_unicode=True)

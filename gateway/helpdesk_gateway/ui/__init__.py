@@ -14,14 +14,14 @@ from functools import lru_cache
 
 from flask import current_app, request, url_for
 
-BLUEPRINTS = ("ui_signin", "ui_workspace")
+BLUEPRINTS = ("ui_signin", "ui_workspace", "ui_preferences")
 """The blueprints whose addresses are pages: signed in by session cookie, CSRF-checked, HTML errors."""
 
 STATIC_MAX_AGE = 365 * 24 * 3600
 
 
 def register(app):
-    from . import i18n, people, security, signin, texts, workspace
+    from . import i18n, people, preferences, security, signin, texts, workspace
 
     app.config.update(SESSION_COOKIE_NAME="hd_flash", SESSION_COOKIE_SAMESITE="Lax",
                       SESSION_COOKIE_SECURE=security.secure_cookies_configured())  # Flask's cookie: flash messages only
@@ -50,6 +50,7 @@ def register(app):
     app.jinja_env.globals.update(asset=asset_url, csrf_token=security.csrf_token, csrf_field=security.CSRF_FIELD)
     app.register_blueprint(signin.bp)
     app.register_blueprint(workspace.bp)
+    app.register_blueprint(preferences.bp)
 
 
 @lru_cache(maxsize=256)
