@@ -169,3 +169,10 @@ def set_preferences(sessions, account_id, language, time_zone):
     with sessions.begin() as session:
         account = session.get(Account, account_id)
         account.language, account.time_zone = language, time_zone
+
+
+def display_names(sessions):
+    """Names of accounts by their actor id ("account-3"), for accounts without a routing agent."""
+    with sessions() as session:
+        return {f"account-{a.id}": a.name or a.email
+                for a in session.execute(select(Account.id, Account.name, Account.email))}

@@ -55,6 +55,22 @@ def when(value):
     return format_datetime(moment, "short")
 
 
+def change_value(value):
+    """A history value as a person reads it: times in their zone, records as "key: value", none as a dash."""
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, dict):
+        return ", ".join(f"{key}: {change_value(item)}" for key, item in value.items() if item is not None) or "—"
+    if isinstance(value, list):
+        return ", ".join(change_value(item) for item in value) or "—"
+    if isinstance(value, str) and len(value) >= 20 and value[4:5] == "-" and value[10:11] == "T":
+        try:
+            return when(value)
+        except ValueError:
+            return value
+    return str(value)
+
+
 def sla_text(sla):
     if not sla:
         return _l("No SLA")
@@ -72,6 +88,7 @@ def sla_text(sla):
 
 def install(app):
     app.jinja_env.filters["when"] = when
+    app.jinja_env.filters["change_value"] = change_value
     app.jinja_env.globals.update(status_label=status_label, priority_label=priority_label, role_label=role_label,
                                  view_label=view_label, error_title=error_title, error_text=error_text,
                                  sla_text=sla_text, current_locale=lambda: str(get_locale() or "en"),

@@ -3,11 +3,12 @@
 Each view calls the gateway functions the REST routes call (``api.tickets``, ``api.routing``) with the
 signed-in person's viewer; the services decide what the person may see and do, as for a token.
 """
-from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
 from helpdesk_common.errors import HelpdeskError, ValidationFailed
 
+from .. import accounts
 from ..api.routing import read_agents, read_queue, read_teams
 from ..api.tickets import (change_ticket, find_tickets, post_message, read_history, read_messages, read_ticket,
                            read_workflow)
@@ -70,6 +71,13 @@ def _matches(ticket, filters):
             and (not text or text in ticket["subject"].lower() or text in ticket["description"].lower()))
 
 
+def _names(agents=None):
+    """People's names by how tickets and history name them ("agent-7", "account-3"), not their ids."""
+    names = accounts.display_names(current_app.extensions["helpdesk.db"])
+    names.update((agent["assignee"], agent["name"]) for agent in (read_agents() if agents is None else agents))
+    return names
+
+
 def _counts():
     def capped(query):
         page = find_tickets({"limit": COUNT_CAP, **query})
@@ -103,24 +111,26 @@ def tickets():
     context = _list_context()
     workflow = read_workflow()
     teams = read_teams()
-    return render_template("workspace/tickets.html", counts=_counts(), statuses=_statuses(workflow),
+    return render_template("workspace/tickets.html", counts=_counts(), statuses=_statuses(workflow), names=_names(),
                            priorities=PRIORITIES, teams=[team["name"] for team in teams], views=VIEWS, **context)
 
 
 @bp.get("/tickets/rows")
 def ticket_rows():
     """The list's rows and counts alone: what the live list fetches when the stream says something changed."""
-    return render_template("workspace/_rows.html", counts=_counts(), views=VIEWS, **_list_context())
+    return render_template("workspace/_rows.html", counts=_counts(), views=VIEWS, names=_names(), **_list_context())
 
 
 @bp.get("/tickets/<number>")
 def ticket(number):
     ticket = read_ticket(number)
     workflow = read_workflow()
-    agents = read_agents() if g.identity.role == "admin" else []
+    agents = read_agents()
     return render_template("workspace/ticket.html", ticket=ticket, messages=read_messages(number),
+                           names=_names(agents),
                            history=read_history(number), next_statuses=_next_statuses(workflow, ticket["status"]),
-                           statuses=_statuses(workflow), priorities=PRIORITIES, agents=agents, me=_me())
+                           statuses=_statuses(workflow), priorities=PRIORITIES, me=_me(),
+                           agents=agents if g.identity.role == "admin" else [])  # agents take; admins assign
 
 
 @bp.post("/tickets/<number>/messages")
