@@ -255,3 +255,11 @@ def test_a_person_chooses_language_and_time_zone(client, person):
     assert 'lang="sv"' in page and "Dina inställningar är sparade." in page and "Europe/Stockholm" in page
     refused = client.post("/workspace/preferences", data={"time_zone": "Mars/Olympus", "csrf_token": token})
     assert refused.status_code == 422 and refused.mimetype == "text/html"
+
+
+def test_an_agent_limited_to_teams_has_a_list_of_their_teams_tickets(client, person, fake):
+    sign_in(client, person())
+    page = client.get("/workspace/tickets?view=team").get_data(as_text=True)
+    assert "My team&#39;s tickets" in page or "My team's tickets" in page
+    queries = [args[0] for _service, name, args in fake.calls if name == "list_tickets"]
+    assert {"limit": 25, "team": "network"} in queries

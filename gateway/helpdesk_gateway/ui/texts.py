@@ -8,7 +8,7 @@ STATUSES = {"new": _l("New"), "open": _l("Open"), "in_progress": _l("In progress
             "resolved": _l("Resolved"), "closed": _l("Closed")}
 PRIORITIES = {"low": _l("Low"), "normal": _l("Normal"), "high": _l("High"), "urgent": _l("Urgent")}
 ROLES = {"admin": _l("administrator"), "supervisor": _l("supervisor"), "agent": _l("agent")}
-VIEWS = {"mine": _l("My tickets"), "queue": _l("Unassigned in my queues"), "all": _l("All tickets")}
+VIEWS = {"mine": _l("My tickets"), "team": _l("My team's tickets"), "queue": _l("Unassigned in my queues"), "all": _l("All tickets")}
 ERROR_TITLES = {400: _l("This request is not right"), 403: _l("Not allowed"), 404: _l("Not found"),
                 409: _l("This change is not possible now"), 422: _l("This request is not right"),
                 503: _l("The helpdesk is busy")}

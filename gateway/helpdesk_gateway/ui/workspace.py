@@ -16,7 +16,7 @@ from . import live
 
 bp = Blueprint("ui_workspace", __name__, url_prefix="/workspace", template_folder="templates")
 
-VIEWS = ("mine", "queue", "all")
+VIEWS = ("mine", "team", "queue", "all")
 PRIORITIES = ("low", "normal", "high", "urgent")
 PAGE = 25
 COUNT_CAP = 100  # counts in the sidebar stop at 100 ("100+"): the services have no count call yet
@@ -55,6 +55,10 @@ def _page(view, filters, cursor):
                 continue  # gone or out of sight since routing listed it
         return [t for t in tickets if _matches(t, filters)], None
     query = {"limit": PAGE, **filters}
+    if view == "team":
+        if not _my_teams():
+            return [], None
+        query.setdefault("team", _my_teams()[0])
     if view == "mine":
         if _me() is None:
             return [], None
@@ -71,6 +75,11 @@ def _matches(ticket, filters):
             and (not text or text in ticket["subject"].lower() or text in ticket["description"].lower()))
 
 
+def _my_teams():
+    """The teams of the person's routing agent (an agent's view is limited to them)."""
+    return list(g.identity.teams)
+
+
 def _names(agents=None):
     """People's names by how tickets and history name them ("agent-7", "account-3"), not their ids."""
     names = accounts.display_names(current_app.extensions["helpdesk.db"])
@@ -85,12 +94,18 @@ def _counts():
 
     counts = {"all": capped({}), "queue": str(len(read_queue({"limit": 500})))}
     counts["mine"] = capped({"assignee": _me()}) if _me() else "0"
+    counts["team"] = capped({"team": _my_teams()[0]}) if _my_teams() else "0"
     return counts
+
+
+def _views():
+    """The lists this person has: "my team" only for agents limited to teams."""
+    return [view for view in VIEWS if view != "team" or _my_teams()]
 
 
 def _list_context():
     view = request.args.get("view", "mine" if _me() else "all")
-    if view not in VIEWS:
+    if view not in _views():
         view = "all"
     filters = _filters()
     cursor = request.args.get("cursor") or None
@@ -112,13 +127,14 @@ def tickets():
     workflow = read_workflow()
     teams = read_teams()
     return render_template("workspace/tickets.html", counts=_counts(), statuses=_statuses(workflow), names=_names(),
-                           priorities=PRIORITIES, teams=[team["name"] for team in teams], views=VIEWS, **context)
+                           priorities=PRIORITIES, teams=[team["name"] for team in teams], views=_views(), **context)
 
 
 @bp.get("/tickets/rows")
 def ticket_rows():
     """The list's rows and counts alone: what the live list fetches when the stream says something changed."""
-    return render_template("workspace/_rows.html", counts=_counts(), views=VIEWS, names=_names(), **_list_context())
+    return render_template("workspace/_rows.html", counts=_counts(), views=_views(), names=_names(),
+                           **_list_context())
 
 
 @bp.get("/tickets/<number>")
