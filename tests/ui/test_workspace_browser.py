@@ -145,6 +145,16 @@ def test_reply_internal_note_and_status_change(admin_page, world):
     no_serious_violations(admin_page)
     admin_page.screenshot(path=os.path.join(SHOTS, "ticket.png"))
 
+    # Another agent's change and the customer's reply reach the open page without reload.
+    admin_page.wait_for(selector="[data-live=open]", state="attached")
+    admin_page.evaluate(expression="window.__notReloaded = true")
+    world.api.patch(f"{world.url}/api/v1/tickets/{number}", json={"status": "pending"}, timeout=10).raise_for_status()
+    admin_page.wait_for_text(selector="#ticket-status", text="Pending", timeout=10000)
+    world.api.post(f"{world.url}/api/v1/tickets/{number}/messages",
+                   json={"body": "Log attached, see below", "visibility": "public"}, timeout=10).raise_for_status()
+    admin_page.wait_for_text(selector="#conversation .message-public", text="Log attached", timeout=10000)
+    assert admin_page.evaluate(expression="window.__notReloaded") is True
+
 
 @pytest.mark.parametrize("locale, words", [("nl-NL", "Alle tickets"), ("sv-SE", "Alla ärenden")])
 def test_the_list_in_dutch_and_swedish(browser, world, locale, words):

@@ -115,7 +115,11 @@ def _visible(number):
 
 def stream():
     """``text/event-stream`` of ``ticket`` events (``data``: {"number": ...}) for tickets this person may
-    see; comments as keep-alives; closes after a few minutes (EventSource reconnects)."""
+    see (``?ticket=`` one ticket only: the open ticket page); comments as keep-alives; closes after a few
+    minutes (EventSource reconnects)."""
+    only = request.args.get("ticket") or None
+    if only is not None:
+        read_ticket(only)  # the ticket's own 404 for a person who may not see it, before the stream starts
     feed = _feed()
     feed.start()
     keepalive = float(os.environ.get("HELPDESK_LIVE_KEEPALIVE") or 15)
@@ -132,7 +136,7 @@ def stream():
             numbers, cursor = feed.since(cursor, keepalive)
             sent = False
             for number in numbers:
-                if _visible(number):
+                if (only is None or number == only) and _visible(number):
                     yield f"id: {cursor}\nevent: ticket\ndata: {json.dumps({'number': number})}\n\n"
                     sent = True
             if not sent:

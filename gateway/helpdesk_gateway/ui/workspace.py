@@ -149,6 +149,13 @@ def ticket(number):
                            agents=agents if g.identity.role == "admin" else [])  # agents take; admins assign
 
 
+@bp.get("/tickets/<number>/parts")
+def ticket_parts(number):
+    """The open ticket page's conversation, details and history: what it fetches when the ticket changed."""
+    return render_template("workspace/_parts.html", ticket=read_ticket(number), messages=read_messages(number),
+                           history=read_history(number), names=_names())
+
+
 @bp.post("/tickets/<number>/messages")
 def add_message(number):
     visibility = "internal" if request.form.get("visibility") == "internal" else "public"
