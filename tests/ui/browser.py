@@ -77,6 +77,10 @@ def serve():
                 return p.fill(args["selector"], args["value"])
             if op == "click":
                 return p.click(args["selector"])
+            if op == "press":
+                return p.keyboard.press(args["key"])
+            if op == "focused":
+                return p.evaluate("document.activeElement && (document.activeElement.id || document.activeElement.tagName)")
             if op == "check":
                 return p.check(args["selector"])
             if op == "select":
@@ -105,8 +109,6 @@ def serve():
                 result = Axe().run(p)
                 return [{"id": v["id"], "impact": v["impact"], "help": v["help"],
                          "nodes": [n["target"] for n in v["nodes"]][:5]} for v in result.response["violations"]]
-            if op == "console_errors":
-                return None
             raise ValueError(f"unknown op {op}")
 
         for line in sys.stdin:

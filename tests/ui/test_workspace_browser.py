@@ -118,6 +118,8 @@ def test_a_new_ticket_appears_in_the_open_list_without_reload(admin_page, world)
     number = world.ticket(subject, team="network")
     admin_page.wait_for_text(selector="#ticket-rows tr", text=subject, timeout=10000)
     assert admin_page.evaluate(expression="window.__notReloaded") is True  # the same page, updated in place
+    admin_page.press(key="/")
+    assert admin_page.focused() == "f-text"
     assert number in admin_page.text(selector="#ticket-rows")
     no_serious_violations(admin_page)
     admin_page.screenshot(path=os.path.join(SHOTS, "tickets-en.png"), full_page=False)
@@ -129,8 +131,9 @@ def test_reply_internal_note_and_status_change(admin_page, world):
     admin_page.fill(selector="#body", value="Could you send us the VPN client's log?")
     admin_page.click(selector="form[action$='/messages'] button[type=submit]")
     admin_page.wait_for_text(selector=".message-public .body", text="VPN client's log")
+    admin_page.press(key="n")  # the keyboard shortcut for an internal note
+    assert admin_page.focused() == "body"
     admin_page.fill(selector="#body", value="Looks like the MTU again; checking with the network team.")
-    admin_page.check(selector="input[name=visibility][value=internal]")
     admin_page.click(selector="form[action$='/messages'] button[type=submit]")
     admin_page.wait_for_text(selector=".message-internal", text="MTU again")
     assert "Internal note" in admin_page.text(selector=".message-internal")
