@@ -9,12 +9,12 @@ STAMP := $(VENV)/.installed
 # eventlet prints a deprecation banner in every process; it is known (see README) and not actionable here.
 export PYTHONWARNINGS := ignore
 
-.PHONY: run test install broker migrate unit interface e2e bench docs clean
+.PHONY: run test install broker migrate unit interface e2e bench docs translations clean
 
 $(STAMP): constraints.txt common/pyproject.toml services/*/pyproject.toml gateway/pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is needed: apt-get install python3.11 python3.11-venv"; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(PIP) $(PACKAGES) honcho pytest pytest-xdist pytest-timeout requests openapi-spec-validator import-linter
+	$(PIP) $(PACKAGES) honcho pytest pytest-xdist pytest-timeout requests openapi-spec-validator import-linter playwright pytest-playwright axe-playwright-python
 	@touch $(STAMP)
 
 install: $(STAMP)
@@ -34,6 +34,7 @@ run: install broker migrate ## start every service and the gateway on http://127
 	@test -s var/bootstrap-token || $(BIN)/python -c "import secrets; print('hd_dev_' + secrets.token_urlsafe(24))" > var/bootstrap-token
 	@export HELPDESK_BOOTSTRAP_TOKEN=$${HELPDESK_BOOTSTRAP_TOKEN:-$$(cat var/bootstrap-token)}; \
 	echo "Gateway on http://127.0.0.1:$${HELPDESK_PORT:-8000}   admin token: $$HELPDESK_BOOTSTRAP_TOKEN   (Ctrl-C stops everything)"; \
+	echo "Agent workspace: http://127.0.0.1:$${HELPDESK_PORT:-8000}/   first admin: $(BIN)/helpdesk account create --email you@example.org --role admin   (prints a password)"; \
 	exec $(BIN)/honcho -f deploy/local/Procfile -e deploy/local/local.env -d . start
 
 test: install broker ## every test: unit, interface (real RabbitMQ), end to end (SQLite and PostgreSQL)
@@ -46,6 +47,11 @@ docs: install ## regenerate the event catalogue and OpenAPI documents in docs/
 	@mkdir -p docs
 	$(BIN)/helpdesk-events -o docs/events.asyncapi.json
 	$(BIN)/helpdesk openapi -o docs/openapi.json
+
+translations: install ## extract the UI's messages, merge them into the nl and sv catalogues, compile (.mo committed)
+	cd gateway && ../$(BIN)/pybabel -q extract -F babel.cfg -k _l --no-location --sort-output -o helpdesk_gateway/translations/messages.pot .
+	cd gateway && ../$(BIN)/pybabel -q update -i helpdesk_gateway/translations/messages.pot -d helpdesk_gateway/translations --ignore-obsolete
+	cd gateway && ../$(BIN)/pybabel -q compile -d helpdesk_gateway/translations
 
 clean:
 	rm -rf $(VENV) var

@@ -7,14 +7,13 @@ from sqlalchemy.orm import sessionmaker
 
 from helpdesk_common.adapters.database import engine_for
 
-from . import errors, observability
+from . import errors, observability, ui
 from .api import intake, kb, operation_for, routing, tickets
 from .api import chat, contacts  # noqa: I001  after the others: their routes come last in the OpenAPI document
 from .auth import ANONYMOUS, Authenticator
 from .batching import BatchCaller
 from .rpc import RpcPool
 from .settings import Settings
-
 
 
 def create_app(settings=None):
@@ -36,6 +35,9 @@ def create_app(settings=None):
         g.request_id = request.headers.get("X-Request-ID") or uuid.uuid4().hex
         if request.url_rule is None:
             return None  # unknown addresses answer 404, with or without a token
+        if request.blueprint in ui.BLUEPRINTS or request.endpoint == "static":
+            g.identity = ANONYMOUS  # pages: the person's session decides (ui.people), not a bearer token
+            return None
         header = request.headers.get("Authorization")
         if header is None and operation_for(request.endpoint).public:
             g.identity = ANONYMOUS  # public routes serve visitors; a token, when sent, still counts
@@ -57,5 +59,6 @@ def create_app(settings=None):
     app.register_blueprint(contacts.bp)
     app.register_blueprint(chat.bp)
     app.register_blueprint(observability.bp)
-    errors.register(app)
+    ui.register(app)
+    errors.register(app, page=ui.error_page)
     return app

@@ -1,4 +1,4 @@
-"""``helpdesk``: the operator's command for the gateway (tokens, migrations, the OpenAPI document)."""
+"""``helpdesk``: the operator's command for the gateway (accounts, tokens, migrations, the OpenAPI document)."""
 import json
 import os
 
@@ -10,6 +10,7 @@ from helpdesk_common.adapters.database import engine_for
 from helpdesk_common.database import utcnow
 from helpdesk_common.adapters.migrations import Migrations
 
+from . import accounts
 from .auth import ROLES, create_token
 from .models import ApiToken
 from .settings import Settings
@@ -85,6 +86,67 @@ def revoke(db_url, token_id):
             raise click.UsageError(f"no token {token_id}")
         record.revoked_at = record.revoked_at or utcnow()
     click.echo(f"token {token_id} revoked")
+
+
+@main.group()
+def account():
+    """Create people's accounts for the web workspace and reset their passwords."""
+
+
+def _routing_agent_id(email):
+    """The routing agent with ``email`` (the link of an agent account), or None when routing has none or
+    cannot be asked now (the gateway links it at the person's first sign-in then)."""
+    from .rpc import RpcPool
+
+    pool = RpcPool(Settings().amqp_uri, size=1, timeout=5)
+    try:
+        return accounts.find_agent_id(pool.call("routing", "list_agents"), email)
+    except Exception as error:  # the platform may not be running yet (the first admin is made before)
+        click.echo(f"routing could not be asked ({error}); the agent is linked at the first sign-in", err=True)
+        return None
+    finally:
+        pool.close()
+
+
+@account.command("create")
+@click.option("--email", required=True)
+@click.option("--role", type=click.Choice(accounts.ACCOUNT_ROLES), required=True)
+@click.option("--name", help="the person's name as the workspace shows it")
+@click.option("--password", help=f"at least {accounts.MIN_PASSWORD} characters (default: one is made and printed)")
+@click.option("--language", type=click.Choice(("en", "nl", "sv")), help="default: the browser's")
+@click.option("--time-zone", "time_zone", help="e.g. Europe/Stockholm (default: UTC)")
+@click.pass_obj
+def create_account(db_url, email, role, name, password, language, time_zone):
+    """Create an account. An agent account is linked to the routing agent with the same email."""
+    made = password is None
+    password = password or accounts.generate_password()
+    agent_id = _routing_agent_id(email) if role == "agent" else None
+    try:
+        account_id = accounts.create_account(_sessions(db_url), email, role, password, name=name, agent_id=agent_id,
+                                             language=language, time_zone=time_zone)
+    except ValueError as error:
+        raise click.UsageError(str(error))
+    if made:
+        click.echo(password)
+    linked = f", linked to routing agent {agent_id}" if agent_id else ""
+    click.echo(f"account {account_id} ({role}) created for {accounts.normal_email(email)}{linked}", err=True)
+
+
+@account.command("reset")
+@click.option("--email", required=True)
+@click.option("--password", help=f"at least {accounts.MIN_PASSWORD} characters (default: one is made and printed)")
+@click.pass_obj
+def reset_account(db_url, email, password):
+    """Set a new password (and lift a sign-in lock)."""
+    made = password is None
+    password = password or accounts.generate_password()
+    try:
+        accounts.reset_password(_sessions(db_url), email, password)
+    except ValueError as error:
+        raise click.UsageError(str(error))
+    if made:
+        click.echo(password)
+    click.echo(f"password of {accounts.normal_email(email)} reset", err=True)
 
 
 @main.command()

@@ -1,4 +1,5 @@
-"""Every error leaves the gateway as JSON with a stable code; never an HTML page, never a bare 500."""
+"""Every error leaves the gateway with a stable code, never a bare 500: as JSON from the API, as an HTML
+page from the web UI's pages (``page``, given by ``helpdesk_gateway.ui``)."""
 import logging
 
 from flask import g, jsonify, request
@@ -45,9 +46,12 @@ def _drain_body():
         pass
 
 
-def register(app):
+def register(app, page=lambda status, code, message: None):
     @app.errorhandler(HelpdeskError)
     def helpdesk_error(error):
+        answer = page(error.status, error.code, error.message)
+        if answer is not None:
+            return answer
         headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
         return _json_error(error.status, error.code, error.message, error.details, headers)
 
@@ -57,6 +61,9 @@ def register(app):
             _drain_body()
         code, message = HTTP_CODES.get(error.code, ("http_error", error.description))
         message = message.format(limit=app.config.get("MAX_CONTENT_LENGTH"))
+        answer = page(error.code, code, message)
+        if answer is not None:
+            return answer
         headers = {"Allow": ", ".join(error.valid_methods)} if getattr(error, "valid_methods", None) else None
         return _json_error(error.code, code, message, headers=headers)
 
@@ -64,5 +71,8 @@ def register(app):
     def unexpected(error):
         request_id = getattr(g, "request_id", None)
         log.exception("unexpected error in request %s", request_id)
+        answer = page(500, "internal_error", f"Something went wrong on our side; quote request id {request_id}.")
+        if answer is not None:
+            return answer
         return _json_error(500, "internal_error",
                            f"Something went wrong on our side; quote request id {request_id} when reporting it.")

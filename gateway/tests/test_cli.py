@@ -132,3 +132,19 @@ def test_openapi_writes_a_valid_document_to_a_file_and_the_same_to_stdout(tmp_pa
     assert set(document["paths"]["/api/v1/tickets"]) == {"get", "post"}
     printed = CliRunner().invoke(main, ["openapi"])
     assert printed.exit_code == 0 and json.loads(printed.stdout) == document
+
+
+def test_account_create_and_reset(helpdesk, sessions, monkeypatch, dead_amqp_uri):
+    from helpdesk_gateway import accounts
+
+    made = helpdesk("account", "create", "--email", "Root@Example.org", "--role", "admin").output.splitlines()[0]
+    assert accounts.sign_in(sessions, "root@example.org", made).role == "admin"  # the printed password works
+    helpdesk("account", "create", "--email", "root@example.org", "--role", "agent", "--password", "x" * 12, expect=2)
+    helpdesk("account", "create", "--email", "eva@example.org", "--role", "admin", "--password", "short", expect=2)
+    helpdesk("account", "create", "--email", "eva@example.org", "--role", "customer", expect=2)
+    # An agent account while routing cannot be asked: made, and linked at the first sign-in.
+    monkeypatch.setenv("HELPDESK_AMQP_URI", dead_amqp_uri)
+    helpdesk("account", "create", "--email", "ada@example.org", "--role", "agent", "--password", "a" * 12)
+    helpdesk("account", "reset", "--email", "ada@example.org", "--password", "b" * 12)
+    assert accounts.sign_in(sessions, "ada@example.org", "b" * 12).agent_id is None
+    helpdesk("account", "reset", "--email", "nobody@example.org", expect=2)

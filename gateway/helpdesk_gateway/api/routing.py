@@ -43,7 +43,12 @@ def create_agent():
            roles=STAFF, errors=(403,))
 def list_agents():
     """Every agent with their current load and presence."""
-    return jsonify(services().call("routing", "list_agents"))
+    return jsonify(read_agents())
+
+
+def read_agents():
+    """Every agent (the workspace's assign list and the account-to-agent link use this too)."""
+    return services().call("routing", "list_agents")
 
 
 @operation(bp, "/agents/<agent_id>", "GET", summary="Read an agent", tag="routing", answer=AgentView, roles=STAFF,
@@ -85,7 +90,11 @@ def create_team():
            roles=STAFF, errors=(403,))
 def list_teams():
     """Every team with the number of tickets waiting in its queue."""
-    return jsonify(services().call("routing", "list_teams"))
+    return jsonify(read_teams())
+
+
+def read_teams():
+    return services().call("routing", "list_teams")
 
 
 @operation(bp, "/teams/<name>", "PATCH", summary="Change a team", tag="routing", body=TeamChanges, answer=TeamView,
@@ -124,7 +133,12 @@ def delete_rule(rule_id):
 def list_queue():
     """Tickets waiting for an agent, most urgent first, then oldest; filter by ``team``. An agent whose token
     names teams sees those teams' queues and the untriaged tickets; another team: 403 ``team_not_allowed``."""
-    return jsonify(services().call("routing", "list_queue", query_args(QueueQuery).model_dump(), viewer()))
+    return jsonify(read_queue(query_args(QueueQuery).model_dump()))
+
+
+def read_queue(query):
+    """Waiting tickets the caller may see (QueueQuery's fields)."""
+    return services().call("routing", "list_queue", query, viewer())
 
 
 @operation(bp, "/tickets/<number>/assignment", "PUT", summary="Assign a ticket by hand", tag="routing",

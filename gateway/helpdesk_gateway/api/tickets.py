@@ -51,13 +51,13 @@ def create_ticket():
 def list_tickets():
     """Newest first. Filter by status, priority, assignee, team, requester (email) and text; pass
     ``next_cursor`` back as ``cursor`` for the next page."""
-    return jsonify(services().call("tickets", "list_tickets", query_args(TicketQuery).model_dump(), viewer()))
+    return jsonify(find_tickets(query_args(TicketQuery).model_dump()))
 
 
 @operation(bp, "/tickets/<number>", "GET", summary="Read a ticket", tag="tickets", answer=TicketView,
            errors=TICKET_ERRORS)
 def get_ticket(number):
-    return jsonify(services().call("tickets", "get_ticket", number, viewer()))
+    return jsonify(read_ticket(number))
 
 
 @operation(bp, "/tickets/<number>", "PATCH", summary="Change a ticket", tag="tickets", body=TicketChanges,
@@ -67,41 +67,69 @@ def update_ticket(number):
     ``assignee``, ``team`` and ``tier`` are decided by routing (as with ``PUT .../assignment``): an
     ``assignee`` who is one of routing's agents takes the ticket whatever their load, null puts it back
     in its team's queue."""
-    changes = json_body()
+    return jsonify(change_ticket(number, json_body()))
+
+
+# The functions below are what the REST routes and the workspace pages (``helpdesk_gateway.ui``) both
+# call: one path to the services, so the UI can do nothing the API cannot (parity).
+
+def find_tickets(query):
+    """A page of the tickets the caller may see (``query``: TicketQuery's fields)."""
+    return services().call("tickets", "list_tickets", query, viewer())
+
+
+def read_ticket(number):
+    return services().call("tickets", "get_ticket", number, viewer())
+
+
+def change_ticket(number, changes):
+    """Apply a TicketChanges body: routed fields through routing, the rest in the tickets service."""
     validate(TicketChanges, changes)
     routed = {field: changes[field] for field in ROUTED if field in changes}
     rest = {field: value for field, value in changes.items() if field not in ROUTED}
     if not routed:
-        return jsonify(services().call("tickets", "update_ticket", number, rest, viewer()))
+        return services().call("tickets", "update_ticket", number, rest, viewer())
     # Routing is the one writer of these fields. The rest is checked first (changing nothing), so a
     # refused change leaves routing alone too; then the tickets service applies routing's decision with
     # the rest, at once, so the answer shows it (the decision's event, arriving later, changes nothing).
     ticket = services().call("tickets", "update_ticket", number, rest, viewer(), None, True)
     decided = services().call("routing", "route_by_hand", number, routed, viewer(), ticket)
-    return jsonify(services().call("tickets", "update_ticket", number, rest, viewer(), decided["decisions"]))
+    return services().call("tickets", "update_ticket", number, rest, viewer(), decided["decisions"])
 
 
 @operation(bp, "/tickets/<number>/messages", "POST", summary="Reply or add an internal note", tag="tickets",
            body=NewMessage, answer=MessageView, answer_status=201, errors=TICKET_ERRORS + WRITE_ERRORS + (403,))
 def add_message(number):
     """``visibility`` public (the customer sees it) or internal (agents only)."""
-    message = json_body()
+    return jsonify(post_message(number, json_body())), 201
+
+
+def post_message(number, message):
+    """A reply or an internal note (NewMessage's fields)."""
     validate(NewMessage, message)
-    return jsonify(services().call("tickets", "add_message", number, message, viewer())), 201
+    return services().call("tickets", "add_message", number, message, viewer())
 
 
 @operation(bp, "/tickets/<number>/messages", "GET", summary="Read the conversation", tag="tickets",
            answer=MessageView, answer_is_list=True, errors=TICKET_ERRORS)
 def list_messages(number):
     """Oldest first. Customers see public messages only."""
-    return jsonify(services().call("tickets", "list_messages", number, viewer()))
+    return jsonify(read_messages(number))
+
+
+def read_messages(number):
+    return services().call("tickets", "list_messages", number, viewer())
 
 
 @operation(bp, "/tickets/<number>/history", "GET", summary="Read the change history", tag="tickets",
            answer=HistoryEntry, answer_is_list=True, roles=("admin", "agent"), errors=TICKET_ERRORS + (403,))
 def get_history(number):
     """Every change: who, when, which field, old and new value."""
-    return jsonify(services().call("tickets", "get_history", number, viewer()))
+    return jsonify(read_history(number))
+
+
+def read_history(number):
+    return services().call("tickets", "get_history", number, viewer())
 
 
 @operation(bp, "/custom-fields", "POST", summary="Define a custom field", tag="configuration",
@@ -122,4 +150,8 @@ def list_custom_fields():
 @operation(bp, "/workflow", "GET", summary="The ticket workflow", tag="configuration")
 def get_workflow():
     """Statuses, their categories and the transitions allowed from each."""
-    return jsonify(services().call("tickets", "get_workflow"))
+    return jsonify(read_workflow())
+
+
+def read_workflow():
+    return services().call("tickets", "get_workflow")

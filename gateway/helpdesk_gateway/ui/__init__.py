@@ -1,0 +1,71 @@
+"""The web UI: the agent workspace now, the customer portal later, on one set of foundations.
+
+Server-rendered pages (Jinja2, autoescaped), made lively with htmx and its SSE extension (pinned files in
+``static/vendor``). No business logic here: every page calls the same gateway functions as the REST API
+(``helpdesk_gateway.api``), with the signed-in person's viewer, so the services judge a person exactly as
+they judge a token, and the UI can do nothing the API cannot.
+
+``register(app)`` wires it in: sessions (``people``), CSRF and security headers (``security``), languages
+and time zones (``i18n``), versioned static files, HTML error pages (``pages``) and the blueprints.
+"""
+import hashlib
+import os
+from functools import lru_cache
+
+from flask import current_app, request, url_for
+
+BLUEPRINTS = ("ui_signin", "ui_workspace", "ui_preferences")
+"""The blueprints whose addresses are pages: signed in by session cookie, CSRF-checked, HTML errors."""
+
+STATIC_MAX_AGE = 365 * 24 * 3600
+
+
+def register(app):
+    from . import i18n, people, preferences, security, signin, texts, workspace
+
+    app.config.update(SESSION_COOKIE_NAME="hd_flash", SESSION_COOKIE_SAMESITE="Lax",
+                      SESSION_COOKIE_SECURE=security.secure_cookies_configured())  # Flask's cookie: flash messages only
+    i18n.init(app)
+    texts.install(app)
+
+    @app.before_request
+    def ui_before():
+        if request.blueprint not in BLUEPRINTS:
+            return None
+        if not app.config.get("SECRET_KEY"):  # at the first page, not at start: the database may be migrated later
+            app.config["SECRET_KEY"] = security.secret_key(app.extensions["helpdesk.db"])
+        people.load()
+        security.check_csrf()
+        return None
+
+    @app.after_request
+    def ui_after(response):
+        if request.endpoint == "static" and request.args.get("v"):
+            # Versioned addresses change with the file's content, so browsers may keep them for a year.
+            response.cache_control.public = True
+            response.cache_control.max_age = STATIC_MAX_AGE
+            response.cache_control.immutable = True
+        return security.finish(response)
+
+    app.jinja_env.globals.update(asset=asset_url, csrf_token=security.csrf_token, csrf_field=security.CSRF_FIELD)
+    app.register_blueprint(signin.bp)
+    app.register_blueprint(workspace.bp)
+    app.register_blueprint(preferences.bp)
+
+
+@lru_cache(maxsize=256)
+def _digest(path):
+    with open(path, "rb") as stream:
+        return hashlib.sha256(stream.read()).hexdigest()[:12]
+
+
+def asset_url(filename):
+    """``/static/<filename>?v=<content hash>``: a new address whenever the file changes."""
+    path = os.path.join(current_app.static_folder, filename)
+    return url_for("static", filename=filename, v=_digest(path))
+
+
+def error_page(status, code, message):
+    from .pages import error_page as page
+
+    return page(status, code, message)

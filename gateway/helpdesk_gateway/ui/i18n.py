@@ -1,0 +1,31 @@
+"""Languages and time zones: the person's own choice, else the browser's language; UTC by default.
+
+Catalogues (``translations/<lang>/LC_MESSAGES/messages.po``) are committed with their compiled ``.mo``
+beside them, so ``make run`` and a wheel need no build step; ``tests/ui/test_translations.py`` checks
+that the ``.mo`` files match the ``.po`` files and that nl and sv translate every message.
+Update them with ``make translations`` (extract, merge, compile).
+"""
+import os
+
+from flask import g, request
+from flask_babel import Babel
+
+LANGUAGES = {"en": "English", "nl": "Nederlands", "sv": "Svenska"}
+TRANSLATIONS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "translations")
+
+
+def locale():
+    account = g.get("account")
+    if account is not None and account.language in LANGUAGES:
+        return account.language
+    return request.accept_languages.best_match(LANGUAGES) or "en"
+
+
+def timezone():
+    account = g.get("account")
+    return (account.time_zone if account is not None else None) or "UTC"
+
+
+def init(app):
+    app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", TRANSLATIONS)
+    Babel(app, locale_selector=locale, timezone_selector=timezone)

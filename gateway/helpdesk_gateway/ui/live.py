@@ -1,0 +1,148 @@
+"""The live ticket list: server-sent events from the tickets event stream, as the chat stream does.
+
+One subscription per gateway process (``TicketFeed``, the same pattern as ``api.chat.ChatFanout``:
+an exclusive queue bound to ``tickets.events``) keeps the last few thousand changed ticket numbers with
+a sequence; each open stream waits on it and, for every change, asks the tickets service whether this
+person may see the ticket (``get_ticket`` with their viewer) before saying anything. So an agent limited
+to teams never hears of another team's ticket: the service judges, exactly as for the list itself.
+
+The event only says "ticket HD-… changed"; the page then fetches its rows (htmx), so nothing in the
+stream can show more than the list would.
+"""
+import json
+import logging
+import os
+import threading
+import time
+import uuid
+from collections import deque
+
+from flask import Response, current_app, request, stream_with_context
+from kombu import Connection, Exchange, Queue, binding
+
+from helpdesk_common.errors import HelpdeskError
+
+from ..api.tickets import read_ticket
+from ..rpc import ServiceUnavailable
+
+log = logging.getLogger(__name__)
+
+TICKET_EVENTS = ("ticket_created", "ticket_updated", "message_added")
+
+
+class TicketFeed:
+    """This process's one subscription to ticket changes: a numbered log that streams wait on."""
+
+    def __init__(self, amqp_uri, keep=5000):
+        self.amqp_uri = amqp_uri
+        self._log = deque(maxlen=keep)  # (seq, ticket number)
+        self._seq = 0
+        self._changed = threading.Condition()
+        self._ready = threading.Event()
+        self._start_lock = threading.Lock()
+        self._thread = None
+
+    @property
+    def seq(self):
+        return self._seq
+
+    def start(self, timeout=10):
+        with self._start_lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="ticket-feed", daemon=True)
+                self._thread.start()
+        if not self._ready.wait(timeout):
+            raise ServiceUnavailable("The live ticket feed is not available; retry shortly.", code="broker_unavailable")
+
+    def _run(self):
+        while True:
+            try:
+                self._consume()
+            except Exception:
+                log.warning("ticket feed lost the broker; reconnecting", exc_info=True)
+            self._ready.clear()
+            time.sleep(1)
+
+    def _consume(self):
+        exchange = Exchange("tickets.events", type="topic", durable=True)
+        queue = Queue(f"gateway-tickets-{uuid.uuid4().hex}", exchange=exchange, exclusive=True, auto_delete=True,
+                      bindings=[binding(exchange, routing_key=name) for name in TICKET_EVENTS])
+        with Connection(self.amqp_uri, heartbeat=30) as connection:
+            with connection.Consumer(queue, callbacks=[self._announce], accept=["json"]):
+                self._ready.set()
+                while True:
+                    try:
+                        connection.drain_events(timeout=1)
+                    except TimeoutError:
+                        connection.heartbeat_check()
+
+    def _announce(self, body, message):
+        try:
+            number = body["data"]["ticket"]["number"]
+        except (KeyError, TypeError):
+            message.ack()
+            return
+        with self._changed:
+            self._seq += 1
+            self._log.append((self._seq, number))
+            self._changed.notify_all()
+        message.ack()
+
+    def since(self, after, timeout):
+        """The ticket numbers changed after ``after`` (deduplicated) and the new cursor; waits up to
+        ``timeout`` for the first one."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._seq > after, timeout)
+            numbers = list(dict.fromkeys(number for seq, number in self._log if seq > after))
+            return numbers, self._seq
+
+
+def _feed():
+    feed = current_app.extensions.get("helpdesk.ticket_feed")
+    if feed is None:
+        feed = current_app.extensions.setdefault(
+            "helpdesk.ticket_feed", TicketFeed(current_app.config["HELPDESK_SETTINGS"].amqp_uri))
+    return feed
+
+
+def _visible(number):
+    try:
+        read_ticket(number)
+        return True
+    except HelpdeskError:
+        return False  # not found for this person (another team's), or the service is busy: say nothing
+
+
+def stream():
+    """``text/event-stream`` of ``ticket`` events (``data``: {"number": ...}) for tickets this person may
+    see (``?ticket=`` one ticket only: the open ticket page); comments as keep-alives; closes after a few
+    minutes (EventSource reconnects)."""
+    only = request.args.get("ticket") or None
+    if only is not None:
+        read_ticket(only)  # the ticket's own 404 for a person who may not see it, before the stream starts
+    feed = _feed()
+    feed.start()
+    keepalive = float(os.environ.get("HELPDESK_LIVE_KEEPALIVE") or 15)
+    lifetime = float(os.environ.get("HELPDESK_LIVE_STREAM_SECONDS") or 300)
+    reconnected = request.headers.get("Last-Event-ID") is not None
+
+    def events():
+        cursor = feed.seq  # only what changes from now on: the page was rendered just before
+        deadline = time.monotonic() + lifetime
+        yield "retry: 2000\n\n"
+        if reconnected:  # changes while the stream was down are not replayed: refresh the list once
+            yield f"id: {cursor}\nevent: ticket\ndata: {{}}\n\n"
+        while time.monotonic() < deadline:
+            numbers, cursor = feed.since(cursor, keepalive)
+            sent = False
+            for number in numbers:
+                if (only is None or number == only) and _visible(number):
+                    yield f"id: {cursor}\nevent: ticket\ndata: {json.dumps({'number': number})}\n\n"
+                    sent = True
+            if not sent:
+                yield ": keep-alive\n\n"
+
+    # stream_with_context: the viewer (g.identity) and the RPC pool are needed while the stream runs.
+    return Response(stream_with_context(events()), mimetype="text/event-stream",
+                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+

@@ -1,0 +1,242 @@
+"""The agent workspace in a real browser (Debian's Chromium through Playwright) against the whole platform.
+
+One platform for the module, on SQLite only: the pages call the same gateway functions as the REST API,
+whose PostgreSQL behaviour the e2e tests cover, so a second database would only double CI time here.
+The browser runs in its own process (``browser.py``: Playwright hangs in the eventlet-patched test process).
+
+Screenshots go to docs/screenshots/ (the README shows them).
+"""
+import os
+import re
+import subprocess
+import time
+import uuid
+
+import pytest
+import requests
+
+from stack import BIN, ROOT, Stack
+
+from browser import Browser  # tests/ui/conftest.py puts this folder on the path
+
+pytestmark = pytest.mark.e2e
+
+SHOTS = os.path.join(ROOT, "docs", "screenshots")
+PASSWORD = "correct horse battery"
+SERIOUS = ("serious", "critical")
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory):
+    stack = Stack(tmp_path_factory.mktemp("stack-ui"), env={"HELPDESK_LIVE_KEEPALIVE": "2"})
+    try:
+        stack.start()
+        yield stack
+    finally:
+        stack.stop()
+
+
+class World:
+    """Teams network and billing, an agent of each, an admin and the network agent's account."""
+
+    def __init__(self, stack):
+        self.stack, self.url = stack, stack.url
+        self.api = stack.session()
+        for team in ("network", "billing"):
+            self.api.post(f"{self.url}/api/v1/teams", json={"name": team}, timeout=10).raise_for_status()
+        for name, team in (("Ada Lovelace", "network"), ("Bo Berg", "billing")):
+            self.api.post(f"{self.url}/api/v1/agents", json={
+                "name": name, "email": f"{name.split()[0].lower()}@example.org", "teams": [team],
+                "presence": "offline"}, timeout=10).raise_for_status()
+        self.account("admin@example.org", "admin", "Alex Admin")
+        self.account("ada@example.org", "agent")
+
+    def account(self, email, role, name=None):
+        argv = [os.path.join(BIN, "helpdesk"), "account", "create", "--email", email, "--role", role,
+                "--password", PASSWORD] + (["--name", name] if name else [])
+        subprocess.run(argv, cwd=ROOT, env=self.stack.env(), check=True, capture_output=True)
+
+    def ticket(self, subject, team=None, description="Every 5 minutes since Monday", priority="high"):
+        body = {"subject": subject, "description": description, "priority": priority,
+                "requester": {"email": "eva@example.se", "name": "Eva Ångström"}}
+        if team:
+            body["team"] = team
+        answer = self.api.post(f"{self.url}/api/v1/tickets", json=body, timeout=10)
+        answer.raise_for_status()
+        return answer.json()["number"]
+
+    def messages(self, number):
+        return self.api.get(f"{self.url}/api/v1/tickets/{number}/messages", timeout=10).json()
+
+
+@pytest.fixture(scope="module")
+def world(platform):
+    return World(platform)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    browser = Browser()
+    yield browser
+    browser.close()
+
+
+def sign_in(page, world, email, password=PASSWORD):
+    page.goto(url=f"{world.url}/sign-in")
+    page.fill(selector="#email", value=email)
+    page.fill(selector="#password", value=password)
+    page.click(selector="button[type=submit]")
+    page.wait_for(selector="#ticket-rows")
+
+
+def no_serious_violations(page):
+    found = [v for v in page.axe() if v["impact"] in SERIOUS]
+    assert found == [], found
+
+
+@pytest.fixture(scope="module")
+def admin_page(browser, world):
+    page = browser.page("admin")
+    page.goto(url=f"{world.url}/sign-in")
+    no_serious_violations(page)
+    page.screenshot(path=os.path.join(SHOTS, "sign-in.png"), full_page=False)
+    sign_in(page, world, "admin@example.org")
+    return page
+
+
+def test_the_root_leads_to_the_sign_in(browser, world):
+    page = browser.page("visitor")
+    page.goto(url=f"{world.url}/")
+    assert page.url().endswith("/sign-in")
+
+
+def test_a_new_ticket_appears_in_the_open_list_without_reload(admin_page, world):
+    admin_page.goto(url=f"{world.url}/workspace/tickets?view=all")
+    admin_page.wait_for(selector="[data-live=open]", state="attached")
+    admin_page.evaluate(expression="window.__notReloaded = true")
+    subject = f"Printer on fire {uuid.uuid4().hex[:6]}"
+    number = world.ticket(subject, team="network")
+    admin_page.wait_for_text(selector="#ticket-rows tr", text=subject, timeout=10000)
+    assert admin_page.evaluate(expression="window.__notReloaded") is True  # the same page, updated in place
+    admin_page.press(key="/")
+    assert admin_page.focused() == "f-text"
+    assert number in admin_page.text(selector="#ticket-rows")
+    no_serious_violations(admin_page)
+    admin_page.screenshot(path=os.path.join(SHOTS, "tickets-en.png"), full_page=False)
+
+
+def test_reply_internal_note_and_status_change(admin_page, world):
+    number = world.ticket("VPN drops every 5 minutes", team="network")
+    admin_page.goto(url=f"{world.url}/workspace/tickets/{number}")
+    admin_page.fill(selector="#body", value="Could you send us the VPN client's log?")
+    admin_page.click(selector="form[action$='/messages'] button[type=submit]")
+    admin_page.wait_for_text(selector=".message-public .body", text="VPN client's log")
+    admin_page.press(key="n")  # the keyboard shortcut for an internal note
+    assert admin_page.focused() == "body"
+    admin_page.fill(selector="#body", value="Looks like the MTU again; checking with the network team.")
+    admin_page.click(selector="form[action$='/messages'] button[type=submit]")
+    admin_page.wait_for_text(selector=".message-internal", text="MTU again")
+    assert "Internal note" in admin_page.text(selector=".message-internal")
+    assert admin_page.count(selector=".message-internal") == 1
+    admin_page.select(selector="#status", value="in_progress")
+    admin_page.click(selector="form[action$='/changes'] button[type=submit]")
+    admin_page.wait_for_text(selector="#ticket-status", text="In progress")
+    ticket = world.api.get(f"{world.url}/api/v1/tickets/{number}", timeout=10).json()
+    assert ticket["status"] == "in_progress"
+    visibilities = [m["visibility"] for m in world.messages(number)]
+    assert visibilities == ["public", "internal"]
+    no_serious_violations(admin_page)
+    admin_page.screenshot(path=os.path.join(SHOTS, "ticket.png"))
+
+    # Another agent's change and the customer's reply reach the open page without reload.
+    admin_page.wait_for(selector="[data-live=open]", state="attached")
+    admin_page.evaluate(expression="window.__notReloaded = true")
+    world.api.patch(f"{world.url}/api/v1/tickets/{number}", json={"status": "pending"}, timeout=10).raise_for_status()
+    admin_page.wait_for_text(selector="#ticket-status", text="Pending", timeout=10000)
+    world.api.post(f"{world.url}/api/v1/tickets/{number}/messages",
+                   json={"body": "Log attached, see below", "visibility": "public"}, timeout=10).raise_for_status()
+    admin_page.wait_for_text(selector="#conversation .message-public", text="Log attached", timeout=10000)
+    assert admin_page.evaluate(expression="window.__notReloaded") is True
+
+
+@pytest.mark.parametrize("locale, words", [("nl-NL", "Alle tickets"), ("sv-SE", "Alla ärenden")])
+def test_the_list_in_dutch_and_swedish(browser, world, locale, words):
+    page = browser.page(f"admin-{locale}", locale=locale, timezone="Europe/Stockholm")
+    sign_in(page, world, "admin@example.org")
+    page.goto(url=f"{world.url}/workspace/tickets?view=all")
+    assert words in page.text(selector="main h1")
+    no_serious_violations(page)
+    page.screenshot(path=os.path.join(SHOTS, f"tickets-{locale[:2]}.png"), full_page=False)
+
+
+def session_of(world, email):
+    """A plain HTTP client signed in through the form (for what a browser would not send)."""
+    http = requests.Session()
+    form = http.get(f"{world.url}/sign-in", timeout=10).text
+    token = re.search(r'name="csrf_token" value="([0-9a-f]+)"', form).group(1)
+    answer = http.post(f"{world.url}/sign-in", data={"email": email, "password": PASSWORD, "csrf_token": token},
+                       allow_redirects=False, timeout=10)
+    assert answer.status_code == 302, answer.text
+    return http
+
+
+def test_a_wrong_or_missing_csrf_token_is_refused_and_nothing_changes(world):
+    number = world.ticket("CSRF target", team="network")
+    http = session_of(world, "admin@example.org")
+    for data in ({"body": "forged"}, {"body": "forged", "csrf_token": "0" * 64}):
+        answer = http.post(f"{world.url}/workspace/tickets/{number}/messages", data=data, timeout=10)
+        assert answer.status_code == 403 and answer.headers["Content-Type"].startswith("text/html")
+        assert "nothing was changed" in answer.text
+    answer = http.post(f"{world.url}/workspace/tickets/{number}/changes", data={"status": "closed"}, timeout=10)
+    assert answer.status_code == 403
+    assert world.messages(number) == []
+    assert world.api.get(f"{world.url}/api/v1/tickets/{number}", timeout=10).json()["status"] == "new"
+
+
+XSS = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>'
+
+
+def test_html_in_a_subject_and_a_message_renders_inert(admin_page, world):
+    number = world.ticket(f"Broken {XSS}", team="network", description=f"Body {XSS}")
+    world.api.post(f"{world.url}/api/v1/tickets/{number}/messages",
+                   json={"body": f"Reply {XSS}", "visibility": "public"}, timeout=10).raise_for_status()
+    for path in ("/workspace/tickets?view=all", f"/workspace/tickets/{number}"):
+        admin_page.goto(url=world.url + path)
+        assert admin_page.count(selector="main img") == 0
+        assert admin_page.evaluate(expression="window.__xss === undefined") is True
+    assert XSS in admin_page.text(selector="h1")
+    assert f"Reply {XSS}" in admin_page.text(selector="#conversation")
+
+
+def test_a_team_limited_agent_sees_no_other_teams_ticket_in_the_list_or_the_live_stream(browser, world):
+    billing = world.ticket("Invoice twice", team="billing")
+    network = world.ticket("Switch down", team="network")
+    page = browser.page("ada")
+    sign_in(page, world, "ada@example.org")
+    page.goto(url=f"{world.url}/workspace/tickets?view=all")
+    rows = page.text(selector="#ticket-rows")
+    assert network in rows and billing not in rows
+    assert page.goto(url=f"{world.url}/workspace/tickets/{billing}") == 404
+
+    page.goto(url=f"{world.url}/workspace/tickets/{network}")  # take it: the PATCH route's path, through routing
+    page.click(selector="form[action$='/changes'] input[name=assignee][value=me] ~ button")
+    page.wait_for_text(selector=".flash-success", text=network)
+    taken = world.api.get(f"{world.url}/api/v1/tickets/{network}", timeout=10).json()
+    ada = next(a for a in world.api.get(f"{world.url}/api/v1/agents", timeout=10).json() if a["name"] == "Ada Lovelace")
+    assert taken["assignee"] == ada["assignee"]
+    page.goto(url=f"{world.url}/workspace/tickets?view=mine")
+    assert network in page.text(selector="#ticket-rows")
+
+    http = session_of(world, "ada@example.org")
+    with http.get(f"{world.url}/workspace/live", stream=True, timeout=20) as stream:
+        lines = stream.iter_lines(decode_unicode=True)
+        next(lines)  # "retry:" first: the stream is listening from here on
+        hidden, seen = world.ticket("Refund please", team="billing"), world.ticket("Wifi slow", team="network")
+        heard = []
+        deadline = time.monotonic() + 15
+        while seen not in " ".join(heard) and time.monotonic() < deadline:
+            line = next(lines)
+            if line.startswith("data:"):
+                heard.append(line)
+    assert any(seen in line for line in heard), heard
+    assert not any(hidden in line for line in heard), heard
