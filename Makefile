@@ -8,8 +8,9 @@ PACKAGES := -e common[postgres] -e services/tickets -e "services/intake[test]" -
 STAMP := $(VENV)/.installed
 # eventlet prints a deprecation banner in every process; it is known (see README) and not actionable here.
 export PYTHONWARNINGS := ignore
+.DEFAULT_GOAL := help
 
-.PHONY: run test install broker migrate unit interface e2e bench docs translations clean
+.PHONY: help run test demo install provision-run provision-test migrate bench docs translations clean
 
 $(STAMP): constraints.txt common/pyproject.toml services/*/pyproject.toml gateway/pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is needed: apt-get install python3.11 python3.11-venv"; exit 1; }
@@ -17,12 +18,18 @@ $(STAMP): constraints.txt common/pyproject.toml services/*/pyproject.toml gatewa
 	$(PIP) $(PACKAGES) honcho pytest pytest-xdist pytest-timeout requests openapi-spec-validator import-linter playwright pytest-playwright axe-playwright-python
 	@touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP) ## create .venv and install every package at the pinned versions
 
-broker: ## make sure a RabbitMQ answers on the configured URI (starts a local one when it can)
-	@$(BIN)/python deploy/local/ensure_broker.py
+help: ## this list
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
 
-migrate: install
+provision-run: ## check (install, start) what `make run` needs: Python 3.11, RabbitMQ
+	@deploy/local/provision.sh run
+
+provision-test: ## the same for `make test`: also PostgreSQL (trust), RabbitMQ's management plugin, Dovecot, Chromium
+	@deploy/local/provision.sh test
+
+migrate: install ## bring every local database to the latest schema
 	@mkdir -p var
 	$(BIN)/tickets-migrate
 	$(BIN)/intake-migrate
@@ -30,17 +37,25 @@ migrate: install
 	$(BIN)/kb-migrate
 	$(BIN)/helpdesk migrate
 
-run: install broker migrate ## start every service and the gateway on http://127.0.0.1:8000; Ctrl-C stops all
+run: provision-run install migrate ## start every service and the gateway on http://127.0.0.1:8000; Ctrl-C stops all
 	@test -s var/bootstrap-token || $(BIN)/python -c "import secrets; print('hd_dev_' + secrets.token_urlsafe(24))" > var/bootstrap-token
 	@export HELPDESK_BOOTSTRAP_TOKEN=$${HELPDESK_BOOTSTRAP_TOKEN:-$$(cat var/bootstrap-token)}; \
-	echo "Gateway on http://127.0.0.1:$${HELPDESK_PORT:-8000}   admin token: $$HELPDESK_BOOTSTRAP_TOKEN   (Ctrl-C stops everything)"; \
-	echo "Agent workspace: http://127.0.0.1:$${HELPDESK_PORT:-8000}/   first admin: $(BIN)/helpdesk account create --email you@example.org --role admin   (prints a password)"; \
+	url=http://127.0.0.1:$${HELPDESK_PORT:-8000}; \
+	echo ""; \
+	echo "  Agent workspace  $$url/   (first admin: $(BIN)/helpdesk account create --email you@example.org --role admin)"; \
+	echo "  REST API         $$url/api/v1/   document: $$url/api/openapi.json"; \
+	echo "  Admin token      $$HELPDESK_BOOTSTRAP_TOKEN   (in var/bootstrap-token: Authorization: Bearer <token>)"; \
+	echo "  Demo data        make demo   (in another terminal, once this one runs)"; \
+	echo "  Ctrl-C stops everything."; echo ""; \
 	exec $(BIN)/honcho -f deploy/local/Procfile -e deploy/local/local.env -d . start
 
-test: install broker ## every test: unit, interface (real RabbitMQ), end to end (SQLite and PostgreSQL)
+demo: install ## fill the running platform (make run) with a small demo organisation, through its API; idempotent
+	@$(BIN)/helpdesk demo --url http://127.0.0.1:$${HELPDESK_PORT:-8000} --token "$${HELPDESK_BOOTSTRAP_TOKEN:-$$(cat var/bootstrap-token)}"
+
+test: provision-test install ## every test: unit, interface (real RabbitMQ), end to end (SQLite and PostgreSQL)
 	$(BIN)/pytest
 
-bench: install broker
+bench: provision-run install ## the tickets throughput benchmark (the others: bench/README.md)
 	$(BIN)/python bench/tickets_throughput.py
 
 docs: install ## regenerate the event catalogue and OpenAPI documents in docs/
@@ -53,5 +68,5 @@ translations: install ## extract the UI's messages, merge them into the nl and s
 	cd gateway && ../$(BIN)/pybabel -q update -i helpdesk_gateway/translations/messages.pot -d helpdesk_gateway/translations --ignore-obsolete
 	cd gateway && ../$(BIN)/pybabel -q compile -d helpdesk_gateway/translations
 
-clean:
+clean: ## remove .venv and var/ (the local databases)
 	rm -rf $(VENV) var

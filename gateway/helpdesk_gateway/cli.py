@@ -163,3 +163,16 @@ def openapi(output):
             stream.write(text)
     else:
         click.echo(text, nl=False)
+
+
+@main.command()
+@click.option("--url", default="http://127.0.0.1:8000", show_default=True, help="the running platform's gateway")
+@click.option("--token", envvar="HELPDESK_BOOTSTRAP_TOKEN", required=True, help="an admin token")
+def demo(url, token):
+    """Fill a running platform with a small demo organisation, through its API (run twice: nothing doubled)."""
+    from .demo import Api, DemoError, load
+
+    try:
+        load(Api(url, token), echo=click.echo)
+    except DemoError as error:
+        raise click.ClickException(str(error))
