@@ -14,7 +14,7 @@ export PYTHONWARNINGS := ignore
 $(STAMP): constraints.txt common/pyproject.toml services/*/pyproject.toml gateway/pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is needed: apt-get install python3.11 python3.11-venv"; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(PIP) $(PACKAGES) honcho pytest pytest-xdist pytest-timeout requests openapi-spec-validator import-linter
+	$(PIP) $(PACKAGES) honcho pytest pytest-xdist pytest-timeout requests openapi-spec-validator import-linter schemathesis
 	@touch $(STAMP)
 
 install: $(STAMP)

@@ -1,7 +1,7 @@
 """The OpenAPI 3.1 document, built from the declared operations and the shared contracts."""
 import re
 
-from helpdesk_common.contracts import View
+from helpdesk_common.contracts import MAX_RECORD_ID, View
 
 from .api import OPERATIONS, SCOPES
 
@@ -30,6 +30,13 @@ class Error(View):
 
 def _path(rule):
     return re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule)
+
+
+def _path_schema(converter):
+    """A path parameter's schema: ``<int:...>`` takes record ids (api.operation bounds them to 64 bits)."""
+    if converter == "int":
+        return {"type": "integer", "minimum": 0, "maximum": MAX_RECORD_ID}
+    return {"type": "string"}
 
 
 def _schema(model, schemas):
@@ -64,8 +71,8 @@ def document(version="1"):
             item["security"] = [{}, {"bearer": []}]  # visitors need no token; a token widens the view
         elif op.credential == "signature":
             item["security"] = [{}]  # the sender's signature headers, not a token
-        parameters = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-                      for name in re.findall(r"<(?:[^:<>]+:)?([^<>]+)>", op.rule)]
+        parameters = [{"name": name, "in": "path", "required": True, "schema": _path_schema(converter)}
+                      for converter, name in re.findall(r"<(?:([^:<>]+):)?([^<>]+)>", op.rule)]
         if op.query is not None:
             for name, field in op.query.model_fields.items():
                 schema = op.query.model_json_schema()["properties"][name]

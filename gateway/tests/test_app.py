@@ -196,3 +196,21 @@ def test_the_openapi_document_describes_exactly_the_apps_routes(client, app):
         for method, operation in item.items():
             names = [p["name"] for p in operation.get("parameters", []) if p["in"] == "path"]
             assert names == re.findall(r"{([^}]+)}", path), (method, path)
+
+
+def test_an_id_beyond_64_bits_is_refused_before_any_service_sees_it(client):
+    """The fuzzer's finding (issue 17): ids past 64 bits reached the services and failed there as 500s
+    (SQLite: OverflowError). In a body they are 422 out_of_range; in a path they name nothing: 404."""
+    huge = 2**64
+    for path, body, field in [("/api/v1/contacts/1/merge", {"other": huge}, "other"),
+                              ("/api/v1/tickets/HD-1/contact", {"contact_id": huge}, "contact_id"),
+                              ("/api/v1/kb/suggestions/opened", {"suggestion_id": "s", "article_id": huge},
+                               "article_id"),
+                              ("/api/v1/kb/articles", {"title": "T", "body": "B", "language": "en",
+                                                       "translation_of": huge}, "translation_of")]:
+        method = client.put if path.endswith("/contact") else client.post
+        error = error_of(method(path, json=body, headers=ADMIN), 422)
+        assert {"field": field, "code": "out_of_range"} in [
+            {"field": d["field"], "code": d["code"]} for d in error["details"]], error
+    for path in (f"/api/v1/contacts/{huge}", f"/api/v1/kb/articles/{huge}"):
+        assert error_of(client.get(path, headers=ADMIN), 404)["code"] == "not_found"

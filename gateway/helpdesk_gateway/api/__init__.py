@@ -21,7 +21,7 @@ from typing import Optional
 
 from flask import current_app, g, request
 
-from helpdesk_common.contracts import validate
+from helpdesk_common.contracts import MAX_RECORD_ID, validate
 from helpdesk_common.errors import Forbidden, HelpdeskError, ValidationFailed
 from helpdesk_common.webhooks import SIGNATURE_HEADER
 
@@ -134,7 +134,10 @@ def operation(blueprint, rule, method, *, summary, tag, **meta):
 
         guarded.__name__ = view.__name__
         guarded.__doc__ = view.__doc__
-        blueprint.add_url_rule(rule, view.__name__, guarded, methods=[method])
+        # Flask's int converter takes any number of digits, but an id beyond 64 bits names no record and the
+        # databases cannot compare with it (SQLite raises OverflowError: a 500): such a path is a plain 404.
+        flask_rule = rule.replace("<int:", f"<int(max={MAX_RECORD_ID}):")
+        blueprint.add_url_rule(flask_rule, view.__name__, guarded, methods=[method])
         return view
 
     return register
