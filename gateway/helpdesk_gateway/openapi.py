@@ -95,6 +95,9 @@ def document(version="1"):
         codes = set(op.errors) | ({401, 403} if not op.public else set()) | {503}
         for code in sorted(codes):
             item["responses"][str(code)] = {"description": ERROR_TEXT.get(code, "Error"), "content": _json(error_ref)}
+        for code, model in op.other_answers.items():
+            item["responses"][str(code)] = {"description": ERROR_TEXT.get(code, "Answer"),
+                                            "content": _json(_schema(model, schemas))}
         paths.setdefault(_path(op.rule), {})[op.method.lower()] = item
     return {
         "openapi": "3.1.0",

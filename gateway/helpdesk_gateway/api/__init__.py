@@ -70,6 +70,7 @@ class Operation:
     answer: Optional[type] = None
     answer_status: int = 200
     answer_is_list: bool = False
+    other_answers: dict = field(default_factory=dict)  # status -> model, for answers that are not errors (503 of /health)
     roles: tuple = ("admin", "agent", "customer")
     errors: tuple = ()
     headers: dict = field(default_factory=dict)
