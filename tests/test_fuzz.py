@@ -1,6 +1,7 @@
 """Property-based fuzzing of the whole REST API (issue 17, item 10): schemathesis reads `/api/openapi.json`
 from a running stack and generates requests for every documented operation; each answer must be no 5xx
-(bad input is a JSON 4xx with a stable code) and must match what the document declares for its status.
+(bad input is a JSON 4xx with a stable code), and its status, media type and body must be ones the
+document declares for that operation.
 
 - Both of schemathesis's generation modes: positive (valid by the document) and negative (invalid bodies,
   parameters and headers, a missing token), so bad input is exercised as much as good.
@@ -25,7 +26,7 @@ from schemathesis import GenerationMode
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import response_schema_conformance
+from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance, status_code_conformance
 
 from stack import Stack, create_token, new_ticket, wait_for
 
@@ -34,7 +35,7 @@ pytestmark = pytest.mark.e2e
 ADMIN_EXAMPLES = 45  # per operation (fewer where hypothesis runs out of distinct inputs): about 2,700 requests
 AGENT_EXAMPLES = 10
 MIN_REQUESTS = 2000
-CHECKS = [not_a_server_error, response_schema_conformance]
+CHECKS = [not_a_server_error, response_schema_conformance, status_code_conformance, content_type_conformance]
 # A live stream of an existing chat stays open for minutes: the fuzzer only sees its 404 (random chat ids).
 NO_KNOWN_PATHS = {"GET /api/v1/chats/{chat_id}/stream"}
 

@@ -122,7 +122,8 @@ def health():
     return response
 
 
-@operation(bp, "/metrics", "GET", summary="Prometheus metrics", tag="operations", public=True)
+@operation(bp, "/metrics", "GET", summary="Prometheus metrics", tag="operations", public=True,
+           media_type="text/plain")
 def metrics():
     """Request counts and latencies per route, in the Prometheus text format."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

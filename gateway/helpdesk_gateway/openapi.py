@@ -12,6 +12,7 @@ ERROR_TEXT = {
     404: "No such ticket, or not visible to you.",
     409: "Conflicts with the ticket's state (e.g. a transition the workflow forbids).",
     413: "The body is larger than the configured limit.",
+    200: "A repeat of an earlier request: the answer of the first.",
     415: "The body is not JSON.",
     422: "The body or query is not valid; `details` lists each problem.",
     503: "A service or the broker is unreachable; retry.",
@@ -89,12 +90,19 @@ def document(version="1"):
             ref = _schema(op.answer, schemas)
             body = {"type": "array", "items": ref} if op.answer_is_list else ref
             item["responses"][str(op.answer_status)] = {"description": "Success", "content": _json(body)}
+        elif op.media_type != "application/json":
+            item["responses"][str(op.answer_status)] = {"description": "Success",
+                                                        "content": {op.media_type: {"schema": {"type": "string"}}}}
         else:
             item["responses"][str(op.answer_status)] = {"description": "Success",
                                                         "content": _json({"type": "object"})}
         codes = set(op.errors) | ({401, 403} if not op.public else set()) | {503}
         for code in sorted(codes):
             item["responses"][str(code)] = {"description": ERROR_TEXT.get(code, "Error"), "content": _json(error_ref)}
+        if parameters:
+            # The HTTP server (gunicorn's limit_request_line) refuses a request line longer than it reads,
+            # before the app sees it: not JSON, but an answer a client can get.
+            item["responses"]["414"] = {"description": "The request line (path and query) is too long."}
         for code, model in op.other_answers.items():
             item["responses"][str(code)] = {"description": ERROR_TEXT.get(code, "Answer"),
                                             "content": _json(_schema(model, schemas))}

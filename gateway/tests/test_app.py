@@ -267,3 +267,4 @@ def test_an_id_beyond_64_bits_is_refused_before_any_service_sees_it(client):
             {"field": d["field"], "code": d["code"]} for d in error["details"]], error
     for path in (f"/api/v1/contacts/{huge}", f"/api/v1/kb/articles/{huge}"):
         assert error_of(client.get(path, headers=ADMIN), 404)["code"] == "not_found"
+    assert error_of(client.delete(f"/api/v1/kb/articles/{huge}", headers=ADMIN), 404)["code"] == "not_found"
