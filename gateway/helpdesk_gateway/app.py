@@ -1,6 +1,5 @@
 """The Flask application: ``create_app()`` is what gunicorn and the tests start."""
 import time
-import uuid
 
 from flask import Flask, g, request
 from sqlalchemy.orm import sessionmaker
@@ -32,7 +31,7 @@ def create_app(settings=None):
     @app.before_request
     def authenticate():
         g.started = time.perf_counter()
-        g.request_id = request.headers.get("X-Request-ID") or uuid.uuid4().hex
+        g.request_id = observability.request_id(request.headers.get("X-Request-ID"))
         if request.url_rule is None:
             return None  # unknown addresses answer 404, with or without a token
         if request.blueprint in ui.BLUEPRINTS or request.endpoint == "static":
@@ -48,6 +47,7 @@ def create_app(settings=None):
     @app.after_request
     def finish(response):
         response.headers["X-Request-ID"] = g.get("request_id", "")
+        observability.secure_headers(request, response)
         if "started" in g:
             observability.observe(request, response, g.started)
         return response

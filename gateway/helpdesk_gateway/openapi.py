@@ -1,7 +1,7 @@
 """The OpenAPI 3.1 document, built from the declared operations and the shared contracts."""
 import re
 
-from helpdesk_common.contracts import View
+from helpdesk_common.contracts import MAX_RECORD_ID, View
 
 from .api import OPERATIONS, SCOPES
 
@@ -12,6 +12,7 @@ ERROR_TEXT = {
     404: "No such ticket, or not visible to you.",
     409: "Conflicts with the ticket's state (e.g. a transition the workflow forbids).",
     413: "The body is larger than the configured limit.",
+    200: "A repeat of an earlier request: the answer of the first.",
     415: "The body is not JSON.",
     422: "The body or query is not valid; `details` lists each problem.",
     503: "A service or the broker is unreachable; retry.",
@@ -30,6 +31,13 @@ class Error(View):
 
 def _path(rule):
     return re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule)
+
+
+def _path_schema(converter):
+    """A path parameter's schema: ``<int:...>`` takes record ids (api.operation bounds them to 64 bits)."""
+    if converter == "int":
+        return {"type": "integer", "minimum": 0, "maximum": MAX_RECORD_ID}
+    return {"type": "string"}
 
 
 def _schema(model, schemas):
@@ -64,8 +72,8 @@ def document(version="1"):
             item["security"] = [{}, {"bearer": []}]  # visitors need no token; a token widens the view
         elif op.credential == "signature":
             item["security"] = [{}]  # the sender's signature headers, not a token
-        parameters = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-                      for name in re.findall(r"<(?:[^:<>]+:)?([^<>]+)>", op.rule)]
+        parameters = [{"name": name, "in": "path", "required": True, "schema": _path_schema(converter)}
+                      for converter, name in re.findall(r"<(?:([^:<>]+):)?([^<>]+)>", op.rule)]
         if op.query is not None:
             for name, field in op.query.model_fields.items():
                 schema = op.query.model_json_schema()["properties"][name]
@@ -82,12 +90,22 @@ def document(version="1"):
             ref = _schema(op.answer, schemas)
             body = {"type": "array", "items": ref} if op.answer_is_list else ref
             item["responses"][str(op.answer_status)] = {"description": "Success", "content": _json(body)}
+        elif op.media_type != "application/json":
+            item["responses"][str(op.answer_status)] = {"description": "Success",
+                                                        "content": {op.media_type: {"schema": {"type": "string"}}}}
         else:
             item["responses"][str(op.answer_status)] = {"description": "Success",
                                                         "content": _json({"type": "object"})}
         codes = set(op.errors) | ({401, 403} if not op.public else set()) | {503}
         for code in sorted(codes):
             item["responses"][str(code)] = {"description": ERROR_TEXT.get(code, "Error"), "content": _json(error_ref)}
+        if parameters:
+            # The HTTP server (gunicorn's limit_request_line) refuses a request line longer than it reads,
+            # before the app sees it: not JSON, but an answer a client can get.
+            item["responses"]["414"] = {"description": "The request line (path and query) is too long."}
+        for code, model in op.other_answers.items():
+            item["responses"][str(code)] = {"description": ERROR_TEXT.get(code, "Answer"),
+                                            "content": _json(_schema(model, schemas))}
         paths.setdefault(_path(op.rule), {})[op.method.lower()] = item
     return {
         "openapi": "3.1.0",

@@ -16,3 +16,5 @@ class Settings:
     services: tuple = field(default_factory=lambda: tuple(
         name.strip() for name in env("HELPDESK_SERVICES", "tickets,intake,routing,kb_search").split(",") if name.strip()))
     token_cache_seconds: float = field(default_factory=lambda: float(env("HELPDESK_TOKEN_CACHE_SECONDS", 30)))
+    # How long /health reuses its checks (each run opens a broker connection and pings every service).
+    health_cache_seconds: float = field(default_factory=lambda: float(env("HELPDESK_HEALTH_CACHE_SECONDS", 5)))

@@ -139,15 +139,37 @@ def test_an_unreachable_broker_is_a_json_503(client):
     assert error["code"] == "broker_unavailable"
 
 
-def test_health_is_public_and_reports_each_part(client):
+def test_health_tells_the_public_only_ok_or_degraded_and_admins_the_details(client, token_for):
     response = client.get("/health")
     assert response.status_code == 503
+    assert response.get_json() == {"status": "degraded"}  # no service names, no exception text
+    assert error_of(client.get("/health?details=1"), 401)["code"] == "missing_token"
+    assert error_of(client.get("/health?details=1", headers=token_for("agent")), 403)["code"] == "role_not_allowed"
+    assert error_of(client.get("/health?verbose=1"), 422)["code"] == "validation_failed"
+    response = client.get("/health?details=1", headers=ADMIN)
+    assert response.status_code == 503
     body = response.get_json()
-    assert body["status"] == "unavailable"
+    assert body["status"] == "degraded" and body["checked_at"]
     checks = body["checks"]
     assert checks["database"]["ok"] is True
     assert checks["broker"]["ok"] is False and checks["tickets"]["ok"] is False
     assert checks["tickets"]["error"].startswith("ServiceUnavailable: The message broker cannot be reached")
+
+
+def test_health_checks_run_at_most_once_per_cache_period(make_app, monkeypatch):
+    from helpdesk_gateway import observability
+
+    runs = []
+    monkeypatch.setattr(observability, "_check_everything", lambda: runs.append(1) or (True, {"broker": {"ok": True}}))
+    client = make_app(health_cache_seconds=60).test_client()
+    for _ in range(20):
+        response = client.get("/health")
+        assert response.status_code == 200 and response.get_json() == {"status": "ok"}
+    assert client.get("/health?details=1", headers=ADMIN).get_json()["checks"] == {"broker": {"ok": True}}
+    assert len(runs) == 1
+    monkeypatch.setattr(observability.time, "monotonic", lambda: 10**9)  # the cache period has passed
+    client.get("/health")
+    assert len(runs) == 2
 
 
 def test_an_unexpected_exception_is_a_json_500_quoting_the_request_id_never_html(app):
@@ -157,16 +179,17 @@ def test_an_unexpected_exception_is_a_json_500_quoting_the_request_id_never_html
     def missing():
         raise NotFound("No such thing.", code="thing_not_found", details=[{"field": "id"}])
 
-    app.add_url_rule("/test-boom", "test_boom", boom)
+    app.add_url_rule("/api/test-boom", "test_boom", boom)
     app.add_url_rule("/test-missing", "test_missing", missing)
     client = app.test_client()
-    response = client.get("/test-boom", headers={**ADMIN, "X-Request-ID": "req-42"})
+    response = client.get("/api/test-boom", headers={**ADMIN, "X-Request-ID": "req-42"})
     error = error_of(response, 500)
     assert error["code"] == "internal_error" and "req-42" in error["message"]
     text = response.get_data(as_text=True)
     assert "hunter2" not in text and "<html" not in text.lower() and "Traceback" not in text
     assert response.headers["X-Request-ID"] == "req-42"
-    generated = client.get("/test-boom", headers=ADMIN)
+    assert response.headers["X-Content-Type-Options"] == "nosniff" and response.headers["Cache-Control"] == "no-store"
+    generated = client.get("/api/test-boom", headers=ADMIN)
     assert generated.headers["X-Request-ID"] in error_of(generated, 500)["message"]
     error = error_of(client.get("/test-missing", headers=ADMIN), 404)
     assert error == {"code": "thing_not_found", "message": "No such thing.", "details": [{"field": "id"}]}
@@ -181,6 +204,36 @@ def test_the_request_id_is_echoed_or_made_up(client):
         made_up = client.get(path, headers=headers).headers["X-Request-ID"]
         assert re.fullmatch(r"[0-9a-f]{32}", made_up)
         assert made_up != client.get(path, headers=headers).headers["X-Request-ID"]
+
+
+def test_a_client_request_id_is_kept_only_when_it_is_a_sane_token(client):
+    for sane in ("abc-123", "a" * 100, "req:2026-12-07T05:00:00.123_x"):
+        assert client.get("/metrics", headers={"X-Request-ID": sane}).headers["X-Request-ID"] == sane
+    for insane in ("a" * 101, "two words", "<script>alert(1)</script>", "caf\u00e9", "a,b", "%0d%0aSet-Cookie"):
+        made_up = client.get("/metrics", headers={"X-Request-ID": insane}).headers["X-Request-ID"]
+        assert re.fullmatch(r"[0-9a-f]{32}", made_up), insane
+
+
+def test_every_answer_carries_the_security_headers(make_app):
+    client = make_app(max_body_bytes=200).test_client()
+    cases = [
+        (client.get("/nothing-here"), 404, "no-store?"),
+        (client.get("/api/v1/nothing-here"), 404, "no-store"),
+        (client.get("/api/v1/tickets"), 401, "no-store"),
+        (client.get("/api/v1/tickets?x=1", headers=ADMIN), 422, "no-store"),
+        (client.delete("/api/v1/tickets", headers=ADMIN), 405, "no-store"),
+        (client.post("/api/v1/tickets", json={**TICKET, "description": "x" * 300}, headers=ADMIN), 413, "no-store"),
+        (client.get("/api/v1/tickets/HD-1", headers=ADMIN), 503, "no-store"),
+        (client.get("/health"), 503, "no-store"),
+        (client.get("/metrics"), 200, "no-store"),
+        (client.get("/api/openapi.json"), 200, "public, max-age=300"),
+    ]
+    for response, status, cache in cases:
+        assert response.status_code == status, (response.request.path, response.status_code)
+        assert response.headers["X-Content-Type-Options"] == "nosniff", response.request.path
+        if cache == "no-store?":  # outside the API (the UI's pages): their own policy, none forced here
+            continue
+        assert response.headers["Cache-Control"] == cache, response.request.path
 
 
 def test_the_openapi_document_describes_exactly_the_apps_routes(client, app):
@@ -198,3 +251,22 @@ def test_the_openapi_document_describes_exactly_the_apps_routes(client, app):
         for method, operation in item.items():
             names = [p["name"] for p in operation.get("parameters", []) if p["in"] == "path"]
             assert names == re.findall(r"{([^}]+)}", path), (method, path)
+
+
+def test_an_id_beyond_64_bits_is_refused_before_any_service_sees_it(client):
+    """The fuzzer's finding (issue 17): ids past 64 bits reached the services and failed there as 500s
+    (SQLite: OverflowError). In a body they are 422 out_of_range; in a path they name nothing: 404."""
+    huge = 2**64
+    for path, body, field in [("/api/v1/contacts/1/merge", {"other": huge}, "other"),
+                              ("/api/v1/tickets/HD-1/contact", {"contact_id": huge}, "contact_id"),
+                              ("/api/v1/kb/suggestions/opened", {"suggestion_id": "s", "article_id": huge},
+                               "article_id"),
+                              ("/api/v1/kb/articles", {"title": "T", "body": "B", "language": "en",
+                                                       "translation_of": huge}, "translation_of")]:
+        method = client.put if path.endswith("/contact") else client.post
+        error = error_of(method(path, json=body, headers=ADMIN), 422)
+        assert {"field": field, "code": "out_of_range"} in [
+            {"field": d["field"], "code": d["code"]} for d in error["details"]], error
+    for path in (f"/api/v1/contacts/{huge}", f"/api/v1/kb/articles/{huge}"):
+        assert error_of(client.get(path, headers=ADMIN), 404)["code"] == "not_found"
+    assert error_of(client.delete(f"/api/v1/kb/articles/{huge}", headers=ADMIN), 404)["code"] == "not_found"

@@ -4,8 +4,9 @@ Both sides import the same models: a service validates what it receives with the
 documents its API (OpenAPI) and the event catalogue (AsyncAPI) from them.
 """
 import functools
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, EmailStr
+from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
 
 class Contract(BaseModel):
@@ -18,6 +19,13 @@ class View(BaseModel):
     """Base for answers and event data: consumers ignore fields they do not know."""
 
     model_config = ConfigDict(extra="ignore")
+
+
+MAX_RECORD_ID = 2**63 - 1
+RecordId = Annotated[int, Field(ge=1, le=MAX_RECORD_ID)]
+"""The id of a stored record (an article, a contact, an agent): a positive 64-bit integer. A larger number
+names no record, and the databases cannot even compare with it (SQLite raises OverflowError), so it is
+refused as ``out_of_range`` where it comes in rather than failing as a 500 in the owning service."""
 
 
 @functools.lru_cache(maxsize=16384)

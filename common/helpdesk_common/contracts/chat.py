@@ -10,7 +10,7 @@ from typing import Annotated, Literal, Optional
 
 from pydantic import Field, StringConstraints
 
-from . import Contract, EmailAddress, View
+from . import MAX_RECORD_ID, Contract, EmailAddress, View
 
 ChatText = Annotated[str, StringConstraints(min_length=1, max_length=10_000)]
 
@@ -36,7 +36,7 @@ class ChatQuery(Contract):
 
 
 class EntriesQuery(Contract):
-    after: Annotated[int, Field(ge=0)] = 0
+    after: Annotated[int, Field(ge=0, le=MAX_RECORD_ID)] = 0
     limit: Annotated[int, Field(ge=1, le=500)] = 200
 
 

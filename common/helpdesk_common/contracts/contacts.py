@@ -9,7 +9,7 @@ from typing import Annotated, Literal, Optional
 
 from pydantic import Field, StringConstraints
 
-from . import Contract, View
+from . import Contract, RecordId, View
 from .tickets import Change
 
 IdentifierKind = Literal["email", "phone", "social"]
@@ -44,13 +44,13 @@ class ContactQuery(Contract):
 class ContactMerge(Contract):
     """Merge contact ``other`` into this one: its identifiers and tickets move here, it is removed."""
 
-    other: Annotated[int, Field(ge=1)]
+    other: RecordId
 
 
 class TicketContact(Contract):
     """An agent links a ticket to the contact it belongs to (after an ambiguous sender, say)."""
 
-    contact_id: Annotated[int, Field(ge=1)]
+    contact_id: RecordId
 
 
 class IdentifierView(View):

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal, Optional
 
 from pydantic import Field, StringConstraints
 
-from . import Contract, View
+from . import MAX_RECORD_ID, Contract, RecordId, View
 from .tickets import Change, Viewer
 
 __all__ = [
@@ -29,7 +29,7 @@ Body = Annotated[str, StringConstraints(min_length=1, max_length=200_000)]
 Tag = Annotated[str, StringConstraints(min_length=1, max_length=50, pattern=r"^[\w][\w .:/-]*$")]
 CategoryPath = Annotated[str, StringConstraints(
     min_length=1, max_length=200, to_lower=True, pattern=r"^[\w][\w-]*(/[\w][\w-]*)*$")]
-ArticleId = Annotated[int, Field(ge=1)]
+ArticleId = RecordId
 ExternalId = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 QueryText = Annotated[str, StringConstraints(min_length=1, max_length=500)]
 Cursor = Annotated[str, StringConstraints(max_length=200)]
@@ -61,7 +61,7 @@ class ArticleChanges(Contract):
     tags: Optional[Annotated[list[Tag], Field(max_length=50)]] = None
     visibility: Optional[Visibility] = None
     status: Optional[ArticleStatus] = None
-    expected_version: Optional[Annotated[int, Field(ge=1)]] = None
+    expected_version: Optional[Annotated[int, Field(ge=1, le=MAX_RECORD_ID)]] = None
     note: Optional[Annotated[str, StringConstraints(max_length=500)]] = None
 
 

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
-from . import Contract, EmailAddress, View
+from . import Contract, EmailAddress, RecordId, View
 from .tickets import Priority, Viewer
 
 __all__ = [
@@ -169,7 +169,7 @@ class NewRule(Contract):
 class ManualAssignment(Contract):
     """Assign (or reassign) a ticket to an agent by hand; the reason is recorded."""
 
-    agent_id: Annotated[int, Field(ge=1)]
+    agent_id: RecordId
     reason: Reason
 
 

@@ -21,8 +21,8 @@ from typing import Optional
 
 from flask import current_app, g, request
 
-from helpdesk_common.contracts import validate
-from helpdesk_common.errors import Forbidden, HelpdeskError, ValidationFailed
+from helpdesk_common.contracts import MAX_RECORD_ID, validate
+from helpdesk_common.errors import Forbidden, HelpdeskError, NotFound, ValidationFailed
 from helpdesk_common.webhooks import SIGNATURE_HEADER
 
 OPERATIONS = []
@@ -70,6 +70,8 @@ class Operation:
     answer: Optional[type] = None
     answer_status: int = 200
     answer_is_list: bool = False
+    media_type: str = "application/json"  # of the success answer (/metrics: Prometheus text)
+    other_answers: dict = field(default_factory=dict)  # status -> model, for answers that are not errors (503 of /health)
     roles: tuple = ("admin", "agent", "customer")
     errors: tuple = ()
     headers: dict = field(default_factory=dict)
@@ -127,6 +129,11 @@ def operation(blueprint, rule, method, *, summary, tag, **meta):
         roles = record.roles
 
         def guarded(**kwargs):
+            # Flask's int converter takes any number of digits, but an id beyond 64 bits names no record and
+            # the databases cannot compare with it (SQLite raises OverflowError: a 500): a plain 404.
+            if any(isinstance(value, int) and value > MAX_RECORD_ID for value in kwargs.values()):
+                raise NotFound("There is nothing at this address; see /api/openapi.json for the routes.",
+                               code="not_found")
             # Public routes serve visitors (ANONYMOUS); a token sent to them still has to have an allowed role.
             if g.identity.role not in roles and not (record.public and g.identity.role == "anonymous"):
                 raise Forbidden(f"This needs one of the roles: {', '.join(roles)}.", code="role_not_allowed")

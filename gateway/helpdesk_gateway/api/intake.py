@@ -76,12 +76,15 @@ def _signed_json(channel):
     return data
 
 
+REPEATED = {200: IntakeResult}  # a repeated submission, call or message answers with what the first one made
+
+
 def _result(answer):
     return jsonify(answer), (201 if answer["created"] and not answer.get("duplicate") else 200)
 
 
 @operation(bp, "/intake/web-form", "POST", summary="Submit the portal's request form", tag="intake", body=WebForm,
-           answer=IntakeResult, answer_status=201, errors=WRITE_ERRORS + (403, 429))
+           answer=IntakeResult, answer_status=201, other_answers=REPEATED, errors=WRITE_ERRORS + (403, 429))
 def submit_web_form():
     """Opens a ticket (channel web) with attachments (base64) and custom fields. A repeated
     ``submission_id`` answers with the first ticket (200). Limited in size and per address per hour (429)."""
@@ -93,7 +96,7 @@ def submit_web_form():
 
 
 @operation(bp, "/intake/webhooks/phone", "POST", summary="A call record from the call-centre system",
-           tag="intake", body=PhoneCall, answer=IntakeResult, answer_status=201, public=True,
+           tag="intake", body=PhoneCall, answer=IntakeResult, answer_status=201, other_answers=REPEATED, public=True,
            errors=(400, 401, 403, 413, 415, 422), headers=WEBHOOK_HEADERS)
 def phone_webhook():
     """Signed with HMAC-SHA256 (see the headers). Opens a ticket (channel phone), or adds the call to
@@ -104,7 +107,7 @@ def phone_webhook():
 
 
 @operation(bp, "/intake/webhooks/social", "POST", summary="A message from a social-media connector",
-           tag="intake", body=SocialMessage, answer=IntakeResult, answer_status=201, public=True,
+           tag="intake", body=SocialMessage, answer=IntakeResult, answer_status=201, other_answers=REPEATED, public=True,
            errors=(400, 401, 403, 413, 415, 422), headers=WEBHOOK_HEADERS)
 def social_webhook():
     """Signed with HMAC-SHA256. A message in a known thread is added to its ticket; otherwise it opens

@@ -82,7 +82,7 @@ def suggest():
 
 
 @operation(bp, "/kb/suggestions/opened", "POST", summary="A suggested article was opened", tag="knowledge base",
-           body=SuggestionOpenedReport, errors=WRITE_ERRORS, public=True)
+           body=SuggestionOpenedReport, answer_status=201, errors=WRITE_ERRORS + (404,), public=True)
 def suggestion_opened():
     """Tells analytics which suggestion helped (deflection)."""
     body = json_body()
