@@ -140,7 +140,8 @@ def quarantined_raw(quarantine_id):
 
 
 @operation(bp, "/intake/quarantine/<int:quarantine_id>/retry", "POST", summary="Retry a quarantined message",
-           tag="intake", body=QuarantineRetry, answer=QuarantinedView, roles=("admin",), errors=(403, 404, 409, 422))
+           tag="intake", body=QuarantineRetry, answer=QuarantinedView, roles=("admin",),
+           errors=WRITE_ERRORS + (403, 404, 409))
 def retry_quarantined(quarantine_id):
     """Runs the message through intake again: ``resolved`` with its ticket, or still ``held`` with the reason.
     ``trust_sender: true`` vouches for a sender the mail server did not (code ``unauthenticated``). The body
