@@ -21,20 +21,17 @@ chat, by the chat token handed out at the start (``X-Chat-Token`` header, or ``?
 import json
 import logging
 import os
-import threading
 import time
-import uuid
 from collections import OrderedDict
 
 from flask import Blueprint, Response, current_app, jsonify, request
-from kombu import Connection, Exchange, Queue, binding
 
 from helpdesk_common.contracts import validate
 from helpdesk_common.contracts.chat import (ChatEntryView, ChatPost, ChatQuery, ChatStarted, ChatTimeline, ChatView,
                                              EntriesQuery, NewChat)
 from helpdesk_common.errors import HelpdeskError, ValidationFailed
 
-from ..rpc import ServiceUnavailable
+from ..fanout import EventFeed
 from . import json_body, operation, query_args, services, viewer
 
 log = logging.getLogger(__name__)
@@ -52,63 +49,23 @@ def _seconds(name, default):
     return float(os.environ.get(name) or default)
 
 
-class ChatFanout:
+class ChatFanout(EventFeed):
     """This process's one subscription to the chat events: wakes the streams waiting on a chat."""
 
+    source = "intake"
+    event_types = CHAT_EVENTS
+    unavailable = "The live chat feed is not available; retry shortly."
+
     def __init__(self, amqp_uri, keep=10_000):
-        self.amqp_uri = amqp_uri
+        super().__init__(amqp_uri)
         self.keep = keep
         self._latest = OrderedDict()  # chat id -> the highest seq announced
-        self._changed = threading.Condition()
-        self._ready = threading.Event()
-        self._start_lock = threading.Lock()
-        self._thread = None
 
-    def start(self, timeout=10):
-        """Subscribe (once per process: gunicorn forks workers, so not at import)."""
-        with self._start_lock:
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="chat-fanout", daemon=True)
-                self._thread.start()
-        if not self._ready.wait(timeout):
-            raise ServiceUnavailable("The live chat feed is not available; retry shortly.", code="broker_unavailable")
-
-    def _run(self):
-        while True:
-            try:
-                self._consume()
-            except Exception:
-                log.warning("chat fan-out lost the broker; reconnecting", exc_info=True)
-            self._ready.clear()
-            with self._changed:
-                self._changed.notify_all()  # streams re-read the timeline meanwhile
-            time.sleep(1)
-
-    def _consume(self):
-        exchange = Exchange("intake.events", type="topic", durable=True)
-        queue = Queue(f"gateway-chat-{uuid.uuid4().hex}", exchange=exchange, exclusive=True, auto_delete=True,
-                      bindings=[binding(exchange, routing_key=name) for name in CHAT_EVENTS])
-        with Connection(self.amqp_uri, heartbeat=30) as connection:
-            with connection.Consumer(queue, callbacks=[self._announce], accept=["json"]):
-                self._ready.set()
-                while True:
-                    try:
-                        connection.drain_events(timeout=1)
-                    except TimeoutError:
-                        connection.heartbeat_check()
-
-    def _announce(self, body, message):
-        try:
-            chat_id, seq = body["data"]["chat"]["id"], body["data"]["entry"]["seq"]
-        except (KeyError, TypeError):
-            message.ack()
-            return
-        with self._changed:
-            self._latest[chat_id] = max(seq, self._latest.pop(chat_id, 0))
-            while len(self._latest) > self.keep:
-                self._latest.popitem(last=False)
-            self._changed.notify_all()
-        message.ack()
+    def on_event(self, envelope):
+        chat_id, seq = envelope["data"]["chat"]["id"], envelope["data"]["entry"]["seq"]
+        self._latest[chat_id] = max(seq, self._latest.pop(chat_id, 0))
+        while len(self._latest) > self.keep:
+            self._latest.popitem(last=False)
 
     def wait(self, chat_id, after, timeout):
         """True once an entry after ``after`` was announced for ``chat_id``; False after ``timeout``."""

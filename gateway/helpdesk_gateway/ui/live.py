@@ -1,7 +1,7 @@
 """The live ticket list: server-sent events from the tickets event stream, as the chat stream does.
 
-One subscription per gateway process (``TicketFeed``, the same pattern as ``api.chat.ChatFanout``:
-an exclusive queue bound to ``tickets.events``) keeps the last few thousand changed ticket numbers with
+One subscription per gateway process (``TicketFeed``, a :class:`helpdesk_gateway.fanout.EventFeed` like
+the chat streams' one: an exclusive queue bound to ``tickets.events``) keeps the last few thousand changed ticket numbers with
 a sequence; each open stream waits on it and, for every change, asks the tickets service whether this
 person may see the ticket (``get_ticket`` with their viewer) before saying anything. So an agent limited
 to teams never hears of another team's ticket: the service judges, exactly as for the list itself.
@@ -12,81 +12,41 @@ stream can show more than the list would.
 import json
 import logging
 import os
-import threading
 import time
-import uuid
 from collections import deque
 
 from flask import Response, current_app, request, stream_with_context
-from kombu import Connection, Exchange, Queue, binding
 
 from helpdesk_common.errors import HelpdeskError
 
 from ..api.tickets import read_ticket
-from ..rpc import ServiceUnavailable
+from ..fanout import EventFeed
 
 log = logging.getLogger(__name__)
 
 TICKET_EVENTS = ("ticket_created", "ticket_updated", "message_added")
 
 
-class TicketFeed:
+class TicketFeed(EventFeed):
     """This process's one subscription to ticket changes: a numbered log that streams wait on."""
 
+    source = "tickets"
+    event_types = TICKET_EVENTS
+    unavailable = "The live ticket feed is not available; retry shortly."
+
     def __init__(self, amqp_uri, keep=5000):
-        self.amqp_uri = amqp_uri
+        super().__init__(amqp_uri)
         self._log = deque(maxlen=keep)  # (seq, ticket number)
         self._seq = 0
-        self._changed = threading.Condition()
-        self._ready = threading.Event()
-        self._start_lock = threading.Lock()
-        self._thread = None
 
     @property
     def seq(self):
         return self._seq
 
-    def start(self, timeout=10):
-        with self._start_lock:
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="ticket-feed", daemon=True)
-                self._thread.start()
-        if not self._ready.wait(timeout):
-            raise ServiceUnavailable("The live ticket feed is not available; retry shortly.", code="broker_unavailable")
-
-    def _run(self):
-        while True:
-            try:
-                self._consume()
-            except Exception:
-                log.warning("ticket feed lost the broker; reconnecting", exc_info=True)
-            self._ready.clear()
-            time.sleep(1)
-
-    def _consume(self):
-        exchange = Exchange("tickets.events", type="topic", durable=True)
-        queue = Queue(f"gateway-tickets-{uuid.uuid4().hex}", exchange=exchange, exclusive=True, auto_delete=True,
-                      bindings=[binding(exchange, routing_key=name) for name in TICKET_EVENTS])
-        with Connection(self.amqp_uri, heartbeat=30) as connection:
-            with connection.Consumer(queue, callbacks=[self._announce], accept=["json"]):
-                self._ready.set()
-                while True:
-                    try:
-                        connection.drain_events(timeout=1)
-                    except TimeoutError:
-                        connection.heartbeat_check()
-
-    def _announce(self, body, message):
-        try:
-            number = body["data"]["ticket"]["number"]
-        except (KeyError, TypeError):
-            message.ack()
-            return
-        with self._changed:
-            self._seq += 1
-            self._log.append((self._seq, number))
-            self._changed.notify_all()
-        message.ack()
+    def on_event(self, envelope):
+        number = envelope["data"]["ticket"]["number"]
+        self._seq += 1
+        self._log.append((self._seq, number))
 
     def since(self, after, timeout):
         """The ticket numbers changed after ``after`` (deduplicated) and the new cursor; waits up to
