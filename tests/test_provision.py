@@ -7,7 +7,8 @@ import os
 import shutil
 import socket
 import subprocess
-import time
+
+from helpdesk_common.testing import wait_for
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, "deploy", "local", "provision.sh")
@@ -37,10 +38,7 @@ def test_a_stopped_component_is_started_and_a_second_run_changes_nothing():
         result = provision("test")
         assert result.returncode == 0 or "to go on, run:" in result.stderr
         return
-    deadline = time.monotonic() + 30
-    while port_open(15672) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not port_open(15672), "the management plugin did not stop"
+    wait_for(lambda: not port_open(15672), timeout=30, message="the management plugin to stop")
     try:
         first = provision("test")
     finally:
