@@ -145,7 +145,10 @@ def test_assignee_team_and_tier_set_through_a_ticket_patch_are_routings_decision
 
     unassigned = desk.patch(f"/tickets/{number}", {"assignee": None})
     assert unassigned["assignee"] is None
-    assert desk.get(f"/tickets/{number}/routing")["state"] in ("queued", "assigned")  # the sweep may give it out
+    # routing's decision: back to the team's queue, taken from the agent who had it (a sweep may give it out later)
+    (queued,) = wait_for(lambda: [e for e in decisions_heard.of("ticket_queued", number)
+                                  if e["data"]["actor"] == "bootstrap"], timeout=TIMEOUT, what="the unassignment")
+    assert (queued["data"]["team"], queued["data"]["previous_assignee"]) == (desk.team, other["assignee"])
 
     history = desk.get(f"/tickets/{number}/history")
     by_hand = [(e["old"], e["new"]) for e in history if e["field"] == "assignee" and e["actor"] == "bootstrap"]
