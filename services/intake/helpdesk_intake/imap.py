@@ -11,9 +11,10 @@ does, once their tickets exist.
 import imaplib
 import logging
 import re
-import ssl
 import threading
 from typing import NamedTuple
+
+from .settings import tls_context
 
 log = logging.getLogger(__name__)
 
@@ -35,23 +36,15 @@ class MailboxError(Exception):
     pass
 
 
-def _ssl_context(config):
-    context = ssl.create_default_context(cafile=config.cafile) if config.cafile else ssl.create_default_context()
-    if not config.tls_verify:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    return context
-
-
 def open_mailbox(config, timeout, readonly=False):
     """A logged-in imaplib connection to ``config``'s mailbox with its folder selected (``readonly``:
     EXAMINE, which changes nothing on the server, not even the \\Recent flags)."""
     if config.scheme == "imaps":
-        connection = imaplib.IMAP4_SSL(config.host, config.port, ssl_context=_ssl_context(config), timeout=timeout)
+        connection = imaplib.IMAP4_SSL(config.host, config.port, ssl_context=tls_context(config), timeout=timeout)
     else:
         connection = imaplib.IMAP4(config.host, config.port, timeout=timeout)
         if config.starttls:
-            connection.starttls(ssl_context=_ssl_context(config))
+            connection.starttls(ssl_context=tls_context(config))
     try:
         _check(config, connection.login(config.user, config.password), "LOGIN")
         _check(config, connection.select(_quote(config.folder), readonly=readonly), "SELECT")

@@ -12,7 +12,6 @@ import email.header
 import email.mime.text
 import logging
 import smtplib
-import ssl
 import uuid
 from datetime import timedelta
 from email.utils import format_datetime, formataddr
@@ -27,6 +26,7 @@ from helpdesk_common.outbox import stage, wake_relays
 from . import exceptions as errors
 from .domain import templates
 from .models import OutgoingMail, Outbox, ThreadMessageId
+from .settings import tls_context
 
 log = logging.getLogger(__name__)
 
@@ -255,21 +255,13 @@ def render_message(row, settings):
     return (_CRLF.join(lines) + _CRLF).encode("ascii")
 
 
-def _ssl_context(config):
-    context = ssl.create_default_context(cafile=config.cafile) if config.cafile else ssl.create_default_context()
-    if not config.tls_verify:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    return context
-
-
 def smtp_connect(config):
     if config.scheme == "smtps":
-        client = smtplib.SMTP_SSL(config.host, config.port, timeout=config.timeout, context=_ssl_context(config))
+        client = smtplib.SMTP_SSL(config.host, config.port, timeout=config.timeout, context=tls_context(config))
     else:
         client = smtplib.SMTP(config.host, config.port, timeout=config.timeout)
         if config.starttls:
-            client.starttls(context=_ssl_context(config))
+            client.starttls(context=tls_context(config))
     if config.user:
         client.login(config.user, config.password or "")
     return client

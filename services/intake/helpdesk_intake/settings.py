@@ -3,6 +3,7 @@ import dataclasses
 import ipaddress
 import os
 import re
+import ssl
 import urllib.parse
 from dataclasses import dataclass, field
 from typing import Optional
@@ -49,6 +50,16 @@ class MailboxConfig:
     def describe(self):
         return {"name": self.name, "team": self.team, "language": self.language,
                 "processed_folder": self.processed_folder, "tls": self.scheme == "imaps" or self.starttls}
+
+
+def tls_context(config):
+    """The TLS context for a mailbox or the SMTP server (``MailboxConfig``, ``SmtpConfig``): the system's CAs
+    or the config's ``cafile``; no verification only when the URL said ``tls_verify=false``."""
+    context = ssl.create_default_context(cafile=config.cafile) if config.cafile else ssl.create_default_context()
+    if not config.tls_verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
 
 
 def _loopback(host):

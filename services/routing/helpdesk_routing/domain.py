@@ -368,15 +368,21 @@ def _take(session, routed, agent_id, ctx, reason, *, manual=False, force=False, 
 
 
 def _assigned(session, routed, assignment, ctx, *, previous=None):
-    agent = session.get(Agent, assignment.agent_id)
-    ref = assignee_ref(agent.id)
     routed.outside_assignee = None
+    agent = session.get(Agent, assignment.agent_id)
+    _announce_assignee(session, routed, ctx, assignee_ref(agent.id), agent, assignment.reason, assignment.manual,
+                       assignment.at, previous)
+
+
+def _announce_assignee(session, routed, ctx, assignee, agent, reason, manual, at, previous):
+    """``ticket_assigned``: ``assignee`` (``agent``: one of routing's agents, or None for a name set by hand
+    that routing does not know) has ``routed``, placed where it now is."""
     _decide(session, routed, ctx, "ticket_assigned", {
-        "ticket_number": routed.number, "assignee": ref,
-        "agent": {"id": agent.id, "name": agent.name, "email": agent.email, "assignee": ref},
+        "ticket_number": routed.number, "assignee": assignee,
+        "agent": {"id": agent.id, "name": agent.name, "email": agent.email, "assignee": assignee} if agent else None,
         "team": routed.team, "tier": routed.tier, "priority": routed.priority, "language": routed.language,
-        "reason": assignment.reason, "rule": routed.rule, "manual": assignment.manual,
-        "previous_assignee": assignee_ref(previous) if previous else None, "assigned_at": iso(assignment.at),
+        "reason": reason, "rule": routed.rule, "manual": manual,
+        "previous_assignee": assignee_ref(previous) if previous else None, "assigned_at": iso(at),
     })
 
 
@@ -695,18 +701,12 @@ def route_by_hand(session, number, changes, ticket, ctx, viewer=None):
 
 
 def _announce_by_hand(session, routed, agent, target, ctx, reason, *, previous=None):
-    """``ticket_assigned`` (``target`` set: an agent, or a name routing does not know, whose ``agent`` is
-    null) or ``ticket_queued`` (nobody) for a decision made by hand that took no agent's load."""
+    """``ticket_assigned`` (``target`` set: an agent, or a name routing does not know) or ``ticket_queued``
+    (nobody) for a decision made by hand that took no agent's load."""
     if target is None:
         _queued(session, routed, ctx, reason, previous=previous)
-        return
-    _decide(session, routed, ctx, "ticket_assigned", {
-        "ticket_number": routed.number, "assignee": target,
-        "agent": {"id": agent.id, "name": agent.name, "email": agent.email, "assignee": target} if agent else None,
-        "team": routed.team, "tier": routed.tier, "priority": routed.priority, "language": routed.language,
-        "reason": reason, "rule": routed.rule, "manual": True,
-        "previous_assignee": assignee_ref(previous) if previous else None, "assigned_at": iso(ctx.now),
-    })
+    else:
+        _announce_assignee(session, routed, ctx, target, agent, reason, True, ctx.now, previous)
 
 
 def escalate(session, number, reason, trigger, ctx, to_team=None, viewer=None):
