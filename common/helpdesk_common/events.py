@@ -17,7 +17,7 @@ from typing import Optional
 
 from pydantic import BaseModel
 
-from .contracts import chat, contacts, intake, kb, routing, tickets
+from .contracts import chat, contacts, intake, kb, routing, surveys, tickets
 
 SPECVERSION = "1.0"
 
@@ -115,6 +115,13 @@ CATALOGUE = {entry.name: entry for entry in [
     EventType("suggestion_deflected", "kb_search", kb.SuggestionDeflected,
               "A portal visitor said the suggested articles answered their question and gave up submitting a "
               "ticket (at most once per suggestion); with suggestion_shown, the basis of deflection rates."),
+    # surveys
+    EventType("csat_submitted", "surveys", surveys.CsatSubmitted,
+              "A customer rated a ticket 1-5 (CSAT), with an optional comment. A later answer to the same survey "
+              "replaces the earlier one (``replaces``): count the latest answer per ``survey_id``."),
+    EventType("nps_submitted", "surveys", surveys.NpsSubmitted,
+              "A customer answered the periodic NPS survey, 0-10 and why. A later answer to the same survey "
+              "replaces the earlier one (``replaces``)."),
 ]}
 """Every event type, by the service that emits it. Each one's data model lives beside the other contracts of
 its source (``helpdesk_common.contracts.<source>``); the AsyncAPI document is generated from this
