@@ -89,6 +89,12 @@ def test_a_repeated_post_with_the_same_idempotency_key_returns_the_first_ticket(
     assert error_of(other, 422)["code"] == "idempotency_key_reused"
 
 
+def without_running_clocks(ticket):
+    """The stored ticket, without the SLA time left: that is computed at each read and runs in business hours."""
+    sla = {k: v for k, v in ticket["sla"].items() if not k.endswith("_remaining_seconds")}
+    return {**ticket, "sla": sla}
+
+
 @pytest.mark.parametrize("source", list(TRANSITIONS))
 def test_every_transition_the_workflow_forbids_is_refused_and_changes_nothing(platform, api, source):
     forbidden = set(TRANSITIONS) - TRANSITIONS[source] - {source}
@@ -101,7 +107,7 @@ def test_every_transition_the_workflow_forbids_is_refused_and_changes_nothing(pl
         assert error["code"] == "invalid_transition"
         assert source in error["message"] and target in error["message"]
     after = api.get(f"{platform.url}/api/v1/tickets/{number}").json()
-    assert after == before
+    assert without_running_clocks(after) == without_running_clocks(before)
     unknown = error_of(api.patch(f"{platform.url}/api/v1/tickets/{number}", json={"status": "frozen"}), 422)
     assert unknown["details"][0]["field"] == "status"
 
