@@ -57,6 +57,11 @@ class Ticket(Base):
         Index("ix_tickets_assignee_id", "assignee", "id"),
         Index("ix_tickets_team_id", "team", "id"),
         Index("ix_tickets_requester_id", "requester_id", "id"),
+        # the workspace's lists: sort by last change or priority, count each view (ticket_lists)
+        Index("ix_tickets_updated_at_id", "updated_at", "id"),
+        Index("ix_tickets_priority_id", "priority", "id"),
+        Index("ix_tickets_assignee_status", "assignee", "status"),
+        Index("ix_tickets_team_status", "team", "status"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)

@@ -1,0 +1,30 @@
+"""Indexes of the workspace's ticket lists: sort by last change or priority, count each view
+
+Revision ID: 0006_list_indexes
+Revises: 0005_routing_sequence
+Create Date: 2026-12-07 13:00:00.000000
+"""
+from alembic import op
+
+
+revision = '0006_list_indexes'
+down_revision = '0005_routing_sequence'
+branch_labels = None
+depends_on = None
+
+INDEXES = {
+    "ix_tickets_updated_at_id": ["updated_at", "id"],
+    "ix_tickets_priority_id": ["priority", "id"],
+    "ix_tickets_assignee_status": ["assignee", "status"],
+    "ix_tickets_team_status": ["team", "status"],
+}
+
+
+def upgrade():
+    for name, columns in INDEXES.items():
+        op.create_index(name, "tickets", columns)
+
+
+def downgrade():
+    for name in INDEXES:
+        op.drop_index(name, table_name="tickets")
