@@ -6,12 +6,14 @@ signed-in person's viewer; the services decide what the person may see and do, a
 from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
+from helpdesk_common.contracts import validate
+from helpdesk_common.contracts.tickets import TicketQuery
 from helpdesk_common.errors import ValidationFailed
 
 from .. import accounts
-from ..api.routing import read_agents, read_teams
-from ..api.tickets import (change_ticket, count_views, find_tickets, post_message, read_history, read_messages,
-                           read_ticket, read_workflow)
+from ..api import services, viewer
+from ..api.routing import read_agents
+from ..api.tickets import change_ticket, post_message, read_history, read_messages, read_ticket, read_workflow
 from . import live
 
 bp = Blueprint("ui_workspace", __name__, url_prefix="/workspace", template_folder="templates")
@@ -46,14 +48,20 @@ def _me():
     return g.identity.actor if g.account.agent_id else None
 
 
-def _page(view, filters, cursor):
-    """(tickets, next cursor) of one list view: the tickets service's own query (``GET /tickets``), which
-    applies the person's limits; the last change first unless another sort is asked."""
+def _list_reads(view, filters, cursor):
+    """What a list page shows, asked in one round (``RpcPool.gather``): the page of tickets and the counts
+    (the calls of ``GET /tickets`` and ``GET /tickets/counts``, with the person's viewer: the service
+    applies their limits), the workflow, teams and agents. The last change first unless another sort is
+    asked."""
     query = {"limit": PAGE, "view": view, "sort": "updated", **filters}
     if cursor:
         query["cursor"] = cursor
-    page = find_tickets(query)
-    return page["items"], page["next_cursor"]
+    validate(TicketQuery, query)  # a tag that is no tag: refused here, as the REST route would
+    me = viewer()
+    page, counts, workflow, teams, agents = services().gather([
+        ("tickets", "list_tickets", query, me), ("tickets", "count_tickets", me), ("tickets", "get_workflow"),
+        ("routing", "list_teams"), ("routing", "list_agents")])
+    return page, counts, workflow, teams, agents
 
 
 def _my_teams():
@@ -81,11 +89,12 @@ def _list_context():
     filters = _filters()
     cursor = request.args.get("cursor") or None
     try:
-        tickets, next_cursor = _page(view, filters, cursor)
+        page, counts, workflow, teams, agents = _list_reads(view, filters, cursor)
     except ValidationFailed:
         abort(400)  # a tag that is no tag, a cursor from another sort: the error page says what to do
-    return {"view": view, "filters": filters, "tickets": tickets, "next_cursor": next_cursor, "cursor": cursor,
-            "counts": count_views()}
+    return {"view": view, "filters": filters, "tickets": page["items"], "next_cursor": page["next_cursor"],
+            "cursor": cursor, "counts": counts, "statuses": _statuses(workflow), "names": _names(agents),
+            "teams": [team["name"] for team in teams], "views": _views()}
 
 
 @bp.get("/")
@@ -95,18 +104,14 @@ def home():
 
 @bp.get("/tickets")
 def tickets():
-    context = _list_context()
-    workflow = read_workflow()
-    teams = read_teams()
-    return render_template("workspace/tickets.html", statuses=_statuses(workflow), names=_names(),
-                           priorities=PRIORITIES, channels=CHANNELS, sorts=SORTS,
-                           teams=[team["name"] for team in teams], views=_views(), **context)
+    return render_template("workspace/tickets.html", priorities=PRIORITIES, channels=CHANNELS, sorts=SORTS,
+                           **_list_context())
 
 
 @bp.get("/tickets/rows")
 def ticket_rows():
     """The list's rows and counts alone: what the live list fetches when the stream says something changed."""
-    return render_template("workspace/_rows.html", views=_views(), names=_names(), **_list_context())
+    return render_template("workspace/_rows.html", **_list_context())
 
 
 @bp.get("/tickets/<number>")

@@ -19,7 +19,7 @@ cursor, so no page repeats or skips a ticket that stayed in place.
 import json
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import Text, and_, cast, func, literal, or_, select, tuple_
+from sqlalchemy import Text, and_, cast, exists, func, literal, or_, select, tuple_
 
 from helpdesk_common.errors import Forbidden, ValidationFailed
 
@@ -59,19 +59,29 @@ def sla_at_risk(now):
 
 def sla_breached(now):
     """Ids of tickets with a clock not stopped and past its target."""
-    return select(SlaClock.ticket_id).where(
-        SlaClock.stopped_at.is_(None),
-        or_(SlaClock.breached_at.is_not(None), and_(SlaClock.paused_at.is_(None), SlaClock.due_at <= now)))
+    return select(SlaClock.ticket_id).where(*_breached(now))
 
 
-def view_condition(view, viewer, workflow, now, status_given=False):
-    """The WHERE clause of one view for ``viewer`` (None: no condition)."""
+def _breached(now):
+    return (SlaClock.stopped_at.is_(None),
+            or_(SlaClock.breached_at.is_not(None), and_(SlaClock.paused_at.is_(None), SlaClock.due_at <= now)))
+
+
+def view_condition(view, viewer, workflow, now, status_given=False, counting=False):
+    """The WHERE clause of one view for ``viewer`` (None: no condition).
+
+    The SLA views differ in shape on purpose. "At risk" is a narrow window (few tickets): their ids are
+    gathered first from the running clocks' index. "Breached" can be a large share of the open tickets: a
+    page walks the sort order and checks each ticket's clocks (by its unique ticket/metric key), stopping
+    once the page is full; only a count gathers all of their ids."""
     if view in (None, "all"):
         return None
     if view == "sla_at_risk":
         return Ticket.id.in_(sla_at_risk(now))
     if view == "sla_breached":
-        return Ticket.id.in_(sla_breached(now))
+        if counting:
+            return Ticket.id.in_(sla_breached(now))
+        return exists(select(SlaClock.id).where(SlaClock.ticket_id == Ticket.id, *_breached(now)))
     condition = {"mine": lambda: Ticket.assignee == viewer.actor,
                  "team": lambda: Ticket.team.in_(list(viewer.teams)),
                  "unassigned": lambda: Ticket.assignee.is_(None)}[view]()
@@ -140,14 +150,6 @@ def parse_cursor(sort, cursor):
     return key, int(id_text)
 
 
-def next_due():
-    """The earliest due time of the ticket's running clocks (NEVER when none runs)."""
-    earliest = (select(func.min(SlaClock.due_at)).where(SlaClock.ticket_id == Ticket.id,
-                                                        SlaClock.stopped_at.is_(None))
-                .correlate(Ticket).scalar_subquery())
-    return func.coalesce(earliest, literal(NEVER, SlaClock.due_at.type))
-
-
 def sorted_page(session, statement, sort, cursor, limit):
     """The rows of ``statement`` in ``sort`` order after ``cursor``, at most ``limit + 1`` (one more tells
     that a next page exists), and a function that makes the cursor of a row."""
@@ -167,19 +169,41 @@ def sorted_page(session, statement, sort, cursor, limit):
     if sort == "priority":
         return _by_priority(session, statement, position, limit), \
             lambda t: f"p{PRIORITY_RANKS.get(t.priority, 0)}.{t.id}"
-    due = next_due()
-    if position:
-        statement = statement.where(or_(due > position[0], and_(due == position[0], Ticket.id > position[1])))
-    found = list(session.execute(statement.add_columns(due.label("next_due"))
-                                 .order_by(due, Ticket.id).limit(limit + 1)))
-    dues = {row[0].id: row[1] for row in found}
+    return _by_sla_due(session, statement, position, limit)
+
+
+def _by_sla_due(session, statement, position, limit):
+    """The soonest SLA target first, then the tickets with no running clock (newest first).
+
+    The first part walks the running clocks' partial index (``ix_sla_clocks_running_due_at``) in due
+    order, each ticket at its earliest running clock, and stops once the page is full: no sort of every
+    ticket by a computed time. The second part starts when the clocks run out (cursor ``s-.<id>``)."""
+    dues = {}
+    rows = []
+    if position is None or position[0] < NEVER:
+        earliest = (select(func.min(SlaClock.due_at)).where(SlaClock.ticket_id == Ticket.id,
+                                                            SlaClock.stopped_at.is_(None))
+                    .correlate(Ticket).scalar_subquery())
+        part = (statement.join(SlaClock, and_(SlaClock.ticket_id == Ticket.id, SlaClock.stopped_at.is_(None)))
+                .where(SlaClock.due_at == earliest).add_columns(SlaClock.due_at))
+        if position:
+            part = part.where(tuple_(SlaClock.due_at, Ticket.id)
+                              > tuple_(literal(position[0], SlaClock.due_at.type), literal(position[1])))
+        for ticket, due in session.execute(part.order_by(SlaClock.due_at, Ticket.id).limit(limit + 1)):
+            if ticket.id not in dues:  # two clocks of one ticket due at the same moment: the ticket once
+                dues[ticket.id] = due
+                rows.append(ticket)
+    if len(rows) <= limit:
+        rest = statement.where(~exists(select(SlaClock.id).where(
+            SlaClock.ticket_id == Ticket.id, SlaClock.stopped_at.is_(None), SlaClock.due_at.is_not(None))))
+        if position and position[0] >= NEVER:
+            rest = rest.where(Ticket.id < position[1])
+        rows += session.scalars(rest.order_by(Ticket.id.desc()).limit(limit + 1 - len(rows)))
 
     def sla_cursor(ticket):
-        moment = dues.get(ticket.id)
-        if moment is not None and moment.tzinfo is None:
-            moment = moment.replace(tzinfo=timezone.utc)
-        return f"s{'-' if moment is None or moment >= NEVER else _micros(moment)}.{ticket.id}"
-    return [row[0] for row in found], sla_cursor
+        due = dues.get(ticket.id)
+        return f"s{_micros(due) if due is not None else '-'}.{ticket.id}"
+    return rows, sla_cursor
 
 
 def _by_priority(session, statement, position, limit):
@@ -201,14 +225,20 @@ def _by_priority(session, statement, position, limit):
 
 def counts(session, visible, viewer, workflow, now, views=VIEWS):
     """Exact number of tickets in each view: one COUNT per view, each on an index (assignee/team with
-    status, the SLA clocks' due and warn times)."""
+    status; the running clocks' index for the SLA views). A viewer who may see every ticket has the SLA
+    views counted on that index alone, without reading the tickets."""
     answer = {}
+    sees_everything = visible(select(Ticket)).whereclause is None
     for view in views:
         if view == "team" and not viewer.teams:
             answer[view] = 0
             continue
+        if sees_everything and view in ("sla_at_risk", "sla_breached"):
+            clocks = (sla_at_risk if view == "sla_at_risk" else sla_breached)(now).subquery()
+            answer[view] = session.scalar(select(func.count(func.distinct(clocks.c.ticket_id))))
+            continue
         statement = visible(select(func.count()).select_from(Ticket))
-        condition = view_condition(view, viewer, workflow, now)
+        condition = view_condition(view, viewer, workflow, now, counting=True)
         if condition is not None:
             statement = statement.where(condition)
         answer[view] = session.scalar(statement)

@@ -5,6 +5,7 @@ Revises: 0005_routing_sequence
 Create Date: 2026-12-07 13:00:00.000000
 """
 from alembic import op
+import sqlalchemy as sa
 
 
 revision = '0006_list_indexes'
@@ -20,11 +21,17 @@ INDEXES = {
 }
 
 
+RUNNING = sa.text("stopped_at IS NULL")
+
+
 def upgrade():
     for name, columns in INDEXES.items():
         op.create_index(name, "tickets", columns)
+    op.create_index("ix_sla_clocks_running_due_at", "sla_clocks", ["due_at", "ticket_id", "warn_at", "paused_at", "breached_at"], sqlite_where=RUNNING,
+                    postgresql_where=RUNNING)
 
 
 def downgrade():
+    op.drop_index("ix_sla_clocks_running_due_at", table_name="sla_clocks")
     for name in INDEXES:
         op.drop_index(name, table_name="tickets")
