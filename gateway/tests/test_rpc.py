@@ -118,3 +118,18 @@ def test_a_call_that_outlives_the_timeout_is_service_timeout_and_its_proxy_is_di
     assert discarded == [started[0][0]]  # the proxy that timed out was stopped, not given back
     assert pool.call(TinyService.name, "echo", "again")["echo"] == "again"  # a fresh one; the slot was freed
     assert len(started) == 2 and pool._idle.qsize() == 1
+
+
+def test_gathered_calls_answer_in_order_on_one_proxy_and_an_error_comes_after_every_reply_is_taken(
+        make_pool, rabbit_config, tiny, monkeypatch):
+    pool = make_pool(rabbit_config["AMQP_URI"])
+    started = count_starts(pool, monkeypatch)
+    calls = [(TinyService.name, "echo", n) for n in range(5)]
+    assert pool.gather(calls) == [{"echo": n, "suffix": ""} for n in range(5)]
+    with pytest.raises(NotFound):
+        pool.gather([(TinyService.name, "echo", "a"), (TinyService.name, "missing", "HD-1"),
+                     (TinyService.name, "echo", "b")])
+    # the proxy went back healthy with no reply left over: the next answers are this call's own
+    assert pool.gather([(TinyService.name, "echo", "c"), (TinyService.name, "echo", "d")]) == [
+        {"echo": "c", "suffix": ""}, {"echo": "d", "suffix": ""}]
+    assert len(started) == 1
