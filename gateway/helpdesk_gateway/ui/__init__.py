@@ -14,14 +14,14 @@ from functools import lru_cache
 
 from flask import current_app, request, url_for
 
-BLUEPRINTS = ("ui_signin", "ui_workspace", "ui_preferences")
+BLUEPRINTS = ("ui_signin", "ui_workspace", "ui_preferences", "ui_password", "ui_admin")
 """The blueprints whose addresses are pages: signed in by session cookie, CSRF-checked, HTML errors."""
 
 STATIC_MAX_AGE = 365 * 24 * 3600
 
 
 def register(app):
-    from . import i18n, people, preferences, security, signin, texts, workspace
+    from . import admin, i18n, password, people, preferences, security, signin, texts, workspace
 
     app.config.update(SESSION_COOKIE_NAME="hd_flash", SESSION_COOKIE_SAMESITE="Lax",
                       SESSION_COOKIE_SECURE=security.secure_cookies_configured())  # Flask's cookie: flash messages only
@@ -51,6 +51,8 @@ def register(app):
     app.register_blueprint(signin.bp)
     app.register_blueprint(workspace.bp)
     app.register_blueprint(preferences.bp)
+    app.register_blueprint(password.bp)
+    app.register_blueprint(admin.bp)
 
 
 @lru_cache(maxsize=256)
