@@ -178,10 +178,11 @@ def display_names(sessions):
                 for a in session.execute(select(Account.id, Account.name, Account.email))}
 
 
-def invite_account(sessions, email, role, name=None, language=None):
+def invite_account(sessions, email, role, name=None, language=None, agent_id=None):
     """A new account whose password nobody knows (a random one, hashed and forgotten): the person sets
     their own through the invitation link. Returns the account."""
-    account_id = create_account(sessions, email, role, secrets.token_urlsafe(32), name=name, language=language)
+    account_id = create_account(sessions, email, role, secrets.token_urlsafe(32), name=name, language=language,
+                                agent_id=agent_id)
     with sessions() as session:
         return session.get(Account, account_id)
 

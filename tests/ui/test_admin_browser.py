@@ -10,6 +10,7 @@ import subprocess
 
 import pytest
 
+from helpdesk_common.testing import wait_for
 from mail_servers import SmtpSink
 from stack import BIN, ROOT, Stack
 
@@ -148,3 +149,66 @@ def test_a_forgotten_password_is_reset_by_a_link_that_works_once(browser, world,
     account_mails = [m for m in outgoing if m["kind"] == "account"]
     assert {m["to"] for m in account_mails} >= {"dag@example.org", "cleo@example.org"}
     assert all("/password/set/" not in str(m) for m in account_mails)  # operators never see the links
+
+
+def test_an_admin_creates_a_team_an_agent_and_a_rule_and_a_new_ticket_follows_the_rule(admin_page, world, smtp_sink):
+    admin_page.goto(url=f"{world.url}/workspace/admin/teams")
+    admin_page.fill(selector="#team-name", value="billing")
+    admin_page.select(selector="#team-strategy", value="least_loaded")
+    admin_page.click(selector="#new-team button[type=submit]")
+    admin_page.wait_for_text(selector="#teams", text="billing")
+
+    admin_page.goto(url=f"{world.url}/workspace/admin/agents")
+    admin_page.fill(selector="#agent-name", value="Bo Berg")
+    admin_page.fill(selector="#agent-email", value="bo@example.org")
+    admin_page.fill(selector="#agent-languages", value="sv, en")
+    admin_page.fill(selector="#agent-skills", value="invoices:4")
+    admin_page.check(selector="#new-agent input[name=teams][value=billing]")
+    admin_page.fill(selector="#agent-capacity", value="3")
+    admin_page.select(selector="#agent-presence", value="online")
+    admin_page.check(selector="#new-agent input[name=invite]")
+    admin_page.click(selector="#new-agent button[type=submit]")
+    admin_page.wait_for_text(selector="#agents", text="Bo Berg")
+    no_serious_violations(admin_page)
+    shot(admin_page, "admin-agents-en")
+    (invitation,) = smtp_sink.wait_for("bo@example.org", timeout=30)  # one person, one identity: invited too
+    assert "/password/set/" in invitation.get_content()
+
+    admin_page.goto(url=f"{world.url}/workspace/admin/rules")
+    admin_page.fill(selector="#rule-name", value="Invoices to billing")
+    admin_page.fill(selector="#if-words", value="invoice, refund")
+    admin_page.select(selector="#then-team", value="billing")
+    admin_page.select(selector="#then-priority", value="high")
+    admin_page.click(selector="#new-rule button[type=submit]")
+    admin_page.wait_for_text(selector="#rules", text="Invoices to billing")
+    no_serious_violations(admin_page)
+    shot(admin_page, "admin-rules-en")
+
+    answer = world.api.post(f"{world.url}/api/v1/tickets", json={
+        "subject": "Second invoice this month", "description": "I was charged twice.",
+        "requester": {"email": "eva@example.se", "name": "Eva"}}, timeout=10)
+    number = answer.json()["number"]
+    bo = next(a for a in world.api.get(f"{world.url}/api/v1/agents", timeout=10).json() if a["name"] == "Bo Berg")
+
+    def routed():
+        ticket = world.api.get(f"{world.url}/api/v1/tickets/{number}", timeout=10).json()
+        return ticket if ticket["assignee"] == bo["assignee"] else None
+
+    ticket = wait_for(routed, timeout=20, message=f"{number} assigned to Bo by the rule")
+    assert ticket["team"] == "billing" and ticket["priority"] == "high"
+    routing = world.api.get(f"{world.url}/api/v1/tickets/{number}/routing", timeout=10).json()
+    assert routing["team"] == "billing"
+
+
+@pytest.mark.parametrize("locale", ["nl-NL", "sv-SE"])
+def test_the_admin_pages_in_dutch_and_swedish(browser, world, locale):
+    page = browser.page(f"admin-{locale}", locale=locale)
+    sign_in(page, world, "admin@example.org")
+    for section in ("people", "agents", "teams", "rules", "fields"):
+        page.goto(url=f"{world.url}/workspace/admin/{section}")
+        no_serious_violations(page)
+        assert page.evaluate(expression="document.documentElement.lang") == locale[:2]
+    page.goto(url=f"{world.url}/workspace/admin/agents")
+    shot(page, f"admin-agents-{locale[:2]}")
+    page.goto(url=f"{world.url}/workspace/admin/rules")
+    shot(page, f"admin-rules-{locale[:2]}")

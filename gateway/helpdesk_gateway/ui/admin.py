@@ -98,3 +98,6 @@ def invite_again(account_id):
     send_link(account, "invite", inviter=g.account.name or g.account.email)
     flash(_("%(email)s is invited: the mail with the link is on its way.", email=account.email), "success")
     return redirect(url_for(".people"))
+
+
+from . import admin_routing  # noqa: E402,F401  its pages are sections of this blueprint
