@@ -7,6 +7,7 @@ Screenshots go to docs/screenshots/.
 import os
 import re
 import subprocess
+import sys
 
 import pytest
 
@@ -15,6 +16,9 @@ from mail_servers import SmtpSink
 from stack import BIN, ROOT, Stack
 
 from browser import Browser  # tests/ui/conftest.py puts this folder on the path
+
+sys.path.insert(0, os.path.join(ROOT, "gateway", "tests"))
+from oidc_provider import OidcProvider  # noqa: E402  the gateway tests' real OpenID provider on loopback
 
 pytestmark = pytest.mark.e2e
 
@@ -32,10 +36,18 @@ def smtp_sink(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def platform(tmp_path_factory, smtp_sink):
+def oidc_provider():
+    provider = OidcProvider().start()
+    yield provider
+    provider.stop()
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory, smtp_sink, oidc_provider):
     stack = Stack(tmp_path_factory.mktemp("stack-admin"), env={
         "HELPDESK_LIVE_KEEPALIVE": "2", "HELPDESK_SMTP_URL": smtp_sink.url,
-        "HELPDESK_SUPPORT_ADDRESS": "support@helpdesk.test", "HELPDESK_MAIL_POLL_INTERVAL": "0.2"})
+        "HELPDESK_SUPPORT_ADDRESS": "support@helpdesk.test", "HELPDESK_MAIL_POLL_INTERVAL": "0.2",
+        **oidc_provider.env()})
     try:
         stack.start()
         yield stack
@@ -212,3 +224,23 @@ def test_the_admin_pages_in_dutch_and_swedish(browser, world, locale):
     shot(page, f"admin-agents-{locale[:2]}")
     page.goto(url=f"{world.url}/workspace/admin/rules")
     shot(page, f"admin-rules-{locale[:2]}")
+
+
+def test_single_sign_on_through_a_real_openid_provider_links_the_account_by_email(browser, world, oidc_provider):
+    oidc_provider.user("alex.sso", email="Admin@Example.org", name="Alex", email_verified=True)
+    oidc_provider.user("mallory.sso", email="mallory@example.org", email_verified=True)
+    page = browser.page("sso", locale="sv-SE")
+    page.goto(url=f"{world.url}/sign-in")
+    no_serious_violations(page)
+    shot(page, "sign-in-sso-sv")
+    page.click(selector="#oidc-sign-in")
+    page.fill(selector="input[name=sub]", value="mallory.sso")  # the provider's own form
+    page.click(selector="button:has-text('Authorize')")
+    page.wait_for(selector="#sign-in-error")
+    assert "mallory@example.org" in page.text(selector="#sign-in-error")  # unknown email: refused, nothing made
+
+    page.click(selector="#oidc-sign-in")
+    page.fill(selector="input[name=sub]", value="alex.sso")
+    page.click(selector="button:has-text('Authorize')")
+    page.wait_for(selector="#ticket-rows")
+    assert "Alex Admin" in page.text(selector=".who")
