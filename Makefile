@@ -15,7 +15,7 @@ export PYTHONWARNINGS := ignore
 $(STAMP): constraints.txt common/pyproject.toml services/*/pyproject.toml gateway/pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is needed: apt-get install python3.11 python3.11-venv"; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(PIP) $(PACKAGES) honcho pytest pytest-xdist pytest-timeout requests openapi-spec-validator import-linter schemathesis playwright pytest-playwright axe-playwright-python
+	$(PIP) $(PACKAGES) honcho pytest pytest-xdist pytest-timeout requests openapi-spec-validator import-linter schemathesis playwright pytest-playwright axe-playwright-python oidc-provider-mock
 	@touch $(STAMP)
 
 install: $(STAMP) ## create .venv and install every package at the pinned versions

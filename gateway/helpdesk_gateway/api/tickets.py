@@ -156,15 +156,22 @@ def read_history(number):
            body=NewCustomField, answer=CustomFieldView, answer_status=201, roles=("admin",),
            errors=WRITE_ERRORS + (403, 409))
 def define_custom_field():
-    definition = json_body()
+    return jsonify(add_custom_field(json_body())), 201
+
+
+def add_custom_field(definition):
     validate(NewCustomField, definition)
-    return jsonify(services().call("tickets", "define_custom_field", definition)), 201
+    return services().call("tickets", "define_custom_field", definition)
 
 
 @operation(bp, "/custom-fields", "GET", summary="List custom fields", tag="configuration",
            answer=CustomFieldView, answer_is_list=True)
 def list_custom_fields():
-    return jsonify(services().call("tickets", "list_custom_fields"))
+    return jsonify(read_custom_fields())
+
+
+def read_custom_fields():
+    return services().call("tickets", "list_custom_fields")
 
 
 @operation(bp, "/workflow", "GET", summary="The ticket workflow", tag="configuration")
