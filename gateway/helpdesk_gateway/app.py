@@ -6,7 +6,7 @@ from sqlalchemy.orm import sessionmaker
 
 from helpdesk_common.adapters.database import engine_for
 
-from . import errors, observability, ui
+from . import errors, observability, portal, ui
 from .api import intake, kb, operation_for, routing, tickets
 from .api import chat, contacts  # noqa: I001  after the others: their routes come last in the OpenAPI document
 from .auth import ANONYMOUS, Authenticator
@@ -60,5 +60,6 @@ def create_app(settings=None):
     app.register_blueprint(chat.bp)
     app.register_blueprint(observability.bp)
     ui.register(app)
+    portal.register(app)
     errors.register(app, page=ui.error_page)
     return app

@@ -144,7 +144,11 @@ def define_custom_field():
 @operation(bp, "/custom-fields", "GET", summary="List custom fields", tag="configuration",
            answer=CustomFieldView, answer_is_list=True)
 def list_custom_fields():
-    return jsonify(services().call("tickets", "list_custom_fields"))
+    return jsonify(read_custom_fields())
+
+
+def read_custom_fields():
+    return services().call("tickets", "list_custom_fields")
 
 
 @operation(bp, "/workflow", "GET", summary="The ticket workflow", tag="configuration")

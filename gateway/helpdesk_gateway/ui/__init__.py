@@ -14,7 +14,7 @@ from functools import lru_cache
 
 from flask import current_app, request, url_for
 
-BLUEPRINTS = ("ui_signin", "ui_workspace", "ui_preferences")
+BLUEPRINTS = ("ui_signin", "ui_workspace", "ui_preferences", "portal")
 """The blueprints whose addresses are pages: signed in by session cookie, CSRF-checked, HTML errors."""
 
 STATIC_MAX_AGE = 365 * 24 * 3600
