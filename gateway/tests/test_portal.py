@@ -178,3 +178,119 @@ def test_the_rate_limit_is_a_clear_message(client, fake):
 
 def test_the_confirmation_needs_this_browsers_submission(client):
     assert client.get("/help/request/sent").headers["Location"] == "/help/request"
+
+
+# --- customers: sign-in by mailed link ----------------------------------------------------------------
+
+def test_a_link_works_once_and_not_after_it_expires(sessions):
+    from datetime import timedelta
+
+    from helpdesk_common.database import utcnow
+    from helpdesk_gateway.portal import customers
+
+    now = utcnow()
+    token = customers.make_link(sessions, "Eva@Example.se", now)
+    assert customers.check_link(sessions, token, now) == "eva@example.se"
+    email, cookie = customers.redeem_link(sessions, token, now)
+    assert email == "eva@example.se" and customers.session_email(sessions, cookie, now) == email
+    with pytest.raises(customers.LinkRefused) as used:
+        customers.redeem_link(sessions, token, now)
+    assert used.value.code == "link_used"
+    late = customers.make_link(sessions, "eva@example.se", now)
+    with pytest.raises(customers.LinkRefused) as expired:
+        customers.redeem_link(sessions, late, now + customers.LINK_LIFETIME + timedelta(seconds=1))
+    assert expired.value.code == "link_expired"
+    with pytest.raises(customers.LinkRefused) as unknown:
+        customers.check_link(sessions, "guessed", now)
+    assert unknown.value.code == "link_unknown"
+    customers.end_session(sessions, cookie)
+    assert customers.session_email(sessions, cookie, now) is None
+
+
+def test_links_per_address_are_limited(sessions):
+    from helpdesk_common.database import utcnow
+    from helpdesk_gateway.portal import customers
+
+    now = utcnow()
+    made = [customers.make_link(sessions, "bo@example.se", now) for _ in range(customers.LINKS_PER_HOUR + 1)]
+    assert all(made[:-1]) and made[-1] is None
+
+
+class MailingServices(FakeServices):
+    def __init__(self):
+        super().__init__()
+        self.mails = []
+        self.tickets = {"HD-000001": {"number": "HD-000001", "subject": "VPN <b>drops</b>", "description": "d",
+                                      "status": "open", "requester": {"email": "eva@example.se", "name": None},
+                                      "created_at": "2026-12-01T10:00:00+00:00",
+                                      "updated_at": "2026-12-01T10:00:00+00:00"}}
+
+    def call(self, service, method, *args):
+        if method == "send_account_mail":
+            self.mails.append(args[0])
+            return {"id": len(self.mails)}
+        if method == "list_tickets":
+            self.calls.append((service, method, args))
+            return {"items": list(self.tickets.values()), "next_cursor": None}
+        if method == "get_ticket":
+            self.calls.append((service, method, args))
+            if args[0] not in self.tickets:
+                raise NotFound(f"There is no ticket {args[0]}.", code="ticket_not_found")
+            return self.tickets[args[0]]
+        if method == "list_messages":
+            return [{"id": 1, "visibility": "internal", "author": "agent-1", "author_role": "agent", "body": "NOTE",
+                     "created_at": "2026-12-01T11:00:00+00:00"},
+                    {"id": 2, "visibility": "public", "author": "agent-1", "author_role": "agent", "body": "ANSWER",
+                     "created_at": "2026-12-01T11:00:00+00:00"}]
+        if method == "add_message":
+            self.calls.append((service, method, args))
+            return {}
+        return super().call(service, method, *args)
+
+
+@pytest.fixture
+def mailing(db_url, dead_amqp_uri):
+    fake = MailingServices()
+    app = create_app(Settings(database_url=db_url, bootstrap_token="t", amqp_uri=dead_amqp_uri, rpc_timeout=0.5))
+    app.extensions["helpdesk.rpc"] = fake
+    return fake, app.test_client()
+
+
+def test_sign_in_by_mailed_link_then_my_requests_as_that_customer(mailing):
+    fake, client = mailing
+    assert client.get("/help/requests").headers["Location"].startswith("/help/sign-in")
+    token = csrf(client, "/help/sign-in")
+    page = client.post("/help/sign-in", data={"email": "eva@example.se", "csrf_token": token},
+                       headers={"Accept-Language": "sv"}).get_data(as_text=True)
+    assert "eva@example.se" in page
+    (mail,) = fake.mails
+    assert mail["to"] == "eva@example.se" and mail["language"] == "sv"
+    link = re.search(r"http://localhost(/help/sign-in/\S+)", mail["body"]).group(1)
+    assert client.get(link).status_code == 200  # a page asking for the click: the link is not spent yet
+    answer = client.post(link, data={"csrf_token": csrf(client, link)})
+    assert answer.status_code == 302 and answer.headers["Location"] == "/help/requests"
+    assert "HttpOnly" in answer.headers["Set-Cookie"]
+    page = client.get("/help/requests").get_data(as_text=True)
+    assert "VPN &lt;b&gt;drops&lt;/b&gt;" in page
+    viewer = [args[-1] for _s, name, args in fake.calls if name == "list_tickets"][-1]
+    assert viewer["role"] == "customer" and viewer["email"] == "eva@example.se"
+    followed = client.get("/help/requests/HD-000001").get_data(as_text=True)
+    assert "ANSWER" in followed and "NOTE" not in followed
+    assert client.get("/help/requests/HD-000999").status_code == 404
+    again = client.post(link, data={"csrf_token": csrf(client, "/help/requests")})
+    assert again.status_code == 410 and "used already" in again.get_data(as_text=True)
+
+
+def test_a_customer_reply_is_public(mailing, sessions):
+    from helpdesk_common.database import utcnow
+    from helpdesk_gateway.portal import customers
+
+    fake, client = mailing
+    _email, cookie = customers.redeem_link(sessions, customers.make_link(sessions, "eva@example.se", utcnow()),
+                                           utcnow())
+    client.set_cookie("hd_customer", cookie, path="/help")
+    answer = client.post("/help/requests/HD-000001/reply",
+                         data={"body": "<b>Still</b> broken", "csrf_token": csrf(client, "/help/requests/HD-000001")})
+    assert answer.status_code == 302
+    (number, message, viewer), = [args for _s, name, args in fake.calls if name == "add_message"]
+    assert message == {"body": "<b>Still</b> broken", "visibility": "public"} and viewer["role"] == "customer"

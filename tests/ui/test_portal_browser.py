@@ -7,6 +7,7 @@ file and gets the confirmation page and mail; a refused file sends nothing; a ph
 axe-core on every page; screenshots in en, nl and sv go to docs/screenshots/ (the README shows them).
 """
 import os
+import re
 import uuid
 
 import pytest
@@ -19,6 +20,7 @@ from browser import Browser
 pytestmark = pytest.mark.e2e
 
 SHOTS = os.path.join(ROOT, "docs", "screenshots")
+SENT = {}  # the request the requester test made, followed by the customer tests after it
 SERIOUS = ("serious", "critical")
 PNG = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89"
        b"\x00\x00\x00\rIDATx\x9cc\xf8\xff\xff?\x00\x05\xfe\x02\xfe\xa7\x35\x81\x84\x00\x00\x00\x00IEND\xaeB`\x82")
@@ -157,6 +159,61 @@ def test_a_request_with_suggestions_and_an_attachment_is_confirmed_by_page_and_m
     assert [(f["filename"], f["size"]) for f in files] == [("screen.png", len(PNG))]
     (mail,) = smtp_sink.wait_for(customer, timeout=30)
     assert number in mail["Subject"]
+    SENT.update(number=number, customer=customer)
+
+
+def mailed_link(smtp_sink, customer):
+    def found():
+        links = [re.search(r"(http://\S+/help/sign-in/\S+)", m.get_content()) for m in smtp_sink.messages(customer)]
+        return [link.group(1) for link in links if link]
+
+    return wait_for(found, timeout=30, what="the sign-in mail")[-1]
+
+
+def test_the_customer_signs_in_by_mailed_link_sees_the_public_reply_only_and_replies(
+        browser, platform, smtp_sink):
+    number, customer = SENT["number"], SENT["customer"]
+    api, url = platform.session(), platform.url
+    api.post(f"{url}/api/v1/tickets/{number}/messages", json={"body": "Try the link in the newest mail.",
+                                                               "visibility": "public"}, timeout=10).raise_for_status()
+    api.post(f"{url}/api/v1/tickets/{number}/messages", json={"body": "INTERNAL: mail server queue stuck",
+                                                               "visibility": "internal"}, timeout=10).raise_for_status()
+    page = browser.page("customer", locale="sv-SE")
+    page.goto(url=f"{url}/help/requests")
+    page.wait_for(selector="#email")
+    no_serious_violations(page)
+    shot(page, "portal-sign-in-sv")
+    page.fill(selector="#email", value=customer)
+    page.click(selector="form.stack button[type=submit]")
+    page.wait_for(selector="#link-sent")
+    link = mailed_link(smtp_sink, customer)
+    page.goto(url=link)
+    page.click(selector="#use-link")
+    page.wait_for(selector="#my-requests")
+    assert number in page.text(selector="#my-requests")
+    no_serious_violations(page)
+    shot(page, "portal-my-requests-sv")
+    page.click(selector=f"#my-requests a[href$='{number}']")
+    page.wait_for(selector="#conversation")
+    conversation = page.text(selector="#conversation")
+    assert "Try the link in the newest mail." in conversation
+    assert "INTERNAL" not in page.content()
+    page.fill(selector="#reply-body", value="Now it <b>works</b>, thanks!")
+    page.click(selector="#reply-form button[type=submit]")
+    page.wait_for_text(selector="#conversation .message", text="Now it <b>works</b>, thanks!")
+    no_serious_violations(page)
+    shot(page, "portal-request-follow-sv")
+    mine = [m for m in api.get(f"{url}/api/v1/tickets/{number}/messages", timeout=10).json()
+            if m["author_role"] == "customer"]
+    assert [m["body"] for m in mine] == ["Now it <b>works</b>, thanks!"]  # the agent side has it
+    # A guessed number of someone else's ticket is refused, like a missing one.
+    other = api.post(f"{url}/api/v1/tickets", json={"subject": "Someone else's", "description": "x",
+                                                    "requester": {"email": "someone@example.org"}}, timeout=10).json()
+    assert page.goto(url=f"{url}/help/requests/{other['number']}") == 404
+    # The link, used once, is refused when used again (in another browser too).
+    again = browser.page("replay", locale="en-GB")
+    assert again.goto(url=link) == 410
+    assert "used already" in again.text(selector="#sign-in-problem")
 
 
 def test_a_refused_attachment_is_named_and_nothing_is_sent(browser, platform, tmp_path):

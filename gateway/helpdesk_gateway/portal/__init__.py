@@ -16,7 +16,7 @@ bp = Blueprint("portal", __name__, url_prefix="/help", template_folder="template
 
 
 def register(app):
-    from . import asking, help_centre  # noqa: F401  their routes are on bp
+    from . import account, asking, help_centre  # noqa: F401  their routes are on bp
 
     app.register_blueprint(bp)
     app.jinja_env.globals.update(portal_languages=LANGUAGES, category_label=category_label)
