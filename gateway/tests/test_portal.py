@@ -294,3 +294,49 @@ def test_a_customer_reply_is_public(mailing, sessions):
     assert answer.status_code == 302
     (number, message, viewer), = [args for _s, name, args in fake.calls if name == "add_message"]
     assert message == {"body": "<b>Still</b> broken", "visibility": "public"} and viewer["role"] == "customer"
+
+
+# --- satisfaction: the survey mail's one-click links -------------------------------------------------
+
+class SurveyServices(FakeServices):
+    def __init__(self):
+        super().__init__()
+        self.answers = []
+
+    def call(self, service, method, *args):
+        if method == "survey_for_link":
+            if args[0] != "good.token":
+                raise NotFound("This survey link is not valid.", code="survey_not_found")
+            rating = self.answers[-1][0] if self.answers else None
+            return {"ticket_number": "HD-000009", "rating": rating, "comment": None}
+        if method == "answer_csat":
+            if args[0] != "good.token":
+                raise NotFound("This survey link is not valid.", code="survey_not_found")
+            self.answers.append(args[1:3])
+            return {"ticket_number": "HD-000009", "rating": args[1], "comment": args[2]}
+        return super().call(service, method, *args)
+
+
+@pytest.fixture
+def surveyed(db_url, dead_amqp_uri):
+    fake = SurveyServices()
+    app = create_app(Settings(database_url=db_url, bootstrap_token="t", amqp_uri=dead_amqp_uri, rpc_timeout=0.5))
+    app.extensions["helpdesk.rpc"] = fake
+    return fake, app.test_client()
+
+
+def test_one_click_records_the_rating_and_the_comment_changes_it(surveyed):
+    fake, client = surveyed
+    page = client.get("/help/satisfaction/good.token?rating=4").get_data(as_text=True)
+    assert fake.answers == [(4, None)] and 'value="4" checked' in page and "HD-000009" in page
+    answer = client.post("/help/satisfaction/good.token", data={
+        "rating": "5", "comment": "<b>Great</b>", "csrf_token": csrf(client, "/help/satisfaction/good.token")})
+    assert answer.status_code == 302 and fake.answers[-1] == (5, "<b>Great</b>")  # kept as typed, shown as text
+    assert client.get("/help/satisfaction/good.token?rating=9").status_code == 200  # not a rating: shown, not recorded
+    assert len(fake.answers) == 2
+
+
+def test_a_forged_survey_link_is_a_clear_404(surveyed):
+    _fake, client = surveyed
+    answer = client.get("/help/satisfaction/forged?rating=1")
+    assert answer.status_code == 404 and "survey_not_found" in answer.get_data(as_text=True)

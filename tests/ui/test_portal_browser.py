@@ -216,6 +216,46 @@ def test_the_customer_signs_in_by_mailed_link_sees_the_public_reply_only_and_rep
     assert "used already" in again.text(selector="#sign-in-problem")
 
 
+def test_on_resolution_the_csat_mail_arrives_and_one_click_and_a_comment_are_recorded_for_the_agent(
+        browser, platform, smtp_sink):
+    number, customer = SENT["number"], SENT["customer"]
+    api, url = platform.session(), platform.url
+    api.patch(f"{url}/api/v1/tickets/{number}", json={"status": "resolved"}, timeout=10).raise_for_status()
+
+    def rating_links():
+        found = [re.findall(r"(http://\S+/help/satisfaction/\S+\?rating=\d)", m.get_content())
+                 for m in smtp_sink.messages(customer)]
+        return [links for links in found if links]
+
+    (links,) = wait_for(rating_links, timeout=30, what="the satisfaction mail")
+    assert [link[-1] for link in links] == ["5", "4", "3", "2", "1"]
+    page = browser.page("rater", locale="en-GB")  # no sign-in: the signed link is enough
+    page.goto(url=links[1])  # one click: 4
+    page.wait_for(selector="#csat-recorded")
+    assert api.get(f"{url}/api/v1/tickets/{number}/satisfaction", timeout=10).json()["rating"] == 4
+    no_serious_violations(page)
+    shot(page, "portal-csat-en")
+    page.fill(selector="#comment", value="Quick, but the <i>first</i> mail was lost.")
+    page.click(selector="#csat-form button[type=submit]")
+    page.wait_for(selector=".flash-success")
+    seen = api.get(f"{url}/api/v1/tickets/{number}/satisfaction", timeout=10).json()
+    assert (seen["rating"], seen["comment"]) == (4, "Quick, but the <i>first</i> mail was lost.")
+    sv = browser.page("rater-sv", locale="sv-SE")
+    sv.goto(url=links[0])  # a later click changes the answer
+    sv.wait_for(selector="#csat-recorded")
+    shot(sv, "portal-csat-sv")
+    seen = api.get(f"{url}/api/v1/tickets/{number}/satisfaction", timeout=10).json()
+    assert (seen["rating"], seen["comment"]) == (5, "Quick, but the <i>first</i> mail was lost.")
+    forged = links[0].replace("/satisfaction/", "/satisfaction/x")
+    assert sv.goto(url=forged) == 404
+    # Asked once per ticket: reopened and resolved again, no second survey mail.
+    api.patch(f"{url}/api/v1/tickets/{number}", json={"status": "open"}, timeout=10).raise_for_status()
+    api.patch(f"{url}/api/v1/tickets/{number}", json={"status": "resolved"}, timeout=10).raise_for_status()
+    resolved_mails = wait_for(lambda: [m for m in smtp_sink.messages(customer) if "Resolved" in m["Subject"]][1:],
+                              timeout=30, what="the second resolution mail")
+    assert resolved_mails and len(rating_links()) == 1
+
+
 def test_a_refused_attachment_is_named_and_nothing_is_sent(browser, platform, tmp_path):
     customer = f"bo-{uuid.uuid4().hex[:8]}@example.se"
     program = tmp_path / "invoice.pdf"

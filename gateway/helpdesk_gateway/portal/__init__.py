@@ -8,6 +8,7 @@ the API cannot. Visitors are anonymous: the knowledge base shows them published 
 """
 import nh3
 from flask import Blueprint
+from flask_babel import lazy_gettext as _l
 from markupsafe import Markup
 
 from ..ui.i18n import LANGUAGES
@@ -16,16 +17,23 @@ bp = Blueprint("portal", __name__, url_prefix="/help", template_folder="template
 
 
 def register(app):
-    from . import account, asking, help_centre  # noqa: F401  their routes are on bp
+    from . import account, asking, help_centre, satisfaction  # noqa: F401  their routes are on bp
 
     app.register_blueprint(bp)
-    app.jinja_env.globals.update(portal_languages=LANGUAGES, category_label=category_label)
+    app.jinja_env.globals.update(portal_languages=LANGUAGES, category_label=category_label, rating_label=rating_label)
     app.jinja_env.filters["marked"] = marked
 
 
 def category_label(path):
     """``billing/invoices`` as a visitor reads it: "Billing / Invoices"."""
     return " / ".join(part.replace("-", " ").replace("_", " ").capitalize() for part in (path or "").split("/"))
+
+
+RATING_LABELS = {5: _l("very happy"), 4: _l("happy"), 3: _l("neutral"), 2: _l("unhappy"), 1: _l("very unhappy")}
+
+
+def rating_label(value):
+    return RATING_LABELS.get(value, value)
 
 
 def marked(snippet):
