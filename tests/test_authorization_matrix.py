@@ -201,6 +201,9 @@ CASES = {
         path={"suggestion_id": w.suggestion_id}, json={}),
     ("get", T + "/suggestions"): lambda w, a: Call(),
     ("post", T + "/article-draft"): lambda w, a: Call(json={}),
+    ("get", "/api/v1/kb/browse"): lambda w, a: Call(params={"lang": "en"}),
+    ("get", T + "/satisfaction"): lambda w, a: Call(),
+    ("get", "/api/v1/kb/articles/{article_id}/translations"): lambda w, a: Call(path={"article_id": w.article_id}),
     # contacts
     ("post", "/api/v1/contacts"): lambda w, a: Call(json={"name": "New", "identifiers": [
         {"kind": "email", "value": f"new-{a}-{w.tag}@example.com"}]}),

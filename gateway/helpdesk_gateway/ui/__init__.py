@@ -15,7 +15,7 @@ from functools import lru_cache
 from flask import current_app, request, url_for
 from flask.globals import request_ctx
 
-BLUEPRINTS = ("ui_signin", "ui_workspace", "ui_preferences", "ui_password", "ui_admin", "ui_oidc")
+BLUEPRINTS = ("ui_signin", "ui_workspace", "ui_preferences", "ui_password", "ui_admin", "ui_oidc", "portal")
 """The blueprints whose addresses are pages: signed in by session cookie, CSRF-checked, HTML errors."""
 
 STATIC_MAX_AGE = 365 * 24 * 3600
