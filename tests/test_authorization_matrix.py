@@ -162,6 +162,11 @@ CASES = {
     ("post", "/api/v1/canned-replies"): lambda w, a: Call(json={"title": f"m-{a}", "body": "Hi {{customer_name}}"}),
     ("delete", "/api/v1/canned-replies/{reply_id}"): lambda w, a: Call(path={"reply_id": w.canned(a)}),
     ("get", T + "/canned-replies/{reply_id}"): lambda w, a: Call(path={"reply_id": w.canned("shared")}),
+    ("put", T + "/follow"): lambda w, a: Call(),
+    ("delete", T + "/follow"): lambda w, a: Call(),
+    ("get", T + "/follow"): lambda w, a: Call(),
+    ("get", "/api/v1/notifications"): lambda w, a: Call(),
+    ("post", "/api/v1/notifications/read"): lambda w, a: Call(json={"all": True}),
     # intake
     ("post", "/api/v1/intake/web-form"): lambda w, a: Call(json={
         "subject": "Form", "description": "From the portal.", "requester": {"email": w.email(a)}}),

@@ -64,6 +64,12 @@ class FakeServices:
         if method == "update_ticket":
             self.tickets[args[0]].update(args[1])
             return self.tickets[args[0]]
+        if method in ("list_links", "list_canned_replies"):  # the ticket page's further parts (ui.ticket_actions)
+            return []
+        if method == "get_following":
+            return {"ticket_number": args[0], "following": False, "followers": []}
+        if method == "list_notifications":
+            return {"items": [], "unread": 0}
         raise AssertionError(f"unexpected call {service}.{method}")
 
     def viewers(self, method):

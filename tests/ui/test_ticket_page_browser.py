@@ -164,3 +164,41 @@ def test_the_ticket_page_in_dutch_and_swedish(pages, world, language):
     assert words in page.text(selector="#links")
     no_serious_violations(page)
     shot(page, f"ticket-page-{language}")
+
+
+def test_a_note_with_a_mention_notifies_the_colleague_and_never_reaches_the_customer(browser, pages, world, smtp_sink):
+    customer = f"olle-{uuid.uuid4().hex[:6]}@example.se"
+    number = world.ticket("Laptop will not boot", email=customer, name="Olle")
+    page = pages["en"]
+    page.goto(url=f"{world.url}/workspace/tickets/{number}")
+    page.check(selector="input[name=visibility][value=internal]")
+    page.fill(selector="#body", value="@ada could you check the BIOS settings? Secret: 4711")
+    page.click(selector="form[action$='/messages'] button[type=submit]")
+    page.wait_for_text(selector=".message-internal", text="BIOS settings")
+    page.fill(selector="#body", value="We are looking into it.")  # a public reply after the note: a barrier
+    page.click(selector="form[action$='/messages'] button[type=submit]")
+    page.wait_for_text(selector=".message-public .body", text="looking into it")
+
+    ada = browser.page("ada")
+    sign_in(ada, world, "ada@example.org")
+    ada.wait_for_text(selector="#unread-count", text="1")
+    ada.goto(url=f"{world.url}/workspace/notifications")
+    assert f"mentioned you on {number}" in ada.text(selector="#notices")
+    assert "Alex Admin" in ada.text(selector="#notices") and "BIOS settings" in ada.text(selector="#notices")
+    no_serious_violations(ada)
+    shot(ada, "notifications-en")
+    ada.click(selector="#notices form button")
+    ada.wait_for(selector="#follow")
+    assert ada.url().endswith(f"/workspace/tickets/{number}")
+
+    # Following: Ada follows the ticket and hears of the admin's change (without reloading her page).
+    ada.click(selector="#follow button")
+    ada.wait_for_text(selector="#follow", text="Stop following")
+    world.api.patch(f"{world.url}/api/v1/tickets/{number}", json={"priority": "urgent"}, timeout=10).raise_for_status()
+    ada.wait_for_text(selector="#unread-count", text="1")
+    notes = world.api.get(f"{world.url}/api/v1/tickets/{number}/follow", timeout=10).json()
+    assert len(notes["followers"]) == 1
+
+    mails = wait_for(lambda: [m for m in smtp_sink.messages(customer) if "looking into it" in m.get_content()]
+                     and smtp_sink.messages(customer), timeout=30, what="the public reply's mail")
+    assert not any("BIOS" in m.get_content() or "4711" in m.get_content() for m in mails)

@@ -10,6 +10,7 @@ from flask_babel import gettext as _
 from helpdesk_common.errors import HelpdeskError
 
 from ..api.canned_replies import read_canned_replies, render_canned_reply
+from ..api.notifications import read_following
 from ..api.ticket_links import link_tickets, merge_tickets, read_links
 from ..api.tickets import change_ticket, post_message
 from .workspace import bp
@@ -27,7 +28,8 @@ def context(ticket):
             if error.status >= 500:
                 raise
             flash(_("That canned reply is not available."), "error")
-    return {"links": read_links(ticket["number"]), "canned_replies": read_canned_replies(), "canned": canned}
+    return {"links": read_links(ticket["number"]), "canned_replies": read_canned_replies(), "canned": canned,
+            "following": read_following(ticket["number"])}
 
 
 def _refusal(error, other):
