@@ -70,6 +70,12 @@ class FakeServices:
             return {"ticket_number": args[0], "following": False, "followers": []}
         if method == "list_notifications":
             return {"items": [], "unread": 0}
+        if method == "suggestions_for_ticket":
+            return {"ticket_number": args[0], "items": []}
+        if method == "list_attachments":
+            return []
+        if method == "get_contact":
+            return {"id": args[0], "name": None, "email": None, "identifiers": [], "created_at": "2026-12-01T10:00:00+00:00"}
         raise AssertionError(f"unexpected call {service}.{method}")
 
     def viewers(self, method):

@@ -1,5 +1,6 @@
 """The ticket page's actions in a real browser (Debian's Chromium through Playwright) against the whole
-platform, with intake sending mail to a real SMTP sink: link and merge tickets, ...
+platform, with intake sending mail to a real SMTP sink: link and merge tickets, canned replies, mentions and
+following, the requester's contact, SLA clocks, custom fields, knowledge-base suggestions, escalation.
 
 The set-up is the workspace tests' (``test_workspace_browser``: the world, signing in, axe), on a stack of
 this module's own that mails customers. Screenshots go to docs/screenshots/.
@@ -202,3 +203,43 @@ def test_a_note_with_a_mention_notifies_the_colleague_and_never_reaches_the_cust
     mails = wait_for(lambda: [m for m in smtp_sink.messages(customer) if "looking into it" in m.get_content()]
                      and smtp_sink.messages(customer), timeout=30, what="the public reply's mail")
     assert not any("BIOS" in m.get_content() or "4711" in m.get_content() for m in mails)
+
+
+def test_the_page_shows_contact_sla_fields_suggestions_and_escalates_with_a_reason(pages, world):
+    api, url = world.api, world.url
+    assert api.post(f"{url}/api/v1/kb/articles", json={
+        "title": "Printer shows paper jam: open tray 2", "body": "Open tray 2 and remove the torn sheet.",
+        "language": "en", "status": "published"}, timeout=10).status_code == 201
+    assert api.post(f"{url}/api/v1/custom-fields", json={"name": "asset_tag", "label": "Asset tag",
+                                                          "type": "string"}, timeout=10).status_code == 201
+    customer = f"kim-{uuid.uuid4().hex[:6]}@example.se"
+    earlier = world.ticket("Toner low", email=customer, name="Kim")
+    body = {"subject": "Printer shows paper jam", "description": "The printer shows a paper jam all day.",
+            "priority": "high", "team": "network", "channel": "web", "requester": {"email": customer, "name": "Kim"},
+            "custom_fields": {"asset_tag": "<b>PR-7</b>"}}
+    answer = api.post(f"{url}/api/v1/tickets", json=body, timeout=10)
+    assert answer.status_code == 201, answer.text
+    number = answer.json()["number"]
+    wait_for(lambda: api.get(f"{url}/api/v1/tickets/{number}/suggestions", timeout=10).json()["items"], timeout=30,
+             what="the knowledge base's suggestions")
+
+    page = pages["en"]
+    page.goto(url=f"{url}/workspace/tickets/{number}")
+    assert "Printer shows paper jam: open tray 2" in page.text(selector="#suggestions")
+    assert earlier in page.text(selector="#other-tickets")
+    assert "<b>PR-7</b>" in page.text(selector="#custom-fields") and page.count(selector="#custom-fields b") == 0
+    assert "business hours left" in page.text(selector="#sla-clocks")
+    page.fill(selector="#body", value="Hello Kim, see")
+    page.click(selector=".insert-article")
+    reply = page.evaluate(expression="document.getElementById('body').value")
+    assert reply.startswith("Hello Kim, see\nPrinter shows paper jam: open tray 2: http") and "/kb/articles/" in reply
+    no_serious_violations(page)
+    shot(page, "ticket-page-en")
+
+    page.fill(selector="#escalate-reason", value="Needs the hardware team")
+    page.click(selector="#escalate button[type=submit]")
+    page.wait_for_text(selector=".flash-success", text=number)
+    wait_for(lambda: world.read(number)["tier"] == 2, timeout=20, what="the ticket on tier 2")
+    routed = api.get(f"{url}/api/v1/tickets/{number}/routing", timeout=10).json()
+    assert "Needs the hardware team" in str(routed)
+

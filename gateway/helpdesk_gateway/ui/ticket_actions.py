@@ -13,6 +13,7 @@ from ..api.canned_replies import read_canned_replies, render_canned_reply
 from ..api.notifications import read_following
 from ..api.ticket_links import link_tickets, merge_tickets, read_links
 from ..api.tickets import change_ticket, post_message
+from . import ticket_extras
 from .workspace import bp
 
 
@@ -29,7 +30,7 @@ def context(ticket):
                 raise
             flash(_("That canned reply is not available."), "error")
     return {"links": read_links(ticket["number"]), "canned_replies": read_canned_replies(), "canned": canned,
-            "following": read_following(ticket["number"])}
+            "following": read_following(ticket["number"]), **ticket_extras.context(ticket)}
 
 
 def _refusal(error, other):
