@@ -118,6 +118,14 @@ class World:
     def email(self, actor):
         return self.emails.get(actor, f"{actor}-{self.tag}@example.com")
 
+    def canned(self, actor):
+        """A canned reply the actor may delete: an agent's own; for the others one of the admin's (shared)."""
+        session = self.sessions[actor] if actor in ("team_agent", "other_agent") else self.admin
+        answer = session.post(f"{self.url}/api/v1/canned-replies", json={
+            "title": f"m-{actor}", "body": "Hi", "shared": actor not in ("team_agent", "other_agent")}, timeout=10)
+        assert answer.status_code == 201, answer.text
+        return answer.json()["id"]
+
     def own_ticket(self, actor):
         """A new ticket's body: customers give none of the requester (the token's address is used)."""
         body = new_ticket()
@@ -147,6 +155,19 @@ CASES = {
     ("post", "/api/v1/custom-fields"): lambda w, a: Call(json={"name": f"matrix_{a}", "label": "M", "type": "string"}),
     ("get", "/api/v1/custom-fields"): lambda w, a: Call(),
     ("get", "/api/v1/workflow"): lambda w, a: Call(),
+    ("post", T + "/links"): lambda w, a: Call(json={"other": w.ok("POST", "/tickets", new_ticket(team=w.alpha))["number"]}),
+    ("get", T + "/links"): lambda w, a: Call(),
+    ("post", T + "/merge"): lambda w, a: Call(path={"number": w.ok("POST", "/tickets", new_ticket(team=w.alpha))["number"]},
+                                              json={"into": w.number}),
+    ("get", "/api/v1/canned-replies"): lambda w, a: Call(),
+    ("post", "/api/v1/canned-replies"): lambda w, a: Call(json={"title": f"m-{a}", "body": "Hi {{customer_name}}"}),
+    ("delete", "/api/v1/canned-replies/{reply_id}"): lambda w, a: Call(path={"reply_id": w.canned(a)}),
+    ("get", T + "/canned-replies/{reply_id}"): lambda w, a: Call(path={"reply_id": w.canned("shared")}),
+    ("put", T + "/follow"): lambda w, a: Call(),
+    ("delete", T + "/follow"): lambda w, a: Call(),
+    ("get", T + "/follow"): lambda w, a: Call(),
+    ("get", "/api/v1/notifications"): lambda w, a: Call(),
+    ("post", "/api/v1/notifications/read"): lambda w, a: Call(json={"all": True}),
     # intake
     ("post", "/api/v1/intake/web-form"): lambda w, a: Call(json={
         "subject": "Form", "description": "From the portal.", "requester": {"email": w.email(a)}}),
