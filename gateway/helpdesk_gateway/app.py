@@ -9,6 +9,7 @@ from helpdesk_common.adapters.database import engine_for
 from . import errors, observability, ui
 from .api import intake, kb, operation_for, routing, tickets
 from .api import chat, contacts  # noqa: I001  after the others: their routes come last in the OpenAPI document
+from .api import reports  # noqa: I001
 from .auth import ANONYMOUS, Authenticator
 from .batching import BatchCaller
 from .rpc import RpcPool
@@ -58,6 +59,7 @@ def create_app(settings=None):
     app.register_blueprint(kb.bp)
     app.register_blueprint(contacts.bp)
     app.register_blueprint(chat.bp)
+    app.register_blueprint(reports.bp)
     app.register_blueprint(observability.bp)
     ui.register(app)
     errors.register(app, page=ui.error_page)

@@ -76,6 +76,7 @@ def document(version="1"):
                       for converter, name in re.findall(r"<(?:([^:<>]+):)?([^<>]+)>", op.rule)]
         if op.query is not None:
             for name, field in op.query.model_fields.items():
+                name = field.alias or name  # a parameter named by a Python keyword (``from``) has an alias
                 schema = op.query.model_json_schema()["properties"][name]
                 parameters.append({"name": name, "in": "query", "required": field.is_required(),
                                    "schema": schema, "description": field.description or ""})

@@ -8,6 +8,7 @@ import random
 import time
 
 from nameko.rpc import rpc
+from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from helpdesk_common.adapters.consumer import reliable_batch_handler
@@ -110,6 +111,12 @@ class AnalyticsService:
         return self._ingest(events)
 
     # --- RPC ------------------------------------------------------------------------------------
+
+    @rpc
+    def ping(self):
+        """For health checks: answers when the service is up and its database reachable."""
+        with self.db() as session:
+            session.execute(text("SELECT 1"))
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def report(self, measure, query, viewer):
