@@ -109,3 +109,36 @@ def test_a_report_out_of_range_answers_a_clear_422(stack, params, code):
 def test_an_unknown_measure_answers_422(stack):
     answer = stack.session().get(f"{stack.url}/api/v1/reports/happiness", params=PERIOD)
     assert answer.status_code == 422 and answer.json()["error"]["code"] == "unknown_measure"
+
+
+def test_a_rebuild_from_the_tickets_export_while_the_service_runs_changes_no_figure(stack):
+    import os
+    import subprocess
+
+    from stack import BIN, ROOT
+
+    admin = stack.session()
+    team = f"green-{uuid.uuid4().hex[:6]}"
+    assert admin.post(f"{stack.url}/api/v1/teams", json={"name": team}).status_code == 201
+    numbers = [admin.post(f"{stack.url}/api/v1/tickets", json=new_ticket(team=team)).json()["number"] for _ in range(3)]
+    reply = admin.post(f"{stack.url}/api/v1/tickets/{numbers[0]}/messages", json={"body": "On it.", "visibility": "public"})
+    assert reply.status_code == 201, reply.text
+    for status in ("resolved", "open", "resolved"):  # resolved, reopened, resolved again
+        changed = admin.patch(f"{stack.url}/api/v1/tickets/{numbers[1]}", json={"status": status})
+        assert changed.status_code == 200, changed.text
+    period = {**today_period(), "team": team}
+
+    def figures():
+        return {measure: admin.get(f"{stack.url}/api/v1/reports/{measure}", params=period).json()["rows"]
+                for measure in ("volume", "first_response", "one_touch")}
+
+    def settled():
+        now = figures()
+        return now if now["volume"] == [{"created": 3, "solved": 1, "reopened": 1}] and now["first_response"] else None
+
+    before = wait_for(settled, what="the tickets' events counted")
+    result = subprocess.run([os.path.join(BIN, "analytics-rebuild"), "--page", "2"], cwd=ROOT, env=stack.env(),
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "rebuilt" in result.stderr and "tickets" in result.stderr
+    assert figures() == before

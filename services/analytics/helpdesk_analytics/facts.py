@@ -51,6 +51,34 @@ def ingest(session, events, settings):
     return len(todo)
 
 
+def ingest_export(session, items, settings):
+    """Apply a page of the tickets service's history export (``export_history``) to the read model.
+
+    The same moments the live events tell, under the same keys (a status change by its time, a reply by its
+    message id) and the ticket's snapshot by version: run while events keep arriving, each moment is still
+    one row. What only other services' events tell (escalations, surveys, chats) is kept as it is."""
+    batch = _Batch(session, settings)
+    for item in items:
+        ticket = item["ticket"]
+        number, version = ticket["number"], int(ticket.get("version") or 0)
+        batch.view(ticket)
+        changes = item.get("status_changes") or []
+        initial = changes[0]["old"] if changes else ticket.get("status")
+        batch.activity(number, "status", stamp(ticket["created_at"]), ticket["created_at"],
+                       value=settings.category(initial), version=0)
+        for change in changes:
+            before, after = settings.category(change["old"]), settings.category(change["new"])
+            batch.activity(number, "status", stamp(change["at"]), change["at"], value=after, version=0)
+            if before in SOLVED and after not in SOLVED:
+                batch.activity(number, "reopen", stamp(change["at"]), change["at"], version=0)
+        for message in item.get("messages") or []:
+            if message.get("visibility") == "public" and message.get("author_role") in STAFF_ROLES:
+                # the assignee now: the export cannot tell who held the ticket then (the live event can)
+                batch.activity(number, "reply", message["id"], message["created_at"], actor=ticket.get("assignee"))
+    batch.flush()
+    return len(items)
+
+
 class _Batch:
     """What one batch of events changes: facts by ticket, new activities, survey answers, chats."""
 

@@ -194,3 +194,31 @@ def _chat(rng, index, started, agent):
     events.append(_event("chat_ended", {"chat": chat, "entry": {**entry, "seq": chat["last_seq"], "kind": "ended",
                                                                 "at": iso(ended)}}, ended, None, "intake"))
     return events
+
+
+def export_of(events, page_size=100):
+    """The tickets service's history export (``export_history`` pages) for the tickets of ``events``, as it
+    would answer once they all happened: each ticket's latest view, its status changes, its messages."""
+    items = {}
+    for e in events:
+        if e["type"] in ("ticket_created", "ticket_updated", "status_changed", "message_added"):
+            view = e["data"]["ticket"]
+            item = items.setdefault(view["number"], {"ticket": view, "status_changes": [], "messages": []})
+            if view["version"] >= item["ticket"]["version"]:
+                item["ticket"] = view
+            if e["type"] == "status_changed":
+                item["status_changes"].append({"at": view["updated_at"], "old": e["data"]["from_status"],
+                                               "new": e["data"]["to_status"]})
+            if e["type"] == "message_added":
+                m = e["data"]["message"]
+                item["messages"].append({"id": m["id"], "visibility": m["visibility"], "author_role": m["author_role"],
+                                         "created_at": m["created_at"]})
+    ordered = [items[n] for n in sorted(items)]
+    for item in ordered:
+        item["status_changes"].sort(key=lambda c: c["at"])
+    pages = {}
+    for index in range(0, len(ordered), page_size):
+        cursor = None if index == 0 else str(index)
+        following = str(index + page_size) if index + page_size < len(ordered) else None
+        pages[cursor] = {"items": ordered[index:index + page_size], "next_cursor": following, "total": len(ordered)}
+    return lambda cursor, limit: pages[cursor]

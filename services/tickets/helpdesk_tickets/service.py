@@ -15,7 +15,7 @@ from helpdesk_common.failpoints import failpoint
 from helpdesk_common.adapters.metrics import EntrypointMetrics
 from helpdesk_common.adapters.relay import OutboxRelay
 
-from . import contacts, custom_fields, domain
+from . import contacts, custom_fields, domain, export
 from .dependencies import TicketRules
 from .entrypoints import sla_timer
 from .exceptions import concurrent_change
@@ -142,6 +142,13 @@ class TicketsService:
         who = validate(Viewer, viewer, prefix="viewer.")
         with self.db() as session:
             return domain.history(session, number, who)
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def export_history(self, cursor=None, limit=500):
+        """Every ticket's view, status changes and messages' metadata, a page at a time (``export.export_page``):
+        what read models are rebuilt from (``analytics-rebuild``)."""
+        with self.db() as session:
+            return export.export_page(session, cursor, limit, self.rules, utcnow())
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def define_custom_field(self, definition):
