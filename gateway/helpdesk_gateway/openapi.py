@@ -97,6 +97,8 @@ def document(version="1"):
         else:
             item["responses"][str(op.answer_status)] = {"description": "Success",
                                                         "content": _json({"type": "object"})}
+        for media_type in op.also_media_types:
+            item["responses"][str(op.answer_status)]["content"][media_type] = {"schema": {"type": "string"}}
         codes = set(op.errors) | ({401, 403} if not op.public else set()) | {503}
         for code in sorted(codes):
             item["responses"][str(code)] = {"description": ERROR_TEXT.get(code, "Error"), "content": _json(error_ref)}

@@ -47,7 +47,7 @@ def to_csv(report):
 
 
 @operation(bp, "/reports/<measure>", "GET", summary="A report", tag="reports", query=ReportQuery, answer=ReportView,
-           roles=("admin", "agent"), errors=(403, 422), scope="list")
+           also_media_types=("text/csv",), roles=("admin", "agent"), errors=(403, 422), scope="list")
 def report(measure):
     """One measure (volume, backlog, first_response, resolution, sla, escalations, one_touch, agents, csat, nps,
     chats, deflection) over ``[from, to)`` (at most 400 days), grouped by ``group_by``

@@ -91,7 +91,8 @@ class _Batch:
             fact = self.session.get(TicketFact, number)
             if fact is None:
                 fact = TicketFact(number=number, version=0, tier=1, reopens=0, escalations=0, tier_moves=0,
-                                  agent_replies=0, sla_first_response_breached=False, sla_resolution_breached=False)
+                                  agent_replies=0, sla_first_response_breached=False, sla_resolution_breached=False,
+                                  sla_warned=False)
                 self.session.add(fact)
             self.facts[number] = fact
         self.touched.add(number)
@@ -222,6 +223,10 @@ def _sla_breached(batch, data, event):
         fact.sla_policy = data["policy"]
 
 
+def _sla_warning(batch, data, event):
+    batch.fact(data["ticket_number"]).sla_warned = True
+
+
 def _assigned(batch, data, event):
     agent = data.get("agent") or {}
     if agent.get("assignee"):
@@ -283,6 +288,7 @@ _HANDLERS = {
     **{kind: _ticket_view for kind in TICKET_VIEW_EVENTS},
     "ticket_escalated": _escalated,
     "sla_breached": _sla_breached,
+    "sla_warning": _sla_warning,
     "ticket_assigned": _assigned,
     "csat_submitted": _survey("csat", "rating"),
     "nps_submitted": _survey("nps", "score"),

@@ -43,6 +43,7 @@ class TicketFact(Base):
     sla_policy: Mapped[Optional[str]] = mapped_column(String(100))
     sla_first_response_breached: Mapped[bool] = mapped_column(Boolean, default=False)
     sla_resolution_breached: Mapped[bool] = mapped_column(Boolean, default=False)
+    sla_warned: Mapped[bool] = mapped_column(Boolean, default=False)  # a clock passed its warning threshold
     # derived from the above and the ticket's activities (facts.refresh)
     first_response_seconds: Mapped[Optional[float]] = mapped_column(Float)
     first_response_business_seconds: Mapped[Optional[float]] = mapped_column(Float)

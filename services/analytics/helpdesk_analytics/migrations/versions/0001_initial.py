@@ -97,6 +97,7 @@ def upgrade():
     sa.Column('sla_policy', sa.String(length=100), nullable=True),
     sa.Column('sla_first_response_breached', sa.Boolean(), nullable=False),
     sa.Column('sla_resolution_breached', sa.Boolean(), nullable=False),
+    sa.Column('sla_warned', sa.Boolean(), nullable=False),
     sa.Column('first_response_seconds', sa.Float(), nullable=True),
     sa.Column('first_response_business_seconds', sa.Float(), nullable=True),
     sa.Column('resolution_seconds', sa.Float(), nullable=True),
