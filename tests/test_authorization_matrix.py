@@ -245,6 +245,15 @@ CASES = {
     ("post", "/api/v1/chats/{chat_id}/leave"): lambda w, a: Call(path={"chat_id": w.chat_id}),
     ("get", "/api/v1/chats/{chat_id}/entries"): lambda w, a: Call(path={"chat_id": w.chat_id}),
     ("get", "/api/v1/chats/{chat_id}/stream"): lambda w, a: Call(path={"chat_id": w.chat_id}),
+    # reports
+    ("get", "/api/v1/reports/{measure}"): lambda w, a: Call(path={"measure": "volume"},
+                                                           params={"from": "2026-01-01", "to": "2026-02-01"}),
+    ("post", "/api/v1/surveys/csat"): lambda w, a: Call(json={
+        "survey_id": f"m-{a}-{w.tag}", "answer_id": f"m-{a}-{w.tag}", "ticket": "HD-000001", "rating": 4,
+        "channel": "email", "submitted_at": "2026-01-02T10:00:00+00:00"}),
+    ("post", "/api/v1/surveys/nps"): lambda w, a: Call(json={
+        "survey_id": f"n-{a}-{w.tag}", "answer_id": f"n-{a}-{w.tag}", "score": 9,
+        "submitted_at": "2026-01-02T10:00:00+00:00"}),
     # operations
     ("get", "/health"): lambda w, a: Call(),
     ("get", "/metrics"): lambda w, a: Call(),

@@ -17,7 +17,7 @@ from helpdesk_common.failpoints import failpoint
 from helpdesk_common.adapters.metrics import EntrypointMetrics
 from helpdesk_common.adapters.relay import OutboxRelay
 
-from . import canned, contacts, custom_fields, domain, followers, links
+from . import canned, contacts, custom_fields, domain, export, followers, links
 from .dependencies import TicketRules
 from .entrypoints import sla_timer
 from .exceptions import concurrent_change
@@ -220,6 +220,13 @@ class TicketsService:
             raise ValidationFailed("agent_name must be a string of at most 200 characters.")
         with self.db() as session:
             return canned.render(session, _contact_id(reply_id, "reply_id"), str(number), who, agent_name)
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def export_history(self, cursor=None, limit=500):
+        """Every ticket's view, status changes and messages' metadata, a page at a time (``export.export_page``):
+        what read models are rebuilt from (``analytics-rebuild``)."""
+        with self.db() as session:
+            return export.export_page(session, cursor, limit, self.rules, utcnow())
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def define_custom_field(self, definition):
