@@ -254,6 +254,12 @@ CASES = {
     ("post", "/api/v1/surveys/nps"): lambda w, a: Call(json={
         "survey_id": f"n-{a}-{w.tag}", "answer_id": f"n-{a}-{w.tag}", "score": 9,
         "submitted_at": "2026-01-02T10:00:00+00:00"}),
+    ("post", "/api/v1/chats/{chat_id}/stream-ticket"): lambda w, a: Call(path={"chat_id": w.chat_id}),
+    # tokens and the audit log
+    ("get", "/api/v1/tokens"): lambda w, a: Call(),
+    ("post", "/api/v1/tokens"): lambda w, a: Call(json={"name": f"matrix-{a}", "role": "agent"}),
+    ("delete", "/api/v1/tokens/{token_id}"): lambda w, a: Call(path={"token_id": 999999}, absent="token_not_found"),
+    ("get", "/api/v1/audit"): lambda w, a: Call(),
     # operations
     ("get", "/health"): lambda w, a: Call(),
     ("get", "/metrics"): lambda w, a: Call(),
