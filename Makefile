@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 export PYTHONWARNINGS := ignore
 .DEFAULT_GOAL := help
 
-.PHONY: help run test demo install provision-run provision-test migrate bench docs translations clean
+.PHONY: help run test unit interface e2e demo install provision-run provision-test migrate bench docs translations clean
 
 $(STAMP): constraints.txt common/pyproject.toml services/*/pyproject.toml gateway/pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is needed: apt-get install python3.11 python3.11-venv"; exit 1; }
@@ -54,6 +54,15 @@ demo: install ## fill the running platform (make run) with a small demo organisa
 
 test: provision-test install ## every test: unit, interface (real RabbitMQ), end to end (SQLite and PostgreSQL)
 	$(BIN)/pytest
+
+unit: install ## the unit tests alone: rules and pure code, nothing running
+	$(BIN)/pytest -m unit
+
+interface: provision-test install ## each service and component against real RabbitMQ, PostgreSQL, Dovecot, SMTP
+	$(BIN)/pytest -m interface
+
+e2e: provision-test install ## the whole platform started on loopback and driven over HTTP and in a browser
+	$(BIN)/pytest -m e2e
 
 bench: provision-run install ## the tickets throughput benchmark (the others: bench/README.md)
 	$(BIN)/python bench/tickets_throughput.py

@@ -138,6 +138,7 @@ CASES = {
     # tickets
     ("post", "/api/v1/tickets"): lambda w, a: Call(json=w.own_ticket(a)),
     ("get", "/api/v1/tickets"): lambda w, a: Call(),
+    ("get", "/api/v1/tickets/counts"): lambda w, a: Call(),
     ("get", T): lambda w, a: Call(),
     ("patch", T): lambda w, a: Call(json={"tags": ["matrix"]}),
     ("post", T + "/messages"): lambda w, a: Call(json={"body": "Any news?", "visibility": "public"}),

@@ -8,10 +8,13 @@ import shutil
 import socket
 import subprocess
 
+import pytest
+
 from helpdesk_common.testing import wait_for
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, "deploy", "local", "provision.sh")
+pytestmark = pytest.mark.interface  # it stops and restarts a real RabbitMQ plugin
 
 
 def port_open(port):

@@ -3,10 +3,11 @@ import time
 
 from flask import Flask, g, request
 from sqlalchemy.orm import sessionmaker
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from helpdesk_common.adapters.database import engine_for
 
-from . import errors, observability, ui
+from . import errors, observability, ratelimits, ui
 from .api import intake, kb, operation_for, routing, tickets
 from .api import chat, contacts  # noqa: I001  after the others: their routes come last in the OpenAPI document
 from .auth import ANONYMOUS, Authenticator
@@ -27,6 +28,9 @@ def create_app(settings=None):
     rpc = app.extensions["helpdesk.rpc"] = RpcPool(settings.amqp_uri, settings.rpc_pool_size, settings.rpc_timeout)
     app.extensions["helpdesk.ticket_batches"] = BatchCaller(rpc, "tickets", "create_tickets",
                                                             timeout=settings.rpc_timeout + 5)
+    if settings.proxy_hops:  # behind that many reverse proxies: the client's address is in X-Forwarded-For
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops)
+    ratelimits.create_limiter(app, settings)  # before authentication: made-up tokens are counted too
 
     @app.before_request
     def authenticate():

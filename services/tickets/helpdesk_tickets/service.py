@@ -107,6 +107,13 @@ class TicketsService:
         return page
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def count_tickets(self, viewer):
+        """The exact number of tickets in each list view the viewer may see (the workspace's sidebar)."""
+        who = validate(Viewer, viewer, prefix="viewer.")
+        with self.db() as session:
+            return domain.count_tickets(session, who, self.rules)
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
     def update_ticket(self, number, changes, viewer, decisions=None, dry_run=False):
         """``decisions``: routing's decisions for the assignee, team or tier given in the same request
         (``route_by_hand``), applied first, at once, as their events will be (which then change nothing).
