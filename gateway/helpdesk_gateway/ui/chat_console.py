@@ -27,6 +27,8 @@ from .. import accounts
 from ..api import services, viewer
 from ..api.chat import _fanout
 from ..api.routing import read_agents
+from ..ratelimits import client_address
+from ..streams import open_stream
 
 bp = Blueprint("ui_chats", __name__, url_prefix="/workspace/chats", template_folder="templates")
 
@@ -156,5 +158,7 @@ def stream(chat_id):
             cursor = batch["chat"]["last_seq"]
             yield f"id: {cursor}\nevent: entry\ndata: {json.dumps({'seq': cursor})}\n\n"
 
-    return Response(stream_with_context(events(batch)), mimetype="text/event-stream",
-                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    # The chat API's stream limits (per worker, chat and address: 429 too_many_streams when full).
+    return open_stream(current_app, Response(stream_with_context(events(batch)), mimetype="text/event-stream",
+                                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}),
+                       client_address(), chat=chat_id)
