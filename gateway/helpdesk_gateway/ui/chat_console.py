@@ -130,14 +130,15 @@ def leave(chat_id):
 def stream(chat_id):
     """``text/event-stream``: an ``entry`` event (``data``: its seq) whenever the chat has a new entry;
     keep-alives between; closes when the chat ends, or after a few minutes (EventSource reconnects)."""
-    raw = request.headers.get("Last-Event-ID") or "0"
+    raw = request.headers.get("Last-Event-ID") or request.args.get("after") or "0"  # ?after: what the page showed
     if not (raw.isascii() and raw.isdigit() and len(raw) < 10):
         abort(400)
     batch = read_chat(chat_id, int(raw))  # the 404 for an outsider before the stream starts
     if batch["chat"]["state"] == "ended" and not batch["entries"]:
         return Response(status=204)  # tells EventSource to stop reconnecting
     fanout = _fanout()
-    fanout.start()
+    if batch["chat"]["state"] != "ended":
+        fanout.start()
     keepalive = float(os.environ.get("HELPDESK_CHAT_KEEPALIVE") or 15)
     lifetime = float(os.environ.get("HELPDESK_CHAT_STREAM_SECONDS") or 300)
 
