@@ -4,7 +4,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/pip install --disable-pip-version-check -q -c constraints.txt
-PACKAGES := -e common[postgres] -e services/tickets -e "services/intake[test]" -e services/routing -e "services/kb-search[test]" -e gateway
+PACKAGES := -e common[postgres] -e services/tickets -e "services/intake[test]" -e services/routing -e "services/kb-search[test]" -e services/surveys -e services/analytics -e gateway
 STAMP := $(VENV)/.installed
 # eventlet prints a deprecation banner in every process; it is known (see README) and not actionable here.
 export PYTHONWARNINGS := ignore
@@ -35,6 +35,8 @@ migrate: install ## bring every local database to the latest schema
 	$(BIN)/intake-migrate
 	$(BIN)/routing-migrate
 	$(BIN)/kb-migrate
+	$(BIN)/surveys-migrate
+	$(BIN)/analytics-migrate
 	$(BIN)/helpdesk migrate
 
 run: provision-run install migrate ## start every service and the gateway on http://127.0.0.1:8000; Ctrl-C stops all

@@ -79,6 +79,7 @@ def document(version="1"):
                       for converter, name in re.findall(r"<(?:([^:<>]+):)?([^<>]+)>", op.rule)]
         if op.query is not None:
             for name, field in op.query.model_fields.items():
+                name = field.alias or name  # a parameter named by a Python keyword (``from``) has an alias
                 schema = op.query.model_json_schema()["properties"][name]
                 parameters.append({"name": name, "in": "query", "required": field.is_required(),
                                    "schema": schema, "description": field.description or ""})
@@ -99,6 +100,8 @@ def document(version="1"):
         else:
             item["responses"][str(op.answer_status)] = {"description": "Success",
                                                         "content": _json({"type": "object"})}
+        for media_type in op.also_media_types:
+            item["responses"][str(op.answer_status)]["content"][media_type] = {"schema": {"type": "string"}}
         limited = op.endpoint not in UNLIMITED  # 429: ratelimits.py
         codes = set(op.errors) | ({401, 403} if not op.public else set()) | {503} | ({429} if limited else set())
         for code in sorted(codes):

@@ -120,14 +120,18 @@ def change_ticket(number, changes):
 @operation(bp, "/tickets/<number>/messages", "POST", summary="Reply or add an internal note", tag="tickets",
            body=NewMessage, answer=MessageView, answer_status=201, errors=TICKET_ERRORS + WRITE_ERRORS + (403,))
 def add_message(number):
-    """``visibility`` public (the customer sees it) or internal (agents only)."""
+    """``visibility`` public (the customer sees it) or internal (agents only). In an internal note,
+    ``@name`` (an agent's email local part, first name, or name without spaces) notifies that agent, unless
+    ``mentions`` (agents' actor names) is given."""
     return jsonify(post_message(number, json_body())), 201
 
 
 def post_message(number, message):
-    """A reply or an internal note (NewMessage's fields)."""
+    """A reply or an internal note (NewMessage's fields); ``@names`` in a note notify those agents."""
+    from .notifications import with_mentions
+
     validate(NewMessage, message)
-    return services().call("tickets", "add_message", number, message, viewer())
+    return services().call("tickets", "add_message", number, with_mentions(message), viewer())
 
 
 @operation(bp, "/tickets/<number>/messages", "GET", summary="Read the conversation", tag="tickets",

@@ -15,7 +15,8 @@ from functools import lru_cache
 from flask import current_app, request, url_for
 from flask.globals import request_ctx
 
-BLUEPRINTS = ("ui_signin", "ui_workspace", "ui_preferences", "ui_password", "ui_admin", "ui_oidc", "ui_chats")
+BLUEPRINTS = ("ui_signin", "ui_workspace", "ui_preferences", "ui_password", "ui_admin", "ui_oidc", "portal",
+              "ui_chats")
 """The blueprints whose addresses are pages: signed in by session cookie, CSRF-checked, HTML errors."""
 
 STATIC_MAX_AGE = 365 * 24 * 3600
@@ -23,6 +24,7 @@ STATIC_MAX_AGE = 365 * 24 * 3600
 
 def register(app):
     from . import admin, chat_console, i18n, oidc, password, people, preferences, security, signin, texts, workspace
+    from . import notices, ticket_actions  # noqa: F401  their views join the workspace's blueprint
 
     app.config.update(SESSION_COOKIE_NAME="hd_flash", SESSION_COOKIE_SAMESITE="Lax",
                       SESSION_COOKIE_SECURE=security.secure_cookies_configured())  # Flask's cookie: flash messages, OIDC state
