@@ -66,6 +66,18 @@ class FakeServices:
         if method == "update_ticket":
             self.tickets[args[0]].update(args[1])
             return self.tickets[args[0]]
+        if method in ("list_links", "list_canned_replies"):  # the ticket page's further parts (ui.ticket_actions)
+            return []
+        if method == "get_following":
+            return {"ticket_number": args[0], "following": False, "followers": []}
+        if method == "list_notifications":
+            return {"items": [], "unread": 0}
+        if method == "suggestions_for_ticket":
+            return {"ticket_number": args[0], "items": []}
+        if method == "list_attachments":
+            return []
+        if method == "get_contact":
+            return {"id": args[0], "name": None, "email": None, "identifiers": [], "created_at": "2026-12-01T10:00:00+00:00"}
         raise AssertionError(f"unexpected call {service}.{method}")
 
     def gather(self, calls):

@@ -120,14 +120,18 @@ def change_ticket(number, changes):
 @operation(bp, "/tickets/<number>/messages", "POST", summary="Reply or add an internal note", tag="tickets",
            body=NewMessage, answer=MessageView, answer_status=201, errors=TICKET_ERRORS + WRITE_ERRORS + (403,))
 def add_message(number):
-    """``visibility`` public (the customer sees it) or internal (agents only)."""
+    """``visibility`` public (the customer sees it) or internal (agents only). In an internal note,
+    ``@name`` (an agent's email local part, first name, or name without spaces) notifies that agent, unless
+    ``mentions`` (agents' actor names) is given."""
     return jsonify(post_message(number, json_body())), 201
 
 
 def post_message(number, message):
-    """A reply or an internal note (NewMessage's fields)."""
+    """A reply or an internal note (NewMessage's fields); ``@names`` in a note notify those agents."""
+    from .notifications import with_mentions
+
     validate(NewMessage, message)
-    return services().call("tickets", "add_message", number, message, viewer())
+    return services().call("tickets", "add_message", number, with_mentions(message), viewer())
 
 
 @operation(bp, "/tickets/<number>/messages", "GET", summary="Read the conversation", tag="tickets",
@@ -156,15 +160,22 @@ def read_history(number):
            body=NewCustomField, answer=CustomFieldView, answer_status=201, roles=("admin",),
            errors=WRITE_ERRORS + (403, 409))
 def define_custom_field():
-    definition = json_body()
+    return jsonify(add_custom_field(json_body())), 201
+
+
+def add_custom_field(definition):
     validate(NewCustomField, definition)
-    return jsonify(services().call("tickets", "define_custom_field", definition)), 201
+    return services().call("tickets", "define_custom_field", definition)
 
 
 @operation(bp, "/custom-fields", "GET", summary="List custom fields", tag="configuration",
            answer=CustomFieldView, answer_is_list=True)
 def list_custom_fields():
-    return jsonify(services().call("tickets", "list_custom_fields"))
+    return jsonify(read_custom_fields())
+
+
+def read_custom_fields():
+    return services().call("tickets", "list_custom_fields")
 
 
 @operation(bp, "/workflow", "GET", summary="The ticket workflow", tag="configuration")

@@ -136,6 +136,8 @@ def ticket_rows():
 
 @bp.get("/tickets/<number>")
 def ticket(number):
+    from . import ticket_actions  # the page's further actions (links, merge, ...) live in their own module
+
     ticket = read_ticket(number)
     workflow = read_workflow()
     agents = read_agents()
@@ -143,7 +145,8 @@ def ticket(number):
                            names=_names(agents),
                            history=read_history(number), next_statuses=_next_statuses(workflow, ticket["status"]),
                            statuses=_statuses(workflow), priorities=PRIORITIES, me=_me(),
-                           agents=agents if g.identity.role == "admin" else [])  # agents take; admins assign
+                           agents=agents if g.identity.role == "admin" else [],  # agents take; admins assign
+                           **ticket_actions.context(ticket))
 
 
 @bp.get("/tickets/<number>/parts")

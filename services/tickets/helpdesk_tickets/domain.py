@@ -77,7 +77,7 @@ def ticket_view(ticket, rules: Optional[Rules] = None, now=None, clocks=None):
         "custom_fields": dict(ticket.custom_fields or {}), "version": ticket.version,
         "created_at": iso(ticket.created_at), "updated_at": iso(ticket.updated_at),
         "first_response_at": iso(ticket.first_response_at), "resolved_at": iso(ticket.resolved_at),
-        "closed_at": iso(ticket.closed_at), "sla": sla_state,
+        "closed_at": iso(ticket.closed_at), "sla": sla_state, "merged_into": ticket.merged_into,
     }
 
 
@@ -346,7 +346,7 @@ def _open_fresh(session, fresh, resolved, rules, now, outcomes):
             "status": status, "team": command.team, "tier": 1, "assignee": None, "language": command.language,
             "category": command.category, "tags": list(tags), "custom_fields": dict(values or {}), "version": 1,
             "created_at": created_at, "updated_at": created_at, "first_response_at": None, "resolved_at": None,
-            "closed_at": None, "sla": sla_state,
+            "closed_at": None, "sla": sla_state, "merged_into": None,
         }
         events.append(new_event("ticket_created", {"ticket": view}, correlation_id=viewer.correlation_id,
                                 subject=number))
@@ -473,6 +473,7 @@ def change_ticket(session: Session, number, changes, viewer, rules: Rules, now=N
     view = ticket_view(ticket, rules, now)
     _publish(session, "ticket_updated", {"ticket": view, "changes": diff, "actor": viewer.actor}, viewer,
              ticket.number)
+    followers.on_change(session, ticket, diff, viewer, now)
     if ticket.status != old_status:
         _publish(session, "status_changed", {"ticket": view, "from_status": old_status,
                                              "to_status": ticket.status}, viewer, ticket.number)
@@ -514,6 +515,7 @@ def add_message(session: Session, number, command, viewer, rules: Rules, now=Non
     sync_clocks(session, ticket, rules, now)
     session.flush()
     _record(session, ticket, viewer, f"message.{command.visibility}", None, message.id, now)
+    followers.on_message(session, ticket, message, viewer, command.mentions, now)  # mentions, followers
     if idempotency_key:
         # The primary key makes a concurrent repeat fail at commit; run_in_transaction reruns it, and the
         # rerun finds this key and answers with this message.
@@ -881,3 +883,6 @@ def merge_contacts(session: Session, contact_id, other_id, viewer, rules: Rules,
             _publish(session, "ticket_updated", {"ticket": ticket_view(ticket, rules, now), "changes": change,
                                                  "actor": viewer.actor}, viewer, ticket.number)
     return view
+
+
+from . import followers  # noqa: E402  (followers reads tickets through this module: imported last)

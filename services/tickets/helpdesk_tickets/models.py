@@ -97,6 +97,8 @@ class Ticket(Base):
     first_response_at: Mapped[Optional[object]] = mapped_column(UtcDateTime)
     resolved_at: Mapped[Optional[object]] = mapped_column(UtcDateTime)
     closed_at: Mapped[Optional[object]] = mapped_column(UtcDateTime)
+    # Set when this ticket (a duplicate) was merged into another: the survivor's number.
+    merged_into: Mapped[Optional[str]] = mapped_column(String(40))
     sla_clocks: Mapped[list["SlaClock"]] = relationship(order_by="SlaClock.metric", lazy="select")
 
     # Two agents saving the same ticket at once: the second gets a conflict, not a silent overwrite.
@@ -129,6 +131,63 @@ class HistoryRecord(Base):
     field: Mapped[str] = mapped_column(String(60))
     old: Mapped[Optional[object]] = mapped_column(JSON)
     new: Mapped[Optional[object]] = mapped_column(JSON)
+
+
+class TicketLink(Base):
+    """One side of a link between two tickets: written for both sides, so each ticket reads its own.
+
+    ``kind``: ``related``, or ``merged_into`` / ``merged_from`` once one was merged into the other."""
+
+    __tablename__ = "ticket_links"
+    __table_args__ = (UniqueConstraint("ticket_id", "other_id", "kind", name="uq_ticket_links_ticket_other_kind"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    other_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"))
+    kind: Mapped[str] = mapped_column(String(20))
+    actor: Mapped[str] = mapped_column(String(254))
+    created_at: Mapped[object] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class CannedReply(Base):
+    """A canned reply (macro): shared (``owner`` None) or one agent's own (``owner``: their actor name)."""
+
+    __tablename__ = "canned_replies"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    title: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    owner: Mapped[Optional[str]] = mapped_column(String(100), index=True)
+    status: Mapped[Optional[str]] = mapped_column(String(30))
+    priority: Mapped[Optional[str]] = mapped_column(String(10))
+    created_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[object] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class TicketFollower(Base):
+    """An agent (by actor name) who follows a ticket: told of its changes and messages."""
+
+    __tablename__ = "ticket_followers"
+
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), primary_key=True)
+    actor: Mapped[str] = mapped_column(String(100), primary_key=True)
+    created_at: Mapped[object] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class Notification(Base):
+    """What one agent (``recipient``, an actor name) should know: a mention, or a followed ticket's change."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (Index("ix_notifications_recipient_id", "recipient", "id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    recipient: Mapped[str] = mapped_column(String(100))
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"))
+    kind: Mapped[str] = mapped_column(String(20))
+    actor: Mapped[str] = mapped_column(String(254))
+    detail: Mapped[Optional[object]] = mapped_column(JSON)
+    created_at: Mapped[object] = mapped_column(UtcDateTime, default=utcnow)
+    read_at: Mapped[Optional[object]] = mapped_column(UtcDateTime)
 
 
 class CustomFieldDefinition(Base):

@@ -1,15 +1,15 @@
 """Indexes of the workspace's ticket lists: sort by last change or priority, count each view
 
-Revision ID: 0006_list_indexes
-Revises: 0005_routing_sequence
+Revision ID: 0009_list_indexes
+Revises: 0008_followers_notifications
 Create Date: 2026-12-07 13:00:00.000000
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0006_list_indexes'
-down_revision = '0005_routing_sequence'
+revision = '0009_list_indexes'
+down_revision = '0008_followers_notifications'
 branch_labels = None
 depends_on = None
 
