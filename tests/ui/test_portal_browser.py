@@ -206,6 +206,13 @@ def test_the_customer_signs_in_by_mailed_link_sees_the_public_reply_only_and_rep
     mine = [m for m in api.get(f"{url}/api/v1/tickets/{number}/messages", timeout=10).json()
             if m["author_role"] == "customer"]
     assert [m["body"] for m in mine] == ["Now it <b>works</b>, thanks!"]  # the agent side has it
+    # Solved, then reopened, as the workflow allows (the agents see the status change).
+    page.click(selector="#solved")
+    page.wait_for(selector="#reopen")
+    assert api.get(f"{url}/api/v1/tickets/{number}", timeout=10).json()["status"] == "resolved"
+    page.click(selector="#reopen")
+    page.wait_for(selector="#solved")
+    assert api.get(f"{url}/api/v1/tickets/{number}", timeout=10).json()["status"] == "open"
     # A guessed number of someone else's ticket is refused, like a missing one.
     other = api.post(f"{url}/api/v1/tickets", json={"subject": "Someone else's", "description": "x",
                                                     "requester": {"email": "someone@example.org"}}, timeout=10).json()

@@ -230,3 +230,10 @@ class SlaWarning(SlaClock):
 
 class SlaBreached(SlaClock):
     pass
+
+
+class CustomerResolution(Contract):
+    """``POST /api/v1/tickets/{number}/resolution``: the customer says the request is solved (``true``: the
+    workflow's resolved status) or not after all (``false``: reopened), as far as the workflow allows."""
+
+    solved: bool
