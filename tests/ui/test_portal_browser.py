@@ -263,6 +263,31 @@ def test_on_resolution_the_csat_mail_arrives_and_one_click_and_a_comment_are_rec
     assert resolved_mails and len(rating_links()) == 1
 
 
+def test_the_nps_survey_goes_out_to_a_customer_with_a_resolution_and_records_score_and_why(
+        browser, platform, smtp_sink):
+    customer = SENT["customer"]
+
+    def nps_links():
+        found = [re.findall(r"(http://\S+/help/recommend/\S+\?score=\d+)", m.get_content())
+                 for m in smtp_sink.messages(customer)]
+        return [links for links in found if links]
+
+    (links,) = wait_for(nps_links, timeout=30, what="the NPS mail")
+    assert len(links) == 11
+    page = browser.page("recommender", locale="nl-NL")
+    nine = next(link for link in links if link.endswith("score=9"))
+    page.goto(url=nine)
+    page.wait_for(selector="#nps-recorded")
+    assert page.evaluate(expression="document.querySelector('input[name=score]:checked').value") == "9"
+    page.fill(selector="#comment", value="Snel en vriendelijk")
+    page.click(selector="#nps-form button[type=submit]")
+    page.wait_for(selector=".flash-success")
+    assert page.evaluate(expression="document.querySelector('#comment').value") == "Snel en vriendelijk"
+    no_serious_violations(page)
+    shot(page, "portal-nps-nl")
+    assert len(nps_links()) == 1  # one NPS mail for this customer, for all their resolutions
+
+
 def test_a_refused_attachment_is_named_and_nothing_is_sent(browser, platform, tmp_path):
     customer = f"bo-{uuid.uuid4().hex[:8]}@example.se"
     program = tmp_path / "invoice.pdf"
