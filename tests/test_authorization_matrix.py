@@ -118,6 +118,14 @@ class World:
     def email(self, actor):
         return self.emails.get(actor, f"{actor}-{self.tag}@example.com")
 
+    def canned(self, actor):
+        """A canned reply the actor may delete: an agent's own; for the others one of the admin's (shared)."""
+        session = self.sessions[actor] if actor in ("team_agent", "other_agent") else self.admin
+        answer = session.post(f"{self.url}/api/v1/canned-replies", json={
+            "title": f"m-{actor}", "body": "Hi", "shared": actor not in ("team_agent", "other_agent")}, timeout=10)
+        assert answer.status_code == 201, answer.text
+        return answer.json()["id"]
+
     def own_ticket(self, actor):
         """A new ticket's body: customers give none of the requester (the token's address is used)."""
         body = new_ticket()
@@ -138,6 +146,7 @@ CASES = {
     # tickets
     ("post", "/api/v1/tickets"): lambda w, a: Call(json=w.own_ticket(a)),
     ("get", "/api/v1/tickets"): lambda w, a: Call(),
+    ("get", "/api/v1/tickets/counts"): lambda w, a: Call(),
     ("get", T): lambda w, a: Call(),
     ("patch", T): lambda w, a: Call(json={"tags": ["matrix"]}),
     ("post", T + "/messages"): lambda w, a: Call(json={"body": "Any news?", "visibility": "public"}),
@@ -146,6 +155,19 @@ CASES = {
     ("post", "/api/v1/custom-fields"): lambda w, a: Call(json={"name": f"matrix_{a}", "label": "M", "type": "string"}),
     ("get", "/api/v1/custom-fields"): lambda w, a: Call(),
     ("get", "/api/v1/workflow"): lambda w, a: Call(),
+    ("post", T + "/links"): lambda w, a: Call(json={"other": w.ok("POST", "/tickets", new_ticket(team=w.alpha))["number"]}),
+    ("get", T + "/links"): lambda w, a: Call(),
+    ("post", T + "/merge"): lambda w, a: Call(path={"number": w.ok("POST", "/tickets", new_ticket(team=w.alpha))["number"]},
+                                              json={"into": w.number}),
+    ("get", "/api/v1/canned-replies"): lambda w, a: Call(),
+    ("post", "/api/v1/canned-replies"): lambda w, a: Call(json={"title": f"m-{a}", "body": "Hi {{customer_name}}"}),
+    ("delete", "/api/v1/canned-replies/{reply_id}"): lambda w, a: Call(path={"reply_id": w.canned(a)}),
+    ("get", T + "/canned-replies/{reply_id}"): lambda w, a: Call(path={"reply_id": w.canned("shared")}),
+    ("put", T + "/follow"): lambda w, a: Call(),
+    ("delete", T + "/follow"): lambda w, a: Call(),
+    ("get", T + "/follow"): lambda w, a: Call(),
+    ("get", "/api/v1/notifications"): lambda w, a: Call(),
+    ("post", "/api/v1/notifications/read"): lambda w, a: Call(json={"all": True}),
     # intake
     ("post", "/api/v1/intake/web-form"): lambda w, a: Call(json={
         "subject": "Form", "description": "From the portal.", "requester": {"email": w.email(a)}}),
@@ -224,6 +246,15 @@ CASES = {
     ("post", "/api/v1/chats/{chat_id}/leave"): lambda w, a: Call(path={"chat_id": w.chat_id}),
     ("get", "/api/v1/chats/{chat_id}/entries"): lambda w, a: Call(path={"chat_id": w.chat_id}),
     ("get", "/api/v1/chats/{chat_id}/stream"): lambda w, a: Call(path={"chat_id": w.chat_id}),
+    # reports
+    ("get", "/api/v1/reports/{measure}"): lambda w, a: Call(path={"measure": "volume"},
+                                                           params={"from": "2026-01-01", "to": "2026-02-01"}),
+    ("post", "/api/v1/surveys/csat"): lambda w, a: Call(json={
+        "survey_id": f"m-{a}-{w.tag}", "answer_id": f"m-{a}-{w.tag}", "ticket": "HD-000001", "rating": 4,
+        "channel": "email", "submitted_at": "2026-01-02T10:00:00+00:00"}),
+    ("post", "/api/v1/surveys/nps"): lambda w, a: Call(json={
+        "survey_id": f"n-{a}-{w.tag}", "answer_id": f"n-{a}-{w.tag}", "score": 9,
+        "submitted_at": "2026-01-02T10:00:00+00:00"}),
     # operations
     ("get", "/health"): lambda w, a: Call(),
     ("get", "/metrics"): lambda w, a: Call(),

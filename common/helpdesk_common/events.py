@@ -58,6 +58,12 @@ CATALOGUE = {entry.name: entry for entry in [
     EventType("contact_merged", "tickets", contacts.ContactMerged,
               "Two contacts were found to be one person: ``merged_contact_id`` was merged into ``contact`` "
               "(identifiers and tickets moved) and no longer exists."),
+    EventType("tickets_linked", "tickets", tickets.TicketsLinked,
+              "An agent linked two tickets as related; both show the link (GET /api/v1/tickets/{number}/links)."),
+    EventType("ticket_merged", "tickets", tickets.TicketMerged,
+              "A duplicate ticket was merged into another: the duplicate is closed with ``merged_into`` pointing to "
+              "the survivor, its customer's messages are copied to the survivor as internal notes, and both "
+              "histories record it (ticket_updated and status_changed follow for the closed one)."),
     # routing
     EventType("ticket_assigned", "routing", routing.TicketAssigned,
               "A ticket was assigned (or reassigned) to an agent, by a routing rule, from the team queue, or by "

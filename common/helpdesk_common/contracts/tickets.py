@@ -66,19 +66,131 @@ class NewMessage(Contract):
 
     body: LongText
     visibility: Visibility = "public"
+    # Agents (their actor names, as in ``assignee``) named with @ in an internal note: each is notified.
+    mentions: Annotated[list[Name], Field(max_length=20)] = []
+
+
+TicketListView = Literal["mine", "team", "unassigned", "sla_at_risk", "sla_breached", "all"]
 
 
 class TicketQuery(Contract):
-    """Filters and keyset pagination for listing tickets."""
+    """A list view, filters, sort order and keyset pagination for listing tickets."""
 
+    view: Optional[TicketListView] = None
     status: Optional[str] = None
     priority: Optional[Priority] = None
     assignee: Optional[str] = None
     team: Optional[str] = None
+    channel: Optional[Channel] = None
+    tag: Optional[Tag] = None
     requester: Optional[str] = None
     text: Optional[Annotated[str, StringConstraints(max_length=200)]] = None
+    sort: Literal["created", "updated", "priority", "sla_due"] = "created"
     limit: Annotated[int, Field(ge=1, le=100)] = 25
     cursor: Optional[Annotated[str, StringConstraints(max_length=40)]] = None
+
+
+class TicketCounts(View):
+    """How many tickets each list view holds for the caller (exact; the same limits as the lists)."""
+
+    mine: int
+    team: int
+    unassigned: int
+    sla_at_risk: int
+    sla_breached: int
+    all: int
+
+
+TicketNumber = Annotated[str, StringConstraints(min_length=1, max_length=40)]
+
+
+class TicketLinkRequest(Contract):
+    """Link the ticket in the path to ``other`` (related tickets: both show the link)."""
+
+    other: TicketNumber
+
+
+class TicketMergeRequest(Contract):
+    """Merge the ticket in the path (a duplicate) into ``into``, the ticket that survives."""
+
+    into: TicketNumber
+
+
+class LinkedTicket(View):
+    """A ticket linked to another: ``kind`` related, or merged_into / merged_from after a merge."""
+
+    number: str
+    subject: str
+    status: str
+    kind: Literal["related", "merged_into", "merged_from"]
+    linked_at: datetime
+    actor: str
+
+
+StatusName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z_]{0,29}$")]
+
+
+class NewCannedReply(Contract):
+    """A canned reply (macro): text with placeholders ({{customer_name}}, {{customer_email}},
+    {{ticket_number}}, {{ticket_subject}}, {{agent_name}}), optionally setting status or priority when
+    sent. ``shared``: for every agent (admins and supervisors make them); otherwise the author's own."""
+
+    title: ShortText
+    body: Annotated[str, StringConstraints(min_length=1, max_length=20_000)]
+    shared: bool = False
+    status: Optional[StatusName] = None
+    priority: Optional[Priority] = None
+
+
+class CannedReplyView(View):
+    id: int
+    title: str
+    body: str
+    shared: bool
+    owner: Optional[str] = None  # the author of a personal one; None for shared ones
+    status: Optional[str] = None
+    priority: Optional[str] = None
+    created_at: datetime
+
+
+class RenderedReply(View):
+    """A canned reply filled in for one ticket: the text to insert, and what sending it sets."""
+
+    id: int
+    title: str
+    body: str
+    status: Optional[str] = None
+    priority: Optional[str] = None
+
+
+class NotificationView(View):
+    """Something an agent should know about: a mention in a note, or a change to a ticket they follow."""
+
+    id: int
+    ticket_number: str
+    kind: Literal["mention", "message", "change"]
+    actor: str  # who did it
+    detail: Any = None  # mention: the note's opening; message: its visibility; change: the fields changed
+    created_at: datetime
+    read: bool = False
+
+
+class NotificationPage(View):
+    items: list[NotificationView]
+    unread: int
+
+
+class NotificationsRead(Contract):
+    """Mark notifications read: these ``ids``, or ``all`` of the caller's."""
+
+    ids: Annotated[list[Annotated[int, Field(ge=1)]], Field(max_length=500)] = []
+    all: bool = False
+
+
+class FollowView(View):
+    ticket_number: str
+    following: bool
+    followers: list[str]
 
 
 class NewCustomField(Contract):
@@ -146,6 +258,7 @@ class TicketView(View):
     resolved_at: Optional[datetime] = None
     closed_at: Optional[datetime] = None
     sla: Optional[SlaState] = None  # None: no SLA policy covers the ticket
+    merged_into: Optional[str] = None  # the surviving ticket's number, once this one was merged into it
 
 
 class MessageView(View):
@@ -230,6 +343,24 @@ class SlaWarning(SlaClock):
 
 class SlaBreached(SlaClock):
     pass
+
+
+class TicketsLinked(View):
+    """Two tickets were linked as related (each shows the other)."""
+
+    ticket_number: str
+    other_number: str
+    actor: str
+
+
+class TicketMerged(View):
+    """``merged`` (a duplicate) was merged into ``survivor``: closed with a pointer (``merged_into``), its
+    customer's messages copied to the survivor as internal notes. Carries both tickets after the merge."""
+
+    merged: TicketView
+    survivor: TicketView
+    copied_messages: int
+    actor: str
 
 
 class CustomerResolution(Contract):

@@ -3,8 +3,8 @@ from flask import Blueprint, current_app, g, jsonify, request, url_for
 
 from helpdesk_common.contracts import validate
 from helpdesk_common.contracts.tickets import (CustomerResolution, CustomFieldView, HistoryEntry, MessageView,
-                                                NewCustomField,
-                                                NewMessage, NewTicket, TicketChanges, TicketPage, TicketQuery,
+                                                NewCustomField, NewMessage, NewTicket, TicketChanges, TicketCounts,
+                                                TicketPage, TicketQuery,
                                                 TicketView)
 from helpdesk_common.errors import ValidationFailed
 
@@ -50,9 +50,24 @@ def create_ticket():
 @operation(bp, "/tickets", "GET", summary="List tickets", tag="tickets", query=TicketQuery, answer=TicketPage,
            errors=(422,), scope="list")
 def list_tickets():
-    """Newest first. Filter by status, priority, assignee, team, requester (email) and text; pass
-    ``next_cursor`` back as ``cursor`` for the next page."""
+    """The workspace's lists, with the same filters. ``view``: ``mine`` (assigned to the caller), ``team``
+    (in the caller's teams), ``unassigned`` (these three: work not resolved or closed, unless ``status``
+    is given), ``sla_at_risk`` (a running SLA clock past its warning time), ``sla_breached`` (a clock past
+    its target and not stopped), ``all``. Filter by status, priority, assignee, team, channel, tag,
+    requester (email) and text. ``sort``: ``created`` (newest first, the default), ``updated`` (last
+    changed first), ``priority`` (urgent first, then newest), ``sla_due`` (the soonest SLA target first;
+    tickets without a running clock last). Pass ``next_cursor`` back as ``cursor`` with the same sort for
+    the next page: pages stay stable while tickets arrive or change. SLA views and the SLA sort are for
+    agents (403 ``agents_only``)."""
     return jsonify(find_tickets(query_args(TicketQuery).model_dump()))
+
+
+@operation(bp, "/tickets/counts", "GET", summary="Count the tickets of each list", tag="tickets",
+           answer=TicketCounts, roles=("admin", "agent"), scope="list")
+def count_tickets():
+    """The exact number of tickets in each ``view`` of ``GET /tickets`` for the caller, without other
+    filters: the workspace's sidebar."""
+    return jsonify(count_views())
 
 
 @operation(bp, "/tickets/<number>", "GET", summary="Read a ticket", tag="tickets", answer=TicketView,
@@ -93,6 +108,11 @@ def find_tickets(query):
     return services().call("tickets", "list_tickets", query, viewer())
 
 
+def count_views():
+    """{view: number of tickets} for the caller (``TicketCounts``)."""
+    return services().call("tickets", "count_tickets", viewer())
+
+
 def read_ticket(number):
     return services().call("tickets", "get_ticket", number, viewer())
 
@@ -115,14 +135,18 @@ def change_ticket(number, changes):
 @operation(bp, "/tickets/<number>/messages", "POST", summary="Reply or add an internal note", tag="tickets",
            body=NewMessage, answer=MessageView, answer_status=201, errors=TICKET_ERRORS + WRITE_ERRORS + (403,))
 def add_message(number):
-    """``visibility`` public (the customer sees it) or internal (agents only)."""
+    """``visibility`` public (the customer sees it) or internal (agents only). In an internal note,
+    ``@name`` (an agent's email local part, first name, or name without spaces) notifies that agent, unless
+    ``mentions`` (agents' actor names) is given."""
     return jsonify(post_message(number, json_body())), 201
 
 
 def post_message(number, message):
-    """A reply or an internal note (NewMessage's fields)."""
+    """A reply or an internal note (NewMessage's fields); ``@names`` in a note notify those agents."""
+    from .notifications import with_mentions
+
     validate(NewMessage, message)
-    return services().call("tickets", "add_message", number, message, viewer())
+    return services().call("tickets", "add_message", number, with_mentions(message), viewer())
 
 
 @operation(bp, "/tickets/<number>/messages", "GET", summary="Read the conversation", tag="tickets",
@@ -151,9 +175,12 @@ def read_history(number):
            body=NewCustomField, answer=CustomFieldView, answer_status=201, roles=("admin",),
            errors=WRITE_ERRORS + (403, 409))
 def define_custom_field():
-    definition = json_body()
+    return jsonify(add_custom_field(json_body())), 201
+
+
+def add_custom_field(definition):
     validate(NewCustomField, definition)
-    return jsonify(services().call("tickets", "define_custom_field", definition)), 201
+    return services().call("tickets", "define_custom_field", definition)
 
 
 @operation(bp, "/custom-fields", "GET", summary="List custom fields", tag="configuration",

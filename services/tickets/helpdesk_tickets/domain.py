@@ -21,7 +21,7 @@ from helpdesk_common.errors import Forbidden, HelpdeskError, InvalidTransition, 
 from helpdesk_common.events import new_event
 from helpdesk_common.outbox import stage, stage_many
 
-from . import contacts, custom_fields, sla
+from . import contacts, custom_fields, sla, ticket_lists
 from .exceptions import idempotency_key_reused, ticket_not_found
 from .models import (Contact, ContactIdentifier, HistoryRecord, IdempotencyKey, Message, MessageKey, Outbox, ProcessedEvent,
                      SlaClock, Ticket)
@@ -77,7 +77,7 @@ def ticket_view(ticket, rules: Optional[Rules] = None, now=None, clocks=None):
         "custom_fields": dict(ticket.custom_fields or {}), "version": ticket.version,
         "created_at": iso(ticket.created_at), "updated_at": iso(ticket.updated_at),
         "first_response_at": iso(ticket.first_response_at), "resolved_at": iso(ticket.resolved_at),
-        "closed_at": iso(ticket.closed_at), "sla": sla_state,
+        "closed_at": iso(ticket.closed_at), "sla": sla_state, "merged_into": ticket.merged_into,
     }
 
 
@@ -346,7 +346,7 @@ def _open_fresh(session, fresh, resolved, rules, now, outcomes):
             "status": status, "team": command.team, "tier": 1, "assignee": None, "language": command.language,
             "category": command.category, "tags": list(tags), "custom_fields": dict(values or {}), "version": 1,
             "created_at": created_at, "updated_at": created_at, "first_response_at": None, "resolved_at": None,
-            "closed_at": None, "sla": sla_state,
+            "closed_at": None, "sla": sla_state, "merged_into": None,
         }
         events.append(new_event("ticket_created", {"ticket": view}, correlation_id=viewer.correlation_id,
                                 subject=number))
@@ -504,6 +504,7 @@ def _change(session, number, changes, viewer, rules, now=None, decisions=()):
     view = ticket_view(ticket, rules, now)
     _publish(session, "ticket_updated", {"ticket": view, "changes": diff, "actor": viewer.actor}, viewer,
              ticket.number)
+    followers.on_change(session, ticket, diff, viewer, now)
     if ticket.status != old_status:
         _publish(session, "status_changed", {"ticket": view, "from_status": old_status,
                                              "to_status": ticket.status}, viewer, ticket.number)
@@ -545,6 +546,7 @@ def add_message(session: Session, number, command, viewer, rules: Rules, now=Non
     sync_clocks(session, ticket, rules, now)
     session.flush()
     _record(session, ticket, viewer, f"message.{command.visibility}", None, message.id, now)
+    followers.on_message(session, ticket, message, viewer, command.mentions, now)  # mentions, followers
     if idempotency_key:
         # The primary key makes a concurrent repeat fail at commit; run_in_transaction reruns it, and the
         # rerun finds this key and answers with this message.
@@ -579,37 +581,36 @@ def history(session: Session, number, viewer):
 
 
 def find_tickets(session: Session, query, viewer, rules: Optional[Rules] = None):
-    """Tickets matching the filters, newest first, a page at a time (``next_cursor`` for the next)."""
+    """Tickets of a view matching the filters, in the asked order (newest first by default), a page at a
+    time (``next_cursor`` for the next). Views, sorts and cursors: ``ticket_lists``."""
+    ticket_lists.check_staff(query, viewer, STAFF)
+    now = utcnow()
     statement = _visible(select(Ticket), viewer)
     if rules is not None and rules.sla is not None:
         statement = statement.options(selectinload(Ticket.sla_clocks))
-    if query.status:
-        statement = statement.where(Ticket.status == query.status)
-    if query.priority:
-        statement = statement.where(Ticket.priority == query.priority)
-    if query.assignee:
-        statement = statement.where(Ticket.assignee == query.assignee)
-    if query.team:
-        statement = statement.where(Ticket.team == query.team)
     if query.requester:
         statement = statement.where(_requested_by(query.requester.lower()))
-    if query.text:
-        pattern = "%" + query.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        statement = statement.where(or_(Ticket.subject.ilike(pattern, escape="\\"),
-                                        Ticket.description.ilike(pattern, escape="\\")))
-    if query.cursor:
-        # ASCII digits only ("²".isdigit() is true but int() fails) and within a 64-bit id.
-        if not (query.cursor.isascii() and query.cursor.isdigit() and len(query.cursor) <= 18):
-            raise ValidationFailed("The cursor is not one this API gave out; start again without it.",
-                                   details=[{"field": "cursor", "code": "invalid_format",
-                                             "message": "use next_cursor from the previous page"}])
-        statement = statement.where(Ticket.id < int(query.cursor))
-    rows = list(session.scalars(statement.order_by(Ticket.id.desc()).limit(query.limit + 1)))
+    condition = ticket_lists.view_condition(query.view, viewer, _workflow(rules), now, bool(query.status))
+    if condition is not None:
+        statement = statement.where(condition)
+    statement = statement.where(*ticket_lists.filter_conditions(query))
+    rows, cursor_of = ticket_lists.sorted_page(session, statement, query.sort, query.cursor, query.limit)
     more = len(rows) > query.limit
     rows = rows[:query.limit]
-    now = utcnow()
     return {"items": [ticket_view(t, rules, now) for t in rows],
-            "next_cursor": str(rows[-1].id) if more and rows else None}
+            "next_cursor": cursor_of(rows[-1]) if more and rows else None}
+
+
+def count_tickets(session: Session, viewer, rules: Optional[Rules] = None, now=None):
+    """The exact number of tickets in each list view (``ticket_lists.VIEWS``) that ``viewer`` may see."""
+    if viewer.role not in STAFF:
+        raise Forbidden("Counts of the ticket lists are for agents only.", code="agents_only")
+    return ticket_lists.counts(session, lambda statement: _visible(statement, viewer), viewer, _workflow(rules),
+                               now or utcnow())
+
+
+def _workflow(rules):
+    return rules.workflow if rules is not None else Workflow.load()
 
 
 ROUTING_HANDLER = "tickets.apply_routing"
@@ -913,3 +914,6 @@ def merge_contacts(session: Session, contact_id, other_id, viewer, rules: Rules,
             _publish(session, "ticket_updated", {"ticket": ticket_view(ticket, rules, now), "changes": change,
                                                  "actor": viewer.actor}, viewer, ticket.number)
     return view
+
+
+from . import followers  # noqa: E402  (followers reads tickets through this module: imported last)

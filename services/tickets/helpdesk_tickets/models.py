@@ -1,7 +1,7 @@
 """Tables of the tickets service. Only this service reads or writes them."""
 from typing import Optional
 
-from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from helpdesk_common.inbox import ProcessedEventMixin
@@ -57,6 +57,11 @@ class Ticket(Base):
         Index("ix_tickets_assignee_id", "assignee", "id"),
         Index("ix_tickets_team_id", "team", "id"),
         Index("ix_tickets_requester_id", "requester_id", "id"),
+        # the workspace's lists: sort by last change or priority, count each view (ticket_lists)
+        Index("ix_tickets_updated_at_id", "updated_at", "id"),
+        Index("ix_tickets_priority_id", "priority", "id"),
+        Index("ix_tickets_assignee_status", "assignee", "status"),
+        Index("ix_tickets_team_status", "team", "status"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
@@ -92,6 +97,8 @@ class Ticket(Base):
     first_response_at: Mapped[Optional[object]] = mapped_column(UtcDateTime)
     resolved_at: Mapped[Optional[object]] = mapped_column(UtcDateTime)
     closed_at: Mapped[Optional[object]] = mapped_column(UtcDateTime)
+    # Set when this ticket (a duplicate) was merged into another: the survivor's number.
+    merged_into: Mapped[Optional[str]] = mapped_column(String(40))
     sla_clocks: Mapped[list["SlaClock"]] = relationship(order_by="SlaClock.metric", lazy="select")
 
     # Two agents saving the same ticket at once: the second gets a conflict, not a silent overwrite.
@@ -124,6 +131,63 @@ class HistoryRecord(Base):
     field: Mapped[str] = mapped_column(String(60))
     old: Mapped[Optional[object]] = mapped_column(JSON)
     new: Mapped[Optional[object]] = mapped_column(JSON)
+
+
+class TicketLink(Base):
+    """One side of a link between two tickets: written for both sides, so each ticket reads its own.
+
+    ``kind``: ``related``, or ``merged_into`` / ``merged_from`` once one was merged into the other."""
+
+    __tablename__ = "ticket_links"
+    __table_args__ = (UniqueConstraint("ticket_id", "other_id", "kind", name="uq_ticket_links_ticket_other_kind"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    other_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"))
+    kind: Mapped[str] = mapped_column(String(20))
+    actor: Mapped[str] = mapped_column(String(254))
+    created_at: Mapped[object] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class CannedReply(Base):
+    """A canned reply (macro): shared (``owner`` None) or one agent's own (``owner``: their actor name)."""
+
+    __tablename__ = "canned_replies"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    title: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    owner: Mapped[Optional[str]] = mapped_column(String(100), index=True)
+    status: Mapped[Optional[str]] = mapped_column(String(30))
+    priority: Mapped[Optional[str]] = mapped_column(String(10))
+    created_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[object] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class TicketFollower(Base):
+    """An agent (by actor name) who follows a ticket: told of its changes and messages."""
+
+    __tablename__ = "ticket_followers"
+
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), primary_key=True)
+    actor: Mapped[str] = mapped_column(String(100), primary_key=True)
+    created_at: Mapped[object] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class Notification(Base):
+    """What one agent (``recipient``, an actor name) should know: a mention, or a followed ticket's change."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (Index("ix_notifications_recipient_id", "recipient", "id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    recipient: Mapped[str] = mapped_column(String(100))
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"))
+    kind: Mapped[str] = mapped_column(String(20))
+    actor: Mapped[str] = mapped_column(String(254))
+    detail: Mapped[Optional[object]] = mapped_column(JSON)
+    created_at: Mapped[object] = mapped_column(UtcDateTime, default=utcnow)
+    read_at: Mapped[Optional[object]] = mapped_column(UtcDateTime)
 
 
 class CustomFieldDefinition(Base):
@@ -186,6 +250,10 @@ class SlaClock(Base):
         UniqueConstraint("ticket_id", "metric", name="uq_sla_clocks_ticket_metric"),
         Index("ix_sla_clocks_due_at", "due_at"),
         Index("ix_sla_clocks_warn_at", "warn_at"),
+        # the running clocks alone (few, once most tickets are solved), by due time, holding every column the
+        # SLA views ask about: their lists and counts read this index, not the clocks
+        Index("ix_sla_clocks_running_due_at", "due_at", "ticket_id", "warn_at", "paused_at", "breached_at",
+              sqlite_where=text("stopped_at IS NULL"), postgresql_where=text("stopped_at IS NULL")),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)

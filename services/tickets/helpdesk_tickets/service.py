@@ -5,8 +5,9 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from helpdesk_common.contracts import validate
 from helpdesk_common.contracts.contacts import ContactMerge, ContactQuery, Identifier, NewContact, TicketContact
-from helpdesk_common.contracts.tickets import (CustomerResolution, NewCustomField, NewMessage, NewTicket, TicketChanges,
-                                              TicketQuery, Viewer)
+from helpdesk_common.contracts.tickets import (CustomerResolution, NewCannedReply, NewCustomField, NewMessage,
+                                               NewTicket, NotificationsRead, TicketChanges, TicketLinkRequest,
+                                               TicketMergeRequest, TicketQuery, Viewer)
 from helpdesk_common.adapters.consumer import reliable_batch_handler
 from helpdesk_common.adapters.database import Database
 from helpdesk_common.database import run_in_transaction, utcnow
@@ -16,7 +17,7 @@ from helpdesk_common.failpoints import failpoint
 from helpdesk_common.adapters.metrics import EntrypointMetrics
 from helpdesk_common.adapters.relay import OutboxRelay
 
-from . import contacts, custom_fields, domain
+from . import canned, contacts, custom_fields, domain, export, followers, links
 from .dependencies import TicketRules
 from .entrypoints import sla_timer
 from .exceptions import concurrent_change
@@ -108,6 +109,13 @@ class TicketsService:
         return page
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def count_tickets(self, viewer):
+        """The exact number of tickets in each list view the viewer may see (the workspace's sidebar)."""
+        who = validate(Viewer, viewer, prefix="viewer.")
+        with self.db() as session:
+            return domain.count_tickets(session, who, self.rules)
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
     def update_ticket(self, number, changes, viewer, decisions=None, dry_run=False):
         """``decisions``: routing's decisions for the assignee, team or tier given in the same request
         (``route_by_hand``), applied first, at once, as their events will be (which then change nothing).
@@ -150,6 +158,82 @@ class TicketsService:
         who = validate(Viewer, viewer, prefix="viewer.")
         with self.db() as session:
             return domain.history(session, number, who)
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def link_tickets(self, number, link, viewer):
+        """Link two tickets as related; answers the ticket's links."""
+        command, who = validate(TicketLinkRequest, link), validate(Viewer, viewer, prefix="viewer.")
+        return self._write(lambda s: links.link(s, str(number), command.other, who, self.rules), number)
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def list_links(self, number, viewer):
+        who = validate(Viewer, viewer, prefix="viewer.")
+        with self.db() as session:
+            return links.links_of(session, str(number), who)
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def merge_ticket(self, number, merge, viewer):
+        """Merge the duplicate ``number`` into ``merge["into"]``; answers the survivor."""
+        command, who = validate(TicketMergeRequest, merge), validate(Viewer, viewer, prefix="viewer.")
+        return self._write(lambda s: links.merge(s, str(number), command.into, who, self.rules), number)
+
+    # --- following tickets and notifications (``followers``) ------------------------------------------
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def follow_ticket(self, number, viewer, following=True):
+        who = validate(Viewer, viewer, prefix="viewer.")
+        return self._write(lambda s: followers.follow(s, str(number), who, following=bool(following)), number)
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def get_following(self, number, viewer):
+        who = validate(Viewer, viewer, prefix="viewer.")
+        with self.db() as session:
+            return followers.following(session, str(number), who)
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def list_notifications(self, viewer):
+        who = validate(Viewer, viewer, prefix="viewer.")
+        with self.db() as session:
+            return followers.notifications(session, who)
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def mark_notifications_read(self, read, viewer):
+        command, who = validate(NotificationsRead, read), validate(Viewer, viewer, prefix="viewer.")
+        return self._write(lambda s: followers.mark_read(s, command, who))
+
+    # --- canned replies (``canned``: shared ones and each agent's own) ----------------------------------
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def create_canned_reply(self, reply, viewer):
+        command, who = validate(NewCannedReply, reply), validate(Viewer, viewer, prefix="viewer.")
+        return self._write(lambda s: canned.create(s, command, who, self.rules.workflow))
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def list_canned_replies(self, viewer):
+        who = validate(Viewer, viewer, prefix="viewer.")
+        with self.db() as session:
+            return canned.list_for(session, who)
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def delete_canned_reply(self, reply_id, viewer):
+        who = validate(Viewer, viewer, prefix="viewer.")
+        return self._write(lambda s: canned.delete(s, _contact_id(reply_id, "reply_id"), who))
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def render_canned_reply(self, reply_id, number, viewer, agent_name=None):
+        """The reply filled in for the ticket; ``agent_name``: the caller's display name (the gateway's)."""
+        who = validate(Viewer, viewer, prefix="viewer.")
+        if agent_name is not None and (not isinstance(agent_name, str) or len(agent_name) > 200):
+            raise ValidationFailed("agent_name must be a string of at most 200 characters.")
+        with self.db() as session:
+            return canned.render(session, _contact_id(reply_id, "reply_id"), str(number), who, agent_name)
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def export_history(self, cursor=None, limit=500):
+        """Every ticket's view, status changes and messages' metadata, a page at a time (``export.export_page``):
+        what read models are rebuilt from (``analytics-rebuild``)."""
+        with self.db() as session:
+            return export.export_page(session, cursor, limit, self.rules, utcnow())
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def define_custom_field(self, definition):

@@ -10,9 +10,10 @@ from helpdesk_common.testing import scratch_postgres_database
 from helpdesk_tickets import migrate
 from helpdesk_tickets.models import Base
 
-TABLES = {"alembic_version", "contact_identifiers", "contacts", "custom_field_definitions", "idempotency_keys",
-          "message_idempotency_keys", "messages",
-          "outbox", "processed_events", "sla_clocks", "ticket_history", "tickets"}
+TABLES = {"alembic_version", "canned_replies", "contact_identifiers", "contacts", "custom_field_definitions",
+          "idempotency_keys",
+          "message_idempotency_keys", "messages", "notifications",
+          "outbox", "processed_events", "sla_clocks", "ticket_followers", "ticket_history", "ticket_links", "tickets"}
 
 
 def _drift(url):

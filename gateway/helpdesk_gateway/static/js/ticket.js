@@ -1,0 +1,14 @@
+// The ticket page's own script (no inline script: the Content-Security-Policy forbids it).
+// "Insert link" buttons put an article's title and address into the reply, where the cursor is.
+document.addEventListener("click", function (event) {
+  var button = event.target.closest && event.target.closest("[data-insert]");
+  var body = document.getElementById("body");
+  if (!button || !body) return;
+  var text = button.getAttribute("data-insert");
+  var start = body.selectionStart || 0, end = body.selectionEnd || 0;
+  var before = body.value.slice(0, start), after = body.value.slice(end);
+  var spacer = before && !/\s$/.test(before) ? "\n" : "";
+  body.value = before + spacer + text + after;
+  body.focus();
+  body.selectionStart = body.selectionEnd = (before + spacer + text).length;
+});

@@ -1,0 +1,99 @@
+"""The ticket page's further facts and the actions that need them: the requester's contact (other
+identifiers, other tickets), the knowledge base's suggestions, attachments; escalating with a reason and
+turning a solved ticket into a draft article.
+
+Each part asks the same service calls as its REST route (``GET /api/v1/contacts/{id}``, ``GET .../tickets``
+by requester, ``GET .../tickets/{n}/suggestions``, ``GET .../tickets/{n}/attachments``, ``POST
+.../escalations``, ``POST .../article-draft``), with the person's viewer; a part whose service is down or
+refuses is left out of the page rather than failing it.
+"""
+import logging
+
+from flask import flash, redirect, request, url_for
+from flask_babel import gettext as _
+
+from helpdesk_common.contracts import validate
+from helpdesk_common.contracts.routing import Escalation
+from helpdesk_common.errors import HelpdeskError
+
+from ..api import services, viewer
+from ..api.routing import read_teams
+from ..api.tickets import find_tickets, read_messages, read_ticket
+from .workspace import bp
+
+log = logging.getLogger(__name__)
+OTHER_TICKETS = 5
+
+
+def _optional(what, call, default):
+    try:
+        return call()
+    except HelpdeskError as error:
+        log.info("ticket page without %s: %s", what, error.code)
+        return default
+
+
+def context(ticket):
+    number, requester = ticket["number"], ticket["requester"]
+    contact = None
+    if requester.get("contact_id"):
+        contact = _optional("contact", lambda: services().call("tickets", "get_contact", requester["contact_id"],
+                                                               viewer()), None)
+    others = _optional("other tickets", lambda: [t for t in find_tickets(
+        {"requester": requester["email"], "limit": OTHER_TICKETS + 1})["items"] if t["number"] != number][:OTHER_TICKETS],
+        []) if requester.get("email") else []
+    suggestions = _optional("suggestions", lambda: services().call("kb_search", "suggestions_for_ticket", number,
+                                                                   viewer()), {"items": []})
+    attachments = _optional("attachments", lambda: services().call("intake", "list_attachments", number), [])
+    teams = _optional("teams", lambda: [team["name"] for team in read_teams()], [])
+    return {"contact": contact, "other_tickets": others, "suggestions": suggestions["items"],
+            "attachments": attachments, "teams": teams, "kb_base": request.host_url + "api/v1/kb/articles/"}
+
+
+@bp.post("/tickets/<number>/escalations")
+def escalate(number):
+    body = {"reason": request.form.get("reason", "").strip()}
+    if request.form.get("to_team"):
+        body["to_team"] = request.form["to_team"]
+    if not body["reason"]:
+        flash(_("Say why the ticket is escalated."), "error")
+        return redirect(url_for(".ticket", number=number))
+    try:
+        validate(Escalation, body)
+        services().call("routing", "escalate_ticket", number, body, viewer())
+    except HelpdeskError as error:
+        if error.status >= 500:
+            raise
+        flash(_("The ticket could not be escalated: %(reason)s", reason=error.message), "error")
+        return redirect(url_for(".ticket", number=number))
+    flash(_("Ticket %(number)s escalated.", number=number), "success")
+    return redirect(url_for(".ticket", number=number))
+
+
+@bp.post("/tickets/<number>/article-draft")
+def article_draft(number):
+    ticket, who = read_ticket(number), viewer()
+    try:
+        article = services().call("kb_search", "draft_from_ticket", ticket, read_messages(number), who,
+                                  ticket.get("language"))
+    except HelpdeskError as error:
+        if error.status >= 500:
+            raise
+        flash(_("No article could be made from this ticket: %(reason)s", reason=error.message), "error")
+        return redirect(url_for(".ticket", number=number))
+    flash(_("Draft article %(id)s made from this ticket: review and publish it in the knowledge base.",
+            id=article["id"]), "success")
+    return redirect(url_for(".ticket", number=number))
+
+
+@bp.app_template_global()
+def clock_text(remaining, breached, met_at=None):
+    """One SLA clock in words: met, breached, or the business time left."""
+    if met_at and not breached:
+        return _("Met")
+    if remaining is None:
+        return _("Met") if not breached else _("Breached")
+    hours = abs(remaining) / 3600
+    if breached or remaining < 0:
+        return _("Breached (%(hours).1f business hours over)", hours=hours) if remaining < 0 else _("Breached")
+    return _("%(hours).1f business hours left", hours=hours)
