@@ -27,7 +27,7 @@ import sys
 import urllib.parse
 import urllib.request
 
-SERVICES = ("tickets", "routing", "intake", "kb_search", "gateway")
+SERVICES = ("tickets", "routing", "intake", "kb_search", "analytics", "surveys", "gateway")
 EVENT_EXCHANGE = r"[^.]+\.(events|batches)"
 
 
@@ -79,7 +79,8 @@ def main(argv=None):
     raw = os.environ.get("HELPDESK_BROKER_PASSWORDS", "")
     passwords = dict(item.split("=", 1) for item in raw.split(",") if "=" in item)
     if not passwords:
-        print("set HELPDESK_BROKER_PASSWORDS='tickets=...,routing=...,intake=...,kb_search=...,gateway=...'",
+        print("set HELPDESK_BROKER_PASSWORDS='tickets=...,routing=...,intake=...,kb_search=...,analytics=...,surveys=...,"
+              "gateway=...'",
               file=sys.stderr)
         return 2
     for service, user in apply(args.api, args.vhost, passwords).items():
