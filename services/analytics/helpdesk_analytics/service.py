@@ -4,15 +4,12 @@ Every event type analytics reads comes from ``<source>.batches`` (:func:`reliabl
 batch per message, retried and parked on failure), and each batch is applied in one transaction by
 :func:`facts.ingest`, once per event id. It publishes nothing, so it has no outbox.
 """
-import random
-import time
 
 import eventlet
 from nameko.rpc import RpcProxy, rpc
 from nameko.timer import timer
 from prometheus_client import Gauge
 from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from helpdesk_common.adapters.consumer import reliable_batch_handler
 from helpdesk_common.adapters.database import Database
@@ -20,7 +17,7 @@ from helpdesk_common.adapters.metrics import EntrypointMetrics
 from helpdesk_common.contracts import validate
 from helpdesk_common.contracts.routing import Viewer
 from helpdesk_common.contracts.surveys import CsatSubmitted, NpsSubmitted
-from helpdesk_common.database import utcnow
+from helpdesk_common.database import run_in_transaction, utcnow
 from helpdesk_common.errors import EXPECTED_ERRORS
 
 from . import business, facts, reports
@@ -36,7 +33,6 @@ CSAT_ROLLING = Gauge("helpdesk_csat_ratio", "Share of CSAT answers rating 4-5 ov
 CSAT_ANSWERS = Gauge("helpdesk_csat_answers", "CSAT answers over the last 7 days")
 TICKETS_CREATED = Gauge("helpdesk_tickets_created", "Tickets analytics has seen created (a counter kept in the "
                         "read model: rate() gives the arrival rate)")
-RETRYABLE_PGCODES = ("40P01", "40001")
 ATTEMPTS = 5
 
 
@@ -50,17 +46,7 @@ class AnalyticsService:
 
     def _write(self, change):
         """Run ``change(session)`` in one transaction; again if it lost a race to another replica."""
-        for attempt in range(1, ATTEMPTS + 1):
-            try:
-                with self.db.begin() as session:
-                    return change(session)
-            except IntegrityError:
-                if attempt == ATTEMPTS:
-                    raise
-            except DBAPIError as error:
-                if getattr(error.orig, "pgcode", None) not in RETRYABLE_PGCODES or attempt == ATTEMPTS:
-                    raise
-            time.sleep(random.uniform(0.001, 0.02) * attempt)
+        return run_in_transaction(self.db, change, attempts=ATTEMPTS)
 
     def _ingest(self, events):
         return self._write(lambda session: facts.ingest(session, events, self.settings))

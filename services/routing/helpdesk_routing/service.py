@@ -7,13 +7,10 @@ and publishes ``ticket_assigned``, ``ticket_queued`` and ``ticket_escalated`` th
 New tickets that arrive together are routed in one transaction: each delivery's worker hands its event
 to the ``Collector`` (group commit), which runs ``batch.route_new_tickets`` on all that wait.
 """
-import random
-import time
 
 from nameko.rpc import rpc
 from nameko.timer import timer
 from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from helpdesk_common.adapters.consumer import reliable_batch_handler, reliable_handler
 from helpdesk_common.inbox import first_deliveries, first_delivery
@@ -22,7 +19,7 @@ from helpdesk_common.contracts.routing import (AgentChanges, Escalation, ManualA
                                                NewTeam, PresenceChange, QueueQuery, RoutingChanges, TeamChanges,
                                                Viewer)
 from helpdesk_common.adapters.database import Database
-from helpdesk_common.database import utcnow
+from helpdesk_common.database import run_in_transaction, utcnow
 from helpdesk_common.errors import EXPECTED_ERRORS
 from helpdesk_common.adapters.metrics import EntrypointMetrics
 from helpdesk_common.adapters.relay import OutboxRelay
@@ -33,7 +30,6 @@ from .dependencies import RoutingSettings
 from .models import Outbox, ProcessedEvent
 
 DB_URL = "ROUTING_DB_URL"
-RETRYABLE_PGCODES = ("40P01", "40001")  # deadlock detected, serialization failure
 ATTEMPTS = 5
 
 
@@ -49,17 +45,7 @@ class RoutingService:
     def _write(self, change):
         """Run ``change(session)`` in one transaction; again if it lost a race to another replica
         (a unique key inserted first, a PostgreSQL deadlock or serialization failure)."""
-        for attempt in range(1, ATTEMPTS + 1):
-            try:
-                with self.db.begin() as session:
-                    return change(session)
-            except IntegrityError:
-                if attempt == ATTEMPTS:
-                    raise
-            except DBAPIError as error:
-                if getattr(error.orig, "pgcode", None) not in RETRYABLE_PGCODES or attempt == ATTEMPTS:
-                    raise
-                time.sleep(random.uniform(0.001, 0.02) * attempt)
+        return run_in_transaction(self.db, change, attempts=ATTEMPTS)
 
     def _once(self, event, handler, effect):
         """Apply ``effect(session, ctx)`` to an event once, whatever the redeliveries."""
