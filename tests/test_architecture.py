@@ -116,3 +116,19 @@ def test_a_services_tests_import_no_other_service_and_no_gateway(folder):
             if found:
                 offending[name] = sorted(found)
     assert offending == {}
+
+
+def test_every_package_and_its_tests_are_in_the_suite_and_the_install():
+    """A new service's tests run in `make test` and its package is installed by `make install`."""
+    import configparser
+
+    ini = configparser.ConfigParser()
+    ini.read(os.path.join(ROOT, "pytest.ini"))
+    testpaths = ini["pytest"]["testpaths"].split()
+    makefile = open(os.path.join(ROOT, "Makefile")).read()
+    services = {f"services/{name}" for name in os.listdir(os.path.join(ROOT, "services"))}
+    for folder in sorted(set(PACKAGES.values()) | services):
+        if os.path.isdir(os.path.join(ROOT, folder, "tests")):
+            assert f"{folder}/tests" in testpaths, f"{folder}/tests is not in pytest.ini's testpaths"
+        assert f"-e {folder}" in makefile or f'-e "{folder}[' in makefile or f"-e {folder}[" in makefile, \
+            f"{folder} is not installed by the Makefile's PACKAGES"
