@@ -9,7 +9,7 @@ from helpdesk_common.adapters.database import engine_for
 from . import errors, observability, ui
 from .api import intake, kb, operation_for, routing, tickets
 from .api import chat, contacts  # noqa: I001  after the others: their routes come last in the OpenAPI document
-from .api import canned_replies, notifications, ticket_links
+from .api import attachments, canned_replies, notifications, presence, ticket_links
 from .auth import ANONYMOUS, Authenticator
 from .batching import BatchCaller
 from .rpc import RpcPool
@@ -62,6 +62,8 @@ def create_app(settings=None):
     app.register_blueprint(ticket_links.bp)
     app.register_blueprint(canned_replies.bp)
     app.register_blueprint(notifications.bp)
+    app.register_blueprint(presence.bp)
+    app.register_blueprint(attachments.bp)
     app.register_blueprint(observability.bp)
     ui.register(app)
     errors.register(app, page=ui.error_page)

@@ -60,10 +60,10 @@ def create_canned_reply(reply):
 
 
 def render_canned_reply(reply_id, number):
-    return services().call("tickets", "render_canned_reply", reply_id, number, viewer(), _my_name())
+    return services().call("tickets", "render_canned_reply", reply_id, number, viewer(), my_name())
 
 
-def _my_name():
+def my_name():
     """The caller's display name: their account's, or their routing agent's."""
     from flask import g
 
