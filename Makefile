@@ -4,18 +4,18 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/pip install --disable-pip-version-check -q -c constraints.txt
-PACKAGES := -e common[postgres] -e services/tickets -e "services/intake[test]" -e services/routing -e "services/kb-search[test]" -e gateway
+PACKAGES := -e common[postgres] -e services/tickets -e "services/intake[test]" -e services/routing -e "services/kb-search[test]" -e services/surveys -e services/analytics -e gateway
 STAMP := $(VENV)/.installed
 # eventlet prints a deprecation banner in every process; it is known (see README) and not actionable here.
 export PYTHONWARNINGS := ignore
 .DEFAULT_GOAL := help
 
-.PHONY: help run test demo install provision-run provision-test migrate bench docs translations clean
+.PHONY: help run test unit interface e2e demo install provision-run provision-test migrate bench docs translations clean
 
 $(STAMP): constraints.txt common/pyproject.toml services/*/pyproject.toml gateway/pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is needed: apt-get install python3.11 python3.11-venv"; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(PIP) $(PACKAGES) honcho pytest pytest-xdist pytest-timeout requests openapi-spec-validator import-linter schemathesis playwright pytest-playwright axe-playwright-python
+	$(PIP) $(PACKAGES) honcho pytest pytest-xdist pytest-timeout requests openapi-spec-validator import-linter schemathesis playwright pytest-playwright axe-playwright-python oidc-provider-mock
 	@touch $(STAMP)
 
 install: $(STAMP) ## create .venv and install every package at the pinned versions
@@ -35,6 +35,8 @@ migrate: install ## bring every local database to the latest schema
 	$(BIN)/intake-migrate
 	$(BIN)/routing-migrate
 	$(BIN)/kb-migrate
+	$(BIN)/surveys-migrate
+	$(BIN)/analytics-migrate
 	$(BIN)/helpdesk migrate
 
 run: provision-run install migrate ## start every service and the gateway on http://127.0.0.1:8000; Ctrl-C stops all
@@ -54,6 +56,15 @@ demo: install ## fill the running platform (make run) with a small demo organisa
 
 test: provision-test install ## every test: unit, interface (real RabbitMQ), end to end (SQLite and PostgreSQL)
 	$(BIN)/pytest
+
+unit: install ## the unit tests alone: rules and pure code, nothing running
+	$(BIN)/pytest -m unit
+
+interface: provision-test install ## each service and component against real RabbitMQ, PostgreSQL, Dovecot, SMTP
+	$(BIN)/pytest -m interface
+
+e2e: provision-test install ## the whole platform started on loopback and driven over HTTP and in a browser
+	$(BIN)/pytest -m e2e
 
 bench: provision-run install ## the tickets throughput benchmark (the others: bench/README.md)
 	$(BIN)/python bench/tickets_throughput.py

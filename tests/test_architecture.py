@@ -21,6 +21,8 @@ PACKAGES = {
     "helpdesk_routing": "services/routing",
     "helpdesk_intake": "services/intake",
     "helpdesk_kb_search": "services/kb-search",
+    "helpdesk_surveys": "services/surveys",
+    "helpdesk_analytics": "services/analytics",
     "helpdesk_gateway": "gateway",
 }
 
@@ -84,7 +86,7 @@ def test_the_readme_is_an_entry_point_and_every_part_has_its_own():
 
 
 SERVICE_PACKAGES = {"tickets": "helpdesk_tickets", "routing": "helpdesk_routing", "intake": "helpdesk_intake",
-                    "kb-search": "helpdesk_kb_search"}
+                    "kb-search": "helpdesk_kb_search", "surveys": "helpdesk_surveys", "analytics": "helpdesk_analytics"}
 
 
 def imported_packages(path):

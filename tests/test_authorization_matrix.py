@@ -146,6 +146,7 @@ CASES = {
     # tickets
     ("post", "/api/v1/tickets"): lambda w, a: Call(json=w.own_ticket(a)),
     ("get", "/api/v1/tickets"): lambda w, a: Call(),
+    ("get", "/api/v1/tickets/counts"): lambda w, a: Call(),
     ("get", T): lambda w, a: Call(),
     ("patch", T): lambda w, a: Call(json={"tags": ["matrix"]}),
     ("post", T + "/messages"): lambda w, a: Call(json={"body": "Any news?", "visibility": "public"}),
@@ -225,6 +226,9 @@ CASES = {
         path={"suggestion_id": w.suggestion_id}, json={}),
     ("get", T + "/suggestions"): lambda w, a: Call(),
     ("post", T + "/article-draft"): lambda w, a: Call(json={}),
+    ("get", "/api/v1/kb/browse"): lambda w, a: Call(params={"lang": "en"}),
+    ("get", T + "/satisfaction"): lambda w, a: Call(),
+    ("get", "/api/v1/kb/articles/{article_id}/translations"): lambda w, a: Call(path={"article_id": w.article_id}),
     # contacts
     ("post", "/api/v1/contacts"): lambda w, a: Call(json={"name": "New", "identifiers": [
         {"kind": "email", "value": f"new-{a}-{w.tag}@example.com"}]}),
@@ -245,6 +249,15 @@ CASES = {
     ("post", "/api/v1/chats/{chat_id}/leave"): lambda w, a: Call(path={"chat_id": w.chat_id}),
     ("get", "/api/v1/chats/{chat_id}/entries"): lambda w, a: Call(path={"chat_id": w.chat_id}),
     ("get", "/api/v1/chats/{chat_id}/stream"): lambda w, a: Call(path={"chat_id": w.chat_id}),
+    # reports
+    ("get", "/api/v1/reports/{measure}"): lambda w, a: Call(path={"measure": "volume"},
+                                                           params={"from": "2026-01-01", "to": "2026-02-01"}),
+    ("post", "/api/v1/surveys/csat"): lambda w, a: Call(json={
+        "survey_id": f"m-{a}-{w.tag}", "answer_id": f"m-{a}-{w.tag}", "ticket": "HD-000001", "rating": 4,
+        "channel": "email", "submitted_at": "2026-01-02T10:00:00+00:00"}),
+    ("post", "/api/v1/surveys/nps"): lambda w, a: Call(json={
+        "survey_id": f"n-{a}-{w.tag}", "answer_id": f"n-{a}-{w.tag}", "score": 9,
+        "submitted_at": "2026-01-02T10:00:00+00:00"}),
     # operations
     ("get", "/health"): lambda w, a: Call(),
     ("get", "/metrics"): lambda w, a: Call(),

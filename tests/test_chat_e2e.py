@@ -51,23 +51,33 @@ class EventStream:
                     break
                 if line == "":
                     if "data" in event:
-                        self.events.put({"id": int(event["id"]), "event": event["event"],
-                                         "data": json.loads(event["data"])})
+                        self.events.put(self._frame(event))
                     event = {}
                 elif not line.startswith(":"):
                     field, _, value = line.partition(":")
                     event[field] = value[1:] if value.startswith(" ") else value
-        except (requests.RequestException, AttributeError, ValueError):
-            pass  # closed by close()
+        except (requests.RequestException, AttributeError) as error:
+            if not self._stop.is_set():  # a drop that close() did not ask for is the test's business
+                self.events.put(AssertionError(f"the stream broke: {error!r}"))
         finally:
             self.response.close()  # in the reading thread: closing from another one is not safe
             self.closed.set()
 
+    @staticmethod
+    def _frame(event):
+        try:
+            return {"id": int(event["id"]), "event": event["event"], "data": json.loads(event["data"])}
+        except (KeyError, ValueError) as error:
+            return AssertionError(f"a malformed frame {event!r}: {error!r}")
+
     def next(self, timeout=20):
         try:
-            return self.events.get(timeout=timeout)
+            item = self.events.get(timeout=timeout)
         except queue.Empty:
             raise AssertionError(f"no event within {timeout} s") from None
+        if isinstance(item, AssertionError):
+            raise item
+        return item
 
     def close(self):
         """Drop the connection, as a browser tab that closes."""

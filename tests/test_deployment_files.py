@@ -19,7 +19,8 @@ def documents():
 
 # Deployment name -> the nameko module it runs, and the folder of its config.
 SERVICES = {"tickets": ("helpdesk_tickets", "tickets"), "intake": ("helpdesk_intake", "intake"),
-            "routing": ("helpdesk_routing", "routing"), "kb-search": ("helpdesk_kb_search", "kb-search")}
+            "routing": ("helpdesk_routing", "routing"), "kb-search": ("helpdesk_kb_search", "kb-search"),
+            "analytics": ("helpdesk_analytics", "analytics")}
 
 
 def compose():

@@ -8,10 +8,13 @@ import shutil
 import socket
 import subprocess
 
+import pytest
+
 from helpdesk_common.testing import wait_for
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, "deploy", "local", "provision.sh")
+pytestmark = pytest.mark.interface  # it stops and restarts a real RabbitMQ plugin
 
 
 def port_open(port):
@@ -53,7 +56,7 @@ def test_a_stopped_component_is_started_and_a_second_run_changes_nothing():
     assert second.returncode == 0, second.stdout + second.stderr
     lines = second.stdout.splitlines()
     assert lines and all(line.split()[2] in ("found", "running") for line in lines), second.stdout  # nothing done
-    for component in ("python3.11", "rabbitmq", "rabbitmq-management", "postgresql", "dovecot", "chromium"):
+    for component in ("python3.11", "rabbitmq", "rabbitmq-management", "postgresql", "dovecot", "chromium", "promtool"):
         assert any(line.split()[1] == component for line in lines), (component, second.stdout)
 
 

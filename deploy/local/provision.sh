@@ -100,7 +100,9 @@ else
   say postgresql-trust "set in $hba"
 fi
 
-# --- Dovecot (the intake tests start their own, unprivileged) and Chromium (the browser tests) -----------
+# --- Dovecot (the intake tests start their own, unprivileged), Chromium (the browser tests), promtool --
 if command -v dovecot >/dev/null; then say dovecot "found"; else install dovecot dovecot-imapd; fi
 if command -v chromium >/dev/null; then say chromium "found"; else install chromium chromium; fi
+# promtool checks the Prometheus alerting rules (tests/test_monitoring_files.py); Debian ships it with prometheus.
+if command -v promtool >/dev/null; then say promtool "found"; else install promtool prometheus; fi
 exit 0

@@ -176,3 +176,36 @@ def display_names(sessions):
     with sessions() as session:
         return {f"account-{a.id}": a.name or a.email
                 for a in session.execute(select(Account.id, Account.name, Account.email))}
+
+
+def invite_account(sessions, email, role, name=None, language=None, agent_id=None):
+    """A new account whose password nobody knows (a random one, hashed and forgotten): the person sets
+    their own through the invitation link. Returns the account."""
+    account_id = create_account(sessions, email, role, secrets.token_urlsafe(32), name=name, language=language,
+                                agent_id=agent_id)
+    with sessions() as session:
+        return session.get(Account, account_id)
+
+
+def find_account(sessions, email=None, account_id=None):
+    """The enabled account with ``email`` (or ``account_id``), or None."""
+    with sessions() as session:
+        if account_id is not None:
+            account = session.get(Account, account_id)
+        else:
+            account = session.scalar(select(Account).where(Account.email == normal_email(email)))
+        return account if account is not None and account.disabled_at is None else None
+
+
+def set_password(sessions, account_id, password):
+    """Set the password of account ``account_id`` (a link's or an admin's doing) and lift any lock."""
+    check_password_rules(password)
+    with sessions.begin() as session:
+        account = session.get(Account, account_id)
+        account.password_hash = hash_password(password)
+        session.query(SignInThrottle).filter_by(email=account.email).delete()
+
+
+def list_accounts(sessions):
+    with sessions() as session:
+        return list(session.scalars(select(Account).order_by(Account.email)))

@@ -3,13 +3,16 @@ import time
 
 from flask import Flask, g, request
 from sqlalchemy.orm import sessionmaker
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from helpdesk_common.adapters.database import engine_for
 
-from . import errors, observability, ui
+from . import errors, observability, portal, ratelimits, ui
 from .api import intake, kb, operation_for, routing, tickets
 from .api import chat, contacts  # noqa: I001  after the others: their routes come last in the OpenAPI document
+from .api import surveys  # noqa: I001  last in the OpenAPI document
 from .api import attachments, canned_replies, notifications, presence, ticket_links
+from .api import reports  # noqa: I001
 from .auth import ANONYMOUS, Authenticator
 from .batching import BatchCaller
 from .rpc import RpcPool
@@ -28,6 +31,9 @@ def create_app(settings=None):
     rpc = app.extensions["helpdesk.rpc"] = RpcPool(settings.amqp_uri, settings.rpc_pool_size, settings.rpc_timeout)
     app.extensions["helpdesk.ticket_batches"] = BatchCaller(rpc, "tickets", "create_tickets",
                                                             timeout=settings.rpc_timeout + 5)
+    if settings.proxy_hops:  # behind that many reverse proxies: the client's address is in X-Forwarded-For
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops)
+    ratelimits.create_limiter(app, settings)  # before authentication: made-up tokens are counted too
 
     @app.before_request
     def authenticate():
@@ -59,12 +65,15 @@ def create_app(settings=None):
     app.register_blueprint(kb.bp)
     app.register_blueprint(contacts.bp)
     app.register_blueprint(chat.bp)
+    app.register_blueprint(surveys.bp)
     app.register_blueprint(ticket_links.bp)
     app.register_blueprint(canned_replies.bp)
     app.register_blueprint(notifications.bp)
     app.register_blueprint(presence.bp)
     app.register_blueprint(attachments.bp)
+    app.register_blueprint(reports.bp)
     app.register_blueprint(observability.bp)
     ui.register(app)
+    portal.register(app)
     errors.register(app, page=ui.error_page)
     return app

@@ -62,9 +62,9 @@ class BatchCaller:
                 continue
             try:
                 answers = self.pool.call(self.service, self.method, [item for item, _ in batch])
-                if len(answers) != len(batch):
-                    raise RuntimeError(f"{self.service}.{self.method} answered {len(answers)} results "
-                                       f"for {len(batch)} items")
+                if not isinstance(answers, list) or len(answers) != len(batch):
+                    what = f"{len(answers)} results" if isinstance(answers, list) else type(answers).__name__
+                    raise RuntimeError(f"{self.service}.{self.method} answered {what} for {len(batch)} items")
                 outcomes = [(from_wire(result["error"]), None) if "error" in result else (None, result)
                             for result in answers]
             except Exception as error:  # the whole call failed: every waiting request learns why

@@ -7,6 +7,8 @@ from werkzeug.exceptions import HTTPException
 
 from helpdesk_common.errors import HelpdeskError
 
+from . import ratelimits
+
 log = logging.getLogger(__name__)
 
 HTTP_CODES = {
@@ -14,6 +16,7 @@ HTTP_CODES = {
     404: ("not_found", "There is nothing at this address; see /api/openapi.json for the routes."),
     405: ("method_not_allowed", "This address does not accept that method; see /api/openapi.json."),
     413: ("payload_too_large", "The body is larger than this server accepts ({limit} bytes)."),
+    429: ("rate_limited", "Too many requests from this token or address; retry after the seconds in Retry-After."),
 }
 
 
@@ -53,6 +56,8 @@ def register(app, page=lambda status, code, message: None):
         if answer is not None:
             return answer
         headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
+        if getattr(error, "retry_after", None):
+            headers = {"Retry-After": str(error.retry_after)}
         return _json_error(error.status, error.code, error.message, error.details, headers)
 
     @app.errorhandler(HTTPException)
@@ -65,6 +70,8 @@ def register(app, page=lambda status, code, message: None):
         if answer is not None:
             return answer
         headers = {"Allow": ", ".join(error.valid_methods)} if getattr(error, "valid_methods", None) else None
+        if error.code == 429:
+            headers = {"Retry-After": str(ratelimits.retry_after(app))}
         return _json_error(error.code, code, message, headers=headers)
 
     @app.errorhandler(Exception)

@@ -78,3 +78,28 @@ class GatewaySecret(Base):
 
     name: Mapped[str] = mapped_column(String(50), primary_key=True)
     value: Mapped[str] = mapped_column(String(200))
+
+
+class CustomerLink(Base):
+    """A sign-in link mailed to a customer: single use (``used_at``), expiring; only its SHA-256 is kept."""
+
+    __tablename__ = "customer_links"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    email: Mapped[str] = mapped_column(String(254), index=True)  # stored lower-cased
+    created_at: Mapped[object] = mapped_column(UtcDateTime, default=utcnow)
+    expires_at: Mapped[object] = mapped_column(UtcDateTime)
+    used_at: Mapped[Optional[object]] = mapped_column(UtcDateTime)
+
+
+class CustomerSession(Base):
+    """A customer signed in to the portal (cookie ``hd_customer``; only its SHA-256 is kept)."""
+
+    __tablename__ = "customer_sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    email: Mapped[str] = mapped_column(String(254))
+    created_at: Mapped[object] = mapped_column(UtcDateTime, default=utcnow)
+    seen_at: Mapped[object] = mapped_column(UtcDateTime, default=utcnow)

@@ -4,6 +4,7 @@ import re
 from helpdesk_common.contracts import MAX_RECORD_ID, View
 
 from .api import OPERATIONS, SCOPES
+from .ratelimits import UNLIMITED
 
 ERROR_TEXT = {
     400: "Malformed request (e.g. invalid JSON).",
@@ -16,7 +17,9 @@ ERROR_TEXT = {
     415: "The body is not JSON.",
     422: "The body or query is not valid; `details` lists each problem.",
     503: "A service or the broker is unreachable; retry.",
+    429: "Too many requests (`rate_limited`, or `too_many_streams` for live streams); retry after `Retry-After` seconds.",
 }
+RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before the next try.", "schema": {"type": "integer"}}}
 
 
 class ErrorBody(View):
@@ -76,6 +79,7 @@ def document(version="1"):
                       for converter, name in re.findall(r"<(?:([^:<>]+):)?([^<>]+)>", op.rule)]
         if op.query is not None:
             for name, field in op.query.model_fields.items():
+                name = field.alias or name  # a parameter named by a Python keyword (``from``) has an alias
                 schema = op.query.model_json_schema()["properties"][name]
                 parameters.append({"name": name, "in": "query", "required": field.is_required(),
                                    "schema": schema, "description": field.description or ""})
@@ -96,9 +100,14 @@ def document(version="1"):
         else:
             item["responses"][str(op.answer_status)] = {"description": "Success",
                                                         "content": _json({"type": "object"})}
-        codes = set(op.errors) | ({401, 403} if not op.public else set()) | {503}
+        for media_type in op.also_media_types:
+            item["responses"][str(op.answer_status)]["content"][media_type] = {"schema": {"type": "string"}}
+        limited = op.endpoint not in UNLIMITED  # 429: ratelimits.py
+        codes = set(op.errors) | ({401, 403} if not op.public else set()) | {503} | ({429} if limited else set())
         for code in sorted(codes):
             item["responses"][str(code)] = {"description": ERROR_TEXT.get(code, "Error"), "content": _json(error_ref)}
+        if limited:
+            item["responses"]["429"]["headers"] = RETRY_AFTER
         if parameters:
             # The HTTP server (gunicorn's limit_request_line) refuses a request line longer than it reads,
             # before the app sees it: not JSON, but an answer a client can get.

@@ -64,9 +64,32 @@ class RpcPool:
 
     def call(self, service, method, *args, **kwargs):
         """Call ``service.method`` and return its result; transport failures become a 503."""
-        try:
+        with self._translated(service):
             with self.proxy() as proxy:
                 return getattr(getattr(proxy, service), method)(*args, **kwargs)
+
+    def gather(self, calls):
+        """The results of several calls ``(service, method, *args)``, sent at once on one proxy and awaited
+        together: a page that needs five answers waits about as long as for the slowest, not for the sum."""
+        with self._translated(", ".join(dict.fromkeys(service for service, *_ in calls))):
+            with self.proxy() as proxy:
+                replies = [getattr(getattr(proxy, service), method).call_async(*args)
+                           for service, method, *args in calls]
+                results, refused = [], None
+                for reply in replies:  # every reply taken before an error is raised: none is left behind
+                    try:
+                        results.append(reply.result())
+                    except HelpdeskError as error:
+                        refused = refused or error
+                if refused is not None:
+                    raise refused
+                return results
+
+    @contextmanager
+    def _translated(self, service):
+        """Transport failures as a 503 the caller can act on (a service's own errors pass unchanged)."""
+        try:
+            yield
         except RpcTimeout:
             raise ServiceUnavailable(f"The {service} service did not answer within {self.timeout:g} s; retry shortly.",
                                      code="service_timeout") from None

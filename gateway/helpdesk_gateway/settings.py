@@ -18,3 +18,22 @@ class Settings:
     token_cache_seconds: float = field(default_factory=lambda: float(env("HELPDESK_TOKEN_CACHE_SECONDS", 30)))
     # How long /health reuses its checks (each run opens a broker connection and pings every service).
     health_cache_seconds: float = field(default_factory=lambda: float(env("HELPDESK_HEALTH_CACHE_SECONDS", 5)))
+    # Rate limits (ratelimits.py): where they are counted (redis://host:6379/0 shares them between workers and
+    # replicas; memory:// counts per process) and the budgets, as Flask-Limiter strings.
+    rate_limit_storage: str = field(default_factory=lambda: env("HELPDESK_RATE_LIMIT_STORAGE", "memory://"))
+    rate_limit_token: str = field(default_factory=lambda: env("HELPDESK_RATE_LIMIT_TOKEN", "6000/minute"))
+    rate_limit_anonymous: str = field(default_factory=lambda: env("HELPDESK_RATE_LIMIT_ANONYMOUS", "120/minute"))
+    rate_limit_costly: str = field(default_factory=lambda: env("HELPDESK_RATE_LIMIT_COSTLY", "30/minute"))
+    rate_limit_address: str = field(default_factory=lambda: env("HELPDESK_RATE_LIMIT_ADDRESS", "20000/minute"))
+    # Reverse proxies in front of the gateway that append to X-Forwarded-For (0: clients connect directly).
+    proxy_hops: int = field(default_factory=lambda: int(env("HELPDESK_PROXY_HOPS", 0)))
+    # Open live streams (streams.py): per worker process (each holds a thread; half the threads by default),
+    # per chat and per address; a slot is a lease of the longest stream's life plus a minute.
+    streams_per_worker: int = field(default_factory=lambda: int(env(
+        "HELPDESK_STREAMS_PER_WORKER", max(1, int(env("HELPDESK_GATEWAY_THREADS", 16)) // 2))))
+    streams_per_chat: int = field(default_factory=lambda: int(env("HELPDESK_STREAMS_PER_CHAT", 4)))
+    streams_per_address: int = field(default_factory=lambda: int(env("HELPDESK_STREAMS_PER_ADDRESS", 10)))
+    stream_lease_seconds: float = field(default_factory=lambda: 60 + max(
+        float(env("HELPDESK_CHAT_STREAM_SECONDS", 300)), float(env("HELPDESK_LIVE_STREAM_SECONDS", 300))))
+    # Prefix of the rate-limit and stream keys in the store (several installations may share one Redis).
+    rate_limit_prefix: str = field(default_factory=lambda: env("HELPDESK_RATE_LIMIT_PREFIX", "helpdesk"))

@@ -54,6 +54,8 @@ class FakeServices:
             return [{"name": "network", "tier": 1, "strategy": "round_robin", "queued": 0}]
         if method == "list_queue":
             return []
+        if method == "count_tickets":
+            return {"mine": 3, "team": 2, "unassigned": 1234, "sla_at_risk": 5, "sla_breached": 6, "all": 101234}
         if method == "list_agents":
             return self.agents
         if method == "add_message":
@@ -77,6 +79,9 @@ class FakeServices:
         if method == "get_contact":
             return {"id": args[0], "name": None, "email": None, "identifiers": [], "created_at": "2026-12-01T10:00:00+00:00"}
         raise AssertionError(f"unexpected call {service}.{method}")
+
+    def gather(self, calls):
+        return [self.call(*call) for call in calls]
 
     def viewers(self, method):
         return [args[-1] for _service, name, args in self.calls if name == method]
@@ -272,6 +277,23 @@ def test_a_person_chooses_language_and_time_zone(client, person):
 def test_an_agent_limited_to_teams_has_a_list_of_their_teams_tickets(client, person, fake):
     sign_in(client, person())
     page = client.get("/workspace/tickets?view=team").get_data(as_text=True)
-    assert "My team&#39;s tickets" in page or "My team's tickets" in page
+    assert "My teams&#39; queue" in page or "My teams' queue" in page
     queries = [args[0] for _service, name, args in fake.calls if name == "list_tickets"]
-    assert {"limit": 25, "team": "network"} in queries
+    assert queries == [{"limit": 25, "view": "team", "sort": "updated"}]  # the service applies the teams
+
+
+def test_the_list_passes_its_view_filters_and_sort_to_the_service_and_counts_exactly(client, person, fake):
+    sign_in(client, person())
+    page = client.get("/workspace/tickets?view=queue&channel=chat&tag=vpn&sort=priority&priority=loud"
+                      "&text=%20wifi%20").get_data(as_text=True)
+    queries = [args[0] for _service, name, args in fake.calls if name == "list_tickets"]
+    # "queue" is the old name of "unassigned"; an unknown priority is dropped rather than refused
+    assert queries == [{"limit": 25, "view": "unassigned", "channel": "chat", "tag": "vpn", "sort": "priority",
+                        "text": "wifi"}]
+    assert 'id="count-unassigned">1234<' in page and 'id="count-all">101234<' in page  # exact, no "100+"
+    for view in ("mine", "team", "sla_at_risk", "sla_breached"):
+        assert f'id="count-{view}"' in page
+    assert [name for _service, name, _args in fake.calls].count("count_tickets") == 1  # one call for all counts
+    refused = client.get("/workspace/tickets?tag=%3Cb%3E")  # no tag looks like that: a clear page, no call
+    assert refused.status_code == 400 and refused.mimetype == "text/html"
+    assert [name for _service, name, _args in fake.calls].count("list_tickets") == 1

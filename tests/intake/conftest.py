@@ -48,7 +48,7 @@ def intake_config(rabbit_config, intake_db_url, tmp_path, mailbox, smtp_sink):
             "IMAP_URLS": mailbox.url(team="support"), "IMAP_POLL_INTERVAL": 0.1,
             "SMTP_URL": smtp_sink.url, "SUPPORT_ADDRESS": "support@helpdesk.test", "SUPPORT_NAME": "Helpdesk",
             "ATTACHMENTS_DIR": str(tmp_path / "attachments"), "MAIL_POLL_INTERVAL": 0.1,
-            "MAIL_BACKOFF": "0.2,0.5", "OUTBOX_POLL_INTERVAL": 0.2, "CLAIM_LEASE_SECONDS": 1,
+            "MAIL_BACKOFF": "0.2,0.5", "OUTBOX_POLL_INTERVAL": 0.2, "CLAIM_LEASE_SECONDS": 10,
             "PLACEHOLDER_EMAIL_DOMAIN": "contacts.example.com", "MAIL_AUTHSERV_ID": mails.AUTHSERV_ID}
 
 

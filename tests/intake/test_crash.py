@@ -37,7 +37,7 @@ def start_intake(tmp_path, rabbit_config, db_url, mailbox, smtp_sink, name, **en
         HELPDESK_INTAKE_DB_URL=db_url, HELPDESK_IMAP_URL=mailbox.url(), HELPDESK_IMAP_POLL_INTERVAL="0.1",
         HELPDESK_IMAP_BATCH_SIZE="5", HELPDESK_SMTP_URL=smtp_sink.url,
         HELPDESK_SUPPORT_ADDRESS="support@helpdesk.test", HELPDESK_ATTACHMENTS_DIR=str(tmp_path / "attachments"),
-        HELPDESK_INTAKE_CLAIM_LEASE="1", HELPDESK_IMAP_POLL_TIMEOUT="10",
+        HELPDESK_INTAKE_CLAIM_LEASE="5", HELPDESK_IMAP_POLL_TIMEOUT="10",
         HELPDESK_MAIL_AUTHSERV_ID=mails.AUTHSERV_ID, HELPDESK_MAIL_ACK_LIMIT="0"), env)
 
 

@@ -13,6 +13,7 @@ import mails
 from servers import Dovecot, running_dovecot, wait_for
 from test_tls import certificates, tls_dovecot  # noqa: F401 (the TLS tests' Dovecot with a private CA)
 from helpdesk_intake.idle import IdleSession, IdleWatcher, announces_mail
+from helpdesk_intake.imap import MailboxError
 from helpdesk_intake.settings import parse_mailbox_url
 
 
@@ -68,7 +69,7 @@ def test_each_arrival_is_announced_at_once_while_the_round_goes_on(session, mail
         assert not round_.dead
     finally:
         session.interrupt()
-        with pytest.raises(Exception):
+        with pytest.raises(MailboxError, match="closed the IDLE connection"):
             round_.wait()
     assert mailbox.counts() == (2, 2)  # EXAMINE: the watcher never marks anything
 
@@ -92,13 +93,13 @@ def test_mail_delivered_between_rounds_is_announced_by_the_next(session, mailbox
         wait_for(lambda: announced, what="the announcement")
     finally:
         session.interrupt()
-        with pytest.raises(Exception):
+        with pytest.raises(MailboxError, match="closed the IDLE connection"):
             round_.wait()
 
 
 def test_interrupt_ends_a_round_at_once(session):
     eventlet.spawn_after(0.5, session.interrupt)
-    with pytest.raises(Exception):
+    with pytest.raises(MailboxError, match="closed the IDLE connection"):
         with eventlet.Timeout(30):  # the round would otherwise last 60 s
             session.idle(60, lambda: None)
 
@@ -116,7 +117,7 @@ def test_idle_over_tls(tls_dovecot, certificates, how):  # noqa: F811
         mailbox.deliver(mails.plain(address(), "Over TLS", "Announced through TLS."))
         wait_for(lambda: announced, what="the announcement over TLS")
         session.interrupt()
-        with pytest.raises(Exception):
+        with pytest.raises(MailboxError, match="closed the IDLE connection"):
             round_.wait()
     finally:
         session.close()

@@ -33,8 +33,8 @@ class Browser:
             raise AssertionError(f"browser: {op} {args}: {answer['error']}")
         return answer.get("value")
 
-    def page(self, name, locale="en-GB", timezone="UTC"):
-        self.call("new_page", name=name, locale=locale, timezone=timezone)
+    def page(self, name, locale="en-GB", timezone="UTC", width=1280, height=860):
+        self.call("new_page", name=name, locale=locale, timezone=timezone, width=width, height=height)
         return Page(self, name)
 
     def close(self):
@@ -67,7 +67,8 @@ def serve():
             p = pages.get(page)
             if op == "new_page":
                 context = chromium.new_context(locale=args["locale"], timezone_id=args["timezone"],
-                                               viewport={"width": 1280, "height": 860})
+                                               viewport={"width": args.get("width", 1280),
+                                                         "height": args.get("height", 860)})
                 context.set_default_timeout(15000)
                 contexts[args["name"]], pages[args["name"]] = context, context.new_page()
                 return None
@@ -81,6 +82,8 @@ def serve():
                 return p.keyboard.press(args["key"])
             if op == "focused":
                 return p.evaluate("document.activeElement && (document.activeElement.id || document.activeElement.tagName)")
+            if op == "set_files":
+                return p.set_input_files(args["selector"], args["paths"])
             if op == "check":
                 return p.check(args["selector"])
             if op == "select":

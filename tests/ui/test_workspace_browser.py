@@ -65,6 +65,9 @@ class World:
         answer.raise_for_status()
         return answer.json()["number"]
 
+    def counts(self):
+        return self.api.get(f"{self.url}/api/v1/tickets/counts", timeout=10).json()
+
     def messages(self, number):
         return self.api.get(f"{self.url}/api/v1/tickets/{number}/messages", timeout=10).json()
 
@@ -169,6 +172,40 @@ def test_the_list_in_dutch_and_swedish(browser, world, locale, words):
     page.screenshot(path=os.path.join(SHOTS, f"tickets-{locale[:2]}.png"), full_page=False)
 
 
+def test_filter_sort_page_and_move_with_the_keyboard(admin_page, world):
+    tag = f"t{uuid.uuid4().hex[:6]}"
+    made = []
+    for subject, priority in (("Low one", "low"), ("Urgent one", "urgent"), ("High one", "high")):
+        answer = world.api.post(f"{world.url}/api/v1/tickets", json={
+            "subject": f"{subject} {tag}", "description": "Sorting", "priority": priority, "channel": "phone",
+            "tags": [tag], "requester": {"email": "eva@example.se"}}, timeout=10)
+        answer.raise_for_status()
+        made.append(answer.json()["number"])
+    world.ticket(f"Not tagged {tag}", team="network")  # found by text, not by the tag filter
+    admin_page.goto(url=f"{world.url}/workspace/tickets?view=all")
+    admin_page.fill(selector="#f-tag", value=tag)
+    admin_page.select(selector="#f-channel", value="phone")
+    admin_page.select(selector="#f-sort", value="priority")
+    admin_page.click(selector="form.filters button[type=submit]")
+    admin_page.wait_for(selector=f"#ticket-rows tr[data-number='{made[1]}']")
+    order = admin_page.evaluate(expression="Array.from(document.querySelectorAll('#ticket-rows tbody tr'))"
+                                           ".map(r => r.dataset.number)")
+    assert order == [made[1], made[2], made[0]]  # urgent, high, low; the untagged one is not there
+    api = world.api.get(f"{world.url}/api/v1/tickets", params={"tag": tag, "channel": "phone", "sort": "priority",
+                                                               "limit": 2}, timeout=10).json()
+    assert [t["number"] for t in api["items"]] == order[:2]  # REST parity: the same filters, sort and pages
+    rest = world.api.get(f"{world.url}/api/v1/tickets", params={"tag": tag, "channel": "phone", "sort": "priority",
+                                                                "limit": 2, "cursor": api["next_cursor"]},
+                         timeout=10).json()
+    assert [t["number"] for t in rest["items"]] == order[2:] and rest["next_cursor"] is None
+    admin_page.press(key="j")
+    admin_page.press(key="j")
+    assert admin_page.evaluate(expression="document.activeElement.textContent") == made[2]
+    admin_page.press(key="k")
+    assert admin_page.evaluate(expression="document.activeElement.textContent") == made[1]
+    no_serious_violations(admin_page)
+
+
 def session_of(world, email):
     """A plain HTTP client signed in through the form (for what a browser would not send)."""
     http = requests.Session()
@@ -216,6 +253,14 @@ def test_a_team_limited_agent_sees_no_other_teams_ticket_in_the_list_or_the_live
     page.goto(url=f"{world.url}/workspace/tickets?view=all")
     rows = page.text(selector="#ticket-rows")
     assert network in rows and billing not in rows
+    billing_tickets = world.api.get(f"{world.url}/api/v1/tickets", params={"team": "billing", "limit": 100},
+                                    timeout=10).json()["items"]
+    assert int(page.text(selector="#count-all")) == world.counts()["all"] - len(billing_tickets)  # exact, hers
+    for view in ("unassigned", "sla_breached"):
+        page.goto(url=f"{world.url}/workspace/tickets?view={view}")
+        assert billing not in page.text(selector="#ticket-rows")
+    page.goto(url=f"{world.url}/workspace/tickets?view=all&text=Invoice")  # search
+    assert billing not in page.text(selector="#ticket-rows")
     assert page.goto(url=f"{world.url}/workspace/tickets/{billing}") == 404
 
     page.goto(url=f"{world.url}/workspace/tickets/{network}")  # take it: the PATCH route's path, through routing

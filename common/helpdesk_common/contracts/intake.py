@@ -87,6 +87,17 @@ class OutgoingQuery(Contract):
     limit: Annotated[int, Field(ge=1, le=200)] = 50
 
 
+class AccountMail(Contract):
+    """A mail about a person's account (a password-reset or invitation link), written by the gateway in the
+    person's language and sent through intake's outgoing-mail queue like every other mail."""
+
+    to: EmailAddress
+    name: Optional[Annotated[str, StringConstraints(max_length=200)]] = None
+    subject: ShortText
+    body: Annotated[str, StringConstraints(min_length=1, max_length=20_000)]
+    language: Language = "en"
+
+
 class IntakeResult(View):
     """What a channel submission became."""
 
@@ -210,7 +221,7 @@ class MessageQuarantined(View):
 
 class EmailSent(View):
     mail_id: int
-    kind: Literal["acknowledgement", "reply", "status"]
+    kind: Literal["acknowledgement", "reply", "status", "account"]
     ticket_number: str
     to: str
     message_id: str

@@ -292,3 +292,35 @@ class SuggestionDeflected(View):
     article_id: Optional[int] = None  # the one that answered the question, when the portal says so
     shown_at: datetime
     deflected_at: datetime
+
+
+# --- browsing, for the portal's help centre (appended) -----------------------------------------------
+
+class BrowseQuery(Contract):
+    """``GET /api/v1/kb/browse``: categories and the most helpful articles of a language (and category)."""
+
+    lang: Language = "en"
+    category: Optional[CategoryPath] = None
+    size: Annotated[int, Field(ge=1, le=50)] = 10
+
+
+class ArticleSummary(View):
+    id: int
+    title: str
+    language: str
+    type: str
+    category: Optional[str] = None
+    published_at: Optional[datetime] = None
+
+
+class CategoryCount(View):
+    category: str
+    articles: int
+
+
+class BrowsePage(View):
+    language: str
+    category: Optional[str] = None
+    categories: list[CategoryCount]
+    popular: list[ArticleSummary]
+    """Most deflections first (visitors said the article answered their question), then the newest."""

@@ -10,7 +10,7 @@ from pydantic import Field, StringConstraints
 
 from . import RecordId, View
 
-__all__ = ["CsatSubmitted", "NpsSubmitted"]
+__all__ = ["CsatSubmitted", "NpsSubmitted", "TicketSatisfaction"]
 
 Comment = Annotated[str, StringConstraints(max_length=5000)]
 
@@ -46,3 +46,15 @@ class NpsSubmitted(View):
     comment: Optional[Comment] = None
     language: Optional[str] = None
     submitted_at: datetime
+
+
+class TicketSatisfaction(View):
+    """What agents see of a ticket's CSAT survey (``GET /api/v1/tickets/{number}/satisfaction``): nulls when
+    its customer was never asked; ``rating`` null when asked and not answered yet."""
+
+    ticket_number: str
+    asked_at: Optional[datetime] = None
+    rating: Optional[int] = None
+    comment: Optional[str] = None
+    answered_at: Optional[datetime] = None
+    language: Optional[str] = None

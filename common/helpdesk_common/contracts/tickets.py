@@ -70,17 +70,35 @@ class NewMessage(Contract):
     mentions: Annotated[list[Name], Field(max_length=20)] = []
 
 
-class TicketQuery(Contract):
-    """Filters and keyset pagination for listing tickets."""
+TicketListView = Literal["mine", "team", "unassigned", "sla_at_risk", "sla_breached", "all"]
 
+
+class TicketQuery(Contract):
+    """A list view, filters, sort order and keyset pagination for listing tickets."""
+
+    view: Optional[TicketListView] = None
     status: Optional[str] = None
     priority: Optional[Priority] = None
     assignee: Optional[str] = None
     team: Optional[str] = None
+    channel: Optional[Channel] = None
+    tag: Optional[Tag] = None
     requester: Optional[str] = None
     text: Optional[Annotated[str, StringConstraints(max_length=200)]] = None
+    sort: Literal["created", "updated", "priority", "sla_due"] = "created"
     limit: Annotated[int, Field(ge=1, le=100)] = 25
     cursor: Optional[Annotated[str, StringConstraints(max_length=40)]] = None
+
+
+class TicketCounts(View):
+    """How many tickets each list view holds for the caller (exact; the same limits as the lists)."""
+
+    mine: int
+    team: int
+    unassigned: int
+    sla_at_risk: int
+    sla_breached: int
+    all: int
 
 
 TicketNumber = Annotated[str, StringConstraints(min_length=1, max_length=40)]

@@ -71,6 +71,7 @@ class Operation:
     answer_status: int = 200
     answer_is_list: bool = False
     media_type: str = "application/json"  # of the success answer (/metrics: Prometheus text)
+    also_media_types: tuple = ()  # other media types the success answer may take (a report as text/csv)
     other_answers: dict = field(default_factory=dict)  # status -> model, for answers that are not errors (503 of /health)
     roles: tuple = ("admin", "agent", "customer")
     errors: tuple = ()

@@ -32,6 +32,8 @@ from helpdesk_common.contracts.chat import (ChatEntryView, ChatPost, ChatQuery, 
 from helpdesk_common.errors import HelpdeskError, ValidationFailed
 
 from ..fanout import EventFeed
+from ..ratelimits import client_address
+from ..streams import open_stream
 from . import json_body, operation, query_args, services, viewer
 
 log = logging.getLogger(__name__)
@@ -148,7 +150,7 @@ def chat_entries(chat_id):
 @operation(bp, "/chats/<chat_id>/stream", "GET", summary="Follow a chat live (server-sent events)", tag="chat",
            public=True, headers={**TOKEN, "Last-Event-ID": "Resume after this entry (sent by EventSource "
                                                            "when it reconnects); or ?after=<seq>."},
-           errors=CHAT_ERRORS, scope="chat")
+           errors=CHAT_ERRORS + (429,), scope="chat")
 def chat_stream(chat_id):
     """``text/event-stream``: one event per entry (``event:`` message, joined or ended; ``id:`` its seq;
     ``data:`` the entry as JSON), comments as keep-alives. The stream closes after the chat ends, and
@@ -180,5 +182,6 @@ def chat_stream(chat_id):
             except HelpdeskError:
                 return  # the client reconnects with Last-Event-ID and resumes
 
-    return Response(events(batch, after), mimetype="text/event-stream",
-                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return open_stream(current_app, Response(events(batch, after), mimetype="text/event-stream",
+                                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}),
+                       client_address(), chat=chat_id)

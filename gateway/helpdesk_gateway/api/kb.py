@@ -3,7 +3,8 @@
 from flask import Blueprint, jsonify
 
 from helpdesk_common.contracts import validate
-from helpdesk_common.contracts.kb import (ArticleChanges, ArticleVersionView, ArticleView, BulkImport, DraftRequest,
+from helpdesk_common.contracts.kb import (ArticleChanges, ArticleSummary, ArticleVersionView, ArticleView, BrowsePage,
+                                           BrowseQuery, BulkImport, DraftRequest,
                                            ImportReport, NewArticle, SearchPage, SearchQuery, SuggestionList,
                                            SuggestionOpenedReport, SuggestionResolution, SuggestionResolved,
                                            SuggestQuery, TicketSuggestions)
@@ -29,7 +30,11 @@ def create_article():
            answer=ArticleView, errors=(404,), public=True)
 def get_article(article_id):
     """Visitors and customers see published public articles; agents see every article."""
-    return jsonify(services().call("kb_search", "get_article", article_id, viewer()))
+    return jsonify(read_article(article_id))
+
+
+def read_article(article_id):
+    return services().call("kb_search", "get_article", article_id, viewer())
 
 
 @operation(bp, "/kb/articles/<int:article_id>", "PATCH", summary="Change an article", tag="knowledge base",
@@ -69,8 +74,11 @@ def search():
     """Ranked hits with a highlighted snippet and a score, in the searcher's language first; page with
     ``cursor`` = the previous page's ``next_cursor``."""
     query = query_args(SearchQuery)
-    return jsonify(services().call("kb_search", "search", query.q, query.lang, query.filters(), viewer(),
-                                   {"size": query.size, "cursor": query.cursor}))
+    return jsonify(run_search(query.q, query.lang, query.filters(), {"size": query.size, "cursor": query.cursor}))
+
+
+def run_search(text, lang, filters, page):
+    return services().call("kb_search", "search", text, lang, filters, viewer(), page)
 
 
 @operation(bp, "/kb/suggest", "GET", summary="Articles for what is being typed", tag="knowledge base",
@@ -78,7 +86,11 @@ def search():
 def suggest():
     """For the portal's new-request form: the best public articles for the text so far."""
     query = query_args(SuggestQuery)
-    return jsonify(services().call("kb_search", "suggest", query.text, query.lang, viewer(), query.size))
+    return jsonify(run_suggest(query.text, query.lang, query.size))
+
+
+def run_suggest(text, lang, size):
+    return services().call("kb_search", "suggest", text, lang, viewer(), size)
 
 
 @operation(bp, "/kb/suggestions/opened", "POST", summary="A suggested article was opened", tag="knowledge base",
@@ -87,8 +99,11 @@ def suggestion_opened():
     """Tells analytics which suggestion helped (deflection)."""
     body = json_body()
     command = validate(SuggestionOpenedReport, body)
-    return jsonify(services().call("kb_search", "record_suggestion_opened", command.suggestion_id,
-                                   command.article_id, viewer(), command.position)), 201
+    return jsonify(record_opened(command.suggestion_id, command.article_id, command.position)), 201
+
+
+def record_opened(suggestion_id, article_id, position):
+    return services().call("kb_search", "record_suggestion_opened", suggestion_id, article_id, viewer(), position)
 
 
 @operation(bp, "/kb/suggestions/<suggestion_id>/resolved", "POST", summary="Suggestions answered the question",
@@ -100,8 +115,11 @@ def suggestion_resolved(suggestion_id):
     ``suggestion_deflected``. The body is ``{}`` or ``{"article_id": ...}``, the suggested article that
     answered it. A repeat answers ``recorded: false``."""
     command = validate(SuggestionResolved, json_body())
-    return jsonify(services().call("kb_search", "record_suggestion_resolved", suggestion_id, viewer(),
-                                   command.article_id))
+    return jsonify(record_resolved(suggestion_id, command.article_id))
+
+
+def record_resolved(suggestion_id, article_id):
+    return services().call("kb_search", "record_suggestion_resolved", suggestion_id, viewer(), article_id)
 
 
 @operation(bp, "/tickets/<number>/suggestions", "GET", summary="Articles suggested for a ticket",
@@ -127,3 +145,26 @@ def draft_from_ticket(number):
     messages = services().call("tickets", "list_messages", number, who)
     return jsonify(services().call("kb_search", "draft_from_ticket", ticket, messages, who,
                                    command.language or ticket.get("language"))), 201
+
+
+@operation(bp, "/kb/browse", "GET", summary="Categories and the most helpful articles", tag="knowledge base",
+           query=BrowseQuery, answer=BrowsePage, errors=(422,), public=True)
+def browse():
+    """What the help centre shows before anyone searches: the categories of a language with their number of
+    articles, and its articles (within ``category`` when given) that answered most visitors' questions."""
+    return jsonify(read_browse(**query_args(BrowseQuery).model_dump()))
+
+
+def read_browse(lang="en", category=None, size=10):
+    return services().call("kb_search", "browse", lang, category, viewer(), size)
+
+
+@operation(bp, "/kb/articles/<int:article_id>/translations", "GET", summary="An article in other languages",
+           tag="knowledge base", answer=ArticleSummary, answer_is_list=True, errors=(404,), public=True)
+def article_translations(article_id):
+    """The same article in the other languages (its translation group) that the caller may read."""
+    return jsonify(read_translations(article_id))
+
+
+def read_translations(article_id):
+    return services().call("kb_search", "translations", article_id, viewer())

@@ -30,9 +30,7 @@ def _agent_id(agent_id):
 def create_agent():
     """Name, email, languages, skills (name → level 1-5), teams, tier, capacity (maximum open tickets),
     presence and working hours. An agent created online takes waiting tickets at once."""
-    body = json_body()
-    validate(NewAgent, body)
-    agent = services().call("routing", "create_agent", body, viewer())
+    agent = add_agent(json_body())
     response = jsonify(agent)
     response.status_code = 201
     response.headers["Location"] = url_for("routing.get_agent", agent_id=agent["id"])
@@ -44,6 +42,12 @@ def create_agent():
 def list_agents():
     """Every agent with their current load and presence."""
     return jsonify(read_agents())
+
+
+def add_agent(body):
+    """Create an agent (the REST route and the admin page)."""
+    validate(NewAgent, body)
+    return services().call("routing", "create_agent", body, viewer())
 
 
 def read_agents():
@@ -61,9 +65,12 @@ def get_agent(agent_id):
            answer=AgentView, roles=("admin",), errors=WRITE_ERRORS + (403, 404, 409))
 def update_agent(agent_id):
     """Changes only the fields given. More capacity, a new team or tier takes waiting tickets at once."""
-    changes = json_body()
+    return jsonify(change_agent(_agent_id(agent_id), json_body()))
+
+
+def change_agent(agent_id, changes):
     validate(AgentChanges, changes)
-    return jsonify(services().call("routing", "update_agent", _agent_id(agent_id), changes, viewer()))
+    return services().call("routing", "update_agent", agent_id, changes, viewer())
 
 
 @operation(bp, "/agents/<agent_id>/presence", "PUT", summary="Set an agent's presence", tag="routing",
@@ -81,9 +88,12 @@ def set_presence(agent_id):
 def create_team():
     """A team with its queue, tier, selection strategy (``round_robin``, ``least_loaded``,
     ``skills_and_load``) and escalation path (``escalates_to``)."""
-    body = json_body()
+    return jsonify(add_team(json_body())), 201
+
+
+def add_team(body):
     validate(NewTeam, body)
-    return jsonify(services().call("routing", "create_team", body)), 201
+    return services().call("routing", "create_team", body)
 
 
 @operation(bp, "/teams", "GET", summary="List teams", tag="routing", answer=TeamView, answer_is_list=True,
@@ -100,9 +110,12 @@ def read_teams():
 @operation(bp, "/teams/<name>", "PATCH", summary="Change a team", tag="routing", body=TeamChanges, answer=TeamView,
            roles=("admin",), errors=WRITE_ERRORS + (403, 404))
 def update_team(name):
-    changes = json_body()
+    return jsonify(change_team(name, json_body()))
+
+
+def change_team(name, changes):
     validate(TeamChanges, changes)
-    return jsonify(services().call("routing", "update_team", name, changes, viewer()))
+    return services().call("routing", "update_team", name, changes, viewer())
 
 
 @operation(bp, "/routing/rules", "POST", summary="Add a routing rule", tag="routing", body=NewRule,
@@ -111,21 +124,32 @@ def add_rule():
     """Rules are tried in ``position`` order and the first match decides team, tier, required skills
     and priority. Conditions: channels, mailboxes, categories, languages, priorities, requester
     domains, custom fields, words in subject or description."""
-    body = json_body()
+    return jsonify(add_routing_rule(json_body())), 201
+
+
+def add_routing_rule(body):
     validate(NewRule, body)
-    return jsonify(services().call("routing", "add_rule", body)), 201
+    return services().call("routing", "add_rule", body)
 
 
 @operation(bp, "/routing/rules", "GET", summary="List routing rules", tag="routing", answer=RuleView,
            answer_is_list=True, roles=STAFF, errors=(403,))
 def list_rules():
-    return jsonify(services().call("routing", "list_rules"))
+    return jsonify(read_rules())
+
+
+def read_rules():
+    return services().call("routing", "list_rules")
 
 
 @operation(bp, "/routing/rules/<int:rule_id>", "DELETE", summary="Delete a routing rule", tag="routing",
            roles=("admin",), errors=(403, 404))
 def delete_rule(rule_id):
-    return jsonify(services().call("routing", "delete_rule", rule_id))
+    return jsonify(remove_rule(rule_id))
+
+
+def remove_rule(rule_id):
+    return services().call("routing", "delete_rule", rule_id)
 
 
 @operation(bp, "/routing/queue", "GET", summary="Waiting tickets", tag="routing", query=QueueQuery,

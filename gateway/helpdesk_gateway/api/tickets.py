@@ -3,7 +3,7 @@ from flask import Blueprint, current_app, g, jsonify, request, url_for
 
 from helpdesk_common.contracts import validate
 from helpdesk_common.contracts.tickets import (CustomFieldView, HistoryEntry, MessageView, NewCustomField,
-                                                NewMessage, NewTicket, TicketChanges, TicketPage, TicketQuery,
+                                                NewMessage, NewTicket, TicketChanges, TicketCounts, TicketPage, TicketQuery,
                                                 TicketView)
 from helpdesk_common.errors import ValidationFailed
 
@@ -49,9 +49,24 @@ def create_ticket():
 @operation(bp, "/tickets", "GET", summary="List tickets", tag="tickets", query=TicketQuery, answer=TicketPage,
            errors=(422,), scope="list")
 def list_tickets():
-    """Newest first. Filter by status, priority, assignee, team, requester (email) and text; pass
-    ``next_cursor`` back as ``cursor`` for the next page."""
+    """The workspace's lists, with the same filters. ``view``: ``mine`` (assigned to the caller), ``team``
+    (in the caller's teams), ``unassigned`` (these three: work not resolved or closed, unless ``status``
+    is given), ``sla_at_risk`` (a running SLA clock past its warning time), ``sla_breached`` (a clock past
+    its target and not stopped), ``all``. Filter by status, priority, assignee, team, channel, tag,
+    requester (email) and text. ``sort``: ``created`` (newest first, the default), ``updated`` (last
+    changed first), ``priority`` (urgent first, then newest), ``sla_due`` (the soonest SLA target first;
+    tickets without a running clock last). Pass ``next_cursor`` back as ``cursor`` with the same sort for
+    the next page: pages stay stable while tickets arrive or change. SLA views and the SLA sort are for
+    agents (403 ``agents_only``)."""
     return jsonify(find_tickets(query_args(TicketQuery).model_dump()))
+
+
+@operation(bp, "/tickets/counts", "GET", summary="Count the tickets of each list", tag="tickets",
+           answer=TicketCounts, roles=("admin", "agent"), scope="list")
+def count_tickets():
+    """The exact number of tickets in each ``view`` of ``GET /tickets`` for the caller, without other
+    filters: the workspace's sidebar."""
+    return jsonify(count_views())
 
 
 @operation(bp, "/tickets/<number>", "GET", summary="Read a ticket", tag="tickets", answer=TicketView,
@@ -76,6 +91,11 @@ def update_ticket(number):
 def find_tickets(query):
     """A page of the tickets the caller may see (``query``: TicketQuery's fields)."""
     return services().call("tickets", "list_tickets", query, viewer())
+
+
+def count_views():
+    """{view: number of tickets} for the caller (``TicketCounts``)."""
+    return services().call("tickets", "count_tickets", viewer())
 
 
 def read_ticket(number):
@@ -140,15 +160,22 @@ def read_history(number):
            body=NewCustomField, answer=CustomFieldView, answer_status=201, roles=("admin",),
            errors=WRITE_ERRORS + (403, 409))
 def define_custom_field():
-    definition = json_body()
+    return jsonify(add_custom_field(json_body())), 201
+
+
+def add_custom_field(definition):
     validate(NewCustomField, definition)
-    return jsonify(services().call("tickets", "define_custom_field", definition)), 201
+    return services().call("tickets", "define_custom_field", definition)
 
 
 @operation(bp, "/custom-fields", "GET", summary="List custom fields", tag="configuration",
            answer=CustomFieldView, answer_is_list=True)
 def list_custom_fields():
-    return jsonify(services().call("tickets", "list_custom_fields"))
+    return jsonify(read_custom_fields())
+
+
+def read_custom_fields():
+    return services().call("tickets", "list_custom_fields")
 
 
 @operation(bp, "/workflow", "GET", summary="The ticket workflow", tag="configuration")

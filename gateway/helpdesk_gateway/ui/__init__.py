@@ -13,21 +13,23 @@ import os
 from functools import lru_cache
 
 from flask import current_app, request, url_for
+from flask.globals import request_ctx
 
-BLUEPRINTS = ("ui_signin", "ui_workspace", "ui_preferences")
+BLUEPRINTS = ("ui_signin", "ui_workspace", "ui_preferences", "ui_password", "ui_admin", "ui_oidc", "portal")
 """The blueprints whose addresses are pages: signed in by session cookie, CSRF-checked, HTML errors."""
 
 STATIC_MAX_AGE = 365 * 24 * 3600
 
 
 def register(app):
-    from . import i18n, people, preferences, security, signin, texts, workspace
+    from . import admin, i18n, oidc, password, people, preferences, security, signin, texts, workspace
     from . import notices, ticket_actions  # noqa: F401  their views join the workspace's blueprint
 
     app.config.update(SESSION_COOKIE_NAME="hd_flash", SESSION_COOKIE_SAMESITE="Lax",
-                      SESSION_COOKIE_SECURE=security.secure_cookies_configured())  # Flask's cookie: flash messages only
+                      SESSION_COOKIE_SECURE=security.secure_cookies_configured())  # Flask's cookie: flash messages, OIDC state
     i18n.init(app)
     texts.install(app)
+    oidc.init(app)
 
     @app.before_request
     def ui_before():
@@ -35,6 +37,8 @@ def register(app):
             return None
         if not app.config.get("SECRET_KEY"):  # at the first page, not at start: the database may be migrated later
             app.config["SECRET_KEY"] = security.secret_key(app.extensions["helpdesk.db"])
+            # Flask opened this request's session before the key existed: open it again, with the key.
+            request_ctx._session = app.session_interface.open_session(app, request)  # Flask pinned: 3.1
         people.load()
         security.check_csrf()
         return None
@@ -52,6 +56,9 @@ def register(app):
     app.register_blueprint(signin.bp)
     app.register_blueprint(workspace.bp)
     app.register_blueprint(preferences.bp)
+    app.register_blueprint(password.bp)
+    app.register_blueprint(admin.bp)
+    app.register_blueprint(oidc.bp)
 
 
 @lru_cache(maxsize=256)

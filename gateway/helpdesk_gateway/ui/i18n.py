@@ -11,6 +11,7 @@ from flask import g, request
 from flask_babel import Babel
 
 LANGUAGES = {"en": "English", "nl": "Nederlands", "sv": "Svenska"}
+LANGUAGE_COOKIE = "hd_lang"  # a visitor's own choice (the portal's language links), before the browser's
 TRANSLATIONS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "translations")
 
 
@@ -18,6 +19,8 @@ def locale():
     account = g.get("account")
     if account is not None and account.language in LANGUAGES:
         return account.language
+    if request.cookies.get(LANGUAGE_COOKIE) in LANGUAGES:
+        return request.cookies[LANGUAGE_COOKIE]
     return request.accept_languages.best_match(LANGUAGES) or "en"
 
 

@@ -21,6 +21,8 @@ from helpdesk_common.errors import HelpdeskError
 
 from ..api.tickets import read_ticket
 from ..fanout import EventFeed
+from ..ratelimits import client_address
+from ..streams import open_stream
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +105,7 @@ def stream():
                 yield ": keep-alive\n\n"
 
     # stream_with_context: the viewer (g.identity) and the RPC pool are needed while the stream runs.
-    return Response(stream_with_context(events()), mimetype="text/event-stream",
-                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return open_stream(current_app, Response(stream_with_context(events()), mimetype="text/event-stream",
+                                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}),
+                       client_address())
 

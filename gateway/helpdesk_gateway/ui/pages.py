@@ -10,4 +10,5 @@ def error_page(status, code, message):
         return None
     if status == 401 and g.get("account") is None:
         return redirect(url_for("ui_signin.sign_in_form"))
-    return render_template("error.html", status=status, code=code, message=message), status
+    template = "portal/error.html" if request.blueprint == "portal" else "error.html"  # the visitor stays in the portal
+    return render_template(template, status=status, code=code, message=message), status

@@ -8,7 +8,12 @@ STATUSES = {"new": _l("New"), "open": _l("Open"), "in_progress": _l("In progress
             "resolved": _l("Resolved"), "closed": _l("Closed")}
 PRIORITIES = {"low": _l("Low"), "normal": _l("Normal"), "high": _l("High"), "urgent": _l("Urgent")}
 ROLES = {"admin": _l("administrator"), "supervisor": _l("supervisor"), "agent": _l("agent")}
-VIEWS = {"mine": _l("My tickets"), "team": _l("My team's tickets"), "queue": _l("Unassigned in my queues"), "all": _l("All tickets")}
+VIEWS = {"mine": _l("My tickets"), "team": _l("My teams' queue"), "unassigned": _l("Unassigned"),
+         "sla_at_risk": _l("SLA at risk"), "sla_breached": _l("SLA breached"), "all": _l("All tickets")}
+CHANNELS = {"api": _l("API"), "email": _l("Email"), "web": _l("Web"), "chat": _l("Chat"), "phone": _l("Phone"),
+            "social": _l("Social media")}
+SORTS = {"updated": _l("Last changed"), "created": _l("Newest"), "priority": _l("Priority"),
+         "sla_due": _l("SLA due soonest")}
 ERROR_TITLES = {400: _l("This request is not right"), 403: _l("Not allowed"), 404: _l("Not found"),
                 409: _l("This change is not possible now"), 422: _l("This request is not right"),
                 503: _l("The helpdesk is busy")}
@@ -36,6 +41,14 @@ def role_label(name):
 
 def view_label(name):
     return VIEWS.get(name, name)
+
+
+def channel_label(name):
+    return CHANNELS.get(name, name)
+
+
+def sort_label(name):
+    return SORTS.get(name, name)
 
 
 def error_title(status):
@@ -90,6 +103,7 @@ def install(app):
     app.jinja_env.filters["when"] = when
     app.jinja_env.filters["change_value"] = change_value
     app.jinja_env.globals.update(status_label=status_label, priority_label=priority_label, role_label=role_label,
-                                 view_label=view_label, error_title=error_title, error_text=error_text,
+                                 view_label=view_label, channel_label=channel_label, sort_label=sort_label,
+                                 error_title=error_title, error_text=error_text,
                                  sla_text=sla_text, current_locale=lambda: str(get_locale() or "en"),
                                  current_timezone=lambda: str(get_timezone() or "UTC"))

@@ -6,20 +6,24 @@ signed-in person's viewer; the services decide what the person may see and do, a
 from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
-from helpdesk_common.errors import HelpdeskError, ValidationFailed
+from helpdesk_common.contracts import validate
+from helpdesk_common.contracts.tickets import TicketQuery
+from helpdesk_common.errors import ValidationFailed
 
 from .. import accounts
-from ..api.routing import read_agents, read_queue, read_teams
-from ..api.tickets import (change_ticket, find_tickets, post_message, read_history, read_messages, read_ticket,
-                           read_workflow)
+from ..api import services, viewer
+from ..api.routing import read_agents
+from ..api.tickets import change_ticket, post_message, read_history, read_messages, read_ticket, read_workflow
 from . import live
 
 bp = Blueprint("ui_workspace", __name__, url_prefix="/workspace", template_folder="templates")
 
-VIEWS = ("mine", "team", "queue", "all")
+VIEWS = ("mine", "team", "unassigned", "sla_at_risk", "sla_breached", "all")  # TicketQuery's views
+OLD_VIEWS = {"queue": "unassigned"}  # addresses people may have kept from before
 PRIORITIES = ("low", "normal", "high", "urgent")
+CHANNELS = ("api", "email", "web", "chat", "phone", "social")
+SORTS = ("updated", "created", "priority", "sla_due")
 PAGE = 25
-COUNT_CAP = 100  # counts in the sidebar stop at 100 ("100+"): the services have no count call yet
 
 
 @bp.before_request
@@ -30,10 +34,13 @@ def signed_in_only():
 
 
 def _filters():
-    """The list's filters from the query string, as TicketQuery fields (empty ones left out)."""
-    wanted = {name: request.args.get(name, "").strip() for name in ("status", "priority", "team", "text")}
-    if wanted["priority"] and wanted["priority"] not in PRIORITIES:
-        wanted["priority"] = ""
+    """The list's filters and sort from the query string, as TicketQuery fields (empty or unknown ones left
+    out: a stale link shows the list rather than an error)."""
+    wanted = {name: request.args.get(name, "").strip()
+              for name in ("status", "priority", "team", "channel", "tag", "text", "sort")}
+    for name, allowed in (("priority", PRIORITIES), ("channel", CHANNELS), ("sort", SORTS)):
+        if wanted[name] not in allowed:
+            wanted[name] = ""
     return {name: value for name, value in wanted.items() if value}
 
 
@@ -41,38 +48,20 @@ def _me():
     return g.identity.actor if g.account.agent_id else None
 
 
-def _page(view, filters, cursor):
-    """(tickets, next cursor) of one list view."""
-    if view == "queue":
-        # Waiting tickets come from routing's queue (the tickets service cannot filter "no assignee");
-        # each is read through the tickets service, which checks the viewer again.
-        waiting = read_queue({"limit": PAGE, **({"team": filters["team"]} if "team" in filters else {})})
-        tickets = []
-        for entry in waiting:
-            try:
-                tickets.append(read_ticket(entry["number"]))
-            except HelpdeskError:
-                continue  # gone or out of sight since routing listed it
-        return [t for t in tickets if _matches(t, filters)], None
-    query = {"limit": PAGE, **filters}
-    if view == "team":
-        if not _my_teams():
-            return [], None
-        query.setdefault("team", _my_teams()[0])
-    if view == "mine":
-        if _me() is None:
-            return [], None
-        query["assignee"] = _me()
+def _list_reads(view, filters, cursor):
+    """What a list page shows, asked in one round (``RpcPool.gather``): the page of tickets and the counts
+    (the calls of ``GET /tickets`` and ``GET /tickets/counts``, with the person's viewer: the service
+    applies their limits), the workflow, teams and agents. The last change first unless another sort is
+    asked."""
+    query = {"limit": PAGE, "view": view, "sort": "updated", **filters}
     if cursor:
         query["cursor"] = cursor
-    page = find_tickets(query)
-    return page["items"], page["next_cursor"]
-
-
-def _matches(ticket, filters):
-    text = filters.get("text", "").lower()
-    return (all(ticket.get(name) == filters[name] for name in ("status", "priority", "team") if name in filters)
-            and (not text or text in ticket["subject"].lower() or text in ticket["description"].lower()))
+    validate(TicketQuery, query)  # a tag that is no tag: refused here, as the REST route would
+    me = viewer()
+    page, counts, workflow, teams, agents = services().gather([
+        ("tickets", "list_tickets", query, me), ("tickets", "count_tickets", me), ("tickets", "get_workflow"),
+        ("routing", "list_teams"), ("routing", "list_agents")])
+    return page, counts, workflow, teams, agents
 
 
 def _my_teams():
@@ -87,33 +76,25 @@ def _names(agents=None):
     return names
 
 
-def _counts():
-    def capped(query):
-        page = find_tickets({"limit": COUNT_CAP, **query})
-        return f"{COUNT_CAP}+" if page["next_cursor"] else str(len(page["items"]))
-
-    counts = {"all": capped({}), "queue": str(len(read_queue({"limit": 500})))}
-    counts["mine"] = capped({"assignee": _me()}) if _me() else "0"
-    counts["team"] = capped({"team": _my_teams()[0]}) if _my_teams() else "0"
-    return counts
-
-
 def _views():
-    """The lists this person has: "my team" only for agents limited to teams."""
-    return [view for view in VIEWS if view != "team" or _my_teams()]
+    """The lists this person has: "my teams" only for agents limited to teams, "mine" for agents."""
+    return [view for view in VIEWS if (view != "team" or _my_teams()) and (view != "mine" or _me())]
 
 
 def _list_context():
-    view = request.args.get("view", "mine" if _me() else "all")
+    view = request.args.get("view", "")
+    view = OLD_VIEWS.get(view, view)
     if view not in _views():
-        view = "all"
+        view = "mine" if _me() else "all"
     filters = _filters()
     cursor = request.args.get("cursor") or None
     try:
-        tickets, next_cursor = _page(view, filters, cursor)
+        page, counts, workflow, teams, agents = _list_reads(view, filters, cursor)
     except ValidationFailed:
-        abort(400)
-    return {"view": view, "filters": filters, "tickets": tickets, "next_cursor": next_cursor, "cursor": cursor}
+        abort(400)  # a tag that is no tag, a cursor from another sort: the error page says what to do
+    return {"view": view, "filters": filters, "tickets": page["items"], "next_cursor": page["next_cursor"],
+            "cursor": cursor, "counts": counts, "statuses": _statuses(workflow), "names": _names(agents),
+            "teams": [team["name"] for team in teams], "views": _views()}
 
 
 @bp.get("/")
@@ -123,18 +104,14 @@ def home():
 
 @bp.get("/tickets")
 def tickets():
-    context = _list_context()
-    workflow = read_workflow()
-    teams = read_teams()
-    return render_template("workspace/tickets.html", counts=_counts(), statuses=_statuses(workflow), names=_names(),
-                           priorities=PRIORITIES, teams=[team["name"] for team in teams], views=_views(), **context)
+    return render_template("workspace/tickets.html", priorities=PRIORITIES, channels=CHANNELS, sorts=SORTS,
+                           **_list_context())
 
 
 @bp.get("/tickets/rows")
 def ticket_rows():
     """The list's rows and counts alone: what the live list fetches when the stream says something changed."""
-    return render_template("workspace/_rows.html", counts=_counts(), views=_views(), names=_names(),
-                           **_list_context())
+    return render_template("workspace/_rows.html", **_list_context())
 
 
 @bp.get("/tickets/<number>")

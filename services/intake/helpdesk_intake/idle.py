@@ -124,7 +124,12 @@ class IdleSession:
         self.connection.send(line + b"\r\n")
 
     def _readline(self):
-        line = self.connection.readline()
+        try:
+            line = self.connection.readline()
+        except socket.timeout:
+            raise
+        except (OSError, ValueError) as error:  # shut by interrupt(): a TLS socket says so with a ValueError
+            raise MailboxError(f"{self.config.name} closed the IDLE connection ({error})") from error
         if not line:
             raise MailboxError(f"{self.config.name} closed the IDLE connection")
         return line

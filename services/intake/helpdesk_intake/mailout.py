@@ -86,6 +86,20 @@ def enqueue(session, settings, kind, ticket, template, values, automatic=True, t
     return row
 
 
+def enqueue_account_mail(session, settings, mail):
+    """A mail about a person's account (``AccountMail``: the gateway wrote it) into the queue; no ticket,
+    no thread. Its body (a one-time link) is never shown by the operators' queue view."""
+    now = utcnow()
+    row = OutgoingMail(kind="account", ticket_number="", to_address=mail.to, to_name=mail.name,
+                       subject=mail.subject, body=mail.body, language=mail.language,
+                       message_id=new_message_id("account", settings.support_domain), in_reply_to=None,
+                       references=[], automatic=True, status="pending", attempts=0, next_attempt_at=now,
+                       created_at=now)
+    session.add(row)
+    session.flush()
+    return row
+
+
 class NotYetRecorded(Exception):
     """The ticket's inbound mail is not recorded yet (the event overtook intake's commit): retry shortly."""
 
@@ -225,8 +239,12 @@ def build_message(row, settings):
     if row.references:
         message["References"] = " ".join(f"<{r}>" for r in row.references)
     message["Reply-To"] = settings.support_address
-    message["X-Helpdesk-Ticket"] = row.ticket_number
-    if row.automatic:  # RFC 3834: other robots must not answer an automatic mail
+    if row.ticket_number:  # account mail is about no ticket
+        message["X-Helpdesk-Ticket"] = row.ticket_number
+    if row.kind == "account":  # RFC 3834: made by the system, not an answer to a mail
+        message["Auto-Submitted"] = "auto-generated"
+        message["X-Auto-Response-Suppress"] = "All"
+    elif row.automatic:  # RFC 3834: other robots must not answer an automatic mail
         message["Auto-Submitted"] = "auto-replied"
         message["X-Auto-Response-Suppress"] = "All"
     message["Content-Language"] = row.language

@@ -15,8 +15,8 @@ from helpdesk_common.adapters.metrics import EntrypointMetrics
 from helpdesk_common.adapters.relay import OutboxRelay
 from helpdesk_common.contracts import validate
 from helpdesk_common.contracts.chat import ChatPost, ChatQuery, EntriesQuery, NewChat
-from helpdesk_common.contracts.intake import (OutgoingQuery, PhoneCall, QuarantineQuery, QuarantineRetry, SocialMessage,
-                                              WebForm)
+from helpdesk_common.contracts.intake import (AccountMail, OutgoingQuery, PhoneCall, QuarantineQuery,
+                                              QuarantineRetry, SocialMessage, WebForm)
 from helpdesk_common.contracts.tickets import Viewer
 from helpdesk_common.errors import EXPECTED_ERRORS, NotFound, ValidationFailed
 from helpdesk_common.inbox import first_deliveries, first_delivery
@@ -181,6 +181,13 @@ class IntakeService:
             if filters.ticket_number:
                 statement = statement.where(OutgoingMail.ticket_number == filters.ticket_number)
             return [mailout.outgoing_view(row) for row in session.scalars(statement)]
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def send_account_mail(self, mail):
+        """Queue a mail about a person's account (the gateway's password-reset and invitation links)."""
+        mail = validate(AccountMail, mail)
+        with self.db.begin() as session:
+            return {"id": mailout.enqueue_account_mail(session, self.settings, mail).id}
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def retry_outgoing(self, mail_id):

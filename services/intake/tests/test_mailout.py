@@ -144,3 +144,19 @@ def test_acknowledgements_are_limited_per_address_against_backscatter(intake_ses
     unlimited = settings(mail_ack_limit=0)
     with intake_sessions.begin() as session:
         assert mailout.acknowledge_mails(session, unlimited, opened) == 5
+
+
+def test_an_account_mail_belongs_to_no_ticket_and_its_link_stays_out_of_the_queue_view(intake_sessions):
+    from helpdesk_common.contracts import validate
+    from helpdesk_common.contracts.intake import AccountMail
+
+    mail = validate(AccountMail, {"to": "ada@example.org", "name": "Ada", "subject": "Reset your password",
+                                  "body": "Open https://helpdesk.test/password/reset/SECRET", "language": "nl"})
+    with intake_sessions.begin() as session:
+        row = mailout.enqueue_account_mail(session, settings(), mail)
+        message = email.message_from_bytes(mailout.render_message(row, settings()), policy=email.policy.default)
+        view = mailout.outgoing_view(row)
+    assert message["X-Helpdesk-Ticket"] is None and message["Auto-Submitted"] == "auto-generated"
+    assert message["To"].addresses[0].addr_spec == "ada@example.org" and message["Content-Language"] == "nl"
+    assert "SECRET" in message.get_content() and "SECRET" not in str(view)
+    assert view["kind"] == "account" and row.status == "pending"

@@ -42,7 +42,7 @@ def test_html_only_becomes_clean_text_and_keeps_the_html():
             "<div class='gmail_quote'>On Mon, 1 Jan 2026 at 10:00, Support wrote:<blockquote>old text</blockquote>"
             "</div><script>alert(1)</script></body></html>")
     mail = mime.parse(mails.html_only("ann@example.com", "VPN", html))
-    assert mail.html == html + "\n" or mail.html.strip() == html
+    assert mail.html == html + "\r\n"  # the part exactly as sent, its line end included
     assert mail.new_text == ("Hello team,\n\nThe VPN drops.\nSee status (https://status.example/vpn).\n\n"
                              "- Laptop\n- Phone")
     assert "old text" in mail.quoted_text and "alert" not in mail.text and "color" not in mail.text

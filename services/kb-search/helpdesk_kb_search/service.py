@@ -14,7 +14,8 @@ from sqlalchemy import text
 from sqlalchemy.orm.exc import StaleDataError
 
 from helpdesk_common.contracts import validate
-from helpdesk_common.contracts.kb import (LANGUAGES, ArticleChanges, BulkImport, NewArticle, SearchRequest,
+from helpdesk_common.contracts.kb import (LANGUAGES, ArticleChanges, BrowseQuery, BulkImport, NewArticle,
+                                          SearchRequest,
                                           SuggestionOpenedReport, SuggestionResolved, SuggestRequest, Viewer)
 from helpdesk_common.adapters.database import Database
 from helpdesk_common.database import run_in_transaction
@@ -23,7 +24,7 @@ from helpdesk_common.errors import EXPECTED_ERRORS, ValidationFailed
 from helpdesk_common.adapters.metrics import EntrypointMetrics
 from helpdesk_common.adapters.relay import OutboxRelay
 
-from . import domain, indexing, search, ticket_suggestions
+from . import browsing, domain, indexing, search, ticket_suggestions
 from .dependencies import SearchIndex
 from .entrypoints import indexing_handler, ticket_handler
 from .exceptions import concurrent_change
@@ -123,6 +124,20 @@ class KbSearchService:
             raise ValidationFailed(f"language must be one of {', '.join(LANGUAGES)}.",
                                    details=[{"field": "language", "code": "invalid_choice"}])
         return self._write(lambda s: domain.draft_from_ticket(s, ticket, messages, who, language))
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def browse(self, lang="en", category=None, viewer=None, size=10):
+        """Categories and the most helpful articles, without a query (the help centre's home)."""
+        query = validate(BrowseQuery, {"lang": lang, "category": category, "size": size})
+        with self.db() as session:
+            return browsing.browse(session, query.lang, query.category, _viewer(viewer), query.size)
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def translations(self, article_id, viewer=None):
+        """The article's versions in the other languages that the viewer may read."""
+        who = _viewer(viewer)
+        with self.db() as session:
+            return browsing.translations(session, domain.find_article(session, article_id, who), who)
 
     # --- search and suggestions -------------------------------------------------------------------
 

@@ -1,5 +1,6 @@
 """The kb_search service: entrypoints without a broker (worker_factory), then a real container on a real
 RabbitMQ (a throwaway vhost per test) with each search backend, driven over RPC as the gateway will."""
+import time
 import uuid
 
 import pytest
@@ -367,8 +368,9 @@ def test_a_flood_of_new_tickets_runs_on_a_bounded_share_and_searches_keep_answer
     container = container_factory(KbSearchService, {**config, "max_workers": 6, "KB_TICKET_WORKERS": 2})
     container.start()
     with ServiceRpcProxy("kb_search", config, timeout=20) as kb:
-        searched_during = []
+        searched_during, deadline = [], time.monotonic() + 120
         while len(handled) < 300:
+            assert time.monotonic() < deadline, f"only {len(handled)} of 300 tickets handled in 120 s"
             kb.search("printer", "en", None, AGENT)
             searched_during.append(len(handled))
         assert any(count < 300 for count in searched_during)  # answered while tickets were still waiting

@@ -21,7 +21,7 @@ from helpdesk_common.errors import Forbidden, HelpdeskError, ValidationFailed
 from helpdesk_common.events import new_event
 from helpdesk_common.outbox import stage, stage_many
 
-from . import contacts, custom_fields, sla
+from . import contacts, custom_fields, sla, ticket_lists
 from .exceptions import idempotency_key_reused, ticket_not_found
 from .models import (Contact, ContactIdentifier, HistoryRecord, IdempotencyKey, Message, MessageKey, Outbox, ProcessedEvent,
                      SlaClock, Ticket)
@@ -550,37 +550,36 @@ def history(session: Session, number, viewer):
 
 
 def find_tickets(session: Session, query, viewer, rules: Optional[Rules] = None):
-    """Tickets matching the filters, newest first, a page at a time (``next_cursor`` for the next)."""
+    """Tickets of a view matching the filters, in the asked order (newest first by default), a page at a
+    time (``next_cursor`` for the next). Views, sorts and cursors: ``ticket_lists``."""
+    ticket_lists.check_staff(query, viewer, STAFF)
+    now = utcnow()
     statement = _visible(select(Ticket), viewer)
     if rules is not None and rules.sla is not None:
         statement = statement.options(selectinload(Ticket.sla_clocks))
-    if query.status:
-        statement = statement.where(Ticket.status == query.status)
-    if query.priority:
-        statement = statement.where(Ticket.priority == query.priority)
-    if query.assignee:
-        statement = statement.where(Ticket.assignee == query.assignee)
-    if query.team:
-        statement = statement.where(Ticket.team == query.team)
     if query.requester:
         statement = statement.where(_requested_by(query.requester.lower()))
-    if query.text:
-        pattern = "%" + query.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        statement = statement.where(or_(Ticket.subject.ilike(pattern, escape="\\"),
-                                        Ticket.description.ilike(pattern, escape="\\")))
-    if query.cursor:
-        # ASCII digits only ("²".isdigit() is true but int() fails) and within a 64-bit id.
-        if not (query.cursor.isascii() and query.cursor.isdigit() and len(query.cursor) <= 18):
-            raise ValidationFailed("The cursor is not one this API gave out; start again without it.",
-                                   details=[{"field": "cursor", "code": "invalid_format",
-                                             "message": "use next_cursor from the previous page"}])
-        statement = statement.where(Ticket.id < int(query.cursor))
-    rows = list(session.scalars(statement.order_by(Ticket.id.desc()).limit(query.limit + 1)))
+    condition = ticket_lists.view_condition(query.view, viewer, _workflow(rules), now, bool(query.status))
+    if condition is not None:
+        statement = statement.where(condition)
+    statement = statement.where(*ticket_lists.filter_conditions(query))
+    rows, cursor_of = ticket_lists.sorted_page(session, statement, query.sort, query.cursor, query.limit)
     more = len(rows) > query.limit
     rows = rows[:query.limit]
-    now = utcnow()
     return {"items": [ticket_view(t, rules, now) for t in rows],
-            "next_cursor": str(rows[-1].id) if more and rows else None}
+            "next_cursor": cursor_of(rows[-1]) if more and rows else None}
+
+
+def count_tickets(session: Session, viewer, rules: Optional[Rules] = None, now=None):
+    """The exact number of tickets in each list view (``ticket_lists.VIEWS``) that ``viewer`` may see."""
+    if viewer.role not in STAFF:
+        raise Forbidden("Counts of the ticket lists are for agents only.", code="agents_only")
+    return ticket_lists.counts(session, lambda statement: _visible(statement, viewer), viewer, _workflow(rules),
+                               now or utcnow())
+
+
+def _workflow(rules):
+    return rules.workflow if rules is not None else Workflow.load()
 
 
 ROUTING_HANDLER = "tickets.apply_routing"

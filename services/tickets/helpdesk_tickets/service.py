@@ -17,7 +17,7 @@ from helpdesk_common.failpoints import failpoint
 from helpdesk_common.adapters.metrics import EntrypointMetrics
 from helpdesk_common.adapters.relay import OutboxRelay
 
-from . import canned, contacts, custom_fields, domain, followers, links, presence
+from . import canned, contacts, custom_fields, domain, export, followers, links, presence
 from .dependencies import TicketRules
 from .entrypoints import sla_timer
 from .exceptions import concurrent_change
@@ -107,6 +107,13 @@ class TicketsService:
             page = domain.find_tickets(session, filters, who, self.rules)
         page["items"] = [domain.shown_to(who, view) for view in page["items"]]
         return page
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def count_tickets(self, viewer):
+        """The exact number of tickets in each list view the viewer may see (the workspace's sidebar)."""
+        who = validate(Viewer, viewer, prefix="viewer.")
+        with self.db() as session:
+            return domain.count_tickets(session, who, self.rules)
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def update_ticket(self, number, changes, viewer, decisions=None, dry_run=False):
@@ -227,6 +234,13 @@ class TicketsService:
             raise ValidationFailed("agent_name must be a string of at most 200 characters.")
         with self.db() as session:
             return canned.render(session, _contact_id(reply_id, "reply_id"), str(number), who, agent_name)
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def export_history(self, cursor=None, limit=500):
+        """Every ticket's view, status changes and messages' metadata, a page at a time (``export.export_page``):
+        what read models are rebuilt from (``analytics-rebuild``)."""
+        with self.db() as session:
+            return export.export_page(session, cursor, limit, self.rules, utcnow())
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def define_custom_field(self, definition):

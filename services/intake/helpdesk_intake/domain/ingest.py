@@ -608,6 +608,15 @@ class Ingestor:
         Written as a handful of executemany statements rather than per-row ORM work: at hundreds of
         messages a batch the ORM's per-object bookkeeping cost more than parsing the mail."""
         with self.sessions.begin() as session:
+            # Only the rows still pending are this batch's to record: a batch abandoned by its poll (and
+            # resumed by the next) may finish after all, and the second to finish must add nothing (no
+            # second acknowledgement). The conditional UPDATE decides under the row lock.
+            won = set(session.scalars(update(_INBOUND).where(
+                _INBOUND.c.id.in_([w.row_id for w in finished]), _INBOUND.c.state == "pending")
+                .values(state="done", done_at=now).returning(_INBOUND.c.id)))
+            finished = [w for w in finished if w.row_id in won]
+            if not finished:
+                return
             session.execute(_DONE, [{"row_id": w.row_id, "outcome": w.outcome, "ticket_number": w.ticket_number,
                                      "done_at": now} for w in finished])
             ids = {w.mail.message_id for w in finished if w.mail.message_id}

@@ -1,7 +1,7 @@
 """Who has a ticket open and who is typing (collision warnings)
 
-Revision ID: 0009_ticket_presence
-Revises: 0008_followers_notifications
+Revision ID: 0010_ticket_presence
+Revises: 0009_list_indexes
 Create Date: 2026-12-07 13:40:00.000000
 """
 from alembic import op
@@ -9,8 +9,8 @@ import sqlalchemy as sa
 
 from helpdesk_common.database import UtcDateTime
 
-revision = '0009_ticket_presence'
-down_revision = '0008_followers_notifications'
+revision = '0010_ticket_presence'
+down_revision = '0009_list_indexes'
 branch_labels = None
 depends_on = None
 

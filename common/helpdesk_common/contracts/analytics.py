@@ -1,0 +1,106 @@
+"""Contracts of the analytics service: the query of a report, and the answer.
+
+The gateway validates a report's query string against :class:`ReportQuery` (lax: query strings carry text)
+and the analytics service checks what one model cannot (``from`` before ``to``, the period's length, the time
+zone) with :func:`check_period`, so both answer the same 422s.
+"""
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Literal, Optional
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import ConfigDict, Field, StringConstraints
+
+from ..errors import ValidationFailed
+from . import Contract, View
+
+__all__ = ["ReportQuery", "ReportView", "MEASURES", "GROUPS", "MAX_PERIOD_DAYS", "check_period"]
+
+MEASURES = ("volume", "backlog", "first_response", "resolution", "sla", "escalations", "one_touch", "agents",
+            "csat", "nps", "chats", "deflection")
+DIMENSIONS = ("team", "agent", "channel", "priority", "category", "language", "policy")
+GROUPS = DIMENSIONS + ("day", "week", "month")
+MAX_PERIOD_DAYS = 400
+"""The longest period one report covers (a year and a bit: a year compared with the same week last year)."""
+
+Filter = Optional[Annotated[str, StringConstraints(min_length=1, max_length=100)]]
+
+
+class ReportQuery(Contract):
+    """``GET /api/v1/reports/{measure}`` query string. ``from`` and ``to`` are ISO dates or moments (a date is
+    midnight in ``tz``); ``group_by`` is a comma-separated list of team, agent, channel, priority, category,
+    language, policy, day, week, month; each dimension also filters (``team=support``)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, str_strip_whitespace=True, populate_by_name=True)
+
+    from_: Annotated[str, StringConstraints(min_length=10, max_length=40)] = Field(alias="from")
+    to: Annotated[str, StringConstraints(min_length=10, max_length=40)]
+    group_by: Optional[Annotated[str, StringConstraints(max_length=200)]] = None
+    tz: Annotated[str, StringConstraints(min_length=1, max_length=64)] = "UTC"
+    format: Literal["json", "csv"] = "json"
+    team: Filter = None
+    agent: Filter = None
+    channel: Filter = None
+    priority: Filter = None
+    category: Filter = None
+    language: Filter = None
+    policy: Filter = None
+
+    def groups(self):
+        return [g.strip() for g in (self.group_by or "").split(",") if g.strip()]
+
+    def filters(self):
+        return {name: getattr(self, name) for name in DIMENSIONS if getattr(self, name) is not None}
+
+
+def _moment(text, zone, field):
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValidationFailed(f"{field} must be an ISO date (2026-11-23) or moment (2026-11-23T09:00:00Z).",
+                               code="invalid_period",
+                               details=[{"field": field, "code": "invalid_value", "message": "not an ISO date"}]) from None
+    return value if value.tzinfo else value.replace(tzinfo=zone)
+
+
+def check_period(measure, query):
+    """Check what a report's query means: a known measure, groups, a time zone, ``from`` before ``to`` and a
+    period within :data:`MAX_PERIOD_DAYS`. Returns ``(start, end, groups, filters, tz)``, or raises a 422."""
+    if measure not in MEASURES:
+        raise ValidationFailed(f"There is no measure {measure!r}; the measures are {', '.join(MEASURES)}.",
+                               code="unknown_measure")
+    try:
+        zone = ZoneInfo(query["tz"])
+    except (ZoneInfoNotFoundError, ValueError, KeyError):
+        raise ValidationFailed(f"Unknown time zone {query.get('tz')!r}; use an IANA name such as Europe/Stockholm.",
+                               code="unknown_time_zone",
+                               details=[{"field": "tz", "code": "invalid_value", "message": "unknown time zone"}]) from None
+    start, end = _moment(query["from"], zone, "from"), _moment(query["to"], zone, "to")
+    if start >= end:
+        raise ValidationFailed("'from' must come before 'to'.", code="period_reversed",
+                               details=[{"field": "from", "code": "invalid_value", "message": "not before 'to'"}])
+    if end - start > timedelta(days=MAX_PERIOD_DAYS):
+        raise ValidationFailed(f"A report covers at most {MAX_PERIOD_DAYS} days; ask for a shorter period.",
+                               code="period_too_long",
+                               details=[{"field": "to", "code": "invalid_value", "message": "period too long"}])
+    groups = [g.strip() for g in (query.get("group_by") or "").split(",") if g.strip()]
+    unknown = [g for g in groups if g not in GROUPS]
+    if unknown:
+        raise ValidationFailed(f"Unknown group {unknown[0]!r}; group by {', '.join(GROUPS)}.", code="unknown_group",
+                               details=[{"field": "group_by", "code": "invalid_choice", "message": f"unknown {g!r}"}
+                                        for g in unknown])
+    if len(set(groups)) != len(groups) or sum(g in ("day", "week", "month") for g in groups) > 1:
+        raise ValidationFailed("Group by each dimension once, and by at most one of day, week, month.",
+                               code="unknown_group",
+                               details=[{"field": "group_by", "code": "invalid_value", "message": "repeated group"}])
+    filters = {name: query[name] for name in DIMENSIONS if query.get(name) is not None}
+    return start, end, groups, filters, query["tz"]
+
+
+class ReportView(View):
+    measure: str
+    start: datetime = Field(alias="from")
+    end: datetime = Field(alias="to")
+    tz: str
+    group_by: list[str]
+    filters: dict[str, str]
+    rows: list[dict[str, Any]]

@@ -1,0 +1,156 @@
+"""The customer's side of the portal: sign-in by mailed link, "my requests", and one request's public
+conversation with a reply.
+
+The link mail goes out through the platform's own outgoing mail: intake's queue (``send_account_mail``
+over RPC), sent, retried and shown to operators like every other mail; the gateway writes the text in the
+visitor's language because only it knows the link. Links point at ``HELPDESK_PUBLIC_URL`` when set (it
+should be, in production): built from the Host header alone, a forged Host would mail a victim a link to
+another site.
+
+A signed-in customer acts as a customer token of their address would (``Identity(role="customer")``): the
+tickets service shows them only the tickets of the contact known by that address, public messages only,
+and answers a guessed number with the 404 of a missing ticket.
+"""
+import os
+
+from flask import current_app, g, redirect, render_template, request, url_for
+from flask_babel import force_locale, gettext as _
+
+from helpdesk_common.database import utcnow
+
+from ..api import services
+from ..api.tickets import find_tickets, post_message, read_messages, read_ticket
+from ..auth import ANONYMOUS, Identity
+from ..ui.security import secure_cookies
+from . import bp, customers, visitor
+
+COOKIE = "hd_customer"
+PAGE = 50
+
+
+def _db():
+    return current_app.extensions["helpdesk.db"]
+
+
+@bp.before_request
+def load_customer():
+    g.customer = customers.session_email(_db(), request.cookies.get(COOKIE), utcnow())
+    # The portal is the customer's view even for an agent signed in to the workspace in the same browser.
+    g.identity = Identity(actor=g.customer, role="customer", email=g.customer) if g.customer else ANONYMOUS
+    return None
+
+
+def _signed_in_only():
+    if not g.customer:
+        return redirect(url_for(".sign_in_form", next=request.full_path.rstrip("?")))
+    return None
+
+
+@bp.get("/sign-in")
+def sign_in_form():
+    if g.customer:
+        return redirect(url_for(".my_requests"))
+    return render_template("portal/sign_in.html", email="", problem=None)
+
+
+@bp.post("/sign-in")
+def sign_in():
+    email = request.form.get("email", "").strip()
+    if not email or "@" not in email or len(email) > 254:
+        return render_template("portal/sign_in.html", email=email,
+                               problem=_("Enter your email address, like name@example.com.")), 422
+    token = customers.make_link(_db(), email, utcnow())
+    if token is None:
+        return render_template("portal/sign_in.html", email=email,
+                               problem=_("Several sign-in links were sent to this address in the last hour; use "
+                                         "the newest one, or try again later.")), 429
+    _send_link(email, token)
+    return render_template("portal/sign_in_sent.html", email=email)
+
+
+def _send_link(email, token):
+    base = os.environ.get("HELPDESK_PUBLIC_URL") or request.host_url
+    link = base.rstrip("/") + url_for(".sign_in_link", token=token)
+    language = visitor.language()
+    minutes = int(customers.LINK_LIFETIME.total_seconds() // 60)
+    with force_locale(language):
+        subject = _("Your sign-in link for the help centre")
+        body = _("Hello,\n\nUse this link to sign in to the help centre as %(email)s and follow your requests. "
+                 "It works once, for %(minutes)s minutes:\n\n%(link)s\n\n"
+                 "If you did not ask for it, ignore this mail.\n", email=email, minutes=minutes, link=link)
+    services().call("intake", "send_account_mail", {"to": email, "subject": subject, "body": body,
+                                                    "language": language})
+
+
+LINK_PROBLEMS = {"link_used": 410, "link_expired": 410, "link_unknown": 404}
+
+
+def _link_refused(refused):
+    texts = {"link_used": _("This sign-in link has been used already. Ask for a new one below."),
+             "link_expired": _("This sign-in link has expired. Ask for a new one below."),
+             "link_unknown": _("This sign-in link is not valid. Ask for a new one below.")}
+    return render_template("portal/sign_in.html", email="", problem=texts[refused.code],
+                           code=refused.code), LINK_PROBLEMS[refused.code]
+
+
+@bp.get("/sign-in/<token>")
+def sign_in_link(token):
+    """Asks for a click before the link is used: mail scanners that fetch links must not spend it."""
+    try:
+        email = customers.check_link(_db(), token, utcnow())
+    except customers.LinkRefused as refused:
+        return _link_refused(refused)
+    return render_template("portal/sign_in_confirm.html", email=email, token=token)
+
+
+@bp.post("/sign-in/<token>")
+def use_sign_in_link(token):
+    try:
+        _email, cookie = customers.redeem_link(_db(), token, utcnow(), request.cookies.get(COOKIE))
+    except customers.LinkRefused as refused:
+        return _link_refused(refused)
+    response = redirect(url_for(".my_requests"))
+    response.set_cookie(COOKIE, cookie, httponly=True, samesite="Lax", secure=secure_cookies(), path="/help")
+    return response
+
+
+@bp.post("/sign-out")
+def sign_out():
+    customers.end_session(_db(), request.cookies.get(COOKIE))
+    response = redirect(url_for(".home"))
+    response.delete_cookie(COOKIE, path="/help", httponly=True, samesite="Lax", secure=secure_cookies())
+    return response
+
+
+@bp.get("/requests")
+def my_requests():
+    refused = _signed_in_only()
+    if refused:
+        return refused
+    page = find_tickets({"limit": PAGE, **({"cursor": request.args["cursor"]} if request.args.get("cursor") else {})})
+    return render_template("portal/requests.html", tickets=page["items"], next_cursor=page["next_cursor"])
+
+
+@bp.get("/requests/<number>")
+def follow_request(number):
+    refused = _signed_in_only()
+    if refused:
+        return refused
+    ticket = read_ticket(number)  # the 404 of a missing ticket for anyone else's
+    messages = [m for m in read_messages(number) if m.get("visibility") == "public"]  # the service's rule, kept
+    return render_template("portal/request_follow.html", ticket=ticket, messages=messages, problem=None)
+
+
+@bp.post("/requests/<number>/reply")
+def reply(number):
+    refused = _signed_in_only()
+    if refused:
+        return refused
+    body = request.form.get("body", "").strip()
+    if not body:
+        ticket = read_ticket(number)
+        messages = [m for m in read_messages(number) if m.get("visibility") == "public"]
+        return render_template("portal/request_follow.html", ticket=ticket, messages=messages,
+                               problem=_("Write your reply first.")), 422
+    post_message(number, {"body": body[:100_000], "visibility": "public"})
+    return redirect(url_for(".follow_request", number=number, _anchor="conversation"))

@@ -1,0 +1,34 @@
+"""How did we do? The page behind the survey mail's one-click ratings: no sign-in, the signed link is the
+credential (the surveys service checks it). Opening a rating link records that rating at once (one click);
+the page then offers a comment and another rating, and a later answer replaces the earlier one."""
+from flask import flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+
+from ..api.surveys import answer_survey, read_survey
+from . import bp
+
+RATINGS = (5, 4, 3, 2, 1)
+
+
+def _rating(value):
+    return int(value) if value in ("1", "2", "3", "4", "5") else None
+
+
+@bp.get("/satisfaction/<token>")
+def satisfaction(token):
+    rating = _rating(request.args.get("rating"))
+    survey = answer_survey(token, rating) if rating else read_survey(token)
+    return render_template("portal/satisfaction.html", survey=survey, token=token, ratings=RATINGS,
+                           just_rated=rating is not None)
+
+
+@bp.post("/satisfaction/<token>")
+def satisfaction_answer(token):
+    rating = _rating(request.form.get("rating"))
+    survey = read_survey(token)
+    if rating is None:
+        return render_template("portal/satisfaction.html", survey=survey, token=token, ratings=RATINGS,
+                               just_rated=False, problem=_("Choose a rating from 1 to 5.")), 422
+    answer_survey(token, rating, request.form.get("comment", "").strip()[:5000])  # "" clears the comment
+    flash(_("Thank you: your answer is recorded."), "success")
+    return redirect(url_for(".satisfaction", token=token))

@@ -1,0 +1,99 @@
+"""Rate limits on the REST API (Flask-Limiter), counted in a store every gateway
+worker and replica shares (Redis: ``HELPDESK_RATE_LIMIT_STORAGE=redis://...``; ``memory://``, per process,
+for ``make run``).
+
+Three budgets, each a Flask-Limiter string such as ``600/minute;20/second`` (settings in ``Settings``):
+
+- **per token** (a request with an ``Authorization`` header, counted by the header's SHA-256, so neither the
+  token nor its hash is a key anybody could read back), shared by every route;
+- **per address** for visitors without a token (the portal's knowledge base, chats, the web form), shared by
+  every route; and a tighter one per address on the routes where each call writes something (starting a
+  chat, submitting the web form, a suggestion: each makes a row and an event);
+- **per address** for everything, tokens or not, high enough for a NAT full of integrators: a client that
+  invents a new token for every request still meets a limit.
+
+``/health`` and ``/metrics`` are not limited: probes poll them, and they answer from a cache or counters in
+memory. The check runs before authentication, so a flood of made-up tokens costs no database lookups. The answer
+is 429 ``rate_limited`` with ``Retry-After`` (seconds). Should the store be unreachable, requests are
+served (counted in memory meanwhile) rather than refused: a limit must not become the outage.
+
+Pages of the workspace are not limited here (sign-in has its own per-email throttle), nor static files.
+"""
+import hashlib
+import math
+import time
+
+from flask import request
+from flask_limiter import ApplicationLimit, Limit, Limiter
+
+from .api import operation_for
+
+COSTLY_PUBLIC = ("chat.start_chat", "intake.submit_web_form", "kb.suggest", "kb.suggestion_opened",
+                 "kb.suggestion_resolved")
+"""Public routes where every anonymous call stores something (a chat, a ticket, a suggestion row and its event)."""
+
+
+def client_address():
+    """The caller's address. Behind a reverse proxy, run the gateway with ``HELPDESK_PROXY_HOPS`` set so that
+    Werkzeug's ProxyFix makes ``remote_addr`` the client's (``app.py``); otherwise the proxy's is counted."""
+    return request.remote_addr or "unknown"
+
+
+def _token_key():
+    return "token:" + hashlib.sha256(request.headers.get("Authorization", "").encode()).hexdigest()[:40]
+
+
+def _address_key():
+    return "address:" + client_address()
+
+
+UNLIMITED = ("observability.health", "observability.metrics")
+"""Probes poll these every few seconds from one address; both answer from a cache (or in-process counters)."""
+
+
+def _limited():
+    """Declared operations only: pages and static files are not API calls; probes are not limited."""
+    return (request.url_rule is not None and operation_for(request.endpoint).endpoint != ""
+            and request.endpoint not in UNLIMITED)
+
+
+def _with_token():
+    return "Authorization" in request.headers
+
+
+def create_limiter(app, settings):
+    """Install the limits on ``app``. Call before the authentication hook is registered, so it runs first."""
+    limiter = Limiter(
+        key_func=_address_key,
+        storage_uri=settings.rate_limit_storage,
+        strategy="moving-window",
+        key_prefix=settings.rate_limit_prefix,
+        headers_enabled=False,  # Retry-After is set on the 429 only (errors.py), not on every answer
+        swallow_errors=True,
+        in_memory_fallback_enabled=True,
+        application_limits=[
+            ApplicationLimit(settings.rate_limit_token, key_function=_token_key, scope="token",
+                             exempt_when=lambda: not (_limited() and _with_token())),
+            ApplicationLimit(settings.rate_limit_anonymous, key_function=_address_key, scope="anonymous",
+                             exempt_when=lambda: not _limited() or _with_token()),
+            ApplicationLimit(settings.rate_limit_address, key_function=_address_key, scope="address",
+                             exempt_when=lambda: not _limited()),
+        ],
+        default_limits=[
+            Limit(settings.rate_limit_costly, key_function=_address_key, scope="costly",
+                  exempt_when=lambda: _with_token() or request.endpoint not in COSTLY_PUBLIC),
+        ],
+    )
+    limiter.init_app(app)
+    app.extensions["helpdesk.limiter"] = limiter
+    return limiter
+
+
+def retry_after(app):
+    """Whole seconds until the limit this request broke lets a request through again (at least 1)."""
+    limiter = app.extensions.get("helpdesk.limiter")
+    try:
+        reset_at = limiter.current_limit.reset_at
+    except Exception:  # no limit recorded, or the store went away meanwhile: a minute is a safe answer
+        return 60
+    return max(1, math.ceil(reset_at - time.time()))

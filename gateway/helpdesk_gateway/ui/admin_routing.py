@@ -1,0 +1,223 @@
+"""Admin pages for routing and configuration: agents, teams, routing rules, custom fields.
+
+Each change calls the function its REST route calls (``api.routing.add_agent``, ``change_agent``,
+``add_team``, ``add_routing_rule``, ``remove_rule``; ``api.tickets.add_custom_field``), so the page and
+the API validate and decide alike. A refused change shows the form again with what was typed.
+"""
+import pytz
+from flask import abort, current_app, flash, g, redirect, request, url_for
+from flask_babel import gettext as _, lazy_gettext as _l
+
+from helpdesk_common.contracts.routing import WEEKDAYS
+from helpdesk_common.errors import HelpdeskError
+
+from .. import accounts
+from ..api.routing import (add_agent, add_routing_rule, add_team, change_agent, read_agents, read_rules, read_teams,
+                           remove_rule)
+from ..api.tickets import add_custom_field, read_custom_fields
+from . import forms
+from .admin import SECTIONS, admins_only, bp, page
+from .password import send_link
+
+SECTIONS.extend(["agents", "teams", "rules", "fields"])
+
+STRATEGIES = {"skills_and_load": _l("Skills, then load"), "least_loaded": _l("Least loaded"),
+              "round_robin": _l("Round robin")}
+FIELD_TYPES = {"string": _l("Text"), "number": _l("Number"), "integer": _l("Whole number"),
+               "boolean": _l("Yes or no"), "enum": _l("One of a list"), "date": _l("Date")}
+DAYS = {"mon": _l("Monday"), "tue": _l("Tuesday"), "wed": _l("Wednesday"), "thu": _l("Thursday"),
+        "fri": _l("Friday"), "sat": _l("Saturday"), "sun": _l("Sunday")}
+PRIORITIES = ("low", "normal", "high", "urgent")
+PRESENCES = {"online": _l("Online"), "away": _l("Away"), "offline": _l("Offline")}
+CONDITIONS = {"words": _l("Words in subject or description"), "channels": _l("Channels"),
+              "categories": _l("Categories"), "languages": _l("Languages"), "priorities": _l("Priorities"),
+              "requester_domains": _l("Requester's domains"), "mailboxes": _l("Mailboxes"),
+              "custom_fields": _l("Custom fields")}
+ACTIONS = {"team": _l("Team"), "tier": _l("Tier"), "priority": _l("Priority"),
+           "required_skills": _l("Required skills")}
+FORM_ERRORS = {"skill_level": _l("Write skills as name:level, the level 1 to 5 (for example vpn:4, billing:2)."),
+               "number": _l("Write a whole number.")}
+
+
+@bp.context_processor
+def labels():
+    return {"presence_label": lambda v: PRESENCES.get(v, v), "condition_label": lambda v: CONDITIONS.get(v, v),
+            "action_label": lambda v: ACTIONS.get(v, v)}
+
+
+def refused(error):
+    """What to tell a person whose change was refused: our words for a form we could not read, the
+    service's own (with each field's problem) for the rest."""
+    if isinstance(error, forms.FormError):
+        return _("Not saved (%(field)s): %(problem)s", field=error.field, problem=FORM_ERRORS[error.kind])
+    details = "; ".join(f"{d.get('field')}: {d.get('message')}" for d in error.details if isinstance(d, dict))
+    return _("Not saved: %(reason)s", reason=details or error.message)
+
+
+def _team_names():
+    return [team["name"] for team in read_teams()]
+
+
+# --- agents ---------------------------------------------------------------------------------------
+
+def _agents_page(form=None, status=200):
+    return page("agents.html", section="agents", agents=read_agents(), teams=_team_names(), form=form or {},
+                days=DAYS, zones=pytz.common_timezones, presences=PRESENCES), status
+
+
+@bp.get("/agents")
+def agents():
+    return _agents_page()
+
+
+@bp.post("/agents")
+@admins_only
+def create_agent():
+    """The routing agent, and with "invite" its account (role agent, same email) and the invitation mail:
+    one person, one identity."""
+    try:
+        agent = add_agent(forms.agent(request.form, _team_names(), new=True))
+    except (forms.FormError, HelpdeskError) as error:
+        flash(refused(error), "error")
+        return _agents_page(request.form, 422)
+    flash(_("Agent %(name)s is created.", name=agent["name"]), "success")
+    if request.form.get("invite") == "on":
+        _invite_agent(agent)
+    return redirect(url_for(".agents"))
+
+
+def _invite_agent(agent):
+    sessions = current_app.extensions["helpdesk.db"]
+    try:
+        # Linked at once: the agent exists, no need to wait for the first sign-in.
+        account = accounts.invite_account(sessions, agent["email"], "agent", name=agent["name"],
+                                          agent_id=agent["id"])
+    except ValueError:
+        flash(_("There is already an account for %(email)s.", email=agent["email"]), "error")
+        return
+    try:
+        send_link(account, "invite", inviter=g.account.name or g.account.email)
+    except HelpdeskError:
+        flash(_("The account for %(email)s is made, but the invitation could not be sent: send it again in a "
+                "minute.", email=account.email), "error")
+        return
+    flash(_("%(email)s is invited: the mail with the link is on its way.", email=account.email), "success")
+
+
+def _agent(agent_id):
+    agent = next((a for a in read_agents() if a["id"] == agent_id), None)
+    if agent is None:
+        abort(404)
+    return agent
+
+
+def _agent_form(agent):
+    """An agent as the form shows it."""
+    hours = agent.get("working_hours") or {}
+    form = {"name": agent["name"], "email": agent["email"], "languages": ", ".join(agent["languages"]),
+            "skills": ", ".join(f"{name}:{level}" for name, level in agent["skills"].items()),
+            "teams": agent["teams"], "tier": agent["tier"], "capacity": agent["capacity"],
+            "hours_timezone": hours.get("timezone", "")}
+    form.update({f"hours_{day}": ", ".join(hours.get("weekly", {}).get(day, [])) for day in WEEKDAYS})
+    return form
+
+
+@bp.get("/agents/<int:agent_id>")
+def agent(agent_id):
+    agent = _agent(agent_id)
+    return page("agent.html", section="agents", agent=agent, form=_agent_form(agent), teams=_team_names(),
+                days=DAYS, zones=pytz.common_timezones)
+
+
+@bp.post("/agents/<int:agent_id>")
+@admins_only
+def update_agent(agent_id):
+    agent = _agent(agent_id)
+    try:
+        change_agent(agent_id, forms.agent(request.form, _team_names()))
+    except (forms.FormError, HelpdeskError) as error:
+        flash(refused(error), "error")
+        form = {**request.form.to_dict(), "teams": request.form.getlist("teams")}
+        return page("agent.html", section="agents", agent=agent, form=form, teams=_team_names(), days=DAYS,
+                    zones=pytz.common_timezones), 422
+    flash(_("Agent %(name)s is saved.", name=request.form.get("name") or agent["name"]), "success")
+    return redirect(url_for(".agents"))
+
+
+# --- teams ----------------------------------------------------------------------------------------
+
+def _teams_page(form=None, status=200):
+    return page("teams.html", section="teams", teams=read_teams(), strategies=STRATEGIES, form=form or {}), status
+
+
+@bp.get("/teams")
+def teams():
+    return _teams_page()
+
+
+@bp.post("/teams")
+@admins_only
+def create_team():
+    try:
+        team = add_team(forms.team(request.form))
+    except (forms.FormError, HelpdeskError) as error:
+        flash(refused(error), "error")
+        return _teams_page(request.form, 422)
+    flash(_("Team %(name)s is created.", name=team["name"]), "success")
+    return redirect(url_for(".teams"))
+
+
+# --- routing rules --------------------------------------------------------------------------------
+
+def _rules_page(form=None, status=200):
+    return page("rules.html", section="rules", rules=read_rules(), teams=_team_names(), priorities=PRIORITIES,
+                form=form or {}), status
+
+
+@bp.get("/rules")
+def rules():
+    return _rules_page()
+
+
+@bp.post("/rules")
+@admins_only
+def create_rule():
+    try:
+        rule = add_routing_rule(forms.rule(request.form))
+    except (forms.FormError, HelpdeskError) as error:
+        flash(refused(error), "error")
+        return _rules_page(request.form, 422)
+    flash(_("Rule %(name)s is added.", name=rule["name"]), "success")
+    return redirect(url_for(".rules"))
+
+
+@bp.post("/rules/<int:rule_id>/delete")
+@admins_only
+def delete_rule(rule_id):
+    remove_rule(rule_id)
+    flash(_("The rule is deleted."), "success")
+    return redirect(url_for(".rules"))
+
+
+# --- custom fields --------------------------------------------------------------------------------
+
+def _fields_page(form=None, status=200):
+    return page("fields.html", section="fields", fields=read_custom_fields(), types=FIELD_TYPES,
+                form=form or {}), status
+
+
+@bp.get("/fields")
+def fields():
+    return _fields_page()
+
+
+@bp.post("/fields")
+@admins_only
+def create_field():
+    try:
+        field = add_custom_field(forms.custom_field(request.form))
+    except (forms.FormError, HelpdeskError) as error:
+        flash(refused(error), "error")
+        return _fields_page(request.form, 422)
+    flash(_("Field %(label)s is defined.", label=field["label"]), "success")
+    return redirect(url_for(".fields"))

@@ -1,0 +1,342 @@
+"""The customer portal's pages through Flask's test client, with a stand-in for the services.
+
+What the browser tests (tests/ui/test_portal_browser.py) cannot easily show: that article HTML is cleaned
+again before it enters a page, that a suggestion's id travels to the deflection, that a refused
+attachment sends nothing, that the visitor acts as a customer of the address typed, that the language
+links set the visitor's language.
+"""
+import io
+import re
+
+import pytest
+
+from helpdesk_common.contracts.intake import RateLimited
+from helpdesk_common.errors import NotFound
+from helpdesk_gateway.app import create_app
+from helpdesk_gateway.settings import Settings
+
+XSS = '<script>alert(1)</script><img src=x onerror="alert(2)">'
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+
+
+def article(article_id=1, language="sv", title="Återställ lösenordet", **extra):
+    return {"id": article_id, "title": title, "body": "x", "body_html": f"<p>Steg ett</p>{XSS}",
+            "language": language, "type": "article", "category": "account/login", "tags": [],
+            "visibility": "public", "status": "published", "translation_group": "g", "version": 1, **extra}
+
+
+class FakeServices:
+    def __init__(self):
+        self.calls = []
+        self.fields = [{"name": "order", "label": "Order number", "type": "integer", "required": True, "options": []}]
+        self.refuse = None
+
+    def call(self, service, method, *args):
+        self.calls.append((service, method, args))
+        if method == "browse":
+            return {"language": args[0], "category": args[1], "categories": [{"category": "account/login", "articles": 2}],
+                    "popular": [{"id": 1, "title": "Återställ lösenordet", "language": "sv", "type": "article"}]}
+        if method == "get_article":
+            if args[0] != 1:
+                raise NotFound("no such article", code="article_not_found")
+            return article()
+        if method == "translations":
+            return [{"id": 2, "title": "Reset your password", "language": "en", "type": "article"}]
+        if method == "suggest":
+            return {"suggestion_id": "abc-123", "items": [{"id": 1, "title": "Återställ lösenordet"}]}
+        if method in ("record_suggestion_opened", "record_suggestion_resolved"):
+            return {"recorded": True}
+        if method == "search":
+            return {"items": [{"id": 1, "title": "T", "snippet": "a <mark>b</mark> &lt;script&gt;", "language": "sv"}],
+                    "total": 1, "next_cursor": None, "language": args[1], "fallback": False}
+        if method == "list_custom_fields":
+            return self.fields
+        if method == "submit_web_form":
+            if self.refuse:
+                raise self.refuse
+            return {"ticket_number": "HD-000042", "created": True, "duplicate": False}
+        raise AssertionError(f"unexpected call {service}.{method}")
+
+    def called(self, method):
+        return [args for _s, name, args in self.calls if name == method]
+
+
+@pytest.fixture
+def fake():
+    return FakeServices()
+
+
+@pytest.fixture
+def client(db_url, dead_amqp_uri, fake):
+    app = create_app(Settings(database_url=db_url, bootstrap_token="t", amqp_uri=dead_amqp_uri, rpc_timeout=0.5))
+    app.extensions["helpdesk.rpc"] = fake
+    return app.test_client()
+
+
+def csrf(client, path="/help/articles/1"):
+    page = client.get(path).get_data(as_text=True)
+    return re.search(r'name="csrf_token" value="([0-9a-f]+)"', page).group(1)
+
+
+def test_home_shows_categories_and_popular_articles_in_the_browsers_language(client, fake):
+    page = client.get("/help/", headers={"Accept-Language": "sv-SE,sv;q=0.9"}).get_data(as_text=True)
+    assert fake.called("browse")[0][0] == "sv"
+    assert "Account / Login" in page and "Återställ lösenordet" in page
+    assert '<html lang="sv">' in page
+
+
+def test_the_language_links_override_the_browser(client, fake):
+    answer = client.get("/help/language/nl?next=/help/search")
+    assert answer.status_code == 302 and answer.headers["Location"] == "/help/search"
+    client.get("/help/", headers={"Accept-Language": "sv"})
+    assert fake.called("browse")[-1][0] == "nl"
+    assert client.get("/help/language/nl?next=https://evil.example/").headers["Location"] == "/help/"
+
+
+def test_an_article_is_cleaned_again_and_links_its_translations(client):
+    page = client.get("/help/articles/1").get_data(as_text=True)
+    assert "<p>Steg ett</p>" in page
+    assert "<script>alert(1)" not in page and "onerror" not in page
+    assert 'href="/help/articles/2"' in page and 'hreflang="en"' in page
+
+
+def test_a_missing_article_is_a_portal_page_not_json(client):
+    answer = client.get("/help/articles/9")
+    assert answer.status_code == 404 and answer.mimetype == "text/html"
+    assert "Back to the help centre" in answer.get_data(as_text=True)
+
+
+def test_the_suggestion_travels_from_the_suggestions_to_the_deflection(client, fake):
+    partial = client.get("/help/suggest?q=lösenord").get_data(as_text=True)
+    assert "/help/articles/1?s=abc-123&amp;p=1" in partial
+    page = client.get("/help/articles/1?s=abc-123&p=1").get_data(as_text=True)
+    assert fake.called("record_suggestion_opened")[0][:2] == ("abc-123", 1)
+    assert 'name="s" value="abc-123"' in page
+    answer = client.post("/help/articles/1/feedback", data={"answer": "yes", "s": "abc-123",
+                                                             "csrf_token": csrf(client, "/help/articles/1")})
+    assert answer.status_code == 302
+    resolved = fake.called("record_suggestion_resolved")
+    assert resolved[0][0] == "abc-123" and resolved[0][2] == 1
+
+
+def test_no_leads_to_the_request_form_prefilled(client):
+    answer = client.post("/help/articles/1/feedback", data={"answer": "no", "csrf_token": csrf(client)})
+    assert answer.status_code == 302 and "/help/request?subject=" in answer.headers["Location"]
+    page = client.get(answer.headers["Location"]).get_data(as_text=True)
+    assert 'value="Återställ lösenordet"' in page
+
+
+def test_feedback_without_the_csrf_token_changes_nothing(client, fake):
+    answer = client.post("/help/articles/1/feedback", data={"answer": "yes", "s": "abc-123"})
+    assert answer.status_code == 403
+    assert fake.called("record_suggestion_resolved") == []
+
+
+def test_search_snippets_keep_only_the_highlight(client):
+    page = client.get("/help/search?q=b").get_data(as_text=True)
+    assert "a <mark>b</mark> &lt;script&gt;" in page
+
+
+def form(client, **extra):
+    data = {"csrf_token": csrf(client, "/help/request"), "email": "eva@example.se", "name": "Eva",
+            "subject": "VPN", "description": "It drops", "cf_order": "12", "submission_id": "s1", **extra}
+    return client.post("/help/request", data=data, content_type="multipart/form-data")
+
+
+def test_a_request_is_sent_as_the_customer_of_the_address_typed(client, fake):
+    answer = form(client, attachments=[(io.BytesIO(PNG), "screen.png")])
+    assert answer.status_code == 302
+    sent, who = fake.called("submit_web_form")[0]
+    assert who["role"] == "customer" and who["email"] == "eva@example.se"
+    assert sent["custom_fields"] == {"order": 12} and sent["attachments"][0]["content_type"] == "image/png"
+    page = client.get(answer.headers["Location"]).get_data(as_text=True)
+    assert "HD-000042" in page
+
+
+@pytest.mark.parametrize("upload, words", [
+    ((io.BytesIO(b"MZ\x90\x00"), "setup.exe"), "not a type we accept"),
+    ((io.BytesIO(b"MZ\x90\x00"), "holiday.png"), "does not contain what its name says"),
+])
+def test_a_refused_attachment_sends_nothing_and_says_why(client, fake, upload, words):
+    answer = form(client, attachments=[upload])
+    assert answer.status_code == 422 and words in answer.get_data(as_text=True)
+    assert fake.called("submit_web_form") == []
+
+
+def test_missing_fields_and_a_wrong_custom_field_are_named(client, fake):
+    page = form(client, subject="", cf_order="twelve").get_data(as_text=True)
+    assert "Say in a few words" in page and "Enter a number." in page
+    assert 'value="eva@example.se"' in page  # what was typed is kept
+    assert fake.called("submit_web_form") == []
+
+
+def test_the_rate_limit_is_a_clear_message(client, fake):
+    fake.refuse = RateLimited("too many", code="rate_limited")
+    answer = form(client)
+    assert answer.status_code == 429 and "several requests in a short time" in answer.get_data(as_text=True)
+
+
+def test_the_confirmation_needs_this_browsers_submission(client):
+    assert client.get("/help/request/sent").headers["Location"] == "/help/request"
+
+
+# --- customers: sign-in by mailed link ----------------------------------------------------------------
+
+def test_a_link_works_once_and_not_after_it_expires(sessions):
+    from datetime import timedelta
+
+    from helpdesk_common.database import utcnow
+    from helpdesk_gateway.portal import customers
+
+    now = utcnow()
+    token = customers.make_link(sessions, "Eva@Example.se", now)
+    assert customers.check_link(sessions, token, now) == "eva@example.se"
+    email, cookie = customers.redeem_link(sessions, token, now)
+    assert email == "eva@example.se" and customers.session_email(sessions, cookie, now) == email
+    with pytest.raises(customers.LinkRefused) as used:
+        customers.redeem_link(sessions, token, now)
+    assert used.value.code == "link_used"
+    late = customers.make_link(sessions, "eva@example.se", now)
+    with pytest.raises(customers.LinkRefused) as expired:
+        customers.redeem_link(sessions, late, now + customers.LINK_LIFETIME + timedelta(seconds=1))
+    assert expired.value.code == "link_expired"
+    with pytest.raises(customers.LinkRefused) as unknown:
+        customers.check_link(sessions, "guessed", now)
+    assert unknown.value.code == "link_unknown"
+    customers.end_session(sessions, cookie)
+    assert customers.session_email(sessions, cookie, now) is None
+
+
+def test_links_per_address_are_limited(sessions):
+    from helpdesk_common.database import utcnow
+    from helpdesk_gateway.portal import customers
+
+    now = utcnow()
+    made = [customers.make_link(sessions, "bo@example.se", now) for _ in range(customers.LINKS_PER_HOUR + 1)]
+    assert all(made[:-1]) and made[-1] is None
+
+
+class MailingServices(FakeServices):
+    def __init__(self):
+        super().__init__()
+        self.mails = []
+        self.tickets = {"HD-000001": {"number": "HD-000001", "subject": "VPN <b>drops</b>", "description": "d",
+                                      "status": "open", "requester": {"email": "eva@example.se", "name": None},
+                                      "created_at": "2026-12-01T10:00:00+00:00",
+                                      "updated_at": "2026-12-01T10:00:00+00:00"}}
+
+    def call(self, service, method, *args):
+        if method == "send_account_mail":
+            self.mails.append(args[0])
+            return {"id": len(self.mails)}
+        if method == "list_tickets":
+            self.calls.append((service, method, args))
+            return {"items": list(self.tickets.values()), "next_cursor": None}
+        if method == "get_ticket":
+            self.calls.append((service, method, args))
+            if args[0] not in self.tickets:
+                raise NotFound(f"There is no ticket {args[0]}.", code="ticket_not_found")
+            return self.tickets[args[0]]
+        if method == "list_messages":
+            return [{"id": 1, "visibility": "internal", "author": "agent-1", "author_role": "agent", "body": "NOTE",
+                     "created_at": "2026-12-01T11:00:00+00:00"},
+                    {"id": 2, "visibility": "public", "author": "agent-1", "author_role": "agent", "body": "ANSWER",
+                     "created_at": "2026-12-01T11:00:00+00:00"}]
+        if method == "add_message":
+            self.calls.append((service, method, args))
+            return {}
+        return super().call(service, method, *args)
+
+
+@pytest.fixture
+def mailing(db_url, dead_amqp_uri):
+    fake = MailingServices()
+    app = create_app(Settings(database_url=db_url, bootstrap_token="t", amqp_uri=dead_amqp_uri, rpc_timeout=0.5))
+    app.extensions["helpdesk.rpc"] = fake
+    return fake, app.test_client()
+
+
+def test_sign_in_by_mailed_link_then_my_requests_as_that_customer(mailing):
+    fake, client = mailing
+    assert client.get("/help/requests").headers["Location"].startswith("/help/sign-in")
+    token = csrf(client, "/help/sign-in")
+    page = client.post("/help/sign-in", data={"email": "eva@example.se", "csrf_token": token},
+                       headers={"Accept-Language": "sv"}).get_data(as_text=True)
+    assert "eva@example.se" in page
+    (mail,) = fake.mails
+    assert mail["to"] == "eva@example.se" and mail["language"] == "sv"
+    link = re.search(r"http://localhost(/help/sign-in/\S+)", mail["body"]).group(1)
+    assert client.get(link).status_code == 200  # a page asking for the click: the link is not spent yet
+    answer = client.post(link, data={"csrf_token": csrf(client, link)})
+    assert answer.status_code == 302 and answer.headers["Location"] == "/help/requests"
+    assert "HttpOnly" in answer.headers["Set-Cookie"]
+    page = client.get("/help/requests").get_data(as_text=True)
+    assert "VPN &lt;b&gt;drops&lt;/b&gt;" in page
+    viewer = [args[-1] for _s, name, args in fake.calls if name == "list_tickets"][-1]
+    assert viewer["role"] == "customer" and viewer["email"] == "eva@example.se"
+    followed = client.get("/help/requests/HD-000001").get_data(as_text=True)
+    assert "ANSWER" in followed and "NOTE" not in followed
+    assert client.get("/help/requests/HD-000999").status_code == 404
+    again = client.post(link, data={"csrf_token": csrf(client, "/help/requests")})
+    assert again.status_code == 410 and "used already" in again.get_data(as_text=True)
+
+
+def test_a_customer_reply_is_public(mailing, sessions):
+    from helpdesk_common.database import utcnow
+    from helpdesk_gateway.portal import customers
+
+    fake, client = mailing
+    _email, cookie = customers.redeem_link(sessions, customers.make_link(sessions, "eva@example.se", utcnow()),
+                                           utcnow())
+    client.set_cookie("hd_customer", cookie, path="/help")
+    answer = client.post("/help/requests/HD-000001/reply",
+                         data={"body": "<b>Still</b> broken", "csrf_token": csrf(client, "/help/requests/HD-000001")})
+    assert answer.status_code == 302
+    (number, message, viewer), = [args for _s, name, args in fake.calls if name == "add_message"]
+    assert message == {"body": "<b>Still</b> broken", "visibility": "public"} and viewer["role"] == "customer"
+
+
+# --- satisfaction: the survey mail's one-click links -------------------------------------------------
+
+class SurveyServices(FakeServices):
+    def __init__(self):
+        super().__init__()
+        self.answers = []
+
+    def call(self, service, method, *args):
+        if method == "survey_for_link":
+            if args[0] != "good.token":
+                raise NotFound("This survey link is not valid.", code="survey_not_found")
+            rating = self.answers[-1][0] if self.answers else None
+            return {"ticket_number": "HD-000009", "rating": rating, "comment": None}
+        if method == "answer_csat":
+            if args[0] != "good.token":
+                raise NotFound("This survey link is not valid.", code="survey_not_found")
+            self.answers.append(args[1:3])
+            return {"ticket_number": "HD-000009", "rating": args[1], "comment": args[2]}
+        return super().call(service, method, *args)
+
+
+@pytest.fixture
+def surveyed(db_url, dead_amqp_uri):
+    fake = SurveyServices()
+    app = create_app(Settings(database_url=db_url, bootstrap_token="t", amqp_uri=dead_amqp_uri, rpc_timeout=0.5))
+    app.extensions["helpdesk.rpc"] = fake
+    return fake, app.test_client()
+
+
+def test_one_click_records_the_rating_and_the_comment_changes_it(surveyed):
+    fake, client = surveyed
+    page = client.get("/help/satisfaction/good.token?rating=4").get_data(as_text=True)
+    assert fake.answers == [(4, None)] and 'value="4" checked' in page and "HD-000009" in page
+    answer = client.post("/help/satisfaction/good.token", data={
+        "rating": "5", "comment": "<b>Great</b>", "csrf_token": csrf(client, "/help/satisfaction/good.token")})
+    assert answer.status_code == 302 and fake.answers[-1] == (5, "<b>Great</b>")  # kept as typed, shown as text
+    assert client.get("/help/satisfaction/good.token?rating=9").status_code == 200  # not a rating: shown, not recorded
+    assert len(fake.answers) == 2
+
+
+def test_a_forged_survey_link_is_a_clear_404(surveyed):
+    _fake, client = surveyed
+    answer = client.get("/help/satisfaction/forged?rating=1")
+    assert answer.status_code == 404 and "survey_not_found" in answer.get_data(as_text=True)

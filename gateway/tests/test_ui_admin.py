@@ -1,0 +1,167 @@
+"""Admin pages through Flask's test client: each change reaches the service exactly as the REST route
+sends it (parity), with the person's viewer; supervisors read, agents are kept out; bad input answers the
+form again, with what was typed, and changes nothing."""
+import re
+
+import pytest
+
+from helpdesk_common.errors import ValidationFailed
+from helpdesk_gateway import accounts
+from helpdesk_gateway.app import create_app
+from helpdesk_gateway.settings import Settings
+from helpdesk_gateway.ui import forms
+
+PASSWORD = "correct horse battery"
+
+
+class Routing:
+    def __init__(self):
+        self.calls = []
+        self.agents = [{"id": 7, "name": "Ada", "email": "ada@example.org", "teams": ["network"], "languages": ["en"],
+                        "skills": {"vpn": 4}, "tier": 1, "capacity": 10, "load": 2, "presence": "online",
+                        "working_hours": None, "assignee": "agent-7"}]
+        self.rules = []
+
+    def call(self, service, method, *args):
+        self.calls.append((method, args))
+        if method == "list_agents":
+            return self.agents
+        if method == "list_teams":
+            return [{"name": "network", "tier": 1, "strategy": "round_robin", "queued": 0},
+                    {"name": "billing", "tier": 1, "strategy": "least_loaded", "queued": 3}]
+        if method == "list_rules":
+            return self.rules
+        if method == "list_custom_fields":
+            return []
+        if method in ("create_agent", "update_agent"):
+            body = args[-2]
+            if "@" not in body.get("email", "@"):
+                raise ValidationFailed("The request is not valid", details=[
+                    {"field": "email", "code": "invalid_value", "message": "not an email address"}])
+            agent = {**self.agents[0], **body, "id": 8 if method == "create_agent" else args[0], "load": 0,
+                     "assignee": "agent-8"}
+            return agent
+        if method == "add_rule":
+            rule = {"id": 1, "position": 1, "enabled": True, **args[0]}
+            self.rules.append(rule)
+            return rule
+        if method in ("create_team", "define_custom_field", "delete_rule"):
+            return {"name": "x", "label": "x", **(args[0] if isinstance(args[0], dict) else {})}
+        if method == "send_account_mail":
+            return {"id": 1}
+        raise AssertionError(f"unexpected call {service}.{method}")
+
+    def made(self, method):
+        return [args for name, args in self.calls if name == method]
+
+
+@pytest.fixture
+def routing():
+    return Routing()
+
+
+@pytest.fixture
+def client(db_url, dead_amqp_uri, routing, sessions):
+    app = create_app(Settings(database_url=db_url, bootstrap_token="t", amqp_uri=dead_amqp_uri, rpc_timeout=0.5))
+    app.extensions["helpdesk.rpc"] = routing
+    accounts.create_account(sessions, "root@example.org", "admin", PASSWORD, name="Alex")
+    accounts.create_account(sessions, "sup@example.org", "supervisor", PASSWORD)
+    accounts.create_account(sessions, "ada@example.org", "agent", PASSWORD, agent_id=7)
+    return app.test_client()
+
+
+def csrf(client, path):
+    return re.search(r'name="csrf_token" value="([0-9a-f]+)"', client.get(path).get_data(as_text=True)).group(1)
+
+
+def sign_in(client, email):
+    client.post("/sign-in", data={"email": email, "password": PASSWORD, "csrf_token": csrf(client, "/sign-in")})
+
+
+def post(client, path, form_page=None, **data):
+    return client.post(path, data={**data, "csrf_token": csrf(client, form_page or path)})
+
+
+def test_a_new_agent_reaches_routing_as_the_rest_route_sends_it_and_is_invited(client, routing, sessions):
+    sign_in(client, "root@example.org")
+    answer = post(client, "/workspace/admin/agents", name="Bo Berg", email="bo@example.org", languages="sv, EN",
+                  skills="billing:3, invoices", teams=["billing", "nonexistent"], tier="2", capacity="5",
+                  presence="online", hours_timezone="Europe/Stockholm", hours_mon="08:00-12:00, 13:00-17:00",
+                  invite="on")
+    assert answer.status_code == 302
+    ((body, viewer),) = routing.made("create_agent")
+    assert body == {"name": "Bo Berg", "email": "bo@example.org", "languages": ["sv", "en"],
+                    "skills": {"billing": 3, "invoices": 1}, "teams": ["billing"], "tier": 2, "capacity": 5,
+                    "working_hours": {"timezone": "Europe/Stockholm", "weekly": {"mon": ["08:00-12:00", "13:00-17:00"]}},
+                    "presence": "online"}
+    assert viewer["role"] == "admin" and viewer["actor"] == "account-1"
+    invited = accounts.find_account(sessions, email="bo@example.org")
+    assert invited.role == "agent" and invited.agent_id == 8  # one person, one identity, linked at once
+    ((mail,),) = routing.made("send_account_mail")
+    assert mail["to"] == "bo@example.org" and "/password/set/" in mail["body"]
+
+
+def test_a_refused_agent_shows_the_form_again_with_what_was_typed(client, routing):
+    sign_in(client, "root@example.org")
+    answer = post(client, "/workspace/admin/agents", name="<b>Bo</b>", email="not-an-address", skills="vpn:x")
+    page = answer.get_data(as_text=True)
+    assert answer.status_code == 422 and "vpn:x" in page and "name:level" in page
+    assert routing.made("create_agent") == []
+    answer = post(client, "/workspace/admin/agents", name="<b>Bo</b>", email="not-an-address")
+    page = answer.get_data(as_text=True)
+    assert answer.status_code == 422 and "Not saved: email" in page and "&lt;b&gt;Bo&lt;/b&gt;" in page, re.findall(r"flash-error[^<]*<", page)
+
+
+def test_changing_an_agent_sends_only_the_changes_route_fields(client, routing):
+    sign_in(client, "root@example.org")
+    page = client.get("/workspace/admin/agents/7").get_data(as_text=True)
+    assert 'value="vpn:4"' in page
+    assert post(client, "/workspace/admin/agents/7", name="Ada L", email="ada@example.org", teams=["network"],
+                tier="3", capacity="12").status_code == 302
+    ((agent_id, body, _viewer),) = routing.made("update_agent")
+    assert agent_id == 7 and body["tier"] == 3 and "presence" not in body and body["working_hours"] is None
+
+
+def test_a_rule_and_a_custom_field_and_a_team_take_the_rest_routes_bodies(client, routing):
+    sign_in(client, "root@example.org")
+    assert post(client, "/workspace/admin/rules", name="Invoices to billing", if_words="invoice, refund",
+                if_languages="sv", then_team="billing", then_priority="high", then_skills="billing:2").status_code == 302
+    ((rule,),) = routing.made("add_rule")
+    assert rule == {"name": "Invoices to billing", "enabled": True,
+                    "conditions": {"words": ["invoice", "refund"], "languages": ["sv"]},
+                    "actions": {"required_skills": {"billing": 2}, "team": "billing", "priority": "high"}}
+    assert "Invoices to billing" in client.get("/workspace/admin/rules").get_data(as_text=True)
+    assert post(client, "/workspace/admin/rules/1/delete", form_page="/workspace/admin/rules").status_code == 302
+    assert routing.made("delete_rule") == [(1,)]
+    assert post(client, "/workspace/admin/fields", name="contract", label="Contract", type="enum",
+                options="gold, silver", required="on").status_code == 302
+    assert routing.made("define_custom_field") == [({"name": "contract", "label": "Contract", "type": "enum",
+                                                     "required": True, "options": ["gold", "silver"]},)]
+    assert post(client, "/workspace/admin/teams", name="vip", tier="2", strategy="round_robin",
+                escalates_to="billing").status_code == 302
+    assert routing.made("create_team") == [({"name": "vip", "tier": 2, "strategy": "round_robin",
+                                             "escalates_to": "billing"},)]
+
+
+@pytest.mark.parametrize("path", ["agents", "agents/7", "teams", "rules", "fields", "people"])
+def test_supervisors_read_every_admin_page_and_change_nothing(client, routing, path):
+    sign_in(client, "sup@example.org")
+    page = client.get(f"/workspace/admin/{path}")
+    assert page.status_code == 200 and "<button type=\"submit\">" not in page.get_data(as_text=True).split("<main")[1]
+    assert post(client, f"/workspace/admin/{path}", name="x").status_code == 403
+    assert [m for m, _ in routing.calls if not m.startswith(("list_", "get_"))] == []
+
+
+def test_agents_are_kept_out_of_the_admin_pages(client):
+    sign_in(client, "ada@example.org")
+    assert client.get("/workspace/admin/agents").status_code == 403
+    assert "Administration" not in client.get("/workspace/preferences").get_data(as_text=True)
+
+
+def test_form_lists_and_skills_are_read_as_people_type_them():
+    assert forms.words(" en,, nl \n sv ") == ["en", "nl", "sv"]
+    assert forms.skills("VPN:4, billing") == {"vpn": 4, "billing": 1}
+    with pytest.raises(forms.FormError):
+        forms.skills("vpn:four")
+    assert forms.working_hours({"hours_tue": "09:00-17:00"}) == {"timezone": "UTC", "weekly": {"tue": ["09:00-17:00"]}}
+    assert forms.working_hours({}) is None

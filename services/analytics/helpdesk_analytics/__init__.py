@@ -1,0 +1,1 @@
+"""The analytics service: a read model of tickets, chats and survey answers built from events only."""

@@ -1,0 +1,1 @@
+"""The surveys service: customer satisfaction (CSAT) after a ticket is resolved."""

@@ -1,0 +1,105 @@
+"""The surveys nameko service: thin entrypoints over ``domain``.
+
+Why a service of its own (and not intake or analytics): the catalogue already names ``surveys`` as the
+source of ``csat_submitted``/``nps_submitted``; a survey is state with its own life (asked once, answered,
+changed) that analytics must only learn from events (it is rebuildable from them, so it cannot be their
+writer), and intake is the channels' adapter, not the owner of customers' opinions. It sends nothing itself:
+the survey mail goes through intake's outgoing-mail queue (``send_account_mail`` over RPC), like every mail.
+
+- on ``status_changed`` to resolved (mail channels): open the ticket's survey once, then mail it; a failed
+  mail is retried with the event (the survey row is kept, ``mailed_at`` says whether the mail went out).
+- ``answer_csat(token, rating, comment)``: the portal's one-click link and comment form (the token is the
+  signed link); ``survey_for_link(token)``: what the page shows; ``ticket_satisfaction(number)``: for agents
+  (the gateway checks the agent may see the ticket first).
+"""
+import logging
+
+from nameko.dependency_providers import DependencyProvider
+from nameko.rpc import RpcProxy, rpc
+from sqlalchemy import text
+
+from helpdesk_common.adapters.consumer import reliable_handler
+from helpdesk_common.adapters.database import Database
+from helpdesk_common.adapters.metrics import EntrypointMetrics
+from helpdesk_common.adapters.relay import OutboxRelay
+from helpdesk_common.database import utcnow
+from helpdesk_common.errors import EXPECTED_ERRORS, ValidationFailed
+
+from . import domain
+from .models import Outbox, Survey
+
+log = logging.getLogger(__name__)
+
+DB_URL = "SURVEYS_DB_URL"
+
+
+class SurveySettings(DependencyProvider):
+    def setup(self):
+        config = self.container.config
+        channels = config.get("CSAT_MAIL_CHANNELS") or "email,web"
+        self.settings = domain.Settings(
+            public_url=config.get("PUBLIC_URL") or "http://127.0.0.1:8000",
+            csat_status=config.get("CSAT_STATUS") or "resolved",
+            mail_channels=frozenset(c.strip() for c in str(channels).split(",") if c.strip()))
+
+    def get_dependency(self, worker_ctx):
+        return self.settings
+
+
+class SurveysService:
+    name = "surveys"
+
+    db = Database(DB_URL)
+    outbox = OutboxRelay(Outbox, DB_URL, source="surveys")
+    settings = SurveySettings()
+    metrics = EntrypointMetrics()
+    intake = RpcProxy("intake")
+
+    @reliable_handler("tickets", "status_changed")
+    def on_status_changed(self, event):
+        ticket, to_status = event["data"]["ticket"], event["data"]["to_status"]
+        if not domain.should_ask(self.settings, ticket, to_status):
+            return
+        key = domain.secret(self.db)  # before the transaction: SQLite allows one writer at a time
+        with self.db.begin() as session:
+            survey = domain.open_survey(session, ticket, utcnow())
+            if survey.mailed_at is not None:
+                return  # a repeat of the event, or a later resolution: asked once
+            mail = domain.survey_mail(self.settings, key, survey, ticket["subject"])
+            survey_id = survey.id
+        self.intake.send_account_mail(mail)  # raises: the event is retried, the mail sent then
+        with self.db.begin() as session:
+            session.get(Survey, survey_id).mailed_at = utcnow()
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def survey_for_link(self, token):
+        survey_id = domain.survey_id_of(domain.secret(self.db), _text(token))
+        with self.db() as session:
+            survey = session.get(Survey, survey_id)
+            if survey is None:
+                raise domain.not_found()
+            return domain.view(survey)
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def answer_csat(self, token, rating, comment=None, correlation_id=None):
+        survey_id = domain.survey_id_of(domain.secret(self.db), _text(token))
+        with self.db.begin() as session:
+            return domain.answer(session, survey_id, rating, comment, utcnow(), correlation_id)
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def ticket_satisfaction(self, number):
+        with self.db() as session:
+            return domain.for_ticket(session, _text(number))
+
+    @rpc
+    def ping(self):
+        """For health checks: answers when the service is up and its database reachable."""
+        with self.db() as session:
+            session.execute(text("SELECT 1"))
+        return {"service": self.name, "ok": True}
+
+
+def _text(value):
+    if not isinstance(value, str) or not 1 <= len(value) <= 200:
+        raise ValidationFailed("Expected a short text.", details=[{"field": "(argument)", "code": "invalid_value"}])
+    return value

@@ -1,0 +1,85 @@
+"""Satisfaction surveys as plain rules, on a real (SQLite) database migrated with the service's migrations."""
+from datetime import datetime, timezone
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import sessionmaker
+
+from helpdesk_common.adapters.database import engine_for
+from helpdesk_common.errors import NotFound, ValidationFailed
+from helpdesk_surveys import domain
+from helpdesk_surveys.migrate import upgrade
+from helpdesk_surveys.models import Outbox
+
+NOW = datetime(2026, 12, 7, 12, tzinfo=timezone.utc)
+SETTINGS = domain.Settings(public_url="https://help.example.org/")
+
+
+def ticket(number="HD-000007", channel="web", language="sv"):
+    return {"number": number, "subject": "VPN", "channel": channel, "language": language, "team": "network",
+            "assignee": "agent-3", "requester": {"email": "eva@example.se", "contact_id": 12}}
+
+
+@pytest.fixture
+def sessions(tmp_path):
+    url = f"sqlite:///{tmp_path / 'surveys.db'}"
+    upgrade(url)
+    yield sessionmaker(engine_for(url), expire_on_commit=False)
+    engine_for(url).dispose()
+
+
+def test_only_a_resolution_on_a_mail_channel_asks():
+    assert domain.should_ask(SETTINGS, ticket(), "resolved")
+    assert not domain.should_ask(SETTINGS, ticket(), "closed")
+    assert not domain.should_ask(SETTINGS, ticket(channel="chat"), "resolved")
+
+
+def test_one_survey_per_ticket_and_a_mail_with_five_signed_one_click_links(sessions):
+    key = domain.secret(sessions)
+    assert domain.secret(sessions) == key  # made once, then read
+    with sessions.begin() as session:
+        first = domain.open_survey(session, ticket(), NOW)
+        again = domain.open_survey(session, ticket(), NOW)
+        mail = domain.survey_mail(SETTINGS, key, first, "VPN")
+    assert again.id == first.id
+    assert mail["to"] == "eva@example.se" and mail["language"] == "sv" and "HD-000007" in mail["subject"]
+    link = f"https://help.example.org/help/satisfaction/{domain.sign(key, first.id)}"
+    assert [f"{link}?rating={r}" in mail["body"] for r in range(1, 6)] == [True] * 5
+    assert "mycket nöjd" in mail["body"]
+    assert domain.survey_id_of(key, domain.sign(key, first.id)) == first.id
+    for forged in (first.id, f"{first.id}.00", domain.sign("another key", first.id), ""):
+        with pytest.raises(NotFound):
+            domain.survey_id_of(key, forged)
+
+
+def test_a_later_answer_replaces_the_earlier_one_and_each_is_an_event(sessions):
+    with sessions.begin() as session:
+        survey_id = domain.open_survey(session, ticket(), NOW).id
+    with sessions.begin() as session:
+        first = domain.answer(session, survey_id, 2, None, NOW)
+    with sessions.begin() as session:
+        second = domain.answer(session, survey_id, 5, "  Quick and kind  ", NOW)
+    with sessions.begin() as session:
+        third = domain.answer(session, survey_id, 4, None, NOW)  # a later one-click keeps the comment
+    assert (first["rating"], second["rating"], second["comment"]) == (2, 5, "Quick and kind")
+    assert (third["rating"], third["comment"]) == (4, "Quick and kind")
+    with sessions() as session:
+        events = [row.envelope for row in session.scalars(select(Outbox).order_by(Outbox.seq))]
+        assert domain.for_ticket(session, "HD-000007")["rating"] == 4
+        assert domain.for_ticket(session, "HD-000999")["rating"] is None
+    assert [(e["type"], e["source"], e["data"]["rating"]) for e in events] == [
+        ("csat_submitted", "surveys", 2), ("csat_submitted", "surveys", 5), ("csat_submitted", "surveys", 4)]
+    assert events[0]["data"]["replaces"] is None
+    assert events[1]["data"]["replaces"] == events[0]["data"]["answer_id"]
+    assert events[1]["data"]["contact_id"] == 12 and events[1]["data"]["team"] == "network"
+
+
+@pytest.mark.parametrize("rating, comment", [(0, None), (6, None), ("5", None), (True, None), (3, "x" * 5001)])
+def test_a_wrong_answer_is_refused_and_nothing_is_recorded(sessions, rating, comment):
+    with sessions.begin() as session:
+        survey_id = domain.open_survey(session, ticket(), NOW).id
+    with pytest.raises(ValidationFailed), sessions.begin() as session:
+        domain.answer(session, survey_id, rating, comment, NOW)
+    with sessions() as session:
+        assert session.scalars(select(Outbox)).all() == []
+        assert domain.for_ticket(session, "HD-000007")["rating"] is None

@@ -1,0 +1,246 @@
+"""People and admin pages in a real browser (Debian's Chromium through Playwright) against the whole
+platform: invitations and password resets go out through intake's outgoing mail to a real SMTP sink.
+
+One platform for the module, on SQLite (as tests/ui/test_workspace_browser.py, for the same reason).
+Screenshots go to docs/screenshots/.
+"""
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from helpdesk_common.testing import wait_for
+from mail_servers import SmtpSink
+from stack import BIN, ROOT, Stack
+
+from browser import Browser  # tests/ui/conftest.py puts this folder on the path
+
+sys.path.insert(0, os.path.join(ROOT, "gateway", "tests"))
+from oidc_provider import OidcProvider  # noqa: E402  the gateway tests' real OpenID provider on loopback
+
+pytestmark = pytest.mark.e2e
+
+SHOTS = os.path.join(ROOT, "docs", "screenshots")
+PASSWORD = "correct horse battery"
+SERIOUS = ("serious", "critical")
+LINK = re.compile(r"(http://127\.0\.0\.1:\d+/password/set/\S+)")
+
+
+@pytest.fixture(scope="module")
+def smtp_sink(tmp_path_factory):
+    sink = SmtpSink(tmp_path_factory.mktemp("ui-smtp")).start()
+    yield sink
+    sink.stop()
+
+
+@pytest.fixture(scope="module")
+def oidc_provider():
+    provider = OidcProvider().start()
+    yield provider
+    provider.stop()
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory, smtp_sink, oidc_provider):
+    stack = Stack(tmp_path_factory.mktemp("stack-admin"), env={
+        "HELPDESK_LIVE_KEEPALIVE": "2", "HELPDESK_SMTP_URL": smtp_sink.url,
+        "HELPDESK_SUPPORT_ADDRESS": "support@helpdesk.test", "HELPDESK_MAIL_POLL_INTERVAL": "0.2",
+        **oidc_provider.env()})
+    try:
+        stack.start()
+        yield stack
+    finally:
+        stack.stop()
+
+
+class World:
+    def __init__(self, stack):
+        self.stack, self.url = stack, stack.url
+        self.api = stack.session()
+        self.account("admin@example.org", "admin", "Alex Admin")
+
+    def account(self, email, role, name=None):
+        argv = [os.path.join(BIN, "helpdesk"), "account", "create", "--email", email, "--role", role,
+                "--password", PASSWORD] + (["--name", name] if name else [])
+        subprocess.run(argv, cwd=ROOT, env=self.stack.env(), check=True, capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def world(platform):
+    return World(platform)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    browser = Browser()
+    yield browser
+    browser.close()
+
+
+def sign_in(page, world, email, password=PASSWORD, landing="#ticket-rows"):
+    page.goto(url=f"{world.url}/sign-in")
+    page.fill(selector="#email", value=email)
+    page.fill(selector="#password", value=password)
+    page.click(selector="button[type=submit]")
+    page.wait_for(selector=landing)
+
+
+def no_serious_violations(page):
+    found = [v for v in page.axe() if v["impact"] in SERIOUS]
+    assert found == [], found
+
+
+def shot(page, name):
+    page.screenshot(path=os.path.join(SHOTS, f"{name}.png"), full_page=False)
+
+
+@pytest.fixture(scope="module")
+def admin_page(browser, world):
+    page = browser.page("admin")
+    sign_in(page, world, "admin@example.org")
+    return page
+
+
+def link_in(mail):
+    return LINK.search(mail.get_content()).group(1)
+
+
+def choose_password(page, link, password):
+    page.goto(url=link)
+    page.fill(selector="#password", value=password)
+    page.fill(selector="#password_again", value=password)
+    page.click(selector="form button[type=submit]")
+    page.wait_for(selector="#sign-in-title")
+
+
+def test_an_admin_invites_a_supervisor_who_chooses_a_password_from_the_mail(admin_page, browser, world, smtp_sink):
+    admin_page.goto(url=f"{world.url}/workspace/admin/people")
+    admin_page.fill(selector="#invite-email", value="cleo@example.org")
+    admin_page.fill(selector="#invite-name", value="Cleo de Vries")
+    admin_page.select(selector="#invite-role", value="supervisor")
+    admin_page.select(selector="#invite-language", value="nl")
+    admin_page.click(selector="form[action$='/people'] button[type=submit]")
+    admin_page.wait_for_text(selector=".flash-success", text="cleo@example.org")
+    assert "Cleo de Vries" in admin_page.text(selector="#people")
+    no_serious_violations(admin_page)
+    shot(admin_page, "admin-people-en")
+
+    (mail,) = smtp_sink.wait_for("cleo@example.org", timeout=30)
+    assert mail["Content-Language"] == "nl" and "Alex Admin" in mail.get_content()
+    assert mail["Auto-Submitted"] == "auto-generated" and mail["X-Helpdesk-Ticket"] is None
+    page = browser.page("cleo", locale="nl-NL")
+    page.goto(url=link_in(mail))
+    no_serious_violations(page)
+    shot(page, "password-set-nl")
+    choose_password(page, link_in(mail), "cleo's own password")
+    sign_in(page, world, "cleo@example.org", "cleo's own password")
+    assert "Alle tickets" in page.text(selector="main h1")
+
+
+def test_a_forgotten_password_is_reset_by_a_link_that_works_once(browser, world, smtp_sink):
+    world.account("dag@example.org", "admin", "Dag Svensson")
+    page = browser.page("dag", locale="sv-SE")
+    page.goto(url=f"{world.url}/sign-in")
+    page.click(selector="a[href='/password/forgot']")
+    page.fill(selector="#email", value="dag@example.org")
+    page.click(selector="form button[type=submit]")
+    page.wait_for(selector="#forgot-sent")
+    no_serious_violations(page)
+    shot(page, "password-forgot-sv")
+
+    (mail,) = smtp_sink.wait_for("dag@example.org", timeout=30)
+    assert "Dag Svensson" in mail.get_content()
+    link = link_in(mail)
+    choose_password(page, link, "a brand new password")
+    sign_in(page, world, "dag@example.org", "a brand new password")
+    assert page.goto(url=link) == 410  # used once: dead
+    assert page.count(selector="#link-dead") == 1
+    outgoing = world.api.get(f"{world.url}/api/v1/intake/outgoing", timeout=10).json()
+    account_mails = [m for m in outgoing if m["kind"] == "account"]
+    assert {m["to"] for m in account_mails} >= {"dag@example.org", "cleo@example.org"}
+    assert all("/password/set/" not in str(m) for m in account_mails)  # operators never see the links
+
+
+def test_an_admin_creates_a_team_an_agent_and_a_rule_and_a_new_ticket_follows_the_rule(admin_page, world, smtp_sink):
+    admin_page.goto(url=f"{world.url}/workspace/admin/teams")
+    admin_page.fill(selector="#team-name", value="billing")
+    admin_page.select(selector="#team-strategy", value="least_loaded")
+    admin_page.click(selector="#new-team button[type=submit]")
+    admin_page.wait_for_text(selector="#teams", text="billing")
+
+    admin_page.goto(url=f"{world.url}/workspace/admin/agents")
+    admin_page.fill(selector="#agent-name", value="Bo Berg")
+    admin_page.fill(selector="#agent-email", value="bo@example.org")
+    admin_page.fill(selector="#agent-languages", value="sv, en")
+    admin_page.fill(selector="#agent-skills", value="invoices:4")
+    admin_page.check(selector="#new-agent input[name=teams][value=billing]")
+    admin_page.fill(selector="#agent-capacity", value="3")
+    admin_page.select(selector="#agent-presence", value="online")
+    admin_page.check(selector="#new-agent input[name=invite]")
+    admin_page.click(selector="#new-agent button[type=submit]")
+    admin_page.wait_for_text(selector="#agents", text="Bo Berg")
+    no_serious_violations(admin_page)
+    shot(admin_page, "admin-agents-en")
+    (invitation,) = smtp_sink.wait_for("bo@example.org", timeout=30)  # one person, one identity: invited too
+    assert "/password/set/" in invitation.get_content()
+
+    admin_page.goto(url=f"{world.url}/workspace/admin/rules")
+    admin_page.fill(selector="#rule-name", value="Invoices to billing")
+    admin_page.fill(selector="#if-words", value="invoice, refund")
+    admin_page.select(selector="#then-team", value="billing")
+    admin_page.select(selector="#then-priority", value="high")
+    admin_page.click(selector="#new-rule button[type=submit]")
+    admin_page.wait_for_text(selector="#rules", text="Invoices to billing")
+    no_serious_violations(admin_page)
+    shot(admin_page, "admin-rules-en")
+
+    answer = world.api.post(f"{world.url}/api/v1/tickets", json={
+        "subject": "Second invoice this month", "description": "I was charged twice.",
+        "requester": {"email": "eva@example.se", "name": "Eva"}}, timeout=10)
+    number = answer.json()["number"]
+    bo = next(a for a in world.api.get(f"{world.url}/api/v1/agents", timeout=10).json() if a["name"] == "Bo Berg")
+
+    def routed():
+        ticket = world.api.get(f"{world.url}/api/v1/tickets/{number}", timeout=10).json()
+        return ticket if ticket["assignee"] == bo["assignee"] else None
+
+    ticket = wait_for(routed, timeout=20, message=f"{number} assigned to Bo by the rule")
+    assert ticket["team"] == "billing" and ticket["priority"] == "high"
+    routing = world.api.get(f"{world.url}/api/v1/tickets/{number}/routing", timeout=10).json()
+    assert routing["team"] == "billing"
+
+
+@pytest.mark.parametrize("locale", ["nl-NL", "sv-SE"])
+def test_the_admin_pages_in_dutch_and_swedish(browser, world, locale):
+    page = browser.page(f"admin-{locale}", locale=locale)
+    sign_in(page, world, "admin@example.org")
+    for section in ("people", "agents", "teams", "rules", "fields"):
+        page.goto(url=f"{world.url}/workspace/admin/{section}")
+        no_serious_violations(page)
+        assert page.evaluate(expression="document.documentElement.lang") == locale[:2]
+    page.goto(url=f"{world.url}/workspace/admin/agents")
+    shot(page, f"admin-agents-{locale[:2]}")
+    page.goto(url=f"{world.url}/workspace/admin/rules")
+    shot(page, f"admin-rules-{locale[:2]}")
+
+
+def test_single_sign_on_through_a_real_openid_provider_links_the_account_by_email(browser, world, oidc_provider):
+    oidc_provider.user("alex.sso", email="Admin@Example.org", name="Alex", email_verified=True)
+    oidc_provider.user("mallory.sso", email="mallory@example.org", email_verified=True)
+    page = browser.page("sso", locale="sv-SE")
+    page.goto(url=f"{world.url}/sign-in")
+    no_serious_violations(page)
+    shot(page, "sign-in-sso-sv")
+    page.click(selector="#oidc-sign-in")
+    page.fill(selector="input[name=sub]", value="mallory.sso")  # the provider's own form
+    page.click(selector="button:has-text('Authorize')")
+    page.wait_for(selector="#sign-in-error")
+    assert "mallory@example.org" in page.text(selector="#sign-in-error")  # unknown email: refused, nothing made
+
+    page.click(selector="#oidc-sign-in")
+    page.fill(selector="input[name=sub]", value="alex.sso")
+    page.click(selector="button:has-text('Authorize')")
+    page.wait_for(selector="#ticket-rows")
+    assert "Alex Admin" in page.text(selector=".who")

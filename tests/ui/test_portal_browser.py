@@ -1,0 +1,289 @@
+"""The customer portal in a real browser (Debian's Chromium through Playwright) against the whole platform,
+with intake sending mail to a real SMTP server (aiosmtpd, the intake tests' own sink).
+
+A Swedish visitor finds an article while typing, opens it and says it answered the question (the
+deflection the knowledge base counts); an English visitor types a request, sees suggestions, attaches a
+file and gets the confirmation page and mail; a refused file sends nothing; a phone-sized screen works.
+axe-core on every page; screenshots in en, nl and sv go to docs/screenshots/ (the README shows them).
+"""
+import os
+import re
+import uuid
+
+import pytest
+
+from mail_servers import SmtpSink
+from stack import ROOT, Stack, wait_for
+
+from browser import Browser
+
+pytestmark = pytest.mark.e2e
+
+SHOTS = os.path.join(ROOT, "docs", "screenshots")
+SENT = {}  # the request the requester test made, followed by the customer tests after it
+SERIOUS = ("serious", "critical")
+PNG = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89"
+       b"\x00\x00\x00\rIDATx\x9cc\xf8\xff\xff?\x00\x05\xfe\x02\xfe\xa7\x35\x81\x84\x00\x00\x00\x00IEND\xaeB`\x82")
+
+
+@pytest.fixture(scope="module")
+def smtp_sink(tmp_path_factory):
+    sink = SmtpSink(tmp_path_factory.mktemp("portal-smtp")).start()
+    yield sink
+    sink.stop()
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory, smtp_sink):
+    stack = Stack(tmp_path_factory.mktemp("stack-portal"), env={
+        "HELPDESK_SMTP_URL": smtp_sink.url, "HELPDESK_SUPPORT_ADDRESS": "support@helpdesk.test",
+        "HELPDESK_MAIL_POLL_INTERVAL": "0.2", "HELPDESK_MAIL_BACKOFF": "0.2,0.5,1"})
+    try:
+        stack.start()
+        yield stack
+    finally:
+        stack.stop()
+
+
+@pytest.fixture(scope="module")
+def articles(platform):
+    """A password article in English with its Swedish and Dutch translations, and a billing article."""
+    api, url = platform.session(), platform.url
+    first = api.post(f"{url}/api/v1/kb/articles", json={
+        "title": "Reset your password", "language": "en", "category": "account/login", "status": "published",
+        "body": "# Forgotten password\n\n1. Open **Sign in**.\n2. Choose *Forgot password*.\n\n<script>alert(1)</script>"},
+        timeout=10)
+    first.raise_for_status()
+    ids = {"en": first.json()["id"]}
+    for language, title, body in (
+            ("sv", "Återställ ditt lösenord", "# Glömt lösenord\n\n1. Öppna **Logga in**.\n2. Välj *Glömt lösenord*."),
+            ("nl", "Je wachtwoord opnieuw instellen", "# Wachtwoord vergeten\n\n1. Open **Aanmelden**.")):
+        answer = api.post(f"{url}/api/v1/kb/articles", json={
+            "title": title, "language": language, "category": "account/login", "status": "published", "body": body,
+            "translation_of": ids["en"]}, timeout=10)
+        answer.raise_for_status()
+        ids[language] = answer.json()["id"]
+    api.post(f"{url}/api/v1/kb/articles", json={
+        "title": "Pay an invoice by bank transfer", "language": "en", "category": "billing", "status": "published",
+        "body": "Use the reference on the invoice."}, timeout=10).raise_for_status()
+
+    def indexed():
+        found = api.get(f"{url}/api/v1/kb/suggest", params={"text": "lösenord", "lang": "sv"}, timeout=10).json()
+        return any(item["id"] == ids["sv"] for item in found["items"])
+
+    wait_for(indexed, timeout=30, what="the Swedish article in the index")
+    return ids
+
+
+@pytest.fixture(scope="module")
+def browser():
+    browser = Browser()
+    yield browser
+    browser.close()
+
+
+def no_serious_violations(page):
+    found = [v for v in page.axe() if v["impact"] in SERIOUS]
+    assert found == [], found
+
+
+def shot(page, name):
+    page.screenshot(path=os.path.join(SHOTS, f"{name}.png"))
+
+
+def test_a_swedish_visitor_finds_an_article_and_marks_it_helpful(browser, platform, articles):
+    page = browser.page("sv-visitor", locale="sv-SE")
+    page.goto(url=f"{platform.url}/help/")
+    page.wait_for_text(selector="#popular a", text="Återställ ditt lösenord")
+    assert "Account / Login" in page.text(selector="#categories")
+    no_serious_violations(page)
+    shot(page, "portal-home-sv")
+    page.fill(selector="#q", value="lösen")
+    page.wait_for_text(selector="#suggestions a", text="Återställ ditt lösenord")
+    page.click(selector="#suggestions a")
+    page.wait_for(selector="#article-title")
+    assert page.text(selector="#article-title") == "Återställ ditt lösenord"
+    assert "Glömt lösenord" in page.text(selector=".article-body")
+    assert "Reset your password" in page.text(selector=".translations")  # its translation, linked
+    suggestion = page.url().split("s=")[1].split("&")[0]
+    no_serious_violations(page)
+    shot(page, "portal-article-sv")
+    page.click(selector="#answer-yes")
+    page.wait_for(selector=".flash-success")
+    # The knowledge base counted the deflection: the same suggestion cannot be resolved a second time.
+    again = platform.session().post(f"{platform.url}/api/v1/kb/suggestions/{suggestion}/resolved", json={}, timeout=10)
+    assert again.status_code == 200 and again.json()["recorded"] is False, again.text
+    assert again.json()["article_id"] == articles["sv"]
+
+
+def test_the_english_article_is_rendered_and_sanitised_and_switches_language(browser, platform, articles):
+    page = browser.page("en-visitor", locale="en-GB")
+    page.goto(url=f"{platform.url}/help/articles/{articles['en']}")
+    assert page.count(selector=".article-body script") == 0
+    assert page.text(selector=".article-body strong") == "Sign in"
+    shot(page, "portal-article-en")
+    page.click(selector="nav.languages a[lang=nl]")
+    page.wait_for(selector="html[lang=nl]", state="attached")
+    page.goto(url=f"{platform.url}/help/")
+    assert "Je wachtwoord opnieuw instellen" in page.text(selector="#popular")
+    shot(page, "portal-home-nl")
+
+
+def test_a_request_with_suggestions_and_an_attachment_is_confirmed_by_page_and_mail(
+        browser, platform, articles, smtp_sink, tmp_path):
+    customer = f"eva-{uuid.uuid4().hex[:8]}@example.se"
+    screen = tmp_path / "screen.png"
+    screen.write_bytes(PNG)
+    page = browser.page("requester", locale="en-GB")
+    page.goto(url=f"{platform.url}/help/request")
+    page.fill(selector="#name", value="Eva <b>Ångström</b>")
+    page.fill(selector="#email", value=customer)
+    page.fill(selector="#subject", value="password reset")
+    page.wait_for_text(selector="#suggestions a", text="Reset your password")
+    no_serious_violations(page)
+    shot(page, "portal-request-en")
+    page.fill(selector="#description", value="The reset mail never arrives.")
+    page.set_files(selector="#attachments", paths=[str(screen)])
+    page.click(selector="#request-form button[type=submit]")
+    page.wait_for(selector="#ticket-number")
+    number = page.text(selector="#ticket-number")
+    assert number.startswith("HD-")
+    no_serious_violations(page)
+    shot(page, "portal-request-sent-en")
+    api = platform.session()
+    ticket = api.get(f"{platform.url}/api/v1/tickets/{number}", timeout=10).json()
+    assert ticket["channel"] == "web" and ticket["requester"]["email"] == customer
+    assert ticket["requester"]["name"] == "Eva <b>Ångström</b>"  # kept as typed; shown as text
+    files = wait_for(lambda: api.get(f"{platform.url}/api/v1/tickets/{number}/attachments", timeout=10).json(),
+                     timeout=20, what="the attachment")
+    assert [(f["filename"], f["size"]) for f in files] == [("screen.png", len(PNG))]
+    (mail,) = smtp_sink.wait_for(customer, timeout=30)
+    assert number in mail["Subject"]
+    SENT.update(number=number, customer=customer)
+
+
+def mailed_link(smtp_sink, customer):
+    def found():
+        links = [re.search(r"(http://\S+/help/sign-in/\S+)", m.get_content()) for m in smtp_sink.messages(customer)]
+        return [link.group(1) for link in links if link]
+
+    return wait_for(found, timeout=30, what="the sign-in mail")[-1]
+
+
+def test_the_customer_signs_in_by_mailed_link_sees_the_public_reply_only_and_replies(
+        browser, platform, smtp_sink):
+    number, customer = SENT["number"], SENT["customer"]
+    api, url = platform.session(), platform.url
+    api.post(f"{url}/api/v1/tickets/{number}/messages", json={"body": "Try the link in the newest mail.",
+                                                               "visibility": "public"}, timeout=10).raise_for_status()
+    api.post(f"{url}/api/v1/tickets/{number}/messages", json={"body": "INTERNAL: mail server queue stuck",
+                                                               "visibility": "internal"}, timeout=10).raise_for_status()
+    page = browser.page("customer", locale="sv-SE")
+    page.goto(url=f"{url}/help/requests")
+    page.wait_for(selector="#email")
+    no_serious_violations(page)
+    shot(page, "portal-sign-in-sv")
+    page.fill(selector="#email", value=customer)
+    page.click(selector="form.stack button[type=submit]")
+    page.wait_for(selector="#link-sent")
+    link = mailed_link(smtp_sink, customer)
+    page.goto(url=link)
+    page.click(selector="#use-link")
+    page.wait_for(selector="#my-requests")
+    assert number in page.text(selector="#my-requests")
+    no_serious_violations(page)
+    shot(page, "portal-my-requests-sv")
+    page.click(selector=f"#my-requests a[href$='{number}']")
+    page.wait_for(selector="#conversation")
+    conversation = page.text(selector="#conversation")
+    assert "Try the link in the newest mail." in conversation
+    assert "INTERNAL" not in page.content()
+    page.fill(selector="#reply-body", value="Now it <b>works</b>, thanks!")
+    page.click(selector="#reply-form button[type=submit]")
+    page.wait_for_text(selector="#conversation .message", text="Now it <b>works</b>, thanks!")
+    no_serious_violations(page)
+    shot(page, "portal-request-follow-sv")
+    mine = [m for m in api.get(f"{url}/api/v1/tickets/{number}/messages", timeout=10).json()
+            if m["author_role"] == "customer"]
+    assert [m["body"] for m in mine] == ["Now it <b>works</b>, thanks!"]  # the agent side has it
+    # A guessed number of someone else's ticket is refused, like a missing one.
+    other = api.post(f"{url}/api/v1/tickets", json={"subject": "Someone else's", "description": "x",
+                                                    "requester": {"email": "someone@example.org"}}, timeout=10).json()
+    assert page.goto(url=f"{url}/help/requests/{other['number']}") == 404
+    # The link, used once, is refused when used again (in another browser too).
+    again = browser.page("replay", locale="en-GB")
+    assert again.goto(url=link) == 410
+    assert "used already" in again.text(selector="#sign-in-problem")
+
+
+def test_on_resolution_the_csat_mail_arrives_and_one_click_and_a_comment_are_recorded_for_the_agent(
+        browser, platform, smtp_sink):
+    number, customer = SENT["number"], SENT["customer"]
+    api, url = platform.session(), platform.url
+    api.patch(f"{url}/api/v1/tickets/{number}", json={"status": "resolved"}, timeout=10).raise_for_status()
+
+    def rating_links():
+        found = [re.findall(r"(http://\S+/help/satisfaction/\S+\?rating=\d)", m.get_content())
+                 for m in smtp_sink.messages(customer)]
+        return [links for links in found if links]
+
+    (links,) = wait_for(rating_links, timeout=30, what="the satisfaction mail")
+    assert [link[-1] for link in links] == ["5", "4", "3", "2", "1"]
+    page = browser.page("rater", locale="en-GB")  # no sign-in: the signed link is enough
+    page.goto(url=links[1])  # one click: 4
+    page.wait_for(selector="#csat-recorded")
+    assert api.get(f"{url}/api/v1/tickets/{number}/satisfaction", timeout=10).json()["rating"] == 4
+    no_serious_violations(page)
+    shot(page, "portal-csat-en")
+    page.fill(selector="#comment", value="Quick, but the <i>first</i> mail was lost.")
+    page.click(selector="#csat-form button[type=submit]")
+    page.wait_for(selector=".flash-success")
+    seen = api.get(f"{url}/api/v1/tickets/{number}/satisfaction", timeout=10).json()
+    assert (seen["rating"], seen["comment"]) == (4, "Quick, but the <i>first</i> mail was lost.")
+    sv = browser.page("rater-sv", locale="sv-SE")
+    sv.goto(url=links[0])  # a later click changes the answer
+    sv.wait_for(selector="#csat-recorded")
+    shot(sv, "portal-csat-sv")
+    seen = api.get(f"{url}/api/v1/tickets/{number}/satisfaction", timeout=10).json()
+    assert (seen["rating"], seen["comment"]) == (5, "Quick, but the <i>first</i> mail was lost.")
+    forged = links[0].replace("/satisfaction/", "/satisfaction/x")
+    assert sv.goto(url=forged) == 404
+    # Asked once per ticket: reopened and resolved again, no second survey mail.
+    api.patch(f"{url}/api/v1/tickets/{number}", json={"status": "open"}, timeout=10).raise_for_status()
+    api.patch(f"{url}/api/v1/tickets/{number}", json={"status": "resolved"}, timeout=10).raise_for_status()
+    resolved_mails = wait_for(lambda: [m for m in smtp_sink.messages(customer) if "Resolved" in m["Subject"]][1:],
+                              timeout=30, what="the second resolution mail")
+    assert resolved_mails and len(rating_links()) == 1
+
+
+def test_a_refused_attachment_is_named_and_nothing_is_sent(browser, platform, tmp_path):
+    customer = f"bo-{uuid.uuid4().hex[:8]}@example.se"
+    program = tmp_path / "invoice.pdf"
+    program.write_bytes(b"MZ\x90\x00 not a pdf")
+    page = browser.page("refused", locale="sv-SE")
+    page.goto(url=f"{platform.url}/help/request")
+    page.fill(selector="#email", value=customer)
+    page.fill(selector="#subject", value="Faktura")
+    page.fill(selector="#description", value="Se bilagan.")
+    page.set_files(selector="#attachments", paths=[str(program)])
+    page.click(selector="#request-form button[type=submit]")
+    page.wait_for(selector="#attachments-error")
+    assert "invoice.pdf" in page.text(selector="#attachments-error")
+    assert page.evaluate(expression="document.querySelector('#subject').value") == "Faktura"
+    no_serious_violations(page)
+    shot(page, "portal-request-refused-sv")
+    found = platform.session().get(f"{platform.url}/api/v1/tickets", params={"requester": customer}, timeout=10)
+    assert found.json()["items"] == []
+
+
+def test_the_help_centre_works_on_a_phone(browser, platform, articles):
+    page = browser.page("phone", locale="sv-SE", width=390, height=844)
+    page.goto(url=f"{platform.url}/help/")
+    assert page.evaluate(expression="document.documentElement.scrollWidth <= window.innerWidth")
+    page.fill(selector="#q", value="lösen")
+    page.wait_for_text(selector="#suggestions a", text="Återställ ditt lösenord")
+    no_serious_violations(page)
+    shot(page, "portal-phone-sv")
+    page.goto(url=f"{platform.url}/help/request")
+    shot(page, "portal-request-phone-sv")
+    assert page.evaluate(expression="document.documentElement.scrollWidth <= window.innerWidth")
