@@ -292,3 +292,22 @@ def test_attachments_are_listed_and_downloaded_under_safe_names_and_types(pages,
     assert download.headers["X-Content-Type-Options"] == "nosniff"
     rest = world.api.get(world.url + link.replace("/workspace/", "/api/v1/"), timeout=10)
     assert (rest.status_code, rest.content) == (200, payload.encode())
+
+
+def test_an_agent_makes_and_deletes_their_own_canned_reply(browser, world):
+    ada = browser.page("ada-canned")
+    sign_in(ada, world, "ada@example.org")
+    ada.goto(url=f"{world.url}/workspace/canned-replies")
+    assert ada.count(selector="input[name=shared]") == 0  # shared ones are for admins and supervisors
+    ada.fill(selector="#canned-title", value="Ask for the <i>log</i>")
+    ada.fill(selector="#canned-body", value="Hi {{customer_name}}, could you send the log of {{ticket_number}}?")
+    ada.select(selector="#canned-priority", value="low")
+    ada.click(selector="#new-canned button[type=submit]")
+    ada.wait_for_text(selector=".flash-success", text="Canned reply saved")
+    assert "Ask for the <i>log</i>" in ada.text(selector="#canned-list") and ada.count(selector="#canned-list i") == 0
+    no_serious_violations(ada)
+    shot(ada, "canned-replies-en")
+    mine = [r for r in world.api.get(f"{world.url}/api/v1/canned-replies", timeout=10).json() if not r["shared"]]
+    assert mine == []  # the admin's token does not see Ada's own
+    ada.click(selector="#canned-list form button")
+    ada.wait_for_text(selector=".flash-success", text="Canned reply deleted")

@@ -15,6 +15,7 @@ from .routing import read_agents
 bp = Blueprint("canned_replies", __name__, url_prefix="/api/v1")
 
 STAFF = ("admin", "agent")
+PLACEHOLDERS = ("customer_name", "customer_email", "ticket_number", "ticket_subject", "agent_name")
 
 
 @operation(bp, "/canned-replies", "GET", summary="Canned replies", tag="canned replies", answer=CannedReplyView,
