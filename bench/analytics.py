@@ -10,6 +10,7 @@ the whole store is rebuilt from the tickets' export (``analytics-rebuild``'s loo
 Broker delivery is not in these figures (see bench/broker_fanout.py for its cost per event).
 """
 import argparse
+import contextlib
 import os
 import statistics
 import sys
@@ -34,11 +35,14 @@ DASHBOARD = [("volume", "day"), ("backlog", "day"), ("first_response", "team"), 
 BATCH = 200
 
 
+@contextlib.contextmanager
 def database(kind, workdir):
     if kind == "sqlite":
-        return f"sqlite:///{workdir}/analytics-bench.db"
+        yield f"sqlite:///{workdir}/analytics-bench.db"
+        return
     from helpdesk_common.testing import scratch_postgres_database
-    return scratch_postgres_database("analytics_bench")
+    with scratch_postgres_database("analytics_bench", fast=True) as url:
+        yield url
 
 
 def percentile(values, share):
@@ -47,8 +51,7 @@ def percentile(values, share):
 
 
 def run(kind, events, export, settings, repeat, weeks):
-    with tempfile.TemporaryDirectory() as workdir:
-        url = database(kind, workdir)
+    with tempfile.TemporaryDirectory() as workdir, database(kind, workdir) as url:
         upgrade(url)
         sessions = sessionmaker(engine_for(url), expire_on_commit=False)
         started = time.perf_counter()

@@ -40,7 +40,8 @@ def converse(url, agent_token, index, messages, posts, deliveries):
     agent = requests.Session()
     agent.headers["Authorization"] = f"Bearer {agent_token}"
     agent.post(f"{chats}/join", timeout=30).raise_for_status()
-    stream = EventStream(f"{chats}/stream", params={"token": started["token"], "after": "2"})
+    ticket = requests.post(f"{chats}/stream-ticket", headers={"X-Chat-Token": started["token"]}, timeout=30).json()
+    stream = EventStream(f"{chats}/stream", params={"ticket": ticket["ticket"], "after": "2"})
     try:
         for n in range(messages):
             began = time.perf_counter()

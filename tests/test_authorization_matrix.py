@@ -228,6 +228,7 @@ CASES = {
     ("post", T + "/article-draft"): lambda w, a: Call(json={}),
     ("get", "/api/v1/kb/browse"): lambda w, a: Call(params={"lang": "en"}),
     ("get", T + "/satisfaction"): lambda w, a: Call(),
+    ("post", T + "/resolution"): lambda w, a: Call(json={"solved": False}),  # 409 on an open ticket: nothing changes
     ("get", "/api/v1/kb/articles/{article_id}/translations"): lambda w, a: Call(path={"article_id": w.article_id}),
     # contacts
     ("post", "/api/v1/contacts"): lambda w, a: Call(json={"name": "New", "identifiers": [
@@ -258,6 +259,12 @@ CASES = {
     ("post", "/api/v1/surveys/nps"): lambda w, a: Call(json={
         "survey_id": f"n-{a}-{w.tag}", "answer_id": f"n-{a}-{w.tag}", "score": 9,
         "submitted_at": "2026-01-02T10:00:00+00:00"}),
+    ("post", "/api/v1/chats/{chat_id}/stream-ticket"): lambda w, a: Call(path={"chat_id": w.chat_id}),
+    # tokens and the audit log
+    ("get", "/api/v1/tokens"): lambda w, a: Call(),
+    ("post", "/api/v1/tokens"): lambda w, a: Call(json={"name": f"matrix-{a}", "role": "agent"}),
+    ("delete", "/api/v1/tokens/{token_id}"): lambda w, a: Call(path={"token_id": 999999}, absent="token_not_found"),
+    ("get", "/api/v1/audit"): lambda w, a: Call(),
     # operations
     ("get", "/health"): lambda w, a: Call(),
     ("get", "/metrics"): lambda w, a: Call(),

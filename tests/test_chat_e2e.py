@@ -31,6 +31,13 @@ def stack(request, tmp_path_factory):
         cleanup()
 
 
+def stream_ticket(chats, token):
+    """What a browser does before opening the stream: trade the chat token (a header) for a ticket (the URL)."""
+    answer = requests.post(f"{chats}/stream-ticket", headers={"X-Chat-Token": token}, timeout=10)
+    assert answer.status_code == 201, answer.text
+    return answer.json()["ticket"]
+
+
 class EventStream:
     """Reads a text/event-stream response in a thread, as EventSource does; keeps the events in order."""
 
@@ -103,7 +110,7 @@ def test_customer_and_agent_chat_live_and_the_transcript_is_on_the_ticket(stack)
     waiting = agent.get(f"{url}/api/v1/chats", timeout=10).json()
     assert chat["id"] in [c["id"] for c in waiting]
 
-    customer_stream = EventStream(f"{chats}/stream", params={"token": token})
+    customer_stream = EventStream(f"{chats}/stream", params={"ticket": stream_ticket(chats, token)})
     agent_stream = EventStream(f"{chats}/stream", headers={"Authorization": f"Bearer {agent_token}"})
     try:
         for stream in (customer_stream, agent_stream):
@@ -135,7 +142,8 @@ def test_customer_and_agent_chat_live_and_the_transcript_is_on_the_ticket(stack)
         # the customer's connection drops; what is said meanwhile arrives when it reconnects
         customer_stream.close()
         agent.post(f"{chats}/messages", timeout=10, json={"body": "Please update to 1.0.3."})
-        customer_stream = EventStream(f"{chats}/stream", params={"token": token}, headers={"Last-Event-ID": "4"})
+        customer_stream = EventStream(f"{chats}/stream", params={"ticket": stream_ticket(chats, token)},
+                                      headers={"Last-Event-ID": "4"})
         missed = customer_stream.next()
         assert (missed["id"], missed["data"]["body"]) == (5, "Please update to 1.0.3.")
         assert agent_stream.next()["id"] == 5
@@ -150,7 +158,8 @@ def test_customer_and_agent_chat_live_and_the_transcript_is_on_the_ticket(stack)
         agent_stream.close()
 
     # a reconnect after the end is told to stop (204), and the chat is closed for posting
-    assert requests.get(f"{chats}/stream", params={"token": token, "after": "6"}, timeout=10).status_code == 204
+    assert requests.get(f"{chats}/stream", params={"ticket": stream_ticket(chats, token), "after": "6"},
+                        timeout=10).status_code == 204
     late = requests.post(f"{chats}/messages", timeout=10, headers={"X-Chat-Token": token}, json={"body": "one more"})
     assert late.status_code == 409 and late.json()["error"]["code"] == "chat_ended"
 
@@ -179,7 +188,9 @@ def test_an_outsider_is_refused(stack):
     for answer in (mallory.get(f"{chats}/entries", timeout=10),
                    mallory.get(f"{chats}/stream", timeout=10),
                    mallory.post(f"{chats}/messages", json={"body": "hi"}, timeout=10),
-                   requests.get(f"{chats}/entries", params={"token": "guessed"}, timeout=10),
+                   requests.get(f"{chats}/entries", headers={"X-Chat-Token": "guessed"}, timeout=10),
+                   requests.post(f"{chats}/stream-ticket", headers={"X-Chat-Token": "guessed"}, timeout=10),
+                   requests.get(f"{chats}/stream", params={"ticket": "made-up"}, timeout=10),
                    requests.post(f"{chats}/leave", headers={"X-Chat-Token": "guessed"}, timeout=10)):
         assert answer.status_code == 404, answer.text
         assert answer.json()["error"]["code"] == "chat_not_found"
@@ -189,7 +200,7 @@ def test_an_outsider_is_refused(stack):
     assert anonymous.status_code == 422
     assert {d["field"] for d in anonymous.json()["error"]["details"]} == {"name", "email"}
     # the rightful customer still reads it
-    own = requests.get(f"{chats}/entries", params={"token": started["token"]}, timeout=10)
+    own = requests.get(f"{chats}/entries", headers={"X-Chat-Token": started["token"]}, timeout=10)
     assert own.status_code == 200 and [e["body"] for e in own.json()["entries"]] == ["Printer jam."]
 
 
@@ -208,7 +219,8 @@ def test_unanswered_chats_become_ordinary_routed_tickets(stack):
         chat_id, token = ignored["chat"]["id"], ignored["token"]
 
         def ended():
-            timeline = requests.get(f"{url}/api/v1/chats/{chat_id}/entries", params={"token": token}, timeout=10)
+            timeline = requests.get(f"{url}/api/v1/chats/{chat_id}/entries", headers={"X-Chat-Token": token},
+                                    timeout=10)
             chat = timeline.json()["chat"]
             return chat["state"] == "ended" and chat["ticket_number"] and timeline.json()
 
@@ -217,7 +229,7 @@ def test_unanswered_chats_become_ordinary_routed_tickets(stack):
         assert timeline["entries"][-1]["kind"] == "ended"
         for number, subject, description in (
                 (left.json()["ticket_number"] or wait_for(lambda: requests.get(
-                    f"{url}/api/v1/chats/{gave_up['chat']['id']}/entries", params={"token": gave_up["token"]},
+                    f"{url}/api/v1/chats/{gave_up['chat']['id']}/entries", headers={"X-Chat-Token": gave_up["token"]},
                     timeout=10).json()["chat"]["ticket_number"], what="the left chat's ticket"),
                  "Chat: Is anyone there?", "Is anyone there?"),
                 (timeline["chat"]["ticket_number"], "Mail server down", "Mail is down")):

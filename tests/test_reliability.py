@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from stack import new_ticket
+from stack import EventRecorder, new_ticket
 from stack import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -50,6 +50,31 @@ def test_a_crash_between_commit_and_publish_loses_no_event(platform, api, events
     number = post_until_answered(platform, api, body, key).json()["number"]  # the same ticket, not a new one
     arrived = events.wait("ticket_created", number)
     assert len(arrived) == 1 and arrived[0]["data"]["ticket"]["subject"] == "Crash test"
+
+
+def test_a_crash_after_publishing_before_marking_sent_republishes_and_routing_decides_once(platform, api, events):
+    """The relay published the outbox rows, then the process died before it marked them sent. The next
+    process publishes them again (at least once: the same event id twice) and the consumer acts once."""
+    with EventRecorder(platform.amqp_uri, source="routing") as decisions:
+        dying = replace_tickets_service(platform, HELPDESK_FAILPOINT="outbox.after_publish")
+        wait_for(lambda: platform.healthy(), timeout=30, what="the service to come up")
+        body, key = new_ticket(subject=f"Published then crashed {uuid.uuid4().hex[:6]}"), f"after-{uuid.uuid4()}"
+        api.post(f"{platform.url}/api/v1/tickets", json=body, headers={"Idempotency-Key": key})
+        assert dying.wait(30) == FAILPOINT_EXIT, "the service should have died right after publishing"
+        mine = lambda: [e for e in events.of("ticket_created") if e["data"]["ticket"]["subject"] == body["subject"]]
+        wait_for(lambda: len(mine()) == 1, timeout=20, what="the event published before the crash")
+
+        replace_tickets_service(platform)
+        number = post_until_answered(platform, api, body, key).json()["number"]  # the same ticket
+        wait_for(lambda: len(mine()) == 2, timeout=30, what="the unmarked row published again")
+        assert {e["id"] for e in mine()} == {mine()[0]["id"]}  # the same event, not a second ticket_created
+        # A later ticket's decision comes after routing took the repeated event from its queue.
+        later = post_until_answered(platform, api, new_ticket(subject="After the repeat"), f"later-{uuid.uuid4()}")
+        decisions.wait("ticket_queued", later.json()["number"], timeout=30)
+        decided = decisions.of("ticket_queued", number) + decisions.of("ticket_assigned", number)
+        assert len(decided) == 1, decided  # routing acted on the ticket once
+    routing = api.get(f"{platform.url}/api/v1/tickets/{number}/routing").json()
+    assert routing["state"] == "queued"
 
 
 def test_a_service_killed_under_load_loses_no_ticket_and_doubles_none(platform, api, events):

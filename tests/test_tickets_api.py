@@ -1,5 +1,7 @@
 """The tickets API end to end: every process running, driven over HTTP, on SQLite and PostgreSQL."""
 import json
+import threading
+import uuid
 
 import pytest
 import requests
@@ -87,6 +89,59 @@ def test_a_repeated_post_with_the_same_idempotency_key_returns_the_first_ticket(
 
     other = api.post(f"{platform.url}/api/v1/tickets", json=new_ticket(subject="Something else"), headers=headers)
     assert error_of(other, 422)["code"] == "idempotency_key_reused"
+
+
+def at_once(count, call):
+    """Run ``call(i)`` in ``count`` threads released together; their answers, in thread order."""
+    barrier, answers = threading.Barrier(count), [None] * count
+
+    def run(index):
+        barrier.wait(30)
+        answers[index] = call(index)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert all(answer is not None for answer in answers), "a request never came back"
+    return answers
+
+
+def test_posts_with_one_idempotency_key_at_once_make_one_ticket(platform, api):
+    body = new_ticket(subject="Eight clicks on Send", requester={"email": f"race-{uuid.uuid4().hex[:8]}@example.com"})
+    key = f"race-{uuid.uuid4()}"
+    answers = at_once(8, lambda _: platform.session().post(f"{platform.url}/api/v1/tickets", json=body,
+                                                            headers={"Idempotency-Key": key}))
+    assert sorted(a.status_code for a in answers) == [200] * 7 + [201], [a.text for a in answers]
+    assert len({a.json()["number"] for a in answers}) == 1
+    listed = api.get(f"{platform.url}/api/v1/tickets", params={"requester": body["requester"]["email"]}).json()
+    assert [t["number"] for t in listed["items"]] == [answers[0].json()["number"]]
+
+
+def test_changes_of_one_ticket_at_once_are_each_applied_or_refused_never_lost(platform, api):
+    """Eight agents change eight different custom fields of one ticket at the same moment. Each change is
+    applied (200) or refused as concurrent (409, changing nothing): the ticket ends with exactly the
+    applied ones, its version counts them, and its history lists them."""
+    url, prefix = f"{platform.url}/api/v1", f"race_{uuid.uuid4().hex[:6]}"
+    names = [f"{prefix}_{i}" for i in range(8)]
+    for name in names:
+        assert api.post(f"{url}/custom-fields", json={"name": name, "label": name, "type": "string"}).status_code == 201
+    number = api.post(f"{url}/tickets", json=new_ticket()).json()["number"]
+    answers = at_once(8, lambda i: platform.session().patch(f"{url}/tickets/{number}",
+                                                            json={"custom_fields": {names[i]: f"value {i}"}}))
+    assert {a.status_code for a in answers} <= {200, 409}, [a.text for a in answers]
+    for refused in (a for a in answers if a.status_code == 409):
+        assert error_of(refused, 409)["code"] == "concurrent_change"
+    applied = {names[i]: f"value {i}" for i, a in enumerate(answers) if a.status_code == 200}
+    assert applied, "no change went through"
+    ticket = api.get(f"{url}/tickets/{number}").json()
+    assert ticket["custom_fields"] == applied
+    assert ticket["version"] == 1 + len(applied)
+    changes = [e for e in api.get(f"{url}/tickets/{number}/history").json() if e["field"] == "custom_fields"]
+    assert len(changes) == len(applied)  # each applied change recorded once, no refused one
+    assert all(len(set(e["new"] or {}) - set(e["old"] or {})) == 1 for e in changes)  # one field added each
+    assert changes[-1]["new"] == applied
 
 
 def without_running_clocks(ticket):

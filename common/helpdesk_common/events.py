@@ -17,7 +17,7 @@ from typing import Optional
 
 from pydantic import BaseModel
 
-from .contracts import chat, contacts, intake, kb, routing, surveys, tickets
+from .contracts import audit, chat, contacts, intake, kb, routing, surveys, tickets
 
 SPECVERSION = "1.0"
 
@@ -128,6 +128,10 @@ CATALOGUE = {entry.name: entry for entry in [
     EventType("nps_submitted", "surveys", surveys.NpsSubmitted,
               "A customer answered the periodic NPS survey, 0-10 and why. A later answer to the same survey "
               "replaces the earlier one (``replaces``)."),
+    # gateway
+    EventType("audit_recorded", "gateway", audit.AuditRecorded,
+              "An administrative change was made (through the API by an admin token or person, or with the "
+              "operator's command): who, when, what. The same entry is readable at GET /api/v1/audit."),
 ]}
 """Every event type, by the service that emits it. Each one's data model lives beside the other contracts of
 its source (``helpdesk_common.contracts.<source>``); the AsyncAPI document is generated from this

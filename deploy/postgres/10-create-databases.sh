@@ -4,7 +4,7 @@
 #   docker-compose exec postgres bash /docker-entrypoint-initdb.d/10-create-databases.sh
 set -euo pipefail
 
-for db in ${HELPDESK_DATABASES:-tickets gateway intake routing kb analytics}; do
+for db in ${HELPDESK_DATABASES:-tickets gateway intake routing kb analytics surveys}; do
     psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname postgres <<-SQL
 	SELECT 'CREATE DATABASE "$db" OWNER "$POSTGRES_USER"'
 	WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '$db')\gexec

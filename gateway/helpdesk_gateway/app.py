@@ -7,12 +7,13 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from helpdesk_common.adapters.database import engine_for
 
-from . import errors, observability, portal, ratelimits, ui
+from . import audit, errors, observability, portal, ratelimits, ui
 from .api import intake, kb, operation_for, routing, tickets
 from .api import chat, contacts  # noqa: I001  after the others: their routes come last in the OpenAPI document
 from .api import surveys  # noqa: I001  last in the OpenAPI document
 from .api import attachments, canned_replies, notifications, presence, ticket_links
 from .api import reports  # noqa: I001
+from .api import tokens  # noqa: I001
 from .auth import ANONYMOUS, Authenticator
 from .batching import BatchCaller
 from .rpc import RpcPool
@@ -34,10 +35,12 @@ def create_app(settings=None):
     if settings.proxy_hops:  # behind that many reverse proxies: the client's address is in X-Forwarded-For
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops)
     ratelimits.create_limiter(app, settings)  # before authentication: made-up tokens are counted too
+    relay = audit.start_relay(app, settings)
 
     @app.before_request
     def authenticate():
         g.started = time.perf_counter()
+        relay.ensure_running()  # in each worker (gunicorn forks after the app is built)
         g.request_id = observability.request_id(request.headers.get("X-Request-ID"))
         if request.url_rule is None:
             return None  # unknown addresses answer 404, with or without a token
@@ -53,6 +56,8 @@ def create_app(settings=None):
 
     @app.after_request
     def finish(response):
+        if "identity" in g:
+            response = audit.after_admin_change(response)
         response.headers["X-Request-ID"] = g.get("request_id", "")
         observability.secure_headers(request, response)
         if "started" in g:
@@ -72,6 +77,7 @@ def create_app(settings=None):
     app.register_blueprint(presence.bp)
     app.register_blueprint(attachments.bp)
     app.register_blueprint(reports.bp)
+    app.register_blueprint(tokens.bp)
     app.register_blueprint(observability.bp)
     ui.register(app)
     portal.register(app)

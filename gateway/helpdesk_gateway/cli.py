@@ -1,6 +1,7 @@
 """``helpdesk``: the operator's command for the gateway (accounts, tokens, migrations, the OpenAPI document)."""
 import json
 import os
+from datetime import timedelta
 
 import click
 from sqlalchemy import select
@@ -10,8 +11,8 @@ from helpdesk_common.adapters.database import engine_for
 from helpdesk_common.database import utcnow
 from helpdesk_common.adapters.migrations import Migrations
 
-from . import accounts
-from .auth import ROLES, create_token
+from . import accounts, audit
+from .auth import ROLES, SCOPES, create_token, revoke_token, rotate_bootstrap
 from .models import ApiToken
 from .settings import Settings
 
@@ -48,18 +49,32 @@ def token():
     """Create, list and revoke API tokens."""
 
 
+def _audit(db_url, action, target, details=None):
+    """Record what the operator's command changed (actor ``cli``), in the audit log and as an event."""
+    with _sessions(db_url).begin() as session:
+        audit.record(session, "cli", action, target=target, details=details)
+
+
 @token.command("create")
 @click.option("--name", required=True, help="what the token is for, e.g. 'crm-sync'")
 @click.option("--role", type=click.Choice(ROLES), required=True)
 @click.option("--email", help="the customer's email (customer tokens) or the agent's")
 @click.option("--team", "teams", multiple=True, help="limit an agent to these teams (repeatable)")
+@click.option("--scope", "scopes", multiple=True, type=click.Choice(SCOPES),
+              help="read, write, admin (repeatable; default: all the role may hold)")
+@click.option("--expires-in-days", type=click.IntRange(1, 3650), default=90, show_default=True)
+@click.option("--no-expiry", is_flag=True, help="a token that never expires")
 @click.pass_obj
-def create(db_url, name, role, email, teams):
+def create(db_url, name, role, email, teams, scopes, expires_in_days, no_expiry):
     """Create a token and print it: it is shown only this once."""
+    lifetime = None if no_expiry else timedelta(days=expires_in_days)
     try:
-        token_id, secret = create_token(_sessions(db_url), name, role, email, teams)
+        token_id, secret = create_token(_sessions(db_url), name, role, email, teams, scopes, lifetime)
     except ValueError as error:
         raise click.UsageError(str(error))
+    _audit(db_url, "token.created", f"token:{token_id}", {"name": name, "role": role, "email": email,
+                                                          "teams": list(teams), "scopes": list(scopes),
+                                                          "expires_in_days": None if no_expiry else expires_in_days})
     click.echo(secret)
     click.echo(f"token {token_id} ({role}) created; store it now, it cannot be shown again", err=True)
 
@@ -67,25 +82,42 @@ def create(db_url, name, role, email, teams):
 @token.command("list")
 @click.pass_obj
 def list_tokens(db_url):
-    """List tokens (never their secret)."""
+    """List tokens (never their secret): id, name, role, email, teams, scopes, expiry, state."""
+    now = utcnow()
     with _sessions(db_url)() as session:
         for record in session.scalars(select(ApiToken).order_by(ApiToken.id)):
-            state = "revoked" if record.revoked_at else "active"
+            state = ("revoked" if record.revoked_at else
+                     "expired" if record.expires_at and record.expires_at <= now else "active")
             click.echo(f"{record.id}\t{record.name}\t{record.role}\t{record.email or '-'}\t"
-                       f"{','.join(record.teams or []) or '-'}\t{state}")
+                       f"{','.join(record.teams or []) or '-'}\t{','.join(record.scopes or ['(all)'])}\t"
+                       f"{record.expires_at.date().isoformat() if record.expires_at else 'never'}\t{state}")
 
 
 @token.command("revoke")
 @click.argument("token_id", type=int)
 @click.pass_obj
 def revoke(db_url, token_id):
-    """Revoke a token (effective within the gateway's token cache time)."""
-    with _sessions(db_url).begin() as session:
-        record = session.get(ApiToken, token_id)
-        if record is None:
-            raise click.UsageError(f"no token {token_id}")
-        record.revoked_at = record.revoked_at or utcnow()
+    """Revoke a token: refused at once by every gateway worker."""
+    if revoke_token(_sessions(db_url), token_id) is None:
+        raise click.UsageError(f"no token {token_id}")
+    _audit(db_url, "token.revoked", f"token:{token_id}")
     click.echo(f"token {token_id} revoked")
+
+
+@token.command("rotate-bootstrap")
+@click.option("--write", "path", type=click.Path(dir_okay=False), help="also write the new token to this file (mode 600)")
+@click.pass_obj
+def rotate_bootstrap_token(db_url, path):
+    """Make a new bootstrap admin token and print it; HELPDESK_BOOTSTRAP_TOKEN and every earlier bootstrap
+    token stop working at once (remove HELPDESK_BOOTSTRAP_TOKEN from the environment afterwards)."""
+    token_id, secret = rotate_bootstrap(_sessions(db_url))
+    _audit(db_url, "bootstrap.rotated", f"token:{token_id}")
+    if path:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as stream:
+            stream.write(secret + "\n")
+    click.echo(secret)
+    click.echo(f"bootstrap token rotated (token {token_id}); the previous one no longer works", err=True)
 
 
 @main.group()
@@ -126,6 +158,7 @@ def create_account(db_url, email, role, name, password, language, time_zone):
                                              language=language, time_zone=time_zone)
     except ValueError as error:
         raise click.UsageError(str(error))
+    _audit(db_url, "account.created", accounts.normal_email(email), {"role": role, "agent_id": agent_id})
     if made:
         click.echo(password)
     linked = f", linked to routing agent {agent_id}" if agent_id else ""
@@ -144,6 +177,7 @@ def reset_account(db_url, email, password):
         accounts.reset_password(_sessions(db_url), email, password)
     except ValueError as error:
         raise click.UsageError(str(error))
+    _audit(db_url, "account.password_reset", accounts.normal_email(email))
     if made:
         click.echo(password)
     click.echo(f"password of {accounts.normal_email(email)} reset", err=True)

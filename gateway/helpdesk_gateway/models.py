@@ -2,10 +2,11 @@
 passwords and session cookies are stored."""
 from typing import Optional
 
-from sqlalchemy import JSON, Integer, String
+from sqlalchemy import JSON, Boolean, Integer, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from helpdesk_common.database import UtcDateTime, utcnow
+from helpdesk_common.outbox import OutboxMixin
 
 
 class Base(DeclarativeBase):
@@ -23,6 +24,38 @@ class ApiToken(Base):
     teams: Mapped[list] = mapped_column(JSON, default=list)
     created_at: Mapped[object] = mapped_column(UtcDateTime, default=utcnow)
     revoked_at: Mapped[Optional[object]] = mapped_column(UtcDateTime)
+    scopes: Mapped[Optional[list]] = mapped_column(JSON)  # None (tokens made before scopes): all of the role's
+    expires_at: Mapped[Optional[object]] = mapped_column(UtcDateTime)  # None: never
+    bootstrap: Mapped[bool] = mapped_column(Boolean, default=False)  # made by `helpdesk token rotate-bootstrap`
+
+
+class GatewayCounter(Base):
+    """Numbers every gateway worker reads on each request: ``token_version`` (raised by every revocation, so
+    no worker serves a revoked token from its cache) and ``bootstrap_rotations`` (once raised, the
+    ``HELPDESK_BOOTSTRAP_TOKEN`` of the environment no longer works)."""
+
+    __tablename__ = "gateway_counters"
+
+    name: Mapped[str] = mapped_column(String(50), primary_key=True)
+    value: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class AuditEntry(Base):
+    """One administrative change: who, when, what (``audit.py``). Never updated or deleted by the gateway."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[object] = mapped_column(UtcDateTime, default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(100), index=True)
+    action: Mapped[str] = mapped_column(String(100), index=True)  # e.g. team.updated, token.revoked
+    target: Mapped[Optional[str]] = mapped_column(String(200))
+    details: Mapped[dict] = mapped_column(JSON, default=dict)
+    request_id: Mapped[Optional[str]] = mapped_column(String(100))
+
+
+class Outbox(OutboxMixin, Base):
+    """The gateway's events (``audit_recorded``), staged with the change and relayed by ``relay.py``."""
 
 
 # --- people who sign in to the workspace (``helpdesk_gateway.accounts``) ---------------------------

@@ -70,6 +70,7 @@ def document(version="1"):
         # Who may call it and on what, as declared with the route (api.operation): the matrix tests hold
         # every route to it, and integrators can read it.
         item["x-access"] = {"credential": op.credential, "roles": list(op.roles), "scope": op.scope,
+                            "token_scope": op.token_scope,
                             "matrix": op.matrix()}
         if op.credential == "none":
             item["security"] = [{}, {"bearer": []}]  # visitors need no token; a token widens the view

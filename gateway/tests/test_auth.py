@@ -1,5 +1,6 @@
 """auth.py: tokens stored hashed, create_token's checks, and the Authenticator (scheme, bootstrap, cache)."""
 import hashlib
+from datetime import timedelta
 import time
 
 import pytest
@@ -12,8 +13,7 @@ from helpdesk_gateway.models import ApiToken
 
 
 def revoke(sessions, token_id):
-    with sessions.begin() as session:
-        session.get(ApiToken, token_id).revoked_at = utcnow()
+    auth.revoke_token(sessions, token_id)
 
 
 def refused(authenticator, header):
@@ -73,10 +73,13 @@ def test_a_stored_token_identifies_as_its_record(sessions):
     customer_id, customer = create_token(sessions, "eva", "customer", email="eva@example.se")
     agent_id, agent = create_token(sessions, "nw", "agent", teams=["network", "vpn"])
     authenticator = Authenticator(sessions, bootstrap_token="boot")
-    assert authenticator.identify(f"Bearer {customer}") == Identity(
-        actor=f"token:{customer_id}", role="customer", email="eva@example.se", teams=())
+    eva = authenticator.identify(f"Bearer {customer}")
+    assert eva == Identity(actor=f"token:{customer_id}", role="customer", email="eva@example.se", teams=(),
+                           scopes=("read", "write"), expires_at=eva.expires_at)
+    assert timedelta(days=89) < eva.expires_at - utcnow() <= timedelta(days=90)  # 90 days unless made otherwise
     identity = authenticator.identify(f"Bearer {agent}")
-    assert identity == Identity(actor=f"token:{agent_id}", role="agent", email=None, teams=("network", "vpn"))
+    assert identity == Identity(actor=f"token:{agent_id}", role="agent", email=None, teams=("network", "vpn"),
+                                scopes=("read", "write"), expires_at=identity.expires_at)
     assert identity.viewer("req-1") == {"actor": f"token:{agent_id}", "role": "agent", "email": None,
                                         "teams": ["network", "vpn"], "correlation_id": "req-1"}
 
@@ -116,19 +119,58 @@ def test_anything_but_a_bearer_token_is_invalid_token(sessions, header):
     assert refused(Authenticator(sessions, bootstrap_token="t"), header) == "invalid_token"
 
 
-def test_a_revoked_token_works_until_the_cache_time_passes_then_stops(sessions, clock):
+def test_a_revoked_token_stops_at_once_even_where_it_is_cached(sessions, clock):
     token_id, secret = create_token(sessions, "soon-gone", "agent")
-    authenticator = Authenticator(sessions, cache_seconds=30)
+    workers = [Authenticator(sessions, cache_seconds=30) for _ in range(2)]  # two gateway workers
     header = f"Bearer {secret}"
-    assert authenticator.identify(header).actor == f"token:{token_id}"  # cached until 1030
-    revoke(sessions, token_id)
-    clock.now = 1029.9
-    assert authenticator.identify(header).actor == f"token:{token_id}"  # still cached: no database read
-    assert refused(Authenticator(sessions, cache_seconds=30), header) == "invalid_token"  # fresh cache: refused
-    clock.now = 1030.0
-    assert refused(authenticator, header) == "invalid_token"
+    for worker in workers:
+        assert worker.identify(header).actor == f"token:{token_id}"  # cached until 1030
+    revoke(sessions, token_id)  # by a third process (the operator's command, or another worker)
+    for worker in workers:
+        assert refused(worker, header) == "invalid_token"  # the revocation counter moved: cache dropped
     clock.now = 1031.0
-    assert refused(authenticator, header) == "invalid_token"  # and it stays refused
+    assert refused(workers[0], header) == "invalid_token"  # and it stays refused
+
+
+def test_a_revocation_bypassing_the_counter_would_be_served_from_the_cache(sessions, clock):
+    """What the counter is for: a revoked_at written alone (no counter) is seen only at cache expiry."""
+    token_id, secret = create_token(sessions, "raw", "agent")
+    authenticator = Authenticator(sessions, cache_seconds=30)
+    authenticator.identify(f"Bearer {secret}")
+    with sessions.begin() as session:
+        session.get(ApiToken, token_id).revoked_at = utcnow()
+    assert authenticator.identify(f"Bearer {secret}").actor == f"token:{token_id}"
+
+
+def test_an_expired_token_is_refused_and_a_token_without_expiry_is_not(sessions):
+    _, short = create_token(sessions, "short", "agent", lifetime=timedelta(seconds=1))
+    _, forever = create_token(sessions, "forever", "agent", lifetime=None)
+    authenticator = Authenticator(sessions, cache_seconds=30)
+    assert authenticator.identify(f"Bearer {short}").role == "agent"
+    with sessions.begin() as session:
+        session.scalar(select(ApiToken).where(ApiToken.name == "short")).expires_at = utcnow() - timedelta(seconds=1)
+        auth._bump(session, auth.TOKEN_VERSION)
+    assert refused(authenticator, f"Bearer {short}") == "token_expired"
+    assert authenticator.identify(f"Bearer {forever}").expires_at is None
+
+
+def test_scopes_are_a_subset_of_the_roles(sessions):
+    assert create_token(sessions, "ro", "agent", scopes=["read"])
+    with pytest.raises(ValueError, match="only the scopes read, write"):
+        create_token(sessions, "up", "agent", scopes=["read", "admin"])
+    with pytest.raises(ValueError, match="positive"):
+        create_token(sessions, "neg", "agent", lifetime=timedelta(0))
+
+
+def test_a_rotated_bootstrap_token_replaces_the_environments_and_the_previous_one(sessions):
+    authenticator = Authenticator(sessions, bootstrap_token="from-env")
+    assert authenticator.identify("Bearer from-env").actor == "bootstrap"
+    _, first = auth.rotate_bootstrap(sessions)
+    assert refused(authenticator, "Bearer from-env") == "invalid_token"
+    assert authenticator.identify(f"Bearer {first}").scopes == ("read", "write", "admin")
+    _, second = auth.rotate_bootstrap(sessions)
+    assert refused(authenticator, f"Bearer {first}") == "invalid_token"
+    assert authenticator.identify(f"Bearer {second}").role == "admin"
 
 
 def test_a_cached_token_costs_no_database_read_until_it_expires(sessions, clock, monkeypatch):

@@ -1,6 +1,7 @@
 """cli.py (the ``helpdesk`` command) through click's CliRunner, on a SQLite file in tmp_path."""
 import hashlib
 import json
+from datetime import timedelta
 
 import pytest
 from click.testing import CliRunner
@@ -8,6 +9,7 @@ from openapi_spec_validator import validate as validate_openapi
 from sqlalchemy import inspect, select
 
 from helpdesk_common.adapters.database import engine_for
+from helpdesk_common.database import utcnow
 from helpdesk_gateway.auth import Authenticator, Unauthorized
 from helpdesk_gateway.cli import main
 from helpdesk_gateway.models import ApiToken
@@ -45,7 +47,8 @@ def test_migrate_creates_the_tables_and_is_repeatable(fresh_url):
     inspector = inspect(engine_for(fresh_url))
     assert {"api_tokens", "alembic_version"} <= set(inspector.get_table_names())
     assert {c["name"] for c in inspector.get_columns("api_tokens")} == \
-        {"id", "name", "token_hash", "role", "email", "teams", "created_at", "revoked_at"}
+        {"id", "name", "token_hash", "role", "email", "teams", "created_at", "revoked_at", "scopes", "expires_at",
+         "bootstrap"}
 
 
 def test_the_database_url_comes_from_the_environment_without_db(fresh_url):
@@ -88,9 +91,10 @@ def test_token_list_shows_every_token_but_never_a_secret_or_its_hash(helpdesk, s
                         "--team", "vpn").stdout.strip()]
     helpdesk("token", "revoke", "2")
     listing = helpdesk("token", "list").output
-    assert listing.splitlines() == ["1\tcrm-sync\tagent\t-\t-\tactive",
-                                    "2\teva\tcustomer\teva@example.se\t-\trevoked",
-                                    "3\tnw\tagent\t-\tnetwork,vpn\tactive"]
+    expires = (utcnow() + timedelta(days=90)).date().isoformat()
+    assert listing.splitlines() == [f"1\tcrm-sync\tagent\t-\t-\tread,write\t{expires}\tactive",
+                                    f"2\teva\tcustomer\teva@example.se\t-\tread,write\t{expires}\trevoked",
+                                    f"3\tnw\tagent\t-\tnetwork,vpn\tread,write\t{expires}\tactive"]
     for secret in secrets:
         assert secret not in listing
         assert hashlib.sha256(secret.encode()).hexdigest() not in listing

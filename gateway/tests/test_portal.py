@@ -245,6 +245,13 @@ class MailingServices(FakeServices):
         if method == "add_message":
             self.calls.append((service, method, args))
             return {}
+        if method == "get_workflow":
+            return {"initial": "new", "statuses": [{"name": "open", "category": "open", "next": ["resolved"]},
+                                                   {"name": "resolved", "category": "resolved", "next": ["open"]}]}
+        if method == "resolve_by_customer":
+            self.calls.append((service, method, args))
+            self.tickets[args[0]]["status"] = "resolved" if args[1]["solved"] else "open"
+            return self.tickets[args[0]]
         return super().call(service, method, *args)
 
 
@@ -340,3 +347,20 @@ def test_a_forged_survey_link_is_a_clear_404(surveyed):
     _fake, client = surveyed
     answer = client.get("/help/satisfaction/forged?rating=1")
     assert answer.status_code == 404 and "survey_not_found" in answer.get_data(as_text=True)
+
+
+def test_the_customer_marks_the_request_solved_and_reopens_it(mailing, sessions):
+    from helpdesk_common.database import utcnow
+    from helpdesk_gateway.portal import customers
+
+    fake, client = mailing
+    _email, cookie = customers.redeem_link(sessions, customers.make_link(sessions, "eva@example.se", utcnow()),
+                                           utcnow())
+    client.set_cookie("hd_customer", cookie, path="/help")
+    page = client.get("/help/requests/HD-000001").get_data(as_text=True)
+    assert 'id="solved"' in page and 'id="reopen"' not in page
+    client.post("/help/requests/HD-000001/resolution", data={"solved": "1", "csrf_token": csrf(client, "/help/requests")})
+    page = client.get("/help/requests/HD-000001").get_data(as_text=True)
+    assert 'id="reopen"' in page
+    (_number, resolution, viewer), = [args for _s, name, args in fake.calls if name == "resolve_by_customer"]
+    assert resolution == {"solved": True} and viewer["role"] == "customer"

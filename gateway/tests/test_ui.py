@@ -294,6 +294,8 @@ def test_the_list_passes_its_view_filters_and_sort_to_the_service_and_counts_exa
     for view in ("mine", "team", "sla_at_risk", "sla_breached"):
         assert f'id="count-{view}"' in page
     assert [name for _service, name, _args in fake.calls].count("count_tickets") == 1  # one call for all counts
+    client.get("/workspace/tickets?view=all")
+    assert [name for _service, name, _args in fake.calls].count("get_workflow") == 1  # read once a minute
     refused = client.get("/workspace/tickets?tag=%3Cb%3E")  # no tag looks like that: a clear page, no call
     assert refused.status_code == 400 and refused.mimetype == "text/html"
-    assert [name for _service, name, _args in fake.calls].count("list_tickets") == 1
+    assert [name for _service, name, _args in fake.calls].count("list_tickets") == 2

@@ -17,6 +17,8 @@ from oidc_provider import OidcProvider  # noqa: E402
 
 PASSWORD = "correct horse battery"
 
+pytestmark = pytest.mark.interface  # a real OpenID provider runs for these tests
+
 
 @pytest.fixture(scope="module")
 def provider():

@@ -1,4 +1,4 @@
-"""People and admin pages in a real browser (Debian's Chromium through Playwright) against the whole
+"""People, admin pages and the chat console in a real browser (Debian's Chromium through Playwright) against the whole
 platform: invitations and password resets go out through intake's outgoing mail to a real SMTP sink.
 
 One platform for the module, on SQLite (as tests/ui/test_workspace_browser.py, for the same reason).
@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 import pytest
+import requests
 
 from helpdesk_common.testing import wait_for
 from mail_servers import SmtpSink
@@ -244,3 +245,73 @@ def test_single_sign_on_through_a_real_openid_provider_links_the_account_by_emai
     page.click(selector="button:has-text('Authorize')")
     page.wait_for(selector="#ticket-rows")
     assert "Alex Admin" in page.text(selector=".who")
+
+
+XSS = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>'
+
+
+def test_a_chat_from_start_to_transcript(admin_page, browser, world):
+    started = requests.post(f"{world.url}/api/v1/chats", json={  # a visitor of the portal: no token
+        "name": "Eva Ångström", "email": "eva@example.se", "message": "My router blinks red"}, timeout=10)
+    assert started.status_code == 201, started.text
+    chat, customer = started.json()["chat"], {"X-Chat-Token": started.json()["token"]}
+    api = world.api
+
+    admin_page.goto(url=f"{world.url}/workspace/chats")
+    admin_page.wait_for_text(selector="#waiting-chats", text="My router blinks red")
+    no_serious_violations(admin_page)
+    shot(admin_page, "chats-en")
+    admin_page.click(selector=f"tr[data-chat='{chat['id']}'] button")
+    admin_page.wait_for(selector="#chat-form")
+    admin_page.wait_for(selector="[data-live=open]", state="attached")
+    admin_page.evaluate(expression="window.__notReloaded = true")
+
+    def say(body):  # the customer, through the chat API with the chat's token
+        answer = requests.post(f"{world.url}/api/v1/chats/{chat['id']}/messages", headers=customer,
+                               json={"body": body}, timeout=10)
+        assert answer.status_code == 201, answer.text
+
+    say("It started this morning")
+    admin_page.wait_for_text(selector="#transcript .chat-customer", text="started this morning", timeout=10000)
+    admin_page.fill(selector="#chat-body", value="Please unplug it for ten seconds.")
+    admin_page.click(selector="#chat-form button[type=submit]")
+    admin_page.wait_for_text(selector="#transcript .chat-agent", text="unplug it")
+    assert admin_page.evaluate(expression="document.getElementById('chat-body').value") == ""
+    say(f"Done {XSS}")
+    admin_page.wait_for_text(selector="#transcript .chat-customer", text="Done", timeout=10000)
+    assert admin_page.count(selector="main img") == 0
+    assert admin_page.evaluate(expression="window.__xss === undefined && window.__notReloaded === true") is True
+    entries = requests.get(f"{world.url}/api/v1/chats/{chat['id']}/entries", headers=customer, timeout=10).json()
+    assert "Please unplug it for ten seconds." in [e.get("body") for e in entries["entries"]]
+    no_serious_violations(admin_page)
+    shot(admin_page, "chat-en")
+
+    admin_page.click(selector="#chat-leave button")
+    admin_page.wait_for_text(selector="#chat-state", text="Ended")
+    number = admin_page.text(selector="#chat-ticket a")
+
+    def transcribed():
+        bodies = [m["body"] for m in api.get(f"{world.url}/api/v1/tickets/{number}/messages", timeout=10).json()]
+        return bodies if any("unplug it" in body for body in bodies) and any(body.startswith("Done") for body in bodies) else None
+
+    bodies = wait_for(transcribed, timeout=20, message=f"the chat's transcript on {number}")
+    assert "It started this morning" in bodies
+    ticket = api.get(f"{world.url}/api/v1/tickets/{number}", timeout=10).json()
+    assert ticket["channel"] == "chat" and ticket["description"] == "My router blinks red"
+
+
+@pytest.mark.parametrize("locale", ["nl-NL", "sv-SE"])
+def test_the_chat_console_in_dutch_and_swedish(browser, world, locale):
+    answer = requests.post(f"{world.url}/api/v1/chats", json={
+        "name": "Wim", "email": "wim@example.nl", "message": f"Hallo ({locale})"}, timeout=10)
+    assert answer.status_code == 201
+    page = browser.page(f"chat-{locale}", locale=locale)
+    sign_in(page, world, "admin@example.org")
+    page.goto(url=f"{world.url}/workspace/chats")
+    page.wait_for_text(selector="#waiting-chats", text=f"Hallo ({locale})")
+    no_serious_violations(page)
+    shot(page, f"chats-{locale[:2]}")
+    page.click(selector=f"tr[data-chat='{answer.json()['chat']['id']}'] button")
+    page.wait_for(selector="#chat-form")
+    no_serious_violations(page)
+    shot(page, f"chat-{locale[:2]}")

@@ -206,6 +206,13 @@ def test_the_customer_signs_in_by_mailed_link_sees_the_public_reply_only_and_rep
     mine = [m for m in api.get(f"{url}/api/v1/tickets/{number}/messages", timeout=10).json()
             if m["author_role"] == "customer"]
     assert [m["body"] for m in mine] == ["Now it <b>works</b>, thanks!"]  # the agent side has it
+    # Solved, then reopened, as the workflow allows (the agents see the status change).
+    page.click(selector="#solved")
+    page.wait_for(selector="#reopen")
+    assert api.get(f"{url}/api/v1/tickets/{number}", timeout=10).json()["status"] == "resolved"
+    page.click(selector="#reopen")
+    page.wait_for(selector="#solved")
+    assert api.get(f"{url}/api/v1/tickets/{number}", timeout=10).json()["status"] == "open"
     # A guessed number of someone else's ticket is refused, like a missing one.
     other = api.post(f"{url}/api/v1/tickets", json={"subject": "Someone else's", "description": "x",
                                                     "requester": {"email": "someone@example.org"}}, timeout=10).json()
@@ -254,6 +261,31 @@ def test_on_resolution_the_csat_mail_arrives_and_one_click_and_a_comment_are_rec
     resolved_mails = wait_for(lambda: [m for m in smtp_sink.messages(customer) if "Resolved" in m["Subject"]][1:],
                               timeout=30, what="the second resolution mail")
     assert resolved_mails and len(rating_links()) == 1
+
+
+def test_the_nps_survey_goes_out_to_a_customer_with_a_resolution_and_records_score_and_why(
+        browser, platform, smtp_sink):
+    customer = SENT["customer"]
+
+    def nps_links():
+        found = [re.findall(r"(http://\S+/help/recommend/\S+\?score=\d+)", m.get_content())
+                 for m in smtp_sink.messages(customer)]
+        return [links for links in found if links]
+
+    (links,) = wait_for(nps_links, timeout=30, what="the NPS mail")
+    assert len(links) == 11
+    page = browser.page("recommender", locale="nl-NL")
+    nine = next(link for link in links if link.endswith("score=9"))
+    page.goto(url=nine)
+    page.wait_for(selector="#nps-recorded")
+    assert page.evaluate(expression="document.querySelector('input[name=score]:checked').value") == "9"
+    page.fill(selector="#comment", value="Snel en vriendelijk")
+    page.click(selector="#nps-form button[type=submit]")
+    page.wait_for(selector=".flash-success")
+    assert page.evaluate(expression="document.querySelector('#comment').value") == "Snel en vriendelijk"
+    no_serious_violations(page)
+    shot(page, "portal-nps-nl")
+    assert len(nps_links()) == 1  # one NPS mail for this customer, for all their resolutions
 
 
 def test_a_refused_attachment_is_named_and_nothing_is_sent(browser, platform, tmp_path):

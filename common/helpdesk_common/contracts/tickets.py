@@ -381,3 +381,10 @@ class TicketMerged(View):
     survivor: TicketView
     copied_messages: int
     actor: str
+
+
+class CustomerResolution(Contract):
+    """``POST /api/v1/tickets/{number}/resolution``: the customer says the request is solved (``true``: the
+    workflow's resolved status) or not after all (``false``: reopened), as far as the workflow allows."""
+
+    solved: bool

@@ -14,9 +14,14 @@ costs at most one keep-alive interval, never a message, and a reconnecting strea
 
 Who may read and post (decided by intake, ``helpdesk_intake.domain.chat.may_see``): admins and agents whose token names no
 team; an agent limited to teams, the waiting chats and the ones they joined; the customer who started the
-chat, by the chat token handed out at the start (``X-Chat-Token`` header, or ``?token=`` since
-``EventSource`` cannot set headers) or by their own customer bearer token. Anyone else gets 404
-``chat_not_found``. Chats are started by customers and visitors only (``roles``).
+chat, by the chat token handed out at the start (``X-Chat-Token`` header) or by their own customer bearer
+token. Anyone else gets 404 ``chat_not_found``. Chats are started by customers and visitors only (``roles``).
+
+Tokens never travel in URLs (they end up in access logs, proxies and browser history). ``EventSource``
+cannot set headers, so a browser first asks for a **stream ticket** (``POST .../stream-ticket`` with its
+header or bearer token) and opens ``.../stream?ticket=...``: a ticket is signed by the gateway (the shared
+secret key), names one chat and who asked, and is accepted for ``HELPDESK_STREAM_TICKET_SECONDS`` (60); a
+reconnecting browser asks for a new one.
 """
 import json
 import logging
@@ -24,14 +29,19 @@ import os
 import time
 from collections import OrderedDict
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from typing import Optional
 
-from helpdesk_common.contracts import validate
+from flask import Blueprint, Response, current_app, jsonify, request
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from pydantic import Field
+
+from helpdesk_common.contracts import Contract, View, validate
 from helpdesk_common.contracts.chat import (ChatEntryView, ChatPost, ChatQuery, ChatStarted, ChatTimeline, ChatView,
                                              EntriesQuery, NewChat)
-from helpdesk_common.errors import HelpdeskError, ValidationFailed
+from helpdesk_common.errors import HelpdeskError, NotFound, ValidationFailed
 
 from ..fanout import EventFeed
+from ..ui.security import secret_key
 from ..ratelimits import client_address
 from ..streams import open_stream
 from . import json_body, operation, query_args, services, viewer
@@ -42,8 +52,7 @@ bp = Blueprint("chat", __name__, url_prefix="/api/v1")
 
 CHAT_EVENTS = ("chat_started", "chat_message_posted", "chat_answered", "chat_ended")
 TOKEN_HEADER = "X-Chat-Token"
-TOKEN = {TOKEN_HEADER: "The chat token from the start of the chat (customers without a bearer token); "
-                       "or pass it as the query parameter token."}
+TOKEN = {TOKEN_HEADER: "The chat token from the start of the chat (customers without a bearer token)."}
 CHAT_ERRORS = (404, 422)
 
 
@@ -84,7 +93,35 @@ def _fanout():
 
 
 def _token():
-    return request.headers.get(TOKEN_HEADER) or request.args.get("token") or None
+    return request.headers.get(TOKEN_HEADER) or None
+
+
+class StreamTicket(View):
+    ticket: str
+    expires_in: int  # seconds within which the stream must be opened with it
+
+
+def _ticket_signer():
+    sessions = current_app.extensions["helpdesk.db"]
+    return URLSafeTimedSerializer(secret_key(sessions), salt="chat-stream-ticket")
+
+
+def _ticket_seconds():
+    return int(_seconds("HELPDESK_STREAM_TICKET_SECONDS", 60))
+
+
+def _viewer_from_ticket(chat_id, ticket):
+    """The viewer a valid ticket for ``chat_id`` stands for; 404 chat_not_found otherwise (as for an outsider)."""
+    try:
+        claims = _ticket_signer().loads(ticket, max_age=_ticket_seconds())
+    except (BadSignature, SignatureExpired):
+        claims = None
+    if not isinstance(claims, dict) or claims.get("chat") != chat_id:
+        raise NotFound("This stream ticket is not valid for this chat, or has expired; ask for a new one "
+                            "(POST .../stream-ticket).", code="chat_not_found")
+    # A chat-token holder was checked against the chat when the ticket was made; the stream reads that one
+    # chat on the platform's behalf, since the chat token itself is not in the ticket.
+    return claims["viewer"] if claims["viewer"]["role"] != "anonymous" else {**claims["viewer"], "role": "system"}
 
 
 def _after():
@@ -142,21 +179,42 @@ def leave_chat(chat_id):
            query=EntriesQuery, answer=ChatTimeline, public=True, headers=TOKEN, errors=CHAT_ERRORS, scope="chat")
 def chat_entries(chat_id):
     """Entries after ``after`` (the last seq you have), oldest first: for clients that poll."""
-    query = {k: v for k, v in request.args.items() if k != "token"}
-    filters = validate(EntriesQuery, query, strict=False)
+    filters = validate(EntriesQuery, dict(request.args.items()), strict=False)
     return jsonify(services().call("intake", "chat_entries", chat_id, filters.model_dump(), viewer(), _token()))
 
 
+@operation(bp, "/chats/<chat_id>/stream-ticket", "POST", summary="A short-lived ticket to open a chat's stream",
+           tag="chat", answer=StreamTicket, answer_status=201, public=True, headers=TOKEN, errors=CHAT_ERRORS,
+           scope="chat")
+def chat_stream_ticket(chat_id):
+    """For browsers (``EventSource`` cannot send headers): open ``.../stream?ticket=<ticket>`` within
+    ``expires_in`` seconds. Asked with the chat token header or a bearer token; the ticket is good for this
+    chat only."""
+    who = viewer()
+    services().call("intake", "chat_entries", chat_id, {"after": 0, "limit": 1}, who, _token())  # 404 for outsiders
+    claims = {"chat": chat_id, "viewer": {key: who[key] for key in ("actor", "role", "email", "teams")}}
+    return jsonify({"ticket": _ticket_signer().dumps(claims), "expires_in": _ticket_seconds()}), 201
+
+
+class StreamQuery(Contract):
+    ticket: Optional[str] = Field(default=None, max_length=2000)
+    after: Optional[str] = None
+
+
 @operation(bp, "/chats/<chat_id>/stream", "GET", summary="Follow a chat live (server-sent events)", tag="chat",
-           public=True, headers={**TOKEN, "Last-Event-ID": "Resume after this entry (sent by EventSource "
-                                                           "when it reconnects); or ?after=<seq>."},
+           public=True, query=StreamQuery,
+           headers={**TOKEN, "Last-Event-ID": "Resume after this entry (sent by EventSource "
+                                              "when it reconnects); or ?after=<seq>."},
            errors=CHAT_ERRORS + (429,), scope="chat")
 def chat_stream(chat_id):
     """``text/event-stream``: one event per entry (``event:`` message, joined or ended; ``id:`` its seq;
     ``data:`` the entry as JSON), comments as keep-alives. The stream closes after the chat ends, and
     every few minutes (the client reconnects with Last-Event-ID); a chat that has ended with nothing
     left to send answers 204, which tells EventSource to stop."""
+    query = query_args(StreamQuery)
     pool, who, token, after = services(), viewer(), _token(), _after()
+    if query.ticket is not None:
+        who = {**_viewer_from_ticket(chat_id, query.ticket), "correlation_id": who["correlation_id"]}
     # Authorisation and the first batch before the 200: an outsider gets a JSON 404, not a stream.
     batch = pool.call("intake", "chat_entries", chat_id, {"after": after}, who, token)
     if batch["chat"]["state"] == "ended" and not batch["entries"]:

@@ -28,3 +28,12 @@ def answer_survey(token, rating, comment=None):
 
 def read_survey(token):
     return services().call("surveys", "survey_for_link", token)
+
+
+def answer_recommendation(token, score, comment=None):
+    """The portal's NPS page (the signed link is the credential)."""
+    return services().call("surveys", "answer_nps", token, score, comment, viewer()["correlation_id"])
+
+
+def read_recommendation(token):
+    return services().call("surveys", "nps_for_link", token)

@@ -2,8 +2,9 @@
 from flask import Blueprint, current_app, g, jsonify, request, url_for
 
 from helpdesk_common.contracts import validate
-from helpdesk_common.contracts.tickets import (CustomFieldView, HistoryEntry, MessageView, NewCustomField,
-                                                NewMessage, NewTicket, TicketChanges, TicketCounts, TicketPage, TicketQuery,
+from helpdesk_common.contracts.tickets import (CustomerResolution, CustomFieldView, HistoryEntry, MessageView,
+                                                NewCustomField, NewMessage, NewTicket, TicketChanges, TicketCounts,
+                                                TicketPage, TicketQuery,
                                                 TicketView)
 from helpdesk_common.errors import ValidationFailed
 
@@ -83,6 +84,20 @@ def update_ticket(number):
     ``assignee`` who is one of routing's agents takes the ticket whatever their load, null puts it back
     in its team's queue."""
     return jsonify(change_ticket(number, json_body()))
+
+
+@operation(bp, "/tickets/<number>/resolution", "POST", summary="The customer says it is solved, or not",
+           tag="tickets", body=CustomerResolution, answer=TicketView, errors=TICKET_ERRORS + WRITE_ERRORS + (403, 409))
+def resolve_ticket(number):
+    """``{"solved": true}`` takes the ticket to the workflow's resolved status; ``false`` reopens a resolved
+    one. Meant for the ticket's customer (the portal's buttons); agents may do it for them. 409
+    ``invalid_transition`` when the workflow allows no such step (a closed ticket, or solved twice)."""
+    return jsonify(resolve_by_customer(number, json_body()))
+
+
+def resolve_by_customer(number, resolution):
+    validate(CustomerResolution, resolution)
+    return services().call("tickets", "resolve_by_customer", number, resolution, viewer())
 
 
 # The functions below are what the REST routes and the workspace pages (``helpdesk_gateway.ui``) both

@@ -13,13 +13,14 @@ and answers a guessed number with the 404 of a missing ticket.
 """
 import os
 
-from flask import current_app, g, redirect, render_template, request, url_for
+from flask import current_app, flash, g, redirect, render_template, request, url_for
 from flask_babel import force_locale, gettext as _
 
 from helpdesk_common.database import utcnow
+from helpdesk_common.errors import InvalidTransition
 
 from ..api import services
-from ..api.tickets import find_tickets, post_message, read_messages, read_ticket
+from ..api.tickets import find_tickets, post_message, read_messages, read_ticket, read_workflow, resolve_by_customer
 from ..auth import ANONYMOUS, Identity
 from ..ui.security import secure_cookies
 from . import bp, customers, visitor
@@ -136,9 +137,15 @@ def follow_request(number):
     refused = _signed_in_only()
     if refused:
         return refused
+    return _follow_page(number)
+
+
+def _follow_page(number, problem=None, status=200):
     ticket = read_ticket(number)  # the 404 of a missing ticket for anyone else's
     messages = [m for m in read_messages(number) if m.get("visibility") == "public"]  # the service's rule, kept
-    return render_template("portal/request_follow.html", ticket=ticket, messages=messages, problem=None)
+    categories = {item["name"]: item["category"] for item in read_workflow()["statuses"]}
+    return render_template("portal/request_follow.html", ticket=ticket, messages=messages, problem=problem,
+                           category=categories.get(ticket["status"])), status
 
 
 @bp.post("/requests/<number>/reply")
@@ -148,9 +155,22 @@ def reply(number):
         return refused
     body = request.form.get("body", "").strip()
     if not body:
-        ticket = read_ticket(number)
-        messages = [m for m in read_messages(number) if m.get("visibility") == "public"]
-        return render_template("portal/request_follow.html", ticket=ticket, messages=messages,
-                               problem=_("Write your reply first.")), 422
+        return _follow_page(number, _("Write your reply first."), 422)
     post_message(number, {"body": body[:100_000], "visibility": "public"})
     return redirect(url_for(".follow_request", number=number, _anchor="conversation"))
+
+
+@bp.post("/requests/<number>/resolution")
+def resolution(number):
+    """"My problem is solved" or "Reopen": the workflow decides which status that is, and whether it may."""
+    refused = _signed_in_only()
+    if refused:
+        return refused
+    solved = request.form.get("solved") == "1"
+    try:
+        resolve_by_customer(number, {"solved": solved})
+    except InvalidTransition:
+        flash(_("This request cannot be changed that way now; reload the page to see its status."), "error")
+        return redirect(url_for(".follow_request", number=number))
+    flash(_("Marked as solved. Thank you!") if solved else _("Reopened: we will look at it again."), "success")
+    return redirect(url_for(".follow_request", number=number))

@@ -4,7 +4,7 @@ the page then offers a comment and another rating, and a later answer replaces t
 from flask import flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
-from ..api.surveys import answer_survey, read_survey
+from ..api.surveys import answer_recommendation, answer_survey, read_recommendation, read_survey
 from . import bp
 
 RATINGS = (5, 4, 3, 2, 1)
@@ -32,3 +32,24 @@ def satisfaction_answer(token):
     answer_survey(token, rating, request.form.get("comment", "").strip()[:5000])  # "" clears the comment
     flash(_("Thank you: your answer is recorded."), "success")
     return redirect(url_for(".satisfaction", token=token))
+
+
+@bp.get("/recommend/<token>")
+def recommend(token):
+    """NPS: 0-10, recorded by one click from the mail; the page asks why."""
+    score = request.args.get("score")
+    score = int(score) if score and score.isdigit() and int(score) <= 10 else None
+    survey = answer_recommendation(token, score) if score is not None else read_recommendation(token)
+    return render_template("portal/recommend.html", survey=survey, token=token, just_rated=score is not None)
+
+
+@bp.post("/recommend/<token>")
+def recommend_answer(token):
+    score = request.form.get("score")
+    survey = read_recommendation(token)
+    if not (score and score.isdigit() and int(score) <= 10):
+        return render_template("portal/recommend.html", survey=survey, token=token, just_rated=False,
+                               problem=_("Choose a score from 0 to 10.")), 422
+    answer_recommendation(token, int(score), request.form.get("comment", "").strip()[:5000])
+    flash(_("Thank you: your answer is recorded."), "success")
+    return redirect(url_for(".recommend", token=token))

@@ -15,14 +15,15 @@ from functools import lru_cache
 from flask import current_app, request, url_for
 from flask.globals import request_ctx
 
-BLUEPRINTS = ("ui_signin", "ui_workspace", "ui_preferences", "ui_password", "ui_admin", "ui_oidc", "portal")
+BLUEPRINTS = ("ui_signin", "ui_workspace", "ui_preferences", "ui_password", "ui_admin", "ui_oidc", "portal",
+              "ui_chats")
 """The blueprints whose addresses are pages: signed in by session cookie, CSRF-checked, HTML errors."""
 
 STATIC_MAX_AGE = 365 * 24 * 3600
 
 
 def register(app):
-    from . import admin, i18n, oidc, password, people, preferences, security, signin, texts, workspace
+    from . import admin, chat_console, i18n, oidc, password, people, preferences, security, signin, texts, workspace
     from . import canned_page, notices, ticket_actions  # noqa: F401  their views join the workspace's blueprint
 
     app.config.update(SESSION_COOKIE_NAME="hd_flash", SESSION_COOKIE_SAMESITE="Lax",
@@ -59,6 +60,7 @@ def register(app):
     app.register_blueprint(password.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(oidc.bp)
+    app.register_blueprint(chat_console.bp)
 
 
 @lru_cache(maxsize=256)

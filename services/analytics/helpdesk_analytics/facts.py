@@ -43,12 +43,20 @@ def ingest(session, events, settings):
     fresh = first_deliveries(session, ProcessedEvent, [e["id"] for e in events], HANDLER)
     todo = list({e["id"]: e for e in events if e["id"] in fresh}.values())
     batch = _Batch(session, settings)
-    for event in todo:
-        handle = _HANDLERS.get(event.get("type"))
-        if handle is not None:  # a type analytics does not read (or a newer platform's): ignored
-            handle(batch, event.get("data") or {}, event)
+    batch.preload(_ticket_number(e) for e in todo)
+    with session.no_autoflush:  # one flush at the end of the batch, not one per event
+        for event in todo:
+            handle = _HANDLERS.get(event.get("type"))
+            if handle is not None:  # a type analytics does not read (or a newer platform's): ignored
+                handle(batch, event.get("data") or {}, event)
     batch.flush()
     return len(todo)
+
+
+def _ticket_number(event):
+    data = event.get("data") or {}
+    ticket = data.get("ticket")
+    return ticket.get("number") if isinstance(ticket, dict) else data.get("ticket_number")
 
 
 def ingest_export(session, items, settings):
@@ -58,6 +66,7 @@ def ingest_export(session, items, settings):
     message id) and the ticket's snapshot by version: run while events keep arriving, each moment is still
     one row. What only other services' events tell (escalations, surveys, chats) is kept as it is."""
     batch = _Batch(session, settings)
+    batch.preload(item["ticket"]["number"] for item in items)
     for item in items:
         ticket = item["ticket"]
         number, version = ticket["number"], int(ticket.get("version") or 0)
@@ -84,11 +93,30 @@ class _Batch:
 
     def __init__(self, session, settings):
         self.session, self.settings = session, settings
-        self.facts, self.activities, self.touched = {}, {}, set()
+        self.facts, self.activities, self.touched, self.rows = {}, {}, set(), {}
+        self.looked_up = set()  # tickets read already: absent from self.facts means not in the database
+
+    def preload(self, numbers):
+        """Read the facts of the batch's tickets in one query."""
+        wanted = sorted({n for n in numbers if n} - set(self.facts))
+        self.looked_up.update(wanted)
+        for start in range(0, len(wanted), 500):
+            for fact in self.session.scalars(select(TicketFact).where(TicketFact.number.in_(wanted[start:start + 500]))):
+                self.facts[fact.number] = fact
+
+    def row(self, model, key, **identity):
+        """The row of ``model`` with primary key ``key``, read once per batch, or a new one (added)."""
+        if (model, key) not in self.rows:
+            found = self.session.get(model, key)
+            if found is None:
+                found = model(**identity)
+                self.session.add(found)
+            self.rows[(model, key)] = found
+        return self.rows[(model, key)]
 
     def fact(self, number):
         if number not in self.facts:
-            fact = self.session.get(TicketFact, number)
+            fact = None if number in self.looked_up else self.session.get(TicketFact, number)
             if fact is None:
                 fact = TicketFact(number=number, version=0, tier=1, reopens=0, escalations=0, tier_moves=0,
                                   agent_replies=0, sla_first_response_breached=False, sla_resolution_breached=False,
@@ -230,24 +258,19 @@ def _sla_warning(batch, data, event):
 def _assigned(batch, data, event):
     agent = data.get("agent") or {}
     if agent.get("assignee"):
-        row = batch.session.get(AgentName, agent["assignee"]) or AgentName(assignee=agent["assignee"])
+        row = batch.row(AgentName, agent["assignee"], assignee=agent["assignee"])
         row.name, row.email = agent.get("name"), (agent.get("email") or "").lower() or None
-        batch.session.add(row)
-        batch.session.flush()
 
 
 def _survey(kind, score_field):
     def handle(batch, data, event):
         submitted = moment(data["submitted_at"])
-        row = batch.session.get(SurveyAnswer, (data["survey_id"], kind))
-        if row is not None and (row.submitted_at, row.answer_id) >= (submitted, data["answer_id"]):
+        row = batch.row(SurveyAnswer, (data["survey_id"], kind), survey_id=data["survey_id"], kind=kind)
+        if row.answer_id is not None and (row.submitted_at, row.answer_id) >= (submitted, data["answer_id"]):
             return  # the answer kept is as new or newer: this one arrived late
-        row = row or SurveyAnswer(survey_id=data["survey_id"], kind=kind)
         row.answer_id, row.submitted_at, row.score = data["answer_id"], submitted, int(data[score_field])
         row.comment, row.ticket, row.channel = data.get("comment"), data.get("ticket"), data.get("channel")
         row.team, row.agent, row.language = data.get("team"), data.get("assignee"), data.get("language")
-        batch.session.add(row)
-        batch.session.flush()
     return handle
 
 
@@ -255,7 +278,7 @@ def _chat(batch, data, event):
     chat = data.get("chat") or {}
     if not chat.get("id"):
         return
-    row = batch.session.get(ChatFact, chat["id"]) or ChatFact(id=chat["id"])
+    row = batch.row(ChatFact, chat["id"], id=chat["id"])
     # each field, once known, stays: events of one chat only ever add to what is known
     row.started_at = row.started_at or moment(chat.get("started_at"))
     row.answered_at = row.answered_at or moment(chat.get("answered_at"))
@@ -263,25 +286,19 @@ def _chat(batch, data, event):
     row.outcome = row.outcome or chat.get("outcome")
     row.agent = row.agent or chat.get("agent")
     row.ticket = row.ticket or chat.get("ticket_number")
-    batch.session.add(row)
-    batch.session.flush()
 
 
 def _shown(batch, data, event):
     if data.get("context") != "portal":
         return
-    row = batch.session.get(Deflection, data["suggestion_id"]) or Deflection(suggestion_id=data["suggestion_id"])
+    row = batch.row(Deflection, data["suggestion_id"], suggestion_id=data["suggestion_id"])
     row.shown_at = row.shown_at or moment(event.get("time"))
-    batch.session.add(row)
-    batch.session.flush()
 
 
 def _deflected(batch, data, event):
-    row = batch.session.get(Deflection, data["suggestion_id"]) or Deflection(suggestion_id=data["suggestion_id"])
+    row = batch.row(Deflection, data["suggestion_id"], suggestion_id=data["suggestion_id"])
     row.shown_at = moment(data.get("shown_at")) or row.shown_at
     row.deflected_at = row.deflected_at or moment(data.get("deflected_at"))
-    batch.session.add(row)
-    batch.session.flush()
 
 
 _HANDLERS = {

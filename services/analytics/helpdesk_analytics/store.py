@@ -48,13 +48,14 @@ def load(session, measure, start, end, scope):
     facts, activities, answers, chats, suggestions = (), (), (), (), ()
     if measure in TICKET_MEASURES:
         # a ticket created before the end that was still open at the start, or that moved in the period
-        query = select(TicketFact).where(TicketFact.created_at < end, or_(
+        # plain rows, not ORM objects: a report reads many and changes none
+        query = select(*TicketFact.__table__.c).where(TicketFact.created_at < end, or_(
             TicketFact.solved_at.is_(None), TicketFact.solved_at >= start, TicketFact.last_activity_at >= start))
-        facts = tuple(_fact(row) for row in session.scalars(query) if scope.allows(row.team, row.agent))
+        facts = tuple(_fact(row) for row in session.execute(query) if scope.allows(row.team, row.agent))
         kinds = {"volume": ("reopen",), "backlog": ("status",), "agents": ("reply",)}.get(measure)
         if kinds and facts:
             numbers = {f.number for f in facts}
-            rows = session.scalars(select(TicketActivity).where(TicketActivity.kind.in_(kinds), and_(
+            rows = session.execute(select(*TicketActivity.__table__.c).where(TicketActivity.kind.in_(kinds), and_(
                 TicketActivity.at < end, TicketActivity.at >= start) if measure != "backlog" else TicketActivity.at < end))
             activities = tuple(measures.Activity(ticket=r.ticket, kind=r.kind, at=r.at, value=r.value, actor=r.actor,
                                                  version=r.version) for r in rows if r.ticket in numbers)

@@ -35,6 +35,7 @@ class Settings:
     public_url: str = "http://127.0.0.1:8000"
     csat_status: str = "resolved"
     mail_channels: frozenset = frozenset({"email", "web"})
+    nps_interval: float = 0.0  # seconds; 0: no NPS
 
 
 def not_found():

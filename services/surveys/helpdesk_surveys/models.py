@@ -49,3 +49,20 @@ class Outbox(OutboxMixin, Base):
 
 class ProcessedEvent(ProcessedEventMixin, Base):
     pass
+
+
+class NpsSurvey(Base):
+    """A periodic "would you recommend us?" survey of one customer (address), at most once per interval."""
+
+    __tablename__ = "nps_surveys"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), index=True)
+    language: Mapped[str] = mapped_column(String(2))
+    contact_id: Mapped[Optional[int]] = mapped_column(Integer)
+    asked_at: Mapped[object] = mapped_column(UtcDateTime, default=utcnow)
+    mailed_at: Mapped[Optional[object]] = mapped_column(UtcDateTime)
+    score: Mapped[Optional[int]] = mapped_column(Integer)
+    comment: Mapped[Optional[str]] = mapped_column(Text)
+    answer_id: Mapped[Optional[str]] = mapped_column(String(36))
+    answered_at: Mapped[Optional[object]] = mapped_column(UtcDateTime)

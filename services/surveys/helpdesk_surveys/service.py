@@ -25,8 +25,8 @@ from helpdesk_common.adapters.relay import OutboxRelay
 from helpdesk_common.database import utcnow
 from helpdesk_common.errors import EXPECTED_ERRORS, ValidationFailed
 
-from . import domain
-from .models import Outbox, Survey
+from . import domain, nps
+from .models import NpsSurvey, Outbox, Survey
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,8 @@ class SurveySettings(DependencyProvider):
         self.settings = domain.Settings(
             public_url=config.get("PUBLIC_URL") or "http://127.0.0.1:8000",
             csat_status=config.get("CSAT_STATUS") or "resolved",
-            mail_channels=frozenset(c.strip() for c in str(channels).split(",") if c.strip()))
+            mail_channels=frozenset(c.strip() for c in str(channels).split(",") if c.strip()),
+            nps_interval=float(config.get("NPS_INTERVAL_SECONDS") or 0))
 
     def get_dependency(self, worker_ctx):
         return self.settings
@@ -63,13 +64,44 @@ class SurveysService:
         key = domain.secret(self.db)  # before the transaction: SQLite allows one writer at a time
         with self.db.begin() as session:
             survey = domain.open_survey(session, ticket, utcnow())
-            if survey.mailed_at is not None:
-                return  # a repeat of the event, or a later resolution: asked once
-            mail = domain.survey_mail(self.settings, key, survey, ticket["subject"])
+            # Mailed already: a repeat of the event, or a later resolution (asked once per ticket).
+            mail = domain.survey_mail(self.settings, key, survey, ticket["subject"]) if survey.mailed_at is None \
+                else None
             survey_id = survey.id
-        self.intake.send_account_mail(mail)  # raises: the event is retried, the mail sent then
+        if mail is not None:
+            self.intake.send_account_mail(mail)  # raises: the event is retried, the mail sent then
+            with self.db.begin() as session:
+                session.get(Survey, survey_id).mailed_at = utcnow()
+        self._ask_nps(ticket["requester"]["email"], key)
+
+    def _ask_nps(self, email, key):
+        """NPS for the customer of a resolution, unless asked within the interval (0: NPS is off)."""
+        interval = self.settings.nps_interval
+        if interval <= 0:
+            return
         with self.db.begin() as session:
-            session.get(Survey, survey_id).mailed_at = utcnow()
+            nps.due(session, interval, utcnow(), email=email)
+            waiting = [(survey.id, nps.mail(self.settings.public_url, key, survey))
+                       for survey in nps.unmailed(session, email)]
+        for survey_id, mail in waiting:
+            self.intake.send_account_mail(mail)  # raises: the event is retried, the mail sent then
+            with self.db.begin() as session:
+                session.get(NpsSurvey, survey_id).mailed_at = utcnow()
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def nps_for_link(self, token):
+        survey_id = domain.survey_id_of(domain.secret(self.db), _text(token))
+        with self.db() as session:
+            survey = session.get(NpsSurvey, survey_id)
+            if survey is None:
+                raise domain.not_found()
+            return nps.view(survey)
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def answer_nps(self, token, score, comment=None, correlation_id=None):
+        survey_id = domain.survey_id_of(domain.secret(self.db), _text(token))
+        with self.db.begin() as session:
+            return nps.answer(session, survey_id, score, comment, utcnow(), correlation_id)
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def survey_for_link(self, token):

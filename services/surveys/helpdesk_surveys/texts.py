@@ -16,3 +16,18 @@ MAIL = {
                    "till en kommentar på sidan som öppnas.\n",
            "labels": ("mycket missnöjd", "missnöjd", "neutral", "nöjd", "mycket nöjd")},
 }
+
+NPS_MAIL = {
+    "en": {"subject": "Would you recommend us?",
+           "body": "Hello,\n\nYou recently had help from us. How likely is it that you would recommend us to a friend "
+                   "or colleague, from 0 (not at all) to 10 (certainly)? One click is enough:\n\n{scores}\n\n"
+                   "The page that opens lets you tell us why.\n"},
+    "nl": {"subject": "Zou je ons aanbevelen?",
+           "body": "Hallo,\n\nJe kreeg onlangs hulp van ons. Hoe waarschijnlijk is het dat je ons aanbeveelt bij een "
+                   "vriend of collega, van 0 (helemaal niet) tot 10 (zeker)? Eén klik is genoeg:\n\n{scores}\n\n"
+                   "Op de pagina die opent kun je zeggen waarom.\n"},
+    "sv": {"subject": "Skulle du rekommendera oss?",
+           "body": "Hej,\n\nDu fick nyligen hjälp av oss. Hur troligt är det att du skulle rekommendera oss till en "
+                   "vän eller kollega, från 0 (inte alls) till 10 (absolut)? Ett klick räcker:\n\n{scores}\n\n"
+                   "På sidan som öppnas kan du berätta varför.\n"},
+}

@@ -17,7 +17,7 @@ from helpdesk_common.inbox import first_deliveries
 from helpdesk_common.contracts import given_fields
 from helpdesk_common.contracts.tickets import TicketChanges, Viewer
 from helpdesk_common.database import utcnow
-from helpdesk_common.errors import Forbidden, HelpdeskError, ValidationFailed
+from helpdesk_common.errors import Forbidden, HelpdeskError, InvalidTransition, ValidationFailed
 from helpdesk_common.events import new_event
 from helpdesk_common.outbox import stage, stage_many
 
@@ -438,6 +438,37 @@ def change_ticket(session: Session, number, changes, viewer, rules: Rules, now=N
     are refused."""
     if viewer.role not in STAFF:
         raise Forbidden("Only agents can change a ticket.", code="agents_only")
+    return _change(session, number, changes, viewer, rules, now, decisions)
+
+
+def customer_target(workflow, current, solved):
+    """The status a customer's "it is solved" (``solved``) or "reopen" leads to from ``current``: the first
+    transition the workflow allows into the resolved category, or (from a resolved status) back into the
+    open category. None when the workflow allows no such step (closed is final; solved twice is nothing)."""
+    if solved:
+        wanted = "resolved" if workflow.category(current) not in ("resolved", "closed") else None
+    else:
+        wanted = "open" if workflow.category(current) == "resolved" else None
+    return next((target for target in workflow.transitions.get(current, ())
+                 if wanted and workflow.category(target) == wanted), None)
+
+
+def customer_resolution(session: Session, number, solved, viewer, rules: Rules, now=None):
+    """A customer marks their ticket solved, or reopens it, within the workflow (staff may do it for them).
+    Anything else about the ticket stays the agents' to change."""
+    if viewer.role not in (*STAFF, "customer"):
+        raise Forbidden("Only the ticket's customer or an agent can do this.", code="role_not_allowed")
+    ticket = find_ticket(session, number, viewer, for_update=True)
+    target = customer_target(rules.workflow, ticket.status, solved)
+    if target is None:
+        raise InvalidTransition(
+            f"Ticket {number} is {ticket.status!r}: it cannot be " + ("marked solved." if solved else "reopened."),
+            code="invalid_transition", details=[{"field": "solved", "code": "invalid_transition",
+                                                 "from": ticket.status}])
+    return _change(session, number, TicketChanges(status=target), viewer, rules, now)
+
+
+def _change(session, number, changes, viewer, rules, now=None, decisions=()):
     given = given_fields(changes, CHANGEABLE, NOT_NULL)
     routed = [field for field in given if field in ROUTED]
     if routed:

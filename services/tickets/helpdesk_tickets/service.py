@@ -5,9 +5,9 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from helpdesk_common.contracts import validate
 from helpdesk_common.contracts.contacts import ContactMerge, ContactQuery, Identifier, NewContact, TicketContact
-from helpdesk_common.contracts.tickets import (NewCannedReply, NewCustomField, NewMessage, NewTicket, NotificationsRead,
-                                               PresenceUpdate, TicketChanges, TicketLinkRequest, TicketMergeRequest,
-                                               TicketQuery, Viewer)
+from helpdesk_common.contracts.tickets import (CustomerResolution, NewCannedReply, NewCustomField, NewMessage,
+                                               NewTicket, NotificationsRead, PresenceUpdate, TicketChanges,
+                                               TicketLinkRequest, TicketMergeRequest, TicketQuery, Viewer)
 from helpdesk_common.adapters.consumer import reliable_batch_handler
 from helpdesk_common.adapters.database import Database
 from helpdesk_common.database import run_in_transaction, utcnow
@@ -131,6 +131,13 @@ class TicketsService:
                     session.rollback()
         return self._write(lambda s: domain.change_ticket(s, str(number), command, who, self.rules,
                                                           decisions=decisions), number)
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def resolve_by_customer(self, number, resolution, viewer):
+        """The customer's "it is solved" (``{"solved": true}``) or "reopen" (false), within the workflow."""
+        command, who = validate(CustomerResolution, resolution), validate(Viewer, viewer, prefix="viewer.")
+        return self._write(lambda s: domain.customer_resolution(s, str(number), command.solved, who, self.rules),
+                           number)
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def add_message(self, number, message, viewer, idempotency_key=None):
