@@ -168,6 +168,8 @@ CASES = {
     ("get", T + "/follow"): lambda w, a: Call(),
     ("get", "/api/v1/notifications"): lambda w, a: Call(),
     ("post", "/api/v1/notifications/read"): lambda w, a: Call(json={"all": True}),
+    ("put", T + "/presence"): lambda w, a: Call(json={"typing": True}),
+    ("get", T + "/presence"): lambda w, a: Call(),
     # intake
     ("post", "/api/v1/intake/web-form"): lambda w, a: Call(json={
         "subject": "Form", "description": "From the portal.", "requester": {"email": w.email(a)}}),
@@ -187,6 +189,8 @@ CASES = {
                                                                           absent="mail_not_found"),
     ("get", "/api/v1/intake/channels"): lambda w, a: Call(),
     ("get", T + "/attachments"): lambda w, a: Call(),
+    ("get", T + "/attachments/{attachment_id}"): lambda w, a: Call(path={"attachment_id": 999999},
+                                                                   absent="attachment_not_found"),
     # routing
     ("post", "/api/v1/agents"): lambda w, a: Call(json={"name": "New", "email": f"new-{a}-{w.tag}@example.com"}),
     ("get", "/api/v1/agents"): lambda w, a: Call(),

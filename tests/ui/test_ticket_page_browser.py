@@ -243,3 +243,71 @@ def test_the_page_shows_contact_sla_fields_suggestions_and_escalates_with_a_reas
     routed = api.get(f"{url}/api/v1/tickets/{number}/routing", timeout=10).json()
     assert "Needs the hardware team" in str(routed)
 
+    # Solved: its question and public answer become a draft article.
+    api.post(f"{url}/api/v1/tickets/{number}/messages", json={"body": "Open tray 2 and remove the torn sheet.",
+                                                              "visibility": "public"}, timeout=10).raise_for_status()
+    api.patch(f"{url}/api/v1/tickets/{number}", json={"status": "resolved"}, timeout=10).raise_for_status()
+    page.goto(url=f"{url}/workspace/tickets/{number}")
+    page.click(selector="#article-draft button")
+    page.wait_for_text(selector=".flash-success", text="Draft article")
+
+
+
+def test_an_agent_sees_a_colleague_open_the_same_ticket_and_type_a_reply(browser, pages, world):
+    number = world.ticket("Two agents, one customer")
+    admin = pages["en"]
+    admin.goto(url=f"{world.url}/workspace/tickets/{number}")
+    ada = browser.page("ada-collision")
+    sign_in(ada, world, "ada@example.org")
+    ada.goto(url=f"{world.url}/workspace/tickets/{number}")
+    admin.wait_for_text(selector="#presence", text="ada@example.org has this ticket open too.")
+    ada.wait_for_text(selector="#presence", text="Alex Admin has this ticket open too.")
+    ada.fill(selector="#body", value="Hello, I am on it")
+    admin.wait_for_text(selector="#presence", text="ada@example.org is typing a reply to this ticket.")
+    no_serious_violations(admin)
+    shot(admin, "ticket-collision-en")
+
+
+def test_attachments_are_listed_and_downloaded_under_safe_names_and_types(pages, world):
+    import base64
+
+    from test_workspace_browser import session_of
+
+    payload = "<script>alert(1)</script>"
+    answer = world.api.post(f"{world.url}/api/v1/intake/web-form", json={
+        "subject": "Screenshot of the error", "description": "See the file.", "team": "network",
+        "requester": {"email": "siv@example.se", "name": "Siv"},
+        "attachments": [{"filename": 'fel"<b>.html', "content_type": "text/html",
+                         "content_base64": base64.b64encode(payload.encode()).decode()}]}, timeout=10)
+    assert answer.status_code in (200, 201), answer.text
+    number = answer.json()["ticket_number"]
+    page = pages["en"]
+    page.goto(url=f"{world.url}/workspace/tickets/{number}")
+    assert 'fel"<b>.html' in page.text(selector="#attachments") and page.count(selector="#attachments b") == 0
+    link = page.evaluate(expression="document.querySelector('#attachments a').getAttribute('href')")
+    download = session_of(world, "admin@example.org").get(world.url + link, timeout=10)
+    assert download.status_code == 200 and download.content == payload.encode()
+    assert download.headers["Content-Type"] == "application/octet-stream"  # HTML never runs from here
+    assert download.headers["Content-Disposition"].startswith('attachment; filename="fel__b_.html"')
+    assert download.headers["X-Content-Type-Options"] == "nosniff"
+    rest = world.api.get(world.url + link.replace("/workspace/", "/api/v1/"), timeout=10)
+    assert (rest.status_code, rest.content) == (200, payload.encode())
+
+
+def test_an_agent_makes_and_deletes_their_own_canned_reply(browser, world):
+    ada = browser.page("ada-canned")
+    sign_in(ada, world, "ada@example.org")
+    ada.goto(url=f"{world.url}/workspace/canned-replies")
+    assert ada.count(selector="input[name=shared]") == 0  # shared ones are for admins and supervisors
+    ada.fill(selector="#canned-title", value="Ask for the <i>log</i>")
+    ada.fill(selector="#canned-body", value="Hi {{customer_name}}, could you send the log of {{ticket_number}}?")
+    ada.select(selector="#canned-priority", value="low")
+    ada.click(selector="#new-canned button[type=submit]")
+    ada.wait_for_text(selector=".flash-success", text="Canned reply saved")
+    assert "Ask for the <i>log</i>" in ada.text(selector="#canned-list") and ada.count(selector="#canned-list i") == 0
+    no_serious_violations(ada)
+    shot(ada, "canned-replies-en")
+    mine = [r for r in world.api.get(f"{world.url}/api/v1/canned-replies", timeout=10).json() if not r["shared"]]
+    assert mine == []  # the admin's token does not see Ada's own
+    ada.click(selector="#canned-list form button")
+    ada.wait_for_text(selector=".flash-success", text="Canned reply deleted")

@@ -193,6 +193,26 @@ class FollowView(View):
     followers: list[str]
 
 
+class PresenceUpdate(Contract):
+    """The caller has the ticket open (and is typing a reply, or not)."""
+
+    typing: bool = False
+
+
+class PresentAgent(View):
+    actor: str
+    name: Optional[str] = None
+    typing: bool
+    seen_at: datetime
+
+
+class TicketPresenceView(View):
+    """The other agents who have the ticket open now (seen within the last seconds), and who types."""
+
+    ticket_number: str
+    others: list[PresentAgent]
+
+
 class NewCustomField(Contract):
     """An admin's definition of a custom field that tickets may (or must) carry."""
 

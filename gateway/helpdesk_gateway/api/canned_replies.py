@@ -15,6 +15,7 @@ from .routing import read_agents
 bp = Blueprint("canned_replies", __name__, url_prefix="/api/v1")
 
 STAFF = ("admin", "agent")
+PLACEHOLDERS = ("customer_name", "customer_email", "ticket_number", "ticket_subject", "agent_name")
 
 
 @operation(bp, "/canned-replies", "GET", summary="Canned replies", tag="canned replies", answer=CannedReplyView,
@@ -60,10 +61,10 @@ def create_canned_reply(reply):
 
 
 def render_canned_reply(reply_id, number):
-    return services().call("tickets", "render_canned_reply", reply_id, number, viewer(), _my_name())
+    return services().call("tickets", "render_canned_reply", reply_id, number, viewer(), my_name())
 
 
-def _my_name():
+def my_name():
     """The caller's display name: their account's, or their routing agent's."""
     from flask import g
 

@@ -1,10 +1,11 @@
 """An agent's notifications in the workspace: the list, marking read, the badge in the header (which the
-page polls), and following a ticket. Views on the workspace's blueprint calling the REST routes' functions
+page polls), following a ticket, and the open ticket's collision warning (who else has it open or types). Views on the workspace's blueprint calling the REST routes' functions
 (``api.notifications``)."""
-from flask import flash, redirect, render_template, request, url_for
+from flask import flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
 from ..api.notifications import follow_ticket, mark_notifications_read, read_notifications
+from ..api.presence import say_present
 from .workspace import _names, bp
 
 
@@ -39,3 +40,11 @@ def follow(number):
     follow_ticket(number, following)
     flash(_("You follow this ticket now.") if following else _("You no longer follow this ticket."), "success")
     return redirect(url_for(".ticket", number=number))
+
+
+@bp.post("/tickets/<number>/presence")
+def presence(number):
+    """The open ticket page says "here" every few seconds (and at once when its agent starts typing); the
+    answer is the warning to show: which colleagues have this ticket open, and who is typing a reply."""
+    here = say_present(number, {"typing": request.form.get("typing") == "1"}, g.account.name or g.account.email)
+    return render_template("workspace/_presence.html", others=here["others"])

@@ -17,6 +17,7 @@ from helpdesk_common.contracts.routing import Escalation
 from helpdesk_common.errors import HelpdeskError
 
 from ..api import services, viewer
+from ..api.attachments import attachment_response, read_attachment
 from ..api.routing import read_teams
 from ..api.tickets import find_tickets, read_messages, read_ticket
 from .workspace import bp
@@ -97,3 +98,9 @@ def clock_text(remaining, breached, met_at=None):
     if breached or remaining < 0:
         return _("Breached (%(hours).1f business hours over)", hours=hours) if remaining < 0 else _("Breached")
     return _("%(hours).1f business hours left", hours=hours)
+
+
+@bp.get("/tickets/<number>/attachments/<int:attachment_id>")
+def attachment(number, attachment_id):
+    """The same download as the REST route, for the signed-in person."""
+    return attachment_response(read_attachment(number, attachment_id))

@@ -18,7 +18,7 @@ from helpdesk_common.contracts.chat import ChatPost, ChatQuery, EntriesQuery, Ne
 from helpdesk_common.contracts.intake import (AccountMail, OutgoingQuery, PhoneCall, QuarantineQuery,
                                               QuarantineRetry, SocialMessage, WebForm)
 from helpdesk_common.contracts.tickets import Viewer
-from helpdesk_common.errors import EXPECTED_ERRORS, ValidationFailed
+from helpdesk_common.errors import EXPECTED_ERRORS, NotFound, ValidationFailed
 from helpdesk_common.inbox import first_deliveries, first_delivery
 
 from . import exceptions as errors
@@ -201,6 +201,18 @@ class IntakeService:
                                    .join(InboundMessage, Attachment.inbound_id == InboundMessage.id)
                                    .where(Attachment.ticket_number == str(ticket_number)).order_by(Attachment.id))
             return [attachment_view(row, ref) for row, ref in rows]
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def read_attachment(self, ticket_number, attachment_id):
+        """One attachment of the ticket with its content (base64); the caller checked the ticket is visible."""
+        with self.db() as session:
+            row = session.scalar(select(Attachment).where(Attachment.id == _int_id(attachment_id, "attachment_id"),
+                                                          Attachment.ticket_number == str(ticket_number)))
+            if row is None:
+                raise NotFound(f"Ticket {ticket_number} has no attachment {attachment_id}.", code="attachment_not_found")
+            filename, content_type, path = row.filename, row.content_type, row.path
+        data = AttachmentStore(self.settings.attachments_dir).read(path)
+        return {"filename": filename, "content_type": content_type, "content": base64.b64encode(data).decode()}
 
     @rpc
     def get_channels(self):

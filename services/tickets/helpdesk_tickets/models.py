@@ -190,6 +190,19 @@ class Notification(Base):
     read_at: Mapped[Optional[object]] = mapped_column(UtcDateTime)
 
 
+class TicketPresence(Base):
+    """Who has a ticket open right now, and whether they are typing a reply: each open ticket page says so
+    every few seconds; a row older than the presence window means gone (collision warnings)."""
+
+    __tablename__ = "ticket_presence"
+
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), primary_key=True)
+    actor: Mapped[str] = mapped_column(String(100), primary_key=True)
+    name: Mapped[Optional[str]] = mapped_column(String(200))
+    typing: Mapped[bool] = mapped_column(Boolean, default=False)
+    seen_at: Mapped[object] = mapped_column(UtcDateTime, default=utcnow)
+
+
 class CustomFieldDefinition(Base):
     """A field an admin added to tickets, with its type and whether it is required."""
 

@@ -6,8 +6,8 @@ from sqlalchemy.orm.exc import StaleDataError
 from helpdesk_common.contracts import validate
 from helpdesk_common.contracts.contacts import ContactMerge, ContactQuery, Identifier, NewContact, TicketContact
 from helpdesk_common.contracts.tickets import (CustomerResolution, NewCannedReply, NewCustomField, NewMessage,
-                                               NewTicket, NotificationsRead, TicketChanges, TicketLinkRequest,
-                                               TicketMergeRequest, TicketQuery, Viewer)
+                                               NewTicket, NotificationsRead, PresenceUpdate, TicketChanges,
+                                               TicketLinkRequest, TicketMergeRequest, TicketQuery, Viewer)
 from helpdesk_common.adapters.consumer import reliable_batch_handler
 from helpdesk_common.adapters.database import Database
 from helpdesk_common.database import run_in_transaction, utcnow
@@ -17,7 +17,7 @@ from helpdesk_common.failpoints import failpoint
 from helpdesk_common.adapters.metrics import EntrypointMetrics
 from helpdesk_common.adapters.relay import OutboxRelay
 
-from . import canned, contacts, custom_fields, domain, export, followers, links
+from . import canned, contacts, custom_fields, domain, export, followers, links, presence
 from .dependencies import TicketRules
 from .entrypoints import sla_timer
 from .exceptions import concurrent_change
@@ -200,6 +200,20 @@ class TicketsService:
     def mark_notifications_read(self, read, viewer):
         command, who = validate(NotificationsRead, read), validate(Viewer, viewer, prefix="viewer.")
         return self._write(lambda s: followers.mark_read(s, command, who))
+
+    # --- presence: who has a ticket open, who types (collision warnings) ---------------------------
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def ticket_presence(self, number, viewer, update=None, name=None):
+        """With ``update`` (PresenceUpdate): the caller is here; without: only look. Answers the others."""
+        who = validate(Viewer, viewer, prefix="viewer.")
+        if update is None:
+            with self.db() as session:
+                return presence.present(session, str(number), who, utcnow())
+        command = validate(PresenceUpdate, update)
+        if name is not None and (not isinstance(name, str) or len(name) > 200):
+            raise ValidationFailed("name must be a string of at most 200 characters.")
+        return self._write(lambda s: presence.here(s, str(number), who, command.typing, name, utcnow()), number)
 
     # --- canned replies (``canned``: shared ones and each agent's own) ----------------------------------
 

@@ -13,7 +13,8 @@ from helpdesk_tickets.models import Base
 TABLES = {"alembic_version", "canned_replies", "contact_identifiers", "contacts", "custom_field_definitions",
           "idempotency_keys",
           "message_idempotency_keys", "messages", "notifications",
-          "outbox", "processed_events", "sla_clocks", "ticket_followers", "ticket_history", "ticket_links", "tickets"}
+          "outbox", "processed_events", "sla_clocks", "ticket_followers", "ticket_history", "ticket_links", "ticket_presence",
+          "tickets"}
 
 
 def _drift(url):

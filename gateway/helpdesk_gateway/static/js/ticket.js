@@ -12,3 +12,20 @@ document.addEventListener("click", function (event) {
   body.focus();
   body.selectionStart = body.selectionEnd = (before + spacer + text).length;
 });
+
+// Collision warning: while the agent types in the reply, the page tells the others (the presence poll
+// sends #typing); five quiet seconds end it.
+(function () {
+  var quiet;
+  document.addEventListener("input", function (event) {
+    if (event.target.id !== "body") return;
+    var typing = document.getElementById("typing"), presence = document.getElementById("presence");
+    if (!typing) return;
+    if (typing.value !== "1") {
+      typing.value = "1";
+      if (window.htmx && presence) window.htmx.trigger(presence, "typing");
+    }
+    clearTimeout(quiet);
+    quiet = setTimeout(function () { typing.value = "0"; }, 5000);
+  });
+})();
