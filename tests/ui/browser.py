@@ -66,6 +66,8 @@ def serve():
         def run(op, page=None, **args):
             p = pages.get(page)
             if op == "new_page":
+                if args["name"] in contexts:  # a page left open keeps its live stream, and a gateway slot
+                    contexts.pop(args["name"]).close()
                 context = chromium.new_context(locale=args["locale"], timezone_id=args["timezone"],
                                                viewport={"width": args.get("width", 1280),
                                                          "height": args.get("height", 860)})

@@ -28,7 +28,9 @@ SERIOUS = ("serious", "critical")
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory):
-    stack = Stack(tmp_path_factory.mktemp("stack-ui"), env={"HELPDESK_LIVE_KEEPALIVE": "2"})
+    # Every page open in the module holds a live stream: room for them beside the requests (a stream takes a
+    # thread; a worker keeps half its threads for requests).
+    stack = Stack(tmp_path_factory.mktemp("stack-ui"), gateway_threads=48, env={"HELPDESK_LIVE_KEEPALIVE": "2"})
     try:
         stack.start()
         yield stack
@@ -288,6 +290,7 @@ def test_a_team_limited_agent_sees_no_other_teams_ticket_in_the_list_or_the_live
 
     http = session_of(world, "ada@example.org")
     with http.get(f"{world.url}/workspace/live", stream=True, timeout=20) as stream:
+        assert stream.status_code == 200, stream.text
         lines = stream.iter_lines(decode_unicode=True)
         next(lines)  # "retry:" first: the stream is listening from here on
         hidden, seen = world.ticket("Refund please", team="billing"), world.ticket("Wifi slow", team="network")
