@@ -38,6 +38,7 @@ import requests  # noqa: E402
 
 from tests.stack import Stack, free_port, wait_for  # noqa: E402
 
+TICK = os.sysconf("SC_CLK_TCK")
 PEER = ["django-helpdesk==2.6.1", "Django==5.2.20", "djangorestframework==3.18.3", "gunicorn==27.0.1"]
 SUBJECT = "VPN drops every few minutes"
 DESCRIPTION = "Since the update this morning the VPN disconnects every few minutes. Please help."
@@ -208,6 +209,18 @@ def _process_tree(pid):
     return tree
 
 
+def cpu_seconds(pids):
+    total = 0.0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as stream:
+                fields = stream.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / TICK
+        except OSError:
+            continue
+    return total
+
+
 def rss_mb(pids):
     total = 0
     for pid in pids:
@@ -240,12 +253,16 @@ def drive(target, clients, seconds, workdir):
         stream.write(WRK_SCRIPT % {"body": json.dumps(json.dumps(body)), "headers": "\n".join(
             f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}" for k, v in headers.items())})
     before = target.tickets()
+    parts = target.pids()
+    cpu_before = {part: cpu_seconds(pids) for part, pids in parts.items()}
     out = subprocess.run(["wrk", "-t", str(min(clients, 2)), "-c", str(clients), "-d", f"{seconds}s",
                           "--timeout", "10s", "-s", script, url], capture_output=True, text=True, check=True).stdout
     match = re.search(r"BENCH (\d+) (\d+) (\d+) (\d+) ([\d.]+) ([\d.]+) ([\d.]+)", out)
     requests_done, status_errors, socket_errors, duration_us = (int(match.group(i)) for i in range(1, 5))
+    cpu = {part: cpu_seconds(pids) - cpu_before[part] for part, pids in parts.items()}
     created = target.tickets() - before
-    return {"clients": clients, "rate": (requests_done - status_errors) / (duration_us / 1e6),
+    return {"cpu_ms_per_ticket": {part: 1000 * seconds / max(created, 1) for part, seconds in cpu.items()},
+            "clients": clients, "rate": (requests_done - status_errors) / (duration_us / 1e6),
             "p50": float(match.group(5)), "p99": float(match.group(6)), "errors": status_errors + socket_errors,
             "sent": requests_done, "created": created}
 
@@ -295,11 +312,18 @@ def main():
     for name in results:
         for level, r in results[name].items():
             print(f"| {name} | {level} | {r['sent']} | {r['errors']} | {r['created']} |")
-    print("\n| process | resident set MB |")
-    print("|---|---:|")
+    top = max(clients)
+    print(f"\n| process | CPU ms per ticket at 1 / {top} clients | resident set MB at the end |")
+    print("|---|---:|---:|")
     for name in memory:
+        levels = results[name]
         for part, mb in memory[name].items():
-            print(f"| {name}: {part} | {mb:.0f} |")
+            cpu = " / ".join(f"{levels[level]['cpu_ms_per_ticket'].get(part, 0):.2f}" for level in (1, top)
+                             if level in levels)
+            print(f"| {name}: {part} | {cpu} | {mb:.0f} |")
+        total = " / ".join(f"{sum(levels[level]['cpu_ms_per_ticket'].values()):.2f}" for level in (1, top)
+                           if level in levels)
+        print(f"| {name}: every process | {total} | {sum(memory[name].values()):.0f} |")
 
 
 if __name__ == "__main__":
