@@ -105,7 +105,8 @@ class NotYetRecorded(Exception):
 
 
 def _mail_channel(settings, ticket):
-    return ticket.get("channel") in settings.mail_channels
+    # A requester without an address (their personal data was erased) is mailed nothing.
+    return ticket.get("channel") in settings.mail_channels and bool(ticket["requester"].get("email"))
 
 
 # The correlation id intake gives the tickets it opens from mail: their acknowledgement is written by the
