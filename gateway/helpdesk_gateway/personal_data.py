@@ -12,12 +12,13 @@ starts at the owner of contacts.
   on which intake, surveys and analytics erase theirs (each once per event id). What reports count stays.
   Idempotent: a second request answers ``already_erased``.
 """
-from sqlalchemy import delete, select, update
+from sqlalchemy import String, cast, delete, or_, select, update
 
 from helpdesk_common.database import utcnow
+from helpdesk_common.outbox import forget_published
 
 from .auth import tokens_changed
-from .models import ApiToken, CustomerLink, CustomerSession, SignInThrottle
+from .models import ApiToken, AuditEntry, CustomerLink, CustomerSession, Outbox, SignInThrottle
 
 # The services with a part, in the order the export shows them (tickets' part comes first, apart).
 PARTS = ("intake", "surveys", "analytics")
@@ -64,9 +65,15 @@ def export(sessions, rpc, contact_id, viewer):
 
 def erase_gateway_part(session, emails):
     """Portal sign-in links and sessions go; the person's customer tokens are revoked at once (every worker)
-    and keep no name or address."""
+    and keep no name or address; audit entries that named the person (a customer token made for them) keep
+    who did what and when, not the details."""
     if not emails:
         return
+    named = or_(*[cast(AuditEntry.details, String).contains(email) for email in emails])
+    if session.scalar(select(AuditEntry.id).where(named).limit(1)) is not None:
+        session.execute(update(AuditEntry).where(named).values(details={"erased": True})
+                        .execution_options(synchronize_session=False))
+        forget_published(session, Outbox)  # the audit_recorded events relayed carried them too
     session.execute(delete(CustomerLink).where(CustomerLink.email.in_(emails)))
     session.execute(delete(CustomerSession).where(CustomerSession.email.in_(emails)))
     session.execute(delete(SignInThrottle).where(SignInThrottle.email.in_(emails)))

@@ -23,6 +23,7 @@ from helpdesk_common.contracts.tickets import Viewer
 from helpdesk_common.database import utcnow
 from helpdesk_common.errors import EXPECTED_ERRORS, Forbidden, NotFound, ValidationFailed
 from helpdesk_common.inbox import first_deliveries, first_delivery
+from helpdesk_common.outbox import forget_published
 
 from . import exceptions as errors
 from . import mailout, personal_data, poller, social
@@ -298,6 +299,7 @@ class IntakeService:
                 return
             counts = personal_data.erase(session, data.get("emails", []), data.get("ticket_numbers", []),
                                          data.get("socials", []), files)
+            forget_published(session, Outbox)  # relayed message and chat events carried the person's text
         personal_data.remove_files(AttachmentStore(self.settings.attachments_dir), files)
         log.info("erased contact %s: %s", data.get("contact_id"), counts)
 

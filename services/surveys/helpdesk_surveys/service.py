@@ -28,6 +28,7 @@ from helpdesk_common.contracts.tickets import Viewer
 from helpdesk_common.database import utcnow
 from helpdesk_common.errors import EXPECTED_ERRORS, Forbidden, ValidationFailed
 from helpdesk_common.inbox import first_delivery
+from helpdesk_common.outbox import forget_published
 
 from . import domain, nps, personal_data
 from .models import NpsSurvey, Outbox, ProcessedEvent, Survey
@@ -144,6 +145,7 @@ class SurveysService:
             if first_delivery(session, ProcessedEvent, event["id"], "surveys.on_contact_erased"):
                 personal_data.erase(session, data.get("emails", []), data.get("ticket_numbers", []),
                                     data.get("contact_id"))
+                forget_published(session, Outbox)  # relayed answers carried the comments
 
     @rpc
     def ping(self):

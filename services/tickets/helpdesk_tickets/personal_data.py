@@ -10,13 +10,15 @@ tickets' number, channel, priority, status, team, tier, assignee, category, lang
 it removes: the contact's name, addresses, numbers and handles; the tickets' requester, subject,
 description and custom fields; every message body on those tickets (agents' replies quote the customer
 and greet them by name, so they go too) and the customer's name as author; history values other than the
-counted fields; notification details. Running it again finds the tombstone and changes nothing.
+counted fields; notification details; the events already relayed from the outbox (the ``contact_erased``
+staged now goes out, and is deleted a relay retention after). Running it again finds the tombstone and
+changes nothing.
 """
 from sqlalchemy import delete, or_, select, update
 
 from helpdesk_common.errors import Forbidden
 from helpdesk_common.events import new_event
-from helpdesk_common.outbox import stage
+from helpdesk_common.outbox import forget_published, stage
 
 from .contacts import contact_view, get
 from .domain import iso, message_view, ticket_view
@@ -104,6 +106,7 @@ def erase(session, contact_id, now, actor="system"):
         session.execute(update(HistoryRecord).where(HistoryRecord.actor.in_(emails)).values(actor=ERASED)
                         .execution_options(synchronize_session=False))
         session.execute(delete(MessageKey).where(MessageKey.client.in_(emails)))
+    forget_published(session, Outbox)  # relayed events of these tickets carried their text
     session.execute(delete(ContactIdentifier).where(ContactIdentifier.contact_id == contact.id))
     session.expire(contact, ["identifiers"])
     contact.name, contact.email, contact.erased_at = None, None, now

@@ -105,3 +105,14 @@ def test_only_admins_export_or_erase(sessions, agent, customer):
             personal_data.check_admin(viewer)
     with sessions() as session, pytest.raises(NotFound):
         personal_data.export(session, 999)
+
+
+def test_erasure_forgets_the_relayed_events_that_carried_the_persons_text(sessions, eva, outbox_rows):
+    from sqlalchemy import update
+    from helpdesk_tickets.models import Outbox
+    contact_id, _ = eva
+    with sessions.begin() as session:  # as the relay leaves them: published, kept a while
+        session.execute(update(Outbox).values(published_at=utcnow()))
+    with sessions.begin() as session:
+        personal_data.erase(session, contact_id, utcnow())
+    assert [row.event_type for row in outbox_rows()] == ["contact_erased"]
