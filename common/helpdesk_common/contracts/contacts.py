@@ -113,7 +113,7 @@ class PersonalDataQuery(Contract):
     phones: list[Annotated[str, StringConstraints(max_length=40)]] = Field(default=[], max_length=100)
     socials: list[Annotated[str, StringConstraints(max_length=300)]] = Field(default=[], max_length=100)
     contact_id: Optional[int] = None
-    ticket_numbers: list[Annotated[str, StringConstraints(max_length=40)]] = Field(default=[], max_length=10000)
+    ticket_numbers: list[Annotated[str, StringConstraints(max_length=40)]] = Field(default=[], max_length=100_000)
 
 
 class PersonalDataExport(View):
