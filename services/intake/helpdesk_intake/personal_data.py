@@ -122,7 +122,8 @@ def erase(session, emails, numbers, socials=(), files=None):
         .execution_options(synchronize_session=False)).rowcount
     chat_ids = list(session.scalars(select(ChatSession.id).where(_chats(emails, numbers))))
     if chat_ids:
-        session.execute(update(ChatEntry).where(ChatEntry.chat_id.in_(chat_ids)).values(body=None)
+        # in_ticket: nothing of these is left to copy onto the chat's ticket (the transcriber skips them)
+        session.execute(update(ChatEntry).where(ChatEntry.chat_id.in_(chat_ids)).values(body=None, in_ticket=True)
                         .execution_options(synchronize_session=False))
         session.execute(update(ChatEntry).where(ChatEntry.chat_id.in_(chat_ids), ChatEntry.author.in_(emails))
                         .values(author=ERASED).execution_options(synchronize_session=False))

@@ -14,7 +14,7 @@ counted fields; notification details; the events already relayed from the outbox
 staged now goes out, and is deleted a relay retention after). Running it again finds the tombstone and
 changes nothing.
 """
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import and_, delete, or_, select, update
 
 from helpdesk_common.errors import Forbidden
 from helpdesk_common.events import new_event
@@ -48,8 +48,19 @@ def _tickets(session, contact_id, emails):
     """The contact's tickets: linked to it, or sent from one of its addresses without a contact (ambiguous)."""
     owned = Ticket.requester_id == contact_id
     if emails:
-        owned = or_(owned, Ticket.requester_email.in_(emails))
+        owned = or_(owned, and_(Ticket.requester_id.is_(None), Ticket.requester_email.in_(emails)))
     return list(session.scalars(select(Ticket).where(owned).order_by(Ticket.id)))
+
+
+def _own(session, contact_id, kind, values):
+    """``values`` that no other contact has too: a shared identifier (a family's phone, a team's mailbox) also
+    names somebody else, whose data an erasure must not touch."""
+    if not values:
+        return []
+    shared = set(session.scalars(select(ContactIdentifier.value).where(
+        ContactIdentifier.kind == kind, ContactIdentifier.value.in_(values),
+        ContactIdentifier.contact_id != contact_id)))
+    return [value for value in values if value not in shared]
 
 
 def export(session, contact_id, rules=None):
@@ -83,7 +94,8 @@ def erase(session, contact_id, now, actor="system"):
     if contact.erased_at is not None:
         return {"contact_id": contact.id, "erased_at": iso(contact.erased_at), "already_erased": True,
                 "ticket_numbers": [t.number for t in _tickets(session, contact.id, [])]}
-    emails, phones, socials = identifiers(contact)
+    emails, phones, socials = (_own(session, contact.id, kind, values)
+                               for kind, values in zip(("email", "phone", "social"), identifiers(contact)))
     tickets = _tickets(session, contact.id, emails)
     ids = [t.id for t in tickets]
     numbers = [t.number for t in tickets]

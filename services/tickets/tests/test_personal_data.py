@@ -116,3 +116,19 @@ def test_erasure_forgets_the_relayed_events_that_carried_the_persons_text(sessio
     with sessions.begin() as session:
         personal_data.erase(session, contact_id, utcnow())
     assert [row.event_type for row in outbox_rows()] == ["contact_erased"]
+
+
+def test_an_address_shared_with_another_contact_is_not_erased_for_them(sessions, open_ticket, outbox_rows):
+    from helpdesk_common.contracts.contacts import NewContact
+    with sessions.begin() as session:
+        eva = contacts.create(session, validate(NewContact, {"name": "Eva", "identifiers": [
+            {"kind": "email", "value": "eva@example.se"}, {"kind": "email", "value": "family@example.se"}]}))
+        contacts.create(session, validate(NewContact, {"name": "Bo", "identifiers": [
+            {"kind": "email", "value": "bo@example.se"}, {"kind": "email", "value": "family@example.se"}]}))
+    family = open_ticket(requester={"email": "family@example.se"}, subject="From the family mailbox")
+    assert family["requester"]["contact_ambiguous"]  # nobody's for sure
+    with sessions.begin() as session:
+        personal_data.erase(session, eva["id"], utcnow())
+    (event,) = outbox_rows("contact_erased")
+    assert event.envelope["data"]["emails"] == ["eva@example.se"] and event.envelope["data"]["ticket_numbers"] == []
+    assert "From the family mailbox" in _dump(sessions)
