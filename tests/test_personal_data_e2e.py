@@ -88,7 +88,9 @@ def test_export_gathers_every_service_and_erasure_leaves_only_the_counts(stack):
     parts = wait_for(exported, timeout=30, what="every service's part of the export")
     assert parts["tickets"]["contact"]["name"] == name
     assert [m["body"] for m in parts["tickets"]["tickets"][0]["messages"]] == [said, replied]
-    assert parts["intake"]["attachments"][0]["filename"] == f"payslip-{tag}.txt"
+    (attachment,) = parts["intake"]["attachments"]
+    assert attachment["filename"] == f"payslip-{tag}.txt"
+    assert admin.get(f"{stack.url}{attachment['download']}", timeout=10).content == payslip
     assert parts["intake"]["chats"][0]["entries"][0]["body"] == chatted
     assert parts["intake"]["messages"][0]["ticket_number"] == number and parts["intake"]["web_forms"]
     assert parts["surveys"]["csat"][0]["ticket_number"] == number
@@ -125,7 +127,7 @@ def test_export_gathers_every_service_and_erasure_leaves_only_the_counts(stack):
     contact = admin.get(f"{stack.url}/api/v1/contacts/{contact_id}", timeout=10).json()
     answers = json.dumps([shown, messages, again, contact], ensure_ascii=False)
     assert not [needle for needle in needles if needle in answers]
-    assert again["erased_at"] and contact["identifiers"] == []
+    assert again["erased_at"] and contact["erased_at"] and contact["identifiers"] == []
     assert customer.get(f"{stack.url}/api/v1/tickets", timeout=10).status_code == 401  # its token was revoked
     assert volume() == counted  # the reports count the same
 

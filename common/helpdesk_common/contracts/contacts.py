@@ -66,6 +66,7 @@ class ContactView(View):
     email: Optional[str] = None  # the primary address: one of its email identifiers, or none
     identifiers: list[IdentifierView] = []
     created_at: datetime
+    erased_at: Optional[datetime] = None  # the person's data was erased on request: only the id is left
 
 
 class ContactPage(View):

@@ -67,7 +67,8 @@ def export(session, emails, numbers, socials=()):
                       "received_at": _iso(m.created_at)} for m in inbound],
         "attachments": [{"id": a.id, "ticket_number": a.ticket_number, "filename": a.filename,
                          "content_type": a.content_type, "size": a.size, "sha256": a.sha256,
-                         "received_at": _iso(a.created_at)} for a in attachments],
+                         "received_at": _iso(a.created_at),
+                         "download": f"/api/v1/tickets/{a.ticket_number}/attachments/{a.id}"} for a in attachments],
         "quarantined": [{"id": q.id, "sender": q.sender, "subject": q.subject, "reason": q.reason,
                          "status": q.status, "ticket_number": q.ticket_number, "received_at": _iso(q.created_at),
                          "raw": base64.b64encode(q.raw or b"").decode("ascii")}
