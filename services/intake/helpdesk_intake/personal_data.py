@@ -12,8 +12,8 @@ from datetime import timedelta
 
 from sqlalchemy import delete, or_, select, update
 
-from .models import (Attachment, ChatEntry, ChatSession, InboundMessage, OutgoingMail, QuarantinedMessage,
-                     SocialThread, ThreadMessageId, WebSubmission)
+from .models import (Attachment, ChatEntry, ChatSession, ErasedTicket, InboundMessage, OutgoingMail,
+                     QuarantinedMessage, SocialThread, ThreadMessageId, WebSubmission)
 
 ERASED = "(erased)"
 
@@ -99,6 +99,8 @@ def erase(session, emails, numbers, socials=(), files=None):
     files = [] if files is None else files
     emails, numbers = _lower(emails), list(numbers)
     counts = {}
+    known = set(session.scalars(select(ErasedTicket.ticket_number).where(ErasedTicket.ticket_number.in_(numbers))))
+    session.add_all([ErasedTicket(ticket_number=number) for number in dict.fromkeys(numbers) if number not in known])
     inbound_ids = list(session.scalars(select(InboundMessage.id).where(_inbound(emails, numbers))))
     counts["messages"] = session.execute(
         update(InboundMessage).where(InboundMessage.id.in_(inbound_ids), or_(

@@ -113,3 +113,23 @@ def test_retention_purges_old_raw_mail_and_attachments_but_not_recent_ones(intak
         assert personal_data.purge_expired(session, NOW, 30, 30) == {"messages": 0, "quarantined": 0, "attachments": 0}
         assert personal_data.purge_expired(session, NOW + timedelta(days=365)) == {
             "messages": 0, "quarantined": 0, "attachments": 0}
+
+
+def test_an_event_still_on_its_way_after_the_erasure_mails_nobody(intake_sessions):
+    """A reply or status change announced before the erasure, handled after it, still carries the address."""
+    from helpdesk_intake import mailout
+    from helpdesk_intake.settings import Settings
+    ticket = {"number": "HD-1", "subject": "VPN", "channel": "email", "language": "en",
+              "requester": {"email": "eva@example.se", "name": "Eva"}}
+    with intake_sessions.begin() as session:
+        assert mailout.notify_status_changed(session, Settings(), {**ticket, "number": "HD-5"}, "resolved") is not None
+        personal_data.erase(session, ["eva@example.se"], ["HD-1"])
+    for _ in range(2):  # a repeated erasure records the ticket once
+        with intake_sessions.begin() as session:
+            personal_data.erase(session, ["eva@example.se"], ["HD-1"])
+    with intake_sessions.begin() as session:
+        assert mailout.notify_status_changed(session, Settings(), ticket, "resolved") is None
+        assert mailout.notify_message_added(session, Settings(), ticket, {
+            "visibility": "public", "author_role": "agent", "body": "Hello Eva"}) is None
+    with intake_sessions() as session:
+        assert [m.ticket_number for m in session.scalars(select(OutgoingMail))] == ["HD-5"]
