@@ -2,11 +2,11 @@
 exported and erased on request. Plain functions of a session.
 
 Erasing keeps the ratings and scores (reports count them; without address, comment or contact they say
-nothing about anyone) and removes the address, the contact id and the comments. Repeating it changes
-nothing: the handler needs no record of events seen."""
+nothing about anyone) and removes the address, the contact id and the comments. The erased tickets' numbers
+are kept: a resolution announced before the erasure and handled after it asks nobody."""
 from sqlalchemy import or_, select, update
 
-from .models import NpsSurvey, Survey
+from .models import ErasedTicket, NpsSurvey, Survey
 
 
 def _iso(moment):
@@ -36,8 +36,14 @@ def export(session, emails, numbers, contact_id=None):
     }
 
 
+def erased(session, number):
+    return session.get(ErasedTicket, number) is not None
+
+
 def erase(session, emails, numbers, contact_id=None):
     emails = sorted({e.lower() for e in emails})
+    known = set(session.scalars(select(ErasedTicket.ticket_number).where(ErasedTicket.ticket_number.in_(numbers))))
+    session.add_all([ErasedTicket(ticket_number=number) for number in dict.fromkeys(numbers) if number not in known])
     csat = session.execute(update(Survey).where(_csat(emails, numbers, contact_id))
                            .values(email="", comment=None, contact_id=None)
                            .execution_options(synchronize_session=False)).rowcount

@@ -66,6 +66,9 @@ class SurveysService:
         ticket, to_status = event["data"]["ticket"], event["data"]["to_status"]
         if not domain.should_ask(self.settings, ticket, to_status):
             return
+        with self.db() as session:
+            if personal_data.erased(session, ticket["number"]):  # the event was on its way: ask nobody
+                return
         key = domain.secret(self.db)  # before the transaction: SQLite allows one writer at a time
         with self.db.begin() as session:
             survey = domain.open_survey(session, ticket, utcnow())
