@@ -241,6 +241,9 @@ CASES = {
         path={"contact_id": w.contact_id, "identifier_id": w.identifier(a)}),
     ("post", "/api/v1/contacts/{contact_id}/merge"): lambda w, a: Call(path={"contact_id": w.contact_id},
                                                                       json={"other": w.contact(a)}),
+    ("get", "/api/v1/contacts/{contact_id}/personal-data"): lambda w, a: Call(path={"contact_id": w.contact_id}),
+    # a fresh contact per actor: the shared one is still needed by the other cases
+    ("post", "/api/v1/contacts/{contact_id}/erasure"): lambda w, a: Call(path={"contact_id": w.contact(a)}),
     ("put", T + "/contact"): lambda w, a: Call(json={"contact_id": w.contact_id}),
     # chat
     ("post", "/api/v1/chats"): _chat_start,

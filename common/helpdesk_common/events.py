@@ -58,6 +58,11 @@ CATALOGUE = {entry.name: entry for entry in [
     EventType("contact_merged", "tickets", contacts.ContactMerged,
               "Two contacts were found to be one person: ``merged_contact_id`` was merged into ``contact`` "
               "(identifiers and tickets moved) and no longer exists."),
+    EventType("contact_erased", "tickets", contacts.ContactErased,
+              "A contact's personal data was erased on request: the contact keeps only its id, its tickets only "
+              "what reports count (status, channel, priority, team, times). Every service holding personal "
+              "data about this person (its addresses, numbers, handles, or its tickets' content) erases it on "
+              "this event; integrators should do the same."),
     EventType("tickets_linked", "tickets", tickets.TicketsLinked,
               "An agent linked two tickets as related; both show the link (GET /api/v1/tickets/{number}/links)."),
     EventType("ticket_merged", "tickets", tickets.TicketMerged,

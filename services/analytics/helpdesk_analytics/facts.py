@@ -12,7 +12,7 @@
 """
 from datetime import datetime, timezone
 
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 
 from helpdesk_common.business_hours import business_seconds
 from helpdesk_common.inbox import first_deliveries
@@ -50,7 +50,17 @@ def ingest(session, events, settings):
             if handle is not None:  # a type analytics does not read (or a newer platform's): ignored
                 handle(batch, event.get("data") or {}, event)
     batch.flush()
+    for contact_id, numbers in batch.erasures:
+        erase_comments(session, contact_id, numbers)
     return len(todo)
+
+
+def erase_comments(session, contact_id, numbers):
+    found = SurveyAnswer.ticket.in_(numbers)
+    if contact_id:
+        found = or_(found, SurveyAnswer.contact_id == contact_id)
+    session.execute(update(SurveyAnswer).where(found).values(comment=None, contact_id=None)
+                    .execution_options(synchronize_session=False))
 
 
 def _ticket_number(event):
@@ -95,6 +105,7 @@ class _Batch:
         self.session, self.settings = session, settings
         self.facts, self.activities, self.touched, self.rows = {}, {}, set(), {}
         self.looked_up = set()  # tickets read already: absent from self.facts means not in the database
+        self.erasures = []  # (contact id, ticket numbers) of contacts erased in this batch
 
     def preload(self, numbers):
         """Read the facts of the batch's tickets in one query."""
@@ -271,7 +282,14 @@ def _survey(kind, score_field):
         row.answer_id, row.submitted_at, row.score = data["answer_id"], submitted, int(data[score_field])
         row.comment, row.ticket, row.channel = data.get("comment"), data.get("ticket"), data.get("channel")
         row.team, row.agent, row.language = data.get("team"), data.get("assignee"), data.get("language")
+        row.contact_id = data.get("contact_id")
     return handle
+
+
+def _contact_erased(batch, data, event):
+    """A contact's personal data was erased: their survey comments go; the scores stay (reports count them).
+    Applied after this batch's other events (``ingest``), so an answer arriving in the same batch is erased too."""
+    batch.erasures.append((data.get("contact_id"), list(data.get("ticket_numbers") or [])))
 
 
 def _chat(batch, data, event):
@@ -312,6 +330,7 @@ _HANDLERS = {
     **{kind: _chat for kind in ("chat_started", "chat_answered", "chat_ended")},
     "suggestion_shown": _shown,
     "suggestion_deflected": _deflected,
+    "contact_erased": _contact_erased,
 }
 SUBSCRIBED = tuple(sorted(_HANDLERS))
 """The event types analytics reads (a handler per type in the service); the others never reach it."""

@@ -11,7 +11,7 @@
 """
 from typing import Optional
 
-from sqlalchemy import Boolean, Float, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, Float, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from helpdesk_common.database import UtcDateTime
@@ -98,6 +98,7 @@ class SurveyAnswer(Base):
     team: Mapped[Optional[str]] = mapped_column(String(100))
     agent: Mapped[Optional[str]] = mapped_column(String(100))
     language: Mapped[Optional[str]] = mapped_column(String(10))
+    contact_id: Mapped[Optional[int]] = mapped_column(BigInteger)  # whose: found again by a contact's erasure
 
     __table_args__ = (Index("ix_survey_answers_submitted", "kind", "submitted_at"),)
 

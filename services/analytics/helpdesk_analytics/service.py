@@ -15,12 +15,13 @@ from helpdesk_common.adapters.consumer import reliable_batch_handler
 from helpdesk_common.adapters.database import Database
 from helpdesk_common.adapters.metrics import EntrypointMetrics
 from helpdesk_common.contracts import validate
+from helpdesk_common.contracts.contacts import PersonalDataQuery
 from helpdesk_common.contracts.routing import Viewer
 from helpdesk_common.contracts.surveys import CsatSubmitted, NpsSubmitted
 from helpdesk_common.database import run_in_transaction, utcnow
-from helpdesk_common.errors import EXPECTED_ERRORS
+from helpdesk_common.errors import EXPECTED_ERRORS, Forbidden
 
-from . import business, facts, reports
+from . import business, facts, personal_data, reports
 from .dependencies import AnalyticsSettings
 
 DB_URL = "ANALYTICS_DB_URL"
@@ -113,6 +114,10 @@ class AnalyticsService:
     def on_nps_submitted(self, events):
         return self._ingest(events)
 
+    @reliable_batch_handler("tickets", "contact_erased")
+    def on_contact_erased(self, events):
+        return self._ingest(events)
+
     # --- business metrics -------------------------------------------------------------------------
 
     @timer(interval=15)
@@ -153,6 +158,15 @@ class AnalyticsService:
         who = validate(Viewer, viewer, prefix="viewer.")
         with self.db() as session:
             return reports.run(session, measure, query, who.model_dump(), utcnow())
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def personal_data(self, query, viewer):
+        """What the read model holds about a person's tickets and survey answers (an export on request)."""
+        query, who = validate(PersonalDataQuery, query), validate(Viewer, viewer, prefix="viewer.")
+        if who.role not in ("admin", "system"):
+            raise Forbidden("Only admins may export a person's data.", code="admins_only")
+        with self.db() as session:
+            return personal_data.export(session, query.ticket_numbers, query.contact_id)
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def record_survey_answer(self, kind, answer, event_id):

@@ -84,9 +84,10 @@ def ticket_view(ticket, rules: Optional[Rules] = None, now=None, clocks=None):
 def requester_view(ticket):
     """Who asked: the address the request came from (replies go there) and the contact it belongs to.
 
-    Tickets from before contacts had several identifiers have no ``requester_email``: their contact's."""
+    Tickets from before contacts had several identifiers have no ``requester_email``: their contact's. A
+    requester whose personal data was erased has none: an empty address."""
     contact = ticket.requester
-    return {"email": ticket.requester_email or (contact.email if contact else None),
+    return {"email": ticket.requester_email or (contact.email if contact else None) or "",
             "name": (contact.name if contact is not None and contact.name else ticket.requester_name),
             "contact_id": ticket.requester_id, "contact_ambiguous": bool(ticket.requester_ambiguous)}
 

@@ -17,7 +17,7 @@ from helpdesk_common.failpoints import failpoint
 from helpdesk_common.adapters.metrics import EntrypointMetrics
 from helpdesk_common.adapters.relay import OutboxRelay
 
-from . import canned, contacts, custom_fields, domain, export, followers, links, presence
+from . import canned, contacts, custom_fields, domain, export, followers, links, personal_data, presence
 from .dependencies import TicketRules
 from .entrypoints import sla_timer
 from .exceptions import concurrent_change
@@ -304,6 +304,23 @@ class TicketsService:
         command, who = validate(ContactMerge, merge), validate(Viewer, viewer, prefix="viewer.")
         contacts.check_staff(who)
         return self._write(lambda s: domain.merge_contacts(s, _contact_id(contact_id), command.other, who, self.rules))
+
+    # --- personal data (admins only; the gateway gathers the other services' parts) ----------------
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def contact_personal_data(self, contact_id, viewer):
+        """Everything held here about the contact, and the identifiers and tickets the other services look
+        theirs up by."""
+        personal_data.check_admin(validate(Viewer, viewer, prefix="viewer."))
+        with self.db() as session:
+            return personal_data.export(session, _contact_id(contact_id), self.rules)
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def erase_contact(self, contact_id, viewer):
+        """Erase the contact's personal data and announce ``contact_erased``; idempotent."""
+        who = validate(Viewer, viewer, prefix="viewer.")
+        personal_data.check_admin(who)
+        return self._write(lambda s: personal_data.erase(s, _contact_id(contact_id), utcnow(), who.actor))
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def link_ticket_contact(self, number, link, viewer):
