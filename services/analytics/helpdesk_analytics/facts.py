@@ -27,7 +27,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from helpdesk_common.business_hours import business_seconds
 from helpdesk_common.inbox import first_deliveries
 
-from .models import AgentName, ChatFact, Deflection, ProcessedEvent, SurveyAnswer, TicketActivity, TicketFact
+from .models import (BACKLOG_KEY, AgentName, BacklogTotal, ChatFact, Deflection, ProcessedEvent, SurveyAnswer,
+                     TicketActivity, TicketFact)
 from .settings import SOLVED
 
 HANDLER = "analytics.ingest"
@@ -37,7 +38,8 @@ SNAPSHOT = ("status", "team", "channel", "priority", "category", "language", "ti
 # the columns a ticket view sets (newest version wins) and those derived from the activities (refresh)
 VIEW_COLUMNS = SNAPSHOT + ("agent", "status_category", "created_at", "first_response_at", "resolved_at",
                            "closed_at", "sla_policy")
-DERIVED = ("reopens", "escalations", "tier_moves", "agent_replies", "last_activity_at", "solved_at",
+DERIVED = ("reopens", "escalations", "tier_moves", "agent_replies", "last_activity_at", "solved_at", "settled_at",
+           "settled_category",
            "first_response_seconds", "first_response_business_seconds", "resolution_seconds",
            "resolution_business_seconds")
 NEW_FACT = dict(version=0, tier=1, reopens=0, escalations=0, tier_moves=0, agent_replies=0,
@@ -174,6 +176,12 @@ class _Batch:
     def write(self, session):
         insert = _insert(session)
         facts = TicketFact.__table__.c
+        touched = sorted(self.touched)
+        # every ticket the batch tells of has its row first (empty if its view is not seen yet), locked, and its
+        # place in the backlog totals read before anything moves it
+        _execute(session, insert(TicketFact.__table__).on_conflict_do_nothing(index_elements=["number"]),
+                 ({**NEW_FACT, "number": number} for number in touched))
+        before = _backlog_places(session, touched)
         if self.views:
             statement = insert(TicketFact.__table__)
             incoming = statement.excluded
@@ -193,11 +201,6 @@ class _Batch:
             _execute(session, statement.on_conflict_do_update(index_elements=["number"],
                                                               set_={"sla_warned": statement.excluded.sla_warned}),
                      ({**NEW_FACT, "number": number, "sla_warned": True} for number in sorted(self.warned)))
-        # a moment of a ticket whose view was not seen yet: its fact row exists from now, empty
-        missing = self.touched - set(self.views) - set(self.breaches) - self.warned
-        if missing:
-            _execute(session, insert(TicketFact.__table__).on_conflict_do_nothing(index_elements=["number"]),
-                     ({**NEW_FACT, "number": number} for number in sorted(missing)))
         if self.activities:
             _execute(session, insert(TicketActivity.__table__).on_conflict_do_nothing(index_elements=["ticket", "kind", "key"]),
                      (row for _, row in sorted(self.activities.items())))
@@ -237,8 +240,9 @@ class _Batch:
                 "shown_at": func.coalesce(incoming.shown_at, stored.shown_at),
                 "deflected_at": func.coalesce(stored.deflected_at, incoming.deflected_at)}),
                 (row for _, row in sorted(self.deflected.items())))
-        if self.touched:
-            refresh(session, sorted(self.touched), self.settings)
+        if touched:
+            after = refresh(session, touched, self.settings)
+            _move_backlog_totals(session, before, after)
 
 
 def _breaches_kept(stored, incoming):
@@ -248,30 +252,91 @@ def _breaches_kept(stored, incoming):
 
 def _execute(session, statement, rows):
     """``statement`` over ``rows`` (dicts alike), a chunk at a time: one multi-row statement each."""
-    connection = session.connection()  # Core: one executemany, not the ORM's statement per row
+    # Core, not the ORM's statement per row. RETURNING makes SQLAlchemy send a chunk as one multi-row
+    # VALUES statement (its "insertmanyvalues"; without it an ON CONFLICT insert goes to psycopg2's
+    # executemany, a round trip per row)
+    statement = statement.returning(*statement.table.primary_key.columns)
+    connection = session.connection()
     for rows in _chunks(rows):
         connection.execute(statement, rows)
 
 
+FACT_READ = ("number", "status_category", "created_at", "first_response_at", "resolved_at", "closed_at",
+             "sla_policy", "team", "agent", "channel", "priority", "category", "language")
+
+
 def refresh(session, numbers, settings):
     """Recompute the counters and durations of the tickets ``numbers`` from their stored activities and
-    snapshot: two reads and one write for the lot."""
+    snapshot (two reads, one write for the lot, and one more for the status moves whose previous category
+    changed). Returns each ticket's place in the backlog totals now (:func:`_backlog_place`)."""
     facts, activities = {}, {number: [] for number in numbers}
     for chunk in _chunks(numbers):
         facts.update((row.number, row) for row in session.execute(
-            select(TicketFact.number, TicketFact.status_category, TicketFact.created_at, TicketFact.first_response_at,
-                   TicketFact.resolved_at, TicketFact.closed_at, TicketFact.sla_policy)
-            .where(TicketFact.number.in_(chunk))))
-        for row in session.execute(select(TicketActivity.ticket, TicketActivity.kind, TicketActivity.at,
-                                          TicketActivity.value, TicketActivity.version)
-                                   .where(TicketActivity.ticket.in_(chunk))):
+            select(*(TicketFact.__table__.c[name] for name in FACT_READ)).where(TicketFact.number.in_(chunk))))
+        for row in session.execute(select(TicketActivity.__table__).where(TicketActivity.ticket.in_(chunk))):
             activities[row.ticket].append(row)
+    derived, moved = {}, []
+    for number in numbers:
+        derived[number] = derive(facts[number], activities[number], settings)
+        moved.extend(_previous_changed(activities[number]))
     statement = _insert(session)(TicketFact.__table__)
     # every row exists (written above): the insert is the one statement both databases run as a multi-row update
     statement = statement.on_conflict_do_update(index_elements=["number"],
                                                 set_={name: statement.excluded[name] for name in DERIVED})
-    _execute(session, statement, ({**NEW_FACT, "number": number, **derive(facts[number], activities[number], settings)}
-                                  for number in numbers))
+    _execute(session, statement, ({**NEW_FACT, "number": number, **derived[number]} for number in numbers))
+    if moved:
+        statement = _insert(session)(TicketActivity.__table__)
+        _execute(session, statement.on_conflict_do_update(index_elements=["ticket", "kind", "key"],
+                                                          set_={"previous": statement.excluded.previous}), moved)
+    return {number: _backlog_place(facts[number], derived[number]["settled_category"]) for number in numbers}
+
+
+def _previous_changed(activities):
+    """The status moves (as rows to write) whose previous category is not the one their order gives."""
+    moves = sorted((a for a in activities if a.kind == "status"), key=lambda a: (a.at, a.version or 0))
+    changed, previous = [], None
+    for move in moves:
+        if move.previous != previous:
+            changed.append({**move._asdict(), "previous": previous})
+        previous = move.value
+    return changed
+
+
+def _backlog_place(fact, settled_category):
+    """The key of ``backlog_totals`` a ticket counts under (None: under none, it never moved)."""
+    if settled_category is None:
+        return None
+    return (settled_category, *("" if getattr(fact, name) is None else getattr(fact, name)
+                                for name in ("team", "agent", "channel", "priority", "category", "language",
+                                             "sla_policy")))
+
+
+def _backlog_places(session, numbers):
+    """Each ticket's place in the backlog totals as stored, its row locked (PostgreSQL) until the batch commits:
+    a replica writing the same ticket waits, then reads what this batch left."""
+    places = {}
+    for chunk in _chunks(numbers):
+        for row in session.execute(select(*(TicketFact.__table__.c[name] for name in FACT_READ),
+                                          TicketFact.settled_category)
+                                   .where(TicketFact.number.in_(chunk)).with_for_update()):
+            places[row.number] = _backlog_place(row, row.settled_category)
+    return places
+
+
+def _move_backlog_totals(session, before, after):
+    """Add the batch's moves to ``backlog_totals``: a ticket leaves its old place and counts in its new one."""
+    changes = {}
+    for number, place in after.items():
+        if place != before.get(number):
+            if before.get(number) is not None:
+                changes[before[number]] = changes.get(before[number], 0) - 1
+            if place is not None:
+                changes[place] = changes.get(place, 0) + 1
+    rows = [dict(zip(BACKLOG_KEY, key), tickets=n) for key, n in sorted(changes.items()) if n]
+    if rows:
+        statement = _insert(session)(BacklogTotal.__table__)
+        _execute(session, statement.on_conflict_do_update(index_elements=list(BACKLOG_KEY), set_={
+            "tickets": BacklogTotal.__table__.c.tickets + statement.excluded.tickets}), rows)
 
 
 def derive(fact, activities, settings):
@@ -286,6 +351,8 @@ def derive(fact, activities, settings):
                "agent_replies": counts["reply"], "last_activity_at": max((a.at for a in activities), default=None),
                "first_response_seconds": None, "first_response_business_seconds": None,
                "resolution_seconds": None, "resolution_business_seconds": None}
+    moves = sorted((a for a in activities if a.kind == "status"), key=lambda a: (a.at, a.version or 0))
+    derived["settled_at"], derived["settled_category"] = (moves[-1].at, moves[-1].value) if moves else (None, None)
     solved_at = derived["solved_at"] = ((fact.resolved_at or fact.closed_at) if fact.status_category in SOLVED
                                         else None)
     created = fact.created_at

@@ -89,6 +89,28 @@ class Suggestion:
 
 
 @dataclass(frozen=True)
+class Standing:
+    """Tickets standing in a status category now, by the dimensions a backlog is grouped by (their values in
+    ``group_by`` order)."""
+
+    category: str
+    dims: tuple
+    tickets: int
+
+
+@dataclass(frozen=True)
+class Moved:
+    """Status moves into ``value`` from ``previous`` (None: the ticket's first) by the dimensions a backlog is
+    grouped by, and ``after``: how many of the backlog's bucket ends come at or before them."""
+
+    after: int
+    value: str
+    previous: Optional[str]
+    dims: tuple
+    moves: int
+
+
+@dataclass(frozen=True)
 class Data:
     """Everything a report may read, already limited to what the viewer may see."""
 
@@ -97,6 +119,8 @@ class Data:
     answers: tuple = ()
     chats: tuple = ()
     suggestions: tuple = ()
+    standing: tuple = ()  # backlog: Standing
+    moved: tuple = ()  # backlog: Moved
 
 
 @dataclass(frozen=True)
@@ -298,36 +322,50 @@ def deflection(query, data, now):
         "deflection_rate": share(kinds.count("deflected"), len(kinds))})
 
 
+def backlog_query(query):
+    """A backlog is counted at the end of each bucket of a time group: by day unless grouped otherwise."""
+    if any(g in TIME_GROUPS for g in query.group_by):
+        return query
+    return Query(query.measure, query.start, query.end, ("day",) + tuple(query.group_by), query.filters, query.tz)
+
+
+def backlog_ends(query, now):
+    """(label, moment) of each bucket end of a backlog ``query`` (:func:`backlog_query`), ``now`` at most."""
+    time_group = next(g for g in query.group_by if g in TIME_GROUPS)
+    return bucket_ends(query.start, min(query.end, now), time_group, ZoneInfo(query.tz))
+
+
 def backlog(query, data, now):
     """Tickets by status category at the end of each bucket (``day`` unless grouped otherwise), or at ``now``
-    for the bucket still running."""
-    zone = ZoneInfo(query.tz)
-    time_group = next((g for g in query.group_by if g in TIME_GROUPS), None)
-    if time_group is None:
-        time_group = "day"
-        query = Query(query.measure, query.start, query.end, ("day",) + tuple(query.group_by), query.filters, query.tz)
-    moves = {}
-    for a in data.activities:
-        if a.kind == "status":
-            moves.setdefault(a.ticket, []).append((a.at, a.version, a.value))
-    for history in moves.values():
-        history.sort(key=lambda m: (m[0], m[1]))
+    for the bucket still running.
+
+    Counted backwards from the tickets standing in each category now (``data.standing``): at a bucket's end
+    ``T`` a ticket stands where it stood before its first move at or after ``T``, so each of those moves
+    (``data.moved``) is undone, out of the category it entered and back into the one it left. The records come
+    already filtered and grouped by the query's dimensions (in ``group_by`` order)."""
+    query = backlog_query(query)
+    ends = backlog_ends(query, now)
+    dimensions = [g for g in query.group_by if g not in TIME_GROUPS]
+    standing = {}
+    for s in data.standing:
+        standing[(s.dims, s.category)] = standing.get((s.dims, s.category), 0) + s.tickets
+    undo = [{} for _ in range(len(ends) + 1)]  # by how many bucket ends come at or before the move
+    for m in data.moved:
+        changes = undo[m.after]
+        changes[(m.dims, m.value)] = changes.get((m.dims, m.value), 0) - m.moves
+        if m.previous is not None:
+            changes[(m.dims, m.previous)] = changes.get((m.dims, m.previous), 0) + m.moves
     summaries = {}
-    for label, ends_at in bucket_ends(query.start, min(query.end, now), time_group, zone):
-        for fact in data.facts:
-            dims = dims_of_fact(fact)
-            if fact.created_at is None or fact.created_at >= ends_at or not _matches(dims, query.filters):
-                continue
-            category = None
-            for at, _, value in moves.get(fact.number, ()):
-                if at >= ends_at:
-                    break
-                category = value
-            if category is None:
-                continue
-            key = tuple(label if g in TIME_GROUPS else dims.get(g) for g in query.group_by)
-            counts = summaries.setdefault(key, dict.fromkeys(STATUS_CATEGORIES, 0))
-            counts[category] = counts.get(category, 0) + 1
+    for index in reversed(range(len(ends))):
+        for key, change in undo[index + 1].items():  # the moves at or after this bucket's end
+            standing[key] = standing.get(key, 0) + change
+        label = ends[index][0]
+        for (dims, category), tickets in standing.items():
+            if tickets:
+                named = dict(zip(dimensions, dims))
+                key = tuple(label if g in TIME_GROUPS else named[g] for g in query.group_by)
+                counts = summaries.setdefault(key, dict.fromkeys(STATUS_CATEGORIES, 0))
+                counts[category] = counts.get(category, 0) + tickets
     return _rows(query, summaries)
 
 

@@ -1,9 +1,9 @@
 """Reading the read model for a report: the rows a period can touch, as frozen records (``measures``), limited
 to what the viewer may see. Plain functions of a SQLAlchemy session."""
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, case, func, literal, or_, select
 
 from . import measures
-from .models import AgentName, ChatFact, Deflection, SurveyAnswer, TicketActivity, TicketFact
+from .models import AgentName, BacklogTotal, ChatFact, Deflection, SurveyAnswer, TicketActivity, TicketFact
 
 STAFF_WIDE = ("admin", "system")  # and supervisors: see Scope
 
@@ -39,24 +39,54 @@ def _fact(row):
         escalations=row.escalations, tier_moves=row.tier_moves, agent_replies=row.agent_replies)
 
 
-TICKET_MEASURES = ("volume", "backlog", "first_response", "resolution", "sla", "escalations", "one_touch",
-                   "agents", "deflection")
+TICKET_MEASURES = ("volume", "first_response", "resolution", "sla", "escalations", "one_touch", "agents",
+                   "deflection")
+# the moments a measure counts tickets by: only the tickets with one of them in the period are read, each
+# through its index, so a report costs what its period holds, not the whole history
+ANCHORS = {"volume": ("created_at", "solved_at"), "first_response": ("first_response_at",),
+           "resolution": ("solved_at",), "sla": ("solved_at",), "escalations": ("created_at",),
+           "one_touch": ("solved_at",), "agents": ("solved_at",), "deflection": ("created_at",)}
+# and the activities it counts (a reopen, a reply), whose tickets are read too
+ACTIVITY_KINDS = {"volume": ("reopen",), "agents": ("reply",)}
+COLUMN_OF = {"policy": "sla_policy"}  # a dimension's column in ticket_facts, where its name differs
 
 
-def load(session, measure, start, end, scope):
-    """The records ``measure`` needs for the period ``[start, end)``."""
+def _column(table, dimension):
+    return table.c[COLUMN_OF.get(dimension, dimension)] if table is TicketFact.__table__ else table.c[dimension]
+
+
+def _narrowed(table, query, scope):
+    """SQL conditions on ``table`` (ticket facts or backlog totals) for the query's filters and the scope."""
+    empty = "" if table is BacklogTotal.__table__ else None  # how the table writes no value
+    conditions = [_column(table, name) == value for name, value in query.filters]
+    if not scope.everything:
+        conditions.append(or_(_column(table, "team").in_(sorted(scope.teams) or [empty]),
+                              _column(table, "agent").in_(sorted(scope.assignees) or [empty])))
+    return conditions
+
+
+def load(session, query, scope, now):
+    """The records ``query``'s measure needs (``measures.Query``), as ``scope`` may see them."""
+    measure, start, end = query.measure, query.start, query.end
     facts, activities, answers, chats, suggestions = (), (), (), (), ()
+    if measure == "backlog":
+        return load_backlog(session, query, scope, now)
     if measure in TICKET_MEASURES:
-        # a ticket created before the end that was still open at the start, or that moved in the period
+        table = TicketFact.__table__
+        kinds = ACTIVITY_KINDS.get(measure, ())
+        anchored = [and_(table.c[name] >= start, table.c[name] < end) for name in ANCHORS[measure]]
+        if kinds:
+            anchored.append(table.c.number.in_(select(TicketActivity.ticket).where(
+                TicketActivity.kind.in_(kinds), TicketActivity.at >= start, TicketActivity.at < end)))
+        conditions = _narrowed(table, query, scope)
+        if measure == "deflection":
+            conditions.append(table.c.channel.in_(measures.PORTAL_CHANNELS))
         # plain rows, not ORM objects: a report reads many and changes none
-        query = select(*TicketFact.__table__.c).where(TicketFact.created_at < end, or_(
-            TicketFact.solved_at.is_(None), TicketFact.solved_at >= start, TicketFact.last_activity_at >= start))
-        facts = tuple(_fact(row) for row in session.execute(query) if scope.allows(row.team, row.agent))
-        kinds = {"volume": ("reopen",), "backlog": ("status",), "agents": ("reply",)}.get(measure)
+        facts = tuple(_fact(row) for row in session.execute(select(*table.c).where(or_(*anchored), *conditions)))
         if kinds and facts:
             numbers = {f.number for f in facts}
-            rows = session.execute(select(*TicketActivity.__table__.c).where(TicketActivity.kind.in_(kinds), and_(
-                TicketActivity.at < end, TicketActivity.at >= start) if measure != "backlog" else TicketActivity.at < end))
+            rows = session.execute(select(*TicketActivity.__table__.c).where(
+                TicketActivity.kind.in_(kinds), TicketActivity.at >= start, TicketActivity.at < end))
             activities = tuple(measures.Activity(ticket=r.ticket, kind=r.kind, at=r.at, value=r.value, actor=r.actor,
                                                  version=r.version) for r in rows if r.ticket in numbers)
     if measure in ("csat", "nps", "agents"):
@@ -75,3 +105,43 @@ def load(session, measure, start, end, scope):
         rows = session.scalars(select(Deflection).where(Deflection.deflected_at >= start, Deflection.deflected_at < end))
         suggestions = tuple(measures.Suggestion(shown_at=r.shown_at, deflected_at=r.deflected_at) for r in rows)
     return measures.Data(facts=facts, activities=activities, answers=answers, chats=chats, suggestions=suggestions)
+
+
+def load_backlog(session, query, scope, now):
+    """The backlog's records: the totals standing now and the status moves since its first bucket's end, both
+    counted in SQL by the query's dimensions (filtered, as ``scope`` may see). Reads the moves since the period
+    began, never the history before it."""
+    query = measures.backlog_query(query)
+    ends = [moment for _, moment in measures.backlog_ends(query, now)]
+    if not ends:
+        return measures.Data()
+    dimensions = [g for g in query.group_by if g not in measures.TIME_GROUPS]
+    totals = BacklogTotal.__table__
+    columns = [_column(totals, name) for name in dimensions]
+    standing = tuple(
+        measures.Standing(category=row[0], dims=tuple(value or None for value in row[1:-1]), tickets=row[-1])
+        for row in session.execute(select(totals.c.status_category, *columns, func.sum(totals.c.tickets))
+                                   .where(*_narrowed(totals, query, scope))
+                                   .group_by(totals.c.status_category, *columns)))
+    moves, facts = TicketActivity.__table__, TicketFact.__table__
+    after = _count_before(moves.c.at, ends, 0, len(ends)).label("after")
+    columns = [_column(facts, name) for name in dimensions]
+    statement = (select(after, moves.c.value, moves.c.previous, *columns, func.count())
+                 .where(moves.c.kind == "status", moves.c.at >= ends[0])
+                 .group_by(after, moves.c.value, moves.c.previous, *columns))
+    conditions = _narrowed(facts, query, scope)
+    if columns or conditions:  # a ticket's dimensions only when the query needs them
+        statement = statement.join_from(moves, facts, facts.c.number == moves.c.ticket).where(*conditions)
+    moved = tuple(measures.Moved(after=row[0], value=row[1], previous=row[2], dims=tuple(row[3:-1]), moves=row[-1])
+                  for row in session.execute(statement))
+    return measures.Data(standing=standing, moved=moved)
+
+
+def _count_before(column, ends, low, high):
+    """How many of ``ends`` (sorted) are at or before ``column``, as nested CASEs halving the range: a row
+    passes log2(buckets) comparisons, and the counting stays in SQL."""
+    if low == high:
+        return literal(low)
+    middle = (low + high + 1) // 2
+    return case((column < ends[middle - 1], _count_before(column, ends, low, middle - 1)),
+                else_=_count_before(column, ends, middle, high))
