@@ -10,7 +10,7 @@ Statistics: the median is the middle value (the mean of the two middle ones for 
 nearest-rank 90th percentile (the value at rank ceil(0.9 n)); means are arithmetic. Times are in seconds.
 """
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Optional
 from zoneinfo import ZoneInfo
@@ -121,6 +121,10 @@ class Data:
     suggestions: tuple = ()
     standing: tuple = ()  # backlog: Standing
     moved: tuple = ()  # backlog: Moved
+    # counted in SQL (``store``), keyed by the group_by values: name -> ((key, count), ...), and per measure
+    # its rows (key, values...): per ticket for durations, per key for the others
+    counted: dict = field(default_factory=dict)
+    values: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -210,52 +214,67 @@ def _rows(query, summaries):
 
 # --- the measures ---------------------------------------------------------------------------------
 
+def grouped_as(query):
+    """The query as its measure groups it: SLA compliance per policy unless grouped otherwise."""
+    if query.measure == "sla" and not query.group_by:
+        return Query(query.measure, query.start, query.end, ("policy",), query.filters, query.tz)
+    return query
+
+
+def _counted(query, counted, names):
+    """``counted``: name -> ((key, count), ...) counted in SQL; one row per key with each name's count."""
+    summaries = {}
+    for name in names:
+        for key, n in counted.get(name, ()):
+            summaries.setdefault(key, dict.fromkeys(names, 0))[name] += n
+    return _rows(query, summaries)
+
+
 def volume(query, data, now):
-    facts = {f.number: f for f in data.facts}
-    items = [(f.created_at, dims_of_fact(f), "created") for f in data.facts]
-    items += [(f.solved_at, dims_of_fact(f), "solved") for f in data.facts]
-    items += [(a.at, dims_of_fact(facts[a.ticket]), "reopened") for a in data.activities
-              if a.kind == "reopen" and a.ticket in facts]
-    return _grouped(query, items, lambda kinds: {k: kinds.count(k) for k in ("created", "solved", "reopened")})
+    """Tickets created, solved and reopened in the period."""
+    return _counted(query, data.counted, ("created", "solved", "reopened"))
+
+
+def _durations(query, values):
+    """``values``: (key, calendar seconds, business seconds) per ticket."""
+    by_key = {}
+    for key, calendar, business in values:
+        pair = by_key.setdefault(key, ([], []))
+        pair[0].append(calendar)
+        pair[1].append(business)
+    return _rows(query, {key: {"count": len(calendar), **durations(calendar, "calendar"),
+                               **durations(business, "business")}
+                         for key, (calendar, business) in by_key.items()})
 
 
 def first_response(query, data, now):
-    items = [(f.first_response_at, dims_of_fact(f), f) for f in data.facts if f.first_response_seconds is not None]
-    return _grouped(query, items, lambda fs: {"count": len(fs),
-                                              **durations([f.first_response_seconds for f in fs], "calendar"),
-                                              **durations([f.first_response_business_seconds for f in fs], "business")})
+    """Of the tickets first answered in the period: the time to it (median, p90, mean)."""
+    return _durations(query, data.values)
 
 
 def resolution(query, data, now):
-    items = [(f.solved_at, dims_of_fact(f), f) for f in data.facts if f.resolution_seconds is not None]
-    return _grouped(query, items, lambda fs: {"count": len(fs),
-                                              **durations([f.resolution_seconds for f in fs], "calendar"),
-                                              **durations([f.resolution_business_seconds for f in fs], "business")})
+    """Of the tickets solved in the period: the time to it (median, p90, mean)."""
+    return _durations(query, data.values)
 
 
 def sla(query, data, now):
     """Of the tickets solved in the period that an SLA policy covered, the share kept within every target."""
-    if not query.group_by:
-        query = Query(query.measure, query.start, query.end, ("policy",), query.filters, query.tz)
-    items = [(f.solved_at, dims_of_fact(f), f.sla_breached) for f in data.facts if f.policy is not None]
-    return _grouped(query, items, lambda breached: {
-        "count": len(breached), "breached": sum(breached), "compliance": share(breached.count(False), len(breached))})
+    return _rows(grouped_as(query), {key: {"count": count, "breached": breached,
+                                           "compliance": share(count - breached, count)}
+                                     for key, count, breached in data.values})
 
 
 def escalations(query, data, now):
     """Of the tickets created in the period, the share escalated at least once, and the tier moves."""
-    items = [(f.created_at, dims_of_fact(f), f) for f in data.facts]
-    return _grouped(query, items, lambda fs: {
-        "count": len(fs), "escalated": sum(1 for f in fs if f.escalations),
-        "escalation_rate": share(sum(1 for f in fs if f.escalations), len(fs)),
-        "escalations": sum(f.escalations for f in fs), "tier_moves": sum(f.tier_moves for f in fs)})
+    return _rows(query, {key: {"count": count, "escalated": escalated, "escalation_rate": share(escalated, count),
+                               "escalations": moves, "tier_moves": tier_moves}
+                         for key, count, escalated, moves, tier_moves in data.values})
 
 
 def one_touch(query, data, now):
     """Of the tickets solved in the period, the share solved with one public reply of an agent, never reopened."""
-    items = [(f.solved_at, dims_of_fact(f), f.agent_replies == 1 and f.reopens == 0) for f in data.facts]
-    return _grouped(query, items, lambda touched: {
-        "count": len(touched), "one_touch": sum(touched), "one_touch_rate": share(sum(touched), len(touched))})
+    return _rows(query, {key: {"count": count, "one_touch": touched, "one_touch_rate": share(touched, count)}
+                         for key, count, touched in data.values})
 
 
 def agents(query, data, now):
@@ -315,11 +334,21 @@ def chats(query, data, now):
 
 def deflection(query, data, now):
     """Portal visits the suggestions answered, against those and the tickets opened from the portal."""
-    items = [(s.deflected_at, {}, "deflected") for s in data.suggestions]
-    items += [(f.created_at, dims_of_fact(f), "ticket") for f in data.facts if f.channel in PORTAL_CHANNELS]
-    return _grouped(query, items, lambda kinds: {
-        "deflected": kinds.count("deflected"), "portal_tickets": kinds.count("ticket"),
-        "deflection_rate": share(kinds.count("deflected"), len(kinds))})
+    zone = ZoneInfo(query.tz)
+    deflected = {}
+    for s in data.suggestions:
+        at = s.deflected_at
+        if at is not None and query.start <= at < query.end and _matches({}, query.filters):
+            key = _key(query, {}, at, zone)
+            deflected[key] = deflected.get(key, 0) + 1
+    summaries = {}
+    for key, n in deflected.items():
+        summaries[key] = {"deflected": n, "portal_tickets": 0}
+    for key, n in data.counted.get("portal_tickets", ()):
+        summaries.setdefault(key, {"deflected": 0, "portal_tickets": 0})["portal_tickets"] += n
+    return _rows(query, {key: {**counts, "deflection_rate": share(counts["deflected"],
+                                                                  counts["deflected"] + counts["portal_tickets"])}
+                         for key, counts in summaries.items()})
 
 
 def backlog_query(query):
