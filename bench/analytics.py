@@ -12,7 +12,8 @@ code costs when it is not kept waiting).
 The history then grows to each of ``--sizes`` times itself: older copies of the store (every moment moved
 back by the history's length, tickets renamed) are added under it in SQL, so the same last 7 days stand on
 10, 100 or 1,000 times the history, at the same tickets per week. At each size the dashboard's reports run
-``--repeat`` times over the last 7 days (p50/p99 ms) against the baseline of a plain ``GROUP BY`` over the
+``--repeat`` times over the last 7 days (p50/p99 ms, and this process's CPU per report: on PostgreSQL
+without the server's part) against the baseline of a plain ``GROUP BY`` over the
 ticket table for the same period, measured in the same run. Last, the whole store is rebuilt from the tickets'
 export (``analytics-rebuild``'s loop, the export made in memory; over the original history's tickets).
 Broker delivery is not in these figures (see bench/broker_fanout.py for its cost per event).
@@ -95,12 +96,14 @@ def measure_reports(sessions, end, repeat):
     with sessions() as session:
         for measure, group in DASHBOARD:
             query = {"from": week_start.isoformat(), "to": end.isoformat(), "tz": "UTC", "group_by": group}
-            times = []
+            times, cpu = [], []
             for _ in range(repeat):
-                began = time.perf_counter()
+                began, used = time.perf_counter(), time.process_time()
                 reports.run(session, measure, query, ADMIN, end)
                 times.append((time.perf_counter() - began) * 1000)
-            rows.append((f"{measure} by {group}", statistics.median(times), percentile(times, 0.99)))
+                cpu.append((time.process_time() - used) * 1000)
+            rows.append((f"{measure} by {group}", statistics.median(times), percentile(times, 0.99),
+                         statistics.median(cpu)))
         plain = []
         for _ in range(repeat):
             began = time.perf_counter()
@@ -125,7 +128,8 @@ def run(kind, events, export, settings, args):
               f"load average {os.getloadavg()[0]:.1f})")
         end = START + timedelta(days=7 * args.weeks)
         copies = 1
-        print(f"{'tickets':>10}  {'report (last 7 days)':<26}{'p50 ms':>9}{'p99 ms':>9}{'p50 / GROUP BY':>16}")
+        print(f"{'tickets':>10}  {'report (last 7 days)':<26}{'p50 ms':>9}{'p99 ms':>9}{'p50 / GROUP BY':>16}"
+              f"{'CPU p50 ms':>12}")
         for size in args.sizes:
             if size > copies:
                 began = time.perf_counter()
@@ -135,8 +139,8 @@ def run(kind, events, export, settings, args):
                 print(f"  (grown to {size} copies in {time.perf_counter() - began:.0f} s; "
                       f"load average {os.getloadavg()[0]:.1f})")
             tickets, rows, plain = measure_reports(sessions, end, args.repeat)
-            for name, p50, p99 in rows:
-                print(f"{tickets:>10,}  {name:<26}{p50:>9.1f}{p99:>9.1f}{p50 / plain[0]:>16.0f}")
+            for name, p50, p99, cpu in rows:
+                print(f"{tickets:>10,}  {name:<26}{p50:>9.1f}{p99:>9.1f}{p50 / plain[0]:>16.0f}{cpu:>12.1f}")
             print(f"{tickets:>10,}  {'baseline: plain GROUP BY':<26}{plain[0]:>9.2f}{plain[1]:>9.2f}{1:>16}")
         if not args.no_rebuild:
             with sessions.begin() as session:  # the original history's tickets, in a store of their own size

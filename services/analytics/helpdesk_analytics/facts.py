@@ -280,9 +280,10 @@ def refresh(session, numbers, settings):
         derived[number] = derive(facts[number], activities[number], settings)
         moved.extend(_previous_changed(activities[number]))
     statement = _insert(session)(TicketFact.__table__)
+    incoming = statement.excluded  # a new alias at each access: taken once
     # every row exists (written above): the insert is the one statement both databases run as a multi-row update
     statement = statement.on_conflict_do_update(index_elements=["number"],
-                                                set_={name: statement.excluded[name] for name in DERIVED})
+                                                set_={name: incoming[name] for name in DERIVED})
     _execute(session, statement, ({**NEW_FACT, "number": number, **derived[number]} for number in numbers))
     if moved:
         statement = _insert(session)(TicketActivity.__table__)
