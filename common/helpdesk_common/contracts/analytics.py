@@ -13,7 +13,7 @@ from pydantic import ConfigDict, Field, StringConstraints
 from ..errors import ValidationFailed
 from . import Contract, View
 
-__all__ = ["ReportQuery", "ReportView", "MEASURES", "GROUPS", "MAX_PERIOD_DAYS", "check_period"]
+__all__ = ["ReportQuery", "ReportView", "SpikeDetected", "SpikeTicket", "MEASURES", "GROUPS", "MAX_PERIOD_DAYS", "check_period"]
 
 MEASURES = ("volume", "backlog", "first_response", "resolution", "sla", "escalations", "one_touch", "agents",
             "csat", "nps", "chats", "deflection")
@@ -104,3 +104,24 @@ class ReportView(View):
     group_by: list[str]
     filters: dict[str, str]
     rows: list[dict[str, Any]]
+
+
+class SpikeTicket(View):
+    number: str
+    created_at: datetime
+
+
+class SpikeDetected(View):
+    """A surge: far more new tickets of one kind in the last window than that hour of the week usually brings."""
+
+    spike_id: str = Field(description="Stable for one surge: the same surge announced again has the same id.")
+    dimension: Literal["category", "team", "channel", "wording"] = Field(
+        description="What the tickets have in common: a category, team or channel, or wording alike (value: the "
+                    "terms most of them share, as the knowledge base analyses text).")
+    value: str
+    window_start: datetime
+    window_end: datetime
+    count: int = Field(description="New tickets of this kind in the window.")
+    baseline: float = Field(description="The usual count of this window of the week (mean of the previous weeks).")
+    tickets: list[SpikeTicket] = Field(description="The tickets involved, oldest first.")
+    detected_at: datetime

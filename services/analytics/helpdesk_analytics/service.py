@@ -14,14 +14,16 @@ from sqlalchemy import text
 from helpdesk_common.adapters.consumer import reliable_batch_handler
 from helpdesk_common.adapters.database import Database
 from helpdesk_common.adapters.metrics import EntrypointMetrics
+from helpdesk_common.adapters.relay import OutboxRelay
 from helpdesk_common.contracts import validate
 from helpdesk_common.contracts.routing import Viewer
 from helpdesk_common.contracts.surveys import CsatSubmitted, NpsSubmitted
 from helpdesk_common.database import run_in_transaction, utcnow
 from helpdesk_common.errors import EXPECTED_ERRORS
 
-from . import business, facts, reports
+from . import business, detection, facts, reports, store
 from .dependencies import AnalyticsSettings
+from .surge_models import Outbox
 
 DB_URL = "ANALYTICS_DB_URL"
 OPEN_TICKETS = Gauge("helpdesk_open_tickets", "Tickets not resolved or closed", ["team", "priority"])
@@ -43,6 +45,8 @@ class AnalyticsService:
     settings = AnalyticsSettings()
     metrics = EntrypointMetrics()
     routing = RpcProxy("routing")
+    kb_search = RpcProxy("kb_search")
+    outbox = OutboxRelay(Outbox, DB_URL, source="analytics")
 
     def _write(self, change):
         """Run ``change(session)`` in one transaction; again if it lost a race to another replica."""
@@ -112,6 +116,42 @@ class AnalyticsService:
     @reliable_batch_handler("surveys", "nps_submitted")
     def on_nps_submitted(self, events):
         return self._ingest(events)
+
+    # --- proactive problem detection ------------------------------------------------------------
+
+    @reliable_batch_handler("tickets", "ticket_created")
+    def record_arrivals(self, events):
+        """The new tickets as the surge detector sees them (its own queue: detection never slows the reports)."""
+        return self._write(lambda session: detection.record_arrivals(session, events))
+
+    @timer(interval=60)
+    def detect_surges(self):
+        """Analyse new tickets' wording (the knowledge base's analysis, over RPC: skipped while kb_search does
+        not answer, and the category, team and channel surges are still found), then announce surges."""
+        with self.db() as session:
+            pending = detection.unanalysed(session)
+        if pending:
+            try:
+                with eventlet.Timeout(10):
+                    terms = self.kb_search.analyze_texts([{"language": p["language"], "text": p["text"]}
+                                                          for p in pending])
+            except (eventlet.Timeout, Exception):  # noqa: B014 - a missing kb_search must not stop detection
+                terms = None
+            if terms is not None:
+                by_number = {p["number"]: t for p, t in zip(pending, terms)}
+                self._write(lambda session: detection.store_terms(session, by_number))
+        self._write(lambda session: detection.detect_and_announce(session, utcnow()))
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def problems(self, viewer):
+        """The surges of the last day and the open tickets worded alike, as ``viewer`` may see them:
+        ``{"spikes": [...], "groups": [...]}``."""
+        who = validate(Viewer, viewer, prefix="viewer.").model_dump()
+        now = utcnow()
+        with self.db() as session:
+            scope = store.scope_of(session, who)
+            return {"spikes": detection.recent_spikes(session, scope, now),
+                    "groups": detection.similar_groups(session, scope, now)}
 
     # --- business metrics -------------------------------------------------------------------------
 
