@@ -10,14 +10,12 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 
 from helpdesk_common.events import new_event
-from helpdesk_common.inbox import first_deliveries
 from helpdesk_common.outbox import stage
 
 from . import surges
-from .models import ProcessedEvent, TicketFact
+from .models import TicketFact
 from .surge_models import TEXT_CHARS, Outbox, Spike, SurgeTicket
 
-HANDLER = "surges"  # the processed-events key of the detector's own ticket_created consumer
 OPEN_DAYS = 7  # open tickets created this recently are grouped by wording
 MAX_GROUPED = 5000  # the newest open tickets grouped at most (a bound on one grouping's work)
 ANALYSE_BATCH = 500
@@ -29,13 +27,14 @@ def _moment(value):
 
 
 def record_arrivals(session, events):
-    """Record the new tickets of ``ticket_created`` events once each (by event id, and by number: the same
-    ticket told twice is one row). Answers how many were new."""
-    fresh = first_deliveries(session, ProcessedEvent, [e["id"] for e in events], HANDLER)
+    """Record the new tickets of ``ticket_created`` events once each. Idempotent by the ticket's number (the
+    row's key), which is stricter than by event id: a repeated event, or the same ticket told under another id,
+    is one row; two replicas inserting it at once collide on the key and the loser's rerun finds it. (No
+    ``processed_events`` rows: that table counts the read model's deliveries.) Answers how many were new."""
     tickets = {}
     for event in events:
         ticket = (event.get("data") or {}).get("ticket")
-        if event["id"] in fresh and event.get("type") == "ticket_created" and isinstance(ticket, dict):
+        if event.get("type") == "ticket_created" and isinstance(ticket, dict):
             tickets.setdefault(ticket["number"], ticket)
     known = set(session.scalars(select(SurgeTicket.number).where(SurgeTicket.number.in_(list(tickets)))))
     for number, ticket in tickets.items():
