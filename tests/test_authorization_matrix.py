@@ -170,6 +170,14 @@ CASES = {
     ("post", "/api/v1/notifications/read"): lambda w, a: Call(json={"all": True}),
     ("put", T + "/presence"): lambda w, a: Call(json={"typing": True}),
     ("get", T + "/presence"): lambda w, a: Call(),
+    # problems
+    ("get", "/api/v1/problems"): lambda w, a: Call(),
+    ("post", "/api/v1/problems"): lambda w, a: Call(json={"subject": "Outage", "description": "One cause.",
+                                                          "incidents": [w.number]}),
+    ("get", "/api/v1/problems/{number}"): lambda w, a: Call(),
+    ("post", "/api/v1/problems/{number}/incidents"): lambda w, a: Call(json={
+        "incidents": [w.ok("POST", "/tickets", new_ticket(team=w.alpha))["number"]]}),
+    ("post", "/api/v1/problems/{number}/updates"): lambda w, a: Call(json={"body": "We are on it."}),
     # intake
     ("post", "/api/v1/intake/web-form"): lambda w, a: Call(json={
         "subject": "Form", "description": "From the portal.", "requester": {"email": w.email(a)}}),

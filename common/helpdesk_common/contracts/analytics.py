@@ -125,3 +125,33 @@ class SpikeDetected(View):
     baseline: float = Field(description="The usual count of this window of the week (mean of the previous weeks).")
     tickets: list[SpikeTicket] = Field(description="The tickets involved, oldest first.")
     detected_at: datetime
+
+
+class SpikeView(View):
+    spike_id: str
+    dimension: str
+    value: str
+    window_start: datetime
+    window_end: datetime
+    count: int
+    baseline: float
+    tickets: list[str] = Field(description="The tickets involved that the caller may see.")
+    detected_at: datetime
+
+
+class SimilarTicket(View):
+    number: str
+    subject: str
+    created_at: datetime
+
+
+class SimilarGroup(View):
+    terms: list[str] = Field(description="The terms most of the group's tickets share.")
+    tickets: list[SimilarTicket]
+
+
+class ProblemsOverview(View):
+    """Surges of the last day and open tickets worded alike: candidates for one problem."""
+
+    spikes: list[SpikeView]
+    groups: list[SimilarGroup]

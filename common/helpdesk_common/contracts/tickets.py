@@ -414,3 +414,22 @@ class CustomerResolution(Contract):
     workflow's resolved status) or not after all (``false``: reopened), as far as the workflow allows."""
 
     solved: bool
+
+
+class ProblemIncident(View):
+    number: str
+    subject: str
+    status: str
+    channel: str
+
+
+class ProblemView(View):
+    """A problem ticket and its incidents (those the caller may see)."""
+
+    problem: TicketView
+    incidents: list[ProblemIncident]
+
+
+class ProblemUpdateSent(View):
+    problem: str
+    sent_to: list[str]
