@@ -6,6 +6,7 @@ batch per message, retried and parked on failure), and each batch is applied in 
 """
 
 import eventlet
+from nameko.dependency_providers import Config
 from nameko.rpc import RpcProxy, rpc
 from nameko.timer import timer
 from prometheus_client import Gauge
@@ -17,11 +18,12 @@ from helpdesk_common.adapters.metrics import EntrypointMetrics
 from helpdesk_common.adapters.relay import OutboxRelay
 from helpdesk_common.contracts import validate
 from helpdesk_common.contracts.routing import Viewer
+from helpdesk_common.contracts.analytics import ReportQuery, SavedReportRequest
 from helpdesk_common.contracts.surveys import CsatSubmitted, NpsSubmitted
 from helpdesk_common.database import run_in_transaction, utcnow
-from helpdesk_common.errors import EXPECTED_ERRORS
+from helpdesk_common.errors import EXPECTED_ERRORS, NotFound
 
-from . import business, detection, facts, reports, store
+from . import business, detection, facts, reports, saved_reports, store, summary
 from .dependencies import AnalyticsSettings
 from .surge_models import Outbox
 
@@ -46,6 +48,8 @@ class AnalyticsService:
     metrics = EntrypointMetrics()
     routing = RpcProxy("routing")
     kb_search = RpcProxy("kb_search")
+    intake = RpcProxy("intake")
+    config = Config()
     outbox = OutboxRelay(Outbox, DB_URL, source="analytics")
 
     def _write(self, change):
@@ -153,6 +157,58 @@ class AnalyticsService:
             return {"spikes": detection.recent_spikes(session, scope, now),
                     "groups": detection.similar_groups(session, scope, now)}
 
+    # --- saved reports, key figures, the weekly summary -------------------------------------------
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def save_report(self, report, viewer):
+        command = validate(SavedReportRequest, report)
+        who = validate(Viewer, viewer, prefix="viewer.").model_dump()
+        return self._write(lambda session: saved_reports.save(session, command, who, utcnow()))
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def saved_reports(self, viewer):
+        who = validate(Viewer, viewer, prefix="viewer.").model_dump()
+        with self.db() as session:
+            return saved_reports.list_own(session, who)
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def saved_report(self, report_id, viewer):
+        who = validate(Viewer, viewer, prefix="viewer.").model_dump()
+        with self.db() as session:
+            return saved_reports.view(saved_reports.find(session, _record_id(report_id), who))
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def delete_saved_report(self, report_id, viewer):
+        who = validate(Viewer, viewer, prefix="viewer.").model_dump()
+        self._write(lambda session: saved_reports.delete(session, _record_id(report_id), who))
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def run_saved_report(self, report_id, viewer):
+        who = validate(Viewer, viewer, prefix="viewer.").model_dump()
+        with self.db() as session:
+            return saved_reports.run(session, _record_id(report_id), who, utcnow())
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def key_figures(self, query, viewer):
+        """The dashboard's key figures over ``query``'s period (``ReportQuery`` fields; no grouping)."""
+        who = validate(Viewer, viewer, prefix="viewer.").model_dump()
+        asked = validate(ReportQuery, query, strict=False)
+        with self.db() as session:
+            return summary.key_figures(session, asked.from_, asked.to, asked.tz, who, utcnow(), asked.filters())
+
+    @timer(interval=3600)
+    def send_weekly_summary(self):
+        """Last week's key figures mailed to ``WEEKLY_SUMMARY_TO`` through intake's outgoing mail, once a week
+        per recipient (``summary_mails``)."""
+        recipients = [a.strip() for a in str(self.config.get("WEEKLY_SUMMARY_TO") or "").split(",") if a.strip()]
+        if recipients:
+            summary.send_due(self._write, self._read, self.intake.send_account_mail, recipients,
+                             self.config.get("WEEKLY_SUMMARY_TZ") or "UTC", utcnow())
+
+    def _read(self, query):
+        with self.db() as session:
+            return query(session)
+
     # --- business metrics -------------------------------------------------------------------------
 
     @timer(interval=15)
@@ -202,6 +258,12 @@ class AnalyticsService:
         data = validate(model, answer).model_dump(mode="json")
         event = {"id": event_id, "type": f"{kind}_submitted", "source": "surveys", "data": data}
         return {"recorded": bool(self._ingest([event]))}
+
+
+def _record_id(value):
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 2**63 - 1:
+        raise NotFound(f"There is no saved report {value}.", code="saved_report_not_found")
+    return value
 
 
 def _set_labelled(gauge, values):

@@ -6,10 +6,11 @@
 - ``spikes``: each surge announced, keyed by what it is and the window it was found in, so two replicas
   finding the same surge at once announce it once (one of them fails on the key and retries).
 - ``outbox``: the events analytics publishes (``spike_detected``).
+- ``saved_reports`` (people's custom reports) and ``summary_mails`` (weekly summaries sent), beside them.
 """
 from typing import Optional
 
-from sqlalchemy import JSON, Float, Index, Integer, String, Text
+from sqlalchemy import JSON, Float, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from helpdesk_common.database import UtcDateTime
@@ -54,3 +55,34 @@ class Spike(Base):
 
 class Outbox(OutboxMixin, Base):
     pass
+
+
+class SavedReport(Base):
+    """A person's custom report (``saved_reports.py``): kept here beside the measures it names."""
+
+    __tablename__ = "saved_reports"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    owner: Mapped[str] = mapped_column(String(200))  # the author's actor name, as the gateway tells it
+    name: Mapped[str] = mapped_column(String(100))
+    measure: Mapped[str] = mapped_column(String(30))
+    group_by: Mapped[list] = mapped_column(JSON)
+    filters: Mapped[dict] = mapped_column(JSON)
+    period: Mapped[str] = mapped_column(String(20))
+    start: Mapped[Optional[str]] = mapped_column(String(40))  # a fixed period's from and to, as given
+    end: Mapped[Optional[str]] = mapped_column(String(40))
+    tz: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[object] = mapped_column(UtcDateTime)
+
+    __table_args__ = (UniqueConstraint("owner", "name", name="uq_saved_reports_owner_name"),)
+
+
+class SummaryMail(Base):
+    """A weekly summary sent (``weekly_summary.py``): one row per week and recipient, so a timer firing again,
+    or in two replicas, sends none twice."""
+
+    __tablename__ = "summary_mails"
+
+    week: Mapped[str] = mapped_column(String(10), primary_key=True)  # ISO week, 2026-W45
+    recipient: Mapped[str] = mapped_column(String(254), primary_key=True)
+    sent_at: Mapped[object] = mapped_column(UtcDateTime)
