@@ -46,7 +46,8 @@ def grouped_bars(labels, series):
             bars.append(Bar(x=round(LEFT + i * slot + slot * 0.1 + s * bar_w, 1), y=round(TOP + plot_h - h, 1),
                             width=round(bar_w, 1), height=round(h, 1), series=s, label=f"{label}: {name} {values[i]}",
                             value=values[i]))
-    ticks = [Tick(y=round(TOP + plot_h - plot_h * k / 4, 1), value=round(top * k / 4)) for k in range(5)]
+    steps = next(n for n in (5, 4, 2, 1) if top % n == 0)  # whole numbers on the axis: 10 by 2s, 5 by 1s
+    ticks = [Tick(y=round(TOP + plot_h - plot_h * k / steps, 1), value=top * k // steps) for k in range(steps + 1)]
     every = max(1, len(labels) // 10)  # at most about ten labels under the axis
     shown = [(round(LEFT + i * slot + slot / 2, 1), label) for i, label in enumerate(labels) if i % every == 0]
     return {"bars": bars, "ticks": ticks, "labels": shown, "width": WIDTH, "height": HEIGHT, "left": LEFT,

@@ -75,13 +75,14 @@ def dashboard():
     return render_template("workspace/dashboard.html", figures=figures, chart=chart, periods=PERIODS, period=period,
                            team=team, teams=sorted(t["name"] for t in teams), problems=problems,
                            daily=list(zip(labels, created, solved)), duration=duration, percent=percent,
-                           whole=whole)
+                           whole=whole, decimal=format_decimal)
 
 
 @bp.get("/dashboard/live")
 def dashboard_live():
     """The surges and groups alone: the page asks for them again every half minute (htmx)."""
-    return render_template("workspace/_dashboard_live.html", problems=services().call("analytics", "problems", viewer()))
+    return render_template("workspace/_dashboard_live.html", problems=services().call("analytics", "problems", viewer()),
+                           decimal=format_decimal)
 
 
 @bp.post("/problems")

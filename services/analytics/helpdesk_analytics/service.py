@@ -16,6 +16,7 @@ from helpdesk_common.adapters.consumer import reliable_batch_handler
 from helpdesk_common.adapters.database import Database
 from helpdesk_common.adapters.metrics import EntrypointMetrics
 from helpdesk_common.adapters.relay import OutboxRelay
+from helpdesk_common.adapters.timers import config_timer
 from helpdesk_common.contracts import validate
 from helpdesk_common.contracts.routing import Viewer
 from helpdesk_common.contracts.analytics import ReportQuery, SavedReportRequest
@@ -128,7 +129,7 @@ class AnalyticsService:
         """The new tickets as the surge detector sees them (its own queue: detection never slows the reports)."""
         return self._write(lambda session: detection.record_arrivals(session, events))
 
-    @timer(interval=60)
+    @config_timer("SURGE_INTERVAL", 60)
     def detect_surges(self):
         """Analyse new tickets' wording (the knowledge base's analysis, over RPC: skipped while kb_search does
         not answer, and the category, team and channel surges are still found), then announce surges."""
@@ -196,7 +197,7 @@ class AnalyticsService:
         with self.db() as session:
             return summary.key_figures(session, asked.from_, asked.to, asked.tz, who, utcnow(), asked.filters())
 
-    @timer(interval=3600)
+    @config_timer("WEEKLY_SUMMARY_INTERVAL", 3600)
     def send_weekly_summary(self):
         """Last week's key figures mailed to ``WEEKLY_SUMMARY_TO`` through intake's outgoing mail, once a week
         per recipient (``summary_mails``)."""
