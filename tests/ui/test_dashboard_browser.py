@@ -1,7 +1,8 @@
 """The supervisor dashboard and proactive problem detection in a real browser (Debian's Chromium through
 Playwright) against the whole platform: a surge of similar tickets is announced by analytics, shown live on the
 dashboard, turned into one problem from there; one update reaches each customer by mail through intake's
-outgoing mail (a real SMTP sink), and solving the problem solves its incidents.
+outgoing mail (a real SMTP sink), and solving the problem solves its incidents. The weekly summary reaches each
+supervisor once, however often its timer fires (every second here).
 
 One platform for the module, on SQLite (as tests/ui/test_admin_browser.py). Screenshots go to docs/screenshots/.
 """
@@ -22,6 +23,7 @@ SHOTS = os.path.join(ROOT, "docs", "screenshots")
 PASSWORD = "correct horse battery"
 SERIOUS = ("serious", "critical")
 SURGE = 8  # similar tickets within minutes, with no history before them: a surge by any measure
+SUMMARY_TO = ("sue@example.org", "nora@example.org")
 WORDINGS = ["Checkout fails with error 503", "Error 503 when paying at checkout", "Checkout page error 503",
             "Paying fails: checkout error 503"]
 
@@ -37,6 +39,7 @@ def smtp_sink(tmp_path_factory):
 def platform(tmp_path_factory, smtp_sink):
     stack = Stack(tmp_path_factory.mktemp("stack-dashboard"), env={
         "HELPDESK_LIVE_KEEPALIVE": "2", "HELPDESK_SMTP_URL": smtp_sink.url, "HELPDESK_SURGE_INTERVAL": "1",
+        "HELPDESK_WEEKLY_SUMMARY_TO": ",".join(SUMMARY_TO), "HELPDESK_WEEKLY_SUMMARY_INTERVAL": "1",
         "HELPDESK_SUPPORT_ADDRESS": "support@helpdesk.test", "HELPDESK_MAIL_POLL_INTERVAL": "0.2"})
     try:
         stack.start()
@@ -167,3 +170,14 @@ def test_the_dashboard_in_dutch_and_swedish(browser, world, who, locale, title):
     page.wait_for(selector="#daily-chart")
     no_serious_violations(page)
     shot(page, f"dashboard-{locale[:2]}")
+
+
+def test_the_weekly_summary_reaches_each_supervisor_once(world, smtp_sink):
+    """Last here: by now the summary's timer (1 s) has fired many times since the platform started."""
+    def summaries(to):
+        return [m for m in smtp_sink.messages(to) if m["Subject"].startswith("Helpdesk weekly summary")]
+    for to in SUMMARY_TO:
+        wait_for(lambda to=to: summaries(to), timeout=30, message=f"the weekly summary to {to}")
+    assert [len(summaries(to)) for to in SUMMARY_TO] == [1, 1]
+    body = text_of(summaries("sue@example.org")[0])
+    assert "Tickets created:" in body and "SLA compliance:" in body

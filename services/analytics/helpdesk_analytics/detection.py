@@ -105,6 +105,12 @@ def detect_and_announce(session, now):
     return announced
 
 
+def active_surges(session, now):
+    """Surges announced within the last window, by dimension (the ``helpdesk_surges_active`` gauge)."""
+    return dict(session.execute(select(Spike.dimension, func.count()).where(Spike.detected_at > now - surges.WINDOW)
+                                .group_by(Spike.dimension)).all())
+
+
 def recent_spikes(session, scope, now, hours=24):
     """The surges announced in the last ``hours``, newest first, each with the tickets ``scope`` may see (a
     surge none of whose tickets it may see is left out)."""

@@ -38,6 +38,7 @@ CSAT_ROLLING = Gauge("helpdesk_csat_ratio", "Share of CSAT answers rating 4-5 ov
 CSAT_ANSWERS = Gauge("helpdesk_csat_answers", "CSAT answers over the last 7 days")
 TICKETS_CREATED = Gauge("helpdesk_tickets_created", "Tickets analytics has seen created (a counter kept in the "
                         "read model: rate() gives the arrival rate)")
+SURGES_ACTIVE = Gauge("helpdesk_surges_active", "Surges announced (spike_detected) within the last hour", ["dimension"])
 ATTEMPTS = 5
 
 
@@ -145,7 +146,10 @@ class AnalyticsService:
             if terms is not None:
                 by_number = {p["number"]: t for p, t in zip(pending, terms)}
                 self._write(lambda session: detection.store_terms(session, by_number))
-        self._write(lambda session: detection.detect_and_announce(session, utcnow()))
+        now = utcnow()
+        self._write(lambda session: detection.detect_and_announce(session, now))
+        with self.db() as session:
+            _set_labelled(SURGES_ACTIVE, {(d,): n for d, n in detection.active_surges(session, now).items()})
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def problems(self, viewer):
