@@ -31,13 +31,19 @@ def record_arrivals(session, events):
     row's key), which is stricter than by event id: a repeated event, or the same ticket told under another id,
     is one row; two replicas inserting it at once collide on the key and the loser's rerun finds it. (No
     ``processed_events`` rows: that table counts the read model's deliveries.) Answers how many were new."""
-    tickets = {}
-    for event in events:
-        ticket = (event.get("data") or {}).get("ticket")
-        if event.get("type") == "ticket_created" and isinstance(ticket, dict):
-            tickets.setdefault(ticket["number"], ticket)
-    known = set(session.scalars(select(SurgeTicket.number).where(SurgeTicket.number.in_(list(tickets)))))
-    for number, ticket in tickets.items():
+    return record_tickets(session, [(e.get("data") or {}).get("ticket") for e in events
+                                    if e.get("type") == "ticket_created"])
+
+
+def record_tickets(session, tickets):
+    """Record ticket views (from events, or from the tickets service's export during ``analytics-rebuild``)
+    not recorded yet; answers how many were new."""
+    views = {}
+    for ticket in tickets:
+        if isinstance(ticket, dict) and ticket.get("number") and ticket.get("created_at"):
+            views.setdefault(ticket["number"], ticket)
+    known = set(session.scalars(select(SurgeTicket.number).where(SurgeTicket.number.in_(list(views)))))
+    for number, ticket in views.items():
         if number in known:
             continue
         subject = (ticket.get("subject") or "")[:300]
@@ -46,7 +52,7 @@ def record_arrivals(session, events):
                                 channel=ticket.get("channel"), language=ticket.get("language"), subject=subject,
                                 text=f"{subject}\n{ticket.get('description') or ''}"[:TEXT_CHARS]))
     session.flush()
-    return len(tickets) - len(known)
+    return len(views) - len(known)
 
 
 def unanalysed(session, limit=ANALYSE_BATCH):
@@ -82,7 +88,8 @@ def detect_and_announce(session, now):
     surges announced (their ``spike_detected`` data)."""
     span = timedelta(weeks=surges.BASELINE_WEEKS) + 2 * surges.WINDOW
     rows = list(_arrivals(session, now - span, now))
-    arrivals = surges.Arrivals(arrival for arrival, _, _ in rows)
+    first = session.scalar(select(func.min(SurgeTicket.created_at)))
+    arrivals = surges.Arrivals((arrival for arrival, _, _ in rows), known_since=first)
     created = {arrival.number: arrival.created_at for arrival, _, _ in rows}
     announced = []
     for surge in surges.detect(arrivals, now):

@@ -16,6 +16,8 @@ The statistics (also in the README):
 - Wording: the window's arrivals are clustered by their terms (:func:`group_similar`); a cluster of at least
   ``MIN_COUNT`` tickets is named by the terms most of its members share (its *signature*), and its baseline
   counts earlier arrivals whose terms contain the whole signature.
+- Windows from before the store's first ticket are no samples (a new install, or a store not rebuilt yet,
+  has not seen those weeks: they were not quiet). With no sample at all, only the floor judges.
 """
 import math
 from bisect import bisect_left
@@ -77,8 +79,11 @@ def is_surge(count, baseline):
 class Arrivals:
     """The arrivals a detector looks at, indexed so that counting a window is two bisections."""
 
-    def __init__(self, arrivals):
+    def __init__(self, arrivals, known_since=None):
+        """``known_since``: since when the store has every new ticket (its first one); a baseline window before
+        it is left out of the mean rather than counted as a quiet hour. Default: the first of ``arrivals``."""
         self.all = sorted(arrivals, key=lambda a: (a.created_at, a.number))
+        self.known_since = known_since or (self.all[0].created_at if self.all else None)
         self.times = [a.created_at for a in self.all]
         self.by_value = defaultdict(list)  # (dimension, value) -> sorted times
         for arrival in self.all:
@@ -95,12 +100,14 @@ class Arrivals:
         return bisect_left(times, end) - bisect_left(times, start)
 
 
-def _baseline(count_in, now):
+def _baseline(count_in, now, known_since):
     """Mean count of the same window, and of the windows one ``WINDOW`` before and after it, in each of the
-    previous ``BASELINE_WEEKS`` weeks (twelve samples: four alone are too few to know a rate by)."""
-    counts = [count_in(now - WINDOW - timedelta(weeks=w) + shift * WINDOW, now - timedelta(weeks=w) + shift * WINDOW)
-              for w in range(1, BASELINE_WEEKS + 1) for shift in (-1, 0, 1)]
-    return sum(counts) / len(counts)
+    previous ``BASELINE_WEEKS`` weeks (twelve samples: four alone are too few to know a rate by). Windows from
+    before ``known_since`` are not samples; with none left the baseline is 0 (the ``MIN_RATE`` floor judges)."""
+    windows = [(now - WINDOW - timedelta(weeks=w) + shift * WINDOW, now - timedelta(weeks=w) + shift * WINDOW)
+               for w in range(1, BASELINE_WEEKS + 1) for shift in (-1, 0, 1)]
+    counts = [count_in(start, end) for start, end in windows if known_since is None or start >= known_since]
+    return sum(counts) / len(counts) if counts else 0.0
 
 
 def detect(arrivals, now):
@@ -112,7 +119,7 @@ def detect(arrivals, now):
     for dimension in DIMENSIONS:
         for value in sorted({getattr(a, dimension) for a in recent if getattr(a, dimension)}):
             involved = [a for a in recent if getattr(a, dimension) == value]
-            baseline = _baseline(lambda s, e: arrivals.count(dimension, value, s, e), now)
+            baseline = _baseline(lambda s, e: arrivals.count(dimension, value, s, e), now, arrivals.known_since)
             if is_surge(len(involved), baseline):
                 found.append(Surge(dimension, value, start, now, len(involved), baseline,
                                    tuple(a.number for a in involved)))
@@ -126,7 +133,7 @@ def detect(arrivals, now):
 
         def usual(s, e, words=words):
             return sum(1 for a in arrivals.window(s, e) if words <= a.terms)
-        baseline = _baseline(usual, now)
+        baseline = _baseline(usual, now, arrivals.known_since)
         if is_surge(len(members), baseline):
             found.append(Surge(WORDING, " ".join(sorted(words)), start, now, len(members), baseline,
                                tuple(a.number for a in members)))

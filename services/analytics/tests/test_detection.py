@@ -79,3 +79,14 @@ def test_a_viewer_sees_the_surges_and_groups_of_the_tickets_they_may_see(session
         spikes = detection.recent_spikes(session, network, NOW)
         assert spikes and all(s["tickets"] == ["HD-900"] for s in spikes)
         assert detection.recent_spikes(session, store.Scope(False, teams=["billing"]), NOW) == []
+
+
+def test_the_rebuild_gives_the_detector_its_history(sessions, settings):
+    """``analytics-rebuild`` records the exported tickets for the detector too, once each."""
+    from helpdesk_analytics import rebuild
+    views = [event["data"]["ticket"] for event in _surge(3)]
+    page = {"items": [{"ticket": view, "status_changes": [], "messages": []} for view in views], "total": 3}
+    for _ in range(2):  # rebuilt twice: still one row each
+        rebuild.rebuild(lambda cursor, limit: page, sessions, settings, report=lambda *args: None)
+    with sessions() as session:
+        assert sorted(session.scalars(select(SurgeTicket.number))) == ["HD-000", "HD-001", "HD-002"]

@@ -78,3 +78,19 @@ def test_dissimilar_tickets_stay_apart():
     groups = surges.group_similar([("A", {"parcel", "arrived"}), ("B", {"invoice", "wrong", "amount"}),
                                    ("C", {"password", "reset"})])
     assert groups == []
+
+
+def test_weeks_before_the_first_ticket_are_not_counted_as_quiet():
+    """A new install, one week old: its busy hours are judged against that one week, not against three empty
+    weeks before it (which would make every busy Monday morning a surge)."""
+    week_one = [a for a in quiet(5, weeks=2)]
+    start = week_one[0].created_at
+    judged_from = start + timedelta(weeks=1)
+    assert _alarms(week_one, judged_from, judged_from + timedelta(weeks=1)) == []
+    # told that the store knew nothing before a much earlier moment, the empty weeks count as quiet ones
+    index = surges.Arrivals(week_one, known_since=start - timedelta(weeks=4))
+    now, alarms = judged_from, []
+    while now < judged_from + timedelta(weeks=1):
+        alarms.extend(surges.detect(index, now))
+        now += STEP
+    assert alarms
