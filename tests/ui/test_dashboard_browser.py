@@ -128,6 +128,10 @@ def test_the_dashboard_shows_the_figures_and_the_surge_and_makes_a_problem(brows
     assert page.text(selector="main h1") == "Dashboard"
     assert page.text(selector="#figures .tile:first-child .tile-value") == str(SURGE)  # tickets created
     assert page.count(selector="#daily-chart rect") == 14  # 7 days, created and solved
+    assert page.text(selector="#figures .tile:nth-child(4) .tile-value") == str(SURGE)  # open at the end
+    live = page.evaluate(expression="fetch('/workspace/dashboard/figures?period=last_7_days')"
+                                    ".then(r => r.text())")  # what the tiles refresh from every minute
+    assert 'id="dash-figures"' in live and "Tickets created" in live
     page.wait_for_text(selector="#surges", text="payments")
     assert page.count(selector="#similar-groups form") == 1
     no_serious_violations(page)

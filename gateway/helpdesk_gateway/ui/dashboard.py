@@ -59,12 +59,19 @@ def whole(value):
     return "—" if value is None else format_decimal(round(value))
 
 
-@bp.get("/dashboard")
-def dashboard():
+def _query():
     period, team = _period_and_team()
     tz = i18n.timezone()
     start, end = resolve_period(period, tz, utcnow())
-    query = {"from": start, "to": end, "tz": tz, **({"team": team} if team else {})}
+    return period, team, start, end, {"from": start, "to": end, "tz": tz, **({"team": team} if team else {})}
+
+
+FORMATS = {"duration": duration, "percent": percent, "whole": whole, "decimal": format_decimal}
+
+
+@bp.get("/dashboard")
+def dashboard():
+    period, team, start, end, query = _query()
     me = viewer()
     figures, volume, problems, teams = services().gather([
         ("analytics", "key_figures", query, me), ("analytics", "report", "volume", dict(query, group_by="day"), me),
@@ -74,15 +81,22 @@ def dashboard():
     chart = charts.grouped_bars(labels, [(_("created"), created), (_("solved"), solved)])
     return render_template("workspace/dashboard.html", figures=figures, chart=chart, periods=PERIODS, period=period,
                            team=team, teams=sorted(t["name"] for t in teams), problems=problems,
-                           daily=list(zip(labels, created, solved)), duration=duration, percent=percent,
-                           whole=whole, decimal=format_decimal)
+                           daily=list(zip(labels, created, solved)), **FORMATS)
+
+
+@bp.get("/dashboard/figures")
+def dashboard_figures():
+    """The key figures alone: the page asks for them again every minute (htmx), for the same period and team."""
+    period, team, _, _, query = _query()
+    return render_template("workspace/_dashboard_figures.html", period=period, team=team, **FORMATS,
+                           figures=services().call("analytics", "key_figures", query, viewer()))
 
 
 @bp.get("/dashboard/live")
 def dashboard_live():
     """The surges and groups alone: the page asks for them again every half minute (htmx)."""
     return render_template("workspace/_dashboard_live.html", problems=services().call("analytics", "problems", viewer()),
-                           decimal=format_decimal)
+                           **FORMATS)
 
 
 @bp.post("/problems")

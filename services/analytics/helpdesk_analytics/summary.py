@@ -11,6 +11,7 @@ from . import reports
 from .surge_models import SummaryMail
 
 SYSTEM = {"actor": "analytics", "role": "system", "teams": []}
+OPEN_CATEGORIES = ("new", "open", "pending")
 
 
 def _row(session, measure, query, viewer, now):
@@ -19,7 +20,7 @@ def _row(session, measure, query, viewer, now):
 
 
 def key_figures(session, start, end, tz, viewer, now, filters=None):
-    """``{created, solved, reopened, first_response_median, resolution_median (calendar seconds), *_business_*,
+    """``{created, solved, reopened, backlog (not solved at the period's end, and by category), first_response_median, resolution_median (calendar seconds), *_business_*,
     sla_compliance, sla_count, csat, csat_count, nps, nps_count}`` over ``[start, end)`` as ``viewer`` may see
     them; a figure with nothing to measure is None."""
     query = {"from": start, "to": end, "tz": tz, **(filters or {})}
@@ -29,10 +30,13 @@ def key_figures(session, start, end, tz, viewer, now, filters=None):
     policies = reports.run(session, "sla", query, viewer, now)["rows"]
     counted = sum(p.get("count") or 0 for p in policies)
     kept = counted - sum(p.get("breached") or 0 for p in policies)
+    days = reports.run(session, "backlog", dict(query, group_by="day"), viewer, now)["rows"]
+    backlog = {category: (days[-1] if days else {}).get(category, 0) for category in OPEN_CATEGORIES}
     csat = _row(session, "csat", query, viewer, now)
     nps = _row(session, "nps", query, viewer, now)
     return {"created": volume.get("created", 0), "solved": volume.get("solved", 0),
             "reopened": volume.get("reopened", 0),
+            "backlog": sum(backlog.values()), "backlog_by_category": backlog,
             "first_response_median": first.get("calendar_median"),
             "first_response_business_median": first.get("business_median"),
             "resolution_median": solved.get("calendar_median"),
@@ -72,6 +76,8 @@ def compose(week, figures, start, end):
              f"Tickets created:        {figures['created']}",
              f"Tickets solved:         {figures['solved']}",
              f"Tickets reopened:       {figures['reopened']}",
+             f"Open at the week's end: {figures['backlog']} (new {figures['backlog_by_category']['new']}, "
+             f"open {figures['backlog_by_category']['open']}, pending {figures['backlog_by_category']['pending']})",
              f"First response, median: {_duration(figures['first_response_median'])}"
              f" (business hours: {_duration(figures['first_response_business_median'])})",
              f"Resolution, median:     {_duration(figures['resolution_median'])}"

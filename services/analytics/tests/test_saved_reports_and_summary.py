@@ -103,6 +103,10 @@ def test_the_key_figures_equal_the_recount(fed, events):
         volume["created"], volume["solved"], volume["reopened"])
     (first,) = recount.report("first_response", start, end, (), now=NOW)[0].values()
     assert figures["first_response_median"] == pytest.approx(first["calendar_median"])
+    backlog, _ = recount.report("backlog", start, end, ("day",), now=NOW)
+    last = backlog[max(backlog)]
+    assert figures["backlog_by_category"] == {c: last.get(c, 0) for c in ("new", "open", "pending")}
+    assert figures["backlog"] == sum(figures["backlog_by_category"].values()) > 0
     (csat,) = recount.report("csat", start, end, (), now=NOW)[0].values()
     assert figures["csat"] == pytest.approx(csat["csat"]) and figures["csat_count"] == csat["count"]
     assert 0 < billing["created"] < figures["created"]  # an agent: their team's tickets and their own
