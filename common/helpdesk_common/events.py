@@ -17,7 +17,7 @@ from typing import Optional
 
 from pydantic import BaseModel
 
-from .contracts import audit, chat, contacts, intake, kb, routing, surveys, tickets
+from .contracts import analytics, audit, chat, contacts, intake, kb, routing, surveys, tickets
 
 SPECVERSION = "1.0"
 
@@ -133,6 +133,12 @@ CATALOGUE = {entry.name: entry for entry in [
     EventType("nps_submitted", "surveys", surveys.NpsSubmitted,
               "A customer answered the periodic NPS survey, 0-10 and why. A later answer to the same survey "
               "replaces the earlier one (``replaces``)."),
+    # analytics
+    EventType("spike_detected", "analytics", analytics.SpikeDetected,
+              "Proactive problem detection: the rate of new tickets of one category, team, channel or wording in "
+              "the last window is far above its usual level for that hour of the week (the statistics: "
+              "services/analytics/README.md). Carries the tickets involved; an agent may turn them into one "
+              "problem (POST /api/v1/problems). Announced once per surge and window."),
     # gateway
     EventType("audit_recorded", "gateway", audit.AuditRecorded,
               "An administrative change was made (through the API by an admin token or person, or with the "

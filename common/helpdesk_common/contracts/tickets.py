@@ -110,6 +110,31 @@ class TicketLinkRequest(Contract):
     other: TicketNumber
 
 
+class ProblemRequest(Contract):
+    """Turn tickets with one cause (``incidents``, e.g. a group analytics found) into one problem: a new ticket
+    they are linked to. ``requester``: who the problem ticket is filed for (default: the agent)."""
+
+    subject: ShortText
+    description: LongText
+    incidents: Annotated[list[TicketNumber], Field(min_length=1, max_length=500)]
+    requester: Optional[Requester] = None
+    priority: Priority = "normal"
+    team: Optional[Name] = None
+    category: Optional[Name] = None
+
+
+class ProblemLinkRequest(Contract):
+    """Link more incidents to a problem."""
+
+    incidents: Annotated[list[TicketNumber], Field(min_length=1, max_length=500)]
+
+
+class ProblemUpdate(Contract):
+    """One public update, sent to the customer of every open incident of a problem on their own channel."""
+
+    body: LongText
+
+
 class TicketMergeRequest(Contract):
     """Merge the ticket in the path (a duplicate) into ``into``, the ticket that survives."""
 
@@ -366,11 +391,12 @@ class SlaBreached(SlaClock):
 
 
 class TicketsLinked(View):
-    """Two tickets were linked as related (each shows the other)."""
+    """Two tickets were linked as related (each shows the other), or an incident to its problem."""
 
     ticket_number: str
     other_number: str
     actor: str
+    kind: Literal["related", "incident"] = "related"  # incident: ticket_number is the problem
 
 
 class TicketMerged(View):
@@ -388,3 +414,22 @@ class CustomerResolution(Contract):
     workflow's resolved status) or not after all (``false``: reopened), as far as the workflow allows."""
 
     solved: bool
+
+
+class ProblemIncident(View):
+    number: str
+    subject: str
+    status: str
+    channel: str
+
+
+class ProblemView(View):
+    """A problem ticket and its incidents (those the caller may see)."""
+
+    problem: TicketView
+    incidents: list[ProblemIncident]
+
+
+class ProblemUpdateSent(View):
+    problem: str
+    sent_to: list[str]

@@ -14,6 +14,9 @@ CHANNELS = {"api": _l("API"), "email": _l("Email"), "web": _l("Web"), "chat": _l
             "social": _l("Social media")}
 SORTS = {"updated": _l("Last changed"), "created": _l("Newest"), "priority": _l("Priority"),
          "sla_due": _l("SLA due soonest")}
+PERIODS = {"last_7_days": _l("Last 7 days"), "last_30_days": _l("Last 30 days"), "last_week": _l("Last week"),
+           "last_month": _l("Last month"), "this_month": _l("This month")}
+SURGES = {"category": _l("Category"), "team": _l("Team"), "channel": _l("Channel"), "wording": _l("Wording")}
 ERROR_TITLES = {400: _l("This request is not right"), 403: _l("Not allowed"), 404: _l("Not found"),
                 409: _l("This change is not possible now"), 422: _l("This request is not right"),
                 503: _l("The helpdesk is busy")}
@@ -41,6 +44,14 @@ def role_label(name):
 
 def view_label(name):
     return VIEWS.get(name, name)
+
+
+def period_label(name):
+    return PERIODS.get(name, name)
+
+
+def surge_label(name):
+    return SURGES.get(name, name)
 
 
 def channel_label(name):
@@ -104,6 +115,7 @@ def install(app):
     app.jinja_env.filters["change_value"] = change_value
     app.jinja_env.globals.update(status_label=status_label, priority_label=priority_label, role_label=role_label,
                                  view_label=view_label, channel_label=channel_label, sort_label=sort_label,
+                                 period_label=period_label, surge_label=surge_label,
                                  error_title=error_title, error_text=error_text,
                                  sla_text=sla_text, current_locale=lambda: str(get_locale() or "en"),
                                  current_timezone=lambda: str(get_timezone() or "UTC"))

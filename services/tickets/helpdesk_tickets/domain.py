@@ -44,6 +44,7 @@ class Rules:
     number_format: str = "HD-{seq:06d}"
     sla: Optional[SlaPolicies] = None
     phone_region: Optional[str] = None  # how phone numbers without +<country code> are read (ISO code, NL)
+    problem_solves_incidents: bool = True  # solving a problem ticket solves its open incidents (problems.py)
 
     def __post_init__(self):
         now = utcnow()  # a malformed format fails at start-up, not on the first ticket
@@ -509,6 +510,8 @@ def _change(session, number, changes, viewer, rules, now=None, decisions=()):
     if ticket.status != old_status:
         _publish(session, "status_changed", {"ticket": view, "from_status": old_status,
                                              "to_status": ticket.status}, viewer, ticket.number)
+        from . import problems  # noqa: PLC0415 - problems builds on this module
+        problems.after_status_change(session, ticket, old_status, viewer, rules, now)
     return view
 
 

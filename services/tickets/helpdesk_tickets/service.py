@@ -8,6 +8,7 @@ from helpdesk_common.contracts.contacts import ContactMerge, ContactQuery, Ident
 from helpdesk_common.contracts.tickets import (CustomerResolution, NewCannedReply, NewCustomField, NewMessage,
                                                NewTicket, NotificationsRead, PresenceUpdate, TicketChanges,
                                                TicketLinkRequest, TicketMergeRequest, TicketQuery, Viewer)
+from helpdesk_common.contracts.tickets import ProblemLinkRequest, ProblemRequest, ProblemUpdate
 from helpdesk_common.adapters.consumer import reliable_batch_handler
 from helpdesk_common.adapters.database import Database
 from helpdesk_common.database import run_in_transaction, utcnow
@@ -17,7 +18,7 @@ from helpdesk_common.failpoints import failpoint
 from helpdesk_common.adapters.metrics import EntrypointMetrics
 from helpdesk_common.adapters.relay import OutboxRelay
 
-from . import canned, contacts, custom_fields, domain, export, followers, links, personal_data, presence
+from . import canned, contacts, custom_fields, domain, export, followers, links, personal_data, presence, problems
 from .dependencies import TicketRules
 from .entrypoints import sla_timer
 from .exceptions import concurrent_change
@@ -158,6 +159,30 @@ class TicketsService:
         who = validate(Viewer, viewer, prefix="viewer.")
         with self.db() as session:
             return domain.history(session, number, who)
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def create_problem(self, problem, viewer):
+        """A problem ticket with ``problem["incidents"]`` linked to it; answers the problem and its incidents."""
+        command, who = validate(ProblemRequest, problem), validate(Viewer, viewer, prefix="viewer.")
+        return self._write(lambda s: problems.create_problem(s, command, who, self.rules))
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def link_incidents(self, number, link, viewer):
+        command, who = validate(ProblemLinkRequest, link), validate(Viewer, viewer, prefix="viewer.")
+        return self._write(lambda s: problems.link_incidents(s, str(number), command.incidents, who, self.rules),
+                           number)
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def get_problem(self, number, viewer):
+        who = validate(Viewer, viewer, prefix="viewer.")
+        with self.db() as session:
+            return problems.problem_view(session, str(number), who, self.rules)
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def send_problem_update(self, number, update, viewer):
+        """One public update to the customer of every open incident of the problem ``number``."""
+        command, who = validate(ProblemUpdate, update), validate(Viewer, viewer, prefix="viewer.")
+        return self._write(lambda s: problems.send_update(s, str(number), command, who, self.rules), number)
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def link_tickets(self, number, link, viewer):
