@@ -251,14 +251,18 @@ XSS = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>'
 
 
 def test_a_chat_from_start_to_transcript(admin_page, browser, world):
+    admin_page.goto(url=f"{world.url}/workspace/chats")  # open before the chat starts: the list is pushed
+    admin_page.wait_for(selector="[data-live=open]", state="attached")
+    admin_page.evaluate(expression="window.__consoleNotReloaded = true")
     started = requests.post(f"{world.url}/api/v1/chats", json={  # a visitor of the portal: no token
         "name": "Eva Ångström", "email": "eva@example.se", "message": "My router blinks red"}, timeout=10)
     assert started.status_code == 201, started.text
     chat, customer = started.json()["chat"], {"X-Chat-Token": started.json()["token"]}
     api = world.api
 
-    admin_page.goto(url=f"{world.url}/workspace/chats")
     admin_page.wait_for_text(selector="#waiting-chats", text="My router blinks red")
+    assert admin_page.evaluate(expression="window.__consoleNotReloaded") is True  # the console polls no more
+    assert admin_page.evaluate(expression="document.getElementById('chat-lists').getAttribute('hx-trigger')") == "sse:chats"
     no_serious_violations(admin_page)
     shot(admin_page, "chats-en")
     admin_page.click(selector=f"tr[data-chat='{chat['id']}'] button")

@@ -266,6 +266,11 @@ def test_an_agent_sees_a_colleague_open_the_same_ticket_and_type_a_reply(browser
     admin.wait_for_text(selector="#presence", text="ada@example.org is typing a reply to this ticket.")
     no_serious_violations(admin)
     shot(admin, "ticket-collision-en")
+    # Pushed, not polled: five quiet seconds end her typing, and when she leaves the page its stream says
+    # so and the admin's warning goes at once (not when a window of silence has passed).
+    admin.wait_for_text(selector="#presence", text="ada@example.org has this ticket open too.", timeout=20000)
+    ada.goto(url=f"{world.url}/workspace/notifications")
+    admin.wait_for(selector="#presence .collision", state="detached", timeout=12000)
 
 
 def test_attachments_are_listed_and_downloaded_under_safe_names_and_types(pages, world):

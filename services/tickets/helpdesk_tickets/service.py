@@ -213,7 +213,8 @@ class TicketsService:
         command = validate(PresenceUpdate, update)
         if name is not None and (not isinstance(name, str) or len(name) > 200):
             raise ValidationFailed("name must be a string of at most 200 characters.")
-        return self._write(lambda s: presence.here(s, str(number), who, command.typing, name, utcnow()), number)
+        return self._write(lambda s: presence.here(s, str(number), who, command.typing, name, utcnow(),
+                                                         present=command.here), number)
 
     # --- canned replies (``canned``: shared ones and each agent's own) ----------------------------------
 
