@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from helpdesk_common.errors import NotFound
+from helpdesk_common.errors import HelpdeskError, NotFound
 from helpdesk_gateway import accounts
 from helpdesk_gateway.app import create_app
 from helpdesk_gateway.settings import Settings
@@ -80,8 +80,16 @@ class FakeServices:
             return {"id": args[0], "name": None, "email": None, "identifiers": [], "created_at": "2026-12-01T10:00:00+00:00"}
         raise AssertionError(f"unexpected call {service}.{method}")
 
-    def gather(self, calls):
-        return [self.call(*call) for call in calls]
+    def gather(self, calls, return_errors=False):
+        results = []
+        for call in calls:
+            try:
+                results.append(self.call(*call))
+            except HelpdeskError as error:  # RpcPool.gather's contract
+                if not return_errors:
+                    raise
+                results.append(error)
+        return results
 
     def viewers(self, method):
         return [args[-1] for _service, name, args in self.calls if name == method]

@@ -212,12 +212,45 @@ def test_an_admin_creates_a_team_an_agent_and_a_rule_and_a_new_ticket_follows_th
     routing = world.api.get(f"{world.url}/api/v1/tickets/{number}/routing", timeout=10).json()
     assert routing["team"] == "billing"
 
+    # Each change was written to the audit log as its REST route writes it, by the admin's actor.
+    audit = world.api.get(f"{world.url}/api/v1/audit", params={"limit": 200}, timeout=10).json()
+    made = {entry["action"]: entry for entry in audit if entry["details"].get("via") == "workspace"}
+    assert {"POST /api/v1/teams", "POST /api/v1/agents", "POST /api/v1/accounts/invitations",
+            "POST /api/v1/routing/rules"} <= set(made)
+    assert made["POST /api/v1/teams"]["details"]["body"]["name"] == "billing"
+    assert made["POST /api/v1/agents"]["actor"].startswith("account-")
+
+
+def test_an_admin_makes_an_api_token_sees_it_once_and_revokes_it(admin_page, world):
+    admin_page.goto(url=f"{world.url}/workspace/admin/tokens")
+    admin_page.fill(selector="#token-name", value="CRM sync")
+    admin_page.select(selector="#token-role", value="agent")
+    admin_page.fill(selector="#token-email", value="crm@example.org")
+    admin_page.check(selector="#token-form input[name=scopes][value=read]")
+    admin_page.select(selector="#token-expiry", value="30")
+    admin_page.click(selector="#token-form button[type=submit]")
+    admin_page.wait_for(selector="#new-token-secret")
+    secret = admin_page.evaluate(expression="document.getElementById('new-token-secret').value")
+    no_serious_violations(admin_page)
+    shot(admin_page, "admin-tokens-en")
+    bearer = {"Authorization": f"Bearer {secret}"}
+    assert requests.get(f"{world.url}/api/v1/tickets", headers=bearer, timeout=10).status_code == 200
+    refused = requests.post(f"{world.url}/api/v1/tickets", headers=bearer, timeout=10, json={
+        "subject": "x", "description": "y", "requester": {"email": "eva@example.se"}})
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "scope_not_allowed"  # read only
+
+    admin_page.goto(url=f"{world.url}/workspace/admin/tokens")  # listed, never shown again
+    assert secret not in admin_page.content() and "CRM sync" in admin_page.text(selector="#tokens")
+    admin_page.click(selector="#tokens tr:has-text('CRM sync') form button")
+    admin_page.wait_for_text(selector=".flash-success", text="revoked")
+    assert requests.get(f"{world.url}/api/v1/tickets", headers=bearer, timeout=10).status_code == 401
+
 
 @pytest.mark.parametrize("locale", ["nl-NL", "sv-SE"])
 def test_the_admin_pages_in_dutch_and_swedish(browser, world, locale):
     page = browser.page(f"admin-{locale}", locale=locale)
     sign_in(page, world, "admin@example.org")
-    for section in ("people", "agents", "teams", "rules", "fields"):
+    for section in ("people", "agents", "teams", "rules", "fields", "tokens"):
         page.goto(url=f"{world.url}/workspace/admin/{section}")
         no_serious_violations(page)
         assert page.evaluate(expression="document.documentElement.lang") == locale[:2]
@@ -225,6 +258,8 @@ def test_the_admin_pages_in_dutch_and_swedish(browser, world, locale):
     shot(page, f"admin-agents-{locale[:2]}")
     page.goto(url=f"{world.url}/workspace/admin/rules")
     shot(page, f"admin-rules-{locale[:2]}")
+    page.goto(url=f"{world.url}/workspace/admin/tokens")
+    shot(page, f"admin-tokens-{locale[:2]}")
 
 
 def test_single_sign_on_through_a_real_openid_provider_links_the_account_by_email(browser, world, oidc_provider):

@@ -6,7 +6,7 @@ log as that route writes it (``admin.audited``). The new secret is rendered in t
 itself, never put in a flash message (Flask's flash cookie is signed, not encrypted) nor in an address.
 """
 from flask import flash, render_template, request, url_for, redirect
-from flask_babel import gettext as _
+from flask_babel import gettext as _, lazy_gettext as _l
 
 from helpdesk_common.errors import HelpdeskError
 
@@ -17,6 +17,7 @@ from .admin_routing import refused
 
 SECTIONS.append("tokens")
 EXPIRIES = (30, 90, 365)
+SCOPE_LABELS = {"read": _l("read"), "write": _l("write"), "admin": _l("administer")}
 
 
 def _form_body(form):
@@ -31,6 +32,7 @@ def _form_body(form):
 
 def _tokens_page(form=None, created=None, status=200):
     return page("tokens.html", section="tokens", tokens=read_tokens(), roles=ROLES, scopes=SCOPES,
+                scope_labels=SCOPE_LABELS,
                 expiries=EXPIRIES, form=form or {}, created=created), status
 
 
