@@ -37,6 +37,18 @@ class FakeServices:
 
     def call(self, service, method, *args):
         self.calls.append((service, method, args))
+        if method == "get_ticket_page":  # the tickets service's composite read: its parts, as it reads them
+            number, me = args
+            ticket = self.call(service, "get_ticket", number, me)
+            contact_id = ticket["requester"].get("contact_id")
+            return {"ticket": ticket, "messages": self.call(service, "list_messages", number, me),
+                    "history": self.call(service, "get_history", number, me),
+                    "links": self.call(service, "list_links", number, me),
+                    "following": self.call(service, "get_following", number, me),
+                    "canned_replies": self.call(service, "list_canned_replies", me),
+                    "contact": self.call(service, "get_contact", contact_id, me) if contact_id else None,
+                    "other_tickets": [t for t in self.call(service, "list_tickets", {}, me)["items"]
+                                      if t["number"] != number]}
         if method == "list_tickets":
             return {"items": list(self.tickets.values()), "next_cursor": None}
         if method == "get_ticket":

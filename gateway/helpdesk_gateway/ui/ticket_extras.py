@@ -22,7 +22,6 @@ from ..api.tickets import read_messages, read_ticket
 from .workspace import bp
 
 log = logging.getLogger(__name__)
-OTHER_TICKETS = 5
 
 
 def _optional(what, answer, default):
@@ -34,20 +33,10 @@ def _optional(what, answer, default):
 
 
 def context(ticket, reads):
-    """``reads``: the page's first round (suggestions, attachments, teams in it); the contact and the
-    requester's other tickets, which need the ticket, are asked together in a second."""
-    number, requester = ticket["number"], ticket["requester"]
-    me, calls = viewer(), {}
-    if requester.get("contact_id"):
-        calls["contact"] = ("tickets", "get_contact", requester["contact_id"], me)
-    if requester.get("email"):  # GET /tickets?requester=: the list route's call
-        calls["others"] = ("tickets", "list_tickets", {"requester": requester["email"], "limit": OTHER_TICKETS + 1}, me)
-    answers = dict(zip(calls, services().gather(list(calls.values()), return_errors=True))) if calls else {}
-    contact = _optional("contact", answers.get("contact"), None)
-    others = _optional("other tickets", answers.get("others", {"items": []}), {"items": []})["items"]
+    """``reads``: what the page asked in its one round (``workspace._ticket_reads``)."""
     suggestions = _optional("suggestions", reads.get("suggestions", {"items": []}), {"items": []})
     teams = _optional("teams", reads.get("teams", []), [])
-    return {"contact": contact, "other_tickets": [t for t in others if t["number"] != number][:OTHER_TICKETS],
+    return {"contact": reads.get("contact"), "other_tickets": reads.get("other_tickets", []),
             "suggestions": suggestions["items"], "attachments": _optional("attachments", reads.get("attachments", []), []),
             "teams": [team["name"] for team in teams], "kb_base": request.host_url + "api/v1/kb/articles/"}
 

@@ -134,21 +134,19 @@ def ticket_rows():
     return render_template("workspace/_rows.html", **_list_context())
 
 
-TICKET_PARTS_NEEDED = ("ticket", "messages", "history", "links", "following", "canned_replies", "agents", "workflow")
+TICKET_PARTS_NEEDED = ("page", "agents", "workflow")
 
 
 def _ticket_reads(number, parts=None):
-    """What the ticket page shows, asked in one round (``RpcPool.gather``) instead of a dozen calls in a row:
-    the calls of ``GET /tickets/{n}``, ``.../messages``, ``.../history``, ``.../links``, ``.../follow``,
-    ``.../suggestions``, ``.../attachments``, ``GET /agents``, ``/teams`` and ``/canned-replies``, with the
-    person's viewer (and the workflow, unless this process knows it). ``parts``: only these (the live
-    refresh). The ticket's own error (404 for one the person may not see) comes first; the optional parts
-    (suggestions, attachments, teams) are left to the page when their service is down or refuses."""
+    """What the ticket page shows, asked in one round (``RpcPool.gather``): the tickets service's part in one
+    call (``get_ticket_page``: the ticket, conversation, history, links, followers, canned replies, the
+    requester's contact and other tickets, read by the same functions as the single REST reads, with the
+    person's viewer), the agents and teams, the knowledge base's suggestions, the attachments (and the
+    workflow, unless this process knows it). ``parts``: only these (the live refresh). The ticket's own
+    error (404 for one the person may not see) comes first; the optional parts (suggestions, attachments,
+    teams) are left out of the page when their service is down or refuses."""
     me = viewer()
-    calls = {"ticket": ("tickets", "get_ticket", number, me), "messages": ("tickets", "list_messages", number, me),
-             "history": ("tickets", "get_history", number, me), "links": ("tickets", "list_links", number, me),
-             "following": ("tickets", "get_following", number, me),
-             "canned_replies": ("tickets", "list_canned_replies", me), "agents": ("routing", "list_agents"),
+    calls = {"page": ("tickets", "get_ticket_page", number, me), "agents": ("routing", "list_agents"),
              "teams": ("routing", "list_teams"), "suggestions": ("kb_search", "suggestions_for_ticket", number, me),
              "attachments": ("intake", "list_attachments", number)}
     if parts is not None:
@@ -164,7 +162,7 @@ def _ticket_reads(number, parts=None):
         current_app.extensions["helpdesk.ui.workflow"] = (time.monotonic(), answers["workflow"])
     elif parts is None:
         answers["workflow"] = workflow
-    return answers
+    return {**answers.pop("page"), **answers}
 
 
 @bp.get("/tickets/<number>")
@@ -185,7 +183,7 @@ def ticket(number):
 def ticket_parts(number):
     """The open ticket page's conversation, details and history: what it fetches when the ticket changed
     (in one round, as the page itself)."""
-    reads = _ticket_reads(number, parts=("ticket", "messages", "history", "agents"))
+    reads = _ticket_reads(number, parts=("page", "agents"))
     return render_template("workspace/_parts.html", ticket=reads["ticket"], messages=reads["messages"],
                            history=reads["history"], names=_names(reads["agents"]))
 

@@ -17,7 +17,7 @@ from helpdesk_common.failpoints import failpoint
 from helpdesk_common.adapters.metrics import EntrypointMetrics
 from helpdesk_common.adapters.relay import OutboxRelay
 
-from . import canned, contacts, custom_fields, domain, export, followers, links, presence
+from . import canned, contacts, custom_fields, domain, export, followers, links, presence, ticket_page
 from .dependencies import TicketRules
 from .entrypoints import sla_timer
 from .exceptions import concurrent_change
@@ -99,6 +99,13 @@ class TicketsService:
         who = validate(Viewer, viewer, prefix="viewer.")
         with self.db() as session:
             return domain.shown_to(who, domain.ticket_view(domain.find_ticket(session, number, who), self.rules))
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def get_ticket_page(self, number, viewer):
+        """What the workspace's ticket page shows from this service, in one call (``ticket_page.read``)."""
+        who = validate(Viewer, viewer, prefix="viewer.")
+        with self.db() as session:
+            return ticket_page.read(session, str(number), who, self.rules)
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def list_tickets(self, query, viewer):
