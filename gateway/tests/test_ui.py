@@ -49,6 +49,8 @@ class FakeServices:
                     "contact": self.call(service, "get_contact", contact_id, me) if contact_id else None,
                     "other_tickets": [t for t in self.call(service, "list_tickets", {}, me)["items"]
                                       if t["number"] != number]}
+        if method == "get_ticket_list_page":  # the composite of list_tickets and count_tickets
+            return {"page": self.call(service, "list_tickets", *args), "counts": self.call(service, "count_tickets", args[-1])}
         if method == "list_tickets":
             return {"items": list(self.tickets.values()), "next_cursor": None}
         if method == "get_ticket":

@@ -52,23 +52,24 @@ def _me():
 
 def _list_reads(view, filters, cursor):
     """What a list page shows, asked in one round (``RpcPool.gather``): the page of tickets and the counts
-    (the calls of ``GET /tickets`` and ``GET /tickets/counts``, with the person's viewer: the service
-    applies their limits), the workflow, teams and agents. The last change first unless another sort is
+    (what ``GET /tickets`` and ``GET /tickets/counts`` answer, in one call, with the person's viewer: the
+    service applies their limits), the workflow, teams and agents. The last change first unless another sort is
     asked."""
     query = {"limit": PAGE, "view": view, "sort": "updated", **filters}
     if cursor:
         query["cursor"] = cursor
     validate(TicketQuery, query)  # a tag that is no tag: refused here, as the REST route would
     me = viewer()
-    calls = [("tickets", "list_tickets", query, me), ("tickets", "count_tickets", me), ("routing", "list_teams"),
-             ("routing", "list_agents")]
+    # list and counts in one call (``get_ticket_list_page``: the same functions, one session), since the
+    # tickets service would answer the two one after another anyway
+    calls = [("tickets", "get_ticket_list_page", query, me), ("routing", "list_teams"), ("routing", "list_agents")]
     workflow = _known_workflow()
     answers = services().gather(calls + ([] if workflow else [("tickets", "get_workflow")]))
     if not workflow:
         workflow = answers[-1]
         current_app.extensions["helpdesk.ui.workflow"] = (time.monotonic(), workflow)
-    page, counts, teams, agents = answers[:4]
-    return page, counts, workflow, teams, agents
+    tickets, teams, agents = answers[:3]
+    return tickets["page"], tickets["counts"], workflow, teams, agents
 
 
 WORKFLOW_SECONDS = 60

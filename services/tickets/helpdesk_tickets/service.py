@@ -123,6 +123,17 @@ class TicketsService:
             return domain.count_tickets(session, who, self.rules)
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def get_ticket_list_page(self, query, viewer):
+        """The workspace's list page from this service in one call and one session: ``list_tickets``'s
+        page and ``count_tickets``'s counts, by the same functions with the same viewer."""
+        filters, who = validate(TicketQuery, query), validate(Viewer, viewer, prefix="viewer.")
+        with self.db() as session:
+            page = domain.find_tickets(session, filters, who, self.rules)
+            counts = domain.count_tickets(session, who, self.rules)
+        page["items"] = [domain.shown_to(who, view) for view in page["items"]]
+        return {"page": page, "counts": counts}
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
     def update_ticket(self, number, changes, viewer, decisions=None, dry_run=False):
         """``decisions``: routing's decisions for the assignee, team or tier given in the same request
         (``route_by_hand``), applied first, at once, as their events will be (which then change nothing).
