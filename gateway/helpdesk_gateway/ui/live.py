@@ -224,9 +224,10 @@ def stream():
                     elif not said:
                         said.append(": here\n\n")  # a closed page is noticed at the next beat, not minutes later
                 yield "".join(said) if said else ": keep-alive\n\n"
-        finally:
-            if presence is not None:
-                presence.gone()  # the page closed (or the stream's life ended: the reconnect says "here" again)
+        except GeneratorExit:  # the page closed (at the end of its life the stream just ends: the browser
+            if presence is not None:  # reconnects at once, and saying "gone" would blink colleagues' warnings)
+                presence.gone()
+            raise
 
     # stream_with_context: the viewer (g.identity) and the RPC pool are needed while the stream runs.
     return open_stream(current_app, Response(stream_with_context(events()), mimetype="text/event-stream",
