@@ -45,6 +45,8 @@ class Routing:
             rule = {"id": 1, "position": 1, "enabled": True, **args[0]}
             self.rules.append(rule)
             return rule
+        if method == "update_team":
+            return {"name": args[0], "tier": 1, "strategy": "round_robin", "queued": 0, **args[1]}
         if method in ("create_team", "define_custom_field", "delete_rule"):
             return {"name": "x", "label": "x", **(args[0] if isinstance(args[0], dict) else {})}
         if method == "send_account_mail":
@@ -231,3 +233,27 @@ def test_the_tokens_page_refuses_a_bad_token_with_the_reason_and_is_for_admins(c
     client.post("/sign-out", data={"csrf_token": csrf(client, "/workspace/admin/tokens")})
     sign_in(client, "ada@example.org")
     assert client.get("/workspace/admin/tokens").status_code == 403
+
+
+def test_an_admin_changes_a_team_in_place_as_the_patch_route_does(client, routing):
+    sign_in(client, "root@example.org")
+    page = client.get("/workspace/admin/teams").get_data(as_text=True)
+    assert 'href="/workspace/admin/teams/network"' in page
+    form = client.get("/workspace/admin/teams/network").get_data(as_text=True)
+    assert 'id="team-tier"' in form and 'value="billing"' in form and 'value="network"' not in form.split("team-escalates")[1]
+    answer = client.post("/workspace/admin/teams/network", data={
+        "tier": "2", "strategy": "least_loaded", "escalates_to": "billing", "description": "Wires <b>",
+        "csrf_token": csrf(client, "/workspace/admin/teams/network")})
+    assert answer.status_code == 302
+    assert routing.made("update_team")[-1][:2] == ("network", {"tier": 2, "strategy": "least_loaded",
+                                                             "description": "Wires <b>", "escalates_to": "billing"})
+    entry = audit_log(client)[0]
+    assert (entry["action"], entry["target"], entry["details"]["via"]) == (
+        "PATCH /api/v1/teams/<name>", "/api/v1/teams/network", "workspace")
+    bad = client.post("/workspace/admin/teams/network", data={"tier": "two", "csrf_token": csrf(client, "/workspace/admin/teams/network")})
+    assert bad.status_code == 422 and "Not saved" in bad.get_data(as_text=True)
+    assert client.get("/workspace/admin/teams/nowhere").status_code == 404
+    client.post("/sign-out", data={"csrf_token": csrf(client, "/workspace/admin/teams")})
+    sign_in(client, "sup@example.org")
+    assert client.post("/workspace/admin/teams/network", data={
+        "tier": "3", "csrf_token": csrf(client, "/workspace/admin/teams/network")}).status_code == 403

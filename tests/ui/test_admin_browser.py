@@ -170,6 +170,10 @@ def test_an_admin_creates_a_team_an_agent_and_a_rule_and_a_new_ticket_follows_th
     admin_page.select(selector="#team-strategy", value="least_loaded")
     admin_page.click(selector="#new-team button[type=submit]")
     admin_page.wait_for_text(selector="#teams", text="billing")
+    admin_page.click(selector="#teams a:has-text('network')")  # a team changed in place
+    admin_page.fill(selector="#team-description", value="Wires and Wi-Fi")
+    admin_page.click(selector="#edit-team button[type=submit]")
+    admin_page.wait_for_text(selector="#teams", text="Wires and Wi-Fi")
 
     admin_page.goto(url=f"{world.url}/workspace/admin/agents")
     admin_page.fill(selector="#agent-name", value="Bo Berg")
@@ -215,8 +219,8 @@ def test_an_admin_creates_a_team_an_agent_and_a_rule_and_a_new_ticket_follows_th
     # Each change was written to the audit log as its REST route writes it, by the admin's actor.
     audit = world.api.get(f"{world.url}/api/v1/audit", params={"limit": 200}, timeout=10).json()
     made = {entry["action"]: entry for entry in audit if entry["details"].get("via") == "workspace"}
-    assert {"POST /api/v1/teams", "POST /api/v1/agents", "POST /api/v1/accounts/invitations",
-            "POST /api/v1/routing/rules"} <= set(made)
+    assert {"POST /api/v1/teams", "PATCH /api/v1/teams/<name>", "POST /api/v1/agents",
+            "POST /api/v1/accounts/invitations", "POST /api/v1/routing/rules"} <= set(made)
     assert made["POST /api/v1/teams"]["details"]["body"]["name"] == "billing"
     assert made["POST /api/v1/agents"]["actor"].startswith("account-")
 
@@ -250,7 +254,7 @@ def test_an_admin_makes_an_api_token_sees_it_once_and_revokes_it(admin_page, wor
 def test_the_admin_pages_in_dutch_and_swedish(browser, world, locale):
     page = browser.page(f"admin-{locale}", locale=locale)
     sign_in(page, world, "admin@example.org")
-    for section in ("people", "agents", "teams", "rules", "fields", "tokens"):
+    for section in ("people", "agents", "teams", "teams/network", "rules", "fields", "tokens"):
         page.goto(url=f"{world.url}/workspace/admin/{section}")
         no_serious_violations(page)
         assert page.evaluate(expression="document.documentElement.lang") == locale[:2]

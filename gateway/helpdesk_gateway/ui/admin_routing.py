@@ -12,8 +12,8 @@ from helpdesk_common.contracts.routing import WEEKDAYS
 from helpdesk_common.errors import HelpdeskError
 
 from .. import accounts
-from ..api.routing import (add_agent, add_routing_rule, add_team, change_agent, read_agents, read_rules, read_teams,
-                           remove_rule)
+from ..api.routing import (add_agent, add_routing_rule, add_team, change_agent, change_team, read_agents, read_rules,
+                           read_teams, remove_rule)
 from ..api.tickets import add_custom_field, read_custom_fields
 from . import forms
 from ..api.accounts import send_invitation
@@ -172,6 +172,40 @@ def create_team():
         return _teams_page(request.form, 422)
     audited("routing.create_team", body)
     flash(_("Team %(name)s is created.", name=team["name"]), "success")
+    return redirect(url_for(".teams"))
+
+
+def _team(name):
+    team = next((t for t in read_teams() if t["name"] == name), None)
+    if team is None:
+        abort(404)
+    return team
+
+
+def _team_page(team, form, status=200):
+    return page("team.html", section="teams", team=team, form=form, strategies=STRATEGIES,
+                teams=_team_names()), status
+
+
+@bp.get("/teams/<name>")
+def team(name):
+    team = _team(name)
+    return _team_page(team, {key: team.get(key) for key in ("tier", "strategy", "escalates_to", "description")})
+
+
+@bp.post("/teams/<name>")
+@admins_only
+def update_team(name):
+    """The team's tier, how it gives out tickets, where it escalates, its description (``PATCH /teams/{name}``)."""
+    team = _team(name)
+    try:
+        body = forms.team_changes(request.form)
+        change_team(name, body)
+    except (forms.FormError, HelpdeskError) as error:
+        flash(refused(error), "error")
+        return _team_page(team, request.form.to_dict(), 422)
+    audited("routing.update_team", body, name=name)
+    flash(_("Team %(name)s is saved.", name=name), "success")
     return redirect(url_for(".teams"))
 
 
