@@ -290,6 +290,12 @@ CASES = {
     ("post", "/api/v1/tokens"): lambda w, a: Call(json={"name": f"matrix-{a}", "role": "agent"}),
     ("delete", "/api/v1/tokens/{token_id}"): lambda w, a: Call(path={"token_id": 999999}, absent="token_not_found"),
     ("get", "/api/v1/audit"): lambda w, a: Call(),
+    # people's accounts: invitations (admins) and password resets (anyone)
+    ("post", "/api/v1/accounts/invitations"): lambda w, a: Call(json={"email": f"m-{a}-{w.tag}@example.org",
+                                                                      "role": "agent"}),
+    ("post", "/api/v1/accounts/{account_id}/invitation"): lambda w, a: Call(path={"account_id": 999999},
+                                                                            absent="account_not_found"),
+    ("post", "/api/v1/password-resets"): lambda w, a: Call(json={"email": f"nobody-{a}@example.org"}),
     # operations
     ("get", "/health"): lambda w, a: Call(),
     ("get", "/metrics"): lambda w, a: Call(),

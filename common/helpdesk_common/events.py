@@ -69,6 +69,12 @@ CATALOGUE = {entry.name: entry for entry in [
               "A duplicate ticket was merged into another: the duplicate is closed with ``merged_into`` pointing to "
               "the survivor, its customer's messages are copied to the survivor as internal notes, and both "
               "histories record it (ticket_updated and status_changed follow for the closed one)."),
+    EventType("ticket_presence_changed", "tickets", tickets.TicketPresenceChanged,
+              "An agent opened or closed a ticket in the workspace, or started or stopped typing a reply to it "
+              "(collision warnings). Not repeated while nothing changes."),
+    EventType("agents_notified", "tickets", tickets.AgentsNotified,
+              "Agents got a notification (mentioned in an internal note, or a ticket they follow changed); each "
+              "reads theirs at GET /api/v1/notifications."),
     # routing
     EventType("ticket_assigned", "routing", routing.TicketAssigned,
               "A ticket was assigned (or reassigned) to an agent, by a routing rule, from the team queue, or by "

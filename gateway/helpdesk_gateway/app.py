@@ -14,6 +14,7 @@ from .api import surveys  # noqa: I001  last in the OpenAPI document
 from .api import attachments, canned_replies, notifications, presence, problems, saved_reports, ticket_links
 from .api import reports  # noqa: I001
 from .api import tokens  # noqa: I001
+from .api import accounts  # noqa: I001
 from .auth import ANONYMOUS, Authenticator
 from .batching import BatchCaller
 from .rpc import RpcPool
@@ -80,6 +81,7 @@ def create_app(settings=None):
     app.register_blueprint(problems.bp)
     app.register_blueprint(saved_reports.bp)
     app.register_blueprint(tokens.bp)
+    app.register_blueprint(accounts.bp)
     app.register_blueprint(observability.bp)
     ui.register(app)
     portal.register(app)

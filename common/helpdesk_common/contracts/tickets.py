@@ -219,9 +219,12 @@ class FollowView(View):
 
 
 class PresenceUpdate(Contract):
-    """The caller has the ticket open (and is typing a reply, or not)."""
+    """The caller has the ticket open (and is typing a reply, or not), or has closed it (``here: false``).
+    ``typing`` left out keeps what the caller said last (false for a new arrival): the workspace's live
+    stream says "still here" on the page's behalf without knowing whether its agent types."""
 
-    typing: bool = False
+    typing: Optional[bool] = None
+    here: bool = True
 
 
 class PresentAgent(View):
@@ -397,6 +400,27 @@ class TicketsLinked(View):
     other_number: str
     actor: str
     kind: Literal["related", "incident"] = "related"  # incident: ticket_number is the problem
+
+
+class TicketPresenceChanged(View):
+    """An agent opened or closed a ticket, or started or stopped typing a reply to it (not sent for each
+    "still here"): what the workspace's collision warnings are pushed from."""
+
+    ticket_number: str
+    actor: str
+    name: Optional[str] = None
+    present: bool
+    typing: bool
+
+
+class AgentsNotified(View):
+    """Notifications were written for these agents (``recipients``, actor names): a mention in an internal
+    note, or a change to a ticket they follow. The notifications themselves are read with
+    ``GET /api/v1/notifications`` by each recipient."""
+
+    ticket_number: str
+    kind: str  # mention | message | change
+    recipients: list[str]
 
 
 class TicketMerged(View):

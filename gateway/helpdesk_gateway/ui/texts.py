@@ -7,7 +7,8 @@ from flask_babel import format_datetime, get_locale, get_timezone, lazy_gettext 
 STATUSES = {"new": _l("New"), "open": _l("Open"), "in_progress": _l("In progress"), "pending": _l("Pending"),
             "resolved": _l("Resolved"), "closed": _l("Closed")}
 PRIORITIES = {"low": _l("Low"), "normal": _l("Normal"), "high": _l("High"), "urgent": _l("Urgent")}
-ROLES = {"admin": _l("administrator"), "supervisor": _l("supervisor"), "agent": _l("agent")}
+ROLES = {"admin": _l("administrator"), "supervisor": _l("supervisor"), "agent": _l("agent"),
+         "customer": _l("customer")}  # customer: a token's role (API tokens page)
 VIEWS = {"mine": _l("My tickets"), "team": _l("My teams' queue"), "unassigned": _l("Unassigned"),
          "sla_at_risk": _l("SLA at risk"), "sla_breached": _l("SLA breached"), "all": _l("All tickets")}
 CHANNELS = {"api": _l("API"), "email": _l("Email"), "web": _l("Web"), "chat": _l("Chat"), "phone": _l("Phone"),

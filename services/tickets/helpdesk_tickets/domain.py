@@ -515,6 +515,24 @@ def _change(session, number, changes, viewer, rules, now=None, decisions=()):
     return view
 
 
+def _forward_to_survivor(session, duplicate, message, viewer, rules, now):
+    """A customer (or intake, for a mail in the thread) wrote on a ticket merged into another: the words are
+    kept on the duplicate, where they arrived, and copied to the survivor as an internal note naming the
+    duplicate, as the merge copied the earlier ones (``links.merge``), so agents working the survivor see
+    them and the survivor's own customer never does."""
+    survivor = session.scalar(select(Ticket).where(Ticket.number == duplicate.merged_into))
+    if survivor is None:
+        return
+    note = Message(ticket_id=survivor.id, visibility="internal", author=message.author,
+                   author_role=message.author_role, body=f"[{duplicate.number}] {message.body}", created_at=now)
+    session.add(note)
+    survivor.updated_at = now
+    session.flush()
+    _record(session, survivor, viewer, "message.internal", None, note.id, now)
+    _publish(session, "message_added", {"ticket": ticket_view(survivor, rules, now),
+                                        "message": message_view(note, survivor.number)}, viewer, survivor.number)
+
+
 def add_message(session: Session, number, command, viewer, rules: Rules, now=None, idempotency_key=None):
     """Add a public reply or an internal note. A customer's reply takes a pending ticket back to open.
 
@@ -559,6 +577,8 @@ def add_message(session: Session, number, command, viewer, rules: Rules, now=Non
     view = ticket_view(ticket, rules, now)
     result = message_view(message, ticket.number)
     _publish(session, "message_added", {"ticket": view, "message": result}, viewer, ticket.number)
+    if ticket.merged_into and viewer.role not in STAFF and command.visibility == "public":
+        _forward_to_survivor(session, ticket, message, viewer, rules, now)
     if ticket.status != old_status:
         _publish(session, "status_changed", {"ticket": view, "from_status": old_status,
                                              "to_status": ticket.status}, viewer, ticket.number)

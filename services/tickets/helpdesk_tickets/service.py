@@ -18,7 +18,8 @@ from helpdesk_common.failpoints import failpoint
 from helpdesk_common.adapters.metrics import EntrypointMetrics
 from helpdesk_common.adapters.relay import OutboxRelay
 
-from . import canned, contacts, custom_fields, domain, export, followers, links, personal_data, presence, problems
+from . import (canned, contacts, custom_fields, domain, export, followers, links, personal_data, presence, problems,
+               ticket_page)
 from .dependencies import TicketRules
 from .entrypoints import sla_timer
 from .exceptions import concurrent_change
@@ -102,6 +103,13 @@ class TicketsService:
             return domain.shown_to(who, domain.ticket_view(domain.find_ticket(session, number, who), self.rules))
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def get_ticket_page(self, number, viewer):
+        """What the workspace's ticket page shows from this service, in one call (``ticket_page.read``)."""
+        who = validate(Viewer, viewer, prefix="viewer.")
+        with self.db() as session:
+            return ticket_page.read(session, str(number), who, self.rules)
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
     def list_tickets(self, query, viewer):
         filters, who = validate(TicketQuery, query), validate(Viewer, viewer, prefix="viewer.")
         with self.db() as session:
@@ -115,6 +123,17 @@ class TicketsService:
         who = validate(Viewer, viewer, prefix="viewer.")
         with self.db() as session:
             return domain.count_tickets(session, who, self.rules)
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def get_ticket_list_page(self, query, viewer):
+        """The workspace's list page from this service in one call and one session: ``list_tickets``'s
+        page and ``count_tickets``'s counts, by the same functions with the same viewer."""
+        filters, who = validate(TicketQuery, query), validate(Viewer, viewer, prefix="viewer.")
+        with self.db() as session:
+            page = domain.find_tickets(session, filters, who, self.rules)
+            counts = domain.count_tickets(session, who, self.rules)
+        page["items"] = [domain.shown_to(who, view) for view in page["items"]]
+        return {"page": page, "counts": counts}
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def update_ticket(self, number, changes, viewer, decisions=None, dry_run=False):
@@ -238,7 +257,8 @@ class TicketsService:
         command = validate(PresenceUpdate, update)
         if name is not None and (not isinstance(name, str) or len(name) > 200):
             raise ValidationFailed("name must be a string of at most 200 characters.")
-        return self._write(lambda s: presence.here(s, str(number), who, command.typing, name, utcnow()), number)
+        return self._write(lambda s: presence.here(s, str(number), who, command.typing, name, utcnow(),
+                                                         present=command.here), number)
 
     # --- canned replies (``canned``: shared ones and each agent's own) ----------------------------------
 
