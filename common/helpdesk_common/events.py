@@ -17,7 +17,7 @@ from typing import Optional
 
 from pydantic import BaseModel
 
-from .contracts import audit, chat, contacts, intake, kb, routing, surveys, tickets
+from .contracts import audit, chat, contacts, intake, kb, organisations, routing, surveys, tickets
 
 SPECVERSION = "1.0"
 
@@ -58,6 +58,13 @@ CATALOGUE = {entry.name: entry for entry in [
     EventType("contact_merged", "tickets", contacts.ContactMerged,
               "Two contacts were found to be one person: ``merged_contact_id`` was merged into ``contact`` "
               "(identifiers and tickets moved) and no longer exists."),
+    EventType("organisation_created", "tickets", organisations.OrganisationCreated,
+              "An admin created a customer organisation (name, email domains, whether its members see each "
+              "other's tickets); contacts whose primary address is at one of its domains joined it."),
+    EventType("organisation_updated", "tickets", organisations.OrganisationUpdated,
+              "An organisation's name, domains or sharing changed, or contacts joined or left it (changes: "
+              "field ``members``, old: the contact ids that left, new: those that joined). Carries the "
+              "organisation after the change."),
     EventType("tickets_linked", "tickets", tickets.TicketsLinked,
               "An agent linked two tickets as related; both show the link (GET /api/v1/tickets/{number}/links)."),
     EventType("ticket_merged", "tickets", tickets.TicketMerged,

@@ -303,6 +303,26 @@ def test_a_customer_reply_is_public(mailing, sessions):
     assert message == {"body": "<b>Still</b> broken", "visibility": "public"} and viewer["role"] == "customer"
 
 
+def test_a_colleagues_request_shown_by_a_shared_organisation_is_read_only(mailing, sessions):
+    from helpdesk_common.database import utcnow
+    from helpdesk_gateway.portal import customers
+
+    fake, client = mailing
+    fake.tickets["HD-000001"]["yours"] = True
+    fake.tickets["HD-000002"] = {**fake.tickets["HD-000001"], "number": "HD-000002", "subject": "Printer",
+                                 "yours": False, "requester": {"email": "bo@example.se", "name": "Bo <Berg>"}}
+    _email, cookie = customers.redeem_link(sessions, customers.make_link(sessions, "eva@example.se", utcnow()),
+                                           utcnow())
+    client.set_cookie("hd_customer", cookie, path="/help")
+    listed = client.get("/help/requests").get_data(as_text=True)
+    assert "Asked by" in listed and "Bo &lt;Berg&gt;" in listed
+    own = client.get("/help/requests/HD-000001").get_data(as_text=True)
+    assert 'id="reply-form"' in own and 'id="solved"' in own
+    theirs = client.get("/help/requests/HD-000002").get_data(as_text=True)
+    assert 'id="reply-form"' not in theirs and 'id="solved"' not in theirs
+    assert 'id="colleagues-request"' in theirs and "Bo &lt;Berg&gt;" in theirs
+
+
 # --- satisfaction: the survey mail's one-click links -------------------------------------------------
 
 class SurveyServices(FakeServices):

@@ -129,7 +129,9 @@ def my_requests():
     if refused:
         return refused
     page = find_tickets({"limit": PAGE, **({"cursor": request.args["cursor"]} if request.args.get("cursor") else {})})
-    return render_template("portal/requests.html", tickets=page["items"], next_cursor=page["next_cursor"])
+    shared = any(ticket.get("yours") is False for ticket in page["items"])  # a shared organisation's colleagues'
+    return render_template("portal/requests.html", tickets=page["items"], next_cursor=page["next_cursor"],
+                           shared=shared)
 
 
 @bp.get("/requests/<number>")
