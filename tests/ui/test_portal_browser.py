@@ -162,12 +162,15 @@ def test_a_request_with_suggestions_and_an_attachment_is_confirmed_by_page_and_m
     SENT.update(number=number, customer=customer)
 
 
-def mailed_link(smtp_sink, customer):
-    def found():
-        links = [re.search(r"(http://\S+/help/sign-in/\S+)", m.get_content()) for m in smtp_sink.messages(customer)]
-        return [link.group(1) for link in links if link]
+def sign_in_links(smtp_sink, customer):
+    links = [re.search(r"(http://\S+/help/sign-in/\S+)", m.get_content()) for m in smtp_sink.messages(customer)]
+    return [link.group(1) for link in links if link]
 
-    return wait_for(found, timeout=30, what="the sign-in mail")[-1]
+
+def mailed_link(smtp_sink, customer, after=0):
+    """The newest sign-in link mailed to ``customer`` once there are more than ``after``."""
+    return wait_for(lambda: len(sign_in_links(smtp_sink, customer)) > after and sign_in_links(smtp_sink, customer),
+                    timeout=30, what="the sign-in mail")[-1]
 
 
 def test_the_customer_signs_in_by_mailed_link_sees_the_public_reply_only_and_replies(
@@ -221,6 +224,86 @@ def test_the_customer_signs_in_by_mailed_link_sees_the_public_reply_only_and_rep
     again = browser.page("replay", locale="en-GB")
     assert again.goto(url=link) == 410
     assert "used already" in again.text(selector="#sign-in-problem")
+
+
+def sign_in(page, url, smtp_sink, customer):
+    """Ask for a link on the page, open the newly mailed one, use it: the page ends on "my requests"."""
+    before = len(sign_in_links(smtp_sink, customer))
+    page.goto(url=f"{url}/help/sign-in")
+    page.fill(selector="#email", value=customer)
+    page.click(selector="form.stack button[type=submit]")
+    page.wait_for(selector="#link-sent")
+    page.goto(url=mailed_link(smtp_sink, customer, after=before))
+    page.click(selector="#use-link")
+    page.wait_for(selector="#my-requests, main p.muted")
+
+
+FETCH = ("fetch(document.querySelector('#attachments a').href).then(r => [r.status, "
+         "r.headers.get('content-type'), r.headers.get('content-disposition')])")
+
+
+def test_the_open_request_shows_status_changes_and_answers_live_and_downloads_its_file(browser, platform, smtp_sink):
+    number, customer = SENT["number"], SENT["customer"]
+    api, url = platform.session(), platform.url
+    page = browser.page("live", locale="en-GB")
+    sign_in(page, url, smtp_sink, customer)
+    page.goto(url=f"{url}/help/requests/{number}")
+    page.wait_for(selector="[data-live=open]", state="attached")  # the stream is up: what changes now shows
+    page.evaluate(expression="window.__notReloaded = true")
+    assert "screen.png" in page.text(selector="#attachments")
+    status, content_type, disposition = page.evaluate(expression=FETCH)
+    assert (status, content_type) == (200, "image/png")
+    assert disposition.startswith('attachment; filename="screen.png"')
+    page.fill(selector="#reply-body", value="a draft in progress")
+    api.patch(f"{url}/api/v1/tickets/{number}", json={"status": "pending"}, timeout=10).raise_for_status()
+    page.wait_for_text(selector="#request-status", text="Pending")
+    api.post(f"{url}/api/v1/tickets/{number}/messages", json={"body": "Could you send the log too?",
+                                                               "visibility": "public"}, timeout=10).raise_for_status()
+    page.wait_for_text(selector="#conversation .message", text="Could you send the log too?")
+    assert page.evaluate(expression="window.__notReloaded") is True  # the same page, updated in place
+    assert page.evaluate(expression="document.querySelector('#reply-body').value") == "a draft in progress"
+    no_serious_violations(page)
+    shot(page, "portal-request-live-en")
+    # someone else's file: the ticket's 404, as for a guessed number
+    other = api.post(f"{url}/api/v1/tickets", json={"subject": "Not yours", "description": "x",
+                                                    "requester": {"email": "stranger@example.org"}}, timeout=10).json()
+    assert page.goto(url=f"{url}/help/requests/{other['number']}/attachments/1") == 404
+    assert page.goto(url=f"{url}/help/requests/{other['number']}/live") == 404
+
+
+def test_members_of_a_sharing_organisation_see_each_others_requests_and_others_see_none(
+        browser, platform, smtp_sink):
+    api, url, tag = platform.session(), platform.url, uuid.uuid4().hex[:6]
+    acme, globex = f"acme-{tag}.example", f"globex-{tag}.example"
+    for name, domain, shared in (("Acme", acme, True), ("Globex", globex, True)):
+        api.post(f"{url}/api/v1/organisations", json={"name": name, "domains": [domain], "shared": shared},
+                 timeout=10).raise_for_status()
+    made = {}
+    for who, name, subject in ((f"ann@{acme}", "Ann Berg", "The printer jams"),
+                               (f"bob@{acme}", "Bob <i>Dahl</i>", "VPN keeps dropping"),
+                               (f"eve@{globex}", "Eve", "Invoice is wrong")):
+        made[who] = api.post(f"{url}/api/v1/tickets", json={"subject": subject, "description": "Please help.",
+                                                            "requester": {"email": who, "name": name}},
+                             timeout=10).json()["number"]
+    for locale, shots_as in (("nl-NL", "nl"), ("sv-SE", "sv"), ("en-GB", "en")):
+        page = browser.page("ann", locale=locale)
+        sign_in(page, url, smtp_sink, f"ann@{acme}")
+        listed = page.text(selector="#my-requests")
+        assert made[f"ann@{acme}"] in listed and made[f"bob@{acme}"] in listed
+        assert made[f"eve@{globex}"] not in listed and "Bob <i>Dahl</i>" in listed  # shown as typed, as text
+        no_serious_violations(page)
+        shot(page, f"portal-organisation-{shots_as}")
+    page.click(selector=f"#my-requests a[href$='{made[f'bob@{acme}']}']")
+    page.wait_for(selector="#colleagues-request")
+    assert page.count(selector="#reply-form") == 0 and page.count(selector="#solved") == 0  # read only
+    no_serious_violations(page)
+    eve = browser.page("eve", locale="en-GB")
+    sign_in(eve, url, smtp_sink, f"eve@{globex}")
+    assert made[f"ann@{acme}"] not in eve.text(selector="#my-requests")
+    assert eve.goto(url=f"{url}/help/requests/{made[f'ann@{acme}']}") == 404
+    # the agents see the organisation on the ticket (REST parity: the workspace shows the same view)
+    ticket = api.get(f"{url}/api/v1/tickets/{made[f'bob@{acme}']}", timeout=10).json()
+    assert ticket["requester"]["organisation"]["name"] == "Acme"
 
 
 def test_on_resolution_the_csat_mail_arrives_and_one_click_and_a_comment_are_recorded_for_the_agent(

@@ -75,11 +75,11 @@ def _visible(number):
         return False  # not found for this person (another team's), or the service is busy: say nothing
 
 
-def stream():
+def stream(only=None):
     """``text/event-stream`` of ``ticket`` events (``data``: {"number": ...}) for tickets this person may
-    see (``?ticket=`` one ticket only: the open ticket page); comments as keep-alives; closes after a few
-    minutes (EventSource reconnects)."""
-    only = request.args.get("ticket") or None
+    see (``only``, or ``?ticket=``: one ticket only, the open ticket page, the workspace's or the portal's);
+    comments as keep-alives; closes after a few minutes (EventSource reconnects)."""
+    only = only or request.args.get("ticket") or None
     if only is not None:
         read_ticket(only)  # the ticket's own 404 for a person who may not see it, before the stream starts
     feed = _feed()
