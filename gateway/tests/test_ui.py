@@ -32,6 +32,7 @@ class FakeServices:
         self.calls = []
         self.tickets = {"HD-000001": ticket()}
         self.messages = []
+        self.satisfaction = {"ticket_number": "HD-000001", "asked_at": None, "rating": None, "comment": None}
         self.agents = [{"id": 7, "name": "Ada", "email": "ada@example.org", "teams": ["network"],
                         "assignee": "agent-7"}]
 
@@ -58,6 +59,8 @@ class FakeServices:
             return {"mine": 3, "team": 2, "unassigned": 1234, "sla_at_risk": 5, "sla_breached": 6, "all": 101234}
         if method == "list_agents":
             return self.agents
+        if method == "ticket_satisfaction":
+            return self.satisfaction
         if method == "find_organisations":
             return {"items": [{"id": 3, "name": "Acme", "domains": ["acme.example"], "shared": True, "members": 2,
                                "created_at": "2026-12-01T10:00:00+00:00"}], "next_cursor": None}
@@ -296,6 +299,14 @@ def test_the_list_filters_by_organisation_and_the_ticket_shows_the_requesters(cl
     assert "organisation" not in [args[0] for _service, name, args in fake.calls if name == "list_tickets"][-1]
     ticket = client.get("/workspace/tickets/HD-000001").get_data(as_text=True)
     assert "Acme &lt;Ltd&gt;</a>" in ticket and "organisation=3" in ticket
+    assert "Not asked." in ticket
+
+
+def test_the_ticket_page_shows_the_customers_rating(client, person, fake):
+    fake.satisfaction.update(asked_at="2026-12-01T10:00:00+00:00", rating=2, comment="<b>slow</b>")
+    sign_in(client, person())
+    page = client.get("/workspace/tickets/HD-000001").get_data(as_text=True)
+    assert "2/5 (unhappy)" in page and "&lt;b&gt;slow&lt;/b&gt;" in page
 
 
 def test_the_list_passes_its_view_filters_and_sort_to_the_service_and_counts_exactly(client, person, fake):

@@ -6,14 +6,16 @@ deflection the knowledge base counts); an English visitor types a request, sees 
 file and gets the confirmation page and mail; a refused file sends nothing; a phone-sized screen works.
 axe-core on every page; screenshots in en, nl and sv go to docs/screenshots/ (the README shows them).
 """
+import http.server
 import os
 import re
+import threading
 import uuid
 
 import pytest
 
 from mail_servers import SmtpSink
-from stack import ROOT, Stack, wait_for
+from stack import ROOT, Stack, free_port, wait_for
 
 from browser import Browser
 
@@ -33,11 +35,47 @@ def smtp_sink(tmp_path_factory):
     sink.stop()
 
 
+class HostSite:
+    """Another site (``localhost``, so another origin and another site than the platform's 127.0.0.1) whose
+    pages embed the platform's request form or chat widget with the loader script."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.origin = f"http://localhost:{self.port}"
+        self.pages = {}
+        site = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                body = site.pages.get(self.path, "").encode()
+                self.send_response(200 if body else 404)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()
+
+
 @pytest.fixture(scope="module")
-def platform(tmp_path_factory, smtp_sink):
+def host_site():
+    site = HostSite()
+    yield site
+    site.stop()
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory, smtp_sink, host_site):
     stack = Stack(tmp_path_factory.mktemp("stack-portal"), env={
         "HELPDESK_SMTP_URL": smtp_sink.url, "HELPDESK_SUPPORT_ADDRESS": "support@helpdesk.test",
-        "HELPDESK_MAIL_POLL_INTERVAL": "0.2", "HELPDESK_MAIL_BACKOFF": "0.2,0.5,1"})
+        "HELPDESK_MAIL_POLL_INTERVAL": "0.2", "HELPDESK_MAIL_BACKOFF": "0.2,0.5,1",
+        "HELPDESK_EMBED_ORIGINS": host_site.origin, "HELPDESK_CHAT_ANSWER_TIMEOUT": "3600"})
     try:
         stack.start()
         yield stack
@@ -304,6 +342,57 @@ def test_members_of_a_sharing_organisation_see_each_others_requests_and_others_s
     # the agents see the organisation on the ticket (REST parity: the workspace shows the same view)
     ticket = api.get(f"{url}/api/v1/tickets/{made[f'bob@{acme}']}", timeout=10).json()
     assert ticket["requester"]["organisation"]["name"] == "Acme"
+
+
+def test_another_site_embeds_the_request_form_and_the_chat_widget(browser, platform, host_site):
+    for kind in ("request", "chat"):
+        host_site.pages[f"/{kind}"] = (
+            f'<!doctype html><html lang="en"><head><title>Shop</title></head><body><main><h1>Our shop</h1>'
+            f'<script src="{platform.url}/static/js/embed.js" data-helpdesk="{kind}" async></script></main></body></html>')
+    page = browser.page("host", locale="nl-NL")
+    for kind in ("request", "chat"):
+        page.goto(url=f"{host_site.origin}/{kind}")
+        page.wait_for(selector="iframe", state="attached")
+        # the frame's page posts its height once it loaded: a frame the policy refused would never do so
+        wait_for(lambda: page.evaluate(expression="document.querySelector('iframe').style.height") not in ("", None),
+                 timeout=20, what=f"the embedded {kind} page to load and size its frame")
+        assert page.evaluate(expression="document.querySelector('iframe').src") == f"{platform.url}/help/embed/{kind}"
+        no_serious_violations(page)
+        shot(page, f"portal-embedded-{kind}-nl")
+
+
+def test_the_chat_widget_starts_a_chat_and_shows_the_agents_answers_live(browser, platform):
+    api, url, tag = platform.session(), platform.url, uuid.uuid4().hex[:6]
+    for locale, language in (("sv-SE", "sv"), ("en-GB", "en")):
+        page = browser.page("chatter", locale=locale)
+        page.goto(url=f"{url}/help/embed/chat")
+        page.wait_for(selector="#chat-start")
+        no_serious_violations(page)
+        email = f"chatter-{language}-{tag}@example.se"
+        page.fill(selector="#chat-name", value="Stina <b>S</b>")
+        page.fill(selector="#chat-email", value=email)
+        page.fill(selector="#chat-first", value="Min skrivare är tyst")
+        page.click(selector="#chat-start button[type=submit]")
+        page.wait_for(selector="#chat-widget[data-live=open]", state="attached")
+        page.wait_for(selector="#chat-start", state="hidden")  # the start form gives way to the conversation
+        page.wait_for_text(selector="#chat-log .chat-message", text="Min skrivare är tyst")
+        waiting = wait_for(lambda: [c for c in api.get(f"{url}/api/v1/chats", timeout=10).json()
+                                    if c["customer"].get("email") == email], timeout=20, what="the waiting chat")
+        chat_id = waiting[0]["id"]
+        api.post(f"{url}/api/v1/chats/{chat_id}/join", timeout=10).raise_for_status()
+        api.post(f"{url}/api/v1/chats/{chat_id}/messages", json={"body": "Har du <i>provat</i> att starta om den?"},
+                 timeout=10).raise_for_status()
+        page.wait_for_text(selector="#chat-log .chat-message", text="Har du <i>provat</i> att starta om den?")
+        assert page.count(selector="#chat-log i") == 0  # the agent's text is shown as text
+        page.fill(selector="#chat-message", value="Ja, två gånger")
+        page.click(selector="#chat-send button[type=submit]")
+        page.wait_for_text(selector="#chat-log .chat-message", text="Ja, två gånger")
+        entries = api.get(f"{url}/api/v1/chats/{chat_id}/entries", timeout=10).json()["entries"]
+        assert [e["body"] for e in entries if e["kind"] == "message"][-1] == "Ja, två gånger"  # the agent has it
+        no_serious_violations(page)
+        shot(page, f"portal-chat-widget-{language}")
+        page.click(selector="#chat-leave")
+        page.wait_for(selector="#chat-log .chat-ended", state="attached")
 
 
 def test_on_resolution_the_csat_mail_arrives_and_one_click_and_a_comment_are_recorded_for_the_agent(

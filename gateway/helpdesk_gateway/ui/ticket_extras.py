@@ -47,8 +47,10 @@ def context(ticket):
                                                                    viewer()), {"items": []})
     attachments = _optional("attachments", lambda: services().call("intake", "list_attachments", number), [])
     teams = _optional("teams", lambda: [team["name"] for team in read_teams()], [])
+    # the customer's rating (the surveys service's; the call GET /tickets/{number}/satisfaction makes)
+    satisfaction = _optional("satisfaction", lambda: services().call("surveys", "ticket_satisfaction", number), None)
     return {"contact": contact, "other_tickets": others, "suggestions": suggestions["items"],
-            "attachments": attachments, "teams": teams, "kb_base": request.host_url + "api/v1/kb/articles/"}
+            "attachments": attachments, "teams": teams, "satisfaction": satisfaction, "kb_base": request.host_url + "api/v1/kb/articles/"}
 
 
 @bp.post("/tickets/<number>/escalations")

@@ -107,7 +107,9 @@
   });
 
   document.getElementById("chat-leave").addEventListener("click", function () {
-    api("POST", "/" + chat.id + "/leave").catch(function () {}).then(finish);
+    // the stream brings the "ended" entry (shown like the others) and then closes: finish() runs then
+    document.getElementById("chat-send").hidden = true;
+    api("POST", "/" + chat.id + "/leave").catch(function () { finish(); });
   });
 
   var kept = sessionStorage.getItem("helpdesk-chat");
