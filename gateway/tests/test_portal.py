@@ -241,7 +241,8 @@ class MailingServices(FakeServices):
         if method == "list_messages":
             return [{"id": 1, "visibility": "internal", "author": "agent-1", "author_role": "agent", "body": "NOTE",
                      "created_at": "2026-12-01T11:00:00+00:00"},
-                    {"id": 2, "visibility": "public", "author": "agent-1", "author_role": "agent", "body": "ANSWER",
+                    {"id": 2, "visibility": "public", "author": "agent-1", "author_role": "agent",
+                     "body": "ANSWER <b>x</b> https://help.example/help/satisfaction/t.s",
                      "created_at": "2026-12-01T11:00:00+00:00"}]
         if method == "add_message":
             self.calls.append((service, method, args))
@@ -350,6 +351,9 @@ def test_the_open_request_listens_to_its_own_live_stream_and_fetches_its_parts(m
     page = client.get("/help/requests/HD-000001").get_data(as_text=True)
     assert 'sse-connect="/help/requests/HD-000001/live"' in page and "htmx-ext-sse" in page
     assert 'hx-trigger="sse:ticket"' in page and 'id="reply-form"' in page
+    # the support side's link can be followed; its markup is shown as text
+    assert '<a href="https://help.example/help/satisfaction/t.s" rel="nofollow noopener" target="_blank">' in page
+    assert "ANSWER &lt;b&gt;x&lt;/b&gt;" in page
     fake.tickets["HD-000001"]["status"] = "resolved"
     parts = client.get("/help/requests/HD-000001/parts").get_data(as_text=True)
     assert 'id="request-live"' in parts and 'id="reopen"' in parts

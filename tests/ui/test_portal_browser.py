@@ -393,6 +393,18 @@ def test_the_chat_widget_starts_a_chat_and_shows_the_agents_answers_live(browser
         shot(page, f"portal-chat-widget-{language}")
         page.click(selector="#chat-leave")
         page.wait_for(selector="#chat-log .chat-ended", state="attached")
+        if language == "sv":  # CSAT on a chat ticket: resolved, its survey is a message with the link
+            number = wait_for(lambda: api.get(f"{url}/api/v1/chats/{chat_id}/entries", timeout=10).json()["chat"]
+                              ["ticket_number"], timeout=20, what="the chat's ticket")
+            api.patch(f"{url}/api/v1/tickets/{number}", json={"status": "resolved"}, timeout=10).raise_for_status()
+            survey = wait_for(lambda: [m for m in api.get(f"{url}/api/v1/tickets/{number}/messages", timeout=10).json()
+                                       if "/help/satisfaction/" in m["body"]], timeout=30, what="the survey message")
+            assert survey[0]["visibility"] == "public" and survey[0]["author"] == "surveys"
+            link = re.search(r"(http://\S+/help/satisfaction/\S+)", survey[0]["body"]).group(1)
+            page.goto(url=f"{link}?rating=4")
+            page.wait_for(selector="main")
+            rated = api.get(f"{url}/api/v1/tickets/{number}/satisfaction", timeout=10).json()
+            assert rated["rating"] == 4
 
 
 def test_on_resolution_the_csat_mail_arrives_and_one_click_and_a_comment_are_recorded_for_the_agent(
