@@ -18,11 +18,13 @@ import logging
 from nameko.dependency_providers import DependencyProvider
 from nameko.rpc import RpcProxy, rpc
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 
 from helpdesk_common.adapters.consumer import reliable_handler
 from helpdesk_common.adapters.database import Database
 from helpdesk_common.adapters.metrics import EntrypointMetrics
 from helpdesk_common.adapters.relay import OutboxRelay
+from helpdesk_common.adapters.timer import config_timer
 from helpdesk_common.database import utcnow
 from helpdesk_common.errors import EXPECTED_ERRORS, ValidationFailed
 
@@ -85,7 +87,8 @@ class SurveysService:
                 self.tickets.add_message(ticket["number"], message, SURVEYS_VIEWER, f"csat:{survey_id}")
             with self.db.begin() as session:
                 session.get(Survey, survey_id).mailed_at = utcnow()
-        self._ask_nps(ticket["requester"]["email"], key)
+        if how == "mail" or ticket.get("channel") == "chat":  # phone and social addresses may be stand-ins
+            self._ask_nps(ticket["requester"]["email"], key)
 
     def _ask_nps(self, email, key):
         """NPS for the customer of a resolution, unless asked within the interval (0: NPS is off)."""
@@ -94,12 +97,35 @@ class SurveysService:
             return
         with self.db.begin() as session:
             nps.due(session, interval, utcnow(), email=email)
-            waiting = [(survey.id, nps.mail(self.settings.public_url, key, survey))
-                       for survey in nps.unmailed(session, email)]
-        for survey_id, mail in waiting:
-            self.intake.send_account_mail(mail)  # raises: the event is retried, the mail sent then
+        self._mail_nps(key, email)
+
+    @config_timer("NPS_SWEEP_SECONDS", 3600.0)
+    def sweep_nps(self):
+        """Every customer with a resolution in the interval and no NPS survey in it is asked now: the periodic
+        survey, beside the one asked at a resolution. Mail channels and chat only (phone and social tickets'
+        addresses may stand in for a number or a handle)."""
+        interval = self.settings.nps_interval
+        if interval <= 0:
+            return
+        key = domain.secret(self.db)
+        try:
             with self.db.begin() as session:
-                session.get(NpsSurvey, survey_id).mailed_at = utcnow()
+                nps.due(session, interval, utcnow(), channels=self.settings.mail_channels | {"chat"})
+        except IntegrityError:
+            log.info("another replica opened these NPS surveys first; mailing what is open")
+        self._mail_nps(key)
+
+    def _mail_nps(self, key, email=None):
+        with self.db.begin() as session:
+            claimed = [(survey.id, nps.mail(self.settings.public_url, key, survey))
+                       for survey in nps.claim_unmailed(session, utcnow(), email=email)]
+        for survey_id, mail in claimed:
+            try:
+                self.intake.send_account_mail(mail)
+            except Exception:
+                with self.db.begin() as session:  # given back: the next sweep (or event retry) mails it
+                    session.get(NpsSurvey, survey_id).mailed_at = None
+                raise
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def nps_for_link(self, token):
