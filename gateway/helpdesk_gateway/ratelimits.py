@@ -29,8 +29,9 @@ from flask_limiter import ApplicationLimit, Limit, Limiter
 from .api import operation_for
 
 COSTLY_PUBLIC = ("chat.start_chat", "intake.submit_web_form", "kb.suggest", "kb.suggestion_opened",
-                 "kb.suggestion_resolved")
-"""Public routes where every anonymous call stores something (a chat, a ticket, a suggestion row and its event)."""
+                 "kb.suggestion_resolved", "portal.submit_request", "portal.embed_submit")
+"""Public routes where every anonymous call stores something (a chat, a ticket, a suggestion row and its event);
+the portal's request forms too (per address, beside intake's limit per email address)."""
 
 
 def client_address():

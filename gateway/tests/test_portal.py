@@ -418,6 +418,20 @@ def test_the_embedded_form_needs_no_cookie_and_confirms_at_once(client, fake):
                        ).status_code == 403
 
 
+def test_the_request_forms_are_limited_per_address_with_a_clear_page(db_url, dead_amqp_uri, fake):
+    app = create_app(Settings(database_url=db_url, bootstrap_token="t", amqp_uri=dead_amqp_uri, rpc_timeout=0.5,
+                              rate_limit_costly="2/minute"))
+    app.extensions["helpdesk.rpc"] = fake
+    client = app.test_client()
+    form = {"name": "Eva", "email": "eva@example.se", "subject": "s", "description": "d", "cf_order": "1"}
+    assert [client.post("/help/embed/request", data={**form, "submission_id": f"s-{n}"}).status_code
+            for n in range(2)] == [201, 201]
+    refused = client.post("/help/embed/request", data={**form, "submission_id": "s-3"})
+    assert refused.status_code == 429 and refused.mimetype == "text/html"
+    assert "Please wait a minute and try again." in refused.get_data(as_text=True)
+    assert len(fake.called("submit_web_form")) == 2  # nothing sent for the refused one
+
+
 def test_the_loader_script_is_served_with_the_pages_assets(client):
     script = client.get("/static/js/embed.js")
     assert script.status_code == 200 and "/help/embed/" in script.get_data(as_text=True)
