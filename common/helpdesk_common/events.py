@@ -17,7 +17,7 @@ from typing import Optional
 
 from pydantic import BaseModel
 
-from .contracts import analytics, audit, chat, contacts, intake, kb, routing, surveys, tickets
+from .contracts import analytics, audit, chat, contacts, intake, kb, organisations, routing, surveys, tickets
 
 SPECVERSION = "1.0"
 
@@ -63,6 +63,13 @@ CATALOGUE = {entry.name: entry for entry in [
               "what reports count (status, channel, priority, team, times). Every service holding personal "
               "data about this person (its addresses, numbers, handles, or its tickets' content) erases it on "
               "this event; integrators should do the same."),
+    EventType("organisation_created", "tickets", organisations.OrganisationCreated,
+              "An admin created a customer organisation (name, email domains, whether its members see each "
+              "other's tickets); contacts whose primary address is at one of its domains joined it."),
+    EventType("organisation_updated", "tickets", organisations.OrganisationUpdated,
+              "An organisation's name, domains or sharing changed, or contacts joined or left it (changes: "
+              "field ``members``, old: the contact ids that left, new: those that joined). Carries the "
+              "organisation after the change."),
     EventType("tickets_linked", "tickets", tickets.TicketsLinked,
               "An agent linked two tickets as related; both show the link (GET /api/v1/tickets/{number}/links)."),
     EventType("ticket_merged", "tickets", tickets.TicketMerged,

@@ -15,6 +15,7 @@ from .api import attachments, canned_replies, notifications, presence, problems,
 from .api import reports  # noqa: I001
 from .api import tokens  # noqa: I001
 from .api import accounts  # noqa: I001
+from .api import organisations  # noqa: I001
 from .auth import ANONYMOUS, Authenticator
 from .batching import BatchCaller
 from .rpc import RpcPool
@@ -70,6 +71,7 @@ def create_app(settings=None):
     app.register_blueprint(routing.bp)
     app.register_blueprint(kb.bp)
     app.register_blueprint(contacts.bp)
+    app.register_blueprint(organisations.bp)
     app.register_blueprint(chat.bp)
     app.register_blueprint(surveys.bp)
     app.register_blueprint(ticket_links.bp)

@@ -32,6 +32,7 @@ class FakeServices:
         self.calls = []
         self.tickets = {"HD-000001": ticket()}
         self.messages = []
+        self.satisfaction = {"ticket_number": "HD-000001", "asked_at": None, "rating": None, "comment": None}
         self.agents = [{"id": 7, "name": "Ada", "email": "ada@example.org", "teams": ["network"],
                         "assignee": "agent-7"}]
 
@@ -72,6 +73,11 @@ class FakeServices:
             return {"mine": 3, "team": 2, "unassigned": 1234, "sla_at_risk": 5, "sla_breached": 6, "all": 101234}
         if method == "list_agents":
             return self.agents
+        if method == "ticket_satisfaction":
+            return self.satisfaction
+        if method == "find_organisations":
+            return {"items": [{"id": 3, "name": "Acme", "domains": ["acme.example"], "shared": True, "members": 2,
+                               "created_at": "2026-12-01T10:00:00+00:00"}], "next_cursor": None}
         if method == "add_message":
             message = {"id": len(self.messages) + 1, "ticket_number": args[0], "author": args[2]["actor"],
                        "author_role": args[2]["role"], "created_at": "2026-12-01T11:00:00+00:00", **args[1]}
@@ -302,6 +308,27 @@ def test_an_agent_limited_to_teams_has_a_list_of_their_teams_tickets(client, per
     assert "My teams&#39; queue" in page or "My teams' queue" in page
     queries = [args[0] for _service, name, args in fake.calls if name == "list_tickets"]
     assert queries == [{"limit": 25, "view": "team", "sort": "updated"}]  # the service applies the teams
+
+
+def test_the_list_filters_by_organisation_and_the_ticket_shows_the_requesters(client, person, fake):
+    fake.tickets["HD-000001"]["requester"]["organisation"] = {"id": 3, "name": "Acme <Ltd>", "shared": True}
+    sign_in(client, person())
+    page = client.get("/workspace/tickets?view=all&organisation=3").get_data(as_text=True)
+    queries = [args[0] for _service, name, args in fake.calls if name == "list_tickets"]
+    assert queries[-1]["organisation"] == 3
+    assert '<option value="3" selected>Acme</option>' in page and "(Acme &lt;Ltd&gt;)" in page
+    client.get("/workspace/tickets?view=all&organisation=x1")  # not an id: left out, the list is shown
+    assert "organisation" not in [args[0] for _service, name, args in fake.calls if name == "list_tickets"][-1]
+    ticket = client.get("/workspace/tickets/HD-000001").get_data(as_text=True)
+    assert "Acme &lt;Ltd&gt;</a>" in ticket and "organisation=3" in ticket
+    assert "Not asked." in ticket
+
+
+def test_the_ticket_page_shows_the_customers_rating(client, person, fake):
+    fake.satisfaction.update(asked_at="2026-12-01T10:00:00+00:00", rating=2, comment="<b>slow</b>")
+    sign_in(client, person())
+    page = client.get("/workspace/tickets/HD-000001").get_data(as_text=True)
+    assert "2/5 (unhappy)" in page and "&lt;b&gt;slow&lt;/b&gt;" in page
 
 
 def test_the_list_passes_its_view_filters_and_sort_to_the_service_and_counts_exactly(client, person, fake):

@@ -65,6 +65,7 @@ class ContactView(View):
     name: Optional[str] = None
     email: Optional[str] = None  # the primary address: one of its email identifiers, or none
     identifiers: list[IdentifierView] = []
+    organisation_id: Optional[int] = None  # the organisation it belongs to (by its domain or an admin's choice)
     created_at: datetime
     erased_at: Optional[datetime] = None  # the person's data was erased on request: only the id is left
 

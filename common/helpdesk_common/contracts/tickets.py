@@ -4,7 +4,7 @@ from typing import Annotated, Any, Literal, Optional
 
 from pydantic import Field, StringConstraints
 
-from . import Contract, EmailAddress, View
+from . import Contract, EmailAddress, RecordId, View
 
 Priority = Literal["low", "normal", "high", "urgent"]
 Severity = Literal["minor", "moderate", "major", "critical"]
@@ -84,6 +84,7 @@ class TicketQuery(Contract):
     channel: Optional[Channel] = None
     tag: Optional[Tag] = None
     requester: Optional[str] = None
+    organisation: Optional[RecordId] = None  # tickets whose requester's contact is in this organisation
     text: Optional[Annotated[str, StringConstraints(max_length=200)]] = None
     sort: Literal["created", "updated", "priority", "sla_due"] = "created"
     limit: Annotated[int, Field(ge=1, le=100)] = 25
@@ -261,11 +262,20 @@ class Viewer(Contract):
     correlation_id: Optional[str] = None
 
 
+class OrganisationRef(View):
+    """The organisation a requester's contact belongs to, as a ticket shows it (``contracts.organisations``)."""
+
+    id: int
+    name: str
+    shared: bool = False
+
+
 class RequesterView(View):
     email: str
     name: Optional[str] = None
     contact_id: Optional[int] = None  # None: the sender matched several contacts; an agent links one
     contact_ambiguous: bool = False
+    organisation: Optional[OrganisationRef] = None  # the contact's organisation, if any
 
 
 class SlaState(View):
@@ -307,6 +317,9 @@ class TicketView(View):
     closed_at: Optional[datetime] = None
     sla: Optional[SlaState] = None  # None: no SLA policy covers the ticket
     merged_into: Optional[str] = None  # the surviving ticket's number, once this one was merged into it
+    # Customers only: true on their own requests, false on a colleague's that their shared organisation shows
+    # them (they read it; replying, solving and reopening stay the requester's).
+    yours: Optional[bool] = None
 
 
 class MessageView(View):

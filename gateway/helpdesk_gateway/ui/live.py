@@ -142,11 +142,12 @@ class _Presence:
         self.say({"here": False})
 
 
-def stream():
-    """``text/event-stream`` of the events this page shows (see the module's doc); comments as
+def stream(only=None):
+    """``text/event-stream`` of the events this page shows (see the module's doc; ``only`` or ``?ticket=``: one
+    ticket only, the open ticket page, the workspace's or the portal's); comments as
     keep-alives; closes after a few minutes (EventSource reconnects, with ``Last-Event-ID``: each part of
     the page is then refreshed once, since what changed meanwhile is not replayed)."""
-    only = request.args.get("ticket") or None
+    only = only or request.args.get("ticket") or None
     chat_id = request.args.get("chat") or None
     chats = request.args.get("chats") == "1"
     every_ticket = only is None and chat_id is None and not chats and not request.args.get("only")

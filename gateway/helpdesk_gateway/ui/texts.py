@@ -20,13 +20,15 @@ PERIODS = {"last_7_days": _l("Last 7 days"), "last_30_days": _l("Last 30 days"),
 SURGES = {"category": _l("Category"), "team": _l("Team"), "channel": _l("Channel"), "wording": _l("Wording")}
 ERROR_TITLES = {400: _l("This request is not right"), 403: _l("Not allowed"), 404: _l("Not found"),
                 409: _l("This change is not possible now"), 422: _l("This request is not right"),
-                503: _l("The helpdesk is busy")}
+                429: _l("Too many requests"), 503: _l("The helpdesk is busy")}
 ERROR_TEXTS = {
     "csrf_failed": _l("This form has expired or did not come from this site; nothing was changed. "
                       "Reload the page and try again."),
     "ticket_not_found": _l("There is no such ticket, or it is not yours to see."),
     "not_found": _l("There is nothing at this address."),
     "invalid_transition": _l("The workflow does not allow this status change."),
+    "rate_limited": _l("Several requests came from your address in a short time; nothing was sent. Please wait a "
+                       "minute and try again."),
 }
 
 

@@ -36,9 +36,12 @@ def context(ticket, reads):
     """``reads``: what the page asked in its one round (``workspace._ticket_reads``)."""
     suggestions = _optional("suggestions", reads.get("suggestions", {"items": []}), {"items": []})
     teams = _optional("teams", reads.get("teams", []), [])
+    # the customer's rating (the surveys service's; the call GET /tickets/{number}/satisfaction makes)
+    satisfaction = _optional("satisfaction", reads.get("satisfaction"), None)
     return {"contact": reads.get("contact"), "other_tickets": reads.get("other_tickets", []),
             "suggestions": suggestions["items"], "attachments": _optional("attachments", reads.get("attachments", []), []),
-            "teams": [team["name"] for team in teams], "kb_base": request.host_url + "api/v1/kb/articles/"}
+            "teams": [team["name"] for team in teams], "satisfaction": satisfaction,
+            "kb_base": request.host_url + "api/v1/kb/articles/"}
 
 
 @bp.post("/tickets/<number>/escalations")

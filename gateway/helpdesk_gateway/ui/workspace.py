@@ -8,7 +8,7 @@ import time
 from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
-from helpdesk_common.contracts import validate
+from helpdesk_common.contracts import MAX_RECORD_ID, validate
 from helpdesk_common.contracts.tickets import TicketQuery
 from helpdesk_common.errors import HelpdeskError, ValidationFailed
 
@@ -43,7 +43,11 @@ def _filters():
     for name, allowed in (("priority", PRIORITIES), ("channel", CHANNELS), ("sort", SORTS)):
         if wanted[name] not in allowed:
             wanted[name] = ""
-    return {name: value for name, value in wanted.items() if value}
+    found = {name: value for name, value in wanted.items() if value}
+    organisation = request.args.get("organisation", "").strip()
+    if organisation.isascii() and organisation.isdigit() and 0 < int(organisation) <= MAX_RECORD_ID:
+        found["organisation"] = int(organisation)
+    return found
 
 
 def _me():
@@ -62,14 +66,15 @@ def _list_reads(view, filters, cursor):
     me = viewer()
     # list and counts in one call (``get_ticket_list_page``: the same functions, one session), since the
     # tickets service would answer the two one after another anyway
-    calls = [("tickets", "get_ticket_list_page", query, me), ("routing", "list_teams"), ("routing", "list_agents")]
+    calls = [("tickets", "get_ticket_list_page", query, me), ("routing", "list_teams"), ("routing", "list_agents"),
+             ("tickets", "find_organisations", {"limit": 100}, me)]
     workflow = _known_workflow()
     answers = services().gather(calls + ([] if workflow else [("tickets", "get_workflow")]))
     if not workflow:
         workflow = answers[-1]
         current_app.extensions["helpdesk.ui.workflow"] = (time.monotonic(), workflow)
-    tickets, teams, agents = answers[:3]
-    return tickets["page"], tickets["counts"], workflow, teams, agents
+    tickets, teams, agents, organisations = answers[:4]
+    return tickets["page"], tickets["counts"], workflow, teams, agents, organisations["items"]
 
 
 WORKFLOW_SECONDS = 60
@@ -110,12 +115,12 @@ def _list_context():
     filters = _filters()
     cursor = request.args.get("cursor") or None
     try:
-        page, counts, workflow, teams, agents = _list_reads(view, filters, cursor)
+        page, counts, workflow, teams, agents, organisations = _list_reads(view, filters, cursor)
     except ValidationFailed:
         abort(400)  # a tag that is no tag, a cursor from another sort: the error page says what to do
     return {"view": view, "filters": filters, "tickets": page["items"], "next_cursor": page["next_cursor"],
             "cursor": cursor, "counts": counts, "statuses": _statuses(workflow), "names": _names(agents),
-            "teams": [team["name"] for team in teams], "views": _views()}
+            "teams": [team["name"] for team in teams], "views": _views(), "organisations": organisations}
 
 
 @bp.get("/")
@@ -149,7 +154,8 @@ def _ticket_reads(number, parts=None):
     me = viewer()
     calls = {"page": ("tickets", "get_ticket_page", number, me), "agents": ("routing", "list_agents"),
              "teams": ("routing", "list_teams"), "suggestions": ("kb_search", "suggestions_for_ticket", number, me),
-             "attachments": ("intake", "list_attachments", number)}
+             "attachments": ("intake", "list_attachments", number),
+             "satisfaction": ("surveys", "ticket_satisfaction", number)}
     if parts is not None:
         calls = {name: call for name, call in calls.items() if name in parts}
     workflow = _known_workflow() if parts is None else None

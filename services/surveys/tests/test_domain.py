@@ -28,10 +28,25 @@ def sessions(tmp_path):
     engine_for(url).dispose()
 
 
-def test_only_a_resolution_on_a_mail_channel_asks():
-    assert domain.should_ask(SETTINGS, ticket(), "resolved")
-    assert not domain.should_ask(SETTINGS, ticket(), "closed")
-    assert not domain.should_ask(SETTINGS, ticket(channel="chat"), "resolved")
+def test_a_resolution_asks_by_mail_on_mail_channels_and_by_a_message_on_the_others():
+    assert domain.how_to_ask(SETTINGS, ticket(), "resolved") == "mail"
+    assert domain.how_to_ask(SETTINGS, ticket(channel="email"), "resolved") == "mail"
+    for channel in ("chat", "social", "phone"):
+        assert domain.how_to_ask(SETTINGS, ticket(channel=channel), "resolved") == "message"
+    assert domain.how_to_ask(SETTINGS, ticket(), "closed") is None
+    assert domain.how_to_ask(SETTINGS, ticket(channel="api"), "resolved") is None
+    assert not domain.should_ask(domain.Settings(message_channels=frozenset()), ticket(channel="chat"), "resolved")
+
+
+def test_the_message_carries_one_signed_link_in_the_tickets_language(sessions):
+    key = domain.secret(sessions)
+    with sessions.begin() as session:
+        survey = domain.open_survey(session, ticket(channel="social", language="nl"), NOW)
+        message = domain.survey_message(SETTINGS, key, survey)
+    assert message["visibility"] == "public" and "HD-000007 is opgelost" in message["body"]
+    link = message["body"].rsplit(" ", 1)[-1]
+    assert link.startswith("https://help.example.org/help/satisfaction/") and "?" not in link
+    assert domain.survey_id_of(key, link.rsplit("/", 1)[-1]) == survey.id
 
 
 def test_one_survey_per_ticket_and_a_mail_with_five_signed_one_click_links(sessions):

@@ -5,6 +5,8 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from helpdesk_common.contracts import validate
 from helpdesk_common.contracts.contacts import ContactMerge, ContactQuery, Identifier, NewContact, TicketContact
+from helpdesk_common.contracts.organisations import (ContactOrganisation, NewOrganisation, OrganisationChanges,
+                                                     OrganisationQuery)
 from helpdesk_common.contracts.tickets import (CustomerResolution, NewCannedReply, NewCustomField, NewMessage,
                                                NewTicket, NotificationsRead, PresenceUpdate, TicketChanges,
                                                TicketLinkRequest, TicketMergeRequest, TicketQuery, Viewer)
@@ -18,8 +20,8 @@ from helpdesk_common.failpoints import failpoint
 from helpdesk_common.adapters.metrics import EntrypointMetrics
 from helpdesk_common.adapters.relay import OutboxRelay
 
-from . import (canned, contacts, custom_fields, domain, export, followers, links, personal_data, presence, problems,
-               ticket_page)
+from . import (canned, contacts, custom_fields, domain, export, followers, links, organisations, personal_data,
+               presence, problems, ticket_page)
 from .dependencies import TicketRules
 from .entrypoints import sla_timer
 from .exceptions import concurrent_change
@@ -100,7 +102,8 @@ class TicketsService:
     def get_ticket(self, number, viewer):
         who = validate(Viewer, viewer, prefix="viewer.")
         with self.db() as session:
-            return domain.shown_to(who, domain.ticket_view(domain.find_ticket(session, number, who), self.rules))
+            view = domain.shown_to(who, domain.ticket_view(domain.find_ticket(session, number, who), self.rules))
+            return domain.mark_yours(session, who, [view])[0]
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def get_ticket_page(self, number, viewer):
@@ -114,7 +117,7 @@ class TicketsService:
         filters, who = validate(TicketQuery, query), validate(Viewer, viewer, prefix="viewer.")
         with self.db() as session:
             page = domain.find_tickets(session, filters, who, self.rules)
-        page["items"] = [domain.shown_to(who, view) for view in page["items"]]
+            page["items"] = domain.mark_yours(session, who, [domain.shown_to(who, view) for view in page["items"]])
         return page
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
@@ -372,6 +375,42 @@ class TicketsService:
         command, who = validate(TicketContact, link), validate(Viewer, viewer, prefix="viewer.")
         return domain.shown_to(who, self._write(
             lambda s: domain.link_ticket_contact(s, str(number), command.contact_id, who, self.rules), number))
+
+    # --- organisations (agents read, admins change: organisations.py) ------------------------------------
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def create_organisation(self, organisation, viewer):
+        command, who = validate(NewOrganisation, organisation), validate(Viewer, viewer, prefix="viewer.")
+        contacts.check_admin(who)
+        return self._write(lambda s: organisations.create(s, command, utcnow()))
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def change_organisation(self, organisation_id, changes, viewer):
+        command, who = validate(OrganisationChanges, changes), validate(Viewer, viewer, prefix="viewer.")
+        contacts.check_admin(who)
+        return self._write(lambda s: organisations.change(s, _contact_id(organisation_id, "organisation_id"), command))
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def get_organisation(self, organisation_id, viewer):
+        who = validate(Viewer, viewer, prefix="viewer.")
+        contacts.check_staff(who)
+        with self.db() as session:
+            return organisations.view(session, organisations.get(session, _contact_id(organisation_id,
+                                                                                      "organisation_id")))
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def find_organisations(self, query, viewer):
+        filters, who = validate(OrganisationQuery, query or {}), validate(Viewer, viewer, prefix="viewer.")
+        contacts.check_staff(who)
+        with self.db() as session:
+            return organisations.find(session, filters)
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def set_contact_organisation(self, contact_id, choice, viewer):
+        command, who = validate(ContactOrganisation, choice), validate(Viewer, viewer, prefix="viewer.")
+        contacts.check_admin(who)
+        return self._write(lambda s: contacts.set_organisation(s, _contact_id(contact_id), command.organisation_id,
+                                                              viewer=who))
 
     # Routing's decisions, a relay batch at a time (``reliable_batch_handler``). A concurrent edit
     # (StaleDataError) is not a HelpdeskError, so it is retried with backoff instead of parked.
