@@ -6,7 +6,7 @@ import socket
 import uuid
 
 import eventlet
-from nameko.rpc import RpcProxy, rpc
+from helpdesk_common.adapters.queues import RpcProxy, rpc
 from sqlalchemy import select, text
 
 from helpdesk_common.adapters.consumer import reliable_batch_handler, reliable_handler

@@ -1,0 +1,56 @@
+"""Every queue a service declares is a quorum queue (real RabbitMQ, throwaway vhost; the management API
+reads each queue's type)."""
+import time
+
+from kombu import Queue
+
+from helpdesk_common.adapters.consumer import reliable_batch_handler, reliable_handler
+from helpdesk_common.adapters.parking import PARKED_QUEUE
+from helpdesk_common.adapters.queues import RpcProxy, quorum, rpc
+
+
+class Listener:
+    name = "listener"
+    tickets = RpcProxy("tickets")
+
+    @rpc
+    def ping(self):
+        return "pong"
+
+    @reliable_handler("tickets", "ticket_updated", backoff=(0.05, 1))
+    def on_updated(self, event):
+        pass
+
+    @reliable_batch_handler("tickets", "ticket_created")
+    def on_created(self, events):
+        pass
+
+
+def queues_of(rabbit_manager, vhost, timeout=10.0):
+    """{name: type} of the vhost's queues, once the listener's reply queue is among them."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = {queue["name"]: queue.get("type") for queue in rabbit_manager.get_queues(vhost)}
+        if any(name.startswith("rpc.reply-listener-") for name in found) or time.monotonic() > deadline:
+            return found
+        time.sleep(0.05)
+
+
+def test_a_service_declares_every_queue_quorum(container_factory, rabbit_config, rabbit_manager):
+    container = container_factory(Listener, rabbit_config)
+    container.start()
+    found = queues_of(rabbit_manager, rabbit_config["vhost"])
+    expected = {"rpc-listener", "evt-tickets-ticket_updated--listener.on_updated",
+                "evt-tickets-ticket_updated--listener.on_updated.retry-50ms",
+                "evt-tickets-ticket_created--listener.on_created", PARKED_QUEUE}
+    assert expected <= set(found), found
+    assert any(name.startswith("rpc.reply-listener-") for name in found), found
+    assert {name: kind for name, kind in found.items() if kind != "quorum"} == {}
+
+
+def test_quorum_keeps_arguments_and_leaves_connection_bound_queues_alone():
+    queue = quorum(Queue("q", queue_arguments={"x-message-ttl": 5}), **{"x-delivery-limit": 3})
+    assert queue.queue_arguments == {"x-message-ttl": 5, "x-queue-type": "quorum", "x-delivery-limit": 3}
+    assert queue.durable and not queue.auto_delete
+    exclusive = Queue("reply", exclusive=True, auto_delete=True)
+    assert quorum(exclusive) is exclusive
