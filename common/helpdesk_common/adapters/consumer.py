@@ -43,7 +43,7 @@ from prometheus_client import Counter
 from ..database import utcnow
 from ..errors import EXPECTED_ERRORS
 from .exchanges import event_exchanges
-from .queues import quorum
+from .queues import NodeLossQueueConsumer, quorum
 from .parking import (
     ATTEMPTS, BROKER_HEADER_PREFIXES, ERROR, ERROR_TYPE, EXCHANGE, FAILED_AT, FIRST_FAILED_AT, HANDLER,
     PARKED_AT, PARKED_REASON, QUEUE, ROUTING_KEY, TRACEBACK, connect, copied_properties, parked_queue,
@@ -180,6 +180,7 @@ class ReliableEventHandler(EventHandler):
     """
 
     republisher = Republisher()
+    queue_consumer = NodeLossQueueConsumer()
 
     reroute_failure_delay = 1.0
     """Seconds a worker waits before requeueing an event it could not send to retry or parking."""
