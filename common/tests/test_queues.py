@@ -2,6 +2,7 @@
 reads each queue's type)."""
 import time
 
+import pytest
 from kombu import Queue
 
 from helpdesk_common.adapters.consumer import reliable_batch_handler, reliable_handler
@@ -54,3 +55,31 @@ def test_quorum_keeps_arguments_and_leaves_connection_bound_queues_alone():
     assert queue.durable and not queue.auto_delete
     exclusive = Queue("reply", exclusive=True, auto_delete=True)
     assert quorum(exclusive) is exclusive
+
+
+class ResetChannel:
+    connection = object()  # nameko acks only while the channel has a connection: it has one, half-dead
+
+
+class ResetMessage:
+    """A delivery whose connection the broker node reset: acking it raises as py-amqp does then."""
+
+    channel = ResetChannel()
+
+    def ack(self):
+        raise ConnectionResetError(104, "Connection reset by peer")
+
+    requeue = ack
+
+
+def test_an_ack_on_a_connection_its_node_reset_is_dropped_not_raised_into_the_service():
+    from nameko.messaging import QueueConsumer
+
+    from helpdesk_common.adapters.queues import NodeLossQueueConsumer
+
+    consumer = NodeLossQueueConsumer()
+    consumer.ack_message(ResetMessage())  # the broker redelivers it; the handler is idempotent
+    consumer.requeue_message(ResetMessage())
+    # nameko's own lets it escape (and the service container dies): why the platform's consumer exists
+    with pytest.raises(ConnectionResetError):
+        QueueConsumer().ack_message(ResetMessage())
