@@ -52,6 +52,7 @@ def test_a_service_declares_every_queue_quorum(container_factory, rabbit_config,
 def test_quorum_keeps_arguments_and_leaves_connection_bound_queues_alone():
     queue = quorum(Queue("q", queue_arguments={"x-message-ttl": 5}), **{"x-delivery-limit": 3})
     assert queue.queue_arguments == {"x-message-ttl": 5, "x-queue-type": "quorum", "x-delivery-limit": 3}
+    assert quorum(Queue("r")).queue_arguments["x-delivery-limit"] >= 1_000_000
     assert queue.durable and not queue.auto_delete
     exclusive = Queue("reply", exclusive=True, auto_delete=True)
     assert quorum(exclusive) is exclusive

@@ -15,8 +15,8 @@ One shared queue rather than one per handler (``parked.<service>.<method>``):
 - parking is the exception, so the queue stays small and scanning it whole is cheap.
 
 It is a quorum queue (:mod:`.queues`: it outlives a broker node), with a delivery limit far beyond any
-use: a quorum queue counts every return to the queue as a delivery, and each listing returns every message
-it read; RabbitMQ 4 would otherwise drop a message after 20 of them (its default ``delivery-limit``).
+use (``queues.DELIVERY_LIMIT``): a quorum queue counts every return to the queue as a delivery, and each
+listing returns every message it read; RabbitMQ 4 would otherwise drop a message after 20 of them.
 
 Reading without losing: AMQP 0.9.1 has no "browse". :func:`list_parked` takes each message with
 ``basic.get`` *without* acknowledging it, reads it, and closes its channel at the end, which returns
@@ -46,8 +46,6 @@ from .config import amqp_uri as configured_amqp_uri
 from .queues import quorum
 
 PARKED_QUEUE = "helpdesk.parked"
-PARKED_DELIVERY_LIMIT = 1_000_000_000
-"""Returns a parked event survives: listings (each returns what it read) are the only returns it sees."""
 
 # Headers of a failed event, set by the consumer when it retries or parks it.
 ATTEMPTS = "x-helpdesk-attempts"            # failed deliveries so far
@@ -81,7 +79,7 @@ class Unroutable(Exception):
 
 def parked_queue():
     """The declaration every process uses for the parking queue (it must be identical everywhere)."""
-    return quorum(Queue(PARKED_QUEUE, durable=True, auto_delete=False), **{"x-delivery-limit": PARKED_DELIVERY_LIMIT})
+    return quorum(Queue(PARKED_QUEUE, durable=True, auto_delete=False))
 
 
 def connect(amqp_uri, **kwargs):

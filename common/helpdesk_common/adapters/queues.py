@@ -29,7 +29,14 @@ from nameko.rpc import RPC_REPLY_QUEUE_TEMPLATE, ReplyListener, Rpc, RpcConsumer
 from nameko.rpc import RpcProxy as NamekoRpcProxy
 from nameko.standalone.rpc import SingleThreadedReplyListener
 
-QUORUM = {"x-queue-type": "quorum"}
+DELIVERY_LIMIT = 1_000_000_000
+"""Returns a message survives, in effect without limit. A quorum queue counts every return of a message
+(a requeue, a consumer's connection lost while it held it, a parked-events listing) as a delivery, and from
+RabbitMQ 4.0 drops it after 20 unless told otherwise: an event waiting for a database to come back, or a
+parked one listed often, would be lost. Set on every quorum queue from its first declaration, since a
+queue's arguments cannot change later."""
+
+QUORUM = {"x-queue-type": "quorum", "x-delivery-limit": DELIVERY_LIMIT}
 
 
 def quorum(queue, **arguments):
