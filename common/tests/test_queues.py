@@ -49,6 +49,17 @@ def test_a_service_declares_every_queue_quorum(container_factory, rabbit_config,
     assert {name: kind for name, kind in found.items() if kind != "quorum"} == {}
 
 
+def test_a_classic_queue_left_from_before_stops_the_service_with_the_way_out(container_factory, rabbit_config):
+    from amqp.exceptions import PreconditionFailed
+    from kombu import Connection
+
+    with Connection(rabbit_config["AMQP_URI"]) as connection:  # as an installation before quorum queues had it
+        Queue(PARKED_QUEUE, durable=True)(connection.channel()).declare()
+    container = container_factory(Listener, rabbit_config)
+    with pytest.raises(PreconditionFailed, match="deploy/README.md"):
+        container.start()
+
+
 def test_quorum_keeps_arguments_and_leaves_connection_bound_queues_alone():
     queue = quorum(Queue("q", queue_arguments={"x-message-ttl": 5}), **{"x-delivery-limit": 3})
     assert queue.queue_arguments == {"x-message-ttl": 5, "x-queue-type": "quorum", "x-delivery-limit": 3}

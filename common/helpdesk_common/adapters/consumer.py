@@ -33,6 +33,7 @@ from contextlib import contextmanager
 from functools import partial
 
 import eventlet
+from amqp.exceptions import PreconditionFailed
 from kombu import Queue
 from nameko.constants import AMQP_SSL_CONFIG_KEY, AMQP_URI_CONFIG_KEY, LOGIN_METHOD_CONFIG_KEY
 from nameko.events import SERVICE_POOL, EventHandler, EventHandlerConfigurationError
@@ -109,6 +110,12 @@ class Republisher(SharedExtension):
             try:
                 for entity in entities:
                     entity(channel).declare()
+            except PreconditionFailed as error:
+                if "x-queue-type" in str(error):  # a queue of an installation from before quorum queues
+                    raise PreconditionFailed(
+                        f"{error}. The platform's queues are quorum queues now: move the classic ones as "
+                        "deploy/README.md says ('Moving an existing installation to quorum queues')") from error
+                raise
             finally:
                 connection.maybe_close_channel(channel)
 
