@@ -25,13 +25,6 @@ def free_port():
         return probe.getsockname()[1]
 
 
-def available():
-    """Why a cluster cannot be started here, or None."""
-    if not os.path.exists(os.path.join(RABBITMQ_BIN, "rabbitmq-server")):
-        return "Debian's rabbitmq-server is not installed (make provision-test)"
-    return None
-
-
 class Node:
     def __init__(self, workdir, name, cookie_home):
         self.name = name

@@ -7,7 +7,8 @@ platform is stopped, ``helpdesk-backup restore`` puts every database back, the s
 each once; the ones made after the backup gone (that is what a restore means), and new tickets numbered
 apart from everything the platform still knows, each routed once. On PostgreSQL the restore also carries
 the id sequences over, so the numbers handed out after the backup are not handed out again; SQLite hands
-them out again (its ids restart from the restored rows: deploy/README.md, "Backups").
+them out again (its ids restart from the restored rows: deploy/README.md, "Backups"). The search index,
+deleted and rebuilt, finds the backup's article and not the one written after it.
 """
 import os
 import shutil
@@ -55,6 +56,21 @@ def listed(platform, api, text):
             return sorted(found)
 
 
+def article(platform, api, word):
+    response = api.post(f"{platform.url}/api/v1/kb/articles", json={
+        "title": f"Resetting the {word} token", "body": f"How to reset a {word} token in the portal.",
+        "language": "en", "type": "faq", "category": "account/login", "tags": ["token"], "visibility": "public",
+        "status": "published"}, timeout=30)
+    assert response.status_code == 201, response.text
+    return response.json()["id"]
+
+
+def found(platform, word):
+    response = platform.session().get(f"{platform.url}/api/v1/kb/search", params={"q": word, "lang": "en"}, timeout=30)
+    assert response.status_code == 200, response.text
+    return [hit["id"] for hit in response.json()["items"]]
+
+
 def tool(platform, *args):
     result = subprocess.run([os.path.join(BIN, "helpdesk-backup"), *args], cwd=ROOT, env=platform.env(),
                             capture_output=True, text=True, timeout=300)
@@ -79,6 +95,9 @@ def test_a_backup_restored_while_tickets_came_after_it_continues_without_duplica
     run = f"backup-{uuid.uuid4().hex[:8]}"
     before = create(platform, api, [f"{run}-a{index}" for index in range(5)])
     routed(platform, api, before.values())
+    kept_word, lost_word = f"kept{uuid.uuid4().hex[:8]}", f"lost{uuid.uuid4().hex[:8]}"
+    kept = article(platform, api, kept_word)
+    wait_for(lambda: found(platform, kept_word) == [kept], timeout=30, what="the article to be indexed")
 
     backup_dir = tmp_path / "backup"
     tool(platform, "backup", str(backup_dir))  # the platform runs meanwhile
@@ -88,6 +107,8 @@ def test_a_backup_restored_while_tickets_came_after_it_continues_without_duplica
 
     after = create(platform, api, [f"{run}-b{index}" for index in range(5)])
     routed(platform, api, after.values())
+    lost = article(platform, api, lost_word)
+    wait_for(lambda: found(platform, lost_word) == [lost], timeout=30, what="the later article to be indexed")
     assert listed(platform, api, run) == sorted({**before, **after}.items())
 
     steps = restart(platform)
@@ -101,6 +122,8 @@ def test_a_backup_restored_while_tickets_came_after_it_continues_without_duplica
 
     # The backup's tickets, each once; those made after it are gone with the restore.
     assert listed(platform, api, run) == sorted(before.items())
+    # The rebuilt index has the backup's article, and not the one written after it.
+    assert found(platform, kept_word) == [kept] and found(platform, lost_word) == []
     # A retried request of the backup's time still finds its ticket (the idempotency keys came back too).
     first = next(iter(before))
     again = api.post(f"{platform.url}/api/v1/tickets", json=BODIES[first],
@@ -116,6 +139,6 @@ def test_a_backup_restored_while_tickets_came_after_it_continues_without_duplica
         if platform.kind == "postgres":  # the sequences were carried over: no number of the lost tickets again
             assert set(later.values()).isdisjoint(after.values())
         for number in later.values():  # each new ticket decided once (by event id)
-            found = wait_for(lambda: decisions.of("ticket_queued", number) + decisions.of("ticket_assigned", number),
-                             timeout=60, what=f"the routing decision for {number}")
-            assert len({event["id"] for event in found}) == 1
+            decided = wait_for(lambda: decisions.of("ticket_queued", number) + decisions.of("ticket_assigned", number),
+                               timeout=60, what=f"the routing decision for {number}")
+            assert len({event["id"] for event in decided}) == 1
