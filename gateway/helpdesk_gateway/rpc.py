@@ -8,10 +8,12 @@ import queue
 import threading
 from contextlib import contextmanager
 
+from amqp.exceptions import AMQPError
 from kombu.exceptions import OperationalError
 from nameko.exceptions import RpcTimeout, UnknownService
 from nameko.standalone.rpc import ClusterRpcProxy
 
+from helpdesk_common.adapters.queues import ConnectionReplyListener
 from helpdesk_common.errors import HelpdeskError
 
 log = logging.getLogger(__name__)
@@ -34,7 +36,8 @@ class RpcPool:
         self._slots = threading.BoundedSemaphore(size)
 
     def _start(self):
-        cluster = ClusterRpcProxy(self.config, timeout=self.timeout)
+        # Its reply queue exclusive to its connection: it goes with a broker node that dies, never stranded.
+        cluster = ClusterRpcProxy(self.config, timeout=self.timeout, reply_listener_cls=ConnectionReplyListener)
         return cluster, cluster.start()
 
     @contextmanager
@@ -102,7 +105,7 @@ class RpcPool:
         except UnknownService:
             raise ServiceUnavailable(f"The {service} service is not running; retry shortly.",
                                      code="service_unavailable") from None
-        except (OperationalError, ConnectionError, OSError) as error:
+        except (OperationalError, ConnectionError, OSError, AMQPError) as error:  # AMQPError: a node failing over
             raise ServiceUnavailable(f"The message broker cannot be reached ({error.__class__.__name__}); "
                                      "retry shortly.", code="broker_unavailable") from None
 

@@ -6,8 +6,8 @@ batch per message, retried and parked on failure), and each batch is applied in 
 """
 
 import eventlet
+from helpdesk_common.adapters.queues import RpcProxy, rpc
 from nameko.dependency_providers import Config
-from nameko.rpc import RpcProxy, rpc
 from nameko.timer import timer
 from prometheus_client import Gauge
 from sqlalchemy import text

@@ -6,7 +6,7 @@ import socket
 import uuid
 
 import eventlet
-from nameko.rpc import RpcProxy, rpc
+from helpdesk_common.adapters.queues import RpcProxy, rpc
 from prometheus_client import Counter
 from sqlalchemy import select, text
 

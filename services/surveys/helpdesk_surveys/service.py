@@ -16,7 +16,7 @@ the survey mail goes through intake's outgoing-mail queue (``send_account_mail``
 import logging
 
 from nameko.dependency_providers import DependencyProvider
-from nameko.rpc import RpcProxy, rpc
+from helpdesk_common.adapters.queues import RpcProxy, rpc
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 

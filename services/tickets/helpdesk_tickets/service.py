@@ -1,5 +1,5 @@
 """The tickets nameko service: thin RPC entrypoints over the rules in ``domain``."""
-from nameko.rpc import rpc
+from helpdesk_common.adapters.queues import rpc
 from sqlalchemy import text
 from sqlalchemy.orm.exc import StaleDataError
 
