@@ -137,12 +137,12 @@ def scratch_postgres_database(prefix="helpdesk_test", fast=False):
 DATABASE_KINDS = ("sqlite", "postgres")
 
 
-def database_params():
-    """The ``params`` of a fixture that gives a test its database on each kind: SQLite, and PostgreSQL
-    (marked ``postgres``: it needs the server on 127.0.0.1:5432)."""
+def database_params(kinds=DATABASE_KINDS):
+    """The ``params`` of a fixture that gives a test its database on each of ``kinds``: SQLite, and
+    PostgreSQL (marked ``postgres``: it needs the server on 127.0.0.1:5432)."""
     import pytest  # only the test suites call this
 
-    return ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+    return [pytest.param(kind, marks=pytest.mark.postgres) if kind == "postgres" else kind for kind in kinds]
 
 
 def _admin_connection():
@@ -318,20 +318,22 @@ def _empty(url, tables, sequences):
 DATABASES = MigratedDatabases()
 
 
-def database_fixtures(service, upgrade):
+def database_fixtures(service, upgrade, kinds=DATABASE_KINDS):
     """The ``db_url`` and ``sessions`` fixtures of a service's tests, for its conftest.py::
 
         db_url, sessions = database_fixtures("routing", upgrade)
 
     ``db_url``: a migrated database of the test's own, once on SQLite and once on PostgreSQL (the test runs
     twice: ``[sqlite]``, ``[postgres]``); ``sessions``: a session factory on it (the engine the service uses).
+    A test module whose database is incidental (pages rendered, HTTP plumbing) may narrow ``kinds`` with
+    the same line of its own; the README of the tests says which do.
     """
     import pytest
     from sqlalchemy.orm import sessionmaker
 
     from .adapters.database import engine_for
 
-    @pytest.fixture(params=database_params())
+    @pytest.fixture(params=database_params(kinds))
     def db_url(request, tmp_path):
         with migrated_test_database(service, tmp_path, upgrade, request.param) as url:
             yield url
