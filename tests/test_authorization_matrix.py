@@ -126,6 +126,14 @@ class World:
         assert answer.status_code == 201, answer.text
         return answer.json()["id"]
 
+    def saved_report(self, actor):
+        """A saved report the actor may read, run and delete: an agent's own; for the others one of the admin's."""
+        session = self.sessions[actor] if actor in ("team_agent", "other_agent") else self.admin
+        answer = session.post(f"{self.url}/api/v1/saved-reports", json={
+            "name": f"m-{actor}-{uuid.uuid4().hex[:6]}", "measure": "volume", "period": "last_week"}, timeout=10)
+        assert answer.status_code == 201, answer.text
+        return answer.json()["id"]
+
     def own_ticket(self, actor):
         """A new ticket's body: customers give none of the requester (the token's address is used)."""
         body = new_ticket()
@@ -170,6 +178,14 @@ CASES = {
     ("post", "/api/v1/notifications/read"): lambda w, a: Call(json={"all": True}),
     ("put", T + "/presence"): lambda w, a: Call(json={"typing": True}),
     ("get", T + "/presence"): lambda w, a: Call(),
+    # problems
+    ("get", "/api/v1/problems"): lambda w, a: Call(),
+    ("post", "/api/v1/problems"): lambda w, a: Call(json={"subject": "Outage", "description": "One cause.",
+                                                          "incidents": [w.number]}),
+    ("get", "/api/v1/problems/{number}"): lambda w, a: Call(),
+    ("post", "/api/v1/problems/{number}/incidents"): lambda w, a: Call(json={
+        "incidents": [w.ok("POST", "/tickets", new_ticket(team=w.alpha))["number"]]}),
+    ("post", "/api/v1/problems/{number}/updates"): lambda w, a: Call(json={"body": "We are on it."}),
     # intake
     ("post", "/api/v1/intake/web-form"): lambda w, a: Call(json={
         "subject": "Form", "description": "From the portal.", "requester": {"email": w.email(a)}}),
@@ -241,6 +257,9 @@ CASES = {
         path={"contact_id": w.contact_id, "identifier_id": w.identifier(a)}),
     ("post", "/api/v1/contacts/{contact_id}/merge"): lambda w, a: Call(path={"contact_id": w.contact_id},
                                                                       json={"other": w.contact(a)}),
+    ("get", "/api/v1/contacts/{contact_id}/personal-data"): lambda w, a: Call(path={"contact_id": w.contact_id}),
+    # a fresh contact per actor: the shared one is still needed by the other cases
+    ("post", "/api/v1/contacts/{contact_id}/erasure"): lambda w, a: Call(path={"contact_id": w.contact(a)}),
     ("put", T + "/contact"): lambda w, a: Call(json={"contact_id": w.contact_id}),
     # chat
     ("post", "/api/v1/chats"): _chat_start,
@@ -253,6 +272,12 @@ CASES = {
     # reports
     ("get", "/api/v1/reports/{measure}"): lambda w, a: Call(path={"measure": "volume"},
                                                            params={"from": "2026-01-01", "to": "2026-02-01"}),
+    ("post", "/api/v1/saved-reports"): lambda w, a: Call(json={"name": f"s-{a}-{w.tag}", "measure": "csat",
+                                                               "period": "this_month", "group_by": "team"}),
+    ("get", "/api/v1/saved-reports"): lambda w, a: Call(),
+    ("get", "/api/v1/saved-reports/{report_id}"): lambda w, a: Call(path={"report_id": w.saved_report(a)}),
+    ("delete", "/api/v1/saved-reports/{report_id}"): lambda w, a: Call(path={"report_id": w.saved_report(a)}),
+    ("get", "/api/v1/saved-reports/{report_id}/report"): lambda w, a: Call(path={"report_id": w.saved_report(a)}),
     ("post", "/api/v1/surveys/csat"): lambda w, a: Call(json={
         "survey_id": f"m-{a}-{w.tag}", "answer_id": f"m-{a}-{w.tag}", "ticket": "HD-000001", "rating": 4,
         "channel": "email", "submitted_at": "2026-01-02T10:00:00+00:00"}),
@@ -265,6 +290,12 @@ CASES = {
     ("post", "/api/v1/tokens"): lambda w, a: Call(json={"name": f"matrix-{a}", "role": "agent"}),
     ("delete", "/api/v1/tokens/{token_id}"): lambda w, a: Call(path={"token_id": 999999}, absent="token_not_found"),
     ("get", "/api/v1/audit"): lambda w, a: Call(),
+    # people's accounts: invitations (admins) and password resets (anyone)
+    ("post", "/api/v1/accounts/invitations"): lambda w, a: Call(json={"email": f"m-{a}-{w.tag}@example.org",
+                                                                      "role": "agent"}),
+    ("post", "/api/v1/accounts/{account_id}/invitation"): lambda w, a: Call(path={"account_id": 999999},
+                                                                            absent="account_not_found"),
+    ("post", "/api/v1/password-resets"): lambda w, a: Call(json={"email": f"nobody-{a}@example.org"}),
     # operations
     ("get", "/health"): lambda w, a: Call(),
     ("get", "/metrics"): lambda w, a: Call(),

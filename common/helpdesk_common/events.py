@@ -17,7 +17,7 @@ from typing import Optional
 
 from pydantic import BaseModel
 
-from .contracts import audit, chat, contacts, intake, kb, routing, surveys, tickets
+from .contracts import analytics, audit, chat, contacts, intake, kb, routing, surveys, tickets
 
 SPECVERSION = "1.0"
 
@@ -58,12 +58,23 @@ CATALOGUE = {entry.name: entry for entry in [
     EventType("contact_merged", "tickets", contacts.ContactMerged,
               "Two contacts were found to be one person: ``merged_contact_id`` was merged into ``contact`` "
               "(identifiers and tickets moved) and no longer exists."),
+    EventType("contact_erased", "tickets", contacts.ContactErased,
+              "A contact's personal data was erased on request: the contact keeps only its id, its tickets only "
+              "what reports count (status, channel, priority, team, times). Every service holding personal "
+              "data about this person (its addresses, numbers, handles, or its tickets' content) erases it on "
+              "this event; integrators should do the same."),
     EventType("tickets_linked", "tickets", tickets.TicketsLinked,
               "An agent linked two tickets as related; both show the link (GET /api/v1/tickets/{number}/links)."),
     EventType("ticket_merged", "tickets", tickets.TicketMerged,
               "A duplicate ticket was merged into another: the duplicate is closed with ``merged_into`` pointing to "
               "the survivor, its customer's messages are copied to the survivor as internal notes, and both "
               "histories record it (ticket_updated and status_changed follow for the closed one)."),
+    EventType("ticket_presence_changed", "tickets", tickets.TicketPresenceChanged,
+              "An agent opened or closed a ticket in the workspace, or started or stopped typing a reply to it "
+              "(collision warnings). Not repeated while nothing changes."),
+    EventType("agents_notified", "tickets", tickets.AgentsNotified,
+              "Agents got a notification (mentioned in an internal note, or a ticket they follow changed); each "
+              "reads theirs at GET /api/v1/notifications."),
     # routing
     EventType("ticket_assigned", "routing", routing.TicketAssigned,
               "A ticket was assigned (or reassigned) to an agent, by a routing rule, from the team queue, or by "
@@ -128,6 +139,12 @@ CATALOGUE = {entry.name: entry for entry in [
     EventType("nps_submitted", "surveys", surveys.NpsSubmitted,
               "A customer answered the periodic NPS survey, 0-10 and why. A later answer to the same survey "
               "replaces the earlier one (``replaces``)."),
+    # analytics
+    EventType("spike_detected", "analytics", analytics.SpikeDetected,
+              "Proactive problem detection: the rate of new tickets of one category, team, channel or wording in "
+              "the last window is far above its usual level for that hour of the week (the statistics: "
+              "services/analytics/README.md). Carries the tickets involved; an agent may turn them into one "
+              "problem (POST /api/v1/problems). Announced once per surge and window."),
     # gateway
     EventType("audit_recorded", "gateway", audit.AuditRecorded,
               "An administrative change was made (through the API by an admin token or person, or with the "

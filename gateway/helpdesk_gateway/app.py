@@ -11,9 +11,10 @@ from . import audit, errors, observability, portal, ratelimits, ui
 from .api import intake, kb, operation_for, routing, tickets
 from .api import chat, contacts  # noqa: I001  after the others: their routes come last in the OpenAPI document
 from .api import surveys  # noqa: I001  last in the OpenAPI document
-from .api import attachments, canned_replies, notifications, presence, ticket_links
+from .api import attachments, canned_replies, notifications, presence, problems, saved_reports, ticket_links
 from .api import reports  # noqa: I001
 from .api import tokens  # noqa: I001
+from .api import accounts  # noqa: I001
 from .auth import ANONYMOUS, Authenticator
 from .batching import BatchCaller
 from .rpc import RpcPool
@@ -77,7 +78,10 @@ def create_app(settings=None):
     app.register_blueprint(presence.bp)
     app.register_blueprint(attachments.bp)
     app.register_blueprint(reports.bp)
+    app.register_blueprint(problems.bp)
+    app.register_blueprint(saved_reports.bp)
     app.register_blueprint(tokens.bp)
+    app.register_blueprint(accounts.bp)
     app.register_blueprint(observability.bp)
     ui.register(app)
     portal.register(app)

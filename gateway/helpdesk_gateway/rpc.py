@@ -68,19 +68,25 @@ class RpcPool:
             with self.proxy() as proxy:
                 return getattr(getattr(proxy, service), method)(*args, **kwargs)
 
-    def gather(self, calls):
+    def gather(self, calls, return_errors=False):
         """The results of several calls ``(service, method, *args)``, sent at once on one proxy and awaited
-        together: a page that needs five answers waits about as long as for the slowest, not for the sum."""
+        together: a page that needs five answers waits about as long as for the slowest, not for the sum.
+        ``return_errors``: a failed call's place holds its error (the service's own, or the 503 ``call``
+        would raise for a service that is down or late) instead of raising: for a page's optional parts."""
         with self._translated(", ".join(dict.fromkeys(service for service, *_ in calls))):
             with self.proxy() as proxy:
                 replies = [getattr(getattr(proxy, service), method).call_async(*args)
                            for service, method, *args in calls]
                 results, refused = [], None
-                for reply in replies:  # every reply taken before an error is raised: none is left behind
+                for (service, *_), reply in zip(calls, replies):  # every reply taken before an error is raised
                     try:
-                        results.append(reply.result())
+                        with self._translated(service):
+                            results.append(reply.result())
                     except HelpdeskError as error:
-                        refused = refused or error
+                        if return_errors:
+                            results.append(error)
+                        else:
+                            refused = refused or error
                 if refused is not None:
                     raise refused
                 return results

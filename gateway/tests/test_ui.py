@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from helpdesk_common.errors import NotFound
+from helpdesk_common.errors import HelpdeskError, NotFound
 from helpdesk_gateway import accounts
 from helpdesk_gateway.app import create_app
 from helpdesk_gateway.settings import Settings
@@ -43,6 +43,20 @@ class FakeServices:
 
     def call(self, service, method, *args):
         self.calls.append((service, method, args))
+        if method == "get_ticket_page":  # the tickets service's composite read: its parts, as it reads them
+            number, me = args
+            ticket = self.call(service, "get_ticket", number, me)
+            contact_id = ticket["requester"].get("contact_id")
+            return {"ticket": ticket, "messages": self.call(service, "list_messages", number, me),
+                    "history": self.call(service, "get_history", number, me),
+                    "links": self.call(service, "list_links", number, me),
+                    "following": self.call(service, "get_following", number, me),
+                    "canned_replies": self.call(service, "list_canned_replies", me),
+                    "contact": self.call(service, "get_contact", contact_id, me) if contact_id else None,
+                    "other_tickets": [t for t in self.call(service, "list_tickets", {}, me)["items"]
+                                      if t["number"] != number]}
+        if method == "get_ticket_list_page":  # the composite of list_tickets and count_tickets
+            return {"page": self.call(service, "list_tickets", *args), "counts": self.call(service, "count_tickets", args[-1])}
         if method == "list_tickets":
             return {"items": list(self.tickets.values()), "next_cursor": None}
         if method == "get_ticket":
@@ -86,8 +100,16 @@ class FakeServices:
             return {"id": args[0], "name": None, "email": None, "identifiers": [], "created_at": "2026-12-01T10:00:00+00:00"}
         raise AssertionError(f"unexpected call {service}.{method}")
 
-    def gather(self, calls):
-        return [self.call(*call) for call in calls]
+    def gather(self, calls, return_errors=False):
+        results = []
+        for call in calls:
+            try:
+                results.append(self.call(*call))
+            except HelpdeskError as error:  # RpcPool.gather's contract
+                if not return_errors:
+                    raise
+                results.append(error)
+        return results
 
     def viewers(self, method):
         return [args[-1] for _service, name, args in self.calls if name == method]

@@ -13,7 +13,8 @@ from pydantic import ConfigDict, Field, StringConstraints
 from ..errors import ValidationFailed
 from . import Contract, View
 
-__all__ = ["ReportQuery", "ReportView", "MEASURES", "GROUPS", "MAX_PERIOD_DAYS", "check_period"]
+__all__ = ["ReportQuery", "ReportView", "SpikeDetected", "SpikeTicket", "SavedReportRequest", "SavedReportView",
+           "resolve_period", "PERIODS", "MEASURES", "GROUPS", "MAX_PERIOD_DAYS", "check_period"]
 
 MEASURES = ("volume", "backlog", "first_response", "resolution", "sla", "escalations", "one_touch", "agents",
             "csat", "nps", "chats", "deflection")
@@ -104,3 +105,115 @@ class ReportView(View):
     group_by: list[str]
     filters: dict[str, str]
     rows: list[dict[str, Any]]
+
+
+class SpikeTicket(View):
+    number: str
+    created_at: datetime
+
+
+class SpikeDetected(View):
+    """A surge: far more new tickets of one kind in the last window than that hour of the week usually brings."""
+
+    spike_id: str = Field(description="Stable for one surge: the same surge announced again has the same id.")
+    dimension: Literal["category", "team", "channel", "wording"] = Field(
+        description="What the tickets have in common: a category, team or channel, or wording alike (value: the "
+                    "terms most of them share, as the knowledge base analyses text).")
+    value: str
+    window_start: datetime
+    window_end: datetime
+    count: int = Field(description="New tickets of this kind in the window.")
+    baseline: float = Field(description="The usual count of this window of the week (mean of the previous weeks).")
+    tickets: list[SpikeTicket] = Field(description="The tickets involved, oldest first.")
+    detected_at: datetime
+
+
+class SpikeView(View):
+    spike_id: str
+    dimension: str
+    value: str
+    window_start: datetime
+    window_end: datetime
+    count: int
+    baseline: float
+    tickets: list[str] = Field(description="The tickets involved that the caller may see.")
+    detected_at: datetime
+
+
+class SimilarTicket(View):
+    number: str
+    subject: str
+    created_at: datetime
+
+
+class SimilarGroup(View):
+    terms: list[str] = Field(description="The terms most of the group's tickets share.")
+    tickets: list[SimilarTicket]
+
+
+class ProblemsOverview(View):
+    """Surges of the last day and open tickets worded alike: candidates for one problem."""
+
+    spikes: list[SpikeView]
+    groups: list[SimilarGroup]
+
+
+PERIODS = ("last_7_days", "last_30_days", "last_week", "last_month", "this_week", "this_month", "fixed")
+"""A saved report's period: rolling (up to now), the last or current whole week (Monday first) or month, in
+the report's time zone; or ``fixed`` (its own ``from`` and ``to``)."""
+
+
+class SavedReportRequest(Contract):
+    """A custom report kept for its author: a measure, its grouping, filters and a period."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, str_strip_whitespace=True, populate_by_name=True)
+
+    name: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+    measure: Literal[MEASURES]
+    group_by: Optional[Annotated[str, StringConstraints(max_length=200)]] = None
+    filters: dict[Literal[DIMENSIONS], Annotated[str, StringConstraints(min_length=1, max_length=100)]] = {}
+    period: Literal[PERIODS] = "last_7_days"
+    from_: Optional[Annotated[str, StringConstraints(min_length=10, max_length=40)]] = Field(None, alias="from")
+    to: Optional[Annotated[str, StringConstraints(min_length=10, max_length=40)]] = None
+    tz: Annotated[str, StringConstraints(min_length=1, max_length=64)] = "UTC"
+
+
+class SavedReportView(View):
+    id: int
+    owner: str
+    name: str
+    measure: str
+    group_by: list[str]
+    filters: dict[str, str]
+    period: str
+    start: Optional[datetime] = Field(None, alias="from", description="Only for a fixed period.")
+    end: Optional[datetime] = Field(None, alias="to")
+    tz: str
+    created_at: datetime
+
+
+def resolve_period(period, tz, now, start=None, end=None):
+    """``(from, to)`` ISO moments of a saved report's ``period`` at ``now`` in time zone ``tz``."""
+    if period == "fixed":
+        return start, end
+    zone = ZoneInfo(tz)
+    local = now.astimezone(zone)
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    if period in ("last_7_days", "last_30_days"):
+        days = 7 if period == "last_7_days" else 30
+        return _local(midnight - timedelta(days=days - 1), zone).isoformat(), now.isoformat()
+    if period in ("this_week", "last_week"):
+        monday = _local(midnight - timedelta(days=local.weekday()), zone)
+        if period == "this_week":
+            return monday.isoformat(), now.isoformat()
+        return _local(monday - timedelta(days=7), zone).isoformat(), monday.isoformat()
+    first = _local(midnight.replace(day=1), zone)
+    if period == "this_month":
+        return first.isoformat(), now.isoformat()
+    previous = (first - timedelta(days=1)).replace(day=1)
+    return _local(previous, zone).isoformat(), first.isoformat()
+
+
+def _local(moment, zone):
+    """The same wall-clock time, its offset right for that date (across a change of summer time)."""
+    return moment.replace(tzinfo=None).replace(tzinfo=zone)

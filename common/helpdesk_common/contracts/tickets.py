@@ -110,6 +110,31 @@ class TicketLinkRequest(Contract):
     other: TicketNumber
 
 
+class ProblemRequest(Contract):
+    """Turn tickets with one cause (``incidents``, e.g. a group analytics found) into one problem: a new ticket
+    they are linked to. ``requester``: who the problem ticket is filed for (default: the agent)."""
+
+    subject: ShortText
+    description: LongText
+    incidents: Annotated[list[TicketNumber], Field(min_length=1, max_length=500)]
+    requester: Optional[Requester] = None
+    priority: Priority = "normal"
+    team: Optional[Name] = None
+    category: Optional[Name] = None
+
+
+class ProblemLinkRequest(Contract):
+    """Link more incidents to a problem."""
+
+    incidents: Annotated[list[TicketNumber], Field(min_length=1, max_length=500)]
+
+
+class ProblemUpdate(Contract):
+    """One public update, sent to the customer of every open incident of a problem on their own channel."""
+
+    body: LongText
+
+
 class TicketMergeRequest(Contract):
     """Merge the ticket in the path (a duplicate) into ``into``, the ticket that survives."""
 
@@ -194,9 +219,12 @@ class FollowView(View):
 
 
 class PresenceUpdate(Contract):
-    """The caller has the ticket open (and is typing a reply, or not)."""
+    """The caller has the ticket open (and is typing a reply, or not), or has closed it (``here: false``).
+    ``typing`` left out keeps what the caller said last (false for a new arrival): the workspace's live
+    stream says "still here" on the page's behalf without knowing whether its agent types."""
 
-    typing: bool = False
+    typing: Optional[bool] = None
+    here: bool = True
 
 
 class PresentAgent(View):
@@ -366,11 +394,33 @@ class SlaBreached(SlaClock):
 
 
 class TicketsLinked(View):
-    """Two tickets were linked as related (each shows the other)."""
+    """Two tickets were linked as related (each shows the other), or an incident to its problem."""
 
     ticket_number: str
     other_number: str
     actor: str
+    kind: Literal["related", "incident"] = "related"  # incident: ticket_number is the problem
+
+
+class TicketPresenceChanged(View):
+    """An agent opened or closed a ticket, or started or stopped typing a reply to it (not sent for each
+    "still here"): what the workspace's collision warnings are pushed from."""
+
+    ticket_number: str
+    actor: str
+    name: Optional[str] = None
+    present: bool
+    typing: bool
+
+
+class AgentsNotified(View):
+    """Notifications were written for these agents (``recipients``, actor names): a mention in an internal
+    note, or a change to a ticket they follow. The notifications themselves are read with
+    ``GET /api/v1/notifications`` by each recipient."""
+
+    ticket_number: str
+    kind: str  # mention | message | change
+    recipients: list[str]
 
 
 class TicketMerged(View):
@@ -388,3 +438,22 @@ class CustomerResolution(Contract):
     workflow's resolved status) or not after all (``false``: reopened), as far as the workflow allows."""
 
     solved: bool
+
+
+class ProblemIncident(View):
+    number: str
+    subject: str
+    status: str
+    channel: str
+
+
+class ProblemView(View):
+    """A problem ticket and its incidents (those the caller may see)."""
+
+    problem: TicketView
+    incidents: list[ProblemIncident]
+
+
+class ProblemUpdateSent(View):
+    problem: str
+    sent_to: list[str]

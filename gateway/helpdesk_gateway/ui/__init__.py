@@ -24,7 +24,7 @@ STATIC_MAX_AGE = 365 * 24 * 3600
 
 def register(app):
     from . import admin, chat_console, i18n, oidc, password, people, preferences, security, signin, texts, workspace
-    from . import canned_page, notices, ticket_actions  # noqa: F401  their views join the workspace's blueprint
+    from . import canned_page, dashboard, notices, ticket_actions  # noqa: F401  their views join the workspace's blueprint
 
     app.config.update(SESSION_COOKIE_NAME="hd_flash", SESSION_COOKIE_SAMESITE="Lax",
                       SESSION_COOKIE_SECURE=security.secure_cookies_configured())  # Flask's cookie: flash messages, OIDC state

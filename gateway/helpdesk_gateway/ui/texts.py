@@ -7,13 +7,17 @@ from flask_babel import format_datetime, get_locale, get_timezone, lazy_gettext 
 STATUSES = {"new": _l("New"), "open": _l("Open"), "in_progress": _l("In progress"), "pending": _l("Pending"),
             "resolved": _l("Resolved"), "closed": _l("Closed")}
 PRIORITIES = {"low": _l("Low"), "normal": _l("Normal"), "high": _l("High"), "urgent": _l("Urgent")}
-ROLES = {"admin": _l("administrator"), "supervisor": _l("supervisor"), "agent": _l("agent")}
+ROLES = {"admin": _l("administrator"), "supervisor": _l("supervisor"), "agent": _l("agent"),
+         "customer": _l("customer")}  # customer: a token's role (API tokens page)
 VIEWS = {"mine": _l("My tickets"), "team": _l("My teams' queue"), "unassigned": _l("Unassigned"),
          "sla_at_risk": _l("SLA at risk"), "sla_breached": _l("SLA breached"), "all": _l("All tickets")}
 CHANNELS = {"api": _l("API"), "email": _l("Email"), "web": _l("Web"), "chat": _l("Chat"), "phone": _l("Phone"),
             "social": _l("Social media")}
 SORTS = {"updated": _l("Last changed"), "created": _l("Newest"), "priority": _l("Priority"),
          "sla_due": _l("SLA due soonest")}
+PERIODS = {"last_7_days": _l("Last 7 days"), "last_30_days": _l("Last 30 days"), "last_week": _l("Last week"),
+           "last_month": _l("Last month"), "this_month": _l("This month")}
+SURGES = {"category": _l("Category"), "team": _l("Team"), "channel": _l("Channel"), "wording": _l("Wording")}
 ERROR_TITLES = {400: _l("This request is not right"), 403: _l("Not allowed"), 404: _l("Not found"),
                 409: _l("This change is not possible now"), 422: _l("This request is not right"),
                 503: _l("The helpdesk is busy")}
@@ -41,6 +45,14 @@ def role_label(name):
 
 def view_label(name):
     return VIEWS.get(name, name)
+
+
+def period_label(name):
+    return PERIODS.get(name, name)
+
+
+def surge_label(name):
+    return SURGES.get(name, name)
 
 
 def channel_label(name):
@@ -104,6 +116,7 @@ def install(app):
     app.jinja_env.filters["change_value"] = change_value
     app.jinja_env.globals.update(status_label=status_label, priority_label=priority_label, role_label=role_label,
                                  view_label=view_label, channel_label=channel_label, sort_label=sort_label,
+                                 period_label=period_label, surge_label=surge_label,
                                  error_title=error_title, error_text=error_text,
                                  sla_text=sla_text, current_locale=lambda: str(get_locale() or "en"),
                                  current_timezone=lambda: str(get_timezone() or "UTC"))

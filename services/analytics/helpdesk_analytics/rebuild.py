@@ -14,7 +14,7 @@ from sqlalchemy.orm import sessionmaker
 from helpdesk_common.adapters.config import load_config
 from helpdesk_common.adapters.database import engine_for
 
-from . import facts, settings as analytics_settings
+from . import detection, facts, settings as analytics_settings
 
 DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "config.yaml")
 
@@ -36,6 +36,7 @@ def rebuild(fetch_page, sessions, settings, page_size=500, report=progress):
         page = fetch_page(cursor, page_size)
         with sessions.begin() as session:
             done += facts.ingest_export(session, page["items"], settings)
+            detection.record_tickets(session, [item["ticket"] for item in page["items"]])  # the surges' history
         report(done, max(page.get("total") or done, done), started)
         cursor = page.get("next_cursor")
         if cursor is None:

@@ -6,6 +6,7 @@ batch per message, retried and parked on failure), and each batch is applied in 
 """
 
 import eventlet
+from nameko.dependency_providers import Config
 from nameko.rpc import RpcProxy, rpc
 from nameko.timer import timer
 from prometheus_client import Gauge
@@ -14,14 +15,19 @@ from sqlalchemy import text
 from helpdesk_common.adapters.consumer import reliable_batch_handler
 from helpdesk_common.adapters.database import Database
 from helpdesk_common.adapters.metrics import EntrypointMetrics
+from helpdesk_common.adapters.relay import OutboxRelay
+from helpdesk_common.adapters.timers import config_timer
 from helpdesk_common.contracts import validate
+from helpdesk_common.contracts.contacts import PersonalDataQuery
 from helpdesk_common.contracts.routing import Viewer
+from helpdesk_common.contracts.analytics import ReportQuery, SavedReportRequest
 from helpdesk_common.contracts.surveys import CsatSubmitted, NpsSubmitted
 from helpdesk_common.database import run_in_transaction, utcnow
-from helpdesk_common.errors import EXPECTED_ERRORS
+from helpdesk_common.errors import EXPECTED_ERRORS, Forbidden, NotFound
 
-from . import business, facts, reports
+from . import business, detection, facts, personal_data, reports, saved_reports, store, summary
 from .dependencies import AnalyticsSettings
+from .surge_models import Outbox
 
 DB_URL = "ANALYTICS_DB_URL"
 OPEN_TICKETS = Gauge("helpdesk_open_tickets", "Tickets not resolved or closed", ["team", "priority"])
@@ -33,6 +39,7 @@ CSAT_ROLLING = Gauge("helpdesk_csat_ratio", "Share of CSAT answers rating 4-5 ov
 CSAT_ANSWERS = Gauge("helpdesk_csat_answers", "CSAT answers over the last 7 days")
 TICKETS_CREATED = Gauge("helpdesk_tickets_created", "Tickets analytics has seen created (a counter kept in the "
                         "read model: rate() gives the arrival rate)")
+SURGES_ACTIVE = Gauge("helpdesk_surges_active", "Surges announced (spike_detected) within the last hour", ["dimension"])
 ATTEMPTS = 5
 
 
@@ -43,6 +50,10 @@ class AnalyticsService:
     settings = AnalyticsSettings()
     metrics = EntrypointMetrics()
     routing = RpcProxy("routing")
+    kb_search = RpcProxy("kb_search")
+    intake = RpcProxy("intake")
+    config = Config()
+    outbox = OutboxRelay(Outbox, DB_URL, source="analytics")
 
     def _write(self, change):
         """Run ``change(session)`` in one transaction; again if it lost a race to another replica."""
@@ -113,6 +124,101 @@ class AnalyticsService:
     def on_nps_submitted(self, events):
         return self._ingest(events)
 
+    @reliable_batch_handler("tickets", "contact_erased")
+    def on_contact_erased(self, events):
+        return self._ingest(events)
+
+    # --- proactive problem detection ------------------------------------------------------------
+
+    @reliable_batch_handler("tickets", "ticket_created")
+    def record_arrivals(self, events):
+        """The new tickets as the surge detector sees them (its own queue: detection never slows the reports)."""
+        return self._write(lambda session: detection.record_arrivals(session, events))
+
+    @config_timer("SURGE_INTERVAL", 60)
+    def detect_surges(self):
+        """Analyse new tickets' wording (the knowledge base's analysis, over RPC: skipped while kb_search does
+        not answer, and the category, team and channel surges are still found), then announce surges."""
+        with self.db() as session:
+            pending = detection.unanalysed(session)
+        if pending:
+            try:
+                with eventlet.Timeout(10):
+                    terms = self.kb_search.analyze_texts([{"language": p["language"], "text": p["text"]}
+                                                          for p in pending])
+            except (eventlet.Timeout, Exception):  # noqa: B014 - a missing kb_search must not stop detection
+                terms = None
+            if terms is not None:
+                by_number = {p["number"]: t for p, t in zip(pending, terms)}
+                self._write(lambda session: detection.store_terms(session, by_number))
+        now = utcnow()
+        self._write(lambda session: detection.detect_and_announce(session, now))
+        with self.db() as session:
+            _set_labelled(SURGES_ACTIVE, {(d,): n for d, n in detection.active_surges(session, now).items()})
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def problems(self, viewer):
+        """The surges of the last day and the open tickets worded alike, as ``viewer`` may see them:
+        ``{"spikes": [...], "groups": [...]}``."""
+        who = validate(Viewer, viewer, prefix="viewer.").model_dump()
+        now = utcnow()
+        with self.db() as session:
+            scope = store.scope_of(session, who)
+            return {"spikes": detection.recent_spikes(session, scope, now),
+                    "groups": detection.similar_groups(session, scope, now)}
+
+    # --- saved reports, key figures, the weekly summary -------------------------------------------
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def save_report(self, report, viewer):
+        command = validate(SavedReportRequest, report)
+        who = validate(Viewer, viewer, prefix="viewer.").model_dump()
+        return self._write(lambda session: saved_reports.save(session, command, who, utcnow()))
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def saved_reports(self, viewer):
+        who = validate(Viewer, viewer, prefix="viewer.").model_dump()
+        with self.db() as session:
+            return saved_reports.list_own(session, who)
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def saved_report(self, report_id, viewer):
+        who = validate(Viewer, viewer, prefix="viewer.").model_dump()
+        with self.db() as session:
+            return saved_reports.view(saved_reports.find(session, _record_id(report_id), who))
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def delete_saved_report(self, report_id, viewer):
+        who = validate(Viewer, viewer, prefix="viewer.").model_dump()
+        self._write(lambda session: saved_reports.delete(session, _record_id(report_id), who))
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def run_saved_report(self, report_id, viewer):
+        who = validate(Viewer, viewer, prefix="viewer.").model_dump()
+        with self.db() as session:
+            return saved_reports.run(session, _record_id(report_id), who, utcnow())
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def key_figures(self, query, viewer):
+        """The dashboard's key figures over ``query``'s period (``ReportQuery`` fields; no grouping)."""
+        who = validate(Viewer, viewer, prefix="viewer.").model_dump()
+        asked = validate(ReportQuery, query, strict=False)
+        with self.db() as session:
+            return summary.key_figures(session, asked.from_, asked.to, asked.tz, who, utcnow(), asked.filters())
+
+    @config_timer("WEEKLY_SUMMARY_INTERVAL", 3600)
+    def send_weekly_summary(self):
+        """Last week's key figures mailed to ``WEEKLY_SUMMARY_TO`` through intake's outgoing mail, once a week
+        per recipient (``summary_mails``)."""
+        recipients = [a.strip() for a in str(self.config.get("WEEKLY_SUMMARY_TO") or "").split(",") if a.strip()]
+        if recipients:
+            summary.send_due(self._write, self._read, self.intake.send_account_mail, recipients,
+                             self.config.get("WEEKLY_SUMMARY_TZ") or "UTC", utcnow())
+
+    def _read(self, query):
+        with self.db() as session:
+            return query(session)
+
     # --- business metrics -------------------------------------------------------------------------
 
     @timer(interval=15)
@@ -155,6 +261,15 @@ class AnalyticsService:
             return reports.run(session, measure, query, who.model_dump(), utcnow())
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def personal_data(self, query, viewer):
+        """What the read model holds about a person's tickets and survey answers (an export on request)."""
+        query, who = validate(PersonalDataQuery, query), validate(Viewer, viewer, prefix="viewer.")
+        if who.role not in ("admin", "system"):
+            raise Forbidden("Only admins may export a person's data.", code="admins_only")
+        with self.db() as session:
+            return personal_data.export(session, query.ticket_numbers, query.contact_id)
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
     def record_survey_answer(self, kind, answer, event_id):
         """A CSAT or NPS answer handed over directly (``POST /api/v1/surveys/...``), on the same contract as
         the events: ``event_id`` makes a retried call count once."""
@@ -162,6 +277,12 @@ class AnalyticsService:
         data = validate(model, answer).model_dump(mode="json")
         event = {"id": event_id, "type": f"{kind}_submitted", "source": "surveys", "data": data}
         return {"recorded": bool(self._ingest([event]))}
+
+
+def _record_id(value):
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 2**63 - 1:
+        raise NotFound(f"There is no saved report {value}.", code="saved_report_not_found")
+    return value
 
 
 def _set_labelled(gauge, values):

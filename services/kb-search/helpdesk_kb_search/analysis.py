@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import Stemmer
 
 from helpdesk_common.contracts.kb import LANGUAGES
+from helpdesk_common.errors import ValidationFailed
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SNOWBALL = {"en": "english", "nl": "dutch", "sv": "swedish"}
@@ -110,6 +111,20 @@ def analyze(lang, text, keep_stopwords=False):
         stop = stopwords(lang)
         tokens = [t for t in tokens if t not in stop]
     return stem_words(lang, tokens)
+
+
+MAX_ANALYZED = 1000  # texts per call
+MAX_ANALYZED_CHARS = 4000  # of each text
+
+
+def analyze_many(texts):
+    """:func:`analyze` of each ``{"language", "text"}`` (a language the knowledge base has not: English)."""
+    if not isinstance(texts, list) or len(texts) > MAX_ANALYZED or not all(
+            isinstance(t, dict) and isinstance(t.get("text"), str) for t in texts):
+        raise ValidationFailed(f"Give a list of at most {MAX_ANALYZED} {{language, text}} items.",
+                               code="invalid_texts", details=[{"field": "texts", "code": "invalid_value"}])
+    return [analyze(t.get("language") if t.get("language") in SNOWBALL else "en", t["text"][:MAX_ANALYZED_CHARS])
+            for t in texts]
 
 
 def html_to_text(body_html):

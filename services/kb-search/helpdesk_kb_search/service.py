@@ -24,7 +24,7 @@ from helpdesk_common.errors import EXPECTED_ERRORS, ValidationFailed
 from helpdesk_common.adapters.metrics import EntrypointMetrics
 from helpdesk_common.adapters.relay import OutboxRelay
 
-from . import browsing, domain, indexing, search, ticket_suggestions
+from . import analysis, browsing, domain, indexing, search, ticket_suggestions
 from .dependencies import SearchIndex
 from .entrypoints import indexing_handler, ticket_handler
 from .exceptions import concurrent_change
@@ -190,6 +190,12 @@ class KbSearchService:
         who = _viewer(viewer)
         with self.db() as session:
             return domain.suggestions_for_ticket(session, number, who)
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def analyze_texts(self, texts):
+        """The knowledge base's terms of each text (``[{"language", "text"}]`` -> lists of stems), for services
+        that compare wording the way search does (analytics groups similar tickets with them)."""
+        return analysis.analyze_many(texts)
 
     @rpc
     def ping(self):

@@ -73,7 +73,9 @@ def survey_id_of(key, token):
 
 
 def should_ask(settings, ticket, to_status):
-    return to_status == settings.csat_status and ticket.get("channel") in settings.mail_channels
+    # A requester without an address (their personal data was erased) is asked nothing.
+    return (to_status == settings.csat_status and ticket.get("channel") in settings.mail_channels
+            and bool(ticket["requester"].get("email")))
 
 
 def open_survey(session, ticket, now):

@@ -22,11 +22,16 @@ from helpdesk_common.adapters.consumer import reliable_handler
 from helpdesk_common.adapters.database import Database
 from helpdesk_common.adapters.metrics import EntrypointMetrics
 from helpdesk_common.adapters.relay import OutboxRelay
+from helpdesk_common.contracts import validate
+from helpdesk_common.contracts.contacts import PersonalDataQuery
+from helpdesk_common.contracts.tickets import Viewer
 from helpdesk_common.database import utcnow
-from helpdesk_common.errors import EXPECTED_ERRORS, ValidationFailed
+from helpdesk_common.errors import EXPECTED_ERRORS, Forbidden, ValidationFailed
+from helpdesk_common.inbox import first_delivery
+from helpdesk_common.outbox import forget_published
 
-from . import domain, nps
-from .models import NpsSurvey, Outbox, Survey
+from . import domain, nps, personal_data
+from .models import NpsSurvey, Outbox, ProcessedEvent, Survey
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +66,9 @@ class SurveysService:
         ticket, to_status = event["data"]["ticket"], event["data"]["to_status"]
         if not domain.should_ask(self.settings, ticket, to_status):
             return
+        with self.db() as session:
+            if personal_data.erased(session, ticket["number"]):  # the event was on its way: ask nobody
+                return
         key = domain.secret(self.db)  # before the transaction: SQLite allows one writer at a time
         with self.db.begin() as session:
             survey = domain.open_survey(session, ticket, utcnow())
@@ -77,7 +85,7 @@ class SurveysService:
     def _ask_nps(self, email, key):
         """NPS for the customer of a resolution, unless asked within the interval (0: NPS is off)."""
         interval = self.settings.nps_interval
-        if interval <= 0:
+        if interval <= 0 or not email:  # no address: the customer's personal data was erased
             return
         with self.db.begin() as session:
             nps.due(session, interval, utcnow(), email=email)
@@ -122,6 +130,25 @@ class SurveysService:
     def ticket_satisfaction(self, number):
         with self.db() as session:
             return domain.for_ticket(session, _text(number))
+
+    # --- personal data ---------------------------------------------------------------------------
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def personal_data(self, query, viewer):
+        query, who = validate(PersonalDataQuery, query), validate(Viewer, viewer, prefix="viewer.")
+        if who.role not in ("admin", "system"):
+            raise Forbidden("Only admins may export a person's data.", code="admins_only")
+        with self.db() as session:
+            return personal_data.export(session, query.emails, query.ticket_numbers, query.contact_id)
+
+    @reliable_handler("tickets", "contact_erased")
+    def on_contact_erased(self, event):
+        data = event["data"]
+        with self.db.begin() as session:
+            if first_delivery(session, ProcessedEvent, event["id"], "surveys.on_contact_erased"):
+                personal_data.erase(session, data.get("emails", []), data.get("ticket_numbers", []),
+                                    data.get("contact_id"))
+                forget_published(session, Outbox)  # relayed answers carried the comments
 
     @rpc
     def ping(self):

@@ -72,3 +72,55 @@ def test_a_wrong_answer_is_refused_and_nothing_is_recorded(sessions, rating, com
     with sessions() as session:
         assert session.scalars(select(Outbox)).all() == []
         assert domain.for_ticket(session, "HD-000007")["rating"] is None
+
+
+def test_a_requester_whose_data_was_erased_is_asked_nothing():
+    erased = ticket()
+    erased["requester"] = {"email": "", "contact_id": 12}
+    assert not domain.should_ask(SETTINGS, erased, "resolved")
+
+
+def test_erasure_removes_the_address_and_comment_and_keeps_the_rating(sessions):
+    from helpdesk_surveys import personal_data
+    from helpdesk_surveys.models import Survey
+    with sessions.begin() as session:
+        survey_id = domain.open_survey(session, ticket(), NOW).id
+        domain.open_survey(session, ticket(number="HD-000008") | {"requester": {"email": "bo@example.se"}}, NOW)
+    with sessions.begin() as session:
+        domain.answer(session, survey_id, 2, "Eva here: the agent was rude", NOW, None)
+    with sessions() as session:
+        exported = personal_data.export(session, ["eva@example.se"], [], 12)
+    assert [(s["ticket_number"], s["comment"]) for s in exported["csat"]] == [("HD-000007", "Eva here: the agent was rude")]
+    for _ in range(2):  # idempotent
+        with sessions.begin() as session:
+            personal_data.erase(session, ["eva@example.se"], ["HD-000007"], 12)
+    with sessions() as session:
+        rows = {s.ticket_number: (s.email, s.comment, s.rating, s.contact_id) for s in session.scalars(select(Survey))}
+    assert rows == {"HD-000007": ("", None, 2, None), "HD-000008": ("bo@example.se", None, None, None)}
+
+
+def test_an_erased_ticket_is_remembered_by_its_number_only(sessions):
+    from helpdesk_surveys import personal_data
+    for _ in range(2):
+        with sessions.begin() as session:
+            personal_data.erase(session, ["eva@example.se"], ["HD-000007"], 12)
+    with sessions() as session:
+        assert personal_data.erased(session, "HD-000007") and not personal_data.erased(session, "HD-000008")
+
+
+def test_a_resolution_handled_after_the_erasure_asks_nobody(sessions):
+    """The handler itself (nameko's worker_factory: no broker; intake's RPC is a mock standing in for intake)."""
+    from nameko.testing.services import worker_factory
+    from helpdesk_surveys import personal_data
+    from helpdesk_surveys.models import NpsSurvey, Survey
+    from helpdesk_surveys.service import SurveysService
+    with sessions.begin() as session:
+        personal_data.erase(session, ["eva@example.se"], ["HD-000007"], 12)
+    service = worker_factory(SurveysService, db=sessions, settings=domain.Settings(
+        public_url="https://help.example.org/", nps_interval=3600))
+    service.on_status_changed({"id": "e1", "data": {"ticket": ticket(), "to_status": "resolved"}})
+    service.intake.send_account_mail.assert_not_called()
+    with sessions() as session:
+        assert session.scalars(select(Survey)).all() == [] and session.scalars(select(NpsSurvey)).all() == []
+    service.on_status_changed({"id": "e2", "data": {"ticket": ticket("HD-000008"), "to_status": "resolved"}})
+    assert service.intake.send_account_mail.call_count == 2  # another ticket: CSAT and NPS asked

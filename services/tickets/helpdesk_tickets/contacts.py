@@ -164,7 +164,8 @@ def create_for_senders(session, senders, now=None):
 def contact_view(contact):
     return {"id": contact.id, "name": contact.name, "email": contact.email,
             "identifiers": [identifier_view(i) for i in contact.identifiers],
-            "created_at": contact.created_at.isoformat()}
+            "created_at": contact.created_at.isoformat(),
+            "erased_at": contact.erased_at.isoformat() if contact.erased_at else None}
 
 
 def identifier_view(identifier):

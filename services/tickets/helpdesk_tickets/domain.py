@@ -44,6 +44,7 @@ class Rules:
     number_format: str = "HD-{seq:06d}"
     sla: Optional[SlaPolicies] = None
     phone_region: Optional[str] = None  # how phone numbers without +<country code> are read (ISO code, NL)
+    problem_solves_incidents: bool = True  # solving a problem ticket solves its open incidents (problems.py)
 
     def __post_init__(self):
         now = utcnow()  # a malformed format fails at start-up, not on the first ticket
@@ -84,9 +85,10 @@ def ticket_view(ticket, rules: Optional[Rules] = None, now=None, clocks=None):
 def requester_view(ticket):
     """Who asked: the address the request came from (replies go there) and the contact it belongs to.
 
-    Tickets from before contacts had several identifiers have no ``requester_email``: their contact's."""
+    Tickets from before contacts had several identifiers have no ``requester_email``: their contact's. A
+    requester whose personal data was erased has none: an empty address."""
     contact = ticket.requester
-    return {"email": ticket.requester_email or (contact.email if contact else None),
+    return {"email": ticket.requester_email or (contact.email if contact else None) or "",
             "name": (contact.name if contact is not None and contact.name else ticket.requester_name),
             "contact_id": ticket.requester_id, "contact_ambiguous": bool(ticket.requester_ambiguous)}
 
@@ -508,7 +510,27 @@ def _change(session, number, changes, viewer, rules, now=None, decisions=()):
     if ticket.status != old_status:
         _publish(session, "status_changed", {"ticket": view, "from_status": old_status,
                                              "to_status": ticket.status}, viewer, ticket.number)
+        from . import problems  # noqa: PLC0415 - problems builds on this module
+        problems.after_status_change(session, ticket, old_status, viewer, rules, now)
     return view
+
+
+def _forward_to_survivor(session, duplicate, message, viewer, rules, now):
+    """A customer (or intake, for a mail in the thread) wrote on a ticket merged into another: the words are
+    kept on the duplicate, where they arrived, and copied to the survivor as an internal note naming the
+    duplicate, as the merge copied the earlier ones (``links.merge``), so agents working the survivor see
+    them and the survivor's own customer never does."""
+    survivor = session.scalar(select(Ticket).where(Ticket.number == duplicate.merged_into))
+    if survivor is None:
+        return
+    note = Message(ticket_id=survivor.id, visibility="internal", author=message.author,
+                   author_role=message.author_role, body=f"[{duplicate.number}] {message.body}", created_at=now)
+    session.add(note)
+    survivor.updated_at = now
+    session.flush()
+    _record(session, survivor, viewer, "message.internal", None, note.id, now)
+    _publish(session, "message_added", {"ticket": ticket_view(survivor, rules, now),
+                                        "message": message_view(note, survivor.number)}, viewer, survivor.number)
 
 
 def add_message(session: Session, number, command, viewer, rules: Rules, now=None, idempotency_key=None):
@@ -555,6 +577,8 @@ def add_message(session: Session, number, command, viewer, rules: Rules, now=Non
     view = ticket_view(ticket, rules, now)
     result = message_view(message, ticket.number)
     _publish(session, "message_added", {"ticket": view, "message": result}, viewer, ticket.number)
+    if ticket.merged_into and viewer.role not in STAFF and command.visibility == "public":
+        _forward_to_survivor(session, ticket, message, viewer, rules, now)
     if ticket.status != old_status:
         _publish(session, "status_changed", {"ticket": view, "from_status": old_status,
                                              "to_status": ticket.status}, viewer, ticket.number)

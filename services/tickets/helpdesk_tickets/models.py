@@ -28,6 +28,7 @@ class Contact(Base):
     email: Mapped[Optional[str]] = mapped_column(String(254), unique=True)
     name: Mapped[Optional[str]] = mapped_column(String(200))
     created_at: Mapped[object] = mapped_column(UtcDateTime, default=utcnow)
+    erased_at: Mapped[Optional[object]] = mapped_column(UtcDateTime)  # personal data erased on request
     identifiers: Mapped[list["ContactIdentifier"]] = relationship(order_by="ContactIdentifier.id", lazy="select",
                                                                   cascade="all, delete-orphan")
 

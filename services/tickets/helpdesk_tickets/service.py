@@ -8,6 +8,7 @@ from helpdesk_common.contracts.contacts import ContactMerge, ContactQuery, Ident
 from helpdesk_common.contracts.tickets import (CustomerResolution, NewCannedReply, NewCustomField, NewMessage,
                                                NewTicket, NotificationsRead, PresenceUpdate, TicketChanges,
                                                TicketLinkRequest, TicketMergeRequest, TicketQuery, Viewer)
+from helpdesk_common.contracts.tickets import ProblemLinkRequest, ProblemRequest, ProblemUpdate
 from helpdesk_common.adapters.consumer import reliable_batch_handler
 from helpdesk_common.adapters.database import Database
 from helpdesk_common.database import run_in_transaction, utcnow
@@ -17,7 +18,8 @@ from helpdesk_common.failpoints import failpoint
 from helpdesk_common.adapters.metrics import EntrypointMetrics
 from helpdesk_common.adapters.relay import OutboxRelay
 
-from . import canned, contacts, custom_fields, domain, export, followers, links, presence
+from . import (canned, contacts, custom_fields, domain, export, followers, links, personal_data, presence, problems,
+               ticket_page)
 from .dependencies import TicketRules
 from .entrypoints import sla_timer
 from .exceptions import concurrent_change
@@ -101,6 +103,13 @@ class TicketsService:
             return domain.shown_to(who, domain.ticket_view(domain.find_ticket(session, number, who), self.rules))
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def get_ticket_page(self, number, viewer):
+        """What the workspace's ticket page shows from this service, in one call (``ticket_page.read``)."""
+        who = validate(Viewer, viewer, prefix="viewer.")
+        with self.db() as session:
+            return ticket_page.read(session, str(number), who, self.rules)
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
     def list_tickets(self, query, viewer):
         filters, who = validate(TicketQuery, query), validate(Viewer, viewer, prefix="viewer.")
         with self.db() as session:
@@ -114,6 +123,17 @@ class TicketsService:
         who = validate(Viewer, viewer, prefix="viewer.")
         with self.db() as session:
             return domain.count_tickets(session, who, self.rules)
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def get_ticket_list_page(self, query, viewer):
+        """The workspace's list page from this service in one call and one session: ``list_tickets``'s
+        page and ``count_tickets``'s counts, by the same functions with the same viewer."""
+        filters, who = validate(TicketQuery, query), validate(Viewer, viewer, prefix="viewer.")
+        with self.db() as session:
+            page = domain.find_tickets(session, filters, who, self.rules)
+            counts = domain.count_tickets(session, who, self.rules)
+        page["items"] = [domain.shown_to(who, view) for view in page["items"]]
+        return {"page": page, "counts": counts}
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def update_ticket(self, number, changes, viewer, decisions=None, dry_run=False):
@@ -158,6 +178,30 @@ class TicketsService:
         who = validate(Viewer, viewer, prefix="viewer.")
         with self.db() as session:
             return domain.history(session, number, who)
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def create_problem(self, problem, viewer):
+        """A problem ticket with ``problem["incidents"]`` linked to it; answers the problem and its incidents."""
+        command, who = validate(ProblemRequest, problem), validate(Viewer, viewer, prefix="viewer.")
+        return self._write(lambda s: problems.create_problem(s, command, who, self.rules))
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def link_incidents(self, number, link, viewer):
+        command, who = validate(ProblemLinkRequest, link), validate(Viewer, viewer, prefix="viewer.")
+        return self._write(lambda s: problems.link_incidents(s, str(number), command.incidents, who, self.rules),
+                           number)
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def get_problem(self, number, viewer):
+        who = validate(Viewer, viewer, prefix="viewer.")
+        with self.db() as session:
+            return problems.problem_view(session, str(number), who, self.rules)
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def send_problem_update(self, number, update, viewer):
+        """One public update to the customer of every open incident of the problem ``number``."""
+        command, who = validate(ProblemUpdate, update), validate(Viewer, viewer, prefix="viewer.")
+        return self._write(lambda s: problems.send_update(s, str(number), command, who, self.rules), number)
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def link_tickets(self, number, link, viewer):
@@ -213,7 +257,8 @@ class TicketsService:
         command = validate(PresenceUpdate, update)
         if name is not None and (not isinstance(name, str) or len(name) > 200):
             raise ValidationFailed("name must be a string of at most 200 characters.")
-        return self._write(lambda s: presence.here(s, str(number), who, command.typing, name, utcnow()), number)
+        return self._write(lambda s: presence.here(s, str(number), who, command.typing, name, utcnow(),
+                                                         present=command.here), number)
 
     # --- canned replies (``canned``: shared ones and each agent's own) ----------------------------------
 
@@ -304,6 +349,23 @@ class TicketsService:
         command, who = validate(ContactMerge, merge), validate(Viewer, viewer, prefix="viewer.")
         contacts.check_staff(who)
         return self._write(lambda s: domain.merge_contacts(s, _contact_id(contact_id), command.other, who, self.rules))
+
+    # --- personal data (admins only; the gateway gathers the other services' parts) ----------------
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def contact_personal_data(self, contact_id, viewer):
+        """Everything held here about the contact, and the identifiers and tickets the other services look
+        theirs up by."""
+        personal_data.check_admin(validate(Viewer, viewer, prefix="viewer."))
+        with self.db() as session:
+            return personal_data.export(session, _contact_id(contact_id), self.rules)
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def erase_contact(self, contact_id, viewer):
+        """Erase the contact's personal data and announce ``contact_erased``; idempotent."""
+        who = validate(Viewer, viewer, prefix="viewer.")
+        personal_data.check_admin(who)
+        return self._write(lambda s: personal_data.erase(s, _contact_id(contact_id), utcnow(), who.actor))
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def link_ticket_contact(self, number, link, viewer):
