@@ -1,14 +1,11 @@
-"""Satisfaction surveys as plain rules, on a real (SQLite) database migrated with the service's migrations."""
+"""Satisfaction surveys as plain rules, on a real database (SQLite and PostgreSQL) migrated with the service's migrations."""
 from datetime import datetime, timezone
 
 import pytest
 from sqlalchemy import select
-from sqlalchemy.orm import sessionmaker
 
-from helpdesk_common.adapters.database import engine_for
 from helpdesk_common.errors import NotFound, ValidationFailed
 from helpdesk_surveys import domain
-from helpdesk_surveys.migrate import upgrade
 from helpdesk_surveys.models import Outbox
 
 NOW = datetime(2026, 12, 7, 12, tzinfo=timezone.utc)
@@ -18,14 +15,6 @@ SETTINGS = domain.Settings(public_url="https://help.example.org/")
 def ticket(number="HD-000007", channel="web", language="sv"):
     return {"number": number, "subject": "VPN", "channel": channel, "language": language, "team": "network",
             "assignee": "agent-3", "requester": {"email": "eva@example.se", "contact_id": 12}}
-
-
-@pytest.fixture
-def sessions(tmp_path):
-    url = f"sqlite:///{tmp_path / 'surveys.db'}"
-    upgrade(url)
-    yield sessionmaker(engine_for(url), expire_on_commit=False)
-    engine_for(url).dispose()
 
 
 def test_a_resolution_asks_by_mail_on_mail_channels_and_by_a_message_on_the_others():

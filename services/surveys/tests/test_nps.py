@@ -3,24 +3,13 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import select
-from sqlalchemy.orm import sessionmaker
 
-from helpdesk_common.adapters.database import engine_for
 from helpdesk_common.errors import ValidationFailed
 from helpdesk_surveys import domain, nps
-from helpdesk_surveys.migrate import upgrade
 from helpdesk_surveys.models import Outbox
 
 NOW = datetime(2026, 12, 7, 12, tzinfo=timezone.utc)
 DAY = 86400
-
-
-@pytest.fixture
-def sessions(tmp_path):
-    url = f"sqlite:///{tmp_path / 'surveys.db'}"
-    upgrade(url)
-    yield sessionmaker(engine_for(url), expire_on_commit=False)
-    engine_for(url).dispose()
 
 
 def resolved(sessions, number, email, when, language="nl"):
