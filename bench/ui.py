@@ -24,6 +24,11 @@ on gunicorn with 2 workers, SQLite files, a throwaway RabbitMQ vhost) on a ticke
   delay is from sending the POST to the ``ticket`` event arriving, and to the page's refreshed parts
   (``GET .../parts``, what the page fetches on that event) being received.
 
+- **profile** (``--profile``): the gateway's app built in this process (the stack's settings), signed in
+  through Flask's test client against the running services, and ``--profile`` list pages and ticket pages
+  under cProfile; prints where each page's wall time goes (the functions with the most cumulative time,
+  and the page's RPC round trips). ``py-spy`` is not installed here; cProfile sees the same calls.
+
 Figures only; no test asserts them. The machine is shared: see bench/README.md for how to read them.
 """
 import argparse
@@ -190,6 +195,53 @@ def live_delays(stack, page, number, replies, gap):
     return events, refreshed
 
 
+def profile_pages(stack, email, numbers, repeat):
+    """cProfile ``repeat`` list pages and ``repeat`` ticket pages in this process (Flask's test client, the
+    running services); prints the top functions by cumulative time and the RPC round trips a page makes."""
+    import cProfile
+    import io
+    import pstats
+
+    os.environ.update(stack.env())
+    from helpdesk_gateway.app import create_app
+    from helpdesk_gateway.rpc import RpcPool
+    from helpdesk_gateway.settings import Settings
+
+    app = create_app(Settings())
+    client = app.test_client()
+    form = client.get("/sign-in").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([0-9a-f]+)"', form).group(1)
+    client.post("/sign-in", data={"email": email, "password": PASSWORD, "csrf_token": token})
+    rounds = {"n": 0}
+    for name in ("call", "gather"):
+        original = getattr(RpcPool, name)
+
+        def counted(self, *args, _original=original, **kwargs):
+            rounds["n"] += 1
+            return _original(self, *args, **kwargs)
+
+        setattr(RpcPool, name, counted)
+    for label, paths in (("list page /workspace/tickets?view=all", ["/workspace/tickets?view=all"]),
+                         ("ticket page /workspace/tickets/<number>", [f"/workspace/tickets/{n}" for n in numbers[1:]])):
+        for path in paths[:3]:
+            client.get(path)  # warm: proxies, templates, the workflow
+        rounds["n"] = 0
+        profile = cProfile.Profile()
+        started = time.perf_counter()
+        profile.enable()
+        for i in range(repeat):
+            answer = client.get(paths[i % len(paths)])
+            if answer.status_code != 200:
+                raise SystemExit(f"profile: GET {paths[i % len(paths)]}: {answer.status_code}")
+        profile.disable()
+        wall = (time.perf_counter() - started) / repeat * 1000
+        out = io.StringIO()
+        pstats.Stats(profile, stream=out).sort_stats("cumulative").print_stats(25)
+        print(f"\n## profile: {label}: {wall:.1f} ms a page (wall, in process), "
+              f"{rounds['n'] / repeat:.1f} RPC rounds a page\n")
+        print("\n".join(out.getvalue().splitlines()[6:40]))
+
+
 def run_size(count, args, rng):
     workdir = tempfile.mkdtemp(prefix="ui-bench-")
     stack = None
@@ -222,6 +274,8 @@ def run_size(count, args, rng):
             first_bytes, wholes = timed(http, url, args.requests, paths)
             rows.append((label, len(first_bytes), first_bytes, wholes))
         events, refreshed = live_delays(stack, page, numbers[0], args.replies, args.gap)
+        if args.profile:
+            profile_pages(stack, "bench-admin@example.org", numbers, args.profile)
         return rows, (events, refreshed)
     finally:
         if stack is not None:
@@ -235,6 +289,7 @@ def main(argv=None):
     parser.add_argument("--requests", type=int, default=300, help="requests timed per row")
     parser.add_argument("--replies", type=int, default=100, help="customer replies timed for the live delay")
     parser.add_argument("--gap", type=float, default=0.2, help="seconds between replies")
+    parser.add_argument("--profile", type=int, default=0, help="also cProfile this many list and ticket pages")
     args = parser.parse_args(argv)
     rng = random.Random(14)
     load_before = os.getloadavg()[0]

@@ -20,7 +20,7 @@ from kombu import Connection, Queue
 
 from helpdesk_common import testing
 from helpdesk_common.adapters.exchanges import event_exchanges
-from helpdesk_common.testing import scratch_postgres_database
+from helpdesk_common.testing import DATABASES, copy_sqlite
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.dirname(sys.executable)
@@ -32,6 +32,43 @@ RABBIT_API = os.environ.get("HELPDESK_TEST_RABBIT_API", "http://guest:guest@127.
 SERVICES = {"intake": ("services/intake", "intake-migrate"), "routing": ("services/routing", "routing-migrate"),
             "kb_search": ("services/kb-search", "kb-migrate"), "surveys": ("services/surveys", "surveys-migrate"),
             "analytics": ("services/analytics", "analytics-migrate")}
+
+# Every database of a stack, and the command that migrates it (as an operator would: the real commands).
+MIGRATIONS = {"tickets": "tickets-migrate", "gateway": "helpdesk",
+              **{name: command for name, (_, command) in SERVICES.items()}}
+MIGRATED = set()  # URLs handed out migrated already (database_url): the stack need not migrate them again
+
+
+def migration(name, url):
+    """The argv that migrates database ``name`` at ``url``."""
+    command = os.path.join(BIN, MIGRATIONS[name])
+    if name == "gateway":  # ``helpdesk --db URL migrate``: the URL is the group's option
+        return [command, "--db", url, "migrate"]
+    return [command, "--url", url]
+
+
+def run_all(argvs, env=None):
+    """Run commands at once (each is mostly Python starting up) and wait for all; fail with the output of one
+    that failed."""
+    running = [(argv, subprocess.Popen(argv, cwd=ROOT, env=env or os.environ, stdout=subprocess.PIPE,
+                                       stderr=subprocess.STDOUT)) for argv in argvs]
+    failed = []
+    for argv, process in running:
+        output, _ = process.communicate()
+        if process.returncode:
+            failed.append(f"{' '.join(argv)} exited {process.returncode}: {output.decode(errors='replace')}")
+    assert not failed, "\n".join(failed)
+
+
+def migrate_with_command(name):
+    """``migrate(url)`` for ``helpdesk_common.testing.DATABASES``: the service's own migration command."""
+    return lambda url: run_all([migration(name, url)])
+
+
+def templates(kind):
+    """Every database's template of ``kind``, made at the first call (their commands all at once)."""
+    return DATABASES.templates(kind, list(MIGRATIONS),
+                               lambda urls: run_all([migration(name, url) for name, url in urls.items()]))
 
 
 def free_port():
@@ -70,23 +107,35 @@ class Vhost:
 
 
 class Stack:
-    """Every service (tickets in one or more replicas, intake, routing) and the gateway, as processes.
+    """Every service (tickets in one or more replicas, intake, routing, kb_search, surveys, analytics) and the
+    gateway, as processes.
 
     :param workdir: where SQLite files and logs go.
     :param tickets_db_url: the tickets database (default: a SQLite file in ``workdir``).
+    :param databases: ``"sqlite"`` (files in ``workdir``) or ``"postgres"`` (a scratch PostgreSQL database for
+        every service and the gateway, given back by ``stop``); by default ``"postgres"`` when ``tickets_db_url``
+        is a PostgreSQL one. Databases of the stack's own are copied from templates migrated once per test
+        process with the services' migration commands; a URL set from outside is migrated with its command.
     """
 
     def __init__(self, workdir, tickets_db_url=None, gateway_workers=1, gateway_threads=16, env=None,
-                 services=tuple(SERVICES)):
+                 services=tuple(SERVICES), databases=None):
         self.workdir = str(workdir)
         os.makedirs(self.workdir, exist_ok=True)
         self.vhost = Vhost()
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.token = "hd_test_" + secrets.token_urlsafe(16)
-        self.tickets_db_url = tickets_db_url or f"sqlite:///{self.workdir}/tickets.db"
-        self.gateway_db_url = f"sqlite:///{self.workdir}/gateway.db"
-        self.service_db_urls = {name: f"sqlite:///{self.workdir}/{name}.db" for name in SERVICES}
+        self.databases = databases or ("postgres" if (tickets_db_url or "").startswith("postgresql") else "sqlite")
+        self._own_databases = []  # context managers of the PostgreSQL databases this stack made (stop drops them)
+        if self.databases == "postgres":
+            self.tickets_db_url = tickets_db_url or self._own_postgres("tickets")
+            self.gateway_db_url = self._own_postgres("gateway")
+            self.service_db_urls = {name: self._own_postgres(name) for name in SERVICES}
+        else:
+            self.tickets_db_url = tickets_db_url or f"sqlite:///{self.workdir}/tickets.db"
+            self.gateway_db_url = f"sqlite:///{self.workdir}/gateway.db"
+            self.service_db_urls = {name: f"sqlite:///{self.workdir}/{name}.db" for name in SERVICES}
         self.service_names = tuple(services)  # besides tickets, which always runs
         self.gateway_workers = gateway_workers
         self.gateway_threads = gateway_threads
@@ -135,15 +184,28 @@ class Stack:
         return subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
 
+    def _own_postgres(self, name):
+        templates("postgres")
+        database = DATABASES.fresh(name, "postgres", migrate_with_command(name))
+        url = database.__enter__()
+        self._own_databases.append(database)
+        MIGRATED.add(url)
+        return url
+
     def migrate(self):
-        env = self.env()
-        subprocess.run([os.path.join(BIN, "tickets-migrate"), "--url", self.tickets_db_url], cwd=ROOT, env=env,
-                       check=True, capture_output=True)
-        subprocess.run([os.path.join(BIN, "helpdesk"), "migrate"], cwd=ROOT, env=env, check=True,
-                       capture_output=True)
-        for service, url in self.service_db_urls.items():
-            subprocess.run([os.path.join(BIN, SERVICES[service][1]), "--url", url], cwd=ROOT, env=env, check=True,
-                           capture_output=True)
+        """Bring every database to the latest schema: the stack's own SQLite files copied from the migrated
+        templates, any other database not migrated yet with its service's command (all at once)."""
+        commands = []
+        for name, url in (("tickets", self.tickets_db_url), ("gateway", self.gateway_db_url),
+                          *self.service_db_urls.items()):
+            if url in MIGRATED:
+                continue
+            own_file = os.path.join(self.workdir, f"{name}.db")
+            if url == f"sqlite:///{own_file}" and not os.path.exists(own_file):
+                copy_sqlite(templates("sqlite")[name].removeprefix("sqlite:///"), own_file)
+            else:
+                commands.append(migration(name, url))
+        run_all(commands, env=self.env())
 
     def start_tickets(self, **env):
         """Start one more tickets replica; returns its process."""
@@ -201,11 +263,23 @@ class Stack:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
 
-    def stop(self):
-        for process in [self.gateway, *self.tickets, *self.services.values()]:
-            if process is not None:
-                self.stop_process(process)
+    def stop(self, timeout=20):
+        """Stop every process (all asked at once: each takes seconds to finish its work), then delete the
+        stack's vhost and give back its PostgreSQL databases (emptied, they serve the next stack)."""
+        processes = [p for p in [self.gateway, *self.tickets, *self.services.values()] if p is not None]
+        for process in processes:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for process in processes:
+            try:
+                process.wait(max(deadline - time.monotonic(), 0.1))
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
         self.vhost.delete()
+        while self._own_databases:
+            self._own_databases.pop().__exit__(None, None, None)
 
     def log(self, name):
         with open(os.path.join(self.workdir, f"{name}.log"), errors="replace") as stream:
@@ -215,10 +289,15 @@ class Stack:
 # --- helpers the end-to-end tests share -------------------------------------------------------------
 
 def database_url(kind):
-    """(url, cleanup) for a fresh database of ``kind`` (None for SQLite: each service makes its own file)."""
+    """(url, cleanup) for a fresh tickets database of ``kind`` (None for SQLite: the stack makes its files).
+    A PostgreSQL one, passed as ``Stack(tickets_db_url=...)``, puts every database of the stack on
+    PostgreSQL."""
     if kind == "postgres":
-        database = scratch_postgres_database("helpdesk_e2e")
-        return database.__enter__(), lambda: database.__exit__(None, None, None)
+        templates("postgres")
+        database = DATABASES.fresh("tickets", "postgres", migrate_with_command("tickets"))
+        url = database.__enter__()
+        MIGRATED.add(url)
+        return url, lambda: database.__exit__(None, None, None)
     return None, lambda: None
 
 

@@ -79,6 +79,8 @@ class World:
         # tickets of no team along the way (their own requests), which every agent may see, and so the contact.
         self.contact_id = self.ok("POST", "/tickets", new_ticket(
             team=self.alpha, requester={"email": f"contact-{tag}@example.com"}))["requester"]["contact_id"]
+        self.organisation_id = self.ok("POST", "/organisations", {"name": f"Acme {tag}",
+                                                                  "domains": [f"acme-{tag}.example"]})["id"]
         wait_for(lambda: self.admin.get(f"{self.url}/api/v1/tickets/{self.number}/routing").status_code == 200,
                  timeout=30, what="routing to know the ticket")
         self.article_id = self.article("Printer prints nothing", status="published")
@@ -257,7 +259,19 @@ CASES = {
         path={"contact_id": w.contact_id, "identifier_id": w.identifier(a)}),
     ("post", "/api/v1/contacts/{contact_id}/merge"): lambda w, a: Call(path={"contact_id": w.contact_id},
                                                                       json={"other": w.contact(a)}),
+    ("get", "/api/v1/contacts/{contact_id}/personal-data"): lambda w, a: Call(path={"contact_id": w.contact_id}),
+    # a fresh contact per actor: the shared one is still needed by the other cases
+    ("post", "/api/v1/contacts/{contact_id}/erasure"): lambda w, a: Call(path={"contact_id": w.contact(a)}),
     ("put", T + "/contact"): lambda w, a: Call(json={"contact_id": w.contact_id}),
+    # organisations (agents read, admins change)
+    ("post", "/api/v1/organisations"): lambda w, a: Call(json={"name": f"Org {a}",
+                                                              "domains": [f"{a.replace('_', '-')}-{w.tag}.example"]}),
+    ("get", "/api/v1/organisations"): lambda w, a: Call(),
+    ("get", "/api/v1/organisations/{organisation_id}"): lambda w, a: Call(path={"organisation_id": w.organisation_id}),
+    ("patch", "/api/v1/organisations/{organisation_id}"): lambda w, a: Call(
+        path={"organisation_id": w.organisation_id}, json={"shared": a == "admin"}),
+    ("put", "/api/v1/contacts/{contact_id}/organisation"): lambda w, a: Call(
+        path={"contact_id": w.contact_id}, json={"organisation_id": w.organisation_id}),
     # chat
     ("post", "/api/v1/chats"): _chat_start,
     ("get", "/api/v1/chats"): lambda w, a: Call(),
@@ -287,6 +301,12 @@ CASES = {
     ("post", "/api/v1/tokens"): lambda w, a: Call(json={"name": f"matrix-{a}", "role": "agent"}),
     ("delete", "/api/v1/tokens/{token_id}"): lambda w, a: Call(path={"token_id": 999999}, absent="token_not_found"),
     ("get", "/api/v1/audit"): lambda w, a: Call(),
+    # people's accounts: invitations (admins) and password resets (anyone)
+    ("post", "/api/v1/accounts/invitations"): lambda w, a: Call(json={"email": f"m-{a}-{w.tag}@example.org",
+                                                                      "role": "agent"}),
+    ("post", "/api/v1/accounts/{account_id}/invitation"): lambda w, a: Call(path={"account_id": 999999},
+                                                                            absent="account_not_found"),
+    ("post", "/api/v1/password-resets"): lambda w, a: Call(json={"email": f"nobody-{a}@example.org"}),
     # operations
     ("get", "/health"): lambda w, a: Call(),
     ("get", "/metrics"): lambda w, a: Call(),

@@ -4,8 +4,11 @@ import glob
 import os
 import tomllib
 
+import urllib.parse
+
 import yaml
 
+from helpdesk_common.adapters.broker_users import SERVICES as BROKER_SERVICES, user_name
 from stack import ROOT
 
 
@@ -108,3 +111,37 @@ def test_compose_databases_and_scrape_jobs_cover_every_service():
     assert jobs >= {"gateway", *SERVICES}
     health = services["gateway"]["environment"]["HELPDESK_SERVICES"]
     assert set(health.split(":-", 1)[-1].rstrip("}").split(",")) == {module.removeprefix("helpdesk_") for module, _ in SERVICES.values()}  # nameko service names
+
+
+def test_every_kubernetes_service_connects_to_the_broker_as_its_own_user():
+    """As in docker-compose.yml: one broker user per service, so a taken-over pod cannot publish another
+    service's events; the Secret's example names each user as helpdesk_common.adapters.broker_users does."""
+    secret = next(d for path, d in documents() if d["kind"] == "Secret")["stringData"]
+    deployments = {d["metadata"]["name"]: d for _, d in documents() if d["kind"] == "Deployment"}
+    assert {name.replace("-", "_") for name in deployments} == set(BROKER_SERVICES)
+    keys = set()
+    for name, deployment in deployments.items():
+        for container in deployment["spec"]["template"]["spec"]["containers"]:
+            env = {item["name"]: item for item in container.get("env", [])}
+            key = env["HELPDESK_AMQP_URI"]["valueFrom"]["secretKeyRef"]["key"]
+            assert key == f"HELPDESK_AMQP_URI_{name.replace('-', '_').upper()}", (name, key)
+            keys.add(key)
+            user = urllib.parse.urlsplit(secret[key]).username
+            assert user == user_name(name.replace("-", "_")), (name, user)
+    assert len(keys) == len(deployments)  # no two services share a credential
+    assert "HELPDESK_AMQP_URI" not in secret  # the shared credential is gone
+    passwords = dict(item.split("=", 1) for item in secret["HELPDESK_BROKER_PASSWORDS"].split(","))
+    assert set(passwords) == set(BROKER_SERVICES)
+    for service, password in passwords.items():  # the Job makes each user with the password its pod uses
+        assert urllib.parse.urlsplit(secret[f"HELPDESK_AMQP_URI_{service.upper()}"]).password == password
+
+
+def test_the_broker_users_job_runs_before_the_services_with_the_administrators_credentials():
+    jobs = {d["metadata"]["name"]: d for _, d in documents() if d["kind"] == "Job"}
+    container = jobs["broker-users"]["spec"]["template"]["spec"]["containers"][0]
+    assert container["args"][0] in console_scripts("common")
+    assert {item["name"] for item in container["env"]} >= {"HELPDESK_RABBIT_API", "HELPDESK_BROKER_PASSWORDS"}
+    with open(os.path.join(ROOT, "deploy", "k8s", "migrate", "kustomization.yaml")) as stream:
+        images = {image["name"] for image in yaml.safe_load(stream)["images"]}
+    job_images = {c["image"].split(":")[0] for d in jobs.values() for c in d["spec"]["template"]["spec"]["containers"]}
+    assert job_images <= images  # every image a Job runs has its tag set by the kustomization

@@ -16,7 +16,7 @@ from helpdesk_tickets.service import TicketsService
 
 @pytest.fixture
 def db_url(tmp_path):
-    """The tickets database (SQLite, or PostgreSQL with HELPDESK_TEST_TICKETS_DB=postgresql)."""
+    """The tickets database (SQLite: the SLA clocks meet PostgreSQL in services/tickets/tests)."""
     with migrated_test_database("tickets", tmp_path, upgrade_tickets) as url:
         yield url
 

@@ -17,7 +17,7 @@ from typing import Optional
 
 from pydantic import BaseModel
 
-from .contracts import analytics, audit, chat, contacts, intake, kb, routing, surveys, tickets
+from .contracts import analytics, audit, chat, contacts, intake, kb, organisations, routing, surveys, tickets
 
 SPECVERSION = "1.0"
 
@@ -58,12 +58,30 @@ CATALOGUE = {entry.name: entry for entry in [
     EventType("contact_merged", "tickets", contacts.ContactMerged,
               "Two contacts were found to be one person: ``merged_contact_id`` was merged into ``contact`` "
               "(identifiers and tickets moved) and no longer exists."),
+    EventType("contact_erased", "tickets", contacts.ContactErased,
+              "A contact's personal data was erased on request: the contact keeps only its id, its tickets only "
+              "what reports count (status, channel, priority, team, times). Every service holding personal "
+              "data about this person (its addresses, numbers, handles, or its tickets' content) erases it on "
+              "this event; integrators should do the same."),
+    EventType("organisation_created", "tickets", organisations.OrganisationCreated,
+              "An admin created a customer organisation (name, email domains, whether its members see each "
+              "other's tickets); contacts whose primary address is at one of its domains joined it."),
+    EventType("organisation_updated", "tickets", organisations.OrganisationUpdated,
+              "An organisation's name, domains or sharing changed, or contacts joined or left it (changes: "
+              "field ``members``, old: the contact ids that left, new: those that joined). Carries the "
+              "organisation after the change."),
     EventType("tickets_linked", "tickets", tickets.TicketsLinked,
               "An agent linked two tickets as related; both show the link (GET /api/v1/tickets/{number}/links)."),
     EventType("ticket_merged", "tickets", tickets.TicketMerged,
               "A duplicate ticket was merged into another: the duplicate is closed with ``merged_into`` pointing to "
               "the survivor, its customer's messages are copied to the survivor as internal notes, and both "
               "histories record it (ticket_updated and status_changed follow for the closed one)."),
+    EventType("ticket_presence_changed", "tickets", tickets.TicketPresenceChanged,
+              "An agent opened or closed a ticket in the workspace, or started or stopped typing a reply to it "
+              "(collision warnings). Not repeated while nothing changes."),
+    EventType("agents_notified", "tickets", tickets.AgentsNotified,
+              "Agents got a notification (mentioned in an internal note, or a ticket they follow changed); each "
+              "reads theirs at GET /api/v1/notifications."),
     # routing
     EventType("ticket_assigned", "routing", routing.TicketAssigned,
               "A ticket was assigned (or reassigned) to an agent, by a routing rule, from the team queue, or by "

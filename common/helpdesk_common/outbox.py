@@ -7,7 +7,7 @@ within milliseconds) and polls as a fallback (so rows left by a process that die
 one). It publishes with publisher confirms and marks a row sent only after the broker confirmed it: a
 crash in between resends the event, which consumers deduplicate by its ``id``. Nothing committed is lost.
 """
-from sqlalchemy import JSON, BigInteger, Integer, String, Text, func, select
+from sqlalchemy import JSON, BigInteger, Integer, String, Text, delete, func, select
 from sqlalchemy import Connection as DatabaseConnection
 from sqlalchemy import event
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -101,3 +101,10 @@ def pending_count(session, outbox_model):
     """How many events wait to be relayed (for health checks)."""
     return session.scalar(select(func.count()).select_from(outbox_model).where(
         outbox_model.published_at.is_(None)))
+
+
+def forget_published(session, outbox_model):
+    """Delete the rows already relayed (a relay keeps them a while after publishing, ``OutboxRelay.retention``),
+    in the caller's transaction: an erasure of personal data removes the copies its events carried. Rows
+    not yet published stay: they still have to go out. Answers how many went."""
+    return session.execute(delete(outbox_model).where(outbox_model.published_at.is_not(None))).rowcount

@@ -69,8 +69,12 @@ class LingeringEmitter(Emitter):
         with self.db.begin() as session:
             envelopes = [envelope(n) for n in range(count)]
             stage_many(session, Outbox, envelopes)
-        eventlet.sleep(seconds)
+        with eventlet.Timeout(seconds, False):  # busy until the test lets it go (at most ``seconds``)
+            LINGERING["release"].wait()
         return [item["id"] for item in envelopes]
+
+
+LINGERING = {"release": None}  # the event a test sends when its lingering worker may return
 
 
 def envelope(n=0, correlation_id=None):
@@ -195,12 +199,15 @@ def test_rows_leave_when_their_transaction_commits_not_when_the_worker_ends(cont
     rows staged outside any worker of the service leave as promptly); the poll (a minute) never comes."""
     container = container_factory(LingeringEmitter, {**config, "OUTBOX_POLL_INTERVAL": 60})
     container.start()
+    LINGERING["release"] = release = eventlet.Event()
     with ServiceRpcProxy(LingeringEmitter.name, config, timeout=90) as emitter:
-        # the worker lingers 45 s and the poll comes after 60: events seen within 30 s were sent by the commit
+        # the worker stays busy until released (45 s at most) and the poll comes after 60: events seen
+        # before the release were sent by the commit
         reply = emitter.emit_and_linger.call_async(2, 45)
         tap.wait_for(lambda envelopes: len(envelopes) == 2, timeout=30, message="events before the worker ended")
         ids = stage_rows(sessions, 3)  # committed by a session of this process, no worker at all
         assert tap.wait_for_ids(ids, timeout=5)[-3:] == ids
+        release.send()
         assert len(reply.result()) == 2
 
 

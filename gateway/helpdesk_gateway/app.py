@@ -14,6 +14,8 @@ from .api import surveys  # noqa: I001  last in the OpenAPI document
 from .api import attachments, canned_replies, notifications, presence, problems, saved_reports, ticket_links
 from .api import reports  # noqa: I001
 from .api import tokens  # noqa: I001
+from .api import accounts  # noqa: I001
+from .api import organisations  # noqa: I001
 from .auth import ANONYMOUS, Authenticator
 from .batching import BatchCaller
 from .rpc import RpcPool
@@ -69,6 +71,7 @@ def create_app(settings=None):
     app.register_blueprint(routing.bp)
     app.register_blueprint(kb.bp)
     app.register_blueprint(contacts.bp)
+    app.register_blueprint(organisations.bp)
     app.register_blueprint(chat.bp)
     app.register_blueprint(surveys.bp)
     app.register_blueprint(ticket_links.bp)
@@ -80,6 +83,7 @@ def create_app(settings=None):
     app.register_blueprint(problems.bp)
     app.register_blueprint(saved_reports.bp)
     app.register_blueprint(tokens.bp)
+    app.register_blueprint(accounts.bp)
     app.register_blueprint(observability.bp)
     ui.register(app)
     portal.register(app)

@@ -11,7 +11,12 @@ logic, driven by a thread since the gateway runs no nameko container). Admins re
 
 The entry's ``details`` hold the request's JSON body when it is small (the change itself: a team's new
 description, an agent's skills), else its size; bodies of token routes hold no secret (a token is only
-ever in the answer). Workspace pages that change such things call :func:`record` with the person's actor.
+ever in the answer).
+
+One way for both doors: :func:`record_change` writes the entry for a change made in this request, named by
+the REST operation that makes it. The API's hook calls it for the route itself; a workspace admin page calls
+it for the route whose gateway function it called (``ui/admin*.py``), with the body it gave that function,
+so an entry reads the same whichever door the change came through (``details.via`` says ``workspace``).
 """
 import json
 import logging
@@ -48,12 +53,27 @@ def record(session, actor, action, target=None, details=None, request_id=None):
     return entry
 
 
-def _body_details():
-    body = request.get_json(silent=True, cache=True) if request.is_json else None
+def body_details(body):
+    """The change's body when small, else its size."""
     if body is None:
         return {}
-    text = json.dumps(body, ensure_ascii=False)
+    text = json.dumps(body, ensure_ascii=False, default=str)
     return {"body": body} if len(text.encode()) <= MAX_DETAIL_BYTES else {"body_bytes": len(text.encode())}
+
+
+def _body_details():
+    return body_details(request.get_json(silent=True, cache=True) if request.is_json else None)
+
+
+def record_change(endpoint, target, details):
+    """Record an administrative change made in this request by its person or token (``g.identity``), as
+    the REST operation ``endpoint`` ("routing.create_agent"): action ``<METHOD> <route>``."""
+    operation = operation_for(endpoint)
+    sessions = current_app.extensions["helpdesk.db"]
+    with sessions.begin() as session:
+        record(session, g.identity.actor, f"{operation.method} {operation.rule}", target=target, details=details,
+               request_id=g.get("request_id"))
+    g.audited = True
 
 
 def after_admin_change(response):
@@ -63,10 +83,7 @@ def after_admin_change(response):
     operation = operation_for(request.endpoint)
     if operation.endpoint == "" or operation.token_scope != "admin" or getattr(g, "audited", False):
         return response
-    sessions = current_app.extensions["helpdesk.db"]
-    with sessions.begin() as session:
-        record(session, g.identity.actor, f"{request.method} {operation.rule}", target=request.path,
-               details={**_body_details(), "status": response.status_code}, request_id=g.get("request_id"))
+    record_change(request.endpoint, request.path, {**_body_details(), "status": response.status_code})
     return response
 
 

@@ -103,6 +103,11 @@ def _bump(session, name):
         session.flush()
 
 
+def tokens_changed(session):
+    """Tell every worker to drop its cached tokens (after revoking tokens in ``session`` directly)."""
+    _bump(session, TOKEN_VERSION)
+
+
 def revoke_token(sessions, token_id, session=None):
     """Revoke token ``token_id`` at once in every worker; returns the token record (None when unknown)."""
     def revoke(session):

@@ -26,6 +26,7 @@ class EventFeed:
 
     source = None
     event_types = ()
+    also = {}  # further sources and their event types, on the same queue: {"intake": ("chat_started", ...)}
     unavailable = "The live feed is not available; retry shortly."
 
     def __init__(self, amqp_uri):
@@ -59,9 +60,12 @@ class EventFeed:
             time.sleep(1)
 
     def _consume(self):
-        exchange = Exchange(exchange_name(self.source), type="topic", durable=True)
-        queue = Queue(f"gateway-{self.source}-{uuid.uuid4().hex}", exchange=exchange, exclusive=True,
-                      auto_delete=True, bindings=[binding(exchange, routing_key=name) for name in self.event_types])
+        bindings = []
+        for source, event_types in {self.source: self.event_types, **self.also}.items():
+            exchange = Exchange(exchange_name(source), type="topic", durable=True)
+            bindings += [binding(exchange, routing_key=name) for name in event_types]
+        queue = Queue(f"gateway-{self.source}-{uuid.uuid4().hex}", exclusive=True, auto_delete=True,
+                      bindings=bindings)
         with Connection(self.amqp_uri, heartbeat=30) as connection:
             with connection.Consumer(queue, callbacks=[self._announce], accept=["json"]):
                 self._ready.set()

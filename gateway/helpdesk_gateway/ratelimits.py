@@ -29,8 +29,12 @@ from flask_limiter import ApplicationLimit, Limit, Limiter
 from .api import operation_for
 
 COSTLY_PUBLIC = ("chat.start_chat", "intake.submit_web_form", "kb.suggest", "kb.suggestion_opened",
-                 "kb.suggestion_resolved")
-"""Public routes where every anonymous call stores something (a chat, a ticket, a suggestion row and its event)."""
+                 "kb.suggestion_resolved", "accounts.create_password_reset", "ui_password.forgot",
+                 "portal.submit_request", "portal.embed_submit")
+"""Public routes where every anonymous call stores or sends something (a chat, a ticket, a suggestion row and
+its event, a password-reset mail); the portal's request forms too (per address, beside intake's limit per email
+address). ``ui_password.forgot`` is a page limited so: it sends the same mail as ``POST /password-resets`` and
+shares its budget's size."""
 
 
 def client_address():

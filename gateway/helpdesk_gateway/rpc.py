@@ -8,10 +8,12 @@ import queue
 import threading
 from contextlib import contextmanager
 
+from amqp.exceptions import AMQPError
 from kombu.exceptions import OperationalError
 from nameko.exceptions import RpcTimeout, UnknownService
 from nameko.standalone.rpc import ClusterRpcProxy
 
+from helpdesk_common.adapters.queues import ConnectionReplyListener
 from helpdesk_common.errors import HelpdeskError
 
 log = logging.getLogger(__name__)
@@ -34,7 +36,8 @@ class RpcPool:
         self._slots = threading.BoundedSemaphore(size)
 
     def _start(self):
-        cluster = ClusterRpcProxy(self.config, timeout=self.timeout)
+        # Its reply queue exclusive to its connection: it goes with a broker node that dies, never stranded.
+        cluster = ClusterRpcProxy(self.config, timeout=self.timeout, reply_listener_cls=ConnectionReplyListener)
         return cluster, cluster.start()
 
     @contextmanager
@@ -68,19 +71,25 @@ class RpcPool:
             with self.proxy() as proxy:
                 return getattr(getattr(proxy, service), method)(*args, **kwargs)
 
-    def gather(self, calls):
+    def gather(self, calls, return_errors=False):
         """The results of several calls ``(service, method, *args)``, sent at once on one proxy and awaited
-        together: a page that needs five answers waits about as long as for the slowest, not for the sum."""
+        together: a page that needs five answers waits about as long as for the slowest, not for the sum.
+        ``return_errors``: a failed call's place holds its error (the service's own, or the 503 ``call``
+        would raise for a service that is down or late) instead of raising: for a page's optional parts."""
         with self._translated(", ".join(dict.fromkeys(service for service, *_ in calls))):
             with self.proxy() as proxy:
                 replies = [getattr(getattr(proxy, service), method).call_async(*args)
                            for service, method, *args in calls]
                 results, refused = [], None
-                for reply in replies:  # every reply taken before an error is raised: none is left behind
+                for (service, *_), reply in zip(calls, replies):  # every reply taken before an error is raised
                     try:
-                        results.append(reply.result())
+                        with self._translated(service):
+                            results.append(reply.result())
                     except HelpdeskError as error:
-                        refused = refused or error
+                        if return_errors:
+                            results.append(error)
+                        else:
+                            refused = refused or error
                 if refused is not None:
                     raise refused
                 return results
@@ -96,7 +105,7 @@ class RpcPool:
         except UnknownService:
             raise ServiceUnavailable(f"The {service} service is not running; retry shortly.",
                                      code="service_unavailable") from None
-        except (OperationalError, ConnectionError, OSError) as error:
+        except (OperationalError, ConnectionError, OSError, AMQPError) as error:  # AMQPError: a node failing over
             raise ServiceUnavailable(f"The message broker cannot be reached ({error.__class__.__name__}); "
                                      "retry shortly.", code="broker_unavailable") from None
 

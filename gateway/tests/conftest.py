@@ -1,28 +1,19 @@
-"""Shared fixtures of the gateway's own tests: a migrated SQLite file per test, a port nothing listens
-on, a deadline-bound wait, and the gateway app built on them.
+"""Shared fixtures of the gateway's own tests: a migrated database per test (SQLite and PostgreSQL), a port
+nothing listens on, a deadline-bound wait, and the gateway app built on them.
 
 The root conftest.py has applied eventlet's monkey-patch already, so ``threading`` here is green.
 """
 import socket
-import time
 
 import pytest
-from sqlalchemy.orm import sessionmaker
 
-from helpdesk_common.adapters.database import engine_for
+from helpdesk_common.testing import database_fixtures, wait_for
 from helpdesk_gateway.cli import upgrade
 
 
 def wait_until(condition, timeout=5.0, message="condition"):
     """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
-        time.sleep(0.005)
+    return wait_for(condition, timeout=timeout, message=message, interval=0.005)
 
 
 @pytest.fixture(name="wait_until")
@@ -30,18 +21,8 @@ def wait_until_fixture():
     return wait_until
 
 
-@pytest.fixture
-def db_url(tmp_path):
-    """A fresh SQLite file migrated with the gateway's own migrations (``helpdesk migrate``)."""
-    url = f"sqlite:///{tmp_path / 'gateway.db'}"
-    upgrade(url)
-    yield url
-    engine_for(url).dispose()
-
-
-@pytest.fixture
-def sessions(db_url):
-    return sessionmaker(engine_for(db_url), expire_on_commit=False)
+# db_url: a migrated database of its own for each test, on SQLite and on PostgreSQL; sessions: on it.
+db_url, sessions = database_fixtures("gateway", upgrade)
 
 
 @pytest.fixture

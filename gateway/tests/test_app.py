@@ -12,6 +12,12 @@ from helpdesk_gateway.app import create_app
 from helpdesk_gateway.auth import create_token
 from helpdesk_gateway.settings import Settings
 from helpdesk_gateway.ui import BLUEPRINTS
+from helpdesk_common.testing import database_fixtures
+from helpdesk_gateway.cli import upgrade
+
+# Pages and HTTP plumbing, not storage: SQLite here; the gateway's accounts and tokens meet PostgreSQL in
+# test_auth.py, test_cli.py, test_ui_password.py and in the end-to-end postgres run (tests/README.md).
+db_url, sessions = database_fixtures("gateway", upgrade, kinds=("sqlite",))
 
 ADMIN = {"Authorization": "Bearer t"}
 TICKET = {"subject": "VPN drops", "description": "Every 5 minutes.", "requester": {"email": "eva@example.se"}}

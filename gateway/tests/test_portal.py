@@ -6,6 +6,7 @@ attachment sends nothing, that the visitor acts as a customer of the address typ
 links set the visitor's language.
 """
 import io
+import base64
 import re
 
 import pytest
@@ -14,6 +15,12 @@ from helpdesk_common.contracts.intake import RateLimited
 from helpdesk_common.errors import NotFound
 from helpdesk_gateway.app import create_app
 from helpdesk_gateway.settings import Settings
+from helpdesk_common.testing import database_fixtures
+from helpdesk_gateway.cli import upgrade
+
+# Pages and HTTP plumbing, not storage: SQLite here; the gateway's accounts and tokens meet PostgreSQL in
+# test_auth.py, test_cli.py, test_ui_password.py and in the end-to-end postgres run (tests/README.md).
+db_url, sessions = database_fixtures("gateway", upgrade, kinds=("sqlite",))
 
 XSS = '<script>alert(1)</script><img src=x onerror="alert(2)">'
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
@@ -153,12 +160,12 @@ def test_a_request_is_sent_as_the_customer_of_the_address_typed(client, fake):
     assert "HD-000042" in page
 
 
-@pytest.mark.parametrize("upload, words", [
-    ((io.BytesIO(b"MZ\x90\x00"), "setup.exe"), "not a type we accept"),
-    ((io.BytesIO(b"MZ\x90\x00"), "holiday.png"), "does not contain what its name says"),
+@pytest.mark.parametrize("content, name, words", [
+    (b"MZ\x90\x00", "setup.exe", "not a type we accept"),
+    (b"MZ\x90\x00", "holiday.png", "does not contain what its name says"),
 ])
-def test_a_refused_attachment_sends_nothing_and_says_why(client, fake, upload, words):
-    answer = form(client, attachments=[upload])
+def test_a_refused_attachment_sends_nothing_and_says_why(client, fake, content, name, words):
+    answer = form(client, attachments=[(io.BytesIO(content), name)])  # a file of its own each run (it is read)
     assert answer.status_code == 422 and words in answer.get_data(as_text=True)
     assert fake.called("submit_web_form") == []
 
@@ -240,7 +247,8 @@ class MailingServices(FakeServices):
         if method == "list_messages":
             return [{"id": 1, "visibility": "internal", "author": "agent-1", "author_role": "agent", "body": "NOTE",
                      "created_at": "2026-12-01T11:00:00+00:00"},
-                    {"id": 2, "visibility": "public", "author": "agent-1", "author_role": "agent", "body": "ANSWER",
+                    {"id": 2, "visibility": "public", "author": "agent-1", "author_role": "agent",
+                     "body": "ANSWER <b>x</b> https://help.example/help/satisfaction/t.s",
                      "created_at": "2026-12-01T11:00:00+00:00"}]
         if method == "add_message":
             self.calls.append((service, method, args))
@@ -248,6 +256,16 @@ class MailingServices(FakeServices):
         if method == "get_workflow":
             return {"initial": "new", "statuses": [{"name": "open", "category": "open", "next": ["resolved"]},
                                                    {"name": "resolved", "category": "resolved", "next": ["open"]}]}
+        if method == "list_attachments":
+            return [{"id": 5, "ticket_number": args[0], "filename": "<b>page</b>.html", "content_type": "text/html",
+                     "size": 2048, "sha256": "x", "inline": False},
+                    {"id": 6, "ticket_number": args[0], "filename": "logo.png", "content_type": "image/png",
+                     "size": 10, "sha256": "y", "inline": True}]
+        if method == "read_attachment":
+            if args[1] != 5:
+                raise NotFound("no such attachment", code="attachment_not_found")
+            return {"filename": "<b>page</b>.html", "content_type": "text/html",
+                    "content": base64.b64encode(b"<script>alert(1)</script>").decode()}
         if method == "resolve_by_customer":
             self.calls.append((service, method, args))
             self.tickets[args[0]]["status"] = "resolved" if args[1]["solved"] else "open"
@@ -301,6 +319,128 @@ def test_a_customer_reply_is_public(mailing, sessions):
     assert answer.status_code == 302
     (number, message, viewer), = [args for _s, name, args in fake.calls if name == "add_message"]
     assert message == {"body": "<b>Still</b> broken", "visibility": "public"} and viewer["role"] == "customer"
+
+
+def test_a_colleagues_request_shown_by_a_shared_organisation_is_read_only(mailing, sessions):
+    from helpdesk_common.database import utcnow
+    from helpdesk_gateway.portal import customers
+
+    fake, client = mailing
+    fake.tickets["HD-000001"]["yours"] = True
+    fake.tickets["HD-000002"] = {**fake.tickets["HD-000001"], "number": "HD-000002", "subject": "Printer",
+                                 "yours": False, "requester": {"email": "bo@example.se", "name": "Bo <Berg>"}}
+    _email, cookie = customers.redeem_link(sessions, customers.make_link(sessions, "eva@example.se", utcnow()),
+                                           utcnow())
+    client.set_cookie("hd_customer", cookie, path="/help")
+    listed = client.get("/help/requests").get_data(as_text=True)
+    assert "Asked by" in listed and "Bo &lt;Berg&gt;" in listed
+    own = client.get("/help/requests/HD-000001").get_data(as_text=True)
+    assert 'id="reply-form"' in own and 'id="solved"' in own
+    theirs = client.get("/help/requests/HD-000002").get_data(as_text=True)
+    assert 'id="reply-form"' not in theirs and 'id="solved"' not in theirs
+    assert 'id="colleagues-request"' in theirs and "Bo &lt;Berg&gt;" in theirs
+
+
+def _signed_in(client, sessions, email="eva@example.se"):
+    from helpdesk_common.database import utcnow
+    from helpdesk_gateway.portal import customers
+
+    _email, cookie = customers.redeem_link(sessions, customers.make_link(sessions, email, utcnow()), utcnow())
+    client.set_cookie("hd_customer", cookie, path="/help")
+
+
+def test_the_open_request_listens_to_its_own_live_stream_and_fetches_its_parts(mailing, sessions):
+    fake, client = mailing
+    assert client.get("/help/requests/HD-000001/live").headers["Location"].startswith("/help/sign-in")
+    assert client.get("/help/requests/HD-000001/parts").status_code == 302
+    _signed_in(client, sessions)
+    page = client.get("/help/requests/HD-000001").get_data(as_text=True)
+    assert 'sse-connect="/help/requests/HD-000001/live"' in page and "htmx-ext-sse" in page
+    assert 'hx-trigger="sse:ticket"' in page and 'id="reply-form"' in page
+    # the support side's link can be followed; its markup is shown as text
+    assert '<a href="https://help.example/help/satisfaction/t.s" rel="nofollow noopener" target="_blank">' in page
+    assert "ANSWER &lt;b&gt;x&lt;/b&gt;" in page
+    fake.tickets["HD-000001"]["status"] = "resolved"
+    parts = client.get("/help/requests/HD-000001/parts").get_data(as_text=True)
+    assert 'id="request-live"' in parts and 'id="reopen"' in parts
+    assert 'id="reply-form"' not in parts and "<html" not in parts  # the draft's form is left alone
+    # a guessed number: the ticket's 404 before any stream starts
+    assert client.get("/help/requests/HD-000999/live").status_code == 404
+    assert client.get("/help/requests/HD-000999/parts").status_code == 404
+
+
+def test_a_customer_downloads_the_requests_files_safely_and_only_theirs(mailing, sessions):
+    fake, client = mailing
+    assert client.get("/help/requests/HD-000001/attachments/5").status_code == 302  # sign in first
+    _signed_in(client, sessions)
+    page = client.get("/help/requests/HD-000001").get_data(as_text=True)
+    assert 'href="/help/requests/HD-000001/attachments/5"' in page and "&lt;b&gt;page&lt;/b&gt;.html" in page
+    assert "logo.png" not in page  # an inline part of a mail is not listed
+    answer = client.get("/help/requests/HD-000001/attachments/5")
+    assert answer.status_code == 200 and answer.mimetype == "application/octet-stream"  # HTML never runs
+    assert answer.headers["Content-Disposition"].startswith('attachment; filename="_b_page__b_.html"')
+    assert answer.headers["X-Content-Type-Options"] == "nosniff" and "sandbox" in answer.headers["Content-Security-Policy"]
+    viewer = [args[-1] for _s, name, args in fake.calls if name == "get_ticket"][-1]
+    assert viewer["role"] == "customer" and viewer["email"] == "eva@example.se"  # judged as this customer
+    assert client.get("/help/requests/HD-000999/attachments/5").status_code == 404  # another's ticket
+    assert client.get("/help/requests/HD-000001/attachments/7").status_code == 404
+
+
+# --- embedding: the request form and the chat widget in other sites' frames -------------------------
+
+def test_the_embedded_form_may_be_framed_by_the_configured_sites_only_and_other_pages_by_none(
+        client, fake, monkeypatch):
+    monkeypatch.setenv("HELPDESK_EMBED_ORIGINS", "https://www.example.org  javascript:alert(1) http://shop.example:8080/")
+    form = client.get("/help/embed/request")
+    assert form.status_code == 200 and "X-Frame-Options" not in form.headers
+    policy = form.headers["Content-Security-Policy"]
+    assert "frame-ancestors 'self' https://www.example.org http://shop.example:8080;" in policy
+    assert "javascript" not in policy and "script-src 'self'" in policy
+    page = form.get_data(as_text=True)
+    assert 'action="/help/embed/request"' in page and 'class="top"' not in page and "embed-frame.js" in page
+    chat = client.get("/help/embed/chat")
+    assert "frame-ancestors 'self' https://www.example.org" in chat.headers["Content-Security-Policy"]
+    assert 'id="chat-start"' in chat.get_data(as_text=True) and "chat-widget.js" in chat.get_data(as_text=True)
+    ordinary = client.get("/help/request")
+    assert ordinary.headers["X-Frame-Options"] == "DENY"
+    assert "frame-ancestors 'none'" in ordinary.headers["Content-Security-Policy"]
+
+
+def test_the_embedded_form_needs_no_cookie_and_confirms_at_once(client, fake):
+    # a browser in another site's frame sends none of our cookies, so no CSRF token either
+    answer = client.post("/help/embed/request", data={
+        "name": "Eva", "email": "eva@example.se", "subject": "Printer <b>jam</b>", "description": "d",
+        "cf_order": "12", "submission_id": "s-1"}, headers={"Cookie": ""})
+    assert answer.status_code == 201
+    page = answer.get_data(as_text=True)
+    assert '<strong id="ticket-number">HD-000042</strong>' in page and "Set-Cookie" not in answer.headers
+    (form, who), = fake.called("submit_web_form")
+    assert form["subject"] == "Printer <b>jam</b>" and who["email"] == "eva@example.se"
+    refused = client.post("/help/embed/request", data={"email": "", "subject": "", "description": ""})
+    assert refused.status_code == 422 and 'action="/help/embed/request"' in refused.get_data(as_text=True)
+    assert len(fake.called("submit_web_form")) == 1
+    # the portal's own form still needs its token
+    assert client.post("/help/request", data={"email": "eva@example.se", "subject": "s", "description": "d"}
+                       ).status_code == 403
+
+
+def test_the_request_forms_are_limited_per_address_with_a_clear_page(db_url, dead_amqp_uri, fake):
+    app = create_app(Settings(database_url=db_url, bootstrap_token="t", amqp_uri=dead_amqp_uri, rpc_timeout=0.5,
+                              rate_limit_costly="2/minute"))
+    app.extensions["helpdesk.rpc"] = fake
+    client = app.test_client()
+    form = {"name": "Eva", "email": "eva@example.se", "subject": "s", "description": "d", "cf_order": "1"}
+    assert [client.post("/help/embed/request", data={**form, "submission_id": f"s-{n}"}).status_code
+            for n in range(2)] == [201, 201]
+    refused = client.post("/help/embed/request", data={**form, "submission_id": "s-3"})
+    assert refused.status_code == 429 and refused.mimetype == "text/html"
+    assert "Please wait a minute and try again." in refused.get_data(as_text=True)
+    assert len(fake.called("submit_web_form")) == 2  # nothing sent for the refused one
+
+
+def test_the_loader_script_is_served_with_the_pages_assets(client):
+    script = client.get("/static/js/embed.js")
+    assert script.status_code == 200 and "/help/embed/" in script.get_data(as_text=True)
 
 
 # --- satisfaction: the survey mail's one-click links -------------------------------------------------

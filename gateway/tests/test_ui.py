@@ -8,10 +8,16 @@ import re
 
 import pytest
 
-from helpdesk_common.errors import NotFound
+from helpdesk_common.errors import HelpdeskError, NotFound
 from helpdesk_gateway import accounts
 from helpdesk_gateway.app import create_app
 from helpdesk_gateway.settings import Settings
+from helpdesk_common.testing import database_fixtures
+from helpdesk_gateway.cli import upgrade
+
+# Pages and HTTP plumbing, not storage: SQLite here; the gateway's accounts and tokens meet PostgreSQL in
+# test_auth.py, test_cli.py, test_ui_password.py and in the end-to-end postgres run (tests/README.md).
+db_url, sessions = database_fixtures("gateway", upgrade, kinds=("sqlite",))
 
 PASSWORD = "correct horse battery"
 XSS = '<script>alert(1)</script><img src=x onerror="alert(2)">'
@@ -32,11 +38,26 @@ class FakeServices:
         self.calls = []
         self.tickets = {"HD-000001": ticket()}
         self.messages = []
+        self.satisfaction = {"ticket_number": "HD-000001", "asked_at": None, "rating": None, "comment": None}
         self.agents = [{"id": 7, "name": "Ada", "email": "ada@example.org", "teams": ["network"],
                         "assignee": "agent-7"}]
 
     def call(self, service, method, *args):
         self.calls.append((service, method, args))
+        if method == "get_ticket_page":  # the tickets service's composite read: its parts, as it reads them
+            number, me = args
+            ticket = self.call(service, "get_ticket", number, me)
+            contact_id = ticket["requester"].get("contact_id")
+            return {"ticket": ticket, "messages": self.call(service, "list_messages", number, me),
+                    "history": self.call(service, "get_history", number, me),
+                    "links": self.call(service, "list_links", number, me),
+                    "following": self.call(service, "get_following", number, me),
+                    "canned_replies": self.call(service, "list_canned_replies", me),
+                    "contact": self.call(service, "get_contact", contact_id, me) if contact_id else None,
+                    "other_tickets": [t for t in self.call(service, "list_tickets", {}, me)["items"]
+                                      if t["number"] != number]}
+        if method == "get_ticket_list_page":  # the composite of list_tickets and count_tickets
+            return {"page": self.call(service, "list_tickets", *args), "counts": self.call(service, "count_tickets", args[-1])}
         if method == "list_tickets":
             return {"items": list(self.tickets.values()), "next_cursor": None}
         if method == "get_ticket":
@@ -58,6 +79,11 @@ class FakeServices:
             return {"mine": 3, "team": 2, "unassigned": 1234, "sla_at_risk": 5, "sla_breached": 6, "all": 101234}
         if method == "list_agents":
             return self.agents
+        if method == "ticket_satisfaction":
+            return self.satisfaction
+        if method == "find_organisations":
+            return {"items": [{"id": 3, "name": "Acme", "domains": ["acme.example"], "shared": True, "members": 2,
+                               "created_at": "2026-12-01T10:00:00+00:00"}], "next_cursor": None}
         if method == "add_message":
             message = {"id": len(self.messages) + 1, "ticket_number": args[0], "author": args[2]["actor"],
                        "author_role": args[2]["role"], "created_at": "2026-12-01T11:00:00+00:00", **args[1]}
@@ -80,8 +106,16 @@ class FakeServices:
             return {"id": args[0], "name": None, "email": None, "identifiers": [], "created_at": "2026-12-01T10:00:00+00:00"}
         raise AssertionError(f"unexpected call {service}.{method}")
 
-    def gather(self, calls):
-        return [self.call(*call) for call in calls]
+    def gather(self, calls, return_errors=False):
+        results = []
+        for call in calls:
+            try:
+                results.append(self.call(*call))
+            except HelpdeskError as error:  # RpcPool.gather's contract
+                if not return_errors:
+                    raise
+                results.append(error)
+        return results
 
     def viewers(self, method):
         return [args[-1] for _service, name, args in self.calls if name == method]
@@ -280,6 +314,27 @@ def test_an_agent_limited_to_teams_has_a_list_of_their_teams_tickets(client, per
     assert "My teams&#39; queue" in page or "My teams' queue" in page
     queries = [args[0] for _service, name, args in fake.calls if name == "list_tickets"]
     assert queries == [{"limit": 25, "view": "team", "sort": "updated"}]  # the service applies the teams
+
+
+def test_the_list_filters_by_organisation_and_the_ticket_shows_the_requesters(client, person, fake):
+    fake.tickets["HD-000001"]["requester"]["organisation"] = {"id": 3, "name": "Acme <Ltd>", "shared": True}
+    sign_in(client, person())
+    page = client.get("/workspace/tickets?view=all&organisation=3").get_data(as_text=True)
+    queries = [args[0] for _service, name, args in fake.calls if name == "list_tickets"]
+    assert queries[-1]["organisation"] == 3
+    assert '<option value="3" selected>Acme</option>' in page and "(Acme &lt;Ltd&gt;)" in page
+    client.get("/workspace/tickets?view=all&organisation=x1")  # not an id: left out, the list is shown
+    assert "organisation" not in [args[0] for _service, name, args in fake.calls if name == "list_tickets"][-1]
+    ticket = client.get("/workspace/tickets/HD-000001").get_data(as_text=True)
+    assert "Acme &lt;Ltd&gt;</a>" in ticket and "organisation=3" in ticket
+    assert "Not asked." in ticket
+
+
+def test_the_ticket_page_shows_the_customers_rating(client, person, fake):
+    fake.satisfaction.update(asked_at="2026-12-01T10:00:00+00:00", rating=2, comment="<b>slow</b>")
+    sign_in(client, person())
+    page = client.get("/workspace/tickets/HD-000001").get_data(as_text=True)
+    assert "2/5 (unhappy)" in page and "&lt;b&gt;slow&lt;/b&gt;" in page
 
 
 def test_the_list_passes_its_view_filters_and_sort_to_the_service_and_counts_exactly(client, person, fake):

@@ -10,6 +10,12 @@ from helpdesk_gateway import accounts
 from helpdesk_gateway.app import create_app
 from helpdesk_gateway.settings import Settings
 from helpdesk_gateway.ui import forms
+from helpdesk_common.testing import database_fixtures
+from helpdesk_gateway.cli import upgrade
+
+# Pages and HTTP plumbing, not storage: SQLite here; the gateway's accounts and tokens meet PostgreSQL in
+# test_auth.py, test_cli.py, test_ui_password.py and in the end-to-end postgres run (tests/README.md).
+db_url, sessions = database_fixtures("gateway", upgrade, kinds=("sqlite",))
 
 PASSWORD = "correct horse battery"
 
@@ -45,6 +51,8 @@ class Routing:
             rule = {"id": 1, "position": 1, "enabled": True, **args[0]}
             self.rules.append(rule)
             return rule
+        if method == "update_team":
+            return {"name": args[0], "tier": 1, "strategy": "round_robin", "queued": 0, **args[1]}
         if method in ("create_team", "define_custom_field", "delete_rule"):
             return {"name": "x", "label": "x", **(args[0] if isinstance(args[0], dict) else {})}
         if method == "send_account_mail":
@@ -165,3 +173,93 @@ def test_form_lists_and_skills_are_read_as_people_type_them():
         forms.skills("vpn:four")
     assert forms.working_hours({"hours_tue": "09:00-17:00"}) == {"timezone": "UTC", "weekly": {"tue": ["09:00-17:00"]}}
     assert forms.working_hours({}) is None
+
+
+def audit_log(client):
+    """The audit log as admins read it over the API (the bootstrap token "t")."""
+    answer = client.get("/api/v1/audit", headers={"Authorization": "Bearer t"})
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    return answer.get_json()
+
+
+def test_admin_pages_write_the_audit_log_as_the_rest_routes_do(client, routing):
+    sign_in(client, "root@example.org")
+    client.post("/workspace/admin/teams", data={"name": "field", "tier": "2", "strategy": "round_robin",
+                                                "csrf_token": csrf(client, "/workspace/admin/teams")})
+    client.post("/workspace/admin/rules/1/delete", data={"csrf_token": csrf(client, "/workspace/admin/rules")})
+    client.post("/workspace/admin/teams", data={"name": "", "tier": "x",  # refused: nothing recorded
+                                                "csrf_token": csrf(client, "/workspace/admin/teams")})
+    (deleted, created) = [entry for entry in audit_log(client) if entry["details"].get("via") == "workspace"]
+    admin = accounts.find_account(client.application.extensions["helpdesk.db"], email="root@example.org")
+    assert (created["action"], created["target"], created["actor"]) == ("POST /api/v1/teams", "/api/v1/teams",
+                                                                       f"account-{admin.id}")
+    assert created["details"]["body"]["name"] == "field"
+    assert (deleted["action"], deleted["target"]) == ("DELETE /api/v1/routing/rules/<int:rule_id>",
+                                                      "/api/v1/routing/rules/1")
+    # the API writes the same action for the same change
+    answer = client.post("/api/v1/teams", json={"name": "desk", "tier": 1}, headers={"Authorization": "Bearer t"})
+    assert answer.status_code == 201
+    assert audit_log(client)[0]["action"] == created["action"]
+
+
+def test_the_tokens_page_shows_a_new_token_once_lists_and_revokes_it(client):
+    sign_in(client, "root@example.org")
+    answer = client.post("/workspace/admin/tokens", data={
+        "name": "crm <b>", "role": "agent", "email": "crm@example.org", "teams": "network, billing",
+        "scopes": ["read"], "expires_in_days": "30", "csrf_token": csrf(client, "/workspace/admin/tokens")})
+    assert answer.status_code == 201
+    page = answer.get_data(as_text=True)
+    secret = re.search(r'id="new-token-secret" readonly value="([^"]+)"', page).group(1)
+    assert "crm &lt;b&gt;" in page  # typed HTML shown as text
+    assert client.get("/api/v1/tickets/counts", headers={"Authorization": f"Bearer {secret}"}).status_code != 401
+    listed = client.get("/workspace/admin/tokens").get_data(as_text=True)
+    assert secret not in listed and "network, billing" in listed  # shown once only
+    token_id = re.search(r'action="/workspace/admin/tokens/(\d+)/revoke"', listed).group(1)
+    revoked = client.post(f"/workspace/admin/tokens/{token_id}/revoke",
+                          data={"csrf_token": csrf(client, "/workspace/admin/tokens")})
+    assert revoked.status_code == 302
+    assert client.get("/api/v1/tickets/counts", headers={"Authorization": f"Bearer {secret}"}).status_code == 401
+    actions = [(e["action"], e["target"]) for e in audit_log(client) if e["details"].get("via") == "workspace"]
+    assert actions == [("DELETE /api/v1/tokens/<int:token_id>", f"/api/v1/tokens/{token_id}"),
+                       ("POST /api/v1/tokens", "/api/v1/tokens")]
+    assert secret not in str(audit_log(client))
+
+
+def test_the_tokens_page_refuses_a_bad_token_with_the_reason_and_is_for_admins(client):
+    sign_in(client, "root@example.org")
+    answer = client.post("/workspace/admin/tokens", data={
+        "name": "x", "role": "customer", "scopes": ["admin"], "expires_in_days": "30",
+        "csrf_token": csrf(client, "/workspace/admin/tokens")})
+    assert answer.status_code == 422 and "Not saved" in answer.get_data(as_text=True)
+    client.post("/sign-out", data={"csrf_token": csrf(client, "/workspace/admin/tokens")})
+    sign_in(client, "sup@example.org")
+    assert client.get("/workspace/admin/tokens").status_code == 200  # supervisors read
+    assert client.post("/workspace/admin/tokens", data={
+        "name": "y", "role": "admin", "csrf_token": csrf(client, "/workspace/admin/tokens")}).status_code == 403
+    client.post("/sign-out", data={"csrf_token": csrf(client, "/workspace/admin/tokens")})
+    sign_in(client, "ada@example.org")
+    assert client.get("/workspace/admin/tokens").status_code == 403
+
+
+def test_an_admin_changes_a_team_in_place_as_the_patch_route_does(client, routing):
+    sign_in(client, "root@example.org")
+    page = client.get("/workspace/admin/teams").get_data(as_text=True)
+    assert 'href="/workspace/admin/teams/network"' in page
+    form = client.get("/workspace/admin/teams/network").get_data(as_text=True)
+    assert 'id="team-tier"' in form and 'value="billing"' in form and 'value="network"' not in form.split("team-escalates")[1]
+    answer = client.post("/workspace/admin/teams/network", data={
+        "tier": "2", "strategy": "least_loaded", "escalates_to": "billing", "description": "Wires <b>",
+        "csrf_token": csrf(client, "/workspace/admin/teams/network")})
+    assert answer.status_code == 302
+    assert routing.made("update_team")[-1][:2] == ("network", {"tier": 2, "strategy": "least_loaded",
+                                                             "description": "Wires <b>", "escalates_to": "billing"})
+    entry = audit_log(client)[0]
+    assert (entry["action"], entry["target"], entry["details"]["via"]) == (
+        "PATCH /api/v1/teams/<name>", "/api/v1/teams/network", "workspace")
+    bad = client.post("/workspace/admin/teams/network", data={"tier": "two", "csrf_token": csrf(client, "/workspace/admin/teams/network")})
+    assert bad.status_code == 422 and "Not saved" in bad.get_data(as_text=True)
+    assert client.get("/workspace/admin/teams/nowhere").status_code == 404
+    client.post("/sign-out", data={"csrf_token": csrf(client, "/workspace/admin/teams")})
+    sign_in(client, "sup@example.org")
+    assert client.post("/workspace/admin/teams/network", data={
+        "tier": "3", "csrf_token": csrf(client, "/workspace/admin/teams/network")}).status_code == 403

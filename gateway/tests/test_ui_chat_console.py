@@ -9,6 +9,12 @@ from helpdesk_common.errors import Conflict, NotFound
 from helpdesk_gateway import accounts
 from helpdesk_gateway.app import create_app
 from helpdesk_gateway.settings import Settings
+from helpdesk_common.testing import database_fixtures
+from helpdesk_gateway.cli import upgrade
+
+# Pages and HTTP plumbing, not storage: SQLite here; the gateway's accounts and tokens meet PostgreSQL in
+# test_auth.py, test_cli.py, test_ui_password.py and in the end-to-end postgres run (tests/README.md).
+db_url, sessions = database_fixtures("gateway", upgrade, kinds=("sqlite",))
 
 PASSWORD = "correct horse battery"
 
@@ -91,8 +97,8 @@ def test_join_talk_and_end_as_the_chat_routes_do_with_the_persons_viewer(client,
     assert len([1 for method, _ in intake.calls if method == "post_chat_message"]) == 1  # an empty one is not sent
     assert client.post("/workspace/chats/c1/leave", data={"csrf_token": csrf(client, "/workspace/chats/c1")}).status_code == 302
     assert intake.chat["state"] == "ended"
-    assert 'stream?after=2"' in client.get("/workspace/chats/c1").get_data(as_text=True)
-    assert client.get("/workspace/chats/c1/stream?after=2").status_code == 204  # ended, nothing new: EventSource stops
+    # the page's one live stream names its chat and what the page showed (ui/live.py)
+    assert 'sse-connect="/workspace/live?chat=c1&amp;after=2"' in client.get("/workspace/chats/c1").get_data(as_text=True)
 
 
 def test_a_chat_taken_by_another_agent_says_so(client, intake):
@@ -103,7 +109,7 @@ def test_a_chat_taken_by_another_agent_says_so(client, intake):
 
 def test_a_chat_the_person_may_not_see_is_a_404_page_and_no_stream(client):
     assert client.get("/workspace/chats/elsewhere").status_code == 404
-    answer = client.get("/workspace/chats/elsewhere/stream")
+    answer = client.get("/workspace/live?chat=elsewhere")
     assert answer.status_code == 404 and answer.mimetype == "text/html"
 
 

@@ -14,6 +14,12 @@ from helpdesk_gateway.settings import Settings
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from oidc_provider import OidcProvider  # noqa: E402
+from helpdesk_common.testing import database_fixtures
+from helpdesk_gateway.cli import upgrade
+
+# Pages and HTTP plumbing, not storage: SQLite here; the gateway's accounts and tokens meet PostgreSQL in
+# test_auth.py, test_cli.py, test_ui_password.py and in the end-to-end postgres run (tests/README.md).
+db_url, sessions = database_fixtures("gateway", upgrade, kinds=("sqlite",))
 
 PASSWORD = "correct horse battery"
 

@@ -126,3 +126,47 @@ def test_people_pages_are_for_admins_and_supervisors_read_only(client, sessions,
     client.post("/sign-out", data={"csrf_token": csrf(client, "/workspace/admin/people")})
     sign_in(client, "ada@example.org")
     assert client.get("/workspace/admin/people").status_code == 403
+
+
+def test_the_rest_routes_invite_and_reset_as_the_pages_do(client, sessions, mails):
+    admin = {"Authorization": "Bearer t"}
+    answer = client.post("/api/v1/accounts/invitations", headers=admin,
+                         json={"email": "bo@example.org", "role": "agent", "name": "Bo", "language": "sv"})
+    assert answer.status_code == 201, answer.get_data(as_text=True)
+    assert answer.get_json()["mail_queued"] is True and answer.get_json()["account"]["role"] == "agent"
+    assert mails.sent[-1]["to"] == "bo@example.org" and mails.sent[-1]["language"] == "sv"
+    assert set_password(client, mails.link(), "bo's own long password").status_code == 302
+    again = client.post("/api/v1/accounts/invitations", headers=admin, json={"email": "BO@example.org", "role": "agent"})
+    assert again.status_code == 409 and again.get_json()["error"]["code"] == "account_exists"
+    bad = client.post("/api/v1/accounts/invitations", headers=admin, json={"email": "nope", "role": "king"})
+    assert bad.status_code == 422 and bad.get_json()["error"]["code"] == "validation_failed"
+    audit = client.get("/api/v1/audit", headers=admin).get_json()
+    assert audit[0]["action"] == "POST /api/v1/accounts/invitations" and audit[0]["actor"] == "bootstrap"
+
+    sent = len(mails.sent)  # a reset: anyone, the same answer for an unknown address, a mail for a known one
+    known = client.post("/api/v1/password-resets", json={"email": "bo@example.org"})
+    unknown = client.post("/api/v1/password-resets", json={"email": "nobody@example.org"})
+    assert known.status_code == unknown.status_code == 202 and known.get_json() == unknown.get_json()
+    assert len(mails.sent) == sent + 1 and mails.sent[-1]["to"] == "bo@example.org"
+    assert set_password(client, mails.link(), "bo's newer long password").status_code == 302
+
+
+def test_an_agent_token_may_not_invite(client, sessions):
+    from helpdesk_gateway.auth import create_token
+
+    _, secret = create_token(sessions, "desk", "agent", "al@example.org", [], None, None)
+    answer = client.post("/api/v1/accounts/invitations", headers={"Authorization": f"Bearer {secret}"},
+                         json={"email": "eve@example.org", "role": "admin"})
+    assert answer.status_code == 403 and answer.get_json()["error"]["code"] == "role_not_allowed"
+
+
+def test_resets_are_limited_per_address_on_the_page_and_the_route_alike(db_url, dead_amqp_uri, mails):
+    app = create_app(Settings(database_url=db_url, bootstrap_token="t", amqp_uri=dead_amqp_uri, rpc_timeout=0.5,
+                              rate_limit_costly="2/minute"))
+    app.extensions["helpdesk.rpc"] = mails
+    client = app.test_client()
+    token = csrf(client, "/password/forgot")
+    answers = [client.post("/api/v1/password-resets", json={"email": "x@example.org"}).status_code for _ in range(3)]
+    assert answers == [202, 202, 429]
+    page = [client.post("/password/forgot", data={"email": "x@example.org", "csrf_token": token}) for _ in range(3)]
+    assert [p.status_code for p in page] == [200, 200, 429] and page[-1].mimetype == "text/html"

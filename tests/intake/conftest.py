@@ -16,16 +16,15 @@ from intake_fixtures import dovecot, intake_db_url, intake_sessions, mailbox, sm
 from servers import wait_for  # noqa: E402
 from viewers import ADMIN  # noqa: E402
 
-from helpdesk_common.adapters.database import engine_for  # noqa: E402
+from helpdesk_common.testing import migrated_test_database  # noqa: E402
 from helpdesk_tickets.migrate import upgrade as upgrade_tickets  # noqa: E402
 
 
 @pytest.fixture
 def tickets_db_url(tmp_path):
-    url = f"sqlite:///{tmp_path / 'tickets.db'}"
-    upgrade_tickets(url)
-    yield url
-    engine_for(url).dispose()
+    """The tickets database, a copy of one migrated once for the run (SQLite: intake's is on both)."""
+    with migrated_test_database("tickets", tmp_path, upgrade_tickets) as url:
+        yield url
 
 
 @pytest.fixture

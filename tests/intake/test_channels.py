@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from viewers import ADMIN
+from helpdesk_common.testing import migrated_test_database
 from helpdesk_gateway.api import intake as intake_api
 from helpdesk_intake.models import Attachment
 
@@ -24,13 +25,13 @@ def gateway(intake_service, intake_config, tmp_path, monkeypatch):
 
     monkeypatch.setenv("HELPDESK_WEBHOOK_SECRET_PHONE", SECRET)
     monkeypatch.setenv("HELPDESK_WEBHOOK_SECRET_SOCIAL", SECRET + "-social")
-    url = f"sqlite:///{tmp_path / 'gateway.db'}"
-    migrate(url)
-    app = create_app(Settings(amqp_uri=intake_config["AMQP_URI"], database_url=url, bootstrap_token=TOKEN,
-                              max_body_bytes=1_048_576, rpc_timeout=10, rpc_pool_size=4, token_cache_seconds=1))
-    client = app.test_client()
-    yield client
-    app.extensions["helpdesk.rpc"].close()
+    # a copy of a database migrated once (by the command) for the whole run
+    with migrated_test_database("gateway", tmp_path, migrate) as url:
+        app = create_app(Settings(amqp_uri=intake_config["AMQP_URI"], database_url=url, bootstrap_token=TOKEN,
+                                  max_body_bytes=1_048_576, rpc_timeout=10, rpc_pool_size=4, token_cache_seconds=1))
+        client = app.test_client()
+        yield client
+        app.extensions["helpdesk.rpc"].close()
 
 
 def auth(**headers):

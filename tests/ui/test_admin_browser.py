@@ -170,6 +170,10 @@ def test_an_admin_creates_a_team_an_agent_and_a_rule_and_a_new_ticket_follows_th
     admin_page.select(selector="#team-strategy", value="least_loaded")
     admin_page.click(selector="#new-team button[type=submit]")
     admin_page.wait_for_text(selector="#teams", text="billing")
+    admin_page.click(selector="#teams a:has-text('billing')")  # a team changed in place
+    admin_page.fill(selector="#team-description", value="Wires and Wi-Fi")
+    admin_page.click(selector="#edit-team button[type=submit]")
+    admin_page.wait_for_text(selector="#teams", text="Wires and Wi-Fi")
 
     admin_page.goto(url=f"{world.url}/workspace/admin/agents")
     admin_page.fill(selector="#agent-name", value="Bo Berg")
@@ -212,12 +216,46 @@ def test_an_admin_creates_a_team_an_agent_and_a_rule_and_a_new_ticket_follows_th
     routing = world.api.get(f"{world.url}/api/v1/tickets/{number}/routing", timeout=10).json()
     assert routing["team"] == "billing"
 
+    # Each change was written to the audit log as its REST route writes it, by the admin's actor.
+    audit = world.api.get(f"{world.url}/api/v1/audit", params={"limit": 200}, timeout=10).json()
+    made = {entry["action"]: entry for entry in audit if entry["details"].get("via") == "workspace"}
+    assert {"POST /api/v1/teams", "PATCH /api/v1/teams/<name>", "POST /api/v1/agents",
+            "POST /api/v1/accounts/invitations", "POST /api/v1/routing/rules"} <= set(made)
+    assert made["POST /api/v1/teams"]["details"]["body"]["name"] == "billing"
+    assert made["POST /api/v1/agents"]["actor"].startswith("account-")
+
+
+def test_an_admin_makes_an_api_token_sees_it_once_and_revokes_it(admin_page, world):
+    admin_page.goto(url=f"{world.url}/workspace/admin/tokens")
+    admin_page.fill(selector="#token-name", value="CRM sync")
+    admin_page.select(selector="#token-role", value="agent")
+    admin_page.fill(selector="#token-email", value="crm@example.org")
+    admin_page.check(selector="#token-form input[name=scopes][value=read]")
+    admin_page.select(selector="#token-expiry", value="30")
+    admin_page.click(selector="#token-form button[type=submit]")
+    admin_page.wait_for(selector="#new-token-secret")
+    secret = admin_page.evaluate(expression="document.getElementById('new-token-secret').value")
+    no_serious_violations(admin_page)
+    shot(admin_page, "admin-tokens-en")
+    bearer = {"Authorization": f"Bearer {secret}"}
+    assert requests.get(f"{world.url}/api/v1/tickets", headers=bearer, timeout=10).status_code == 200
+    refused = requests.post(f"{world.url}/api/v1/tickets", headers=bearer, timeout=10, json={
+        "subject": "x", "description": "y", "requester": {"email": "eva@example.se"}})
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "scope_not_allowed"  # read only
+
+    admin_page.goto(url=f"{world.url}/workspace/admin/tokens")  # listed, never shown again
+    assert secret not in admin_page.content() and "CRM sync" in admin_page.text(selector="#tokens")
+    admin_page.click(selector="#tokens tr:has-text('CRM sync') form button")
+    admin_page.wait_for_text(selector=".flash-success", text="revoked")
+    assert requests.get(f"{world.url}/api/v1/tickets", headers=bearer, timeout=10).status_code == 401
+
 
 @pytest.mark.parametrize("locale", ["nl-NL", "sv-SE"])
 def test_the_admin_pages_in_dutch_and_swedish(browser, world, locale):
     page = browser.page(f"admin-{locale}", locale=locale)
     sign_in(page, world, "admin@example.org")
-    for section in ("people", "agents", "teams", "rules", "fields"):
+    world.api.post(f"{world.url}/api/v1/teams", json={"name": "field"}, timeout=10)  # 201, or 409 when there
+    for section in ("people", "agents", "teams", "teams/field", "rules", "fields", "tokens"):
         page.goto(url=f"{world.url}/workspace/admin/{section}")
         no_serious_violations(page)
         assert page.evaluate(expression="document.documentElement.lang") == locale[:2]
@@ -225,6 +263,8 @@ def test_the_admin_pages_in_dutch_and_swedish(browser, world, locale):
     shot(page, f"admin-agents-{locale[:2]}")
     page.goto(url=f"{world.url}/workspace/admin/rules")
     shot(page, f"admin-rules-{locale[:2]}")
+    page.goto(url=f"{world.url}/workspace/admin/tokens")
+    shot(page, f"admin-tokens-{locale[:2]}")
 
 
 def test_single_sign_on_through_a_real_openid_provider_links_the_account_by_email(browser, world, oidc_provider):
@@ -251,14 +291,18 @@ XSS = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>'
 
 
 def test_a_chat_from_start_to_transcript(admin_page, browser, world):
+    admin_page.goto(url=f"{world.url}/workspace/chats")  # open before the chat starts: the list is pushed
+    admin_page.wait_for(selector="[data-live=open]", state="attached")
+    admin_page.evaluate(expression="window.__consoleNotReloaded = true")
     started = requests.post(f"{world.url}/api/v1/chats", json={  # a visitor of the portal: no token
         "name": "Eva Ångström", "email": "eva@example.se", "message": "My router blinks red"}, timeout=10)
     assert started.status_code == 201, started.text
     chat, customer = started.json()["chat"], {"X-Chat-Token": started.json()["token"]}
     api = world.api
 
-    admin_page.goto(url=f"{world.url}/workspace/chats")
     admin_page.wait_for_text(selector="#waiting-chats", text="My router blinks red")
+    assert admin_page.evaluate(expression="window.__consoleNotReloaded") is True  # the console polls no more
+    assert admin_page.evaluate(expression="document.getElementById('chat-lists').getAttribute('hx-trigger')") == "sse:chats"
     no_serious_violations(admin_page)
     shot(admin_page, "chats-en")
     admin_page.click(selector=f"tr[data-chat='{chat['id']}'] button")

@@ -6,14 +6,16 @@ deflection the knowledge base counts); an English visitor types a request, sees 
 file and gets the confirmation page and mail; a refused file sends nothing; a phone-sized screen works.
 axe-core on every page; screenshots in en, nl and sv go to docs/screenshots/ (the README shows them).
 """
+import http.server
 import os
 import re
+import threading
 import uuid
 
 import pytest
 
 from mail_servers import SmtpSink
-from stack import ROOT, Stack, wait_for
+from stack import ROOT, Stack, free_port, wait_for
 
 from browser import Browser
 
@@ -33,11 +35,47 @@ def smtp_sink(tmp_path_factory):
     sink.stop()
 
 
+class HostSite:
+    """Another site (``localhost``, so another origin and another site than the platform's 127.0.0.1) whose
+    pages embed the platform's request form or chat widget with the loader script."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.origin = f"http://localhost:{self.port}"
+        self.pages = {}
+        site = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                body = site.pages.get(self.path, "").encode()
+                self.send_response(200 if body else 404)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()
+
+
 @pytest.fixture(scope="module")
-def platform(tmp_path_factory, smtp_sink):
+def host_site():
+    site = HostSite()
+    yield site
+    site.stop()
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory, smtp_sink, host_site):
     stack = Stack(tmp_path_factory.mktemp("stack-portal"), env={
         "HELPDESK_SMTP_URL": smtp_sink.url, "HELPDESK_SUPPORT_ADDRESS": "support@helpdesk.test",
-        "HELPDESK_MAIL_POLL_INTERVAL": "0.2", "HELPDESK_MAIL_BACKOFF": "0.2,0.5,1"})
+        "HELPDESK_MAIL_POLL_INTERVAL": "0.2", "HELPDESK_MAIL_BACKOFF": "0.2,0.5,1",
+        "HELPDESK_EMBED_ORIGINS": host_site.origin, "HELPDESK_CHAT_ANSWER_TIMEOUT": "3600"})
     try:
         stack.start()
         yield stack
@@ -162,12 +200,15 @@ def test_a_request_with_suggestions_and_an_attachment_is_confirmed_by_page_and_m
     SENT.update(number=number, customer=customer)
 
 
-def mailed_link(smtp_sink, customer):
-    def found():
-        links = [re.search(r"(http://\S+/help/sign-in/\S+)", m.get_content()) for m in smtp_sink.messages(customer)]
-        return [link.group(1) for link in links if link]
+def sign_in_links(smtp_sink, customer):
+    links = [re.search(r"(http://\S+/help/sign-in/\S+)", m.get_content()) for m in smtp_sink.messages(customer)]
+    return [link.group(1) for link in links if link]
 
-    return wait_for(found, timeout=30, what="the sign-in mail")[-1]
+
+def mailed_link(smtp_sink, customer, after=0):
+    """The newest sign-in link mailed to ``customer`` once there are more than ``after``."""
+    return wait_for(lambda: len(sign_in_links(smtp_sink, customer)) > after and sign_in_links(smtp_sink, customer),
+                    timeout=30, what="the sign-in mail")[-1]
 
 
 def test_the_customer_signs_in_by_mailed_link_sees_the_public_reply_only_and_replies(
@@ -221,6 +262,149 @@ def test_the_customer_signs_in_by_mailed_link_sees_the_public_reply_only_and_rep
     again = browser.page("replay", locale="en-GB")
     assert again.goto(url=link) == 410
     assert "used already" in again.text(selector="#sign-in-problem")
+
+
+def sign_in(page, url, smtp_sink, customer):
+    """Ask for a link on the page, open the newly mailed one, use it: the page ends on "my requests"."""
+    before = len(sign_in_links(smtp_sink, customer))
+    page.goto(url=f"{url}/help/sign-in")
+    page.fill(selector="#email", value=customer)
+    page.click(selector="form.stack button[type=submit]")
+    page.wait_for(selector="#link-sent")
+    page.goto(url=mailed_link(smtp_sink, customer, after=before))
+    page.click(selector="#use-link")
+    page.wait_for(selector="#my-requests, main p.muted")
+
+
+FETCH = ("fetch(document.querySelector('#attachments a').href).then(r => [r.status, "
+         "r.headers.get('content-type'), r.headers.get('content-disposition')])")
+
+
+def test_the_open_request_shows_status_changes_and_answers_live_and_downloads_its_file(browser, platform, smtp_sink):
+    number, customer = SENT["number"], SENT["customer"]
+    api, url = platform.session(), platform.url
+    page = browser.page("live", locale="en-GB")
+    sign_in(page, url, smtp_sink, customer)
+    page.goto(url=f"{url}/help/requests/{number}")
+    page.wait_for(selector="[data-live=open]", state="attached")  # the stream is up: what changes now shows
+    page.evaluate(expression="window.__notReloaded = true")
+    assert "screen.png" in page.text(selector="#attachments")
+    status, content_type, disposition = page.evaluate(expression=FETCH)
+    assert (status, content_type) == (200, "image/png")
+    assert disposition.startswith('attachment; filename="screen.png"')
+    page.fill(selector="#reply-body", value="a draft in progress")
+    api.patch(f"{url}/api/v1/tickets/{number}", json={"status": "pending"}, timeout=10).raise_for_status()
+    page.wait_for_text(selector="#request-status", text="Pending")
+    api.post(f"{url}/api/v1/tickets/{number}/messages", json={"body": "Could you send the log too?",
+                                                               "visibility": "public"}, timeout=10).raise_for_status()
+    page.wait_for_text(selector="#conversation .message", text="Could you send the log too?")
+    assert page.evaluate(expression="window.__notReloaded") is True  # the same page, updated in place
+    assert page.evaluate(expression="document.querySelector('#reply-body').value") == "a draft in progress"
+    no_serious_violations(page)
+    shot(page, "portal-request-live-en")
+    # someone else's file: the ticket's 404, as for a guessed number
+    other = api.post(f"{url}/api/v1/tickets", json={"subject": "Not yours", "description": "x",
+                                                    "requester": {"email": "stranger@example.org"}}, timeout=10).json()
+    assert page.goto(url=f"{url}/help/requests/{other['number']}/attachments/1") == 404
+    assert page.goto(url=f"{url}/help/requests/{other['number']}/live") == 404
+
+
+def test_members_of_a_sharing_organisation_see_each_others_requests_and_others_see_none(
+        browser, platform, smtp_sink):
+    api, url, tag = platform.session(), platform.url, uuid.uuid4().hex[:6]
+    acme, globex = f"acme-{tag}.example", f"globex-{tag}.example"
+    for name, domain, shared in (("Acme", acme, True), ("Globex", globex, True)):
+        api.post(f"{url}/api/v1/organisations", json={"name": name, "domains": [domain], "shared": shared},
+                 timeout=10).raise_for_status()
+    made = {}
+    for who, name, subject in ((f"ann@{acme}", "Ann Berg", "The printer jams"),
+                               (f"bob@{acme}", "Bob <i>Dahl</i>", "VPN keeps dropping"),
+                               (f"eve@{globex}", "Eve", "Invoice is wrong")):
+        made[who] = api.post(f"{url}/api/v1/tickets", json={"subject": subject, "description": "Please help.",
+                                                            "requester": {"email": who, "name": name}},
+                             timeout=10).json()["number"]
+    for locale, shots_as in (("nl-NL", "nl"), ("sv-SE", "sv"), ("en-GB", "en")):
+        page = browser.page("ann", locale=locale)
+        sign_in(page, url, smtp_sink, f"ann@{acme}")
+        listed = page.text(selector="#my-requests")
+        assert made[f"ann@{acme}"] in listed and made[f"bob@{acme}"] in listed
+        assert made[f"eve@{globex}"] not in listed and "Bob <i>Dahl</i>" in listed  # shown as typed, as text
+        no_serious_violations(page)
+        shot(page, f"portal-organisation-{shots_as}")
+    page.click(selector=f"#my-requests a[href$='{made[f'bob@{acme}']}']")
+    page.wait_for(selector="#colleagues-request")
+    assert page.count(selector="#reply-form") == 0 and page.count(selector="#solved") == 0  # read only
+    no_serious_violations(page)
+    eve = browser.page("eve", locale="en-GB")
+    sign_in(eve, url, smtp_sink, f"eve@{globex}")
+    assert made[f"ann@{acme}"] not in eve.text(selector="#my-requests")
+    assert eve.goto(url=f"{url}/help/requests/{made[f'ann@{acme}']}") == 404
+    # the agents see the organisation on the ticket (REST parity: the workspace shows the same view)
+    ticket = api.get(f"{url}/api/v1/tickets/{made[f'bob@{acme}']}", timeout=10).json()
+    assert ticket["requester"]["organisation"]["name"] == "Acme"
+
+
+def test_another_site_embeds_the_request_form_and_the_chat_widget(browser, platform, host_site):
+    for kind in ("request", "chat"):
+        host_site.pages[f"/{kind}"] = (
+            f'<!doctype html><html lang="en"><head><title>Shop</title></head><body><main><h1>Our shop</h1>'
+            f'<script src="{platform.url}/static/js/embed.js" data-helpdesk="{kind}" async></script></main></body></html>')
+    page = browser.page("host", locale="nl-NL")
+    for kind in ("request", "chat"):
+        page.goto(url=f"{host_site.origin}/{kind}")
+        page.wait_for(selector="iframe", state="attached")
+        # the frame's page posts its height once it loaded: a frame the policy refused would never do so
+        wait_for(lambda: page.evaluate(expression="document.querySelector('iframe').style.height") not in ("", None),
+                 timeout=20, what=f"the embedded {kind} page to load and size its frame")
+        assert page.evaluate(expression="document.querySelector('iframe').src") == f"{platform.url}/help/embed/{kind}"
+        no_serious_violations(page)
+        shot(page, f"portal-embedded-{kind}-nl")
+
+
+def test_the_chat_widget_starts_a_chat_and_shows_the_agents_answers_live(browser, platform):
+    api, url, tag = platform.session(), platform.url, uuid.uuid4().hex[:6]
+    for locale, language in (("sv-SE", "sv"), ("en-GB", "en")):
+        page = browser.page("chatter", locale=locale)
+        page.goto(url=f"{url}/help/embed/chat")
+        page.wait_for(selector="#chat-start")
+        no_serious_violations(page)
+        email = f"chatter-{language}-{tag}@example.se"
+        page.fill(selector="#chat-name", value="Stina <b>S</b>")
+        page.fill(selector="#chat-email", value=email)
+        page.fill(selector="#chat-first", value="Min skrivare är tyst")
+        page.click(selector="#chat-start button[type=submit]")
+        page.wait_for(selector="#chat-widget[data-live=open]", state="attached")
+        page.wait_for(selector="#chat-start", state="hidden")  # the start form gives way to the conversation
+        page.wait_for_text(selector="#chat-log .chat-message", text="Min skrivare är tyst")
+        waiting = wait_for(lambda: [c for c in api.get(f"{url}/api/v1/chats", timeout=10).json()
+                                    if c["customer"].get("email") == email], timeout=20, what="the waiting chat")
+        chat_id = waiting[0]["id"]
+        api.post(f"{url}/api/v1/chats/{chat_id}/join", timeout=10).raise_for_status()
+        api.post(f"{url}/api/v1/chats/{chat_id}/messages", json={"body": "Har du <i>provat</i> att starta om den?"},
+                 timeout=10).raise_for_status()
+        page.wait_for_text(selector="#chat-log .chat-message", text="Har du <i>provat</i> att starta om den?")
+        assert page.count(selector="#chat-log i") == 0  # the agent's text is shown as text
+        page.fill(selector="#chat-message", value="Ja, två gånger")
+        page.click(selector="#chat-send button[type=submit]")
+        page.wait_for_text(selector="#chat-log .chat-message", text="Ja, två gånger")
+        entries = api.get(f"{url}/api/v1/chats/{chat_id}/entries", timeout=10).json()["entries"]
+        assert [e["body"] for e in entries if e["kind"] == "message"][-1] == "Ja, två gånger"  # the agent has it
+        no_serious_violations(page)
+        shot(page, f"portal-chat-widget-{language}")
+        page.click(selector="#chat-leave")
+        page.wait_for(selector="#chat-log .chat-ended", state="attached")
+        if language == "sv":  # CSAT on a chat ticket: resolved, its survey is a message with the link
+            number = wait_for(lambda: api.get(f"{url}/api/v1/chats/{chat_id}/entries", timeout=10).json()["chat"]
+                              ["ticket_number"], timeout=20, what="the chat's ticket")
+            api.patch(f"{url}/api/v1/tickets/{number}", json={"status": "resolved"}, timeout=10).raise_for_status()
+            survey = wait_for(lambda: [m for m in api.get(f"{url}/api/v1/tickets/{number}/messages", timeout=10).json()
+                                       if "/help/satisfaction/" in m["body"]], timeout=30, what="the survey message")
+            assert survey[0]["visibility"] == "public" and survey[0]["author"] == "surveys"
+            link = re.search(r"(http://\S+/help/satisfaction/\S+)", survey[0]["body"]).group(1)
+            page.goto(url=f"{link}?rating=4")
+            page.wait_for(selector="main")
+            rated = api.get(f"{url}/api/v1/tickets/{number}/satisfaction", timeout=10).json()
+            assert rated["rating"] == 4
 
 
 def test_on_resolution_the_csat_mail_arrives_and_one_click_and_a_comment_are_recorded_for_the_agent(

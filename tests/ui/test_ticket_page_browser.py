@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from mail_servers import SmtpSink
+from mail_servers import SmtpSink, dovecot, mails  # noqa: F401 (dovecot: a fixture)
 from stack import Stack, wait_for
 
 from browser import Browser
@@ -29,8 +29,14 @@ def smtp_sink(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def platform(tmp_path_factory, smtp_sink):
+def mailbox(dovecot):
+    return dovecot.mailbox()
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory, smtp_sink, mailbox):
     stack = Stack(tmp_path_factory.mktemp("stack-ticket-page"), env={
+        "HELPDESK_IMAP_URL": mailbox.url(team="network"), "HELPDESK_IMAP_POLL_INTERVAL": "0.2",
         "HELPDESK_LIVE_KEEPALIVE": "2", "HELPDESK_SMTP_URL": smtp_sink.url,
         "HELPDESK_SUPPORT_ADDRESS": "support@helpdesk.test", "HELPDESK_MAIL_POLL_INTERVAL": "0.2",
         "HELPDESK_MAIL_BACKOFF": "0.2,0.5,1"})
@@ -83,6 +89,26 @@ def pages(browser, world):
 
 def shot(page, name):
     page.screenshot(path=os.path.join(SHOTS, f"{name}.png"))
+
+
+XSS = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>'
+
+
+def test_a_mail_over_imap_appears_in_the_open_list_without_reload_and_its_html_renders_inert(pages, world, mailbox):
+    page = pages["en"]
+    page.goto(url=f"{world.url}/workspace/tickets?view=all")
+    page.wait_for(selector="[data-live=open]", state="attached")
+    page.evaluate(expression="window.__notReloaded = true")
+    subject = f"Printer jam on floor {uuid.uuid4().hex[:6]}"
+    mailbox.deliver(mails.html_only("Ola Nordmann <ola@example.se>", subject,
+                                    f"<p>The paper is <b>stuck</b> again.</p>{XSS}"))
+    page.wait_for_text(selector="#ticket-rows tr", text=subject, timeout=30000)  # IMAP poll, intake, tickets, live
+    assert page.evaluate(expression="window.__notReloaded") is True  # the same page, updated in place
+    page.click(selector=f"#ticket-rows tr:has-text('{subject}') a")
+    page.wait_for_text(selector="h1", text=subject)
+    assert "stuck" in page.text(selector="#conversation")
+    assert page.count(selector="main img") == 0 and page.count(selector="main b") == 0
+    assert page.evaluate(expression="window.__xss === undefined") is True
 
 
 def test_link_a_related_ticket_and_merge_a_duplicate_from_the_page(pages, world):
@@ -266,6 +292,17 @@ def test_an_agent_sees_a_colleague_open_the_same_ticket_and_type_a_reply(browser
     admin.wait_for_text(selector="#presence", text="ada@example.org is typing a reply to this ticket.")
     no_serious_violations(admin)
     shot(admin, "ticket-collision-en")
+    # Pushed, not polled: five quiet seconds end her typing, and when she leaves the page its stream says
+    # so and the admin's warning goes at once (not when a window of silence has passed).
+    admin.wait_for_text(selector="#presence", text="ada@example.org has this ticket open too.", timeout=20000)
+    # the second agent's status change reaches the first agent's open page live
+    admin.evaluate(expression="window.__notReloaded = true")
+    ada.select(selector="#status", value="open")
+    ada.click(selector="form[action$='/changes'] button[type=submit]")
+    admin.wait_for_text(selector="#ticket-status", text="Open", timeout=10000)
+    assert admin.evaluate(expression="window.__notReloaded") is True
+    ada.goto(url=f"{world.url}/workspace/notifications")
+    admin.wait_for(selector="#presence .collision", state="detached", timeout=12000)
 
 
 def test_attachments_are_listed_and_downloaded_under_safe_names_and_types(pages, world):

@@ -33,6 +33,7 @@ from contextlib import contextmanager
 from functools import partial
 
 import eventlet
+from amqp.exceptions import PreconditionFailed
 from kombu import Queue
 from nameko.constants import AMQP_SSL_CONFIG_KEY, AMQP_URI_CONFIG_KEY, LOGIN_METHOD_CONFIG_KEY
 from nameko.events import SERVICE_POOL, EventHandler, EventHandlerConfigurationError
@@ -43,6 +44,7 @@ from prometheus_client import Counter
 from ..database import utcnow
 from ..errors import EXPECTED_ERRORS
 from .exchanges import event_exchanges
+from .queues import NodeLossQueueConsumer, quorum
 from .parking import (
     ATTEMPTS, BROKER_HEADER_PREFIXES, ERROR, ERROR_TYPE, EXCHANGE, FAILED_AT, FIRST_FAILED_AT, HANDLER,
     PARKED_AT, PARKED_REASON, QUEUE, ROUTING_KEY, TRACEBACK, connect, copied_properties, parked_queue,
@@ -108,6 +110,12 @@ class Republisher(SharedExtension):
             try:
                 for entity in entities:
                     entity(channel).declare()
+            except PreconditionFailed as error:
+                if "x-queue-type" in str(error):  # a queue of an installation from before quorum queues
+                    raise PreconditionFailed(
+                        f"{error}. The platform's queues are quorum queues now: move the classic ones as "
+                        "deploy/README.md says ('Moving an existing installation to quorum queues')") from error
+                raise
             finally:
                 connection.maybe_close_channel(channel)
 
@@ -130,7 +138,7 @@ class Republisher(SharedExtension):
 class ReliableEventHandler(EventHandler):
     """nameko's ``event_handler`` that never drops an event its handler failed on.
 
-    Queues (all durable, classic; a handler's queues are shared by every replica of its service)::
+    Queues (all durable, quorum (:mod:`.queues`); a handler's queues are shared by every replica of its service)::
 
         <source>.events --(event type)--> evt-<source>-<type>--<service>.<method>     the handler's queue,
              (topic)                         |   ^                                    named and declared
@@ -179,6 +187,7 @@ class ReliableEventHandler(EventHandler):
     """
 
     republisher = Republisher()
+    queue_consumer = NodeLossQueueConsumer()
 
     reroute_failure_delay = 1.0
     """Seconds a worker waits before requeueing an event it could not send to retry or parking."""
@@ -208,16 +217,21 @@ class ReliableEventHandler(EventHandler):
 
     def setup(self):
         super().setup()  # declares nothing yet: builds self.queue and registers with the queue consumer
+        self.queue = quorum(self.queue)  # read by the queue consumer only when it starts consuming
         self.retry_queues = {}
         for delay in self.backoff[:self.max_attempts - 1]:
             ms = int(round(delay * 1000))
-            self.retry_queues[ms] = Queue(
+            self.retry_queues[ms] = quorum(Queue(
                 f"{self.queue.name}.retry-{ms}ms", durable=True, auto_delete=False,
                 queue_arguments={
                     "x-message-ttl": ms,
                     "x-dead-letter-exchange": "",  # the default exchange: routes by queue name ...
                     "x-dead-letter-routing-key": self.queue.name,  # ... back to this handler's queue
-                })
+                    # A quorum queue dead-letters at most once by default (a message is dropped if the
+                    # handler's queue has no leader at that moment); at least once needs reject-publish.
+                    "x-dead-letter-strategy": "at-least-once",
+                    "x-overflow": "reject-publish",
+                }))
         self.parked_queue = parked_queue()
 
     def start(self):
@@ -340,8 +354,8 @@ class ReliableBatchHandler(ReliableEventHandler):
         _, batches = event_exchanges(self.source_service,
                                      self.container.config.get("AUTO_DELETE_EVENT_EXCHANGES", False))
         # The queue consumer reads ``self.queue`` when it starts consuming, after every setup.
-        self.queue = Queue(self.queue.name, exchange=batches, routing_key=self.event_type, durable=True,
-                           auto_delete=False, exclusive=False)
+        self.queue = quorum(Queue(self.queue.name, exchange=batches, routing_key=self.event_type, durable=True,
+                                  auto_delete=False, exclusive=False))
 
     def start(self):
         super().start()

@@ -14,9 +14,9 @@ One shared queue rather than one per handler (``parked.<service>.<method>``):
   ``x-helpdesk-handler`` header that :func:`list_parked` and the CLI filter on;
 - parking is the exception, so the queue stays small and scanning it whole is cheap.
 
-It is a classic queue, not a quorum queue: a quorum queue counts every requeue as a delivery and (by
-default from RabbitMQ 4.0) drops a message after 20 of them, so listing parked events repeatedly would
-end up losing them.
+It is a quorum queue (:mod:`.queues`: it outlives a broker node), with a delivery limit far beyond any
+use (``queues.DELIVERY_LIMIT``): a quorum queue counts every return to the queue as a delivery, and each
+listing returns every message it read; RabbitMQ 4 would otherwise drop a message after 20 of them.
 
 Reading without losing: AMQP 0.9.1 has no "browse". :func:`list_parked` takes each message with
 ``basic.get`` *without* acknowledging it, reads it, and closes its channel at the end, which returns
@@ -43,6 +43,7 @@ from amqp.exceptions import NotFound
 from kombu import Connection, Producer, Queue
 
 from .config import amqp_uri as configured_amqp_uri
+from .queues import quorum
 
 PARKED_QUEUE = "helpdesk.parked"
 
@@ -78,7 +79,7 @@ class Unroutable(Exception):
 
 def parked_queue():
     """The declaration every process uses for the parking queue (it must be identical everywhere)."""
-    return Queue(PARKED_QUEUE, durable=True, auto_delete=False)
+    return quorum(Queue(PARKED_QUEUE, durable=True, auto_delete=False))
 
 
 def connect(amqp_uri, **kwargs):

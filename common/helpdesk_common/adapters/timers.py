@@ -1,4 +1,5 @@
-"""A nameko timer whose interval comes from the service's config (tests and operators shorten or lengthen it)."""
+"""A nameko timer whose interval comes from the service's config (the tickets' SLA check, analytics' surge and summary
+timers, the surveys' NPS sweep): one way for every service to have a configurable periodic entrypoint."""
 from nameko.timer import Timer
 
 

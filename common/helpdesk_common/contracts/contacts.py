@@ -65,7 +65,9 @@ class ContactView(View):
     name: Optional[str] = None
     email: Optional[str] = None  # the primary address: one of its email identifiers, or none
     identifiers: list[IdentifierView] = []
+    organisation_id: Optional[int] = None  # the organisation it belongs to (by its domain or an admin's choice)
     created_at: datetime
+    erased_at: Optional[datetime] = None  # the person's data was erased on request: only the id is left
 
 
 class ContactPage(View):
@@ -88,3 +90,43 @@ class ContactMerged(View):
     contact: ContactView  # the contact that remains, after the merge
     merged_contact_id: int  # the contact that was merged into it and no longer exists
     ticket_numbers: list[str]  # the tickets whose requester moved (each also announced as ticket_updated)
+
+
+class ContactErased(View):
+    """A contact's personal data was erased on request (``POST /api/v1/contacts/{id}/erasure``). It names what to
+    erase, so every service (and integrator) holding something about this person can find it: their
+    addresses, numbers and handles, and their tickets. The tickets keep only what reports count."""
+
+    contact_id: int
+    emails: list[str] = []
+    phones: list[str] = []  # E.164
+    socials: list[str] = []  # platform:handle
+    ticket_numbers: list[str] = []
+    erased_at: datetime
+
+
+# --- Personal data: the export and the erasure (the gateway gathers every service's part) --------------
+
+class PersonalDataQuery(Contract):
+    """What a service is asked to export about one person: their identifiers and their tickets (the tickets
+    service's answer, which the gateway passes on)."""
+
+    emails: list[Annotated[str, StringConstraints(max_length=254)]] = Field(default=[], max_length=100)
+    phones: list[Annotated[str, StringConstraints(max_length=40)]] = Field(default=[], max_length=100)
+    socials: list[Annotated[str, StringConstraints(max_length=300)]] = Field(default=[], max_length=100)
+    contact_id: Optional[int] = None
+    ticket_numbers: list[Annotated[str, StringConstraints(max_length=40)]] = Field(default=[], max_length=100_000)
+
+
+class PersonalDataExport(View):
+    contact_id: int
+    exported_at: datetime
+    erased_at: Optional[datetime] = None  # set once the contact was erased: what is left is anonymous
+    services: dict[str, dict]  # each service's part, by service name (tickets, intake, surveys, ...)
+
+
+class ErasureView(View):
+    contact_id: int
+    erased_at: datetime
+    already_erased: bool = False  # true: an earlier request erased it; nothing was done now
+    ticket_numbers: list[str] = []  # tickets kept for the counts, their personal content removed

@@ -4,7 +4,7 @@ from typing import Annotated, Any, Literal, Optional
 
 from pydantic import Field, StringConstraints
 
-from . import Contract, EmailAddress, View
+from . import Contract, EmailAddress, RecordId, View
 
 Priority = Literal["low", "normal", "high", "urgent"]
 Severity = Literal["minor", "moderate", "major", "critical"]
@@ -84,6 +84,7 @@ class TicketQuery(Contract):
     channel: Optional[Channel] = None
     tag: Optional[Tag] = None
     requester: Optional[str] = None
+    organisation: Optional[RecordId] = None  # tickets whose requester's contact is in this organisation
     text: Optional[Annotated[str, StringConstraints(max_length=200)]] = None
     sort: Literal["created", "updated", "priority", "sla_due"] = "created"
     limit: Annotated[int, Field(ge=1, le=100)] = 25
@@ -220,9 +221,12 @@ class FollowView(View):
 
 
 class PresenceUpdate(Contract):
-    """The caller has the ticket open (and is typing a reply, or not)."""
+    """The caller has the ticket open (and is typing a reply, or not), or has closed it (``here: false``).
+    ``typing`` left out keeps what the caller said last (false for a new arrival): the workspace's live
+    stream says "still here" on the page's behalf without knowing whether its agent types."""
 
-    typing: bool = False
+    typing: Optional[bool] = None
+    here: bool = True
 
 
 class PresentAgent(View):
@@ -259,11 +263,20 @@ class Viewer(Contract):
     correlation_id: Optional[str] = None
 
 
+class OrganisationRef(View):
+    """The organisation a requester's contact belongs to, as a ticket shows it (``contracts.organisations``)."""
+
+    id: int
+    name: str
+    shared: bool = False
+
+
 class RequesterView(View):
     email: str
     name: Optional[str] = None
     contact_id: Optional[int] = None  # None: the sender matched several contacts; an agent links one
     contact_ambiguous: bool = False
+    organisation: Optional[OrganisationRef] = None  # the contact's organisation, if any
 
 
 class SlaState(View):
@@ -305,6 +318,9 @@ class TicketView(View):
     closed_at: Optional[datetime] = None
     sla: Optional[SlaState] = None  # None: no SLA policy covers the ticket
     merged_into: Optional[str] = None  # the surviving ticket's number, once this one was merged into it
+    # Customers only: true on their own requests, false on a colleague's that their shared organisation shows
+    # them (they read it; replying, solving and reopening stay the requester's).
+    yours: Optional[bool] = None
 
 
 class MessageView(View):
@@ -398,6 +414,27 @@ class TicketsLinked(View):
     other_number: str
     actor: str
     kind: Literal["related", "incident"] = "related"  # incident: ticket_number is the problem
+
+
+class TicketPresenceChanged(View):
+    """An agent opened or closed a ticket, or started or stopped typing a reply to it (not sent for each
+    "still here"): what the workspace's collision warnings are pushed from."""
+
+    ticket_number: str
+    actor: str
+    name: Optional[str] = None
+    present: bool
+    typing: bool
+
+
+class AgentsNotified(View):
+    """Notifications were written for these agents (``recipients``, actor names): a mention in an internal
+    note, or a change to a ticket they follow. The notifications themselves are read with
+    ``GET /api/v1/notifications`` by each recipient."""
+
+    ticket_number: str
+    kind: str  # mention | message | change
+    recipients: list[str]
 
 
 class TicketMerged(View):

@@ -3,13 +3,14 @@ social handles), finding one by any identifier, merging two, and linking a ticke
 
 Every call passes the viewer: an agent limited to teams sees the contacts with a ticket they may see, or
 with no ticket yet (the tickets service decides: ``helpdesk_tickets.contacts.visible``)."""
-from flask import Blueprint, jsonify
+from flask import Blueprint, current_app, g, jsonify
 
 from helpdesk_common.contracts import validate
-from helpdesk_common.contracts.contacts import (ContactMerge, ContactPage, ContactQuery, ContactView, Identifier,
-                                                 NewContact, TicketContact)
+from helpdesk_common.contracts.contacts import (ContactMerge, ContactPage, ContactQuery, ContactView, ErasureView,
+                                                 Identifier, NewContact, PersonalDataExport, TicketContact)
 from helpdesk_common.contracts.tickets import TicketView
 
+from .. import audit, personal_data
 from . import json_body, operation, query_args, services, viewer
 
 bp = Blueprint("contacts", __name__, url_prefix="/api/v1")
@@ -66,6 +67,33 @@ def merge_contacts(contact_id):
     body = json_body()
     validate(ContactMerge, body)
     return jsonify(services().call("tickets", "merge_contacts", contact_id, body, viewer()))
+
+
+@operation(bp, "/contacts/<int:contact_id>/personal-data", "GET", summary="Export a contact's personal data",
+           tag="contacts", answer=PersonalDataExport, roles=("admin",), errors=(403, 404), scope="contact")
+def export_personal_data(contact_id):
+    """Everything the platform holds about the person, gathered from every service: ``services.tickets``
+    (the contact, its tickets with messages and history), ``intake`` (mail as read, attachments' metadata,
+    quarantined raw mail, mail sent, chats, web forms, social threads), ``surveys``, ``analytics`` and
+    ``gateway`` (customer tokens, portal sign-ins). Recorded in the audit log."""
+    sessions = current_app.extensions["helpdesk.db"]
+    answer = personal_data.export(sessions, services(), contact_id, viewer())
+    with sessions.begin() as session:
+        audit.record(session, g.identity.actor, "GET /api/v1/contacts/<int:contact_id>/personal-data",
+                     target=f"/api/v1/contacts/{contact_id}", details={"exported": True},
+                     request_id=g.get("request_id"))
+    return jsonify(answer)
+
+
+@operation(bp, "/contacts/<int:contact_id>/erasure", "POST", summary="Erase a contact's personal data",
+           tag="contacts", answer=ErasureView, roles=("admin",), errors=(403, 404), scope="contact")
+def erase_personal_data(contact_id):
+    """On the person's request: their name, addresses, numbers and handles, their tickets' subject,
+    description and messages, their mail, chats, attachments and survey comments are removed in every
+    service (``contact_erased``); what reports count stays (the tickets' channel, priority, team, status,
+    times; survey scores). Idempotent: repeated, it answers ``already_erased`` and changes nothing.
+    Recorded in the audit log."""
+    return jsonify(personal_data.erase(current_app.extensions["helpdesk.db"], services(), contact_id, viewer()))
 
 
 @operation(bp, "/tickets/<number>/contact", "PUT", summary="Link a ticket to its contact", tag="contacts",

@@ -189,5 +189,9 @@ def get_channels():
            tag="tickets", answer=AttachmentView, answer_is_list=True, errors=(404,))
 def list_attachments(number):
     """Only for those who may see the ticket."""
+    return jsonify(read_attachments(number))
+
+
+def read_attachments(number):
     services().call("tickets", "get_ticket", number, viewer())  # 404 for a ticket this viewer may not see
-    return jsonify(services().call("intake", "list_attachments", number))
+    return services().call("intake", "list_attachments", number)

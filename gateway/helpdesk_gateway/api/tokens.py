@@ -78,8 +78,13 @@ SCOPES_OF = {role: [scope for scope in SCOPES if role == "admin" or scope != "ad
            roles=("admin",))
 def list_tokens():
     """Every token, oldest first, never its secret."""
+    return jsonify(read_tokens())
+
+
+def read_tokens():
+    """The REST route's list, and the admin page's (``ui/admin_tokens.py``)."""
     with _sessions()() as session:
-        return jsonify([_view(record) for record in session.scalars(select(ApiToken).order_by(ApiToken.id))])
+        return [_view(record) for record in session.scalars(select(ApiToken).order_by(ApiToken.id))]
 
 
 @operation(bp, "/tokens", "POST", summary="Create an API token", tag="tokens", body=NewToken, answer=CreatedToken,
@@ -87,7 +92,12 @@ def list_tokens():
 def create_api_token():
     """The answer's ``token`` is shown this once. ``scopes`` default to all the role may hold (an admin: read,
     write, admin; others: read, write); ``expires_in_days`` to 90 (null: never)."""
-    body = validate(NewToken, json_body())
+    return jsonify(make_token(json_body())), 201
+
+
+def make_token(body):
+    """A new token: its view and, this once, its secret (``token``)."""
+    body = validate(NewToken, body)
     lifetime = timedelta(days=body.expires_in_days) if body.expires_in_days is not None else None
     try:
         token_id, secret = create_token(_sessions(), body.name, body.role, body.email, body.teams, body.scopes, lifetime)
@@ -95,18 +105,22 @@ def create_api_token():
         raise ValidationFailed(f"The request is not valid: {error}.", details=[
             {"field": "scopes" if "scope" in str(error) else "email", "code": "not_allowed", "message": str(error)}])
     with _sessions()() as session:
-        return jsonify({**_view(session.get(ApiToken, token_id)), "token": secret}), 201
+        return {**_view(session.get(ApiToken, token_id)), "token": secret}
 
 
 @operation(bp, "/tokens/<int:token_id>", "DELETE", summary="Revoke an API token", tag="tokens", answer=TokenView,
            roles=("admin",), errors=(404,))
 def revoke_api_token(token_id):
     """Effective at once, in every gateway worker and replica. Revoking a revoked token changes nothing."""
+    return jsonify(revoke(token_id))
+
+
+def revoke(token_id):
     with _sessions().begin() as session:
         record = revoke_token(None, token_id, session=session)
         if record is None:
             raise NotFound(f"There is no token {token_id}.", code="token_not_found")
-        return jsonify(_view(record))
+        return _view(record)
 
 
 @operation(bp, "/audit", "GET", summary="The audit log of administrative changes", tag="tokens", query=AuditQuery,

@@ -17,7 +17,7 @@ bp = Blueprint("portal", __name__, url_prefix="/help", template_folder="template
 
 
 def register(app):
-    from . import account, asking, help_centre, satisfaction  # noqa: F401  their routes are on bp
+    from . import account, asking, downloads, embed, help_centre, satisfaction  # noqa: F401  their routes are on bp
 
     app.register_blueprint(bp)
     app.jinja_env.globals.update(portal_languages=LANGUAGES, category_label=category_label, rating_label=rating_label)

@@ -22,8 +22,10 @@ from helpdesk_common.errors import InvalidTransition
 from ..api import services
 from ..api.tickets import find_tickets, post_message, read_messages, read_ticket, read_workflow, resolve_by_customer
 from ..auth import ANONYMOUS, Identity
+from ..ui import live
 from ..ui.security import secure_cookies
 from . import bp, customers, visitor
+from .downloads import public_attachments
 
 COOKIE = "hd_customer"
 PAGE = 50
@@ -129,7 +131,9 @@ def my_requests():
     if refused:
         return refused
     page = find_tickets({"limit": PAGE, **({"cursor": request.args["cursor"]} if request.args.get("cursor") else {})})
-    return render_template("portal/requests.html", tickets=page["items"], next_cursor=page["next_cursor"])
+    shared = any(ticket.get("yours") is False for ticket in page["items"])  # a shared organisation's colleagues'
+    return render_template("portal/requests.html", tickets=page["items"], next_cursor=page["next_cursor"],
+                           shared=shared)
 
 
 @bp.get("/requests/<number>")
@@ -140,12 +144,36 @@ def follow_request(number):
     return _follow_page(number)
 
 
-def _follow_page(number, problem=None, status=200):
+def _follow_context(number):
     ticket = read_ticket(number)  # the 404 of a missing ticket for anyone else's
     messages = [m for m in read_messages(number) if m.get("visibility") == "public"]  # the service's rule, kept
     categories = {item["name"]: item["category"] for item in read_workflow()["statuses"]}
-    return render_template("portal/request_follow.html", ticket=ticket, messages=messages, problem=problem,
-                           category=categories.get(ticket["status"])), status
+    return {"ticket": ticket, "messages": messages, "category": categories.get(ticket["status"]),
+            "attachments": public_attachments(number)}
+
+
+def _follow_page(number, problem=None, status=200):
+    return render_template("portal/request_follow.html", problem=problem, **_follow_context(number)), status
+
+
+@bp.get("/requests/<number>/live")
+def request_live(number):
+    """The open request's live stream: the workspace's (``ui.live``), as this customer, for this ticket only
+    (the ticket's 404 before it starts for anyone who may not see it). It only says "changed"; the page then
+    fetches its status and conversation (``request_parts``)."""
+    refused = _signed_in_only()
+    if refused:
+        return refused
+    return live.stream(only=number)
+
+
+@bp.get("/requests/<number>/parts")
+def request_parts(number):
+    """What the open request page fetches when the live stream says it changed: status and conversation."""
+    refused = _signed_in_only()
+    if refused:
+        return refused
+    return render_template("portal/_request_live.html", **_follow_context(number))
 
 
 @bp.post("/requests/<number>/reply")

@@ -35,12 +35,23 @@ SLACK = 1024 * 1024  # the form's own fields, beside its files
 
 @bp.get("/request")
 def request_form():
+    return blank_form(embedded=False)
+
+
+def blank_form(embedded):
     values = {"subject": request.args.get("subject", "")[:200], "submission_id": uuid.uuid4().hex}
-    return _form(values, {})
+    return _form(values, {}, embedded=embedded)
 
 
 @bp.post("/request")
 def submit_request():
+    return take_request(embedded=False)
+
+
+def take_request(embedded):
+    """The form as sent: refused with the reasons, or handed to intake. The portal's page answers with a
+    redirect to the confirmation (kept in this browser's session); the embedded form (``embed.py``), which
+    may have no cookies at all in another site's frame, shows the confirmation at once."""
     request.max_content_length = uploads.MAX_TOTAL_BYTES + SLACK  # the API's 1 MB JSON limit is not for files
     fields = read_custom_fields()
     values = {name: request.form.get(name, "").strip() for name in ("name", "email", "subject", "description")}
@@ -58,7 +69,7 @@ def submit_request():
     if refusal is not None:
         problems["attachments"] = REFUSALS[refusal.code] % {"name": refusal.filename}
     if problems:
-        return _form(values, problems, fields, status=422)
+        return _form(values, problems, fields, status=422, embedded=embedded)
     form = {"subject": values["subject"], "description": values["description"], "language": visitor.language(),
             "requester": {"email": values["email"], **({"name": values["name"]} if values["name"] else {})},
             "custom_fields": custom, "submission_id": values["submission_id"],
@@ -75,7 +86,10 @@ def submit_request():
             problems["form"] = _("This request could not be taken: %(reason)s", reason=refused.message)
         else:
             raise
-        return _form(values, problems, fields, status=refused.status)
+        return _form(values, problems, fields, status=refused.status, embedded=embedded)
+    if embedded:
+        return render_template("portal/request_sent.html", number=result["ticket_number"], email=values["email"],
+                               layout=EMBED_LAYOUT), 201
     session["portal_sent"] = {"number": result["ticket_number"], "email": values["email"]}
     return redirect(url_for(".request_sent"))
 
@@ -90,9 +104,14 @@ def request_sent():
     return render_template("portal/request_sent.html", number=sent["number"], email=sent["email"])
 
 
-def _form(values, problems, fields=None, status=200):
+EMBED_LAYOUT = "portal/embed_base.html"
+
+
+def _form(values, problems, fields=None, status=200, embedded=False):
     fields = read_custom_fields() if fields is None else fields
     return render_template("portal/request.html", values=values, problems=problems, fields=fields,
+                           layout=EMBED_LAYOUT if embedded else "portal/base.html",
+                           action=url_for(".embed_submit" if embedded else ".submit_request"),
                            limits={"files": uploads.MAX_FILES, "mb": uploads.MAX_FILE_BYTES // (1024 * 1024)},
                            accept=",".join(uploads.TYPES)), status
 

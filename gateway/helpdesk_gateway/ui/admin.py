@@ -2,7 +2,8 @@
 
 Admins change; supervisors read (they watch every queue and need to see who is in which team and how the
 rules route). Every change calls the gateway function its REST route calls (parity), with the person's
-viewer, so the services judge it exactly as they judge an admin token.
+viewer, so the services judge it exactly as they judge an admin token, and is written to the audit log as
+that route would write it (:func:`audited`, ``audit.record_change``).
 """
 from functools import wraps
 
@@ -11,9 +12,9 @@ from flask_babel import gettext as _
 
 from helpdesk_common.errors import HelpdeskError
 
-from .. import accounts
+from .. import accounts, audit
+from ..api.accounts import invite_person, send_invitation
 from .i18n import LANGUAGES
-from .password import send_link
 
 bp = Blueprint("ui_admin", __name__, url_prefix="/workspace/admin", template_folder="templates")
 
@@ -48,6 +49,12 @@ def _db():
     return current_app.extensions["helpdesk.db"]
 
 
+def audited(endpoint, body=None, **path):
+    """Record the change this page just made in the audit log, as the REST operation ``endpoint`` (whose
+    gateway function the page called) records it: same action, same target, the same body."""
+    audit.record_change(endpoint, url_for(endpoint, **path), {**audit.body_details(body), "via": "workspace"})
+
+
 def page(template, **context):
     return render_template(f"admin/{template}", may_change=g.account.role == "admin", **context)
 
@@ -66,26 +73,25 @@ def people():
 @bp.post("/people")
 @admins_only
 def invite():
-    """A new account and an invitation mail with a link to choose a password."""
+    """A new account and an invitation mail with a link to choose a password (``POST /accounts/invitations``)."""
     form = {name: request.form.get(name, "").strip() for name in ("email", "name", "role", "language")}
+    body = {"email": form["email"], "role": form["role"], "name": form["name"] or None,
+            "language": form["language"] or None}
     try:
-        if form["language"] and form["language"] not in LANGUAGES:
-            raise ValueError("language")
-        account = accounts.invite_account(_db(), form["email"], form["role"], name=form["name"] or None,
-                                          language=form["language"] or None)
-    except ValueError as refused:
+        invited = invite_person(body)
+    except HelpdeskError as refused:
         message = (_("There is already an account for %(email)s.", email=form["email"])
-                   if "already" in str(refused) else _("Give a valid email address, a role and a language."))
+                   if refused.code == "account_exists" else _("Give a valid email address, a role and a language."))
         flash(message, "error")
         return page("people.html", section="people", people=accounts.list_accounts(_db()),
                     roles=accounts.ACCOUNT_ROLES, languages=LANGUAGES, form=form), 422
-    try:
-        send_link(account, "invite", inviter=g.account.name or g.account.email)
-    except HelpdeskError:
+    audited("accounts.create_invitation", body)
+    if not invited["mail_queued"]:
         flash(_("The account for %(email)s is made, but the invitation could not be sent: send it again in a "
-                "minute.", email=account.email), "error")
+                "minute.", email=invited["account"]["email"]), "error")
         return redirect(url_for(".people"))
-    flash(_("%(email)s is invited: the mail with the link is on its way.", email=account.email), "success")
+    flash(_("%(email)s is invited: the mail with the link is on its way.", email=invited["account"]["email"]),
+          "success")
     return redirect(url_for(".people"))
 
 
@@ -95,9 +101,10 @@ def invite_again(account_id):
     account = accounts.find_account(_db(), account_id=account_id)
     if account is None:
         abort(404)
-    send_link(account, "invite", inviter=g.account.name or g.account.email)
+    send_invitation(account)
+    audited("accounts.resend_invitation", account_id=account_id)
     flash(_("%(email)s is invited: the mail with the link is on its way.", email=account.email), "success")
     return redirect(url_for(".people"))
 
 
-from . import admin_routing  # noqa: E402,F401  its pages are sections of this blueprint
+from . import admin_routing, admin_tokens  # noqa: E402,F401  their pages are sections of this blueprint

@@ -12,12 +12,12 @@ from helpdesk_common.contracts.routing import WEEKDAYS
 from helpdesk_common.errors import HelpdeskError
 
 from .. import accounts
-from ..api.routing import (add_agent, add_routing_rule, add_team, change_agent, read_agents, read_rules, read_teams,
-                           remove_rule)
+from ..api.routing import (add_agent, add_routing_rule, add_team, change_agent, change_team, read_agents, read_rules,
+                           read_teams, remove_rule)
 from ..api.tickets import add_custom_field, read_custom_fields
 from . import forms
-from .admin import SECTIONS, admins_only, bp, page
-from .password import send_link
+from ..api.accounts import send_invitation
+from .admin import SECTIONS, admins_only, audited, bp, page
 
 SECTIONS.extend(["agents", "teams", "rules", "fields"])
 
@@ -76,10 +76,12 @@ def create_agent():
     """The routing agent, and with "invite" its account (role agent, same email) and the invitation mail:
     one person, one identity."""
     try:
-        agent = add_agent(forms.agent(request.form, _team_names(), new=True))
+        body = forms.agent(request.form, _team_names(), new=True)
+        agent = add_agent(body)
     except (forms.FormError, HelpdeskError) as error:
         flash(refused(error), "error")
         return _agents_page(request.form, 422)
+    audited("routing.create_agent", body)
     flash(_("Agent %(name)s is created.", name=agent["name"]), "success")
     if request.form.get("invite") == "on":
         _invite_agent(agent)
@@ -95,8 +97,10 @@ def _invite_agent(agent):
     except ValueError:
         flash(_("There is already an account for %(email)s.", email=agent["email"]), "error")
         return
+    audited("accounts.create_invitation", {"email": account.email, "role": "agent", "name": agent["name"],
+                                           "agent_id": agent["id"]})
     try:
-        send_link(account, "invite", inviter=g.account.name or g.account.email)
+        send_invitation(account)
     except HelpdeskError:
         flash(_("The account for %(email)s is made, but the invitation could not be sent: send it again in a "
                 "minute.", email=account.email), "error")
@@ -134,12 +138,14 @@ def agent(agent_id):
 def update_agent(agent_id):
     agent = _agent(agent_id)
     try:
-        change_agent(agent_id, forms.agent(request.form, _team_names()))
+        body = forms.agent(request.form, _team_names())
+        change_agent(agent_id, body)
     except (forms.FormError, HelpdeskError) as error:
         flash(refused(error), "error")
         form = {**request.form.to_dict(), "teams": request.form.getlist("teams")}
         return page("agent.html", section="agents", agent=agent, form=form, teams=_team_names(), days=DAYS,
                     zones=pytz.common_timezones), 422
+    audited("routing.update_agent", body, agent_id=agent_id)
     flash(_("Agent %(name)s is saved.", name=request.form.get("name") or agent["name"]), "success")
     return redirect(url_for(".agents"))
 
@@ -159,11 +165,47 @@ def teams():
 @admins_only
 def create_team():
     try:
-        team = add_team(forms.team(request.form))
+        body = forms.team(request.form)
+        team = add_team(body)
     except (forms.FormError, HelpdeskError) as error:
         flash(refused(error), "error")
         return _teams_page(request.form, 422)
+    audited("routing.create_team", body)
     flash(_("Team %(name)s is created.", name=team["name"]), "success")
+    return redirect(url_for(".teams"))
+
+
+def _team(name):
+    team = next((t for t in read_teams() if t["name"] == name), None)
+    if team is None:
+        abort(404)
+    return team
+
+
+def _team_page(team, form, status=200):
+    return page("team.html", section="teams", team=team, form=form, strategies=STRATEGIES,
+                teams=_team_names()), status
+
+
+@bp.get("/teams/<name>")
+def team(name):
+    team = _team(name)
+    return _team_page(team, {key: team.get(key) for key in ("tier", "strategy", "escalates_to", "description")})
+
+
+@bp.post("/teams/<name>")
+@admins_only
+def update_team(name):
+    """The team's tier, how it gives out tickets, where it escalates, its description (``PATCH /teams/{name}``)."""
+    team = _team(name)
+    try:
+        body = forms.team_changes(request.form)
+        change_team(name, body)
+    except (forms.FormError, HelpdeskError) as error:
+        flash(refused(error), "error")
+        return _team_page(team, request.form.to_dict(), 422)
+    audited("routing.update_team", body, name=name)
+    flash(_("Team %(name)s is saved.", name=name), "success")
     return redirect(url_for(".teams"))
 
 
@@ -183,10 +225,12 @@ def rules():
 @admins_only
 def create_rule():
     try:
-        rule = add_routing_rule(forms.rule(request.form))
+        body = forms.rule(request.form)
+        rule = add_routing_rule(body)
     except (forms.FormError, HelpdeskError) as error:
         flash(refused(error), "error")
         return _rules_page(request.form, 422)
+    audited("routing.add_rule", body)
     flash(_("Rule %(name)s is added.", name=rule["name"]), "success")
     return redirect(url_for(".rules"))
 
@@ -195,6 +239,7 @@ def create_rule():
 @admins_only
 def delete_rule(rule_id):
     remove_rule(rule_id)
+    audited("routing.delete_rule", rule_id=rule_id)
     flash(_("The rule is deleted."), "success")
     return redirect(url_for(".rules"))
 
@@ -215,9 +260,11 @@ def fields():
 @admins_only
 def create_field():
     try:
-        field = add_custom_field(forms.custom_field(request.form))
+        body = forms.custom_field(request.form)
+        field = add_custom_field(body)
     except (forms.FormError, HelpdeskError) as error:
         flash(refused(error), "error")
         return _fields_page(request.form, 422)
+    audited("tickets.define_custom_field", body)
     flash(_("Field %(label)s is defined.", label=field["label"]), "success")
     return redirect(url_for(".fields"))

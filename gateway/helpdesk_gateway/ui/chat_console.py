@@ -5,18 +5,12 @@ Every action makes the RPC its REST route makes (``/api/v1/chats``: ``list_chats
 ``post_chat_message``, ``leave_chat``, ``chat_entries``), with the person's viewer, so intake judges a person
 exactly as a token (``helpdesk_intake.domain.chat.may_see``).
 
-Live: the chat page holds a server-sent-event stream of its chat, woken by the gateway's one chat
-subscription (``api.chat``'s fanout, the one the chat API's streams use). The stream only says "new
-entry"; the page then fetches the transcript, rendered here as text, so nothing a customer types can
-become markup. The waiting list refreshes itself every few seconds (htmx polling), since any agent may
-take any waiting chat.
+Live: both pages hold the workspace's one live stream (``ui/live.py``): the chat page's says "new entry"
+(``?chat=``, taking a slot of the chat as the chat API's stream does) and the page fetches the transcript,
+rendered here as text, so nothing a customer types can become markup; the console's says when a chat
+starts waiting, is taken or ends (``?chats=1``), and the lists are fetched again.
 """
-import json
-import os
-import time
-
-from flask import (Blueprint, Response, abort, current_app, flash, g, redirect, render_template, request, stream_with_context,
-                   url_for)
+from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _, lazy_gettext as _l
 
 from helpdesk_common.contracts import validate
@@ -25,10 +19,7 @@ from helpdesk_common.errors import Conflict, HelpdeskError
 
 from .. import accounts
 from ..api import services, viewer
-from ..api.chat import _fanout
 from ..api.routing import read_agents
-from ..ratelimits import client_address
-from ..streams import open_stream
 
 bp = Blueprint("ui_chats", __name__, url_prefix="/workspace/chats", template_folder="templates")
 
@@ -75,7 +66,7 @@ def chats():
 
 @bp.get("/waiting")
 def waiting():
-    """The lists alone: what the console fetches every few seconds."""
+    """The lists alone: what the console fetches when its live stream says the chats changed."""
     return render_template("chats/_lists.html", **_lists())
 
 
@@ -124,42 +115,3 @@ def leave(chat_id):
     services().call("intake", "leave_chat", chat_id, viewer(), None)
     flash(_("The chat has ended; its transcript is on the ticket."), "success")
     return redirect(url_for(".chat", chat_id=chat_id))
-
-
-@bp.get("/<chat_id>/stream")
-def stream(chat_id):
-    """``text/event-stream``: an ``entry`` event (``data``: its seq) whenever the chat has a new entry;
-    keep-alives between; closes when the chat ends, or after a few minutes (EventSource reconnects)."""
-    raw = request.headers.get("Last-Event-ID") or request.args.get("after") or "0"  # ?after: what the page showed
-    if not (raw.isascii() and raw.isdigit() and len(raw) < 10):
-        abort(400)
-    batch = read_chat(chat_id, int(raw))  # the 404 for an outsider before the stream starts
-    if batch["chat"]["state"] == "ended" and not batch["entries"]:
-        return Response(status=204)  # tells EventSource to stop reconnecting
-    fanout = _fanout()
-    if batch["chat"]["state"] != "ended":
-        fanout.start()
-    keepalive = float(os.environ.get("HELPDESK_CHAT_KEEPALIVE") or 15)
-    lifetime = float(os.environ.get("HELPDESK_CHAT_STREAM_SECONDS") or 300)
-
-    def events(batch):
-        cursor = batch["chat"]["last_seq"]
-        deadline = time.monotonic() + lifetime
-        yield "retry: 1000\n\n"
-        if batch["entries"]:  # what came after the page (or the last event) was rendered
-            yield f"id: {cursor}\nevent: entry\ndata: {json.dumps({'seq': cursor})}\n\n"
-        while batch["chat"]["state"] != "ended" and time.monotonic() < deadline:
-            if not fanout.wait(chat_id, cursor, keepalive):
-                yield ": keep-alive\n\n"
-                continue
-            try:
-                batch = read_chat(chat_id, cursor)
-            except HelpdeskError:
-                return  # the browser reconnects with Last-Event-ID
-            cursor = batch["chat"]["last_seq"]
-            yield f"id: {cursor}\nevent: entry\ndata: {json.dumps({'seq': cursor})}\n\n"
-
-    # The chat API's stream limits (per worker, chat and address: 429 too_many_streams when full).
-    return open_stream(current_app, Response(stream_with_context(events(batch)), mimetype="text/event-stream",
-                                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}),
-                       client_address(), chat=chat_id)

@@ -74,6 +74,16 @@ def team(form):
     return body
 
 
+def team_changes(form):
+    """The body of a change to a team (``TeamChanges``): what the edit form holds. An empty "escalates to"
+    is left out (the route has no way to clear it yet)."""
+    body = {"tier": number(form.get("tier"), "tier", 1), "strategy": form.get("strategy") or "skills_and_load",
+            "description": form.get("description", "").strip() or None}
+    if form.get("escalates_to"):
+        body["escalates_to"] = form["escalates_to"]
+    return {name: value for name, value in body.items() if value is not None}
+
+
 RULE_LISTS = ("channels", "categories", "languages", "priorities", "requester_domains", "words")
 
 

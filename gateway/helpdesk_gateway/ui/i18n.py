@@ -8,7 +8,9 @@ Update them with ``make translations`` (extract, merge, compile).
 import os
 
 from flask import g, request
-from flask_babel import Babel
+from flask_babel import Babel, get_translations
+from jinja2 import pass_context
+from markupsafe import Markup
 
 LANGUAGES = {"en": "English", "nl": "Nederlands", "sv": "Svenska"}
 LANGUAGE_COOKIE = "hd_lang"  # a visitor's own choice (the portal's language links), before the browser's
@@ -29,6 +31,24 @@ def timezone():
     return (account.time_zone if account is not None else None) or "UTC"
 
 
+def _translated_once():
+    """``_`` for one rendering, bound to this request's catalogue. A list page translates several hundred
+    strings; Flask-Babel's own ``_`` finds the catalogue again through the request context for each one
+    (a fifth of the page's template time, profiled). Same meaning as Jinja's newstyle gettext: the
+    translation is a format string, escaped under autoescape, with ``%(name)s`` filled in."""
+    translations = get_translations()
+
+    @pass_context
+    def gettext(__context, __string, **variables):
+        text = translations.ugettext(__string)
+        if __context.eval_ctx.autoescape:
+            text = Markup(text)
+        return text % variables
+
+    return {"_": gettext, "gettext": gettext}
+
+
 def init(app):
     app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", TRANSLATIONS)
     Babel(app, locale_selector=locale, timezone_selector=timezone)
+    app.context_processor(_translated_once)

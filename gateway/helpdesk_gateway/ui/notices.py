@@ -1,6 +1,7 @@
-"""An agent's notifications in the workspace: the list, marking read, the badge in the header (which the
-page polls), following a ticket, and the open ticket's collision warning (who else has it open or types). Views on the workspace's blueprint calling the REST routes' functions
-(``api.notifications``)."""
+"""An agent's notifications in the workspace: the list, marking read, the badge in the header (fetched when
+the page's live stream says a notification came), following a ticket, and the typing half of the open
+ticket's collision warning (the stream says "here" and pushes the warning: ``ui/live.py``). Views on the
+workspace's blueprint calling the REST routes' functions (``api.notifications``, ``api.presence``)."""
 from flask import flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
@@ -16,7 +17,7 @@ def notifications():
 
 @bp.get("/notifications/badge")
 def notifications_badge():
-    """The header's count of unread notifications (fetched on load and every few seconds)."""
+    """The header's count of unread notifications (fetched on load and when the live stream says so)."""
     return render_template("workspace/_notifications_badge.html", unread=read_notifications()["unread"])
 
 
@@ -44,7 +45,7 @@ def follow(number):
 
 @bp.post("/tickets/<number>/presence")
 def presence(number):
-    """The open ticket page says "here" every few seconds (and at once when its agent starts typing); the
+    """The open ticket page says when its agent starts and stops typing (its live stream says "here"); the
     answer is the warning to show: which colleagues have this ticket open, and who is typing a reply."""
     here = say_present(number, {"typing": request.form.get("typing") == "1"}, g.account.name or g.account.email)
     return render_template("workspace/_presence.html", others=here["others"])

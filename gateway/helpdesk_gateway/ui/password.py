@@ -20,6 +20,7 @@ from helpdesk_common.errors import HelpdeskError
 from .. import account_links, accounts
 from ..api import services
 from .i18n import LANGUAGES
+from .security import secret_key
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,8 @@ def _db():
 
 
 def _secret():
-    return current_app.config["SECRET_KEY"]
+    # Set at the first page (ui/__init__.py); an API call (api/accounts.py) may come before any page.
+    return current_app.config.get("SECRET_KEY") or secret_key(_db())
 
 
 def link_for(account, purpose):
@@ -70,15 +72,15 @@ def forgot_form():
 @bp.post("/password/forgot")
 def forgot():
     """The same answer whether or not there is an account: the page must not tell who has one."""
+    from ..api.accounts import ask_password_reset  # the REST route's function (POST /api/v1/password-resets)
+
     email = request.form.get("email", "").strip()
-    account = accounts.find_account(_db(), email=email) if "@" in email else None
-    if account is not None:
-        try:
-            send_link(account, "reset")
-        except HelpdeskError:
-            log.exception("could not queue the password-reset mail for account %s", account.id)
-            flash(_("The mail could not be sent just now. Try again in a minute."), "error")
-            return render_template("password_forgot.html", email=email), 503
+    try:
+        ask_password_reset(email)
+    except HelpdeskError:
+        log.exception("could not queue a password-reset mail")
+        flash(_("The mail could not be sent just now. Try again in a minute."), "error")
+        return render_template("password_forgot.html", email=email), 503
     return render_template("password_forgot.html", email=email, sent=True)
 
 

@@ -69,9 +69,14 @@ def csrf_token():
     return hmac.new(key, bound.encode(), hashlib.sha256).hexdigest()
 
 
+CSRF_EXEMPT = ("portal.embed_submit",)
+"""Views that take no CSRF token, each because it acts for no session and reads no cookie (where the token
+could not work anyway): the embedded request form, in other sites' frames (``portal/embed.py`` says why)."""
+
+
 def check_csrf():
     """Refuse a state-changing request whose token is missing or wrong (nothing has changed yet)."""
-    if request.method in SAFE_METHODS:
+    if request.method in SAFE_METHODS or request.endpoint in CSRF_EXEMPT:
         return
     sent = request.form.get(CSRF_FIELD) or request.headers.get(CSRF_HEADER) or ""
     if not request.cookies.get(CSRF_COOKIE) or not hmac.compare_digest(sent.encode(), csrf_token().encode()):
@@ -92,8 +97,9 @@ def finish(response):
     """Security headers on every answer; the CSRF cookie when one was made."""
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     if response.mimetype == "text/html":
-        response.headers.setdefault("Content-Security-Policy", CSP)
-        response.headers.setdefault("X-Frame-Options", "DENY")
+        policy = response.headers.setdefault("Content-Security-Policy", CSP)
+        if "frame-ancestors 'none'" in policy:  # the pages made to be embedded set their own (portal.embed)
+            response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Referrer-Policy", "same-origin")
     if g.get("set_csrf_cookie"):
         response.set_cookie(CSRF_COOKIE, g.csrf_nonce, httponly=True, samesite="Lax", secure=secure_cookies(),

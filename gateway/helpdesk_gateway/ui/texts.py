@@ -7,7 +7,8 @@ from flask_babel import format_datetime, get_locale, get_timezone, lazy_gettext 
 STATUSES = {"new": _l("New"), "open": _l("Open"), "in_progress": _l("In progress"), "pending": _l("Pending"),
             "resolved": _l("Resolved"), "closed": _l("Closed")}
 PRIORITIES = {"low": _l("Low"), "normal": _l("Normal"), "high": _l("High"), "urgent": _l("Urgent")}
-ROLES = {"admin": _l("administrator"), "supervisor": _l("supervisor"), "agent": _l("agent")}
+ROLES = {"admin": _l("administrator"), "supervisor": _l("supervisor"), "agent": _l("agent"),
+         "customer": _l("customer")}  # customer: a token's role (API tokens page)
 VIEWS = {"mine": _l("My tickets"), "team": _l("My teams' queue"), "unassigned": _l("Unassigned"),
          "sla_at_risk": _l("SLA at risk"), "sla_breached": _l("SLA breached"), "all": _l("All tickets")}
 CHANNELS = {"api": _l("API"), "email": _l("Email"), "web": _l("Web"), "chat": _l("Chat"), "phone": _l("Phone"),
@@ -19,13 +20,15 @@ PERIODS = {"last_7_days": _l("Last 7 days"), "last_30_days": _l("Last 30 days"),
 SURGES = {"category": _l("Category"), "team": _l("Team"), "channel": _l("Channel"), "wording": _l("Wording")}
 ERROR_TITLES = {400: _l("This request is not right"), 403: _l("Not allowed"), 404: _l("Not found"),
                 409: _l("This change is not possible now"), 422: _l("This request is not right"),
-                503: _l("The helpdesk is busy")}
+                429: _l("Too many requests"), 503: _l("The helpdesk is busy")}
 ERROR_TEXTS = {
     "csrf_failed": _l("This form has expired or did not come from this site; nothing was changed. "
                       "Reload the page and try again."),
     "ticket_not_found": _l("There is no such ticket, or it is not yours to see."),
     "not_found": _l("There is nothing at this address."),
     "invalid_transition": _l("The workflow does not allow this status change."),
+    "rate_limited": _l("Several requests came from your address in a short time; nothing was sent. Please wait a "
+                       "minute and try again."),
 }
 
 

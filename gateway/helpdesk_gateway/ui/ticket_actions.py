@@ -9,17 +9,17 @@ from flask_babel import gettext as _
 
 from helpdesk_common.errors import HelpdeskError
 
-from ..api.canned_replies import read_canned_replies, render_canned_reply
-from ..api.notifications import read_following
-from ..api.ticket_links import link_tickets, merge_tickets, read_links
+from ..api.canned_replies import render_canned_reply
+from ..api.ticket_links import link_tickets, merge_tickets
 from ..api.tickets import change_ticket, post_message
 from . import ticket_extras
 from .workspace import bp
 
 
-def context(ticket):
-    """What the ticket page needs for these actions. ``?canned=<id>``: that canned reply filled in for the
-    reply form (the picker works without script: it reloads the page with the text in place)."""
+def context(ticket, reads):
+    """What the ticket page needs for these actions (``reads``: what the page asked in its one round,
+    ``workspace._ticket_reads``). ``?canned=<id>``: that canned reply filled in for the reply form (the
+    picker works without script: it reloads the page with the text in place)."""
     canned = None
     chosen = request.args.get("canned", "")
     if chosen.isascii() and chosen.isdigit() and len(chosen) < 19:
@@ -29,8 +29,8 @@ def context(ticket):
             if error.status >= 500:
                 raise
             flash(_("That canned reply is not available."), "error")
-    return {"links": read_links(ticket["number"]), "canned_replies": read_canned_replies(), "canned": canned,
-            "following": read_following(ticket["number"]), **ticket_extras.context(ticket)}
+    return {"links": reads["links"], "canned_replies": reads["canned_replies"], "canned": canned,
+            "following": reads["following"], **ticket_extras.context(ticket, reads)}
 
 
 def _refusal(error, other):

@@ -18,37 +18,30 @@ from helpdesk_common.errors import HelpdeskError
 
 from ..api import services, viewer
 from ..api.attachments import attachment_response, read_attachment
-from ..api.routing import read_teams
-from ..api.tickets import find_tickets, read_messages, read_ticket
+from ..api.tickets import read_messages, read_ticket
 from .workspace import bp
 
 log = logging.getLogger(__name__)
-OTHER_TICKETS = 5
 
 
-def _optional(what, call, default):
-    try:
-        return call()
-    except HelpdeskError as error:
-        log.info("ticket page without %s: %s", what, error.code)
+def _optional(what, answer, default):
+    """An optional part's answer, or ``default`` when its call failed (the page is shown without it)."""
+    if isinstance(answer, HelpdeskError):
+        log.info("ticket page without %s: %s", what, answer.code)
         return default
+    return answer
 
 
-def context(ticket):
-    number, requester = ticket["number"], ticket["requester"]
-    contact = None
-    if requester.get("contact_id"):
-        contact = _optional("contact", lambda: services().call("tickets", "get_contact", requester["contact_id"],
-                                                               viewer()), None)
-    others = _optional("other tickets", lambda: [t for t in find_tickets(
-        {"requester": requester["email"], "limit": OTHER_TICKETS + 1})["items"] if t["number"] != number][:OTHER_TICKETS],
-        []) if requester.get("email") else []
-    suggestions = _optional("suggestions", lambda: services().call("kb_search", "suggestions_for_ticket", number,
-                                                                   viewer()), {"items": []})
-    attachments = _optional("attachments", lambda: services().call("intake", "list_attachments", number), [])
-    teams = _optional("teams", lambda: [team["name"] for team in read_teams()], [])
-    return {"contact": contact, "other_tickets": others, "suggestions": suggestions["items"],
-            "attachments": attachments, "teams": teams, "kb_base": request.host_url + "api/v1/kb/articles/"}
+def context(ticket, reads):
+    """``reads``: what the page asked in its one round (``workspace._ticket_reads``)."""
+    suggestions = _optional("suggestions", reads.get("suggestions", {"items": []}), {"items": []})
+    teams = _optional("teams", reads.get("teams", []), [])
+    # the customer's rating (the surveys service's; the call GET /tickets/{number}/satisfaction makes)
+    satisfaction = _optional("satisfaction", reads.get("satisfaction"), None)
+    return {"contact": reads.get("contact"), "other_tickets": reads.get("other_tickets", []),
+            "suggestions": suggestions["items"], "attachments": _optional("attachments", reads.get("attachments", []), []),
+            "teams": [team["name"] for team in teams], "satisfaction": satisfaction,
+            "kb_base": request.host_url + "api/v1/kb/articles/"}
 
 
 @bp.post("/tickets/<number>/escalations")

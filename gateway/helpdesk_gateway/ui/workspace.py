@@ -8,14 +8,14 @@ import time
 from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
-from helpdesk_common.contracts import validate
+from helpdesk_common.contracts import MAX_RECORD_ID, validate
 from helpdesk_common.contracts.tickets import TicketQuery
-from helpdesk_common.errors import ValidationFailed
+from helpdesk_common.errors import HelpdeskError, ValidationFailed
 
 from .. import accounts
 from ..api import services, viewer
 from ..api.routing import read_agents
-from ..api.tickets import change_ticket, post_message, read_history, read_messages, read_ticket, read_workflow
+from ..api.tickets import change_ticket, post_message
 from . import live
 
 bp = Blueprint("ui_workspace", __name__, url_prefix="/workspace", template_folder="templates")
@@ -43,7 +43,11 @@ def _filters():
     for name, allowed in (("priority", PRIORITIES), ("channel", CHANNELS), ("sort", SORTS)):
         if wanted[name] not in allowed:
             wanted[name] = ""
-    return {name: value for name, value in wanted.items() if value}
+    found = {name: value for name, value in wanted.items() if value}
+    organisation = request.args.get("organisation", "").strip()
+    if organisation.isascii() and organisation.isdigit() and 0 < int(organisation) <= MAX_RECORD_ID:
+        found["organisation"] = int(organisation)
+    return found
 
 
 def _me():
@@ -52,23 +56,25 @@ def _me():
 
 def _list_reads(view, filters, cursor):
     """What a list page shows, asked in one round (``RpcPool.gather``): the page of tickets and the counts
-    (the calls of ``GET /tickets`` and ``GET /tickets/counts``, with the person's viewer: the service
-    applies their limits), the workflow, teams and agents. The last change first unless another sort is
+    (what ``GET /tickets`` and ``GET /tickets/counts`` answer, in one call, with the person's viewer: the
+    service applies their limits), the workflow, teams and agents. The last change first unless another sort is
     asked."""
     query = {"limit": PAGE, "view": view, "sort": "updated", **filters}
     if cursor:
         query["cursor"] = cursor
     validate(TicketQuery, query)  # a tag that is no tag: refused here, as the REST route would
     me = viewer()
-    calls = [("tickets", "list_tickets", query, me), ("tickets", "count_tickets", me), ("routing", "list_teams"),
-             ("routing", "list_agents")]
+    # list and counts in one call (``get_ticket_list_page``: the same functions, one session), since the
+    # tickets service would answer the two one after another anyway
+    calls = [("tickets", "get_ticket_list_page", query, me), ("routing", "list_teams"), ("routing", "list_agents"),
+             ("tickets", "find_organisations", {"limit": 100}, me)]
     workflow = _known_workflow()
     answers = services().gather(calls + ([] if workflow else [("tickets", "get_workflow")]))
     if not workflow:
         workflow = answers[-1]
         current_app.extensions["helpdesk.ui.workflow"] = (time.monotonic(), workflow)
-    page, counts, teams, agents = answers[:4]
-    return page, counts, workflow, teams, agents
+    tickets, teams, agents, organisations = answers[:4]
+    return tickets["page"], tickets["counts"], workflow, teams, agents, organisations["items"]
 
 
 WORKFLOW_SECONDS = 60
@@ -109,12 +115,12 @@ def _list_context():
     filters = _filters()
     cursor = request.args.get("cursor") or None
     try:
-        page, counts, workflow, teams, agents = _list_reads(view, filters, cursor)
+        page, counts, workflow, teams, agents, organisations = _list_reads(view, filters, cursor)
     except ValidationFailed:
         abort(400)  # a tag that is no tag, a cursor from another sort: the error page says what to do
     return {"view": view, "filters": filters, "tickets": page["items"], "next_cursor": page["next_cursor"],
             "cursor": cursor, "counts": counts, "statuses": _statuses(workflow), "names": _names(agents),
-            "teams": [team["name"] for team in teams], "views": _views()}
+            "teams": [team["name"] for team in teams], "views": _views(), "organisations": organisations}
 
 
 @bp.get("/")
@@ -134,26 +140,59 @@ def ticket_rows():
     return render_template("workspace/_rows.html", **_list_context())
 
 
+TICKET_PARTS_NEEDED = ("page", "agents", "workflow")
+
+
+def _ticket_reads(number, parts=None):
+    """What the ticket page shows, asked in one round (``RpcPool.gather``): the tickets service's part in one
+    call (``get_ticket_page``: the ticket, conversation, history, links, followers, canned replies, the
+    requester's contact and other tickets, read by the same functions as the single REST reads, with the
+    person's viewer), the agents and teams, the knowledge base's suggestions, the attachments (and the
+    workflow, unless this process knows it). ``parts``: only these (the live refresh). The ticket's own
+    error (404 for one the person may not see) comes first; the optional parts (suggestions, attachments,
+    teams) are left out of the page when their service is down or refuses."""
+    me = viewer()
+    calls = {"page": ("tickets", "get_ticket_page", number, me), "agents": ("routing", "list_agents"),
+             "teams": ("routing", "list_teams"), "suggestions": ("kb_search", "suggestions_for_ticket", number, me),
+             "attachments": ("intake", "list_attachments", number),
+             "satisfaction": ("surveys", "ticket_satisfaction", number)}
+    if parts is not None:
+        calls = {name: call for name, call in calls.items() if name in parts}
+    workflow = _known_workflow() if parts is None else None
+    if parts is None and workflow is None:
+        calls["workflow"] = ("tickets", "get_workflow")
+    answers = dict(zip(calls, services().gather(list(calls.values()), return_errors=True)))
+    for name in TICKET_PARTS_NEEDED:
+        if isinstance(answers.get(name), HelpdeskError):
+            raise answers[name]
+    if "workflow" in answers:
+        current_app.extensions["helpdesk.ui.workflow"] = (time.monotonic(), answers["workflow"])
+    elif parts is None:
+        answers["workflow"] = workflow
+    return {**answers.pop("page"), **answers}
+
+
 @bp.get("/tickets/<number>")
 def ticket(number):
     from . import ticket_actions  # the page's further actions (links, merge, ...) live in their own module
 
-    ticket = read_ticket(number)
-    workflow = read_workflow()
-    agents = read_agents()
-    return render_template("workspace/ticket.html", ticket=ticket, messages=read_messages(number),
+    reads = _ticket_reads(number)
+    ticket, workflow, agents = reads["ticket"], reads["workflow"], reads["agents"]
+    return render_template("workspace/ticket.html", ticket=ticket, messages=reads["messages"],
                            names=_names(agents),
-                           history=read_history(number), next_statuses=_next_statuses(workflow, ticket["status"]),
+                           history=reads["history"], next_statuses=_next_statuses(workflow, ticket["status"]),
                            statuses=_statuses(workflow), priorities=PRIORITIES, me=_me(),
                            agents=agents if g.identity.role == "admin" else [],  # agents take; admins assign
-                           **ticket_actions.context(ticket))
+                           **ticket_actions.context(ticket, reads))
 
 
 @bp.get("/tickets/<number>/parts")
 def ticket_parts(number):
-    """The open ticket page's conversation, details and history: what it fetches when the ticket changed."""
-    return render_template("workspace/_parts.html", ticket=read_ticket(number), messages=read_messages(number),
-                           history=read_history(number), names=_names())
+    """The open ticket page's conversation, details and history: what it fetches when the ticket changed
+    (in one round, as the page itself)."""
+    reads = _ticket_reads(number, parts=("page", "agents"))
+    return render_template("workspace/_parts.html", ticket=reads["ticket"], messages=reads["messages"],
+                           history=reads["history"], names=_names(reads["agents"]))
 
 
 @bp.post("/tickets/<number>/messages")

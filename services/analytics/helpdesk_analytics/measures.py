@@ -10,7 +10,7 @@ Statistics: the median is the middle value (the mean of the two middle ones for 
 nearest-rank 90th percentile (the value at rank ceil(0.9 n)); means are arithmetic. Times are in seconds.
 """
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Optional
 from zoneinfo import ZoneInfo
@@ -89,6 +89,28 @@ class Suggestion:
 
 
 @dataclass(frozen=True)
+class Standing:
+    """Tickets standing in a status category now, by the dimensions a backlog is grouped by (their values in
+    ``group_by`` order)."""
+
+    category: str
+    dims: tuple
+    tickets: int
+
+
+@dataclass(frozen=True)
+class Moved:
+    """Status moves into ``value`` from ``previous`` (None: the ticket's first) by the dimensions a backlog is
+    grouped by, and ``after``: how many of the backlog's bucket ends come at or before them."""
+
+    after: int
+    value: str
+    previous: Optional[str]
+    dims: tuple
+    moves: int
+
+
+@dataclass(frozen=True)
 class Data:
     """Everything a report may read, already limited to what the viewer may see."""
 
@@ -97,6 +119,12 @@ class Data:
     answers: tuple = ()
     chats: tuple = ()
     suggestions: tuple = ()
+    standing: tuple = ()  # backlog: Standing
+    moved: tuple = ()  # backlog: Moved
+    # counted in SQL (``store``), keyed by the group_by values: name -> ((key, count), ...), and per measure
+    # its rows (key, values...): per ticket for durations, per key for the others
+    counted: dict = field(default_factory=dict)
+    values: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -186,52 +214,67 @@ def _rows(query, summaries):
 
 # --- the measures ---------------------------------------------------------------------------------
 
+def grouped_as(query):
+    """The query as its measure groups it: SLA compliance per policy unless grouped otherwise."""
+    if query.measure == "sla" and not query.group_by:
+        return Query(query.measure, query.start, query.end, ("policy",), query.filters, query.tz)
+    return query
+
+
+def _counted(query, counted, names):
+    """``counted``: name -> ((key, count), ...) counted in SQL; one row per key with each name's count."""
+    summaries = {}
+    for name in names:
+        for key, n in counted.get(name, ()):
+            summaries.setdefault(key, dict.fromkeys(names, 0))[name] += n
+    return _rows(query, summaries)
+
+
 def volume(query, data, now):
-    facts = {f.number: f for f in data.facts}
-    items = [(f.created_at, dims_of_fact(f), "created") for f in data.facts]
-    items += [(f.solved_at, dims_of_fact(f), "solved") for f in data.facts]
-    items += [(a.at, dims_of_fact(facts[a.ticket]), "reopened") for a in data.activities
-              if a.kind == "reopen" and a.ticket in facts]
-    return _grouped(query, items, lambda kinds: {k: kinds.count(k) for k in ("created", "solved", "reopened")})
+    """Tickets created, solved and reopened in the period."""
+    return _counted(query, data.counted, ("created", "solved", "reopened"))
+
+
+def _durations(query, values):
+    """``values``: (key, calendar seconds, business seconds) per ticket."""
+    by_key = {}
+    for key, calendar, business in values:
+        pair = by_key.setdefault(key, ([], []))
+        pair[0].append(calendar)
+        pair[1].append(business)
+    return _rows(query, {key: {"count": len(calendar), **durations(calendar, "calendar"),
+                               **durations(business, "business")}
+                         for key, (calendar, business) in by_key.items()})
 
 
 def first_response(query, data, now):
-    items = [(f.first_response_at, dims_of_fact(f), f) for f in data.facts if f.first_response_seconds is not None]
-    return _grouped(query, items, lambda fs: {"count": len(fs),
-                                              **durations([f.first_response_seconds for f in fs], "calendar"),
-                                              **durations([f.first_response_business_seconds for f in fs], "business")})
+    """Of the tickets first answered in the period: the time to it (median, p90, mean)."""
+    return _durations(query, data.values)
 
 
 def resolution(query, data, now):
-    items = [(f.solved_at, dims_of_fact(f), f) for f in data.facts if f.resolution_seconds is not None]
-    return _grouped(query, items, lambda fs: {"count": len(fs),
-                                              **durations([f.resolution_seconds for f in fs], "calendar"),
-                                              **durations([f.resolution_business_seconds for f in fs], "business")})
+    """Of the tickets solved in the period: the time to it (median, p90, mean)."""
+    return _durations(query, data.values)
 
 
 def sla(query, data, now):
     """Of the tickets solved in the period that an SLA policy covered, the share kept within every target."""
-    if not query.group_by:
-        query = Query(query.measure, query.start, query.end, ("policy",), query.filters, query.tz)
-    items = [(f.solved_at, dims_of_fact(f), f.sla_breached) for f in data.facts if f.policy is not None]
-    return _grouped(query, items, lambda breached: {
-        "count": len(breached), "breached": sum(breached), "compliance": share(breached.count(False), len(breached))})
+    return _rows(grouped_as(query), {key: {"count": count, "breached": breached,
+                                           "compliance": share(count - breached, count)}
+                                     for key, count, breached in data.values})
 
 
 def escalations(query, data, now):
     """Of the tickets created in the period, the share escalated at least once, and the tier moves."""
-    items = [(f.created_at, dims_of_fact(f), f) for f in data.facts]
-    return _grouped(query, items, lambda fs: {
-        "count": len(fs), "escalated": sum(1 for f in fs if f.escalations),
-        "escalation_rate": share(sum(1 for f in fs if f.escalations), len(fs)),
-        "escalations": sum(f.escalations for f in fs), "tier_moves": sum(f.tier_moves for f in fs)})
+    return _rows(query, {key: {"count": count, "escalated": escalated, "escalation_rate": share(escalated, count),
+                               "escalations": moves, "tier_moves": tier_moves}
+                         for key, count, escalated, moves, tier_moves in data.values})
 
 
 def one_touch(query, data, now):
     """Of the tickets solved in the period, the share solved with one public reply of an agent, never reopened."""
-    items = [(f.solved_at, dims_of_fact(f), f.agent_replies == 1 and f.reopens == 0) for f in data.facts]
-    return _grouped(query, items, lambda touched: {
-        "count": len(touched), "one_touch": sum(touched), "one_touch_rate": share(sum(touched), len(touched))})
+    return _rows(query, {key: {"count": count, "one_touch": touched, "one_touch_rate": share(touched, count)}
+                         for key, count, touched in data.values})
 
 
 def agents(query, data, now):
@@ -291,43 +334,67 @@ def chats(query, data, now):
 
 def deflection(query, data, now):
     """Portal visits the suggestions answered, against those and the tickets opened from the portal."""
-    items = [(s.deflected_at, {}, "deflected") for s in data.suggestions]
-    items += [(f.created_at, dims_of_fact(f), "ticket") for f in data.facts if f.channel in PORTAL_CHANNELS]
-    return _grouped(query, items, lambda kinds: {
-        "deflected": kinds.count("deflected"), "portal_tickets": kinds.count("ticket"),
-        "deflection_rate": share(kinds.count("deflected"), len(kinds))})
+    zone = ZoneInfo(query.tz)
+    deflected = {}
+    for s in data.suggestions:
+        at = s.deflected_at
+        if at is not None and query.start <= at < query.end and _matches({}, query.filters):
+            key = _key(query, {}, at, zone)
+            deflected[key] = deflected.get(key, 0) + 1
+    summaries = {}
+    for key, n in deflected.items():
+        summaries[key] = {"deflected": n, "portal_tickets": 0}
+    for key, n in data.counted.get("portal_tickets", ()):
+        summaries.setdefault(key, {"deflected": 0, "portal_tickets": 0})["portal_tickets"] += n
+    return _rows(query, {key: {**counts, "deflection_rate": share(counts["deflected"],
+                                                                  counts["deflected"] + counts["portal_tickets"])}
+                         for key, counts in summaries.items()})
+
+
+def backlog_query(query):
+    """A backlog is counted at the end of each bucket of a time group: by day unless grouped otherwise."""
+    if any(g in TIME_GROUPS for g in query.group_by):
+        return query
+    return Query(query.measure, query.start, query.end, ("day",) + tuple(query.group_by), query.filters, query.tz)
+
+
+def backlog_ends(query, now):
+    """(label, moment) of each bucket end of a backlog ``query`` (:func:`backlog_query`), ``now`` at most."""
+    time_group = next(g for g in query.group_by if g in TIME_GROUPS)
+    return bucket_ends(query.start, min(query.end, now), time_group, ZoneInfo(query.tz))
 
 
 def backlog(query, data, now):
     """Tickets by status category at the end of each bucket (``day`` unless grouped otherwise), or at ``now``
-    for the bucket still running."""
-    zone = ZoneInfo(query.tz)
-    time_group = next((g for g in query.group_by if g in TIME_GROUPS), None)
-    if time_group is None:
-        time_group = "day"
-        query = Query(query.measure, query.start, query.end, ("day",) + tuple(query.group_by), query.filters, query.tz)
-    moves = {}
-    for a in data.activities:
-        if a.kind == "status":
-            moves.setdefault(a.ticket, []).append((a.at, a.version, a.value))
-    for history in moves.values():
-        history.sort(key=lambda m: (m[0], m[1]))
+    for the bucket still running.
+
+    Counted backwards from the tickets standing in each category now (``data.standing``): at a bucket's end
+    ``T`` a ticket stands where it stood before its first move at or after ``T``, so each of those moves
+    (``data.moved``) is undone, out of the category it entered and back into the one it left. The records come
+    already filtered and grouped by the query's dimensions (in ``group_by`` order)."""
+    query = backlog_query(query)
+    ends = backlog_ends(query, now)
+    dimensions = [g for g in query.group_by if g not in TIME_GROUPS]
+    standing = {}
+    for s in data.standing:
+        standing[(s.dims, s.category)] = standing.get((s.dims, s.category), 0) + s.tickets
+    undo = [{} for _ in range(len(ends) + 1)]  # by how many bucket ends come at or before the move
+    for m in data.moved:
+        changes = undo[m.after]
+        changes[(m.dims, m.value)] = changes.get((m.dims, m.value), 0) - m.moves
+        if m.previous is not None:
+            changes[(m.dims, m.previous)] = changes.get((m.dims, m.previous), 0) + m.moves
     summaries = {}
-    for label, ends_at in bucket_ends(query.start, min(query.end, now), time_group, zone):
-        for fact in data.facts:
-            dims = dims_of_fact(fact)
-            if fact.created_at is None or fact.created_at >= ends_at or not _matches(dims, query.filters):
-                continue
-            category = None
-            for at, _, value in moves.get(fact.number, ()):
-                if at >= ends_at:
-                    break
-                category = value
-            if category is None:
-                continue
-            key = tuple(label if g in TIME_GROUPS else dims.get(g) for g in query.group_by)
-            counts = summaries.setdefault(key, dict.fromkeys(STATUS_CATEGORIES, 0))
-            counts[category] = counts.get(category, 0) + 1
+    for index in reversed(range(len(ends))):
+        for key, change in undo[index + 1].items():  # the moves at or after this bucket's end
+            standing[key] = standing.get(key, 0) + change
+        label = ends[index][0]
+        for (dims, category), tickets in standing.items():
+            if tickets:
+                named = dict(zip(dimensions, dims))
+                key = tuple(label if g in TIME_GROUPS else named[g] for g in query.group_by)
+                counts = summaries.setdefault(key, dict.fromkeys(STATUS_CATEGORIES, 0))
+                counts[category] = counts.get(category, 0) + tickets
     return _rows(query, summaries)
 
 

@@ -11,7 +11,7 @@
 """
 from typing import Optional
 
-from sqlalchemy import Boolean, Float, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, Float, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from helpdesk_common.database import UtcDateTime
@@ -55,9 +55,14 @@ class TicketFact(Base):
     agent_replies: Mapped[int] = mapped_column(Integer, default=0)
     solved_at: Mapped[Optional[object]] = mapped_column(UtcDateTime)  # resolved or closed now: since when
     last_activity_at: Mapped[Optional[object]] = mapped_column(UtcDateTime)
+    # the ticket's last status move (its moment and the category it entered): what ``backlog_totals`` counts
+    settled_at: Mapped[Optional[object]] = mapped_column(UtcDateTime)
+    settled_category: Mapped[Optional[str]] = mapped_column(String(10))
 
+    # a report reads the tickets whose moment (created, first answered, solved) falls in its period: an index each
     __table_args__ = (Index("ix_ticket_facts_created_at", "created_at"),
                       Index("ix_ticket_facts_solved_at", "solved_at"),
+                      Index("ix_ticket_facts_first_response_at", "first_response_at"),
                       Index("ix_ticket_facts_open", "status_category", "team", "priority"))
 
 
@@ -78,8 +83,34 @@ class TicketActivity(Base):
     version: Mapped[int] = mapped_column(Integer, default=0)
     value: Mapped[Optional[str]] = mapped_column(String(30))
     actor: Mapped[Optional[str]] = mapped_column(String(100))
+    # of a status move: the category the ticket left (None for its first), derived from its moves in order
+    previous: Mapped[Optional[str]] = mapped_column(String(30))
 
     __table_args__ = (Index("ix_ticket_activities_at", "kind", "at"),)
+
+
+BACKLOG_KEY = ("status_category", "team", "agent", "channel", "priority", "category", "language", "policy")
+
+
+class BacklogTotal(Base):
+    """How many tickets stand in each status category now, by their dimensions: every ticket counted in the
+    category of its last status move (``ticket_facts.settled_category``), kept by ingestion as tickets move.
+
+    A backlog at a past moment is this minus the moves since (each move's ``previous`` and ``value``), so a
+    report reads the moves of its period and after, never the whole history. Dimensions are '' for none (a
+    NULL would make two rows of one key in a unique index)."""
+
+    __tablename__ = "backlog_totals"
+
+    status_category: Mapped[str] = mapped_column(String(10), primary_key=True)
+    team: Mapped[str] = mapped_column(String(100), primary_key=True)
+    agent: Mapped[str] = mapped_column(String(100), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(40), primary_key=True)
+    priority: Mapped[str] = mapped_column(String(20), primary_key=True)
+    category: Mapped[str] = mapped_column(String(100), primary_key=True)
+    language: Mapped[str] = mapped_column(String(10), primary_key=True)
+    policy: Mapped[str] = mapped_column(String(100), primary_key=True)
+    tickets: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class SurveyAnswer(Base):
@@ -98,6 +129,7 @@ class SurveyAnswer(Base):
     team: Mapped[Optional[str]] = mapped_column(String(100))
     agent: Mapped[Optional[str]] = mapped_column(String(100))
     language: Mapped[Optional[str]] = mapped_column(String(10))
+    contact_id: Mapped[Optional[int]] = mapped_column(BigInteger)  # whose: found again by a contact's erasure
 
     __table_args__ = (Index("ix_survey_answers_submitted", "kind", "submitted_at"),)
 

@@ -46,6 +46,8 @@ def rebuild(fetch_page, sessions, settings, page_size=500, report=progress):
 def main(argv=None):
     from nameko.standalone.rpc import ClusterRpcProxy  # the broker only for the command, not for rebuild()
 
+    from helpdesk_common.adapters.queues import ConnectionReplyListener
+
     parser = argparse.ArgumentParser(prog="analytics-rebuild", description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", default=os.environ.get("HELPDESK_ANALYTICS_CONFIG", DEFAULT_CONFIG))
     parser.add_argument("--url", help="the analytics database (default: ANALYTICS_DB_URL of the config)")
@@ -54,7 +56,8 @@ def main(argv=None):
     config = load_config(args.config)
     sessions = sessionmaker(engine_for(args.url or config["ANALYTICS_DB_URL"]), expire_on_commit=False)
     settings = analytics_settings.load(config.get("SLA_FILE") or None, config.get("WORKFLOW_FILE") or None)
-    with ClusterRpcProxy({"AMQP_URI": config["AMQP_URI"], "serializer": "json"}, timeout=120) as rpc:
+    with ClusterRpcProxy({"AMQP_URI": config["AMQP_URI"], "serializer": "json"}, timeout=120,
+                         reply_listener_cls=ConnectionReplyListener) as rpc:
         done = rebuild(lambda cursor, limit: rpc.tickets.export_history(cursor, limit), sessions, settings,
                        page_size=args.page)
     sys.stderr.write(f"\nrebuilt {done} tickets\n")

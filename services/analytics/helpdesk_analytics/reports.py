@@ -9,8 +9,7 @@ def run(session, measure, query, viewer, now):
     may see it."""
     start, end, groups, filters, tz = check_period(measure, query)
     scope = store.scope_of(session, viewer)
-    data = store.load(session, measure, start, end, scope)
-    rows = measures.report(measures.Query(measure, start, end, tuple(groups), tuple(sorted(filters.items())), tz),
-                           data, now)
+    question = measures.Query(measure, start, end, tuple(groups), tuple(sorted(filters.items())), tz)
+    rows = measures.report(question, store.load(session, question, scope, now), now)
     return {"measure": measure, "from": start.isoformat(), "to": end.isoformat(), "tz": tz, "group_by": groups,
             "filters": filters, "rows": rows}

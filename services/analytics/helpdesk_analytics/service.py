@@ -6,8 +6,8 @@ batch per message, retried and parked on failure), and each batch is applied in 
 """
 
 import eventlet
+from helpdesk_common.adapters.queues import RpcProxy, rpc
 from nameko.dependency_providers import Config
-from nameko.rpc import RpcProxy, rpc
 from nameko.timer import timer
 from prometheus_client import Gauge
 from sqlalchemy import text
@@ -18,13 +18,14 @@ from helpdesk_common.adapters.metrics import EntrypointMetrics
 from helpdesk_common.adapters.relay import OutboxRelay
 from helpdesk_common.adapters.timers import config_timer
 from helpdesk_common.contracts import validate
+from helpdesk_common.contracts.contacts import PersonalDataQuery
 from helpdesk_common.contracts.routing import Viewer
 from helpdesk_common.contracts.analytics import ReportQuery, SavedReportRequest
 from helpdesk_common.contracts.surveys import CsatSubmitted, NpsSubmitted
 from helpdesk_common.database import run_in_transaction, utcnow
-from helpdesk_common.errors import EXPECTED_ERRORS, NotFound
+from helpdesk_common.errors import EXPECTED_ERRORS, Forbidden, NotFound
 
-from . import business, detection, facts, reports, saved_reports, store, summary
+from . import business, detection, facts, personal_data, reports, saved_reports, store, summary
 from .dependencies import AnalyticsSettings
 from .surge_models import Outbox
 
@@ -121,6 +122,10 @@ class AnalyticsService:
 
     @reliable_batch_handler("surveys", "nps_submitted")
     def on_nps_submitted(self, events):
+        return self._ingest(events)
+
+    @reliable_batch_handler("tickets", "contact_erased")
+    def on_contact_erased(self, events):
         return self._ingest(events)
 
     # --- proactive problem detection ------------------------------------------------------------
@@ -254,6 +259,15 @@ class AnalyticsService:
         who = validate(Viewer, viewer, prefix="viewer.")
         with self.db() as session:
             return reports.run(session, measure, query, who.model_dump(), utcnow())
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def personal_data(self, query, viewer):
+        """What the read model holds about a person's tickets and survey answers (an export on request)."""
+        query, who = validate(PersonalDataQuery, query), validate(Viewer, viewer, prefix="viewer.")
+        if who.role not in ("admin", "system"):
+            raise Forbidden("Only admins may export a person's data.", code="admins_only")
+        with self.db() as session:
+            return personal_data.export(session, query.ticket_numbers, query.contact_id)
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def record_survey_answer(self, kind, answer, event_id):

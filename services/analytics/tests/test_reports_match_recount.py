@@ -6,6 +6,7 @@ import random
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from sqlalchemy import text
 
 from analytics_history import CALENDARS, START, STATUSES, generate
 from analytics_recount import Recount
@@ -95,3 +96,36 @@ def test_filters_and_an_agents_view_of_their_teams(fed, history):
         query = {"from": start.isoformat(), "to": END.isoformat(), "tz": "UTC", "group_by": "team"}
         rows = reports.run(session, "volume", query, agent, NOW)["rows"]
         assert [row["team"] for row in rows] == ["billing"]
+
+
+def test_backlog_filtered_and_as_an_agent_sees_it(fed, history):
+    """The backlog is counted back from the totals standing now: its filters and an agent's scope apply to
+    both the totals and the moves."""
+    _, recount = history
+    start = START + timedelta(days=10)
+    with fed() as session:
+        query = {"from": start.isoformat(), "to": END.isoformat(), "tz": "Europe/Stockholm", "group_by": "day",
+                 "team": "network", "channel": "email"}
+        expected, grouped = recount.report("backlog", start, END, ("day",), {"team": "network", "channel": "email"},
+                                           tz="Europe/Stockholm", now=NOW)
+        assert expected
+        assert_same(reports.run(session, "backlog", query, ADMIN, NOW), expected, grouped)
+        agent = {"actor": "bo", "role": "agent", "email": "nobody@example.com", "teams": ["support"]}
+        query = {"from": start.isoformat(), "to": END.isoformat(), "tz": "UTC", "group_by": "day,priority"}
+        expected, grouped = recount.report("backlog", start, END, ("day", "priority"), {"team": "support"}, now=NOW)
+        assert_same(reports.run(session, "backlog", query, agent, NOW), expected, grouped)
+
+
+def test_backlog_totals_equal_a_count_of_the_tickets_last_moves(fed):
+    """``backlog_totals`` is kept by adding each batch's moves: it equals counting every ticket where its last
+    status move put it, after shuffled and repeated events."""
+    with fed() as session:
+        kept = {tuple(row[:-1]): row[-1] for row in session.execute(text(
+            "SELECT status_category, team, agent, channel, priority, category, language, policy, tickets "
+            "FROM backlog_totals WHERE tickets != 0"))}
+        counted = {tuple(row[:-1]): row[-1] for row in session.execute(text(
+            "SELECT settled_category, COALESCE(team, ''), COALESCE(agent, ''), COALESCE(channel, ''), "
+            "COALESCE(priority, ''), COALESCE(category, ''), COALESCE(language, ''), COALESCE(sla_policy, ''), "
+            "count(*) FROM ticket_facts WHERE settled_category IS NOT NULL GROUP BY 1, 2, 3, 4, 5, 6, 7, 8"))}
+        assert kept == counted
+        assert sum(counted.values()) == session.scalar(text("SELECT count(*) FROM ticket_facts"))

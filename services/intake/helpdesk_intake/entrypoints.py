@@ -101,3 +101,17 @@ class ChatSweep(Timer):
 
 
 chat_sweep = ChatSweep.decorator
+
+
+class RetentionSweep(Timer):
+    """Every ``RETENTION_SWEEP_INTERVAL`` seconds: mail text and attachments past their retention are purged
+    (``personal_data.purge_expired``)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(interval=3600, **kwargs)
+
+    def setup(self):
+        self.interval = Settings.from_config(self.container.config).retention_interval
+
+
+retention_sweep = RetentionSweep.decorator

@@ -25,7 +25,7 @@ from helpdesk_common.outbox import stage, wake_relays
 
 from . import exceptions as errors
 from .domain import templates
-from .models import OutgoingMail, Outbox, ThreadMessageId
+from .models import ErasedTicket, OutgoingMail, Outbox, ThreadMessageId
 from .settings import tls_context
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,10 @@ def _mail_values(settings, kind, ticket, template, values, automatic, thread, no
 def enqueue(session, settings, kind, ticket, template, values, automatic=True, thread=None):
     """Write one mail to ``ticket``'s requester into the queue (caller's transaction); returns the row.
 
-    ``thread``: ``(in_reply_to, references)`` when the caller knows them (saves a query per mail)."""
+    ``thread``: ``(in_reply_to, references)`` when the caller knows them (saves a query per mail). None: the
+    ticket's requester was erased (an event that was on its way still carried their address)."""
+    if session.get(ErasedTicket, ticket["number"]) is not None:
+        return None
     reply_to = None
     if thread is None:
         *thread, reply_to = _thread_headers(session, ticket["number"])
@@ -105,7 +108,8 @@ class NotYetRecorded(Exception):
 
 
 def _mail_channel(settings, ticket):
-    return ticket.get("channel") in settings.mail_channels
+    # A requester without an address (their personal data was erased) is mailed nothing.
+    return ticket.get("channel") in settings.mail_channels and bool(ticket["requester"].get("email"))
 
 
 # The correlation id intake gives the tickets it opens from mail: their acknowledgement is written by the

@@ -182,6 +182,16 @@ class SocialThread(Base):
     created_at: Mapped[object] = mapped_column(UtcDateTime, default=utcnow)
 
 
+class ErasedTicket(Base):
+    """A ticket whose requester's personal data was erased (``contact_erased``): an event about it that was
+    still on its way (a reply, a status change) must not mail the address it carried. Only the number."""
+
+    __tablename__ = "erased_tickets"
+
+    ticket_number: Mapped[str] = mapped_column(String(40), primary_key=True)
+    erased_at: Mapped[object] = mapped_column(UtcDateTime, default=utcnow)
+
+
 class Outbox(OutboxMixin, Base):
     pass
 

@@ -6,7 +6,8 @@ import socket
 import uuid
 
 import eventlet
-from nameko.rpc import RpcProxy, rpc
+from helpdesk_common.adapters.queues import RpcProxy, rpc
+from prometheus_client import Counter
 from sqlalchemy import select, text
 
 from helpdesk_common.adapters.consumer import reliable_batch_handler, reliable_handler
@@ -15,18 +16,21 @@ from helpdesk_common.adapters.metrics import EntrypointMetrics
 from helpdesk_common.adapters.relay import OutboxRelay
 from helpdesk_common.contracts import validate
 from helpdesk_common.contracts.chat import ChatPost, ChatQuery, EntriesQuery, NewChat
+from helpdesk_common.contracts.contacts import PersonalDataQuery
 from helpdesk_common.contracts.intake import (AccountMail, OutgoingQuery, PhoneCall, QuarantineQuery,
                                               QuarantineRetry, SocialMessage, WebForm)
 from helpdesk_common.contracts.tickets import Viewer
-from helpdesk_common.errors import EXPECTED_ERRORS, NotFound, ValidationFailed
+from helpdesk_common.database import utcnow
+from helpdesk_common.errors import EXPECTED_ERRORS, Forbidden, NotFound, ValidationFailed
 from helpdesk_common.inbox import first_deliveries, first_delivery
+from helpdesk_common.outbox import forget_published
 
 from . import exceptions as errors
-from . import mailout, poller, social
+from . import mailout, personal_data, poller, social
 from .domain.channels import Channels
 from .domain.chat import ChatDesk
 from .dependencies import DB_URL, ChatConfig, IntakeSettings, Mailboxes, OutgoingMailRelay, Parser
-from .entrypoints import chat_sweep, mailbox_poll
+from .entrypoints import chat_sweep, mailbox_poll, retention_sweep
 from .domain.ingest import Ingestor, attachment_view, quarantine_view
 from .models import Attachment, InboundMessage, OutgoingMail, Outbox, ProcessedEvent, QuarantinedMessage
 from .storage import AttachmentStore
@@ -37,6 +41,8 @@ log = logging.getLogger(__name__)
 SOCIAL_REPLY_BACKOFF = (2, 10, 60, 300, 900)
 SOCIAL_REPLY_ATTEMPTS = 6
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+PURGED = Counter("helpdesk_intake_retention_purged_total",
+                 "Mail texts, quarantined raw copies and attachments removed after their retention", ["kind"])
 
 
 def _int_id(value, what):
@@ -273,6 +279,45 @@ class IntakeService:
     @chat_sweep
     def sweep_chats(self):
         self._chat().settle()
+
+    # --- personal data (export and erasure on request; retention) --------------------------------
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def personal_data(self, query, viewer):
+        """What intake holds about a person (their identifiers and tickets, from the tickets service)."""
+        query, who = validate(PersonalDataQuery, query), validate(Viewer, viewer, prefix="viewer.")
+        if who.role not in ("admin", "system"):
+            raise Forbidden("Only admins may export a person's data.", code="admins_only")
+        with self.db() as session:
+            return personal_data.export(session, query.emails, query.ticket_numbers, query.socials)
+
+    @reliable_handler("tickets", "contact_erased")
+    def on_contact_erased(self, event):
+        data, files = event["data"], []
+        with self.db.begin() as session:
+            if not first_delivery(session, ProcessedEvent, event["id"], "intake.on_contact_erased"):
+                return
+            counts = personal_data.erase(session, data.get("emails", []), data.get("ticket_numbers", []),
+                                         data.get("socials", []), files)
+            forget_published(session, Outbox)  # relayed message and chat events carried the person's text
+        personal_data.remove_files(AttachmentStore(self.settings.attachments_dir), files)
+        log.info("erased contact %s: %s", data.get("contact_id"), counts)
+
+    @retention_sweep
+    def purge_expired(self):
+        """Mail text and attachments past their retention (RAW_MAIL_RETENTION_DAYS, ATTACHMENT_RETENTION_DAYS)."""
+        settings, files = self.settings, []
+        if settings.raw_mail_retention_days <= 0 and settings.attachment_retention_days <= 0:
+            return None
+        with self.db.begin() as session:
+            counts = personal_data.purge_expired(session, utcnow(), settings.raw_mail_retention_days,
+                                                 settings.attachment_retention_days, files)
+        personal_data.remove_files(AttachmentStore(settings.attachments_dir), files)
+        for kind, count in counts.items():
+            PURGED.labels(kind).inc(count)
+        if any(counts.values()):
+            log.info("retention purged %s", counts)
+        return counts
 
     @rpc
     def ping(self):

@@ -212,6 +212,10 @@ class Settings:
     parse_timeout: float = 10.0      # seconds one message may take in the parse worker
     parse_max_attempts: int = 3      # parses begun (across restarts) before a message is quarantined
     parse_worker: bool = True        # false: parse in the service's own process (no budget)
+    # Retention (personal_data.purge_expired): days the text of read mail and attachments are kept; 0: for ever.
+    raw_mail_retention_days: float = 0.0
+    attachment_retention_days: float = 0.0
+    retention_interval: float = 3600.0  # seconds between purges
     ticket_regex: object = field(default=None, compare=False)
 
     def __post_init__(self):
@@ -228,6 +232,9 @@ class Settings:
                 or self.parse_timeout <= 0:
             raise ValueError("MAIL_MAX_BYTES (>= 1024), MAIL_MAX_TEXT_CHARS (>= 1000), MAIL_PARSE_ATTEMPTS (>= 1) "
                              "and MAIL_PARSE_TIMEOUT (> 0) must be sensible")
+        if self.raw_mail_retention_days < 0 or self.attachment_retention_days < 0 or self.retention_interval <= 0:
+            raise ValueError("RAW_MAIL_RETENTION_DAYS and ATTACHMENT_RETENTION_DAYS (>= 0, 0: keep for ever) and "
+                             "RETENTION_SWEEP_INTERVAL (> 0) must be sensible")
         if self.social_connector_url:
             if urllib.parse.urlsplit(self.social_connector_url).scheme not in ("http", "https"):
                 raise ValueError("SOCIAL_CONNECTOR_URL must be an http:// or https:// URL")
@@ -281,6 +288,9 @@ class Settings:
             parse_timeout=float(get("MAIL_PARSE_TIMEOUT") or 10),
             parse_max_attempts=int(get("MAIL_PARSE_ATTEMPTS") or 3),
             parse_worker=_flag(get("MAIL_PARSE_WORKER"), True),
+            raw_mail_retention_days=float(get("RAW_MAIL_RETENTION_DAYS") or 0),
+            attachment_retention_days=float(get("ATTACHMENT_RETENTION_DAYS") or 0),
+            retention_interval=float(get("RETENTION_SWEEP_INTERVAL") or 3600),
         )
 
     def describe(self):

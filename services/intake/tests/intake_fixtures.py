@@ -4,7 +4,7 @@ import pytest
 from sqlalchemy.orm import sessionmaker
 
 from helpdesk_common.adapters.database import engine_for
-from helpdesk_common.testing import migrated_test_database
+from helpdesk_common.testing import database_params, migrated_test_database
 from helpdesk_intake.migrate import upgrade as upgrade_intake
 from servers import SmtpSink, running_dovecot
 
@@ -27,11 +27,10 @@ def mailbox(dovecot):
     return dovecot.mailbox()
 
 
-@pytest.fixture
-def intake_db_url(tmp_path):
-    """Intake's database: SQLite, or a throwaway PostgreSQL database with HELPDESK_TEST_INTAKE_DB=postgresql
-    (the same tests on the production database)."""
-    with migrated_test_database("intake", tmp_path, upgrade_intake) as url:
+@pytest.fixture(params=database_params())
+def intake_db_url(request, tmp_path):
+    """Intake's database, migrated, of its own for each test: on SQLite and on PostgreSQL."""
+    with migrated_test_database("intake", tmp_path, upgrade_intake, request.param) as url:
         yield url
 
 

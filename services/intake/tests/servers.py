@@ -26,6 +26,8 @@ import time
 import uuid
 from contextlib import contextmanager
 
+from helpdesk_common import testing
+
 DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
 PASSWORD = "secret"
 
@@ -37,14 +39,8 @@ def free_port():
 
 
 def wait_for(predicate, timeout=15.0, interval=0.02, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
+    """``helpdesk_common.testing.wait_for`` under the name and arguments these tests use."""
+    return testing.wait_for(predicate, timeout=timeout, message=what, interval=interval)
 
 
 def port_open(port):

@@ -9,7 +9,7 @@ event (outbox) together; the relay publishes the event; the handlers here bring 
 import logging
 from functools import partial
 
-from nameko.rpc import rpc
+from helpdesk_common.adapters.queues import rpc
 from sqlalchemy import text
 from sqlalchemy.orm.exc import StaleDataError
 

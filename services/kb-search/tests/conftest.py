@@ -1,4 +1,4 @@
-"""Fixtures of the kb-search tests: a migrated SQLite database, the Elasticsearch emulator, both backends.
+"""Fixtures of the kb-search tests: a migrated database (SQLite and PostgreSQL), the Elasticsearch emulator, both backends.
 
 The Elasticsearch tests run against ``noida-db`` (pinned in constraints.txt), an Elasticsearch 8 REST API
 emulator started here on a free loopback port and stopped at the end. Production runs a real
@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from helpdesk_common.testing import wait_for
+from helpdesk_common.testing import database_fixtures, wait_for
 from helpdesk_kb_search.es_emulator import ElasticsearchEmulator
 from helpdesk_kb_search.migrate import upgrade
 
@@ -49,20 +49,8 @@ def backend(request, tmp_path):
     backend.close()
 
 
-@pytest.fixture
-def db_url(tmp_path):
-    url = f"sqlite:///{tmp_path / 'kb.db'}"
-    upgrade(url)
-    return url
-
-
-@pytest.fixture
-def sessions(db_url):
-    from sqlalchemy.orm import sessionmaker
-
-    from helpdesk_common.adapters.database import engine_for
-
-    return sessionmaker(engine_for(db_url), expire_on_commit=False)
+# db_url: a migrated database of its own for each test, on SQLite and on PostgreSQL; sessions: on it.
+db_url, sessions = database_fixtures("kb", upgrade)
 
 
 @pytest.fixture(name="wait_for")

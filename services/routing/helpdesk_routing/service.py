@@ -8,7 +8,7 @@ New tickets that arrive together are routed in one transaction: each delivery's 
 to the ``Collector`` (group commit), which runs ``batch.route_new_tickets`` on all that wait.
 """
 
-from nameko.rpc import rpc
+from helpdesk_common.adapters.queues import rpc
 from nameko.timer import timer
 from sqlalchemy import text
 

@@ -4,11 +4,9 @@ from datetime import datetime, timezone
 
 import pytest
 from sqlalchemy import select
-from sqlalchemy.orm import sessionmaker
 
 from helpdesk_common.contracts.routing import NewAgent, NewRule, NewTeam
-from helpdesk_common.adapters.database import engine_for
-from helpdesk_common.testing import scratch_postgres_database
+from helpdesk_common.testing import database_fixtures, scratch_postgres_database
 from helpdesk_routing import batch, domain
 from helpdesk_routing.migrate import upgrade
 from helpdesk_routing.models import Outbox
@@ -16,18 +14,8 @@ from helpdesk_routing.models import Outbox
 MONDAY_NOON = datetime(2026, 11, 23, 12, tzinfo=timezone.utc)
 
 
-@pytest.fixture
-def db_url(tmp_path):
-    """A fresh SQLite file, migrated to the latest schema with the service's own migrations."""
-    url = f"sqlite:///{tmp_path / 'routing.db'}"
-    upgrade(url)
-    yield url
-    engine_for(url).dispose()
-
-
-@pytest.fixture
-def sessions(db_url):
-    return sessionmaker(engine_for(db_url), expire_on_commit=False)
+# db_url: a migrated database of its own for each test, on SQLite and on PostgreSQL; sessions: on it.
+db_url, sessions = database_fixtures("routing", upgrade)
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from helpdesk_common.events import new_event
 from helpdesk_common.outbox import stage
 
 from .models import Outbox, Survey, SurveySecret
-from .texts import MAIL
+from .texts import MAIL, MESSAGE
 
 LANGUAGES = ("en", "nl", "sv")
 
@@ -35,6 +35,8 @@ class Settings:
     public_url: str = "http://127.0.0.1:8000"
     csat_status: str = "resolved"
     mail_channels: frozenset = frozenset({"email", "web"})
+    # Channels whose customer is asked by a message on the ticket (a link), not by a survey mail.
+    message_channels: frozenset = frozenset({"chat", "social", "phone"})
     nps_interval: float = 0.0  # seconds; 0: no NPS
 
 
@@ -73,7 +75,27 @@ def survey_id_of(key, token):
 
 
 def should_ask(settings, ticket, to_status):
-    return to_status == settings.csat_status and ticket.get("channel") in settings.mail_channels
+    return how_to_ask(settings, ticket, to_status) is not None
+
+
+def how_to_ask(settings, ticket, to_status):
+    """``mail`` (a mail with one-click ratings), ``message`` (a public message on the ticket with the link:
+    chat, social and phone customers follow the conversation there, and a social ticket's public messages
+    are its replies on the platform), or None (not a resolution, or a channel not asked)."""
+    if to_status != settings.csat_status:
+        return None
+    if ticket.get("channel") in settings.mail_channels:
+        # a requester without an address (their personal data was erased) is asked nothing by mail
+        return "mail" if ticket["requester"].get("email") else None
+    if ticket.get("channel") in settings.message_channels:
+        return "message"
+    return None
+
+
+def survey_message(settings, key, survey):
+    """The message asking for a rating, as the ticket's public message (``NewMessage`` fields)."""
+    link = f"{settings.public_url.rstrip('/')}/help/satisfaction/{sign(key, survey.id)}"
+    return {"body": MESSAGE[survey.language].format(number=survey.ticket_number, link=link), "visibility": "public"}
 
 
 def open_survey(session, ticket, now):

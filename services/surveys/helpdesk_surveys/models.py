@@ -66,3 +66,13 @@ class NpsSurvey(Base):
     comment: Mapped[Optional[str]] = mapped_column(Text)
     answer_id: Mapped[Optional[str]] = mapped_column(String(36))
     answered_at: Mapped[Optional[object]] = mapped_column(UtcDateTime)
+
+
+class ErasedTicket(Base):
+    """A ticket whose requester's personal data was erased (``contact_erased``): a resolution announced before
+    the erasure and handled after it still carries the address; nobody is asked. Only the number."""
+
+    __tablename__ = "erased_tickets"
+
+    ticket_number: Mapped[str] = mapped_column(String(40), primary_key=True)
+    erased_at: Mapped[object] = mapped_column(UtcDateTime, default=utcnow)

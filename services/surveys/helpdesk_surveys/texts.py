@@ -17,6 +17,12 @@ MAIL = {
            "labels": ("mycket missnöjd", "missnöjd", "neutral", "nöjd", "mycket nöjd")},
 }
 
+MESSAGE = {  # chat, social and phone tickets: one link, the page offers the five ratings and a comment
+    "en": "Your request {number} has been resolved. How satisfied are you with the help you got? Rate it here: {link}",
+    "nl": "Je verzoek {number} is opgelost. Hoe tevreden ben je over de hulp? Geef je oordeel hier: {link}",
+    "sv": "Ditt ärende {number} är löst. Hur nöjd är du med hjälpen du fick? Betygsätt den här: {link}",
+}
+
 NPS_MAIL = {
     "en": {"subject": "Would you recommend us?",
            "body": "Hello,\n\nYou recently had help from us. How likely is it that you would recommend us to a friend "

@@ -1,14 +1,11 @@
-"""Satisfaction surveys as plain rules, on a real (SQLite) database migrated with the service's migrations."""
+"""Satisfaction surveys as plain rules, on a real database (SQLite and PostgreSQL) migrated with the service's migrations."""
 from datetime import datetime, timezone
 
 import pytest
 from sqlalchemy import select
-from sqlalchemy.orm import sessionmaker
 
-from helpdesk_common.adapters.database import engine_for
 from helpdesk_common.errors import NotFound, ValidationFailed
 from helpdesk_surveys import domain
-from helpdesk_surveys.migrate import upgrade
 from helpdesk_surveys.models import Outbox
 
 NOW = datetime(2026, 12, 7, 12, tzinfo=timezone.utc)
@@ -20,18 +17,25 @@ def ticket(number="HD-000007", channel="web", language="sv"):
             "assignee": "agent-3", "requester": {"email": "eva@example.se", "contact_id": 12}}
 
 
-@pytest.fixture
-def sessions(tmp_path):
-    url = f"sqlite:///{tmp_path / 'surveys.db'}"
-    upgrade(url)
-    yield sessionmaker(engine_for(url), expire_on_commit=False)
-    engine_for(url).dispose()
+def test_a_resolution_asks_by_mail_on_mail_channels_and_by_a_message_on_the_others():
+    assert domain.how_to_ask(SETTINGS, ticket(), "resolved") == "mail"
+    assert domain.how_to_ask(SETTINGS, ticket(channel="email"), "resolved") == "mail"
+    for channel in ("chat", "social", "phone"):
+        assert domain.how_to_ask(SETTINGS, ticket(channel=channel), "resolved") == "message"
+    assert domain.how_to_ask(SETTINGS, ticket(), "closed") is None
+    assert domain.how_to_ask(SETTINGS, ticket(channel="api"), "resolved") is None
+    assert not domain.should_ask(domain.Settings(message_channels=frozenset()), ticket(channel="chat"), "resolved")
 
 
-def test_only_a_resolution_on_a_mail_channel_asks():
-    assert domain.should_ask(SETTINGS, ticket(), "resolved")
-    assert not domain.should_ask(SETTINGS, ticket(), "closed")
-    assert not domain.should_ask(SETTINGS, ticket(channel="chat"), "resolved")
+def test_the_message_carries_one_signed_link_in_the_tickets_language(sessions):
+    key = domain.secret(sessions)
+    with sessions.begin() as session:
+        survey = domain.open_survey(session, ticket(channel="social", language="nl"), NOW)
+        message = domain.survey_message(SETTINGS, key, survey)
+    assert message["visibility"] == "public" and "HD-000007 is opgelost" in message["body"]
+    link = message["body"].rsplit(" ", 1)[-1]
+    assert link.startswith("https://help.example.org/help/satisfaction/") and "?" not in link
+    assert domain.survey_id_of(key, link.rsplit("/", 1)[-1]) == survey.id
 
 
 def test_one_survey_per_ticket_and_a_mail_with_five_signed_one_click_links(sessions):
@@ -83,3 +87,55 @@ def test_a_wrong_answer_is_refused_and_nothing_is_recorded(sessions, rating, com
     with sessions() as session:
         assert session.scalars(select(Outbox)).all() == []
         assert domain.for_ticket(session, "HD-000007")["rating"] is None
+
+
+def test_a_requester_whose_data_was_erased_is_asked_nothing():
+    erased = ticket()
+    erased["requester"] = {"email": "", "contact_id": 12}
+    assert not domain.should_ask(SETTINGS, erased, "resolved")
+
+
+def test_erasure_removes_the_address_and_comment_and_keeps_the_rating(sessions):
+    from helpdesk_surveys import personal_data
+    from helpdesk_surveys.models import Survey
+    with sessions.begin() as session:
+        survey_id = domain.open_survey(session, ticket(), NOW).id
+        domain.open_survey(session, ticket(number="HD-000008") | {"requester": {"email": "bo@example.se"}}, NOW)
+    with sessions.begin() as session:
+        domain.answer(session, survey_id, 2, "Eva here: the agent was rude", NOW, None)
+    with sessions() as session:
+        exported = personal_data.export(session, ["eva@example.se"], [], 12)
+    assert [(s["ticket_number"], s["comment"]) for s in exported["csat"]] == [("HD-000007", "Eva here: the agent was rude")]
+    for _ in range(2):  # idempotent
+        with sessions.begin() as session:
+            personal_data.erase(session, ["eva@example.se"], ["HD-000007"], 12)
+    with sessions() as session:
+        rows = {s.ticket_number: (s.email, s.comment, s.rating, s.contact_id) for s in session.scalars(select(Survey))}
+    assert rows == {"HD-000007": ("", None, 2, None), "HD-000008": ("bo@example.se", None, None, None)}
+
+
+def test_an_erased_ticket_is_remembered_by_its_number_only(sessions):
+    from helpdesk_surveys import personal_data
+    for _ in range(2):
+        with sessions.begin() as session:
+            personal_data.erase(session, ["eva@example.se"], ["HD-000007"], 12)
+    with sessions() as session:
+        assert personal_data.erased(session, "HD-000007") and not personal_data.erased(session, "HD-000008")
+
+
+def test_a_resolution_handled_after_the_erasure_asks_nobody(sessions):
+    """The handler itself (nameko's worker_factory: no broker; intake's RPC is a mock standing in for intake)."""
+    from nameko.testing.services import worker_factory
+    from helpdesk_surveys import personal_data
+    from helpdesk_surveys.models import NpsSurvey, Survey
+    from helpdesk_surveys.service import SurveysService
+    with sessions.begin() as session:
+        personal_data.erase(session, ["eva@example.se"], ["HD-000007"], 12)
+    service = worker_factory(SurveysService, db=sessions, settings=domain.Settings(
+        public_url="https://help.example.org/", nps_interval=3600))
+    service.on_status_changed({"id": "e1", "data": {"ticket": ticket(), "to_status": "resolved"}})
+    service.intake.send_account_mail.assert_not_called()
+    with sessions() as session:
+        assert session.scalars(select(Survey)).all() == [] and session.scalars(select(NpsSurvey)).all() == []
+    service.on_status_changed({"id": "e2", "data": {"ticket": ticket("HD-000008"), "to_status": "resolved"}})
+    assert service.intake.send_account_mail.call_count == 2  # another ticket: CSAT and NPS asked

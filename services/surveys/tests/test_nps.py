@@ -3,24 +3,13 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import select
-from sqlalchemy.orm import sessionmaker
 
-from helpdesk_common.adapters.database import engine_for
 from helpdesk_common.errors import ValidationFailed
 from helpdesk_surveys import domain, nps
-from helpdesk_surveys.migrate import upgrade
 from helpdesk_surveys.models import Outbox
 
 NOW = datetime(2026, 12, 7, 12, tzinfo=timezone.utc)
 DAY = 86400
-
-
-@pytest.fixture
-def sessions(tmp_path):
-    url = f"sqlite:///{tmp_path / 'surveys.db'}"
-    upgrade(url)
-    yield sessionmaker(engine_for(url), expire_on_commit=False)
-    engine_for(url).dispose()
 
 
 def resolved(sessions, number, email, when, language="nl"):
@@ -69,3 +58,37 @@ def test_the_mail_has_eleven_signed_links_and_an_answer_is_an_event(sessions):
     assert events[1]["data"]["replaces"] == events[0]["data"]["answer_id"]
     with pytest.raises(ValidationFailed), sessions.begin() as session:
         nps.answer(session, survey.id, 11, None, NOW)
+
+
+def test_two_replicas_sweeping_at_once_open_one_survey_and_mail_it_once(sessions):
+    from sqlalchemy.exc import IntegrityError
+
+    from helpdesk_surveys.models import NpsSurvey
+
+    resolved(sessions, "HD-1", "eva@example.se", NOW - timedelta(days=1))
+    with sessions.begin() as session:
+        (opened,) = nps.due(session, 30 * DAY, NOW)
+    # what a second replica that read before the first committed would write: the same key, refused
+    with pytest.raises(IntegrityError), sessions.begin() as session:
+        session.add(NpsSurvey(id=nps.survey_id("eva@example.se", NOW + timedelta(seconds=1), 30 * DAY),
+                              email="eva@example.se", language="nl", asked_at=NOW))
+    with sessions.begin() as session:
+        assert [s.id for s in nps.claim_unmailed(session, NOW)] == [opened.id]
+    with sessions.begin() as session:
+        assert nps.claim_unmailed(session, NOW) == []  # claimed: nobody mails it again
+
+
+def test_the_survey_id_is_the_same_on_every_replica_within_an_interval():
+    assert nps.survey_id("eva@example.se", NOW, 30 * DAY) == nps.survey_id("eva@example.se", NOW + timedelta(hours=5),
+                                                                          30 * DAY)
+    assert nps.survey_id("eva@example.se", NOW, 30 * DAY) != nps.survey_id("bo@example.se", NOW, 30 * DAY)
+
+
+def test_the_sweep_asks_only_customers_of_the_given_channels(sessions):
+    with sessions.begin() as session:
+        domain.open_survey(session, {"number": "HD-7", "channel": "phone", "language": "en",
+                                     "requester": {"email": "caller@example.com", "contact_id": 5}}, NOW)
+    resolved(sessions, "HD-8", "eva@example.se", NOW)
+    with sessions.begin() as session:
+        assert [s.email for s in nps.due(session, 30 * DAY, NOW, channels={"email", "web", "chat"})] == [
+            "eva@example.se"]

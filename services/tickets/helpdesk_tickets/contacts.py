@@ -31,6 +31,7 @@ from helpdesk_common.errors import Conflict, Forbidden, NotFound, ValidationFail
 from helpdesk_common.events import new_event
 from helpdesk_common.outbox import stage, stage_many
 
+from . import organisations
 from .models import Contact, ContactIdentifier, HistoryRecord, Outbox, Ticket
 
 
@@ -152,6 +153,7 @@ def create_for_senders(session, senders, now=None):
                     .on_conflict_do_nothing(index_elements=["contact_id", "kind", "value"]))
     if inserted:
         created = [contact_id for contact_id in ids.values() if contact_id in inserted]
+        organisations.join_new_contacts(session, created)
         stage_many(session, Outbox, [new_event("contact_created", {"contact": contact_view(contact)})
                                      for contact in session.scalars(select(Contact).where(Contact.id.in_(created))
                                                                     .options(selectinload(Contact.identifiers))
@@ -164,7 +166,8 @@ def create_for_senders(session, senders, now=None):
 def contact_view(contact):
     return {"id": contact.id, "name": contact.name, "email": contact.email,
             "identifiers": [identifier_view(i) for i in contact.identifiers],
-            "created_at": contact.created_at.isoformat()}
+            "organisation_id": contact.organisation_id, "created_at": contact.created_at.isoformat(),
+            "erased_at": contact.erased_at.isoformat() if contact.erased_at else None}
 
 
 def identifier_view(identifier):
@@ -177,6 +180,13 @@ def identifier_view(identifier):
 def check_staff(viewer):
     if viewer is not None and viewer.role not in ("admin", "agent", "system"):
         raise Forbidden("Contacts are for agents only.", code="agents_only")
+
+
+def check_admin(viewer):
+    """Organisations and who belongs to them are an admin's to change (the gateway checks the role too)."""
+    check_staff(viewer)
+    if viewer is not None and viewer.role not in ("admin", "system"):
+        raise Forbidden("Only admins change organisations and their members.", code="role_not_allowed")
 
 
 def visible(statement, viewer):
@@ -216,6 +226,7 @@ def create(session, command, region=None):
     contact.identifiers = [ContactIdentifier(kind=k, value=v, created_at=contact.created_at) for k, v in identifiers]
     session.add(contact)
     session.flush()
+    organisations.join_new_contacts(session, [contact.id])
     view = contact_view(contact)
     stage(session, Outbox, new_event("contact_created", {"contact": view}))
     return view
@@ -281,11 +292,22 @@ def remove_identifier(session, contact_id, identifier_id, viewer=None):
     return _announce_update(session, before, contact)
 
 
+def set_organisation(session, contact_id, organisation_id, viewer=None):
+    """An admin's choice: the contact belongs to ``organisation_id`` (or to none), whatever its domain."""
+    contact = get(session, contact_id, for_update=True, viewer=viewer)
+    if organisation_id is not None:
+        organisations.get(session, organisation_id)
+    before = contact_view(contact)
+    contact.organisation_id, contact.organisation_set_by = organisation_id, organisations.BY_ADMIN
+    session.flush()
+    return _announce_update(session, before, contact)
+
+
 def _announce_update(session, before, contact):
     """Stage ``contact_updated`` with the fields that differ from ``before``; answer the contact's view."""
     after = contact_view(contact)
     changes = [{"field": name, "old": before[name], "new": after[name]}
-               for name in ("name", "email", "identifiers") if before[name] != after[name]]
+               for name in ("name", "email", "identifiers", "organisation_id") if before[name] != after[name]]
     stage(session, Outbox, new_event("contact_updated", {"contact": after, "changes": changes}))
     return after
 

@@ -21,9 +21,9 @@ from helpdesk_common.errors import Forbidden, HelpdeskError, InvalidTransition, 
 from helpdesk_common.events import new_event
 from helpdesk_common.outbox import stage, stage_many
 
-from . import contacts, custom_fields, sla, ticket_lists
+from . import contacts, custom_fields, organisations, sla, ticket_lists
 from .exceptions import idempotency_key_reused, ticket_not_found
-from .models import (Contact, ContactIdentifier, HistoryRecord, IdempotencyKey, Message, MessageKey, Outbox, ProcessedEvent,
+from .models import (Contact, ContactIdentifier, Organisation, HistoryRecord, IdempotencyKey, Message, MessageKey, Outbox, ProcessedEvent,
                      SlaClock, Ticket)
 from .sla import SlaPolicies
 from .workflow import Workflow
@@ -85,11 +85,13 @@ def ticket_view(ticket, rules: Optional[Rules] = None, now=None, clocks=None):
 def requester_view(ticket):
     """Who asked: the address the request came from (replies go there) and the contact it belongs to.
 
-    Tickets from before contacts had several identifiers have no ``requester_email``: their contact's."""
+    Tickets from before contacts had several identifiers have no ``requester_email``: their contact's. A
+    requester whose personal data was erased has none: an empty address."""
     contact = ticket.requester
-    return {"email": ticket.requester_email or (contact.email if contact else None),
+    return {"email": ticket.requester_email or (contact.email if contact else None) or "",
             "name": (contact.name if contact is not None and contact.name else ticket.requester_name),
-            "contact_id": ticket.requester_id, "contact_ambiguous": bool(ticket.requester_ambiguous)}
+            "contact_id": ticket.requester_id, "contact_ambiguous": bool(ticket.requester_ambiguous),
+            "organisation": organisations.ref(contact.organisation if contact is not None else None)}
 
 
 HIDDEN_FROM_CUSTOMERS = ("sla",)  # the team's internal targets; customers get status updates instead
@@ -100,6 +102,17 @@ def shown_to(viewer, view):
     if viewer.role in STAFF:
         return view
     return {key: value for key, value in view.items() if key not in HIDDEN_FROM_CUSTOMERS}
+
+
+def mark_yours(session, viewer, views):
+    """For a customer, each view says whether it is their own request (``yours``) or a colleague's."""
+    if viewer.role != "customer" or not views:
+        return views
+    own = set(session.scalars(select(Ticket.number).where(Ticket.number.in_([v["number"] for v in views]),
+                                                          _requested_by((viewer.email or "").lower()))))
+    for view in views:
+        view["yours"] = view["number"] in own
+    return views
 
 
 def message_view(message, number):
@@ -153,8 +166,10 @@ def _request_hash(command):
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _visible(query, viewer):
-    """Limit a ticket query to what ``viewer`` may see (anyone unknown sees nothing)."""
+def _visible(query, viewer, write=False):
+    """Limit a ticket query to what ``viewer`` may see (anyone unknown sees nothing). A customer sees their
+    own tickets and, when their organisation shares, its members' (``organisations``); ``write``: what
+    they may change, their own only."""
     if viewer.role in ("admin", "system"):
         return query
     if viewer.role == "agent":
@@ -162,7 +177,10 @@ def _visible(query, viewer):
             return query.where(or_(Ticket.team.in_(viewer.teams), Ticket.team.is_(None)))
         return query
     if viewer.role == "customer":
-        return query.where(_requested_by((viewer.email or "").lower()))
+        email = (viewer.email or "").lower()
+        if write:
+            return query.where(_requested_by(email))
+        return query.where(or_(_requested_by(email), Ticket.requester_id.in_(organisations.colleagues_of(email))))
     return query.where(false())
 
 
@@ -173,13 +191,14 @@ def _requested_by(email):
                                                    ContactIdentifier.value == email)))
 
 
-def find_ticket(session: Session, number, viewer, for_update=False):
-    """The ticket ``number`` if ``viewer`` may see it; otherwise the same error as a missing one.
+def find_ticket(session: Session, number, viewer, for_update=False, write=False):
+    """The ticket ``number`` if ``viewer`` may see it (``write``: may change it); otherwise the same error as
+    a missing one.
 
     ``for_update`` locks the row (PostgreSQL) so that writers queue instead of failing each other's
     version check; SQLite transactions are serialised already.
     """
-    query = _visible(select(Ticket).where(Ticket.number == str(number)), viewer)
+    query = _visible(select(Ticket).where(Ticket.number == str(number)), viewer, write)
     if for_update:
         query = query.with_for_update(of=Ticket)
     ticket = session.scalar(query)
@@ -299,7 +318,10 @@ def _open_fresh(session, fresh, resolved, rules, now, outcomes):
     # batch of mail's tickets; whole Contact objects were half of what was left).
     contact_ids = {resolved[index][0] for index, *_ in fresh} - {None}
     known_contacts = {row.id: row for row in session.execute(
-        select(Contact.id, Contact.email, Contact.name).where(Contact.id.in_(contact_ids)))} if contact_ids else {}
+        select(Contact.id, Contact.email, Contact.name, Organisation.id.label("organisation_id"),
+               Organisation.name.label("organisation_name"), Organisation.shared.label("organisation_shared"))
+        .outerjoin(Organisation, Organisation.id == Contact.organisation_id)
+        .where(Contact.id.in_(contact_ids)))} if contact_ids else {}
     names = {}  # contact id -> the name a request gave to a contact that had none
     for index, command, *_ in fresh:
         contact = known_contacts.get(resolved[index][0])
@@ -342,7 +364,10 @@ def _open_fresh(session, fresh, resolved, rules, now, outcomes):
         view = {
             "number": number, "subject": command.subject, "description": command.description,
             "requester": {"email": email, "name": contact_name or command.requester.name,
-                          "contact_id": contact_id if contact is not None else None, "contact_ambiguous": ambiguous},
+                          "contact_id": contact_id if contact is not None else None, "contact_ambiguous": ambiguous,
+                          "organisation": None if contact is None or contact.organisation_id is None else {
+                              "id": contact.organisation_id, "name": contact.organisation_name,
+                              "shared": bool(contact.organisation_shared)}},
             "channel": command.channel, "priority": command.priority, "severity": command.severity,
             "status": status, "team": command.team, "tier": 1, "assignee": None, "language": command.language,
             "category": command.category, "tags": list(tags), "custom_fields": dict(values or {}), "version": 1,
@@ -459,7 +484,7 @@ def customer_resolution(session: Session, number, solved, viewer, rules: Rules, 
     Anything else about the ticket stays the agents' to change."""
     if viewer.role not in (*STAFF, "customer"):
         raise Forbidden("Only the ticket's customer or an agent can do this.", code="role_not_allowed")
-    ticket = find_ticket(session, number, viewer, for_update=True)
+    ticket = find_ticket(session, number, viewer, for_update=True, write=True)
     target = customer_target(rules.workflow, ticket.status, solved)
     if target is None:
         raise InvalidTransition(
@@ -476,7 +501,7 @@ def _change(session, number, changes, viewer, rules, now=None, decisions=()):
         raise ValidationFailed(f"{', '.join(routed)}: set by routing, not by the tickets service (PATCH the ticket "
                                "through the gateway, or PUT /api/v1/tickets/{number}/assignment).",
                                code="set_by_routing")
-    ticket = find_ticket(session, number, viewer, for_update=True)
+    ticket = find_ticket(session, number, viewer, for_update=True, write=True)
     now = now or utcnow()
     if decisions:
         apply_routing_batch(session, list(decisions), rules, now=now, views=False)
@@ -514,6 +539,24 @@ def _change(session, number, changes, viewer, rules, now=None, decisions=()):
     return view
 
 
+def _forward_to_survivor(session, duplicate, message, viewer, rules, now):
+    """A customer (or intake, for a mail in the thread) wrote on a ticket merged into another: the words are
+    kept on the duplicate, where they arrived, and copied to the survivor as an internal note naming the
+    duplicate, as the merge copied the earlier ones (``links.merge``), so agents working the survivor see
+    them and the survivor's own customer never does."""
+    survivor = session.scalar(select(Ticket).where(Ticket.number == duplicate.merged_into))
+    if survivor is None:
+        return
+    note = Message(ticket_id=survivor.id, visibility="internal", author=message.author,
+                   author_role=message.author_role, body=f"[{duplicate.number}] {message.body}", created_at=now)
+    session.add(note)
+    survivor.updated_at = now
+    session.flush()
+    _record(session, survivor, viewer, "message.internal", None, note.id, now)
+    _publish(session, "message_added", {"ticket": ticket_view(survivor, rules, now),
+                                        "message": message_view(note, survivor.number)}, viewer, survivor.number)
+
+
 def add_message(session: Session, number, command, viewer, rules: Rules, now=None, idempotency_key=None):
     """Add a public reply or an internal note. A customer's reply takes a pending ticket back to open.
 
@@ -521,7 +564,7 @@ def add_message(session: Session, number, command, viewer, rules: Rules, now=Non
     message the first one added; the same key for a different message or ticket is refused."""
     if command.visibility == "internal" and viewer.role not in STAFF:
         raise Forbidden("Internal notes are for agents only.", code="agents_only")
-    ticket = find_ticket(session, number, viewer, for_update=True)
+    ticket = find_ticket(session, number, viewer, for_update=True, write=True)
     digest = _request_hash(command) if idempotency_key else None
     if idempotency_key:
         digest = hashlib.sha256(f"{ticket.number}:{digest}".encode()).hexdigest()
@@ -558,6 +601,8 @@ def add_message(session: Session, number, command, viewer, rules: Rules, now=Non
     view = ticket_view(ticket, rules, now)
     result = message_view(message, ticket.number)
     _publish(session, "message_added", {"ticket": view, "message": result}, viewer, ticket.number)
+    if ticket.merged_into and viewer.role not in STAFF and command.visibility == "public":
+        _forward_to_survivor(session, ticket, message, viewer, rules, now)
     if ticket.status != old_status:
         _publish(session, "status_changed", {"ticket": view, "from_status": old_status,
                                              "to_status": ticket.status}, viewer, ticket.number)
@@ -892,7 +937,7 @@ def link_ticket_contact(session: Session, number, contact_id, viewer, rules: Rul
     the history and announced as ``ticket_updated``."""
     if viewer.role not in STAFF:
         raise Forbidden("Only agents link tickets to contacts.", code="agents_only")
-    ticket = find_ticket(session, number, viewer, for_update=True)
+    ticket = find_ticket(session, number, viewer, for_update=True, write=True)
     contact = contacts.get(session, contact_id, viewer=viewer)  # the ticket would show a hidden contact's name
     now = now or utcnow()
     old = {"contact_id": ticket.requester_id, "contact_ambiguous": bool(ticket.requester_ambiguous)}

@@ -3,15 +3,18 @@
 The tickets service writes them in the transaction of the change itself (a mention with its note, a
 followed ticket's notice with its change), so a notification exists exactly when what it tells of does:
 no consumer to lose or repeat one. Recipients are actor names (``agent-7``, as in ``assignee``); the
-gateway shows each person theirs.
+gateway shows each person theirs. Each batch is announced as ``agents_notified`` (recipients only, through
+the outbox in the same transaction), so the workspace pushes the new count instead of polling for it.
 """
 from sqlalchemy import func, select, update
 
 from helpdesk_common.errors import Forbidden, ValidationFailed
 from helpdesk_common.database import utcnow
+from helpdesk_common.events import new_event
+from helpdesk_common.outbox import stage
 
 from .domain import STAFF, find_ticket, iso
-from .models import Notification, Ticket, TicketFollower
+from .models import Notification, Outbox, Ticket, TicketFollower
 
 EXCERPT = 200
 PAGE = 50
@@ -50,6 +53,13 @@ def following(session, number, viewer):
     return follow_state(session, find_ticket(session, number, viewer), viewer)
 
 
+def _announce(session, ticket, kind, recipients, viewer):
+    if recipients:
+        stage(session, Outbox, new_event("agents_notified", {
+            "ticket_number": ticket.number, "kind": kind, "recipients": list(recipients)},
+            correlation_id=viewer.correlation_id, subject=ticket.number))
+
+
 def on_message(session, ticket, message, viewer, mentions, now):
     """A message was added: each agent mentioned in an internal note is notified, and each follower
     (but the author, and those notified of the mention already) is told of the message."""
@@ -62,19 +72,22 @@ def on_message(session, ticket, message, viewer, mentions, now):
         for actor in mentioned:
             session.add(Notification(recipient=actor, ticket_id=ticket.id, kind="mention", actor=viewer.actor,
                                      detail={"excerpt": message.body[:EXCERPT]}, created_at=now))
-    for actor in _followers(session, ticket.id):
-        if actor != viewer.actor and actor not in mentioned:
-            session.add(Notification(recipient=actor, ticket_id=ticket.id, kind="message", actor=viewer.actor,
-                                     detail={"visibility": message.visibility}, created_at=now))
+    _announce(session, ticket, "mention", mentioned, viewer)
+    told = [actor for actor in _followers(session, ticket.id) if actor != viewer.actor and actor not in mentioned]
+    for actor in told:
+        session.add(Notification(recipient=actor, ticket_id=ticket.id, kind="message", actor=viewer.actor,
+                                 detail={"visibility": message.visibility}, created_at=now))
+    _announce(session, ticket, "message", told, viewer)
 
 
 def on_change(session, ticket, diff, viewer, now):
     """Fields of a followed ticket changed: each follower but the one who changed it is told which."""
     fields = [change["field"] for change in diff]
-    for actor in _followers(session, ticket.id):
-        if actor != viewer.actor:
-            session.add(Notification(recipient=actor, ticket_id=ticket.id, kind="change", actor=viewer.actor,
-                                     detail={"fields": fields}, created_at=now))
+    told = [actor for actor in _followers(session, ticket.id) if actor != viewer.actor]
+    for actor in told:
+        session.add(Notification(recipient=actor, ticket_id=ticket.id, kind="change", actor=viewer.actor,
+                                 detail={"fields": fields}, created_at=now))
+    _announce(session, ticket, "change", told, viewer)
 
 
 def notifications(session, viewer, limit=PAGE):

@@ -15,6 +15,29 @@ class Base(DeclarativeBase):
     pass
 
 
+class Organisation(Base):
+    """A customer company. Its contacts belong to it by their primary address's domain
+    (``OrganisationDomain``) or by an admin's choice; ``shared``: members see each other's tickets."""
+
+    __tablename__ = "organisations"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(200))
+    shared: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    created_at: Mapped[object] = mapped_column(UtcDateTime, default=utcnow)
+    domains: Mapped[list["OrganisationDomain"]] = relationship(order_by="OrganisationDomain.domain", lazy="selectin",
+                                                               cascade="all, delete-orphan")
+
+
+class OrganisationDomain(Base):
+    """An email domain and the one organisation its addresses belong to (a domain is never two's)."""
+
+    __tablename__ = "organisation_domains"
+
+    domain: Mapped[str] = mapped_column(String(253), primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+
+
 class Contact(Base):
     """Someone who asks for help, known by one or more identifiers (``ContactIdentifier``).
 
@@ -28,6 +51,15 @@ class Contact(Base):
     email: Mapped[Optional[str]] = mapped_column(String(254), unique=True)
     name: Mapped[Optional[str]] = mapped_column(String(200))
     created_at: Mapped[object] = mapped_column(UtcDateTime, default=utcnow)
+    erased_at: Mapped[Optional[object]] = mapped_column(UtcDateTime)  # personal data erased on request
+    # No foreign-key constraint: SQLite cannot add one to an existing table without rebuilding it, which the
+    # tickets' own key on contacts forbids. Organisations are never deleted, and only organisations.py writes it.
+    organisation_id: Mapped[Optional[int]] = mapped_column(Id, index=True)
+    # "domain": joined (or left) by its address's domain, which may move it again; "admin": an admin's choice
+    # (in one, or in none), which domains never override.
+    organisation_set_by: Mapped[Optional[str]] = mapped_column(String(10))
+    organisation: Mapped[Optional[Organisation]] = relationship(
+        primaryjoin="Organisation.id == foreign(Contact.organisation_id)", lazy="joined", viewonly=True)
     identifiers: Mapped[list["ContactIdentifier"]] = relationship(order_by="ContactIdentifier.id", lazy="select",
                                                                   cascade="all, delete-orphan")
 

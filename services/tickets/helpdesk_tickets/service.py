@@ -1,10 +1,12 @@
 """The tickets nameko service: thin RPC entrypoints over the rules in ``domain``."""
-from nameko.rpc import rpc
+from helpdesk_common.adapters.queues import rpc
 from sqlalchemy import text
 from sqlalchemy.orm.exc import StaleDataError
 
 from helpdesk_common.contracts import validate
 from helpdesk_common.contracts.contacts import ContactMerge, ContactQuery, Identifier, NewContact, TicketContact
+from helpdesk_common.contracts.organisations import (ContactOrganisation, NewOrganisation, OrganisationChanges,
+                                                     OrganisationQuery)
 from helpdesk_common.contracts.tickets import (CustomerResolution, NewCannedReply, NewCustomField, NewMessage,
                                                NewTicket, NotificationsRead, PresenceUpdate, TicketChanges,
                                                TicketLinkRequest, TicketMergeRequest, TicketQuery, Viewer)
@@ -18,7 +20,8 @@ from helpdesk_common.failpoints import failpoint
 from helpdesk_common.adapters.metrics import EntrypointMetrics
 from helpdesk_common.adapters.relay import OutboxRelay
 
-from . import canned, contacts, custom_fields, domain, export, followers, links, presence, problems
+from . import (canned, contacts, custom_fields, domain, export, followers, links, organisations, personal_data,
+               presence, problems, ticket_page)
 from .dependencies import TicketRules
 from .entrypoints import sla_timer
 from .exceptions import concurrent_change
@@ -99,14 +102,22 @@ class TicketsService:
     def get_ticket(self, number, viewer):
         who = validate(Viewer, viewer, prefix="viewer.")
         with self.db() as session:
-            return domain.shown_to(who, domain.ticket_view(domain.find_ticket(session, number, who), self.rules))
+            view = domain.shown_to(who, domain.ticket_view(domain.find_ticket(session, number, who), self.rules))
+            return domain.mark_yours(session, who, [view])[0]
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def get_ticket_page(self, number, viewer):
+        """What the workspace's ticket page shows from this service, in one call (``ticket_page.read``)."""
+        who = validate(Viewer, viewer, prefix="viewer.")
+        with self.db() as session:
+            return ticket_page.read(session, str(number), who, self.rules)
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def list_tickets(self, query, viewer):
         filters, who = validate(TicketQuery, query), validate(Viewer, viewer, prefix="viewer.")
         with self.db() as session:
             page = domain.find_tickets(session, filters, who, self.rules)
-        page["items"] = [domain.shown_to(who, view) for view in page["items"]]
+            page["items"] = domain.mark_yours(session, who, [domain.shown_to(who, view) for view in page["items"]])
         return page
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
@@ -115,6 +126,17 @@ class TicketsService:
         who = validate(Viewer, viewer, prefix="viewer.")
         with self.db() as session:
             return domain.count_tickets(session, who, self.rules)
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def get_ticket_list_page(self, query, viewer):
+        """The workspace's list page from this service in one call and one session: ``list_tickets``'s
+        page and ``count_tickets``'s counts, by the same functions with the same viewer."""
+        filters, who = validate(TicketQuery, query), validate(Viewer, viewer, prefix="viewer.")
+        with self.db() as session:
+            page = domain.find_tickets(session, filters, who, self.rules)
+            counts = domain.count_tickets(session, who, self.rules)
+        page["items"] = [domain.shown_to(who, view) for view in page["items"]]
+        return {"page": page, "counts": counts}
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def update_ticket(self, number, changes, viewer, decisions=None, dry_run=False):
@@ -238,7 +260,8 @@ class TicketsService:
         command = validate(PresenceUpdate, update)
         if name is not None and (not isinstance(name, str) or len(name) > 200):
             raise ValidationFailed("name must be a string of at most 200 characters.")
-        return self._write(lambda s: presence.here(s, str(number), who, command.typing, name, utcnow()), number)
+        return self._write(lambda s: presence.here(s, str(number), who, command.typing, name, utcnow(),
+                                                         present=command.here), number)
 
     # --- canned replies (``canned``: shared ones and each agent's own) ----------------------------------
 
@@ -330,11 +353,64 @@ class TicketsService:
         contacts.check_staff(who)
         return self._write(lambda s: domain.merge_contacts(s, _contact_id(contact_id), command.other, who, self.rules))
 
+    # --- personal data (admins only; the gateway gathers the other services' parts) ----------------
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def contact_personal_data(self, contact_id, viewer):
+        """Everything held here about the contact, and the identifiers and tickets the other services look
+        theirs up by."""
+        personal_data.check_admin(validate(Viewer, viewer, prefix="viewer."))
+        with self.db() as session:
+            return personal_data.export(session, _contact_id(contact_id), self.rules)
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def erase_contact(self, contact_id, viewer):
+        """Erase the contact's personal data and announce ``contact_erased``; idempotent."""
+        who = validate(Viewer, viewer, prefix="viewer.")
+        personal_data.check_admin(who)
+        return self._write(lambda s: personal_data.erase(s, _contact_id(contact_id), utcnow(), who.actor))
+
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def link_ticket_contact(self, number, link, viewer):
         command, who = validate(TicketContact, link), validate(Viewer, viewer, prefix="viewer.")
         return domain.shown_to(who, self._write(
             lambda s: domain.link_ticket_contact(s, str(number), command.contact_id, who, self.rules), number))
+
+    # --- organisations (agents read, admins change: organisations.py) ------------------------------------
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def create_organisation(self, organisation, viewer):
+        command, who = validate(NewOrganisation, organisation), validate(Viewer, viewer, prefix="viewer.")
+        contacts.check_admin(who)
+        return self._write(lambda s: organisations.create(s, command, utcnow()))
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def change_organisation(self, organisation_id, changes, viewer):
+        command, who = validate(OrganisationChanges, changes), validate(Viewer, viewer, prefix="viewer.")
+        contacts.check_admin(who)
+        return self._write(lambda s: organisations.change(s, _contact_id(organisation_id, "organisation_id"), command))
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def get_organisation(self, organisation_id, viewer):
+        who = validate(Viewer, viewer, prefix="viewer.")
+        contacts.check_staff(who)
+        with self.db() as session:
+            return organisations.view(session, organisations.get(session, _contact_id(organisation_id,
+                                                                                      "organisation_id")))
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def find_organisations(self, query, viewer):
+        filters, who = validate(OrganisationQuery, query or {}), validate(Viewer, viewer, prefix="viewer.")
+        contacts.check_staff(who)
+        with self.db() as session:
+            return organisations.find(session, filters)
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def set_contact_organisation(self, contact_id, choice, viewer):
+        command, who = validate(ContactOrganisation, choice), validate(Viewer, viewer, prefix="viewer.")
+        contacts.check_admin(who)
+        return self._write(lambda s: contacts.set_organisation(s, _contact_id(contact_id), command.organisation_id,
+                                                              viewer=who))
 
     # Routing's decisions, a relay batch at a time (``reliable_batch_handler``). A concurrent edit
     # (StaleDataError) is not a HelpdeskError, so it is retried with backoff instead of parked.

@@ -23,6 +23,7 @@ from sqlalchemy import Text, and_, cast, exists, func, literal, or_, select, tup
 
 from helpdesk_common.errors import Forbidden, ValidationFailed
 
+from . import organisations
 from .models import SlaClock, Ticket
 
 VIEWS = ("mine", "team", "unassigned", "sla_at_risk", "sla_breached", "all")
@@ -99,6 +100,8 @@ def filter_conditions(query):
             conditions.append(getattr(Ticket, name) == value)
     if query.tag:
         conditions.append(has_tag(query.tag))
+    if getattr(query, "organisation", None):
+        conditions.append(Ticket.requester_id.in_(organisations.members_of(query.organisation)))
     if query.text:
         pattern = "%" + _escape_like(query.text) + "%"
         conditions.append(or_(Ticket.subject.ilike(pattern, escape="\\"),

@@ -4,11 +4,9 @@ import sys
 
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.orm import sessionmaker
 
 from helpdesk_common.contracts.tickets import NewTicket, Viewer
-from helpdesk_common.adapters.database import engine_for
-from helpdesk_common.testing import migrated_test_database
+from helpdesk_common.testing import database_fixtures
 from helpdesk_tickets import domain
 from helpdesk_tickets.migrate import upgrade
 from helpdesk_tickets.models import Outbox
@@ -19,18 +17,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the tests' hel
 NUMBER_FORMAT = "T{year}-{seq:05d}"
 
 
-@pytest.fixture
-def db_url(tmp_path):
-    """A fresh SQLite file, or a throwaway PostgreSQL database with HELPDESK_TEST_TICKETS_DB=postgresql
-    (the same tests on the production database), migrated with the service's own migrations."""
-    with migrated_test_database("tickets", tmp_path, upgrade) as url:
-        yield url
-
-
-@pytest.fixture
-def sessions(db_url):
-    """A session factory on the test database (the same engine the service would use)."""
-    return sessionmaker(engine_for(db_url), expire_on_commit=False)
+# db_url: a migrated database of its own for each test, on SQLite and on PostgreSQL; sessions: on it.
+db_url, sessions = database_fixtures("tickets", upgrade)
 
 
 @pytest.fixture

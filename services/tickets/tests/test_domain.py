@@ -86,7 +86,8 @@ def test_open_ticket_returns_the_ticket_records_history_and_stages_ticket_create
     assert created is True
     assert view["status"] == "new" and view["priority"] == "high" and view["severity"] == "major"
     assert view["tags"] == ["printer", "fire"]  # duplicates dropped, order kept
-    assert view["requester"] == {"email": "carol@example.com", "name": "Carol", "contact_id": 1, "contact_ambiguous": False}
+    assert view["requester"] == {"email": "carol@example.com", "name": "Carol", "contact_id": 1, "contact_ambiguous": False,
+                                 "organisation": None}
     assert view["first_response_at"] is None and view["resolved_at"] is None
 
     assert _history(sessions, view["number"]) == [
@@ -112,7 +113,7 @@ def test_requester_is_one_contact_per_email_case_insensitive(open_ticket, count_
     second = open_ticket(requester={"email": "carol@example.com", "name": "Carol C."})
     assert count_rows(Contact) == 1
     assert second["requester"] == {"email": "carol@example.com", "name": "Carol C.", "contact_id": 1,
-                                   "contact_ambiguous": False}
+                                   "contact_ambiguous": False, "organisation": None}
 
 
 def test_customer_opens_tickets_only_for_themselves(sessions, rules, customer, new_ticket, count_rows):

@@ -77,3 +77,15 @@ def test_customers_neither_follow_nor_get_notifications(sessions, open_ticket, c
         followers.follow(session, number, customer)
     with sessions() as session, pytest.raises(Forbidden):
         followers.notifications(session, customer)
+
+
+def test_each_batch_of_notifications_is_announced_with_its_recipients_only(sessions, rules, open_ticket, admin,
+                                                                            outbox_rows):
+    number = open_ticket()["number"]
+    with sessions.begin() as session:
+        followers.follow(session, number, BO)
+    _note(sessions, rules, admin, number, "@ada look", mentions=["agent-1"])
+    change_ticket(sessions, rules, BO, number, priority="urgent")  # its only follower made it: nobody told
+    announced = [(row.envelope["data"]["kind"], row.envelope["data"]["recipients"], row.envelope["subject"])
+                 for row in outbox_rows("agents_notified")]
+    assert announced == [("mention", ["agent-1"], number), ("message", ["agent-2"], number)]

@@ -233,3 +233,21 @@ def test_routing_decisions_waiting_in_the_queue_are_applied_in_batches_and_a_bad
     handled = BATCH_SIZE.labels("tickets")._sum.get() - sizes
     count = sum(b.get() for b in BATCH_SIZE.labels("tickets")._buckets) - batches
     assert handled >= len(numbers) + 4 and count < handled  # some together
+
+
+def test_the_workspace_pages_reads_answer_what_the_single_reads_answer(tickets):
+    admin = {"actor": "ada", "role": "admin"}
+    number = tickets.create_ticket({**TICKET, "team": "network"}, admin)["ticket"]["number"]
+    tickets.create_ticket(TICKET, admin)
+    query = {"view": "all", "sort": "updated", "limit": 25}
+    listed = tickets.get_ticket_list_page(query, admin)  # (SLA seconds left differ between calls: compare the rest)
+    alone = tickets.list_tickets(query, admin)
+    assert [t["number"] for t in listed["page"]["items"]] == [t["number"] for t in alone["items"]]
+    assert listed["page"]["next_cursor"] == alone["next_cursor"] and listed["counts"] == tickets.count_tickets(admin)
+    page = tickets.get_ticket_page(number, admin)
+    assert {k: v for k, v in page["ticket"].items() if k != "sla"} == {
+        k: v for k, v in tickets.get_ticket(number, admin).items() if k != "sla"}
+    assert (page["messages"], page["history"]) == (tickets.list_messages(number, admin), tickets.get_history(number, admin))
+    assert [t["number"] for t in page["other_tickets"]] != [number] and len(page["other_tickets"]) == 1
+    with pytest.raises(NotFound):
+        tickets.get_ticket_page(number, {"actor": "al", "role": "agent", "teams": ["billing"]})

@@ -86,6 +86,25 @@ def test_merging_closes_the_duplicate_with_a_pointer_and_keeps_both_customers_wo
         assert domain.list_messages(session, survivor, dave) == []
 
 
+def test_a_customers_later_reply_to_the_merged_ticket_reaches_the_survivors_agents_only(
+        sessions, rules, open_ticket, admin, customer, outbox_rows):
+    survivor = open_ticket(requester={"email": "dave@example.com"})["number"]
+    duplicate = open_ticket()["number"]
+    with sessions.begin() as session:
+        links.merge(session, duplicate, survivor, admin, rules)
+    _reply(sessions, rules, customer, duplicate, "Still down here.")  # e.g. an answer to an old mail
+    _reply(sessions, rules, admin, duplicate, "Agents reply on the survivor.")  # staff: no copy
+    with sessions() as session:
+        kept = domain.list_messages(session, survivor, admin)
+        mine = domain.list_messages(session, duplicate, customer)
+        dave = domain.list_messages(session, survivor, Viewer(actor="dave", role="customer", email="dave@example.com"))
+    assert (kept[-1]["visibility"], kept[-1]["body"]) == ("internal", f"[{duplicate}] Still down here.")
+    assert not any("Agents reply" in m["body"] for m in kept)
+    assert [m["body"] for m in mine] == ["Still down here.", "Agents reply on the survivor."]  # kept where it came
+    assert dave == []
+    assert [row.envelope["subject"] for row in outbox_rows("message_added")][-3:] == [duplicate, survivor, duplicate]
+
+
 def test_a_merged_or_closed_ticket_cannot_be_merged_again(sessions, rules, open_ticket, admin):
     survivor, duplicate, third = (open_ticket()["number"] for _ in range(3))
     with sessions.begin() as session:

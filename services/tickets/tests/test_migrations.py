@@ -12,7 +12,7 @@ from helpdesk_tickets.models import Base
 
 TABLES = {"alembic_version", "canned_replies", "contact_identifiers", "contacts", "custom_field_definitions",
           "idempotency_keys",
-          "message_idempotency_keys", "messages", "notifications",
+          "message_idempotency_keys", "messages", "notifications", "organisation_domains", "organisations",
           "outbox", "processed_events", "sla_clocks", "ticket_followers", "ticket_history", "ticket_links", "ticket_presence",
           "tickets"}
 

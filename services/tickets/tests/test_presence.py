@@ -39,3 +39,21 @@ def test_customers_and_agents_who_cannot_see_the_ticket_get_nothing(sessions, op
         _here(sessions, number, customer)
     with pytest.raises(NotFound):
         _here(sessions, number, Viewer(actor="al", role="agent", teams=["network"]))
+
+
+def test_arrivals_departures_and_typing_are_announced_but_a_mere_still_here_is_not(sessions, open_ticket,
+                                                                                   outbox_rows):
+    number = open_ticket()["number"]
+    _here(sessions, number, ADA, name="Ada")
+    _here(sessions, number, ADA, typing=None, now=NOON + timedelta(seconds=5), name="Ada")  # still here
+    _here(sessions, number, ADA, typing=True, now=NOON + timedelta(seconds=6), name="Ada")
+    _here(sessions, number, ADA, typing=None, now=NOON + timedelta(seconds=8), name="Ada")  # still typing
+    with sessions() as session:
+        assert presence.present(session, number, BO, NOON + timedelta(seconds=9))["others"][0]["typing"] is True
+    with sessions.begin() as session:
+        presence.here(session, number, ADA, None, "Ada", NOON + timedelta(seconds=10), present=False)
+    with sessions() as session:
+        assert presence.present(session, number, BO, NOON + timedelta(seconds=11))["others"] == []
+    said = [(row.envelope["data"]["actor"], row.envelope["data"]["present"], row.envelope["data"]["typing"])
+            for row in outbox_rows("ticket_presence_changed")]
+    assert said == [("agent-1", True, False), ("agent-1", True, True), ("agent-1", False, False)]

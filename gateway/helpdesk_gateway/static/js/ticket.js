@@ -13,8 +13,8 @@ document.addEventListener("click", function (event) {
   body.selectionStart = body.selectionEnd = (before + spacer + text).length;
 });
 
-// Collision warning: while the agent types in the reply, the page tells the others (the presence poll
-// sends #typing); five quiet seconds end it.
+// Collision warning: when the agent starts typing in the reply, the page says so (one request; the others'
+// live streams push it to them), and again when five quiet seconds end it.
 (function () {
   var quiet;
   document.addEventListener("input", function (event) {
@@ -26,6 +26,9 @@ document.addEventListener("click", function (event) {
       if (window.htmx && presence) window.htmx.trigger(presence, "typing");
     }
     clearTimeout(quiet);
-    quiet = setTimeout(function () { typing.value = "0"; }, 5000);
+    quiet = setTimeout(function () {
+      typing.value = "0";
+      if (window.htmx && presence) window.htmx.trigger(presence, "typing");
+    }, 5000);
   });
 })();

@@ -1,7 +1,7 @@
 """anafeat surges: surge tickets, spikes, outbox
 
 Revision ID: 0002_anafeat_surges
-Revises: 0001
+Revises: 0003_anaperf_backlog_totals
 Create Date: 2026-12-07 16:07:40.744841
 """
 from alembic import op
@@ -10,7 +10,7 @@ import helpdesk_common.database
 
 
 revision = '0002_anafeat_surges'
-down_revision = '0001'
+down_revision = '0003_anaperf_backlog_totals'
 branch_labels = None
 depends_on = None
 

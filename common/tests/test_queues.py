@@ -1,0 +1,97 @@
+"""Every queue a service declares is a quorum queue (real RabbitMQ, throwaway vhost; the management API
+reads each queue's type)."""
+import time
+
+import pytest
+from kombu import Queue
+
+from helpdesk_common.adapters.consumer import reliable_batch_handler, reliable_handler
+from helpdesk_common.adapters.parking import PARKED_QUEUE
+from helpdesk_common.adapters.queues import RpcProxy, quorum, rpc
+
+
+class Listener:
+    name = "listener"
+    tickets = RpcProxy("tickets")
+
+    @rpc
+    def ping(self):
+        return "pong"
+
+    @reliable_handler("tickets", "ticket_updated", backoff=(0.05, 1))
+    def on_updated(self, event):
+        pass
+
+    @reliable_batch_handler("tickets", "ticket_created")
+    def on_created(self, events):
+        pass
+
+
+def queues_of(rabbit_manager, vhost, timeout=10.0):
+    """{name: type} of the vhost's queues, once the listener's reply queue is among them."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = {queue["name"]: queue.get("type") for queue in rabbit_manager.get_queues(vhost)}
+        if any(name.startswith("rpc.reply-listener-") for name in found) or time.monotonic() > deadline:
+            return found
+        time.sleep(0.05)
+
+
+def test_a_service_declares_every_queue_quorum(container_factory, rabbit_config, rabbit_manager):
+    container = container_factory(Listener, rabbit_config)
+    container.start()
+    found = queues_of(rabbit_manager, rabbit_config["vhost"])
+    expected = {"rpc-listener", "evt-tickets-ticket_updated--listener.on_updated",
+                "evt-tickets-ticket_updated--listener.on_updated.retry-50ms",
+                "evt-tickets-ticket_created--listener.on_created", PARKED_QUEUE}
+    assert expected <= set(found), found
+    assert any(name.startswith("rpc.reply-listener-") for name in found), found
+    assert {name: kind for name, kind in found.items() if kind != "quorum"} == {}
+
+
+def test_a_classic_queue_left_from_before_stops_the_service_with_the_way_out(container_factory, rabbit_config):
+    from amqp.exceptions import PreconditionFailed
+    from kombu import Connection
+
+    with Connection(rabbit_config["AMQP_URI"]) as connection:  # as an installation before quorum queues had it
+        Queue(PARKED_QUEUE, durable=True)(connection.channel()).declare()
+    container = container_factory(Listener, rabbit_config)
+    with pytest.raises(PreconditionFailed, match="deploy/README.md"):
+        container.start()
+
+
+def test_quorum_keeps_arguments_and_leaves_connection_bound_queues_alone():
+    queue = quorum(Queue("q", queue_arguments={"x-message-ttl": 5}), **{"x-delivery-limit": 3})
+    assert queue.queue_arguments == {"x-message-ttl": 5, "x-queue-type": "quorum", "x-delivery-limit": 3}
+    assert quorum(Queue("r")).queue_arguments["x-delivery-limit"] >= 1_000_000
+    assert queue.durable and not queue.auto_delete
+    exclusive = Queue("reply", exclusive=True, auto_delete=True)
+    assert quorum(exclusive) is exclusive
+
+
+class ResetChannel:
+    connection = object()  # nameko acks only while the channel has a connection: it has one, half-dead
+
+
+class ResetMessage:
+    """A delivery whose connection the broker node reset: acking it raises as py-amqp does then."""
+
+    channel = ResetChannel()
+
+    def ack(self):
+        raise ConnectionResetError(104, "Connection reset by peer")
+
+    requeue = ack
+
+
+def test_an_ack_on_a_connection_its_node_reset_is_dropped_not_raised_into_the_service():
+    from nameko.messaging import QueueConsumer
+
+    from helpdesk_common.adapters.queues import NodeLossQueueConsumer
+
+    consumer = NodeLossQueueConsumer()
+    consumer.ack_message(ResetMessage())  # the broker redelivers it; the handler is idempotent
+    consumer.requeue_message(ResetMessage())
+    # nameko's own lets it escape (and the service container dies): why the platform's consumer exists
+    with pytest.raises(ConnectionResetError):
+        QueueConsumer().ack_message(ResetMessage())
