@@ -141,6 +141,8 @@ def test_the_dashboard_shows_the_figures_and_the_surge_and_makes_a_problem(brows
     page.click(selector="#similar-groups form button[type=submit]")
     page.wait_for_text(selector=".flash-success", text=f"{SURGE} tickets")
     problem = page.url().rstrip("/").rsplit("/", 1)[-1]
+    page.wait_for_text(selector="#links", text="incident")  # the problem's ticket page lists its incidents
+    assert page.count(selector="#links .badge") == SURGE
     view = world.api.get(f"{world.url}/api/v1/problems/{problem}", timeout=10).json()
     assert view["problem"]["subject"] == "Checkout down: payment provider error 503"
     assert sorted(i["number"] for i in view["incidents"]) == sorted(world.numbers)

@@ -143,12 +143,13 @@ class TicketMergeRequest(Contract):
 
 
 class LinkedTicket(View):
-    """A ticket linked to another: ``kind`` related, or merged_into / merged_from after a merge."""
+    """A ticket linked to another: ``kind`` related, merged_into / merged_from after a merge, or (problems) the
+    linked ticket is an ``incident`` of this problem, or the ``problem`` this incident belongs to."""
 
     number: str
     subject: str
     status: str
-    kind: Literal["related", "merged_into", "merged_from"]
+    kind: Literal["related", "merged_into", "merged_from", "incident", "problem"]
     linked_at: datetime
     actor: str
 

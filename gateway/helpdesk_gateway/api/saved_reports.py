@@ -42,10 +42,10 @@ def read(report_id):
 
 
 @operation(bp, "/saved-reports/<int:report_id>", "DELETE", summary="Delete a saved report", tag="reports",
-           answer_status=204, roles=STAFF, errors=(403, 404))
+           answer=SavedReportView, roles=STAFF, errors=(403, 404))
 def delete(report_id):
-    services().call("analytics", "delete_saved_report", report_id, viewer())
-    return "", 204
+    """One's own (admins any); answers the report deleted."""
+    return jsonify(services().call("analytics", "delete_saved_report", report_id, viewer()))
 
 
 @operation(bp, "/saved-reports/<int:report_id>/report", "GET", summary="Run a saved report", tag="reports",

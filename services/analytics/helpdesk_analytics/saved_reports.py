@@ -82,7 +82,11 @@ def list_own(session, viewer):
 
 
 def delete(session, report_id, viewer):
-    session.delete(find(session, report_id, viewer))
+    """Delete one's own saved report (admins any); answers what it was."""
+    row = find(session, report_id, viewer)
+    answer = view(row)
+    session.delete(row)
+    return answer
 
 
 def run(session, report_id, viewer, now):

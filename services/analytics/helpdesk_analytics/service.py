@@ -190,7 +190,7 @@ class AnalyticsService:
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def delete_saved_report(self, report_id, viewer):
         who = validate(Viewer, viewer, prefix="viewer.").model_dump()
-        self._write(lambda session: saved_reports.delete(session, _record_id(report_id), who))
+        return self._write(lambda session: saved_reports.delete(session, _record_id(report_id), who))
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def run_saved_report(self, report_id, viewer):

@@ -63,7 +63,7 @@ def test_each_person_sees_their_own_and_admins_any(fed):
     with fed.begin() as session, pytest.raises(NotFound):
         saved_reports.delete(session, mine["id"], CY)
     with fed.begin() as session:
-        saved_reports.delete(session, mine["id"], BO)
+        assert saved_reports.delete(session, mine["id"], BO) == mine
     with fed() as session:
         assert saved_reports.list_own(session, BO) == []
 

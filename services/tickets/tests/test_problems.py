@@ -119,3 +119,13 @@ def test_only_agents_make_problems_of_tickets_they_may_see(sessions, rules, open
     with pytest.raises(ValidationFailed) as refused:
         _problem(sessions, rules, incidents, viewer=Viewer(actor="bot", role="system"))
     assert refused.value.code == "requester_needed"
+
+
+def test_the_links_show_incidents_on_the_problem_and_the_problem_on_each_incident(sessions, rules, open_ticket):
+    from helpdesk_tickets import links
+    incidents = _three_incidents(open_ticket)
+    problem = _problem(sessions, rules, incidents)["problem"]["number"]
+    with sessions() as session:
+        assert [(l["number"], l["kind"]) for l in links.links_of(session, problem, AGENT)] == [
+            (n, "incident") for n in incidents]
+        assert [(l["number"], l["kind"]) for l in links.links_of(session, incidents[0], AGENT)] == [(problem, "problem")]
