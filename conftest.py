@@ -6,6 +6,9 @@ eventlet.monkey_patch()  # noqa: E402 - must precede every other import
 import os  # noqa: E402
 
 os.environ.setdefault("PYTHONWARNINGS", "ignore")  # silence eventlet's deprecation banner in children
+# Classic queues on the test broker's single node (helpdesk_common.adapters.queues says why); the quorum tests
+# (common/tests/test_queues.py, tests/test_broker_cluster.py) ask for quorum queues themselves.
+os.environ.setdefault("HELPDESK_QUEUE_TYPE", "classic")
 
 
 # The layers the README names, as markers, so that `make unit`, `make interface` and `make e2e` select them:

@@ -50,7 +50,7 @@ def cluster(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def platform(cluster, tmp_path_factory):
-    stack = Stack(tmp_path_factory.mktemp("stack-cluster"))
+    stack = Stack(tmp_path_factory.mktemp("stack-cluster"), env={"HELPDESK_QUEUE_TYPE": "quorum"})
     stack.vhost = ClusterBroker(cluster.amqp_uri)
     stack.backdoor = free_port()
 

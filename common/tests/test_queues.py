@@ -10,6 +10,12 @@ from helpdesk_common.adapters.parking import PARKED_QUEUE
 from helpdesk_common.adapters.queues import RpcProxy, quorum, rpc
 
 
+@pytest.fixture(autouse=True)
+def quorum_queues(monkeypatch):
+    """The platform's default, which the rest of the suite turns off (``HELPDESK_QUEUE_TYPE=classic``, conftest)."""
+    monkeypatch.setenv("HELPDESK_QUEUE_TYPE", "quorum")
+
+
 class Listener:
     name = "listener"
     tickets = RpcProxy("tickets")
@@ -95,3 +101,9 @@ def test_an_ack_on_a_connection_its_node_reset_is_dropped_not_raised_into_the_se
     # nameko's own lets it escape (and the service container dies): why the platform's consumer exists
     with pytest.raises(ConnectionResetError):
         QueueConsumer().ack_message(ResetMessage())
+
+
+def test_classic_when_the_setting_says_so(monkeypatch):
+    monkeypatch.setenv("HELPDESK_QUEUE_TYPE", "classic")
+    queue = Queue("q", queue_arguments={"x-message-ttl": 5})
+    assert quorum(queue) is queue

@@ -227,11 +227,10 @@ class ReliableEventHandler(EventHandler):
                     "x-message-ttl": ms,
                     "x-dead-letter-exchange": "",  # the default exchange: routes by queue name ...
                     "x-dead-letter-routing-key": self.queue.name,  # ... back to this handler's queue
-                    # A quorum queue dead-letters at most once by default (a message is dropped if the
-                    # handler's queue has no leader at that moment); at least once needs reject-publish.
-                    "x-dead-letter-strategy": "at-least-once",
-                    "x-overflow": "reject-publish",
-                }))
+                },
+            # A quorum queue dead-letters at most once by default (a message is dropped if the handler's
+            # queue has no leader at that moment); at least once needs reject-publish. Quorum-only arguments.
+            ), **{"x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish"})
         self.parked_queue = parked_queue()
 
     def start(self):

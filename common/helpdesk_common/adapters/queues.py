@@ -19,7 +19,13 @@ would cost a Raft group on three nodes for each of a few hundred short-lived rea
 
 A queue declared classic cannot be re-declared quorum (``PRECONDITION_FAILED - inequivalent arg
 'x-queue-type'``): deploy/README.md says how an existing installation moves its queues.
+
+``HELPDESK_QUEUE_TYPE=classic`` declares them classic instead: for a single broker node, where a quorum
+queue buys nothing and costs a Raft group each. The test suite runs so (it creates and deletes a vhost of
+about a hundred queues per stack, and a single node deleting thousands of Raft groups stalled its vhost
+operations for minutes); the three-node cluster test and ``tests/test_queues.py`` use quorum queues.
 """
+import os
 import uuid
 
 from amqp.exceptions import ConnectionError as AmqpConnectionError
@@ -42,9 +48,10 @@ QUORUM = {"x-queue-type": "quorum", "x-delivery-limit": DELIVERY_LIMIT}
 def quorum(queue, **arguments):
     """``queue`` as a quorum queue (a new ``Queue``; ``arguments`` are added to its ``x-`` arguments).
 
-    Exclusive and auto-delete queues are returned as they are: quorum queues cannot be either.
+    Exclusive and auto-delete queues are returned as they are: quorum queues cannot be either; so is every
+    queue when ``HELPDESK_QUEUE_TYPE`` is ``classic``.
     """
-    if queue.exclusive or queue.auto_delete:
+    if queue.exclusive or queue.auto_delete or os.environ.get("HELPDESK_QUEUE_TYPE", "quorum") == "classic":
         return queue
     queue_arguments = {**(queue.queue_arguments or {}), **QUORUM, **arguments}
     return Queue(queue.name, exchange=queue.exchange, routing_key=queue.routing_key, durable=True,
