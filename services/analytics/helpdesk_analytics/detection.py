@@ -13,6 +13,7 @@ from helpdesk_common.events import new_event
 from helpdesk_common.outbox import stage
 
 from . import surges
+from .facts import _insert
 from .models import TicketFact
 from .surge_models import TEXT_CHARS, Outbox, Spike, SurgeTicket
 
@@ -37,22 +38,23 @@ def record_arrivals(session, events):
 
 def record_tickets(session, tickets):
     """Record ticket views (from events, or from the tickets service's export during ``analytics-rebuild``)
-    not recorded yet; answers how many were new."""
+    not recorded yet; answers how many were new. One ``INSERT ... ON CONFLICT DO NOTHING``: the live handler
+    and a rebuild running meanwhile insert the same tickets, and the second writer of a row just skips it."""
     views = {}
     for ticket in tickets:
         if isinstance(ticket, dict) and ticket.get("number") and ticket.get("created_at"):
             views.setdefault(ticket["number"], ticket)
-    known = set(session.scalars(select(SurgeTicket.number).where(SurgeTicket.number.in_(list(views)))))
-    for number, ticket in views.items():
-        if number in known:
-            continue
+    if not views:
+        return 0
+    rows = []
+    for number, ticket in sorted(views.items()):
         subject = (ticket.get("subject") or "")[:300]
-        session.add(SurgeTicket(number=number, created_at=_moment(ticket["created_at"]),
-                                category=ticket.get("category"), team=ticket.get("team"),
-                                channel=ticket.get("channel"), language=ticket.get("language"), subject=subject,
-                                text=f"{subject}\n{ticket.get('description') or ''}"[:TEXT_CHARS]))
-    session.flush()
-    return len(views) - len(known)
+        rows.append({"number": number, "created_at": _moment(ticket["created_at"]), "category": ticket.get("category"),
+                     "team": ticket.get("team"), "channel": ticket.get("channel"), "language": ticket.get("language"),
+                     "subject": subject, "text": f"{subject}\n{ticket.get('description') or ''}"[:TEXT_CHARS]})
+    table = SurgeTicket.__table__
+    statement = _insert(session)(table).on_conflict_do_nothing(index_elements=["number"]).returning(table.c.number)
+    return len(session.execute(statement, rows).all())
 
 
 def unanalysed(session, limit=ANALYSE_BATCH):

@@ -31,14 +31,7 @@ def config(rabbit_config, db_url, tmp_path):
 
 
 def test_every_report_equals_the_recount_after_the_broker_and_a_rebuild_during_traffic(container_factory, config,
-                                                                                       sessions, settings, request):
-    if config["ANALYTICS_DB_URL"].startswith("postgresql"):
-        # Found when this test first ran on PostgreSQL: a rebuild page inserts the facts of tickets it read as
-        # absent, while the live handlers insert the same tickets meanwhile; PostgreSQL refuses the page by
-        # the unique key (``ticket_facts_pkey``) or a deadlock, where SQLite's write lock serialised the two.
-        # The rebuild needs an upsert (or a retry that outlasts the traffic): issue 18, left to analytics.
-        request.applymarker(pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-            "analytics-rebuild during traffic on PostgreSQL: ticket_facts insert races the live handlers")))
+                                                                                       sessions, settings):
     events = generate(tickets=2000, weeks=4, seed=15)
     container = container_factory(AnalyticsService, config)
     container.start()
