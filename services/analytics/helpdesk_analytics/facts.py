@@ -30,6 +30,7 @@ from helpdesk_common.inbox import first_deliveries
 from .models import (BACKLOG_KEY, AgentName, BacklogTotal, ChatFact, Deflection, ProcessedEvent, SurveyAnswer,
                      TicketActivity, TicketFact)
 from .settings import SOLVED
+from .surge_models import SurgeTicket
 
 HANDLER = "analytics.ingest"
 TICKET_VIEW_EVENTS = ("ticket_created", "ticket_updated", "status_changed", "message_added")
@@ -71,7 +72,15 @@ def ingest(session, events, settings):
     batch.write(session)
     for contact_id, numbers in batch.erasures:
         erase_comments(session, contact_id, numbers)
+        erase_wording(session, numbers)
     return len(todo)
+
+
+def erase_wording(session, numbers):
+    """The surge detector's copy of the erased contact's tickets' subject and text goes; the ticket still
+    counts in its hour (its terms emptied: analysed, nothing to group by)."""
+    session.execute(update(SurgeTicket).where(SurgeTicket.number.in_(numbers)).values(subject="", text="", terms="")
+                    .execution_options(synchronize_session=False))
 
 
 def erase_comments(session, contact_id, numbers):
