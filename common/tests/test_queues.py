@@ -1,13 +1,12 @@
 """Every queue a service declares is a quorum queue (real RabbitMQ, throwaway vhost; the management API
 reads each queue's type)."""
-import time
-
 import pytest
 from kombu import Queue
 
 from helpdesk_common.adapters.consumer import reliable_batch_handler, reliable_handler
 from helpdesk_common.adapters.parking import PARKED_QUEUE
 from helpdesk_common.adapters.queues import RpcProxy, quorum, rpc
+from helpdesk_common.testing import wait_for
 
 
 @pytest.fixture(autouse=True)
@@ -35,12 +34,10 @@ class Listener:
 
 def queues_of(rabbit_manager, vhost, timeout=10.0):
     """{name: type} of the vhost's queues, once the listener's reply queue is among them."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = {queue["name"]: queue.get("type") for queue in rabbit_manager.get_queues(vhost)}
-        if any(name.startswith("rpc.reply-listener-") for name in found) or time.monotonic() > deadline:
-            return found
-        time.sleep(0.05)
+    def found():
+        queues = {queue["name"]: queue.get("type") for queue in rabbit_manager.get_queues(vhost)}
+        return queues if any(name.startswith("rpc.reply-listener-") for name in queues) else None
+    return wait_for(found, timeout=timeout, message="the listener's reply queue")
 
 
 def test_a_service_declares_every_queue_quorum(container_factory, rabbit_config, rabbit_manager):
