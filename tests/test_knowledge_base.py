@@ -372,3 +372,45 @@ def test_reindex_swaps_with_no_failed_search_in_between(platform, api):
     assert not failures, failures[:5]
     # Searches answered from the old generation and then from the new one: they straddled the swap.
     assert {generation for _status, generation in answers} >= {str(before), str(after)}
+
+
+def suggestions_from(platform, source):
+    metrics = requests.get(f"{platform.url}/metrics", timeout=10).text
+    return sum(float(line.split()[-1]) for line in metrics.splitlines()
+               if line.startswith("helpdesk_gateway_suggestions_total") and f'source="{source}"' in line)
+
+
+def test_suggestions_asked_again_are_answered_from_memory_still_count_and_follow_article_changes(
+        platform, api, articles):
+    """The gateway keeps what was found for a text (``helpdesk_gateway.suggestions``): the same text again is
+    answered without the knowledge base, yet its suggestion is recorded there (a "yes" on it counts), and an
+    article changed is suggested as it is now."""
+    visitor, url = requests.Session(), f"{platform.url}/api/v1/kb/suggest"
+    english = articles[0]
+    params = {"text": "reset your passw", "lang": "en"}
+    wait_for(lambda: english["id"] in [h["id"] for h in visitor.get(url, params=params).json()["items"]],
+             timeout=30, what="the article suggested")
+    before = suggestions_from(platform, "cache")
+
+    def kept():
+        visitor.get(url, params=params)
+        return suggestions_from(platform, "cache") > before
+
+    wait_for(kept, timeout=60, what="the gateway to answer from memory (after its settling time)")
+    before = suggestions_from(platform, "cache")
+    answers = [visitor.get(url, params=params).json() for _ in range(4)]
+    assert suggestions_from(platform, "cache") == before + 4  # the knowledge base was not asked
+    assert len({a["suggestion_id"] for a in answers}) == 4  # a suggestion of its own each
+    assert all(english["id"] in [h["id"] for h in a["items"]] for a in answers)
+    remembered = answers[-1]
+    resolved = f"{platform.url}/api/v1/kb/suggestions/{remembered['suggestion_id']}/resolved"
+    first = wait_for(lambda: (r := visitor.post(resolved, json={"article_id": english["id"]})).status_code == 200
+                     and r.json(), timeout=20, what="the suggestion answered from memory to be recorded")
+    assert first["recorded"] is True and first["article_id"] == english["id"]
+    # The article retitled: the suggestion shows the new title once the index has it, not the kept one.
+    title = f"Reset your password ({uuid.uuid4().hex[:6]})"
+    api.patch(f"{platform.url}/api/v1/kb/articles/{english['id']}", json={"title": title}).raise_for_status()
+    wait_for(lambda: title in [h["title"] for h in visitor.get(url, params=params).json()["items"]], timeout=30,
+             what="the new title suggested")
+    api.patch(f"{platform.url}/api/v1/kb/articles/{english['id']}", json={"title": english["title"]}
+              ).raise_for_status()
