@@ -9,15 +9,17 @@ axe-core on every page; screenshots in en, nl and sv go to docs/screenshots/ (th
 import http.server
 import os
 import re
+import subprocess
 import threading
 import uuid
 
 import pytest
 
 from mail_servers import SmtpSink
-from stack import ROOT, Stack, free_port, wait_for
+from stack import BIN, ROOT, Stack, free_port, wait_for
 
 from browser import Browser
+from test_workspace_browser import PASSWORD, sign_in as workspace_sign_in
 
 pytestmark = pytest.mark.e2e
 
@@ -264,6 +266,62 @@ def test_the_customer_signs_in_by_mailed_link_sees_the_public_reply_only_and_rep
     assert "used already" in again.text(selector="#sign-in-problem")
 
 
+def agent_page(browser, platform, name="agent", locale="en-GB"):
+    """An agent (admin) signed in to the workspace: what the support side sees of the customer's doings."""
+    subprocess.run([os.path.join(BIN, "helpdesk"), "account", "create", "--email", "agent@example.org", "--role",
+                    "admin", "--password", PASSWORD, "--name", "Alex Agent"], cwd=ROOT, env=platform.env(),
+                   capture_output=True)  # made by the first caller; later ones find it there
+    page = browser.page(name, locale=locale)
+    workspace_sign_in(page, platform, "agent@example.org")
+    return page
+
+
+def test_the_customer_replies_with_a_file_a_refused_one_sends_nothing_and_the_agent_sees_it(
+        browser, platform, smtp_sink, tmp_path):
+    number, customer = SENT["number"], SENT["customer"]
+    api, url = platform.session(), platform.url
+    log, program = tmp_path / "router.log", tmp_path / "router.pdf"
+    log.write_text("12:01 link down\n12:02 link up\n")
+    program.write_bytes(b"MZ\x90\x00 not a pdf")
+    page = browser.page("replier", locale="nl-NL")
+    sign_in(page, url, smtp_sink, customer)
+    page.goto(url=f"{url}/help/requests/{number}")
+    before = len(api.get(f"{url}/api/v1/tickets/{number}/messages", timeout=10).json())
+    page.fill(selector="#reply-body", value="Het logboek <i>zit erbij</i>.")
+    page.set_files(selector="#reply-files", paths=[str(log), str(program)])
+    page.click(selector="#reply-form button[type=submit]")
+    page.wait_for(selector="#reply-problem")
+    assert "router.pdf" in page.text(selector="#reply-problem")  # named, in Dutch, with the text kept
+    assert page.evaluate(expression="document.querySelector('#reply-body').value") == "Het logboek <i>zit erbij</i>."
+    no_serious_violations(page)
+    shot(page, "portal-reply-refused-nl")
+    assert len(api.get(f"{url}/api/v1/tickets/{number}/messages", timeout=10).json()) == before  # nothing sent
+    page.set_files(selector="#reply-files", paths=[str(log)])
+    page.click(selector="#reply-form button[type=submit]")
+    page.wait_for_text(selector="#attachments", text="router.log")
+    page.wait_for_text(selector="#conversation .message", text="Het logboek <i>zit erbij</i>.")
+    no_serious_violations(page)
+    shot(page, "portal-reply-with-file-nl")
+    mine = [m for m in api.get(f"{url}/api/v1/tickets/{number}/messages", timeout=10).json()
+            if m["author_role"] == "customer"]
+    assert mine[-1]["body"].startswith("Het logboek <i>zit erbij</i>.") and "router.log" in mine[-1]["body"]
+    files = api.get(f"{url}/api/v1/tickets/{number}/attachments", timeout=10).json()
+    assert [f["filename"] for f in files] == ["screen.png", "router.log"]
+    # The agent sees the file on the ticket and downloads what the customer sent.
+    agent = agent_page(browser, platform)
+
+    def listed():  # the page leaves out a part whose service did not answer in time (a loaded machine): again
+        return (agent.goto(url=f"{url}/workspace/tickets/{number}") == 200 and agent.count(selector="#attachments") == 1
+                and "router.log" in agent.text(selector="#attachments"))
+
+    wait_for(listed, timeout=60, interval=1, what="the customer's file on the agent's ticket page")
+    fetched = agent.evaluate(expression="fetch([...document.querySelectorAll('#attachments a')].find(a => "
+                                        "a.textContent === 'router.log').href).then(r => r.text())")
+    assert fetched == "12:01 link down\n12:02 link up\n"
+    no_serious_violations(agent)
+    shot(agent, "workspace-customer-file-en")
+
+
 def sign_in(page, url, smtp_sink, customer):
     """Ask for a link on the page, open the newly mailed one, use it: the page ends on "my requests"."""
     before = len(sign_in_links(smtp_sink, customer))
@@ -391,20 +449,34 @@ def test_the_chat_widget_starts_a_chat_and_shows_the_agents_answers_live(browser
         assert [e["body"] for e in entries if e["kind"] == "message"][-1] == "Ja, två gånger"  # the agent has it
         no_serious_violations(page)
         shot(page, f"portal-chat-widget-{language}")
+        if language == "sv":  # CSAT on a chat ticket resolved while the chat is open: the survey comes in the chat
+            number = api.get(f"{url}/api/v1/chats/{chat_id}/entries", timeout=10).json()["chat"]["ticket_number"]
+            api.patch(f"{url}/api/v1/tickets/{number}", json={"status": "resolved"}, timeout=10).raise_for_status()
+            survey_link = "#chat-log .chat-by-system a[href*='/help/satisfaction/']"
+            page.wait_for(selector=survey_link, state="attached")
+            link = page.evaluate(expression=f"document.querySelector(\"{survey_link}\").href")
+            assert "Betygsätt den här" in page.text(selector="#chat-log .chat-by-system")  # in the chat's language
+            no_serious_violations(page)
+            shot(page, "portal-chat-survey-sv")
+            survey = [m for m in api.get(f"{url}/api/v1/tickets/{number}/messages", timeout=10).json()
+                      if "/help/satisfaction/" in m["body"]]  # on the ticket too, once
+            assert len(survey) == 1 and survey[0]["visibility"] == "public" and survey[0]["author"] == "surveys"
+            assert link in survey[0]["body"]
         page.click(selector="#chat-leave")
         page.wait_for(selector="#chat-log .chat-ended", state="attached")
-        if language == "sv":  # CSAT on a chat ticket: resolved, its survey is a message with the link
+        if language == "sv":  # the link needs no sign-in: one click rates
+            page.goto(url=f"{link}?rating=4")
+            page.wait_for(selector="#csat-recorded")
+            rated = api.get(f"{url}/api/v1/tickets/{number}/satisfaction", timeout=10).json()
+            assert rated["rating"] == 4
+        else:  # resolved after the chat ended: the survey is on the ticket (the portal's conversation) only
             number = wait_for(lambda: api.get(f"{url}/api/v1/chats/{chat_id}/entries", timeout=10).json()["chat"]
                               ["ticket_number"], timeout=20, what="the chat's ticket")
             api.patch(f"{url}/api/v1/tickets/{number}", json={"status": "resolved"}, timeout=10).raise_for_status()
-            survey = wait_for(lambda: [m for m in api.get(f"{url}/api/v1/tickets/{number}/messages", timeout=10).json()
-                                       if "/help/satisfaction/" in m["body"]], timeout=30, what="the survey message")
-            assert survey[0]["visibility"] == "public" and survey[0]["author"] == "surveys"
-            link = re.search(r"(http://\S+/help/satisfaction/\S+)", survey[0]["body"]).group(1)
-            page.goto(url=f"{link}?rating=4")
-            page.wait_for(selector="main")
-            rated = api.get(f"{url}/api/v1/tickets/{number}/satisfaction", timeout=10).json()
-            assert rated["rating"] == 4
+            wait_for(lambda: [m for m in api.get(f"{url}/api/v1/tickets/{number}/messages", timeout=10).json()
+                              if "/help/satisfaction/" in m["body"]], timeout=30, what="the survey message")
+            entries = api.get(f"{url}/api/v1/chats/{chat_id}/entries", timeout=10).json()["entries"]
+            assert not [e for e in entries if e["author_role"] == "system"]  # not into the ended chat
 
 
 def test_on_resolution_the_csat_mail_arrives_and_one_click_and_a_comment_are_recorded_for_the_agent(
@@ -431,6 +503,14 @@ def test_on_resolution_the_csat_mail_arrives_and_one_click_and_a_comment_are_rec
     page.wait_for(selector=".flash-success")
     seen = api.get(f"{url}/api/v1/tickets/{number}/satisfaction", timeout=10).json()
     assert (seen["rating"], seen["comment"]) == (4, "Quick, but the <i>first</i> mail was lost.")
+    agent = agent_page(browser, platform, "agent-csat")  # the agent sees it on the ticket page
+
+    def rated():
+        return (agent.goto(url=f"{url}/workspace/tickets/{number}") == 200 and agent.count(selector="#satisfaction") == 1
+                and "4/5" in agent.text(selector="#satisfaction"))
+
+    wait_for(rated, timeout=60, interval=1, what="the rating on the agent's ticket page")
+    assert "Quick, but the <i>first</i> mail was lost." in agent.text(selector="#satisfaction")
     sv = browser.page("rater-sv", locale="sv-SE")
     sv.goto(url=links[0])  # a later click changes the answer
     sv.wait_for(selector="#csat-recorded")
