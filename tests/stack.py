@@ -4,6 +4,7 @@ Each stack gets its own RabbitMQ virtual host (so it never shares queues with a 
 ``make run`` or another test run) and its own databases; it starts the services and the gateway as
 separate processes, exactly as ``make run`` does, waits for ``/health`` and stops them all.
 """
+import contextlib
 import os
 import secrets
 import signal
@@ -174,6 +175,10 @@ class Stack:
             "HELPDESK_RATE_LIMIT_ANONYMOUS": "100000/minute", "HELPDESK_RATE_LIMIT_COSTLY": "100000/minute",
             "HELPDESK_RATE_LIMIT_TOKEN": "1000000/minute", "HELPDESK_RATE_LIMIT_ADDRESS": "1000000/minute",
             "HELPDESK_STREAMS_PER_ADDRESS": "1000",
+            # The shared single broker node: quorum queues there buy nothing and, thousands of Raft groups
+            # made and deleted with each stack's vhost, stalled its vhost operations for every other run
+            # (deploy/README.md). A stack on a cluster passes HELPDESK_QUEUE_TYPE=quorum in ``env``.
+            "HELPDESK_QUEUE_TYPE": "classic",
         })
         env.update(self.extra_env)
         env.update({key: str(value) for key, value in extra.items()})
@@ -287,6 +292,36 @@ class Stack:
 
 
 # --- helpers the end-to-end tests share -------------------------------------------------------------
+
+@contextlib.contextmanager
+def running_stack(workdir, kind="sqlite", **options):
+    """A started ``Stack`` with every database on ``kind`` (``"sqlite"`` or ``"postgres"``), stopped (and its
+    PostgreSQL databases dropped) afterwards. ``options`` go to ``Stack``."""
+    stack = Stack(workdir, databases=kind, **options)
+    try:
+        stack.kind = kind
+        stack.start()
+        yield stack
+    finally:
+        stack.stop()
+
+
+def stack_fixture(name, kinds=testing.DATABASE_KINDS, **options):
+    """A module's stack fixture: the platform started once per test module and database kind (the tests run
+    as ``[sqlite]`` and ``[postgres]``)::
+
+        stack = stack_fixture("analytics", gateway_workers=2)
+    """
+    import pytest  # the benchmarks import this module too, without pytest
+
+    @pytest.fixture(scope="module", params=testing.database_params(kinds))
+    def stack(request, tmp_path_factory):
+        with running_stack(tmp_path_factory.mktemp(f"stack-{name}-{request.param}"), request.param,
+                           **options) as started:
+            yield started
+
+    return stack
+
 
 def database_url(kind):
     """(url, cleanup) for a fresh tickets database of ``kind`` (None for SQLite: the stack makes its files).
