@@ -12,6 +12,8 @@ class Settings:
     max_body_bytes: int = field(default_factory=lambda: int(env("HELPDESK_MAX_BODY_BYTES", 1_048_576)))
     rpc_timeout: float = field(default_factory=lambda: float(env("HELPDESK_RPC_TIMEOUT", 10)))
     rpc_pool_size: int = field(default_factory=lambda: int(env("HELPDESK_RPC_POOL_SIZE", 64)))
+    # ``create_tickets`` calls in flight at once per worker (batching.py): each takes every request waiting.
+    ticket_batch_lanes: int = field(default_factory=lambda: int(env("HELPDESK_TICKET_BATCH_LANES", 2)))
     # The services /health asks; a deployment that runs fewer lists them here.
     services: tuple = field(default_factory=lambda: tuple(
         name.strip() for name in env("HELPDESK_SERVICES", "tickets,intake,routing,kb_search").split(",") if name.strip()))
