@@ -5,6 +5,7 @@ import json
 import logging
 import time
 import uuid
+from contextlib import nullcontext
 from datetime import timedelta
 
 import eventlet
@@ -13,7 +14,7 @@ from kombu import Connection
 from nameko.constants import AMQP_URI_CONFIG_KEY
 from nameko.extensions import DependencyProvider
 from prometheus_client import Counter, Gauge, Histogram
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import Engine, bindparam, delete, select, update
 from sqlalchemy.orm import sessionmaker
 
 from ..database import utcnow
@@ -241,16 +242,20 @@ class OutboxRelay(DependencyProvider):
             self._query_locking = self._query.with_for_update(skip_locked=True)
             self._mark = (update(table).where(table.c.seq.in_(bindparam("seqs", expanding=True)))
                           .values(published_at=bindparam("at")))
-        with self.sessions.kw["bind"].connect() as connection:
+        engine = self.sessions.kw["bind"]
+        connection = engine.connect()
+        try:
             on_postgres = connection.dialect.name == "postgresql"
             rows = connection.execute(self._query_locking if on_postgres else self._query).all()
             if not on_postgres:
-                # End the read at once: a SQLite transaction held across network I/O stalls writers.
-                # Two SQLite processes may then publish the same row; consumers deduplicate by id.
-                connection.rollback()
+                # End the read at once and give the connection back (a SQLite process has one, which its
+                # workers share): a SQLite transaction held across network I/O stalls writers. Two SQLite
+                # processes may then publish the same row; consumers deduplicate by id.
+                connection.close()
+                connection = None
             PENDING.labels(self.source).set(len(rows))
             if not rows:
-                self._purge_old(connection)
+                self._purge_old(connection or engine)
                 return False
             failpoint("outbox.before_publish")
             self._publisher.publish_batch([envelope for _seq, envelope, _created in rows])
@@ -258,18 +263,26 @@ class OutboxRelay(DependencyProvider):
             for _seq, _envelope, created_at in rows:
                 RELAY_DELAY.labels(self.source).observe(max(0.0, (now - created_at).total_seconds()))
             failpoint("outbox.after_publish")
+            if connection is None:
+                connection = engine.connect()
             connection.execute(self._mark, {"seqs": [row.seq for row in rows], "at": utcnow()})
             connection.commit()
+        finally:
+            if connection is not None:
+                connection.close()
         PUBLISHED.labels(self.source).inc(len(rows))
         return len(rows) == self.batch_size
 
-    def _purge_old(self, connection):
+    def _purge_old(self, connectable):
+        """Delete rows sent longer ago than ``retention``, at most once a minute (``connectable``: the relay's
+        connection, or the engine to take one from)."""
         now = utcnow()
         if self._last_purge and now - self._last_purge < timedelta(minutes=1):
             return
         self._last_purge = now
         table = self.outbox_model.__table__
-        connection.execute(delete(table).where(table.c.published_at < now - self.retention))
-        connection.commit()
+        with connectable.connect() if isinstance(connectable, Engine) else nullcontext(connectable) as connection:
+            connection.execute(delete(table).where(table.c.published_at < now - self.retention))
+            connection.commit()
 
 
