@@ -646,7 +646,8 @@ def find_tickets(session: Session, query, viewer, rules: Optional[Rules] = None)
     if condition is not None:
         statement = statement.where(condition)
     statement = statement.where(*ticket_lists.filter_conditions(query))
-    rows, cursor_of = ticket_lists.sorted_page(session, statement, query.sort, query.cursor, query.limit)
+    rows, cursor_of = ticket_lists.sorted_page(session, statement, query.sort, query.cursor, query.limit,
+                                               narrow=query.view in ticket_lists.NARROW_VIEWS)
     more = len(rows) > query.limit
     rows = rows[:query.limit]
     return {"items": [ticket_view(t, rules, now) for t in rows],

@@ -28,6 +28,7 @@ from . import organisations
 from .models import SlaClock, Ticket
 
 VIEWS = ("mine", "team", "unassigned", "sla_at_risk", "sla_breached", "all")
+NARROW_VIEWS = ("mine",)  # one person's open work: a few tickets, found by their own index
 SORTS = ("created", "updated", "priority", "sla_due")
 PRIORITY_RANKS = {"urgent": 3, "high": 2, "normal": 1, "low": 0}
 DONE = ("resolved", "closed")  # status categories of work that is finished
@@ -160,9 +161,11 @@ def parse_cursor(sort, cursor):
     return key, int(id_text)
 
 
-def sorted_page(session, statement, sort, cursor, limit):
+def sorted_page(session, statement, sort, cursor, limit, narrow=False):
     """The rows of ``statement`` in ``sort`` order after ``cursor``, at most ``limit + 1`` (one more tells
-    that a next page exists), and a function that makes the cursor of a row."""
+    that a next page exists), and a function that makes the cursor of a row. ``narrow``: the view's own
+    condition selects a few tickets (one person's open work), so its index should find them rather than
+    the priority index walking every ticket of a priority."""
     position = parse_cursor(sort, cursor)
     if sort == "created":
         if position:
@@ -177,7 +180,7 @@ def sorted_page(session, statement, sort, cursor, limit):
                                     .limit(limit + 1)))
         return rows, lambda t: f"u{_micros(t.updated_at)}.{t.id}"
     if sort == "priority":
-        return _by_priority(session, statement, position, limit), \
+        return _by_priority(session, statement, position, limit, narrow), \
             lambda t: f"p{PRIORITY_RANKS.get(t.priority, 0)}.{t.id}"
     return _by_sla_due(session, statement, position, limit)
 
@@ -216,15 +219,18 @@ def _by_sla_due(session, statement, position, limit):
     return rows, sla_cursor
 
 
-def _by_priority(session, statement, position, limit):
+def _by_priority(session, statement, position, limit, narrow=False):
     """Urgent first, newest first within a priority: one indexed query per priority (``priority, id``),
-    rather than sorting every row by a computed rank."""
+    rather than sorting every row by a computed rank. ``narrow``: the priority in a form no index serves,
+    so the view's index drives ("mine" of an agent with few open tickets walked each priority's index to
+    its end: 123 ms at 100,000 tickets)."""
     rows = []
     start_rank = position[0] if position else 3
+    priority_of = func.coalesce(Ticket.priority, "") if narrow else Ticket.priority
     for priority, rank in sorted(PRIORITY_RANKS.items(), key=lambda item: -item[1]):
         if rank > start_rank:
             continue
-        part = statement.where(Ticket.priority == priority)
+        part = statement.where(priority_of == priority)
         if position and rank == start_rank:
             part = part.where(Ticket.id < position[1])
         rows += session.scalars(part.order_by(Ticket.id.desc()).limit(limit + 1 - len(rows)))
