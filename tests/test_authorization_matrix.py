@@ -222,6 +222,8 @@ CASES = {
     ("post", "/api/v1/routing/rules"): lambda w, a: Call(json={"name": f"m-{a}", "actions": {"priority": "low"},
                                                                "conditions": {"words": [f"yy{w.tag}"]}}),
     ("get", "/api/v1/routing/rules"): lambda w, a: Call(),
+    ("patch", "/api/v1/routing/rules/{rule_id}"): lambda w, a: Call(path={"rule_id": w.rule(a)},
+                                                                    json={"enabled": False}),
     ("delete", "/api/v1/routing/rules/{rule_id}"): lambda w, a: Call(path={"rule_id": w.rule(a)}),
     ("get", "/api/v1/routing/queue"): lambda w, a: Call(params={"team": w.alpha}),
     ("put", T + "/assignment"): lambda w, a: Call(json={"agent_id": w.agent_id, "reason": "matrix"}),
