@@ -191,6 +191,8 @@ CASES = {
     # intake
     ("post", "/api/v1/intake/web-form"): lambda w, a: Call(json={
         "subject": "Form", "description": "From the portal.", "requester": {"email": w.email(a)}}),
+    ("post", T + "/replies"): lambda w, a: Call(json={"body": "The log.", "reply_id": f"reply-{a}", "attachments": [
+        {"filename": "a.txt", "content_type": "text/plain", "content_base64": "aGk="}]}),
     ("post", "/api/v1/intake/webhooks/phone"): lambda w, a: Call(json={"call_id": f"c-{a}", "caller_number": "+46701234567"}),
     ("post", "/api/v1/intake/webhooks/social"): lambda w, a: Call(json={}),
     ("get", "/api/v1/intake/quarantine"): lambda w, a: Call(),

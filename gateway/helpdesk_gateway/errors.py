@@ -65,7 +65,7 @@ def register(app, page=lambda status, code, message: None):
         if error.code == 413:
             _drain_body()
         code, message = HTTP_CODES.get(error.code, ("http_error", error.description))
-        message = message.format(limit=app.config.get("MAX_CONTENT_LENGTH"))
+        message = message.format(limit=request.max_content_length)  # the app's, or a view's own (files)
         answer = page(error.code, code, message)
         if answer is not None:
             return answer

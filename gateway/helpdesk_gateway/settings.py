@@ -29,6 +29,9 @@ class Settings:
     token_cache_seconds: float = field(default_factory=lambda: float(env("HELPDESK_TOKEN_CACHE_SECONDS", 30)))
     # How long /health reuses its checks (each run opens a broker connection and pings every service).
     health_cache_seconds: float = field(default_factory=lambda: float(env("HELPDESK_HEALTH_CACHE_SECONDS", 5)))
+    # The portal's suggestions while typing, answered from memory for this long (suggestions.py; 0: off).
+    suggest_cache_seconds: float = field(default_factory=lambda: float(env("HELPDESK_SUGGEST_CACHE_SECONDS", 60)))
+    suggest_cache_entries: int = field(default_factory=lambda: int(env("HELPDESK_SUGGEST_CACHE_ENTRIES", 10_000)))
     # Rate limits (ratelimits.py): where they are counted (redis://host:6379/0 shares them between workers and
     # replicas; memory:// counts per process) and the budgets, as Flask-Limiter strings.
     rate_limit_storage: str = field(default_factory=lambda: env("HELPDESK_RATE_LIMIT_STORAGE", "memory://"))
