@@ -102,12 +102,41 @@ class Node:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(30)
 
+    def restart(self, timeout=180, crash=True):
+        """Stop the node and start it again on its own data and ports; returns when it serves again.
+        ``crash``: killed (SIGKILL: nothing flushed, connections reset) rather than stopped as an operator
+        would (SIGTERM: connections closed, queues written out)."""
+        if crash:
+            self.kill()
+        elif self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(120)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self.start()
+        self.await_startup(timeout)
+
     def accepts_connections(self):
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=1):
                 return True
         except OSError:
             return False
+
+
+class ClusterBroker:
+    """What :class:`stack.Stack` needs of its vhost (``Stack.vhost``), for a broker of its own: its default
+    vhost, "/", made and removed with the broker itself."""
+
+    def __init__(self, amqp_uri):
+        self.amqp_uri = amqp_uri
+
+    def create(self):
+        return self
+
+    def delete(self):
+        pass
 
 
 class RabbitCluster:
