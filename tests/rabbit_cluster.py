@@ -142,7 +142,8 @@ class ClusterBroker:
 class RabbitCluster:
     """Three (``size``) clustered RabbitMQ nodes under ``workdir``; use as a context manager."""
 
-    def __init__(self, workdir, size=3):
+    def __init__(self, workdir, size=3, prefix="hd"):
+        """``prefix``: of the node names (``<prefix><index>-<run>@localhost``)."""
         self.workdir = str(workdir)
         run = secrets.token_hex(3)
         cookie_home = os.path.join(self.workdir, "home")
@@ -151,7 +152,8 @@ class RabbitCluster:
         with open(cookie, "w") as stream:
             stream.write(secrets.token_hex(16).upper())
         os.chmod(cookie, 0o400)
-        self.nodes = [Node(self.workdir, f"hd{index}-{run}@localhost", cookie_home) for index in range(1, size + 1)]
+        self.nodes = [Node(self.workdir, f"{prefix}{index}-{run}@localhost", cookie_home)
+                      for index in range(1, size + 1)]
 
     @property
     def amqp_uri(self):

@@ -25,6 +25,7 @@ tickets; every outbox (events, and intake's mail) empty; what was parked, listed
 """
 import collections
 import contextlib
+import datetime
 import os
 import shutil
 import signal
@@ -169,7 +170,9 @@ class Soak:
 
     def _start(self):
         started = time.monotonic()
-        self.broker = RabbitCluster(os.path.join(self.workdir, "rabbit"), size=1)
+        # a name of its own: the first full run lost its node to a SIGKILL from outside, mid-run, while another
+        # run's three-node cluster (nodes hd1-..., hd2-...) was being torn down on the same machine
+        self.broker = RabbitCluster(os.path.join(self.workdir, "rabbit"), size=1, prefix="soak")
         self._exit.callback(self.broker.stop)
         booting = threading.Thread(target=self.broker.start)  # the node boots while the databases are made
         booting.start()
@@ -257,6 +260,15 @@ class Soak:
             self._kill(stack.services[fault])
             stack.start_service(fault)
 
+    def servers_down(self):
+        """What died that the soak did not kill (a broker node or database server stopped from outside)."""
+        down = []
+        if self.node.process.poll() is not None:
+            down.append(f"the RabbitMQ node {self.node.name} (exit {self.node.process.returncode})")
+        if not os.path.exists(os.path.join(self.postgres.data, "postmaster.pid")):
+            down.append("the PostgreSQL server")
+        return down
+
     def tickets_db(self):
         return psycopg2.connect(self.stack.tickets_db_url)
 
@@ -275,9 +287,10 @@ class Soak:
         finally:
             connection.close()
 
-    def recovered(self, index, load):
+    def recovered(self, index, load, fault_time):
         """Wait until the platform serves end to end again: a ticket posted now accepted and routed, a mail
-        delivered now a ticket, /health 200. Returns the seconds it took from the call."""
+        delivered now a ticket, /health 200 from checks made after the fault (``fault_time``, ``time.time()``).
+        Returns the seconds it took from the call."""
         started = time.monotonic()
         key = f"soak-{self.run_id}-probe-{index:02d}"
         subject = f"soak-{self.run_id}-probemail-{index:02d}"
@@ -300,8 +313,21 @@ class Soak:
         wait_for(lambda: self._query(self.stack.tickets_db_url, "SELECT number FROM tickets WHERE subject = %s",
                                      (subject,)), timeout=REQUEST_DEADLINE, interval=0.1,
                  what=f"the probe mail {subject} to become a ticket")
-        self.stack.wait_healthy(timeout=REQUEST_DEADLINE)
+        wait_for(lambda: self.checked_healthy_since(fault_time), timeout=REQUEST_DEADLINE, interval=0.2,
+                 what="/health checked after the fault, every service answering")
         return time.monotonic() - started
+
+    def checked_healthy_since(self, moment):
+        """/health answered 200 from checks made after ``moment`` (``time.time()``). The gateway answers with its
+        last result while a check is running (a dead service's ping waits for the RPC timeout), so a plain 200
+        right after a kill may be the answer from before it."""
+        try:
+            answer = self.stack.session().get(f"{self.stack.url}/health", params={"details": 1}, timeout=30)
+        except requests.RequestException:
+            return False
+        if answer.status_code != 200:
+            return False
+        return datetime.datetime.fromisoformat(answer.json()["checked_at"]).timestamp() >= moment
 
     # --- the run ----------------------------------------------------------------------------------------
 
@@ -315,14 +341,15 @@ class Soak:
             low, high = index * self.tickets // slices, (index + 1) * self.tickets // slices
             load.allow(high)
             middle = (low + high) // 2
-            wait_for(lambda: load.accepted >= middle or load.errors, timeout=REQUEST_DEADLINE * 2, interval=0.05,
-                     what=f"{middle} tickets accepted before fault {fault}")
+            wait_for(lambda: load.accepted >= middle or load.errors or self.servers_down(), timeout=REQUEST_DEADLINE * 2,
+                     interval=0.05, what=f"{middle} tickets accepted before fault {fault}")
             assert not load.errors, load.errors
+            assert not self.servers_down(), self.servers_down()
             retries_before = sum(load.retries.values())
-            at = time.monotonic()
+            at, fault_time = time.monotonic(), time.time()
             self.apply(fault)
             restarted = time.monotonic() - at
-            recovery = restarted + self.recovered(index, load)
+            recovery = restarted + self.recovered(index, load, fault_time)
             self.faults.append({"fault": fault, "at": at - began, "restart": restarted, "recovered": recovery,
                                 "retries": sum(load.retries.values()) - retries_before})
             self.say(f"{fault:>9}: at {at - began:6.1f} s, back in {recovery:5.1f} s "
@@ -385,8 +412,9 @@ class Soak:
             return subprocess.run([os.path.join(BIN, "helpdesk-parked"), "--amqp-uri", self.node.amqp_uri, *args],
                                   cwd=ROOT, env=self.stack.env(), capture_output=True, text=True, timeout=120)
         count = tool("count")
+        assert count.returncode == 0, f"helpdesk-parked count failed: {count.stderr}"
         listing = tool("list", "--limit", "50")
-        return int((count.stdout.strip().split() or ["0"])[-1]), listing.stdout + listing.stderr
+        return int(count.stdout.strip()), listing.stdout + listing.stderr
 
     def reconcile(self, timeout=600):
         """Wait (up to ``timeout``) for the platform to finish what the load left it, then count."""
