@@ -65,10 +65,11 @@ def migrate_with_command(name):
     return lambda url: run_all([migration(name, url)])
 
 
-def templates(kind):
-    """Every database's template of ``kind``, made at the first call (their commands all at once)."""
-    return DATABASES.templates(kind, list(MIGRATIONS),
-                               lambda urls: run_all([migration(name, url) for name, url in urls.items()]))
+def templates(kind, registry=DATABASES):
+    """Every database's template of ``kind`` in ``registry`` (a ``MigratedDatabases``: the local server's by
+    default), made at the first call (their commands all at once)."""
+    return registry.templates(kind, list(MIGRATIONS),
+                              lambda urls: run_all([migration(name, url) for name, url in urls.items()]))
 
 
 def free_port():
@@ -120,10 +121,12 @@ class Stack:
         every service and the gateway, given back by ``stop``); by default ``"postgres"`` when ``tickets_db_url``
         is a PostgreSQL one. Databases of the stack's own are copied from templates migrated once per test
         process with the services' migration commands; a URL set from outside is migrated with its command.
+    :param postgres: the ``MigratedDatabases`` the PostgreSQL databases come from (the local server's by default;
+        the soak's is a server of its own, which it restarts).
     """
 
     def __init__(self, workdir, tickets_db_url=None, gateway_workers=1, gateway_threads=16, env=None,
-                 services=tuple(SERVICES), databases=None):
+                 services=tuple(SERVICES), databases=None, postgres=None):
         self.workdir = str(workdir)
         os.makedirs(self.workdir, exist_ok=True)
         self.vhost = Vhost()
@@ -131,6 +134,7 @@ class Stack:
         self.url = f"http://127.0.0.1:{self.port}"
         self.token = "hd_test_" + secrets.token_urlsafe(16)
         self.databases = databases or ("postgres" if (tickets_db_url or "").startswith("postgresql") else "sqlite")
+        self.registry = postgres or DATABASES
         self._own_databases = []  # context managers of the PostgreSQL databases this stack made (stop drops them)
         if self.databases == "postgres":
             self.tickets_db_url = tickets_db_url or self._own_postgres("tickets")
@@ -178,6 +182,10 @@ class Stack:
             "HELPDESK_RATE_LIMIT_ANONYMOUS": "100000/minute", "HELPDESK_RATE_LIMIT_COSTLY": "100000/minute",
             "HELPDESK_RATE_LIMIT_TOKEN": "1000000/minute", "HELPDESK_RATE_LIMIT_ADDRESS": "1000000/minute",
             "HELPDESK_STREAMS_PER_ADDRESS": "1000",
+            # The shared single broker node: quorum queues there buy nothing and, thousands of Raft groups
+            # made and deleted with each stack's vhost, stalled its vhost operations for every other run
+            # (deploy/README.md). A stack on a cluster passes HELPDESK_QUEUE_TYPE=quorum in ``env``.
+            "HELPDESK_QUEUE_TYPE": "classic",
         })
         env.update(self.extra_env)
         env.update({key: str(value) for key, value in extra.items()})
@@ -189,8 +197,8 @@ class Stack:
                                 start_new_session=True)
 
     def _own_postgres(self, name):
-        templates("postgres")
-        database = DATABASES.fresh(name, "postgres", migrate_with_command(name))
+        templates("postgres", self.registry)
+        database = self.registry.fresh(name, "postgres", migrate_with_command(name))
         url = database.__enter__()
         self._own_databases.append(database)
         MIGRATED.add(url)
