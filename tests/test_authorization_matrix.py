@@ -184,6 +184,8 @@ CASES = {
     # intake
     ("post", "/api/v1/intake/web-form"): lambda w, a: Call(json={
         "subject": "Form", "description": "From the portal.", "requester": {"email": w.email(a)}}),
+    ("post", T + "/replies"): lambda w, a: Call(json={"body": "The log.", "reply_id": f"reply-{a}", "attachments": [
+        {"filename": "a.txt", "content_type": "text/plain", "content_base64": "aGk="}]}),
     ("post", "/api/v1/intake/webhooks/phone"): lambda w, a: Call(json={"call_id": f"c-{a}", "caller_number": "+46701234567"}),
     ("post", "/api/v1/intake/webhooks/social"): lambda w, a: Call(json={}),
     ("get", "/api/v1/intake/quarantine"): lambda w, a: Call(),
@@ -215,6 +217,8 @@ CASES = {
     ("post", "/api/v1/routing/rules"): lambda w, a: Call(json={"name": f"m-{a}", "actions": {"priority": "low"},
                                                                "conditions": {"words": [f"yy{w.tag}"]}}),
     ("get", "/api/v1/routing/rules"): lambda w, a: Call(),
+    ("patch", "/api/v1/routing/rules/{rule_id}"): lambda w, a: Call(path={"rule_id": w.rule(a)},
+                                                                    json={"enabled": False}),
     ("delete", "/api/v1/routing/rules/{rule_id}"): lambda w, a: Call(path={"rule_id": w.rule(a)}),
     ("get", "/api/v1/routing/queue"): lambda w, a: Call(params={"team": w.alpha}),
     ("put", T + "/assignment"): lambda w, a: Call(json={"agent_id": w.agent_id, "reason": "matrix"}),

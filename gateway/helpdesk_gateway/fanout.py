@@ -45,6 +45,11 @@ class EventFeed:
         if not self._ready.wait(timeout):
             raise ServiceUnavailable(self.unavailable, code="broker_unavailable")
 
+    @property
+    def ready(self):
+        """Subscribed now: an event published from here on reaches :meth:`on_event`."""
+        return self._ready.is_set()
+
     def on_event(self, envelope):
         raise NotImplementedError
 

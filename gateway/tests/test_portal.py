@@ -163,6 +163,8 @@ def test_a_request_is_sent_as_the_customer_of_the_address_typed(client, fake):
 @pytest.mark.parametrize("content, name, words", [
     (b"MZ\x90\x00", "setup.exe", "not a type we accept"),
     (b"MZ\x90\x00", "holiday.png", "does not contain what its name says"),
+    # over the app's 1 MB body limit: the view's own limit applies before the CSRF check reads the form
+    (b"%PDF-" + b"x" * (5 * 1024 * 1024), "scan.pdf", "larger than 4 MB"),
 ])
 def test_a_refused_attachment_sends_nothing_and_says_why(client, fake, content, name, words):
     answer = form(client, attachments=[(io.BytesIO(content), name)])  # a file of its own each run (it is read)
@@ -253,6 +255,9 @@ class MailingServices(FakeServices):
         if method == "add_message":
             self.calls.append((service, method, args))
             return {}
+        if method == "submit_web_reply":
+            self.calls.append((service, method, args))
+            return {"ticket_number": args[0], "created": False, "duplicate": False}
         if method == "get_workflow":
             return {"initial": "new", "statuses": [{"name": "open", "category": "open", "next": ["resolved"]},
                                                    {"name": "resolved", "category": "resolved", "next": ["open"]}]}
@@ -319,6 +324,69 @@ def test_a_customer_reply_is_public(mailing, sessions):
     assert answer.status_code == 302
     (number, message, viewer), = [args for _s, name, args in fake.calls if name == "add_message"]
     assert message == {"body": "<b>Still</b> broken", "visibility": "public"} and viewer["role"] == "customer"
+
+
+def signed_in(client, sessions, email="eva@example.se"):
+    from helpdesk_common.database import utcnow
+    from helpdesk_gateway.portal import customers
+
+    _email, cookie = customers.redeem_link(sessions, customers.make_link(sessions, email, utcnow()), utcnow())
+    client.set_cookie("hd_customer", cookie, path="/help")
+
+
+def test_a_reply_with_files_goes_through_intake_as_the_customer(mailing, sessions):
+    fake, client = mailing
+    signed_in(client, sessions)
+    page = client.get("/help/requests/HD-000001").get_data(as_text=True)
+    reply_id = re.search(r'name="reply_id" value="([0-9a-f]+)"', page).group(1)
+    assert 'enctype="multipart/form-data"' in page and 'id="reply-files"' in page
+    answer = client.post("/help/requests/HD-000001/reply", content_type="multipart/form-data", data={
+        "body": "The log", "reply_id": reply_id, "csrf_token": csrf(client, "/help/requests/HD-000001"),
+        "attachments": [(io.BytesIO(PNG), "screen.png"), (io.BytesIO(b"a,b\n1,2\n"), "data.csv")]})
+    assert answer.status_code == 302
+    (number, reply, viewer), = [args for _s, name, args in fake.calls if name == "submit_web_reply"]
+    assert number == "HD-000001" and reply["body"] == "The log" and reply["reply_id"] == reply_id
+    assert [(f["filename"], f["content_type"], base64.b64decode(f["content_base64"])) for f in reply["attachments"]] \
+        == [("screen.png", "image/png", PNG), ("data.csv", "text/csv", b"a,b\n1,2\n")]
+    assert viewer["role"] == "customer" and viewer["email"] == "eva@example.se"
+    assert [args for _s, name, args in fake.calls if name == "add_message"] == []  # one path for the message
+
+
+@pytest.mark.parametrize("files, words", [
+    ([(b"MZ\x90 not a pdf", "invoice.pdf")], "does not contain what its name says"),
+    ([(b"#!/bin/sh", "run.sh")], "is not a type we accept"),
+    ([(b"%PDF-" + b"x" * (4 * 1024 * 1024), "scan.pdf")], "larger than 4 MB"),
+    ([(PNG, f"p{n}.png") for n in range(6)], "at most 5 files"),
+])
+def test_a_refused_reply_file_sends_nothing_names_the_reason_and_keeps_the_text(mailing, sessions, files, words):
+    fake, client = mailing
+    signed_in(client, sessions)
+    answer = client.post("/help/requests/HD-000001/reply", content_type="multipart/form-data", data={
+        "body": "Mein <b>Text</b>", "csrf_token": csrf(client, "/help/requests/HD-000001"),
+        "attachments": [(io.BytesIO(content), name) for content, name in files]})
+    page = answer.get_data(as_text=True)
+    assert answer.status_code == 422 and words in page, page
+    assert 'id="reply-problem"' in page and "Mein &lt;b&gt;Text&lt;/b&gt;</textarea>" in page
+    assert [name for _s, name, _a in fake.calls if name in ("submit_web_reply", "add_message")] == []
+
+
+def test_intakes_refusal_of_a_reply_is_a_clear_page(mailing, sessions):
+    from helpdesk_common.contracts.intake import TooLarge
+
+    fake, client = mailing
+    signed_in(client, sessions)
+    original = fake.call
+
+    def refusing(service, method, *args):
+        if method == "submit_web_reply":
+            raise TooLarge("The attachments add up to 11000000 bytes; the limit is 10485760.")
+        return original(service, method, *args)
+
+    fake.call = refusing
+    answer = client.post("/help/requests/HD-000001/reply", content_type="multipart/form-data", data={
+        "body": "Scan", "csrf_token": csrf(client, "/help/requests/HD-000001"),
+        "attachments": [(io.BytesIO(PNG), "scan.png")]})
+    assert answer.status_code == 413 and "the limit is 10485760" in answer.get_data(as_text=True)
 
 
 def test_a_colleagues_request_shown_by_a_shared_organisation_is_read_only(mailing, sessions):

@@ -165,3 +165,67 @@ def test_operators_read_download_retry_and_discard_quarantined_mail_through_the_
     listed = gateway.get("/api/v1/intake/quarantine?status=discarded", headers=auth()).get_json()
     assert [q["id"] for q in listed] == [row["id"]]
     assert gateway.get("/api/v1/intake/quarantine/999999", headers=auth()).status_code == 404
+
+
+def customer_token(gateway, email):
+    made = gateway.post("/api/v1/tokens", json={"name": f"customer {email}", "role": "customer", "email": email},
+                        headers=auth())
+    assert made.status_code == 201, made.get_json()
+    return {"Authorization": f"Bearer {made.get_json()['token']}"}
+
+
+def test_a_customers_reply_with_files_is_on_their_ticket_once_and_nowhere_else(gateway, tickets_rpc, intake_sessions):
+    """The portal's reply form through ``POST /tickets/{n}/replies``: the message on the ticket as the customer
+    with its files listed, the files kept beside the request's own; a repeat is one message; someone else's
+    ticket, an agent, too much or bad base64 leave nothing behind."""
+    email = f"reply-{uuid.uuid4().hex[:6]}@example.com"
+    form = {"subject": "Printer", "description": "It jams.", "requester": {"email": email}}
+    number = gateway.post("/api/v1/intake/web-form", json=form, headers=auth()).get_json()["ticket_number"]
+    log = base64.b64encode(b"line 1\nline 2\n").decode()
+    reply = {"body": "Here is the log.", "reply_id": "reply-1",
+             "attachments": [{"filename": "printer.log", "content_type": "text/plain", "content_base64": log}]}
+    me = customer_token(gateway, email)
+    first = gateway.post(f"/api/v1/tickets/{number}/replies", json=reply, headers=me)
+    assert first.status_code == 201, first.get_json()
+    assert first.get_json() == {"ticket_number": number, "created": False, "duplicate": False}
+    again = gateway.post(f"/api/v1/tickets/{number}/replies", json=reply, headers=me)
+    assert again.status_code == 200 and again.get_json()["duplicate"] is True
+    mine = [m for m in tickets_rpc.list_messages(number, ADMIN) if m["author_role"] == "customer"]
+    assert len(mine) == 1 and mine[0]["author"] == email and mine[0]["visibility"] == "public"
+    assert mine[0]["body"].startswith("Here is the log.") and "printer.log (text/plain, 14 bytes)" in mine[0]["body"]
+    listed = gateway.get(f"/api/v1/tickets/{number}/attachments", headers=me).get_json()  # the customer's own view
+    assert [(a["filename"], a["size"]) for a in listed] == [("printer.log", 14)]
+    download = gateway.get(f"/api/v1/tickets/{number}/attachments/{listed[0]['id']}", headers=auth())
+    assert download.data == b"line 1\nline 2\n"  # and the agents' (the admin's) download
+
+    def refused(path_number, body, headers, status, code):
+        answer = gateway.post(f"/api/v1/tickets/{path_number}/replies", json=body, headers=headers)
+        assert answer.status_code == status and answer.get_json()["error"]["code"] == code, answer.get_json()
+
+    other = gateway.post("/api/v1/intake/web-form", json={**form, "requester": {"email": "someone@example.org"}},
+                         headers=auth()).get_json()["ticket_number"]
+    refused(other, {**reply, "reply_id": "reply-2"}, me, 404, "ticket_not_found")  # a guessed number
+    refused(number, {**reply, "reply_id": "reply-3"}, auth(), 403, "role_not_allowed")  # customers' route
+    refused(number, {**reply, "reply_id": "reply-4", "attachments": [{**reply["attachments"][0],
+                                                                      "content_base64": "not base64!"}]},
+            me, 422, "validation_failed")
+    refused(number, {"body": "no files", "attachments": []}, me, 422, "validation_failed")
+    assert len(tickets_rpc.list_messages(number, ADMIN)) == 1 and tickets_rpc.list_messages(other, ADMIN) == []
+    with intake_sessions() as session:
+        assert session.scalars(select(Attachment.filename).where(Attachment.ticket_number.in_([number, other]))
+                               ).all() == ["printer.log"]
+
+
+def test_a_reply_whose_files_are_over_the_limit_is_refused_whole(gateway, tickets_rpc, intake_sessions):
+    email = f"big-{uuid.uuid4().hex[:6]}@example.com"
+    number = gateway.post("/api/v1/intake/web-form", json={
+        "subject": "Scan", "description": "Attached.", "requester": {"email": email}},
+        headers=auth()).get_json()["ticket_number"]
+    big = base64.b64encode(b"%PDF-" + b"x" * (10 * 1024 * 1024)).decode()  # over intake's 10 MB together
+    answer = gateway.post(f"/api/v1/tickets/{number}/replies", headers=customer_token(gateway, email), json={
+        "body": "The scan.", "attachments": [{"filename": "scan.pdf", "content_type": "application/pdf",
+                                             "content_base64": big}]})
+    assert answer.status_code == 413 and answer.get_json()["error"]["code"] == "payload_too_large", answer.get_json()
+    assert tickets_rpc.list_messages(number, ADMIN) == []
+    with intake_sessions() as session:
+        assert session.scalars(select(Attachment.id).where(Attachment.ticket_number == number)).all() == []

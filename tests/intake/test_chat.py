@@ -2,13 +2,13 @@
 the sweep that turns unanswered chats into tickets, and a transcript that reaches its ticket after the
 tickets service was away, once."""
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from viewers import ADMIN, AGENT
 from helpdesk_common.contracts.intake import RateLimited
 from helpdesk_common.errors import Conflict, Forbidden, NotFound
 from helpdesk_common.testing import wait_for
-from helpdesk_intake.models import ChatEntry
+from helpdesk_intake.models import ChatEntry, ProcessedEvent
 
 VISITOR = {"actor": "anonymous", "role": "anonymous"}
 
@@ -110,3 +110,50 @@ def test_one_address_cannot_start_chats_without_end(intake_rpc):
     waiting = [c for c in intake_rpc.list_chats({"state": "waiting"}, ADMIN)
                if c["customer"]["email"] == "flood@example.com"]
     assert len(waiting) == 3  # the refused start left nothing behind
+
+
+SURVEYS = {"actor": "surveys", "role": "system"}  # who writes the satisfaction survey on a resolved ticket
+
+
+def test_what_the_platform_says_on_the_ticket_reaches_the_open_chat_once_and_an_ended_chat_never(
+        intake_rpc, tickets_rpc, intake_sessions):
+    """The survey the surveys service writes on a resolved chat ticket is posted into the chat while the
+    customer is in it (their widget shows it live: ``chat_message_posted``), not copied back onto the ticket;
+    what intake itself wrote (what came in on a channel) and the agent's notes stay on the ticket."""
+    started = start(intake_rpc, email="stina@example.se")
+    chat_id, token = started["chat"]["id"], started["token"]
+    number = intake_rpc.join_chat(chat_id, AGENT)["ticket_number"]
+    survey = "Your request is resolved. Rate it here: http://127.0.0.1:8000/help/satisfaction/abc.def"
+    tickets_rpc.add_message(number, {"body": survey, "visibility": "public"}, SURVEYS, "csat:1")
+    tickets_rpc.add_message(number, {"body": "INTERNAL", "visibility": "internal"}, AGENT)
+    tickets_rpc.add_message(number, {"body": "Call record", "visibility": "public"},
+                            {"actor": "intake", "role": "system"})
+
+    def said():
+        return [e for e in intake_rpc.chat_entries(chat_id, {}, VISITOR, token)["entries"] if e["kind"] == "message"
+                and e["author_role"] == "system"]
+
+    (entry,) = wait_for(said, timeout=15, message="the survey in the chat")
+    assert (entry["body"], entry["author"]) == (survey, "surveys")
+    intake_rpc.post_chat_message(chat_id, {"body": "Done, thanks"}, VISITOR, token)  # the transcript goes on
+    wait_for(lambda: any(m["body"] == "Done, thanks" for m in tickets_rpc.list_messages(number, ADMIN)), timeout=15,
+             message="the customer's message on the ticket")
+    bodies = [m["body"] for m in tickets_rpc.list_messages(number, ADMIN)]
+    assert bodies.count(survey) == 1 and "Call record" in bodies  # not copied back onto the ticket
+    assert [e["body"] for e in said()] == [survey]  # neither the note nor intake's own message went in
+    with intake_sessions() as session:
+        assert session.scalar(select(ChatEntry.in_ticket).where(ChatEntry.chat_id == chat_id,
+                                                                ChatEntry.author == "surveys")) is True
+    intake_rpc.leave_chat(chat_id, VISITOR, token)
+
+    def handled():  # message_added events intake's handler has taken
+        with intake_sessions() as session:
+            return session.scalar(select(func.count()).select_from(ProcessedEvent).where(
+                ProcessedEvent.handler == "intake.on_message_added"))
+
+    wait_for(lambda: handled() >= 4, timeout=15, message="intake to take the messages so far")  # 3 + "Done"
+    before = handled()
+    tickets_rpc.add_message(number, {"body": "Another notice", "visibility": "public"}, SURVEYS, "notice:2")
+    wait_for(lambda: handled() > before, timeout=15, message="intake to take the notice's message_added")
+    kinds = [e["kind"] for e in intake_rpc.chat_entries(chat_id, {}, VISITOR, token)["entries"]]
+    assert kinds[-1] == "ended" and [e["body"] for e in said()] == [survey]  # the ended chat gets nothing

@@ -118,6 +118,28 @@ def test_a_public_reply_goes_out_signed_after_a_failure_and_notes_never(containe
     assert [b["text"] for b in connector.bodies()] == ["Fixed in 2.3.1, please update."] * 2
 
 
+def test_the_satisfaction_survey_goes_out_and_what_came_in_on_the_channel_never(container_factory, social_config,
+                                                                              tickets_service, tickets_rpc,
+                                                                              connector):
+    """What the platform says to the customer (the surveys service's CSAT message with its link) goes to the
+    customer's platform like an agent's reply; a system message intake wrote (what came in) does not."""
+    start_intake(container_factory, social_config)
+    from nameko.standalone.rpc import ServiceRpcProxy
+    with ServiceRpcProxy("intake", social_config, timeout=15) as intake_rpc:
+        number, thread = social_ticket(intake_rpc)
+    tickets_rpc.add_message(number, {"body": "Forwarded from the thread", "visibility": "public"},
+                            {"actor": "intake", "role": "system"})
+    survey = "Your request is resolved. Rate it here: http://127.0.0.1:8000/help/satisfaction/abc.def"
+    tickets_rpc.add_message(number, {"body": survey, "visibility": "public"}, {"actor": "surveys", "role": "system"},
+                            "csat:1")
+    wait_for(lambda: connector.requests, timeout=30, what="the survey sent to the connector")
+    tickets_rpc.add_message(number, {"body": "A note after it", "visibility": "internal"}, AGENT)
+    tickets_rpc.add_message(number, {"body": "Anything else?", "visibility": "public"}, AGENT)
+    wait_for(lambda: len(connector.requests) >= 2, timeout=30, what="the agent's reply after it")
+    assert [(b["text"], b["author"]) for b in connector.bodies()] == [(survey, "surveys"),
+                                                                     ("Anything else?", AGENT["actor"])]
+
+
 def test_a_reply_the_connector_keeps_refusing_is_parked_and_replayed(container_factory, social_config,
                                                                      tickets_service, tickets_rpc, connector,
                                                                      rabbit_config):

@@ -38,6 +38,15 @@ class WebForm(Contract):
     """Set by the form (one per rendered form): a double submission then makes one ticket."""
 
 
+class WebReply(Contract):
+    """A customer's reply to their own ticket with files, as the portal's reply form sends it."""
+
+    body: LongText
+    attachments: Annotated[list[UploadedFile], Field(min_length=1, max_length=10)]
+    reply_id: Optional[ExternalId] = None
+    """Set by the form (one per rendered form): a double submission then makes one message."""
+
+
 class PhoneCall(Contract):
     """A call record posted by the call-centre system."""
 

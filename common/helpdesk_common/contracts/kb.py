@@ -94,6 +94,25 @@ class SuggestRequest(Contract):
     ticket_number: Optional[Annotated[str, StringConstraints(max_length=40)]] = None
 
 
+class ShownItem(Contract):
+    id: ArticleId
+    score: float = 0.0
+
+
+class SuggestionShownReport(Contract):
+    """A portal suggestion a gateway answered from its cache (``record_suggestions_shown``): the id it gave
+    the visitor, the articles shown and their scores; nothing of the typed text but its length."""
+
+    suggestion_id: Annotated[str, StringConstraints(min_length=1, max_length=36, pattern=r"^[0-9a-f-]+$")]
+    lang: Language = "en"
+    query_length: Annotated[int, Field(ge=1, le=5_000)]
+    items: Annotated[list[ShownItem], Field(min_length=1, max_length=10)]
+
+
+class SuggestionsShown(Contract):
+    shown: Annotated[list[SuggestionShownReport], Field(min_length=1, max_length=1000)]
+
+
 class SuggestionOpenedReport(Contract):
     """The portal reports that a visitor opened a suggested article (announced as ``suggestion_opened``)."""
 

@@ -25,7 +25,7 @@ from helpdesk_common.contracts import validate
 from helpdesk_common.contracts.intake import (AttachmentView, ChannelsView, IntakeResult, OutgoingMailView,
                                                OutgoingQuery, PhoneCall, QuarantinedDetail, QuarantinedRaw,
                                                QuarantinedView, QuarantineQuery, QuarantineRetry, SocialMessage,
-                                               WebForm)
+                                               WebForm, WebReply)
 from helpdesk_common.errors import Forbidden, HelpdeskError, ValidationFailed
 # The scheme is shared with intake's outbound webhooks; re-exported here for existing callers.
 from helpdesk_common.webhooks import MAX_SKEW_SECONDS, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign  # noqa: F401
@@ -76,6 +76,9 @@ def _signed_json(channel):
     return data
 
 
+# Bodies with files: intake's WEB_FORM_MAX_BYTES (10 MB by default) in base64, and the form around them; the
+# gateway's 1 MB body limit is for JSON without files.
+UPLOAD_BODY_BYTES = 10 * 1024 * 1024 * 4 // 3 + 1024 * 1024
 REPEATED = {200: IntakeResult}  # a repeated submission, call or message answers with what the first one made
 
 
@@ -88,6 +91,7 @@ def _result(answer):
 def submit_web_form():
     """Opens a ticket (channel web) with attachments (base64) and custom fields. A repeated
     ``submission_id`` answers with the first ticket (200). Limited in size and per address per hour (429)."""
+    request.max_content_length = UPLOAD_BODY_BYTES
     form = json_body()
     if viewer()["role"] == "customer":
         form.setdefault("requester", {"email": viewer()["email"]})
@@ -99,6 +103,25 @@ def send_web_form(form, who=None):
     """``who``: the caller's viewer by default; the portal's form passes the visitor's (a customer of the
     address typed, so intake applies a customer's limits)."""
     return services().call("intake", "submit_web_form", form, who or viewer())
+
+
+@operation(bp, "/tickets/<number>/replies", "POST", summary="A customer's reply with files", tag="intake",
+           body=WebReply, answer=IntakeResult, answer_status=201, other_answers=REPEATED, roles=("customer",),
+           errors=WRITE_ERRORS + (403, 404, 409))
+def submit_web_reply(number):
+    """The portal's reply form: a public reply by the ticket's customer with 1-10 files (base64; together
+    within the web form's limit, 413). The files are listed on the ticket
+    (``GET /tickets/{number}/attachments``) and named in the message. A repeated ``reply_id`` answers as the
+    first (one message). Replies without files: ``POST /tickets/{number}/messages``."""
+    request.max_content_length = UPLOAD_BODY_BYTES
+    reply = json_body()
+    validate(WebReply, reply)
+    answer = send_web_reply(number, reply)
+    return jsonify(answer), 200 if answer.get("duplicate") else 201
+
+
+def send_web_reply(number, reply):
+    return services().call("intake", "submit_web_reply", number, reply, viewer())
 
 
 @operation(bp, "/intake/webhooks/phone", "POST", summary="A call record from the call-centre system",

@@ -1,6 +1,8 @@
 """The knowledge-base API: articles (agents write, everyone reads what they may), search and suggestions
 (public: the portal's visitors search without a token; a token widens the view to internal articles)."""
-from flask import Blueprint, jsonify
+import threading
+
+from flask import Blueprint, current_app, jsonify
 
 from helpdesk_common.contracts import validate
 from helpdesk_common.contracts.kb import (ArticleChanges, ArticleSummary, ArticleVersionView, ArticleView, BrowsePage,
@@ -9,6 +11,7 @@ from helpdesk_common.contracts.kb import (ArticleChanges, ArticleSummary, Articl
                                            SuggestionOpenedReport, SuggestionResolution, SuggestionResolved,
                                            SuggestQuery, TicketSuggestions)
 
+from .. import suggestions
 from . import json_body, operation, query_args, services, viewer
 
 bp = Blueprint("kb", __name__, url_prefix="/api/v1")
@@ -90,7 +93,32 @@ def suggest():
 
 
 def run_suggest(text, lang, size):
-    return services().call("kb_search", "suggest", text, lang, viewer(), size)
+    """The portal's suggestions (public articles whoever asks), from this process's cache when the same text
+    was asked lately (``suggestions.py`` says why and what stays exact)."""
+    return _suggestions().suggest(text, lang, size, viewer())
+
+
+_CREATING = threading.Lock()
+
+
+def _suggestions():
+    """Made at first use in each gateway process (gunicorn forks: a feed's thread does not survive a fork)."""
+    found = current_app.extensions.get("helpdesk.suggestions")
+    if found is None:
+        with _CREATING:
+            found = current_app.extensions.get("helpdesk.suggestions")
+            if found is None:
+                settings, pool = current_app.config["HELPDESK_SETTINGS"], services()
+                if settings.suggest_cache_seconds > 0:
+                    cache = suggestions.SuggestionCache(settings.suggest_cache_seconds, settings.suggest_cache_entries)
+                    cache.feed = suggestions.ArticleFeed(settings.amqp_uri, cache.changed)
+                else:
+                    cache = suggestions.SuggestionCache(0, 0, feed=suggestions.NEVER)
+                recorder = suggestions.ShownRecorder(lambda batch: pool.call("kb_search", "record_suggestions_shown",
+                                                                             batch))
+                found = current_app.extensions["helpdesk.suggestions"] = suggestions.Suggestions(
+                    pool.call, cache, recorder)
+    return found
 
 
 @operation(bp, "/kb/suggestions/opened", "POST", summary="A suggested article was opened", tag="knowledge base",

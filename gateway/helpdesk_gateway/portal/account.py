@@ -11,20 +11,24 @@ A signed-in customer acts as a customer token of their address would (``Identity
 tickets service shows them only the tickets of the contact known by that address, public messages only,
 and answers a guessed number with the 404 of a missing ticket.
 """
+import base64
 import os
+import uuid
 
 from flask import current_app, flash, g, redirect, render_template, request, url_for
 from flask_babel import force_locale, gettext as _
 
 from helpdesk_common.database import utcnow
-from helpdesk_common.errors import InvalidTransition
+from helpdesk_common.errors import HelpdeskError, InvalidTransition
 
 from ..api import services
+from ..api.intake import send_web_reply
 from ..api.tickets import find_tickets, post_message, read_messages, read_ticket, read_workflow, resolve_by_customer
 from ..auth import ANONYMOUS, Identity
 from ..ui import live
-from ..ui.security import secure_cookies
-from . import bp, customers, visitor
+from ..ui.security import accepts_files, secure_cookies
+from . import bp, customers, uploads, visitor
+from .asking import UPLOAD_BYTES, refusal_text
 from .downloads import public_attachments
 
 COOKIE = "hd_customer"
@@ -152,8 +156,13 @@ def _follow_context(number):
             "attachments": public_attachments(number)}
 
 
-def _follow_page(number, problem=None, status=200):
-    return render_template("portal/request_follow.html", problem=problem, **_follow_context(number)), status
+def _follow_page(number, problem=None, status=200, problem_field="body", draft=""):
+    """The open request; after a refused reply, with the reason and what was typed (files cannot be kept:
+    a browser never lets a page fill in a file input)."""
+    return render_template("portal/request_follow.html", problem=problem, problem_field=problem_field, draft=draft,
+                           reply_id=uuid.uuid4().hex, accept=",".join(uploads.TYPES),
+                           limits={"files": uploads.MAX_FILES, "mb": uploads.MAX_FILE_BYTES // (1024 * 1024)},
+                           **_follow_context(number)), status
 
 
 @bp.get("/requests/<number>/live")
@@ -177,14 +186,34 @@ def request_parts(number):
 
 
 @bp.post("/requests/<number>/reply")
+@accepts_files(UPLOAD_BYTES)
 def reply(number):
+    """A public reply; with files, through intake (``api.intake.send_web_reply``, as
+    ``POST /api/v1/tickets/{number}/replies``), which keeps them as it keeps the request form's and lists them
+    in the message. The files are checked here first, as the request form's (``uploads``): a refused one
+    refuses the whole reply with the reason, what was typed kept, and nothing sent."""
     refused = _signed_in_only()
     if refused:
         return refused
-    body = request.form.get("body", "").strip()
+    body = request.form.get("body", "").strip()[:100_000]
+    files, refusal = uploads.check([(f.filename, f.read()) for f in request.files.getlist("attachments")])
+    if refusal is not None:
+        return _follow_page(number, refusal_text(refusal), 422, "attachments", body)
     if not body:
         return _follow_page(number, _("Write your reply first."), 422)
-    post_message(number, {"body": body[:100_000], "visibility": "public"})
+    if not files:
+        post_message(number, {"body": body, "visibility": "public"})
+    else:
+        reply_id = request.form.get("reply_id", "")[:100] or uuid.uuid4().hex
+        try:
+            send_web_reply(number, {"body": body, "reply_id": reply_id, "attachments": [
+                {"filename": f.filename, "content_type": f.content_type,
+                 "content_base64": base64.b64encode(f.data).decode()} for f in files]})
+        except HelpdeskError as error:
+            if error.status not in (409, 413, 422):
+                raise
+            return _follow_page(number, _("This reply could not be taken: %(reason)s", reason=error.message),
+                                error.status, "attachments", body)
     return redirect(url_for(".follow_request", number=number, _anchor="conversation"))
 
 

@@ -18,19 +18,29 @@ from helpdesk_common.errors import HelpdeskError
 from ..api.intake import send_web_form
 from ..api.tickets import read_custom_fields
 from ..auth import Identity
+from ..ui.security import accepts_files
 from . import bp, uploads, visitor
 
+# Formatted where used (``refusal_text``): a lazy text given some of its variables (``mb``) but not the
+# others (``name``) raised KeyError when rendered, a 500 for a file over the limit.
 REFUSALS = {
-    "too_many_files": _l("Attach at most %(n)s files.", n=uploads.MAX_FILES),
-    "file_too_large": _l("“%(name)s” is larger than %(mb)s MB; attach a smaller file.",
-                         mb=uploads.MAX_FILE_BYTES // (1024 * 1024)),
-    "total_too_large": _l("The attachments together are larger than %(mb)s MB.",
-                          mb=uploads.MAX_TOTAL_BYTES // (1024 * 1024)),
+    "too_many_files": _l("Attach at most %(n)s files."),
+    "file_too_large": _l("“%(name)s” is larger than %(mb)s MB; attach a smaller file."),
+    "total_too_large": _l("The attachments together are larger than %(mb)s MB."),
     "type_not_allowed": _l("“%(name)s” is not a type we accept: attach PNG, JPEG, GIF, PDF, TXT, LOG or CSV files."),
     "content_mismatch": _l("“%(name)s” does not contain what its name says; attach the file itself."),
     "empty_file": _l("“%(name)s” is empty."),
 }
+
+
+def refusal_text(refusal):
+    """The sentence for an ``uploads.Refusal``, in the visitor's language."""
+    mb = (uploads.MAX_TOTAL_BYTES if refusal.code == "total_too_large" else uploads.MAX_FILE_BYTES) // (1024 * 1024)
+    return str(REFUSALS[refusal.code]) % {"name": refusal.filename, "mb": mb, "n": uploads.MAX_FILES}
+
+
 SLACK = 1024 * 1024  # the form's own fields, beside its files
+UPLOAD_BYTES = uploads.MAX_TOTAL_BYTES + SLACK
 
 
 @bp.get("/request")
@@ -44,6 +54,7 @@ def blank_form(embedded):
 
 
 @bp.post("/request")
+@accepts_files(UPLOAD_BYTES)
 def submit_request():
     return take_request(embedded=False)
 
@@ -52,7 +63,6 @@ def take_request(embedded):
     """The form as sent: refused with the reasons, or handed to intake. The portal's page answers with a
     redirect to the confirmation (kept in this browser's session); the embedded form (``embed.py``), which
     may have no cookies at all in another site's frame, shows the confirmation at once."""
-    request.max_content_length = uploads.MAX_TOTAL_BYTES + SLACK  # the API's 1 MB JSON limit is not for files
     fields = read_custom_fields()
     values = {name: request.form.get(name, "").strip() for name in ("name", "email", "subject", "description")}
     values["submission_id"] = request.form.get("submission_id", "")[:100] or uuid.uuid4().hex
@@ -67,7 +77,7 @@ def take_request(embedded):
             custom[field["name"]] = value
     files, refusal = uploads.check([(f.filename, f.read()) for f in request.files.getlist("attachments")])
     if refusal is not None:
-        problems["attachments"] = REFUSALS[refusal.code] % {"name": refusal.filename}
+        problems["attachments"] = refusal_text(refusal)
     if problems:
         return _form(values, problems, fields, status=422, embedded=embedded)
     form = {"subject": values["subject"], "description": values["description"], "language": visitor.language(),

@@ -20,7 +20,7 @@ import re
 
 from flask import render_template, request
 
-from ..ui.security import CSP
+from ..ui.security import CSP, accepts_files
 from . import asking, bp
 
 ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
@@ -50,6 +50,7 @@ def embed_form():
 
 
 @bp.post("/embed/request")
+@accepts_files(asking.UPLOAD_BYTES)
 def embed_submit():
     return asking.take_request(embedded=True)
 

@@ -74,6 +74,24 @@ CSRF_EXEMPT = ("portal.embed_submit",)
 could not work anyway): the embedded request form, in other sites' frames (``portal/embed.py`` says why)."""
 
 
+def accepts_files(max_bytes):
+    """Marks a view whose form carries files: its body may be up to ``max_bytes`` (the app's limit,
+    ``HELPDESK_MAX_BODY_BYTES``, is for JSON). Applied by ``allow_files`` before the CSRF check reads the
+    form: set in the view, it came too late, and a form over the app's limit got a bare 413."""
+
+    def mark(view):
+        view.max_body_bytes = max_bytes
+        return view
+
+    return mark
+
+
+def allow_files():
+    limit = getattr(current_app.view_functions.get(request.endpoint), "max_body_bytes", None)
+    if limit:
+        request.max_content_length = limit
+
+
 def check_csrf():
     """Refuse a state-changing request whose token is missing or wrong (nothing has changed yet)."""
     if request.method in SAFE_METHODS or request.endpoint in CSRF_EXEMPT:

@@ -1,8 +1,9 @@
 """Public replies on social tickets go back out to the social connector. No nameko here.
 
 1. :func:`queue_reply` runs in the ``message_added`` handler's transaction: a public reply by an agent or
-   admin on a ticket that came in through the social webhook stages ``social_reply_queued`` in intake's
-   outbox (internal notes and the customer's own messages never are).
+   admin, or what the platform itself says to the customer (``domain.chat.platform_says``: the satisfaction
+   survey's link), on a ticket that came in through the social webhook stages ``social_reply_queued`` in
+   intake's outbox (internal notes, the customer's own messages and what came in on the channel never are).
 2. The service's reliable handler of that event calls :func:`deliver_once`: a POST of the reply to
    ``HELPDESK_SOCIAL_CONNECTOR_URL``, signed like the inbound webhooks (:mod:`helpdesk_common.webhooks`)
    with ``HELPDESK_SOCIAL_CONNECTOR_SECRET``, with the event id as ``X-Helpdesk-Delivery``. A failure
@@ -27,6 +28,7 @@ from helpdesk_common.events import new_event
 from helpdesk_common.outbox import stage
 from helpdesk_common.webhooks import DELIVERY_HEADER, signed_headers
 
+from .domain.chat import platform_says
 from .models import Outbox, ProcessedEvent, SocialThread
 
 log = logging.getLogger(__name__)
@@ -50,7 +52,7 @@ class ConnectorRefused(HelpdeskError):
 def queue_reply(session, settings, ticket, message):
     """Stage ``social_reply_queued`` for a public staff reply on a social ticket; returns the envelope or None."""
     if (ticket.get("channel") != "social" or message.get("visibility") != "public"
-            or message.get("author_role") not in STAFF_AUTHORS):
+            or (message.get("author_role") not in STAFF_AUTHORS and not platform_says(message))):
         return None
     if not settings.social_connector_url:
         log.info("no social connector configured: reply %s on %s stays in the helpdesk", message.get("id"),

@@ -279,6 +279,28 @@ def suggestion_shown(session: Session, request, hits, viewer):
     return suggestion_id
 
 
+def suggestions_shown(session: Session, reports, viewer):
+    """Record portal suggestions a gateway answered from its cache (``SuggestionShownReport``s), each as
+    :func:`suggestion_shown` records one it searched for: a row and a ``suggestion_shown`` event, in the
+    caller's transaction. An id recorded already (the batch sent again after a lost answer) is skipped."""
+    ids = [report.suggestion_id for report in reports]
+    known = set(session.scalars(select(Suggestion.id).where(Suggestion.id.in_(ids))))
+    now, events = utcnow(), []
+    for report in reports:
+        if report.suggestion_id in known:
+            continue
+        known.add(report.suggestion_id)
+        items = [{"id": item.id, "position": position, "score": item.score}
+                 for position, item in enumerate(report.items, 1)]
+        session.add(Suggestion(id=report.suggestion_id, context="portal", language=report.lang, ticket_number=None,
+                               items=items, created_at=now))
+        request = SimpleNamespace(context="portal", lang=report.lang, text="x" * report.query_length,
+                                  ticket_number=None)
+        events.append(_suggestion_shown_event(report.suggestion_id, request, items, viewer))
+    stage_many(session, Outbox, events)
+    return len(events)
+
+
 def _suggestion_shown_event(suggestion_id, request, hits, viewer):
     # No typed text in the event: only its length and the article ids.
     data = {"suggestion_id": suggestion_id, "context": request.context, "language": request.lang,

@@ -16,7 +16,8 @@ from sqlalchemy.orm.exc import StaleDataError
 from helpdesk_common.contracts import validate
 from helpdesk_common.contracts.kb import (LANGUAGES, ArticleChanges, BrowseQuery, BulkImport, NewArticle,
                                           SearchRequest,
-                                          SuggestionOpenedReport, SuggestionResolved, SuggestRequest, Viewer)
+                                          SuggestionOpenedReport, SuggestionResolved, SuggestionsShown, SuggestRequest,
+                                          Viewer)
 from helpdesk_common.adapters.database import Database
 from helpdesk_common.database import run_in_transaction
 from helpdesk_common.adapters.group_commit import Collector
@@ -160,6 +161,14 @@ class KbSearchService:
         if items:
             suggestion_id = self._write(lambda s: domain.suggestion_shown(s, request, items, who))
         return {"suggestion_id": suggestion_id, "items": items}
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def record_suggestions_shown(self, shown, viewer=None):
+        """Portal suggestions a gateway answered from its cache of ``suggest`` answers, a batch at a time (one
+        transaction): each recorded as ``suggest`` records one (``suggestion_shown``), under the id the gateway
+        gave it. Answers how many were new."""
+        command, who = validate(SuggestionsShown, {"shown": shown}), _viewer(viewer)
+        return {"recorded": self._write(lambda s: domain.suggestions_shown(s, command.shown, who))}
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def record_suggestion_opened(self, suggestion_id, article_id, viewer=None, position=None):

@@ -300,3 +300,31 @@ def test_only_known_portal_suggestions_deflect(sessions):
     with pytest.raises(Conflict) as error, sessions.begin() as session:
         domain.suggestion_resolved(session, ticket_suggestion, SuggestionResolved(), CUSTOMER)
     assert error.value.code == "not_a_portal_suggestion"
+
+
+def test_suggestions_a_gateway_answered_from_its_cache_are_recorded_as_its_own_and_once(sessions):
+    from helpdesk_common.contracts.kb import SuggestionsShown
+
+    with sessions.begin() as session:
+        article = domain.create_article(session, new(status="published"), AGENT)
+    shown = validate(SuggestionsShown, {"shown": [
+        {"suggestion_id": "0b5c6d2e-1111-4a4a-9b9b-000000000001", "lang": "sv", "query_length": 9,
+         "items": [{"id": article["id"], "score": 2.5}]},
+        {"suggestion_id": "0b5c6d2e-1111-4a4a-9b9b-000000000002", "lang": "en", "query_length": 4,
+         "items": [{"id": article["id"], "score": 1.0}]}]}).shown
+    with sessions.begin() as session:
+        assert domain.suggestions_shown(session, shown, CUSTOMER) == 2
+    with sessions.begin() as session:
+        assert domain.suggestions_shown(session, shown, CUSTOMER) == 0  # the batch again: nothing twice
+    with sessions() as session:
+        row = session.get(Suggestion, "0b5c6d2e-1111-4a4a-9b9b-000000000001")
+        assert (row.context, row.language, row.items) == ("portal", "sv", [
+            {"id": article["id"], "position": 1, "score": 2.5}])
+        announced = [e["data"] for k, e in events(session) if k == "suggestion_shown"]
+    assert [(d["suggestion_id"][-1], d["language"], d["query_length"], d["article_ids"]) for d in announced] == [
+        ("1", "sv", 9, [article["id"]]), ("2", "en", 4, [article["id"]])]
+    CATALOGUE["suggestion_shown"].data_model.model_validate(announced[0])  # the catalogue's schema
+    with sessions.begin() as session:  # the visitor's "yes" counts as for any suggestion
+        resolved = domain.suggestion_resolved(session, "0b5c6d2e-1111-4a4a-9b9b-000000000001",
+                                              SuggestionResolved(article_id=article["id"]), CUSTOMER)
+    assert resolved["recorded"] is True

@@ -28,6 +28,27 @@
       });
   }
 
+  // The support side's links (the satisfaction survey's, an article's) can be followed, as in the portal's
+  // conversation; the customer's own text stays text. Links are made as elements, never parsed as HTML.
+  var LINK = /https?:\/\/[^\s<>"]*[^\s<>".,;:!?)]/g;
+  function write(parent, text, links) {
+    var at = 0;
+    if (links) {
+      text.replace(LINK, function (url, offset) {
+        parent.appendChild(document.createTextNode(text.slice(at, offset)));
+        var anchor = document.createElement("a");
+        anchor.href = url;
+        anchor.textContent = url;
+        anchor.target = "_blank";
+        anchor.rel = "noopener nofollow";
+        parent.appendChild(anchor);
+        at = offset + url.length;
+        return url;
+      });
+    }
+    parent.appendChild(document.createTextNode(text.slice(at)));
+  }
+
   function add(entry) {
     if (entry.seq <= lastSeq) return;
     lastSeq = entry.seq;
@@ -37,7 +58,7 @@
       var who = document.createElement("strong");
       who.textContent = (entry.author_role === "customer" ? texts.you : texts.agent) + ": ";
       item.appendChild(who);
-      item.appendChild(document.createTextNode(entry.body || ""));
+      write(item, entry.body || "", entry.author_role !== "customer");
     } else {
       item.textContent = entry.kind === "joined" ? texts.joined : texts.ended;
       state.textContent = item.textContent;

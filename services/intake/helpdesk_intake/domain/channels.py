@@ -9,6 +9,7 @@ import binascii
 import hashlib
 import json
 import re
+from collections import namedtuple
 from datetime import timedelta
 
 from sqlalchemy import func, select
@@ -16,13 +17,16 @@ from sqlalchemy import func, select
 from helpdesk_common import authz
 from helpdesk_common.contracts.intake import RateLimited, TooLarge
 from helpdesk_common.database import utcnow
-from helpdesk_common.errors import Conflict, HelpdeskError, NotFound, ValidationFailed, from_wire
+from helpdesk_common.errors import Conflict, Forbidden, HelpdeskError, NotFound, ValidationFailed, from_wire
 from helpdesk_common.events import new_event
 from helpdesk_common.outbox import stage
 
 from .. import exceptions as errors
-from .ingest import SYSTEM, attachment_view, clip, customer_viewer
+from .ingest import SYSTEM, attachment_view, clip, customer_viewer, with_attachment_list
 from ..models import Attachment, InboundMessage, Outbox, SocialThread, WebSubmission
+
+
+File = namedtuple("File", "filename content_type data")  # an upload, decoded; unpacks as (name, type, bytes)
 
 
 def _hash(data):
@@ -118,18 +122,7 @@ class Channels:
         authz.check_own_requester(form.requester, viewer)
         if viewer.role == "customer":
             form = form.model_copy(update=authz.CUSTOMER_DEFAULTS)
-        files, total = [], 0
-        for upload in form.attachments:
-            try:
-                data = base64.b64decode(upload.content_base64, validate=True)
-            except (binascii.Error, ValueError):
-                raise ValidationFailed("An attachment is not valid base64.", details=[
-                    {"field": "attachments", "code": "invalid_value", "message": f"{upload.filename}: not base64"}])
-            total += len(data)
-            files.append((upload.filename.replace("/", "_"), upload.content_type, data))
-        if total > self.settings.web_form_max_bytes:
-            raise TooLarge(f"The attachments add up to {total} bytes; the limit is "
-                           f"{self.settings.web_form_max_bytes}.")
+        files = self._files(form.attachments)
         payload = form.model_dump(mode="json", exclude={"attachments", "submission_id"})
         content_hash = _hash({**payload, "submission_id": form.submission_id,
                               "files": [hashlib.sha256(f[2]).hexdigest() for f in files]})
@@ -142,6 +135,45 @@ class Channels:
         key = "web:" + (form.submission_id or content_hash)[:190]
         return self._take("web", form.submission_id, content_hash, email, form.subject,
                           lambda: self._create(ticket, key), files)
+
+    def _files(self, uploads):
+        """[(filename, content type, bytes)] of a form's base64 uploads, within ``WEB_FORM_MAX_BYTES`` together."""
+        files, total = [], 0
+        for upload in uploads:
+            try:
+                data = base64.b64decode(upload.content_base64, validate=True)
+            except (binascii.Error, ValueError):
+                raise ValidationFailed("An attachment is not valid base64.", details=[
+                    {"field": "attachments", "code": "invalid_value", "message": f"{upload.filename}: not base64"}])
+            total += len(data)
+            files.append(File(upload.filename.replace("/", "_"), upload.content_type, data))
+        if total > self.settings.web_form_max_bytes:
+            raise TooLarge(f"The attachments add up to {total} bytes; the limit is "
+                           f"{self.settings.web_form_max_bytes}.")
+        return files
+
+    def submit_web_reply(self, number, reply, viewer):
+        """A customer's reply with files to their own ticket (the portal's reply form): the message goes onto
+        the ticket as the customer (the tickets service judges whether it is theirs: anyone else gets the
+        ticket's 404, and nothing is stored), the files are kept here like a web form's and listed in the
+        message, as a mail's are. ``reply_id`` (or the content) makes a repeat one message."""
+        if viewer.role != "customer" or not viewer.email:
+            raise Forbidden("Replies with files are sent by the ticket's customer; agents attach nothing yet.",
+                            code="customers_only")
+        email = viewer.email.lower()
+        files = self._files(reply.attachments)
+        content_hash = _hash({"ticket": number, "body": reply.body, "reply_id": reply.reply_id,
+                              "files": [hashlib.sha256(f[2]).hexdigest() for f in files]})
+        body = with_attachment_list(reply.body, files)  # listed in the message, as a mail's attachments are
+        author = {**customer_viewer(email), "correlation_id": viewer.correlation_id}
+        key = "web-reply:" + (reply.reply_id or content_hash)[:180]
+
+        def append():
+            self.tickets.add_message(number, {"body": body, "visibility": "public"}, author, idempotency_key=key)
+            return number, False
+
+        external_id = f"reply:{reply.reply_id}"[:200] if reply.reply_id else None
+        return self._take("web", external_id, content_hash, email, f"Reply on {number}"[:200], append, files)
 
     def _rate_limit(self, email, submission_id, content_hash):
         now = utcnow()

@@ -94,6 +94,42 @@ def may_see(chat, viewer, token=None):
     return viewer.role == "customer" and (viewer.email or "").lower() == chat.customer_email
 
 
+def add_entry(session, chat, kind, author, role, body, event_type, correlation_id=None, in_ticket=None):
+    """The chat's next entry, announced through the outbox in the caller's transaction. A message goes onto
+    the ticket later (``in_ticket`` false) unless it came from there (``in_ticket=True``)."""
+    chat.last_seq += 1
+    entry = ChatEntry(chat_id=chat.id, seq=chat.last_seq, kind=kind, author=author, author_role=role, body=body,
+                      at=utcnow(), in_ticket=kind != "message" if in_ticket is None else in_ticket)
+    session.add(entry)
+    session.flush()
+    stage(session, Outbox, new_event(event_type, {"chat": chat_view(chat), "entry": entry_view(entry)},
+                                     correlation_id=correlation_id, subject=chat.ticket_number))
+    return entry
+
+
+def platform_says(message):
+    """A public message the platform itself writes to the customer on a ticket (a satisfaction survey with
+    its link): by a service with the system role other than intake, whose own system messages are what
+    came in on a channel (a call record, a third party in a social thread), never to be sent back out."""
+    return (message.get("visibility") == "public" and message.get("author_role") == "system"
+            and message.get("author") != SYSTEM["actor"])
+
+
+def relay_to_open_chat(session, ticket, message):
+    """Post what the platform says on a chat ticket (``platform_says``: the survey when the ticket is
+    resolved) into its chat while the customer is still in it, in the ``message_added`` handler's transaction
+    (once per event). It is on the ticket already: the entry is marked so (never copied back). An ended
+    chat's customer finds it on the ticket (the portal's conversation). Answers the entry, or None."""
+    if ticket.get("channel") != "chat" or not platform_says(message):
+        return None
+    chat = session.scalar(select(ChatSession).where(ChatSession.ticket_number == ticket["number"])
+                          .order_by(ChatSession.started_at.desc()).limit(1).with_for_update())
+    if chat is None or chat.state == "ended":
+        return None
+    return add_entry(session, chat, "message", message["author"], "system", message["body"], "chat_message_posted",
+                     in_ticket=True)
+
+
 def entry_view(entry):
     return {"seq": entry.seq, "kind": entry.kind, "author": entry.author, "author_role": entry.author_role,
             "body": entry.body, "at": entry.at.isoformat()}
@@ -122,15 +158,7 @@ class ChatDesk:
         return chat
 
     def _add(self, session, chat, kind, author, role, body, event_type, viewer=None):
-        chat.last_seq += 1
-        entry = ChatEntry(chat_id=chat.id, seq=chat.last_seq, kind=kind, author=author, author_role=role,
-                          body=body, at=utcnow(), in_ticket=kind != "message")
-        session.add(entry)
-        session.flush()
-        stage(session, Outbox, new_event(event_type, {"chat": chat_view(chat), "entry": entry_view(entry)},
-                                         correlation_id=getattr(viewer, "correlation_id", None),
-                                         subject=chat.ticket_number))
-        return entry
+        return add_entry(session, chat, kind, author, role, body, event_type, getattr(viewer, "correlation_id", None))
 
     # --- the customer -----------------------------------------------------------------------------
 
