@@ -301,6 +301,7 @@ class Soak:
         number, _ = self.post_ticket(session, key, load.retries, load.given_up)
         assert number is not None, f"the probe after fault {index} was never accepted: {load.given_up.get(key)}"
         load.numbers[key] = number
+        stages = self.stages = {"accepted": time.monotonic() - started}  # where a long recovery spent its time
 
         def routed():
             try:
@@ -310,9 +311,11 @@ class Soak:
             return answer.status_code == 200 and answer.json().get("state") in ("queued", "assigned")
 
         wait_for(routed, timeout=REQUEST_DEADLINE, what=f"the probe ticket {number} to be routed")
+        stages["routed"] = time.monotonic() - started
         wait_for(lambda: self._query(self.stack.tickets_db_url, "SELECT number FROM tickets WHERE subject = %s",
                                      (subject,)), timeout=REQUEST_DEADLINE, interval=0.1,
                  what=f"the probe mail {subject} to become a ticket")
+        stages["mail"] = time.monotonic() - started
         wait_for(lambda: self.checked_healthy_since(fault_time), timeout=REQUEST_DEADLINE, interval=0.2,
                  what="/health checked after the fault, every service answering")
         return time.monotonic() - started
@@ -352,8 +355,10 @@ class Soak:
             recovery = restarted + self.recovered(index, load, fault_time)
             self.faults.append({"fault": fault, "at": at - began, "restart": restarted, "recovered": recovery,
                                 "retries": sum(load.retries.values()) - retries_before})
+            self.faults[-1]["stages"] = self.stages
             self.say(f"{fault:>9}: at {at - began:6.1f} s, back in {recovery:5.1f} s "
-                     f"({self.faults[-1]['retries']} requests repeated meanwhile); {load.accepted} accepted so far")
+                     f"({self.faults[-1]['retries']} requests repeated meanwhile); {load.accepted} accepted so far; "
+                     "probe " + ", ".join(f"{stage} {seconds:.1f} s" for stage, seconds in self.stages.items()))
         load.allow(self.tickets)
         finished = load.join(REQUEST_DEADLINE * 4)
         assert finished and not load.errors, f"the load did not finish: {load.errors}"
