@@ -174,6 +174,10 @@ class Stack:
             "HELPDESK_RATE_LIMIT_ANONYMOUS": "100000/minute", "HELPDESK_RATE_LIMIT_COSTLY": "100000/minute",
             "HELPDESK_RATE_LIMIT_TOKEN": "1000000/minute", "HELPDESK_RATE_LIMIT_ADDRESS": "1000000/minute",
             "HELPDESK_STREAMS_PER_ADDRESS": "1000",
+            # The shared single broker node: quorum queues there buy nothing and, thousands of Raft groups
+            # made and deleted with each stack's vhost, stalled its vhost operations for every other run
+            # (deploy/README.md). A stack on a cluster passes HELPDESK_QUEUE_TYPE=quorum in ``env``.
+            "HELPDESK_QUEUE_TYPE": "classic",
         })
         env.update(self.extra_env)
         env.update({key: str(value) for key, value in extra.items()})
