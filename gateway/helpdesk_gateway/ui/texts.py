@@ -18,7 +18,8 @@ SORTS = {"updated": _l("Last changed"), "created": _l("Newest"), "priority": _l(
 PERIODS = {"last_7_days": _l("Last 7 days"), "last_30_days": _l("Last 30 days"), "last_week": _l("Last week"),
            "last_month": _l("Last month"), "this_month": _l("This month"), "this_week": _l("This week"),
            "fixed": _l("Fixed dates")}
-MEASURES = {"volume": _l("Tickets created and solved"), "backlog": _l("Backlog"), "first_response": _l("First response time"),
+MEASURES = {"volume": _l("Tickets created and solved"), "backlog": _l("Backlog"),
+            "first_response": _l("First response time"),
             "resolution": _l("Resolution time"), "sla": _l("SLA compliance"), "escalations": _l("Escalations"),
             "one_touch": _l("One-touch resolution"), "agents": _l("Agent performance"), "csat": _l("CSAT"),
             "nps": _l("NPS"), "chats": _l("Chats"), "deflection": _l("Knowledge-base deflection")}

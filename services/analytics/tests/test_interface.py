@@ -72,8 +72,8 @@ def test_a_report_out_of_range_is_refused_with_a_code(analytics, query, code):
 
 
 class Intake:
-    """Stands in for intake's ``send_account_mail`` RPC (which needs an SMTP server; tests/ui/test_dashboard_browser.py
-    has the real one): records the mails it is handed, over the real broker."""
+    """Stands in for intake's ``send_account_mail`` RPC (which needs an SMTP server;
+    tests/ui/test_dashboard_browser.py has the real one): records the mails it is handed, over the real broker."""
 
     name = "intake"
     mails = []

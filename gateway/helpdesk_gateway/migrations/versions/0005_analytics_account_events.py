@@ -18,7 +18,8 @@ branch_labels = None
 depends_on = None
 
 When = helpdesk_common.database.UtcDateTime(timezone=True)
-accounts = sa.table('accounts', sa.column('id', sa.Integer), sa.column('email', sa.String), sa.column('name', sa.String),
+accounts = sa.table('accounts', sa.column('id', sa.Integer), sa.column('email', sa.String),
+                    sa.column('name', sa.String),
                     sa.column('role', sa.String), sa.column('language', sa.String), sa.column('disabled_at', When))
 outbox = sa.table('outbox', sa.column('event_id', sa.String), sa.column('event_type', sa.String),
                   sa.column('envelope', sa.JSON), sa.column('created_at', When), sa.column('attempts', sa.Integer))
