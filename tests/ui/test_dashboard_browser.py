@@ -132,6 +132,45 @@ def test_the_dashboard_in_dutch_and_swedish(browser, world, who, locale, title):
     shot(page, f"dashboard-{locale[:2]}")
 
 
+def test_a_report_saved_from_the_dashboard_is_listed_opened_and_deleted(browser, world):
+    """The dashboard's current report (measure, grouping, period, team) saved under a name: listed as the
+    person's own, opened (run now), deleted; a form without its CSRF token changes nothing."""
+    page = browser.page("sue")
+    sign_in(page, world, "sue@example.org")
+    page.goto(url=f"{world.url}/workspace/dashboard?period=last_7_days&measure=volume&group_by=channel")
+    assert page.text(selector="#report-title") == "Tickets created and solved · Channel"
+    assert "email" in page.text(selector="#report-table tbody")  # the surge's tickets came by mail
+    assert page.text(selector="#saved-reports .empty").startswith("No saved reports yet")
+    forged = page.evaluate(expression="fetch('/workspace/dashboard/reports', {method: 'POST', body: new "
+                                      "URLSearchParams({name: 'forged', measure: 'volume'})}).then(r => r.status)")
+    assert forged == 403
+
+    page.fill(selector="#report-name", value="Mail volume")
+    page.click(selector="#save-report button[type=submit]")
+    page.wait_for_text(selector=".flash-success", text="Mail volume")
+    assert page.text(selector="#saved-table tbody tr td:first-child") == "Mail volume"
+    page.fill(selector="#report-name", value="Mail volume")  # the same name again: refused, said why
+    page.click(selector="#save-report button[type=submit]")
+    page.wait_for_text(selector=".flash-error", text="already have a report called")
+    mine = world.api.get(f"{world.url}/api/v1/saved-reports", timeout=10).json()
+    assert mine == []  # the admin token's own list: the report is Sue's, not everyone's
+
+    page.click(selector="#saved-table a")
+    page.wait_for(selector="#report-table")
+    assert page.text(selector="main h1") == "Mail volume"
+    assert "Channel" in page.text(selector="#saved-what") and "Last 7 days" in page.text(selector="#saved-what")
+    assert "email" in page.text(selector="#report-table tbody")
+    no_serious_violations(page)
+    shot(page, "saved-report-en")
+
+    page.goto(url=f"{world.url}/workspace/dashboard?period=last_7_days&measure=volume&group_by=channel")
+    no_serious_violations(page)
+    page.screenshot(path=os.path.join(SHOTS, "dashboard-saved-reports-en.png"), full_page=True)
+    page.click(selector="#saved-table button[type=submit]")
+    page.wait_for_text(selector=".flash-success", text="deleted")
+    assert page.count(selector="#saved-table") == 0
+
+
 def test_the_weekly_summary_reaches_each_supervisor_once(world, smtp_sink):
     """Last here: by now the summary's timer (1 s) has fired many times since the platform started."""
     def summaries(to):
