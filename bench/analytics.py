@@ -21,24 +21,35 @@ Broker delivery is not in these figures (see bench/broker_fanout.py for its cost
 import argparse
 import contextlib
 import os
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 from datetime import timedelta
 
-from sqlalchemy import literal_column, select, text
+import requests
+import yaml
+from sqlalchemy import create_engine, literal_column, select, text
 from sqlalchemy.orm import sessionmaker
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.dirname(sys.executable)
 sys.path.insert(0, os.path.join(ROOT, "services", "analytics", "tests"))
+sys.path.insert(0, ROOT)
 
 from analytics_history import CALENDARS, START, STATUSES, export_of, generate  # noqa: E402
 from helpdesk_analytics import facts, rebuild, reports, settings as analytics_settings  # noqa: E402
 from helpdesk_analytics.migrate import upgrade  # noqa: E402
 from helpdesk_analytics.models import SurveyAnswer, TicketActivity, TicketFact  # noqa: E402
 from helpdesk_common.adapters.database import engine_for  # noqa: E402
+from helpdesk_common.adapters.exchanges import event_exchanges  # noqa: E402
+from helpdesk_common.adapters.relay import ConfirmedPublisher  # noqa: E402
 from helpdesk_common.database import UtcDateTime  # noqa: E402
+from procstat import broker_cpu, processes  # noqa: E402
+from tests.stack import RABBIT_API, Vhost  # noqa: E402
 
 ADMIN = {"actor": "bench", "role": "admin", "teams": []}
 DASHBOARD = [("volume", "day"), ("backlog", "day"), ("first_response", "team"), ("resolution", "priority"),
@@ -114,6 +125,113 @@ def measure_reports(sessions, end, repeat):
     return tickets, rows, (statistics.median(plain), percentile(plain, 0.99))
 
 
+def relay_batches(events, size=BATCH):
+    """The history as the services' outbox relays publish it: each ``size`` events in order, per source."""
+    batches = []
+    for index in range(0, len(events), size):
+        by_source = {}
+        for event in events[index:index + size]:
+            by_source.setdefault(event["source"], []).append(event)
+        batches.extend(by_source.items())
+    return batches
+
+
+def cpu_of(pid):
+    return next((cpu for found, _name, _session, cpu in processes() if found == pid), 0.0)
+
+
+def consumers_ready(vhost, handlers):
+    """True once every one of the service's ``handlers`` queues has its consumer."""
+    parts = urllib.parse.urlsplit(RABBIT_API)
+    try:
+        answer = requests.get(f"{vhost.api}/queues/{vhost.quoted}", auth=(parts.username, parts.password), timeout=30)
+    except requests.RequestException:  # a busy broker's management API: ask again
+        return False
+    ready = [q for q in answer.json() if "--analytics." in q["name"] and ".retry-" not in q["name"]
+             and q.get("consumers", 0) > 0]
+    return len(ready) >= handlers
+
+
+def through_broker(kind, events, args):
+    """The analytics service as ``make run`` starts it, fed the history through the broker by relay batches:
+    events/s from the first publish until every event is in the read model (and every new ticket in the
+    surge detector's table), with the service's, the broker's and this publishing process's CPU."""
+    wanted = sum(1 for e in events if e["type"] in facts.SUBSCRIBED)
+    created = sum(1 for e in events if e["type"] == "ticket_created")
+    handlers = len({e["type"] for e in events if e["type"] in facts.SUBSCRIBED}) + 1  # + record_arrivals
+    batches = relay_batches(events)
+    with tempfile.TemporaryDirectory() as workdir, database(kind, workdir) as url:
+        upgrade(url)
+        sla_file = os.path.join(workdir, "sla.yaml")
+        with open(sla_file, "w") as stream:
+            yaml.safe_dump(CALENDARS, stream)
+        vhost = Vhost(f"bench-analytics-{os.getpid()}")
+        for attempt in range(5):  # a busy broker's management API answers slowly
+            try:
+                vhost.create()
+                break
+            except requests.RequestException:
+                if attempt == 4:
+                    raise
+                time.sleep(5)
+        env = {**os.environ, "HELPDESK_AMQP_URI": vhost.amqp_uri, "HELPDESK_ANALYTICS_DB_URL": url,
+               "HELPDESK_SLA_FILE": sla_file, "PYTHONWARNINGS": "ignore", **dict(args.env)}
+        log = open(os.path.join(workdir, "analytics.log"), "wb")
+        argv = ([os.path.join(BIN, "python"), args.profile_runner] if args.profile_runner else
+                [os.path.join(BIN, "nameko"), "run", "helpdesk_analytics.service", "--config",
+                 "services/analytics/config.yaml"])
+        service = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+        reader = create_engine(url.replace("postgresql://", "postgresql+psycopg2://"))  # no BEGIN IMMEDIATE
+        try:
+            deadline = time.monotonic() + 60
+            while not consumers_ready(vhost, handlers):
+                if service.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit(f"the analytics service did not start:\n{open(log.name).read()[-3000:]}")
+                time.sleep(0.2)
+            publishers = {}
+            load, service_cpu, broker, own = os.getloadavg()[0], cpu_of(service.pid), broker_cpu(), time.process_time()
+            started = time.perf_counter()
+            for source, envelopes in batches:
+                if source not in publishers:
+                    exchange, batch_exchange = event_exchanges(source)
+                    publishers[source] = ConfirmedPublisher(vhost.amqp_uri, exchange, batch_exchange=batch_exchange)
+                publishers[source].publish_batch(envelopes)
+            published = time.perf_counter() - started
+            own = time.process_time() - own
+            deadline = time.monotonic() + args.broker_timeout
+            while True:
+                with reader.connect() as connection:
+                    done = connection.scalar(text("SELECT count(*) FROM processed_events WHERE handler = :h"),
+                                             {"h": facts.HANDLER})
+                    arrived = connection.scalar(text("SELECT count(*) FROM surge_tickets"))
+                if done >= wanted and arrived >= created:
+                    break
+                if time.monotonic() > deadline or service.poll() is not None:
+                    raise SystemExit(f"{done:,} of {wanted:,} events in after {args.broker_timeout} s:\n"
+                                     f"{open(log.name).read()[-3000:]}")
+                time.sleep(0.05)
+            seconds = time.perf_counter() - started
+            service_cpu, broker = cpu_of(service.pid) - service_cpu, broker_cpu() - broker
+            print(f"\n{kind}, through the broker ({os.environ.get('HELPDESK_QUEUE_TYPE', 'quorum')} queues; "
+                  f"{len(batches):,} relay batches, {wanted:,} events analytics reads):")
+            print(f"  {wanted / seconds:,.0f} events/s by the wall clock ({seconds:.1f} s; all published after "
+                  f"{published:.1f} s); {wanted / service_cpu:,.0f} by the service's CPU ({service_cpu:.1f} s); "
+                  f"broker {broker / wanted * 1e3:.3f} ms CPU per event, publisher {own / wanted * 1e3:.3f}; "
+                  f"load average {load:.1f} before, {os.getloadavg()[0]:.1f} after")
+            for publisher in publishers.values():
+                publisher.close()
+        finally:
+            if service.poll() is None:
+                os.killpg(service.pid, signal.SIGTERM)
+                try:
+                    service.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    os.killpg(service.pid, signal.SIGKILL)
+            reader.dispose()
+            vhost.delete()
+
+
 def run(kind, events, export, settings, args):
     with tempfile.TemporaryDirectory() as workdir, database(kind, workdir) as url:
         upgrade(url)
@@ -164,6 +282,12 @@ def main():
     parser.add_argument("--postgres", action="store_true", help="also on PostgreSQL (127.0.0.1:5432)")
     parser.add_argument("--no-postgres-sqlite", action="store_true", help="PostgreSQL only")
     parser.add_argument("--no-rebuild", action="store_true")
+    parser.add_argument("--broker", choices=("yes", "no", "only"), default="yes",
+                        help="also (or only) ingest through RabbitMQ into the service running as a process")
+    parser.add_argument("--broker-timeout", type=float, default=600)
+    parser.add_argument("--profile-runner", help=argparse.SUPPRESS)
+    parser.add_argument("--env", action="append", default=[], type=lambda text: tuple(text.split("=", 1)),
+                        help="NAME=VALUE for the service process (e.g. HELPDESK_ANALYTICS_MAX_WORKERS=40)")
     args = parser.parse_args()
     events = generate(tickets=args.tickets, weeks=args.weeks)
     export = export_of(events, page_size=500)
@@ -172,7 +296,10 @@ def main():
           f"load average {os.getloadavg()[0]:.1f}")
     kinds = ([] if args.no_postgres_sqlite else ["sqlite"]) + (["postgresql"] if args.postgres else [])
     for kind in kinds:
-        run(kind, events, export, settings, args)
+        if args.broker != "no":
+            through_broker(kind, events, args)
+        if args.broker != "only":
+            run(kind, events, export, settings, args)
 
 
 if __name__ == "__main__":

@@ -34,6 +34,18 @@ import requests  # noqa: E402
 
 from tests.stack import Stack, free_port, wait_for  # noqa: E402
 
+
+def _load_procstat():
+    # bench/ is off the path here (platform.py's name shadows the standard module): load procstat by its file.
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("procstat", os.path.join(ROOT, "bench", "procstat.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_procstat = _load_procstat()
+
 TICK = os.sysconf("SC_CLK_TCK")
 PEER = ["django-helpdesk==2.6.1", "Django==5.2.20", "djangorestframework==3.18.3", "gunicorn==27.0.1"]
 SUBJECT = "VPN drops every few minutes"
@@ -241,8 +253,16 @@ end
 """
 
 
-def drive(target, clients, seconds, workdir):
-    """Run wrk with ``clients`` connections for ``seconds``; returns the counts and latencies."""
+def broker_cpu_seconds():
+    """RabbitMQ's CPU so far (every ``beam.smp``). The broker is the machine's, shared with anything else using
+    it meanwhile: its figure per ticket is an upper bound when others are busy."""
+    return sum(cpu for _pid, name, _session, cpu in _procstat.processes() if name == "beam.smp")
+
+
+def drive(target, clients, seconds, workdir, profile=None):
+    """Run wrk with ``clients`` connections for ``seconds``; returns the counts and latencies. ``profile``: a
+    folder where py-spy (``pip install py-spy``) writes each of the target's processes' sampled stacks
+    (collapsed, one file per process) over the same seconds."""
     url, headers, body = target.request()
     script = os.path.join(workdir, "post.lua")
     with open(script, "w") as stream:
@@ -251,76 +271,103 @@ def drive(target, clients, seconds, workdir):
     before = target.tickets()
     parts = target.pids()
     cpu_before = {part: cpu_seconds(pids) for part, pids in parts.items()}
+    broker_before = broker_cpu_seconds()
+    spies = []
+    if profile:
+        os.makedirs(profile, exist_ok=True)
+        for part, pids in parts.items():
+            for pid in pids:
+                spies.append(subprocess.Popen(
+                    ["py-spy", "record", "--nonblocking", "--rate", "200", "--format", "raw", "--duration",
+                     str(seconds), "--pid", str(pid), "--output", os.path.join(profile, f"{part}-{pid}-{clients}.txt")],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     out = subprocess.run(["wrk", "-t", str(min(clients, 2)), "-c", str(clients), "-d", f"{seconds}s",
                           "--timeout", "10s", "-s", script, url], capture_output=True, text=True, check=True).stdout
+    for spy in spies:
+        spy.wait()
     match = re.search(r"BENCH (\d+) (\d+) (\d+) (\d+) ([\d.]+) ([\d.]+) ([\d.]+)", out)
     requests_done, status_errors, socket_errors, duration_us = (int(match.group(i)) for i in range(1, 5))
     cpu = {part: cpu_seconds(pids) - cpu_before[part] for part, pids in parts.items()}
+    broker = broker_cpu_seconds() - broker_before
     created = target.tickets() - before
     return {"cpu_ms_per_ticket": {part: 1000 * seconds / max(created, 1) for part, seconds in cpu.items()},
             "clients": clients, "rate": (requests_done - status_errors) / (duration_us / 1e6),
             "p50": float(match.group(5)), "p99": float(match.group(6)), "errors": status_errors + socket_errors,
-            "sent": requests_done, "created": created}
+            "sent": requests_done, "created": created, "broker_cpu_ms_per_ticket": 1000 * broker / max(created, 1)}
 
 
 def main():
     parser = argparse.ArgumentParser(prog="bench/platform.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", default="1,16")
-    parser.add_argument("--peer-clients", default="1,4,8,16")
+    parser.add_argument("--peer-clients", default="1,4,8,16",
+                        help="client counts for django-helpdesk; 'none' measures this platform alone (CPU per ticket)")
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--url", help="measure a running platform instead of starting one")
     parser.add_argument("--token")
+    parser.add_argument("--profile", help="a folder for py-spy's samples of each process at the last level")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is needed: apt-get install wrk")
     clients = [int(c) for c in args.clients.split(",")]
-    peer_clients = sorted({int(c) for c in args.peer_clients.split(",")} | set(clients))
+    with_peer = args.peer_clients != "none"
+    peer_clients = sorted({int(c) for c in args.peer_clients.split(",")} | set(clients)) if with_peer else []
     load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="bench-platform-") as workdir:
         results = {}
         memory = {}
         for name, target, levels in (("platform", Platform(os.path.join(workdir, "platform"), args.url, args.token),
                                       clients),
-                                     ("peer", Peer(os.path.join(workdir, "peer")), peer_clients)):
+                                     ("peer", Peer(os.path.join(workdir, "peer")), peer_clients))[:2 if with_peer else 1]:
             os.makedirs(os.path.join(workdir, name), exist_ok=True)
             try:
                 target.start()
                 drive(target, 2, args.warmup, workdir)
-                results[name] = {level: drive(target, level, args.seconds, workdir) for level in levels}
+                results[name] = {level: drive(target, level, args.seconds, workdir,
+                                              args.profile if name == "platform" and level == levels[-1] else None)
+                                 for level in levels}
                 memory[name] = {part: rss_mb(pids) for part, pids in target.pids().items()}
             finally:
                 target.stop()
-    peer_best = max(results["peer"].values(), key=lambda r: r["rate"])
     print(f"\nTickets created through the REST API, wrk closed loop, {args.seconds} s per level "
-          f"(1-min load average at start {load:.1f}); peer: django-helpdesk 2.6.1, SQLite, gunicorn 4 sync workers")
-    print("\n| clients | this platform: tickets/s, p50 / p99 ms | django-helpdesk | ratio |")
-    print("|---:|---|---|---:|")
-    for level in clients:
-        ours, theirs = results["platform"][level], results["peer"][level]
-        print(f"| {level} | {ours['rate']:.0f} /s, {ours['p50']:.1f} / {ours['p99']:.1f} | {theirs['rate']:.0f} /s, "
-              f"{theirs['p50']:.1f} / {theirs['p99']:.1f} | {ours['rate'] / theirs['rate']:.1f}× |")
-    print(f"| peer at its best ({peer_best['clients']} clients) | | {peer_best['rate']:.0f} /s, "
-          f"{peer_best['p50']:.1f} / {peer_best['p99']:.1f} | "
-          f"{results['platform'][max(clients)]['rate'] / peer_best['rate']:.1f}× (at {max(clients)}) |")
+          f"(1-min load average at start {load:.1f}, at the end {os.getloadavg()[0]:.1f})"
+          + ("; peer: django-helpdesk 2.6.1, SQLite, gunicorn 4 sync workers" if with_peer else ""))
+    if with_peer:
+        peer_best = max(results["peer"].values(), key=lambda r: r["rate"])
+        print("\n| clients | this platform: tickets/s, p50 / p99 ms | django-helpdesk | ratio |")
+        print("|---:|---|---|---:|")
+        for level in clients:
+            ours, theirs = results["platform"][level], results["peer"][level]
+            print(f"| {level} | {ours['rate']:.0f} /s, {ours['p50']:.1f} / {ours['p99']:.1f} | {theirs['rate']:.0f} /s, "
+                  f"{theirs['p50']:.1f} / {theirs['p99']:.1f} | {ours['rate'] / theirs['rate']:.1f}× |")
+        print(f"| peer at its best ({peer_best['clients']} clients) | | {peer_best['rate']:.0f} /s, "
+              f"{peer_best['p50']:.1f} / {peer_best['p99']:.1f} | "
+              f"{results['platform'][max(clients)]['rate'] / peer_best['rate']:.1f}× (at {max(clients)}) |")
+    else:
+        print("\n| clients | this platform: tickets/s, p50 / p99 ms |")
+        print("|---:|---|")
+        for level in clients:
+            ours = results["platform"][level]
+            print(f"| {level} | {ours['rate']:.0f} /s, {ours['p50']:.1f} / {ours['p99']:.1f} |")
     print("\n| run | clients | requests answered | errors | tickets created |")
     print("|---|---:|---:|---:|---:|")
     for name in results:
         for level, r in results[name].items():
             print(f"| {name} | {level} | {r['sent']} | {r['errors']} | {r['created']} |")
-    top = max(clients)
-    print(f"\n| process | CPU ms per ticket at 1 / {top} clients | resident set MB at the end |")
+    shown = [clients[0], clients[-1]] if len(clients) > 1 else clients
+    print(f"\n| process | CPU ms per ticket at {' / '.join(map(str, shown))} clients | resident set MB at the end |")
     print("|---|---:|---:|")
     for name in memory:
         levels = results[name]
         for part, mb in memory[name].items():
-            cpu = " / ".join(f"{levels[level]['cpu_ms_per_ticket'].get(part, 0):.2f}" for level in (1, top)
+            cpu = " / ".join(f"{levels[level]['cpu_ms_per_ticket'].get(part, 0):.2f}" for level in shown
                              if level in levels)
             print(f"| {name}: {part} | {cpu} | {mb:.0f} |")
-        total = " / ".join(f"{sum(levels[level]['cpu_ms_per_ticket'].values()):.2f}" for level in (1, top)
+        total = " / ".join(f"{sum(levels[level]['cpu_ms_per_ticket'].values()):.2f}" for level in shown
                            if level in levels)
         print(f"| {name}: every process | {total} | {sum(memory[name].values()):.0f} |")
-
+        broker = " / ".join(f"{levels[level]['broker_cpu_ms_per_ticket']:.2f}" for level in shown if level in levels)
+        print(f"| {name}: RabbitMQ (the machine's, shared: an upper bound) | {broker} | |")
 
 if __name__ == "__main__":
     main()

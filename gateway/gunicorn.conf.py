@@ -5,7 +5,9 @@ bind = os.environ.get("HELPDESK_BIND", f"127.0.0.1:{os.environ.get('HELPDESK_POR
 # Threads, not greenlets: the gateway is not monkey-patched, and each thread borrows its own RPC proxy.
 worker_class = "gthread"
 workers = int(os.environ.get("HELPDESK_GATEWAY_WORKERS", "2"))
-threads = int(os.environ.get("HELPDESK_GATEWAY_THREADS", "16"))
+# 64: every open workspace page holds a thread for its live stream (streams.py); an idle one costs ~16 kB and
+# no CPU, while 16 threads held the live pages of 16 people at most (gateway/README.md, "open pages").
+threads = int(os.environ.get("HELPDESK_GATEWAY_THREADS", "64"))
 keepalive = 30
 accesslog = os.environ.get("HELPDESK_ACCESS_LOG") or None
 graceful_timeout = 10

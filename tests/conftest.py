@@ -6,21 +6,11 @@ import pytest
 
 sys.path.append(os.path.dirname(os.path.abspath(__file__)))
 
-from stack import EventRecorder, Stack, database_url  # noqa: E402
+from stack import EventRecorder, stack_fixture  # noqa: E402
 
 
-@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def platform(request, tmp_path_factory):
-    """Every process of the platform, started once per test module and database kind."""
-    url, cleanup = database_url(request.param)
-    stack = Stack(tmp_path_factory.mktemp(f"stack-{request.param}"), tickets_db_url=url)
-    try:
-        stack.start()
-        stack.kind = request.param
-        yield stack
-    finally:
-        stack.stop()
-        cleanup()
+platform = stack_fixture("platform")
+"""Every process of the platform, started once per test module and database kind."""
 
 
 @pytest.fixture

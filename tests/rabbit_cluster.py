@@ -102,6 +102,21 @@ class Node:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(30)
 
+    def restart(self, timeout=180, crash=True):
+        """Stop the node and start it again on its own data and ports; returns when it serves again.
+        ``crash``: killed (SIGKILL: nothing flushed, connections reset) rather than stopped as an operator
+        would (SIGTERM: connections closed, queues written out)."""
+        if crash:
+            self.kill()
+        elif self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(120)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self.start()
+        self.await_startup(timeout)
+
     def accepts_connections(self):
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=1):
@@ -110,10 +125,25 @@ class Node:
             return False
 
 
+class ClusterBroker:
+    """What :class:`stack.Stack` needs of its vhost (``Stack.vhost``), for a broker of its own: its default
+    vhost, "/", made and removed with the broker itself."""
+
+    def __init__(self, amqp_uri):
+        self.amqp_uri = amqp_uri
+
+    def create(self):
+        return self
+
+    def delete(self):
+        pass
+
+
 class RabbitCluster:
     """Three (``size``) clustered RabbitMQ nodes under ``workdir``; use as a context manager."""
 
-    def __init__(self, workdir, size=3):
+    def __init__(self, workdir, size=3, prefix="hd"):
+        """``prefix``: of the node names (``<prefix><index>-<run>@localhost``)."""
         self.workdir = str(workdir)
         run = secrets.token_hex(3)
         cookie_home = os.path.join(self.workdir, "home")
@@ -122,7 +152,8 @@ class RabbitCluster:
         with open(cookie, "w") as stream:
             stream.write(secrets.token_hex(16).upper())
         os.chmod(cookie, 0o400)
-        self.nodes = [Node(self.workdir, f"hd{index}-{run}@localhost", cookie_home) for index in range(1, size + 1)]
+        self.nodes = [Node(self.workdir, f"{prefix}{index}-{run}@localhost", cookie_home)
+                      for index in range(1, size + 1)]
 
     @property
     def amqp_uri(self):

@@ -4,6 +4,7 @@ Each stack gets its own RabbitMQ virtual host (so it never shares queues with a 
 ``make run`` or another test run) and its own databases; it starts the services and the gateway as
 separate processes, exactly as ``make run`` does, waits for ``/health`` and stops them all.
 """
+import contextlib
 import os
 import secrets
 import signal
@@ -65,10 +66,11 @@ def migrate_with_command(name):
     return lambda url: run_all([migration(name, url)])
 
 
-def templates(kind):
-    """Every database's template of ``kind``, made at the first call (their commands all at once)."""
-    return DATABASES.templates(kind, list(MIGRATIONS),
-                               lambda urls: run_all([migration(name, url) for name, url in urls.items()]))
+def templates(kind, registry=DATABASES):
+    """Every database's template of ``kind`` in ``registry`` (a ``MigratedDatabases``: the local server's by
+    default), made at the first call (their commands all at once)."""
+    return registry.templates(kind, list(MIGRATIONS),
+                              lambda urls: run_all([migration(name, url) for name, url in urls.items()]))
 
 
 def free_port():
@@ -92,14 +94,18 @@ class Vhost:
         self.auth = (parts.username, parts.password)
         self.quoted = urllib.parse.quote(self.name, safe="")
 
+    # A shared broker's vhost operations wait behind other suites' (deleting a vhost of many quorum queues
+    # held them for over a minute on 2026-12-07): slow then is not broken.
+    TIMEOUT = 180
+
     def create(self):
-        requests.put(f"{self.api}/vhosts/{self.quoted}", auth=self.auth, timeout=10).raise_for_status()
-        requests.put(f"{self.api}/permissions/{self.quoted}/{self.auth[0]}", auth=self.auth, timeout=10,
+        requests.put(f"{self.api}/vhosts/{self.quoted}", auth=self.auth, timeout=self.TIMEOUT).raise_for_status()
+        requests.put(f"{self.api}/permissions/{self.quoted}/{self.auth[0]}", auth=self.auth, timeout=self.TIMEOUT,
                      json={"configure": ".*", "write": ".*", "read": ".*"}).raise_for_status()
         return self
 
     def delete(self):
-        requests.delete(f"{self.api}/vhosts/{self.quoted}", auth=self.auth, timeout=10)
+        requests.delete(f"{self.api}/vhosts/{self.quoted}", auth=self.auth, timeout=self.TIMEOUT)
 
     @property
     def amqp_uri(self):
@@ -116,10 +122,12 @@ class Stack:
         every service and the gateway, given back by ``stop``); by default ``"postgres"`` when ``tickets_db_url``
         is a PostgreSQL one. Databases of the stack's own are copied from templates migrated once per test
         process with the services' migration commands; a URL set from outside is migrated with its command.
+    :param postgres: the ``MigratedDatabases`` the PostgreSQL databases come from (the local server's by default;
+        the soak's is a server of its own, which it restarts).
     """
 
     def __init__(self, workdir, tickets_db_url=None, gateway_workers=1, gateway_threads=16, env=None,
-                 services=tuple(SERVICES), databases=None):
+                 services=tuple(SERVICES), databases=None, postgres=None):
         self.workdir = str(workdir)
         os.makedirs(self.workdir, exist_ok=True)
         self.vhost = Vhost()
@@ -127,6 +135,7 @@ class Stack:
         self.url = f"http://127.0.0.1:{self.port}"
         self.token = "hd_test_" + secrets.token_urlsafe(16)
         self.databases = databases or ("postgres" if (tickets_db_url or "").startswith("postgresql") else "sqlite")
+        self.registry = postgres or DATABASES
         self._own_databases = []  # context managers of the PostgreSQL databases this stack made (stop drops them)
         if self.databases == "postgres":
             self.tickets_db_url = tickets_db_url or self._own_postgres("tickets")
@@ -174,6 +183,10 @@ class Stack:
             "HELPDESK_RATE_LIMIT_ANONYMOUS": "100000/minute", "HELPDESK_RATE_LIMIT_COSTLY": "100000/minute",
             "HELPDESK_RATE_LIMIT_TOKEN": "1000000/minute", "HELPDESK_RATE_LIMIT_ADDRESS": "1000000/minute",
             "HELPDESK_STREAMS_PER_ADDRESS": "1000",
+            # The shared single broker node: quorum queues there buy nothing and, thousands of Raft groups
+            # made and deleted with each stack's vhost, stalled its vhost operations for every other run
+            # (deploy/README.md). A stack on a cluster passes HELPDESK_QUEUE_TYPE=quorum in ``env``.
+            "HELPDESK_QUEUE_TYPE": "classic",
         })
         env.update(self.extra_env)
         env.update({key: str(value) for key, value in extra.items()})
@@ -185,8 +198,8 @@ class Stack:
                                 start_new_session=True)
 
     def _own_postgres(self, name):
-        templates("postgres")
-        database = DATABASES.fresh(name, "postgres", migrate_with_command(name))
+        templates("postgres", self.registry)
+        database = self.registry.fresh(name, "postgres", migrate_with_command(name))
         url = database.__enter__()
         self._own_databases.append(database)
         MIGRATED.add(url)
@@ -287,6 +300,36 @@ class Stack:
 
 
 # --- helpers the end-to-end tests share -------------------------------------------------------------
+
+@contextlib.contextmanager
+def running_stack(workdir, kind="sqlite", **options):
+    """A started ``Stack`` with every database on ``kind`` (``"sqlite"`` or ``"postgres"``), stopped (and its
+    PostgreSQL databases dropped) afterwards. ``options`` go to ``Stack``."""
+    stack = Stack(workdir, databases=kind, **options)
+    try:
+        stack.kind = kind
+        stack.start()
+        yield stack
+    finally:
+        stack.stop()
+
+
+def stack_fixture(name, kinds=testing.DATABASE_KINDS, **options):
+    """A module's stack fixture: the platform started once per test module and database kind (the tests run
+    as ``[sqlite]`` and ``[postgres]``)::
+
+        stack = stack_fixture("analytics", gateway_workers=2)
+    """
+    import pytest  # the benchmarks import this module too, without pytest
+
+    @pytest.fixture(scope="module", params=testing.database_params(kinds))
+    def stack(request, tmp_path_factory):
+        with running_stack(tmp_path_factory.mktemp(f"stack-{name}-{request.param}"), request.param,
+                           **options) as started:
+            yield started
+
+    return stack
+
 
 def database_url(kind):
     """(url, cleanup) for a fresh tickets database of ``kind`` (None for SQLite: the stack makes its files).

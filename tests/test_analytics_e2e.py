@@ -8,20 +8,13 @@ import uuid
 
 import pytest
 
-from stack import Stack, create_token, new_ticket, wait_for
+from stack import create_token, new_ticket, stack_fixture, wait_for
 
 pytestmark = pytest.mark.e2e
 PERIOD = {"from": "2020-01-01", "to": "2020-12-31"}
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    stack = Stack(tmp_path_factory.mktemp("stack-analytics"))
-    try:
-        stack.start()
-        yield stack
-    finally:
-        stack.stop()
+stack = stack_fixture("analytics")
 
 
 def today_period():

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import pytest
 import requests
 
-from stack import Stack, create_token, new_ticket, wait_for
+from stack import create_token, new_ticket, stack_fixture, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -30,14 +30,7 @@ ALLOWED_ERRORS = (400, 409, 413, 415, 422, 429)
 DENIED = (401, 403, 404)
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    stack = Stack(tmp_path_factory.mktemp("stack-matrix"), env={"HELPDESK_CHAT_ANSWER_TIMEOUT": "3600"})
-    try:
-        stack.start()
-        yield stack
-    finally:
-        stack.stop()
+stack = stack_fixture("matrix", env={"HELPDESK_CHAT_ANSWER_TIMEOUT": "3600"})
 
 
 @dataclass
@@ -224,6 +217,8 @@ CASES = {
     ("post", "/api/v1/routing/rules"): lambda w, a: Call(json={"name": f"m-{a}", "actions": {"priority": "low"},
                                                                "conditions": {"words": [f"yy{w.tag}"]}}),
     ("get", "/api/v1/routing/rules"): lambda w, a: Call(),
+    ("patch", "/api/v1/routing/rules/{rule_id}"): lambda w, a: Call(path={"rule_id": w.rule(a)},
+                                                                    json={"enabled": False}),
     ("delete", "/api/v1/routing/rules/{rule_id}"): lambda w, a: Call(path={"rule_id": w.rule(a)}),
     ("get", "/api/v1/routing/queue"): lambda w, a: Call(params={"team": w.alpha}),
     ("put", T + "/assignment"): lambda w, a: Call(json={"agent_id": w.agent_id, "reason": "matrix"}),

@@ -18,7 +18,7 @@ import pytest
 from kombu import Connection
 
 from helpdesk_common.adapters.parking import PARKED_QUEUE, parked_queue
-from rabbit_cluster import RabbitCluster
+from rabbit_cluster import ClusterBroker, RabbitCluster
 from stack import BIN, EventRecorder, Stack, free_port, new_ticket, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -27,19 +27,6 @@ TICKETS = 150
 CLIENTS = 4
 KILL_AFTER = 40  # tickets accepted before the node is killed
 REQUEST_DEADLINE = 180.0  # seconds a client keeps retrying one request
-
-
-class ClusterBroker:
-    """What :class:`stack.Stack` needs of its vhost, for a cluster of its own (its default vhost, "/")."""
-
-    def __init__(self, amqp_uri):
-        self.amqp_uri = amqp_uri
-
-    def create(self):
-        return self
-
-    def delete(self):
-        pass
 
 
 @pytest.fixture(scope="module")

@@ -10,25 +10,16 @@ import uuid
 import pytest
 import requests
 
-from stack import EventRecorder, Stack, create_token, database_url, wait_for
+from stack import EventRecorder, create_token, stack_fixture, wait_for
 
 pytestmark = pytest.mark.e2e
 
 ANSWER_TIMEOUT = 20  # long enough for the answered chat to be joined on a loaded machine
 
 
-@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def stack(request, tmp_path_factory):
-    url, cleanup = database_url(request.param)
-    stack = Stack(tmp_path_factory.mktemp(f"stack-chat-{request.param}"), tickets_db_url=url, gateway_workers=2,
-                  env={"HELPDESK_CHAT_ANSWER_TIMEOUT": str(ANSWER_TIMEOUT), "HELPDESK_CHAT_SWEEP_INTERVAL": "0.5",
-                       "HELPDESK_CHAT_KEEPALIVE": "1"})
-    try:
-        stack.start()
-        yield stack
-    finally:
-        stack.stop()
-        cleanup()
+stack = stack_fixture("chat", gateway_workers=2, env={
+    "HELPDESK_CHAT_ANSWER_TIMEOUT": str(ANSWER_TIMEOUT), "HELPDESK_CHAT_SWEEP_INTERVAL": "0.5",
+    "HELPDESK_CHAT_KEEPALIVE": "1"})
 
 
 def stream_ticket(chats, token):

@@ -52,6 +52,17 @@ def test_agents_teams_rules_presence_over_http(client):
                                                       "actions": {"team": "network", "required_skills": {"vpn": 3}}})
     assert rule.status_code == 201 and rule.get_json()["position"] == 1
     assert [r["name"] for r in client.get("/api/v1/routing/rules").get_json()] == ["vpn"]
+    second = client.post("/api/v1/routing/rules", json={"name": "mail", "actions": {"tier": 2}}).get_json()
+    moved = client.patch(f"/api/v1/routing/rules/{second['id']}", json={"position": 1, "enabled": False,
+                                                                         "conditions": {"channels": ["email"]}})
+    assert moved.status_code == 200, moved.get_json()
+    assert (moved.get_json()["position"], moved.get_json()["enabled"]) == (1, False)
+    assert [(r["name"], r["position"]) for r in client.get("/api/v1/routing/rules").get_json()] == [
+        ("mail", 1), ("vpn", 2)]
+    refused = client.patch(f"/api/v1/routing/rules/{second['id']}", json={"actions": {}})
+    assert (refused.status_code, refused.get_json()["error"]["code"]) == (422, "validation_failed")
+    missing = client.patch("/api/v1/routing/rules/999999", json={"enabled": True})
+    assert (missing.status_code, missing.get_json()["error"]["code"]) == (404, "rule_not_found")
     assert client.get("/api/v1/teams").get_json()[0]["queued"] == 0
     assert client.get("/api/v1/routing/queue?team=network").get_json() == []
 

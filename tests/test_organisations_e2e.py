@@ -7,19 +7,12 @@ import uuid
 
 import pytest
 
-from stack import EventRecorder, Stack, create_token, new_ticket
+from stack import EventRecorder, create_token, new_ticket, stack_fixture
 
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    stack = Stack(tmp_path_factory.mktemp("stack-organisations"))
-    try:
-        stack.start()
-        yield stack
-    finally:
-        stack.stop()
+stack = stack_fixture("organisations")
 
 
 def _numbers(session, url, **params):

@@ -1,6 +1,7 @@
 """A contact's personal data on the whole platform (issue 17, point 9): the export holds each service's part;
 after the erasure no service's database or answer holds the person's name, address, number or texts,
-the reports count the same, and a repeated erasure changes nothing. Every process on loopback, SQLite."""
+the reports count the same, and a repeated erasure changes nothing. Every process on loopback, on SQLite
+and on PostgreSQL."""
 import base64
 import json
 import os
@@ -8,25 +9,24 @@ import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import inspect, text
 
-from stack import Stack, create_token, wait_for
+from helpdesk_common.adapters.database import engine_for
+from stack import create_token, stack_fixture, wait_for
 
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    stack = Stack(tmp_path_factory.mktemp("stack-personal-data"))
-    try:
-        stack.start()
-        yield stack
-    finally:
-        stack.stop()
+stack = stack_fixture("personal-data")
 
 
 def _databases(stack):
     return {"tickets": stack.tickets_db_url, "gateway": stack.gateway_db_url, **stack.service_db_urls}
+
+
+def _readable(value):
+    """A column's value as text a needle can be found in (bytea arrives as a memoryview on PostgreSQL)."""
+    return bytes(value).decode("latin-1") if isinstance(value, (bytes, memoryview)) else value
 
 
 def traces(stack, needles):
@@ -35,15 +35,14 @@ def traces(stack, needles):
     the relay's retention): not counted."""
     found = []
     for name, url in _databases(stack).items():
-        engine = create_engine(url)
+        engine = engine_for(url)
         try:
             with engine.connect() as connection:
                 for table in inspect(connection).get_table_names():
                     for row in connection.execute(text(f'SELECT * FROM "{table}"')).mappings():
                         if table == "outbox" and row.get("event_type") == "contact_erased":
                             continue
-                        blob = json.dumps({k: (v.decode("latin-1") if isinstance(v, bytes) else v)
-                                           for k, v in row.items()}, default=str, ensure_ascii=False)
+                        blob = json.dumps({k: _readable(v) for k, v in row.items()}, default=str, ensure_ascii=False)
                         found += [(name, table, needle) for needle in needles if needle in blob]
         finally:
             engine.dispose()

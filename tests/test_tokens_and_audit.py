@@ -2,26 +2,21 @@
 tickets, and the audit log, against the whole platform (gunicorn with two workers, every service,
 RabbitMQ). Each request goes on a new connection, so both workers serve them.
 """
-import sqlite3
 import subprocess
 import uuid
+from datetime import datetime
 
 import pytest
 import requests
+from sqlalchemy import DateTime, bindparam, text
 
-from stack import BIN, ROOT, EventRecorder, Stack, create_token, new_ticket, wait_for
+from helpdesk_common.adapters.database import engine_for
+from stack import BIN, ROOT, EventRecorder, Stack, create_token, new_ticket, stack_fixture, wait_for
 
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    stack = Stack(tmp_path_factory.mktemp("stack-tokens"), gateway_workers=2)
-    try:
-        stack.start()
-        yield stack
-    finally:
-        stack.stop()
+stack = stack_fixture("tokens", gateway_workers=2)
 
 
 def call(stack, method, path, token, **kwargs):
@@ -61,12 +56,18 @@ def test_a_token_expires(stack):
     token, token_id = made.json()["token"], made.json()["id"]
     assert call(stack, "GET", "/workflow", token).status_code == 200
     # a day later (moved in the database: tests do not wait a day); and a never-expiring one stays valid
-    with sqlite3.connect(stack.gateway_db_url.removeprefix("sqlite:///")) as database:
-        database.execute("UPDATE api_tokens SET expires_at = '2020-01-01 00:00:00.000000' WHERE id = ?", (token_id,))
-        # the row exists only after a first revocation: made here if this stack has revoked nothing yet (a
-        # worker that cached the token before would otherwise keep serving its old expiry)
-        database.execute("INSERT INTO gateway_counters (name, value) VALUES ('token_version', 1) "
-                         "ON CONFLICT (name) DO UPDATE SET value = value + 1")
+    engine = engine_for(stack.gateway_db_url)
+    try:
+        with engine.begin() as database:
+            # bound as a DateTime: stored as the gateway's own column type stores it, on either database
+            database.execute(text("UPDATE api_tokens SET expires_at = :past WHERE id = :id").bindparams(
+                bindparam("past", type_=DateTime())), {"past": datetime(2020, 1, 1), "id": token_id})
+            # the row exists only after a first revocation: made here if this stack has revoked nothing yet (a
+            # worker that cached the token before would otherwise keep serving its old expiry)
+            database.execute(text("INSERT INTO gateway_counters (name, value) VALUES ('token_version', 1) "
+                                  "ON CONFLICT (name) DO UPDATE SET value = gateway_counters.value + 1"))
+    finally:
+        engine.dispose()
     assert error_code(call(stack, "GET", "/workflow", token)) == (401, "token_expired")
     forever = call(stack, "POST", "/tokens", stack.token, json={"name": "f", "role": "agent", "expires_in_days": None})
     assert forever.json()["expires_at"] is None

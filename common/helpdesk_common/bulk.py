@@ -18,6 +18,7 @@ from datetime import datetime
 from sqlalchemy import Connection, func, insert, select, text
 
 _STATEMENTS = {}  # (table, columns) -> the PostgreSQL statement text (its types compiled once)
+_INSERTS = {}  # table -> its Core INSERT (SQLite: executemany)
 
 
 def _encode(value):
@@ -73,7 +74,17 @@ def insert_rows(session, table, rows):
     if not rows:
         return
     if dialect_of(session).name != "postgresql":
-        session.execute(insert(table), rows)
+        # the statement built once per table, run on the transaction's connection: a batch of a few tickets
+        # spent more in building it and in the ORM session's layers than in SQLite's executemany
+        statement = _INSERTS.get(table)
+        if statement is None:
+            statement = _INSERTS[table] = insert(table)
+        if isinstance(session, Connection):
+            session.execute(statement, rows)
+            return
+        if session.autoflush:
+            session.flush()  # as Session.execute would first: the rows may refer to objects just added
+        session.connection().execute(statement, rows)
         return
     keys, rows = _with_defaults(table, rows)
     session.execute(_statement(session, table, keys),

@@ -156,6 +156,10 @@ CATALOGUE = {entry.name: entry for entry in [
     EventType("audit_recorded", "gateway", audit.AuditRecorded,
               "An administrative change was made (through the API by an admin token or person, or with the "
               "operator's command): who, when, what. The same entry is readable at GET /api/v1/audit."),
+    EventType("account_changed", "gateway", audit.AccountChanged,
+              "A person's workspace account was created or changed: the account as it is now (email, name, role, "
+              "language, disabled), the latest ``changed_at`` winning. The gateway owns accounts; analytics keeps "
+              "the supervisors' and admins' addresses from these for its weekly summary mail."),
 ]}
 """Every event type, by the service that emits it. Each one's data model lives beside the other contracts of
 its source (``helpdesk_common.contracts.<source>``); the AsyncAPI document is generated from this

@@ -145,10 +145,10 @@ def database_params(kinds=DATABASE_KINDS):
     return [pytest.param(kind, marks=pytest.mark.postgres) if kind == "postgres" else kind for kind in kinds]
 
 
-def _admin_connection():
+def _admin_connection(dsn=None):
     import psycopg2  # only the tests that use PostgreSQL need it
 
-    admin = psycopg2.connect(PG_ADMIN_DSN)
+    admin = psycopg2.connect(dsn or PG_ADMIN_DSN)
     admin.autocommit = True
     return admin
 
@@ -165,9 +165,14 @@ class MigratedDatabases:
       database costs about half a second and dropping it as much again; emptying one, a few milliseconds.
       Its URL differs each time it is handed out, so that nothing a process keeps per URL survives.
       Every database made here is dropped when the process ends.
+
+    ``admin_dsn`` and ``url_prefix``: the server (the local one on 5432 by default; the soak passes a server of
+    its own, which it may restart without harming anybody else's tests).
     """
 
-    def __init__(self):
+    def __init__(self, admin_dsn=None, url_prefix=None):
+        self.admin_dsn = admin_dsn or PG_ADMIN_DSN
+        self.url_prefix = url_prefix or PG_URL_PREFIX
         self._folder = None
         self._templates = {}  # (name, kind) -> template URL
         self._schema = {}  # name -> (tables, sequences) of its PostgreSQL databases
@@ -215,7 +220,7 @@ class MigratedDatabases:
         idle = self._idle.setdefault(name, [])
         if idle:
             database = idle.pop()
-            _empty(database, *self._schema[name])
+            _empty(database, *self._schema[name], admin_dsn=self.admin_dsn)
         else:
             database = self._create(f"{name}_test", template=template.rsplit("/", 1)[1])
         # A URL of its own each time (the server ignores the name it carries): what a process keeps per
@@ -230,7 +235,7 @@ class MigratedDatabases:
 
     def _create(self, prefix, template=None):
         name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-        admin = _admin_connection()
+        admin = _admin_connection(self.admin_dsn)
         try:
             with admin.cursor() as cursor:
                 cursor.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
@@ -239,7 +244,7 @@ class MigratedDatabases:
                 cursor.execute(f'ALTER DATABASE "{name}" SET synchronous_commit = off')
         finally:
             admin.close()
-        url = PG_URL_PREFIX + name
+        url = self.url_prefix + name
         self._postgres.append(url)
         return url
 
@@ -248,7 +253,7 @@ class MigratedDatabases:
         if not self._postgres:
             return
         try:
-            admin = _admin_connection()
+            admin = _admin_connection(self.admin_dsn)
         except Exception:  # noqa: BLE001 - the server may be gone at exit; the names are throwaway
             return
         try:
@@ -296,11 +301,11 @@ def _tables_and_sequences(url):
     return tables, sequences
 
 
-def _empty(url, tables, sequences):
+def _empty(url, tables, sequences, admin_dsn=None):
     import psycopg2
 
     database = url.rsplit("/", 1)[1]
-    admin = _admin_connection()
+    admin = _admin_connection(admin_dsn)
     try:
         with admin.cursor() as cursor:  # sessions an earlier test left open would block the truncation
             cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "

@@ -141,3 +141,27 @@ def test_handle_runs_a_delivered_batch_at_once_and_sends_a_lone_item_through_the
     lone = [eventlet.spawn(collector.handle, [n], handler.run_batch, handler.run_one) for n in (5, 6)]
     assert [worker.wait() for worker in lone] == [[50], [60]]
     assert handler.batches[1:] == [[5, 6]]  # lone ones arriving together share a batch
+
+
+def test_with_a_size_a_batch_takes_items_until_their_sizes_reach_the_largest_batch():
+    """Items that are lists of events (a delivered relay batch each) count by their events: lists waiting
+    together share a transaction up to ``max_batch`` events, and a list larger than that still goes alone."""
+    collector = Collector(max_batch=5, size=len)
+    collector.container = Container()
+    collector.setup()
+    batches = []
+
+    def run_batch(items):
+        batches.append([len(item) for item in items])
+        return [len(item) for item in items]
+
+    waiting = [eventlet.spawn(collector.submit, ["e"] * n, run_batch) for n in (2, 3, 1, 7, 4)]
+    eventlet.sleep(0)  # all five wait before the collector runs
+    collector.start()
+    try:
+        assert [worker.wait() for worker in waiting] == [2, 3, 1, 7, 4]
+        assert batches == [[2, 3], [1], [7], [4]]
+    finally:
+        collector.stop()
+        for thread in collector.container.threads:
+            thread.wait()

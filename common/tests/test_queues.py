@@ -104,3 +104,31 @@ def test_classic_when_the_setting_says_so(monkeypatch):
     monkeypatch.setenv("HELPDESK_QUEUE_TYPE", "classic")
     queue = Queue("q", queue_arguments={"x-message-ttl": 5})
     assert quorum(queue) is queue
+
+
+def test_a_reply_the_broker_cannot_take_does_not_kill_the_service(container_factory, rabbit_config, monkeypatch):
+    """The soak (tests/soak.py) restarted the broker while services answered calls: nameko's reply publish
+    gave up after its retries and the error killed the whole container. Now the reply is dropped (the caller
+    times out and repeats) and the service answers the next call."""
+    from kombu.exceptions import OperationalError
+    from nameko.exceptions import RpcTimeout
+    from nameko.rpc import Responder
+    from nameko.standalone.rpc import ServiceRpcProxy
+
+    container = container_factory(Listener, rabbit_config)
+    container.start()
+    send_response = Responder.send_response
+    refused = []
+
+    def broker_gone(self, result, exc_info):
+        refused.append(result)
+        raise OperationalError("[Errno 111] ECONNREFUSED")
+
+    monkeypatch.setattr(Responder, "send_response", broker_gone)
+    with ServiceRpcProxy("listener", rabbit_config, timeout=2) as listener:
+        with pytest.raises(RpcTimeout):
+            listener.ping()
+        assert refused == ["pong"]
+        monkeypatch.setattr(Responder, "send_response", send_response)
+        assert not container._died.ready()  # before, the container had died with the ECONNREFUSED
+        assert listener.ping() == "pong"

@@ -23,9 +23,11 @@ from sqlalchemy import select
 
 from helpdesk_common.database import utcnow
 from helpdesk_common.errors import HelpdeskError
+from helpdesk_common.events import new_event
+from helpdesk_common.outbox import stage
 
 from .auth import Identity
-from .models import Account, SignInThrottle
+from .models import Account, Outbox, SignInThrottle
 
 ACCOUNT_ROLES = ("admin", "supervisor", "agent")
 VIEWER_ROLES = {"admin": "admin", "supervisor": "admin", "agent": "agent"}
@@ -84,7 +86,22 @@ def create_account(sessions, email, role, password, name=None, agent_id=None, la
                           time_zone=time_zone, password_hash=hash_password(password))
         session.add(account)
         session.flush()
+        announce(session, account)
         return account.id
+
+
+def account_event(account, now=None):
+    """``account_changed`` for ``account`` as it is now: how the other services learn of people's accounts
+    (analytics mails its weekly summary to the supervisors and admins), never by reading this database."""
+    return new_event("account_changed", {"account": {
+        "id": account.id, "email": account.email, "name": account.name, "role": account.role,
+        "language": account.language, "disabled": account.disabled_at is not None,
+        "changed_at": (now or utcnow()).isoformat()}})
+
+
+def announce(session, account):
+    """Stage ``account_changed`` in the caller's transaction (the outbox: sent once it commits)."""
+    stage(session, Outbox, account_event(account))
 
 
 def reset_password(sessions, email, password):
@@ -169,6 +186,7 @@ def set_preferences(sessions, account_id, language, time_zone):
     with sessions.begin() as session:
         account = session.get(Account, account_id)
         account.language, account.time_zone = language, time_zone
+        announce(session, account)
 
 
 def display_names(sessions):

@@ -33,6 +33,7 @@ def create_app(settings=None):
     app.extensions["helpdesk.db"] = sessions
     rpc = app.extensions["helpdesk.rpc"] = RpcPool(settings.amqp_uri, settings.rpc_pool_size, settings.rpc_timeout)
     app.extensions["helpdesk.ticket_batches"] = BatchCaller(rpc, "tickets", "create_tickets",
+                                                            lanes=settings.ticket_batch_lanes,
                                                             timeout=settings.rpc_timeout + 5)
     if settings.proxy_hops:  # behind that many reverse proxies: the client's address is in X-Forwarded-For
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops)

@@ -3,6 +3,7 @@ page from the web UI's pages (``page``, given by ``helpdesk_gateway.ui``)."""
 import logging
 
 from flask import g, jsonify, request
+from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException
 
 from helpdesk_common.errors import HelpdeskError
@@ -73,6 +74,19 @@ def register(app, page=lambda status, code, message: None):
         if error.code == 429:
             headers = {"Retry-After": str(ratelimits.retry_after(app))}
         return _json_error(error.code, code, message, headers=headers)
+
+    @app.errorhandler(DBAPIError)
+    def database_error(error):
+        """The gateway's own database unreachable (restarting, failing over) is a 503 to retry, not a 500:
+        the soak (tests/soak.py) restarts PostgreSQL under load. Any other database error stays a 500."""
+        if not (error.connection_invalidated or type(error.orig).__name__ in ("OperationalError", "InterfaceError")):
+            return unexpected(error)
+        log.warning("the gateway's database is unreachable: %s", str(error.orig).strip().splitlines()[0:1])
+        message = "The gateway's database cannot be reached right now; retry shortly."
+        answer = page(503, "database_unavailable", message)
+        if answer is not None:
+            return answer
+        return _json_error(503, "database_unavailable", message, headers={"Retry-After": "1"})
 
     @app.errorhandler(Exception)
     def unexpected(error):

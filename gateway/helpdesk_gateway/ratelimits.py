@@ -21,10 +21,13 @@ Pages of the workspace are not limited here (sign-in has its own per-email throt
 """
 import hashlib
 import math
+import threading
 import time
+from collections import deque
 
 from flask import request
 from flask_limiter import ApplicationLimit, Limit, Limiter
+from limits.storage import MemoryStorage
 
 from .api import operation_for
 
@@ -63,6 +66,71 @@ def _limited():
 
 def _with_token():
     return "Authorization" in request.headers
+
+
+class MovingWindowMemory(MemoryStorage):
+    """The ``memory://`` store (one per process) with a moving window that costs O(1) a hit.
+
+    limits' own ``MemoryStorage`` starts a ``threading.Timer`` thread to expire entries whenever none is
+    alive (every 10 ms under load: most of a request's limit check, which was a third of the gateway's CPU
+    for a new ticket), and inserts each hit at the front of a list as long as the window's count. Here each
+    key keeps its hits' times oldest first in a deque, trimmed as it is read, and idle keys are swept by the
+    request that finds the last sweep a second old. The answers are the same: a hit is refused when the
+    window already holds ``limit - amount + 1`` hits or more.
+    """
+
+    STORAGE_SCHEME = ["memory"]  # replaces limits' own for ``memory://`` (the fixed-window methods are its own)
+    SWEEP_SECONDS = 1.0
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._hits = {}  # key -> (expiry seconds, deque of hit times, oldest first)
+        self._hits_lock = threading.Lock()
+        self._next_sweep = 0.0
+
+    def _window(self, key, expiry, now):
+        """The key's deque with the hits older than the window dropped (the lock is held)."""
+        entry = self._hits.get(key)
+        if entry is None:
+            entry = self._hits[key] = (expiry, deque())
+        hits, start = entry[1], now - expiry
+        while hits and hits[0] < start:
+            hits.popleft()
+        if now >= self._next_sweep:
+            self._next_sweep = now + self.SWEEP_SECONDS
+            for other, (other_expiry, other_hits) in list(self._hits.items()):
+                if not other_hits or other_hits[-1] < now - other_expiry:
+                    del self._hits[other]
+            self._hits[key] = entry
+        return hits
+
+    def acquire_entry(self, key, limit, expiry, amount=1):
+        if amount > limit:
+            return False
+        now = time.time()
+        with self._hits_lock:
+            hits = self._window(key, expiry, now)
+            if len(hits) + amount > limit:
+                return False
+            hits.extend([now] * amount)
+            return True
+
+    def get_moving_window(self, key, limit, expiry):
+        now = time.time()
+        with self._hits_lock:
+            hits = self._window(key, expiry, now)
+            return (hits[0], len(hits)) if hits else (now, 0)
+
+    def clear(self, key):
+        with self._hits_lock:
+            self._hits.pop(key, None)
+        super().clear(key)
+
+    def reset(self):
+        with self._hits_lock:
+            count = len(self._hits)
+            self._hits.clear()
+        return (super().reset() or 0) + count
 
 
 def create_limiter(app, settings):

@@ -10,13 +10,18 @@ from contextlib import contextmanager
 
 from amqp.exceptions import AMQPError
 from kombu.exceptions import OperationalError
-from nameko.exceptions import RpcTimeout, UnknownService
+from nameko.exceptions import RemoteError, RpcTimeout, UnknownService
 from nameko.standalone.rpc import ClusterRpcProxy
 
 from helpdesk_common.adapters.queues import ConnectionReplyListener
 from helpdesk_common.errors import HelpdeskError
 
 log = logging.getLogger(__name__)
+
+# A service's unexpected errors that mean "not now" rather than "never": its database or broker unreachable
+# (SQLAlchemy's and kombu's OperationalError, a dropped connection). The soak (tests/soak.py) saw every call
+# answered 500 for the seconds PostgreSQL restarted; a client must be told to retry, as for a service down.
+TRANSIENT_REMOTE_ERRORS = {"OperationalError", "InterfaceError", "DisconnectionError"}
 
 
 class ServiceUnavailable(HelpdeskError):
@@ -54,7 +59,7 @@ class RpcPool:
             try:
                 yield proxy
                 healthy = True
-            except HelpdeskError:
+            except (HelpdeskError, RemoteError):
                 healthy = True  # the service answered with an error: the proxy itself is fine
                 raise
             finally:
@@ -102,6 +107,11 @@ class RpcPool:
         except RpcTimeout:
             raise ServiceUnavailable(f"The {service} service did not answer within {self.timeout:g} s; retry shortly.",
                                      code="service_timeout") from None
+        except RemoteError as error:
+            if error.exc_type not in TRANSIENT_REMOTE_ERRORS:
+                raise
+            raise ServiceUnavailable(f"The {service} service cannot reach its database or broker right now "
+                                     f"({error.exc_type}); retry shortly.", code="service_unavailable") from None
         except UnknownService:
             raise ServiceUnavailable(f"The {service} service is not running; retry shortly.",
                                      code="service_unavailable") from None

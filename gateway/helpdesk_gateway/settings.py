@@ -4,6 +4,15 @@ from dataclasses import dataclass, field
 from helpdesk_common.adapters.config import amqp_uri, env
 
 
+REQUEST_THREADS = 16  # threads of a worker that live streams never take
+
+
+def streams_for_threads(threads):
+    """The live streams a worker of ``threads`` threads may hold: all but ``REQUEST_THREADS``, or half of a
+    small worker's (as before: 8 of 16)."""
+    return max(1, threads // 2, threads - REQUEST_THREADS)
+
+
 @dataclass(frozen=True)
 class Settings:
     amqp_uri: str = field(default_factory=amqp_uri)
@@ -12,6 +21,8 @@ class Settings:
     max_body_bytes: int = field(default_factory=lambda: int(env("HELPDESK_MAX_BODY_BYTES", 1_048_576)))
     rpc_timeout: float = field(default_factory=lambda: float(env("HELPDESK_RPC_TIMEOUT", 10)))
     rpc_pool_size: int = field(default_factory=lambda: int(env("HELPDESK_RPC_POOL_SIZE", 64)))
+    # ``create_tickets`` calls in flight at once per worker (batching.py): each takes every request waiting.
+    ticket_batch_lanes: int = field(default_factory=lambda: int(env("HELPDESK_TICKET_BATCH_LANES", 2)))
     # The services /health asks; a deployment that runs fewer lists them here.
     services: tuple = field(default_factory=lambda: tuple(
         name.strip() for name in env("HELPDESK_SERVICES", "tickets,intake,routing,kb_search").split(",") if name.strip()))
@@ -30,10 +41,11 @@ class Settings:
     rate_limit_address: str = field(default_factory=lambda: env("HELPDESK_RATE_LIMIT_ADDRESS", "20000/minute"))
     # Reverse proxies in front of the gateway that append to X-Forwarded-For (0: clients connect directly).
     proxy_hops: int = field(default_factory=lambda: int(env("HELPDESK_PROXY_HOPS", 0)))
-    # Open live streams (streams.py): per worker process (each holds a thread; half the threads by default),
-    # per chat and per address; a slot is a lease of the longest stream's life plus a minute.
+    # Open live streams (streams.py): per worker process (each holds a thread: all but 16 of them, or half for
+    # fewer than 32, so that requests always have threads), per chat and per address; a slot is a lease of
+    # the longest stream's life plus a minute.
     streams_per_worker: int = field(default_factory=lambda: int(env(
-        "HELPDESK_STREAMS_PER_WORKER", max(1, int(env("HELPDESK_GATEWAY_THREADS", 16)) // 2))))
+        "HELPDESK_STREAMS_PER_WORKER", streams_for_threads(int(env("HELPDESK_GATEWAY_THREADS", 64))))))
     streams_per_chat: int = field(default_factory=lambda: int(env("HELPDESK_STREAMS_PER_CHAT", 4)))
     streams_per_address: int = field(default_factory=lambda: int(env("HELPDESK_STREAMS_PER_ADDRESS", 10)))
     stream_lease_seconds: float = field(default_factory=lambda: 60 + max(

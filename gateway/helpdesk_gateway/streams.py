@@ -4,9 +4,9 @@ Each open server-sent-event stream holds one gateway thread for up to its lifeti
 without a limit a few dozen anonymous streams would take every thread and the API with them. A stream
 takes a slot in each of:
 
-- **this worker** (``HELPDESK_STREAMS_PER_WORKER``, by default half of ``HELPDESK_GATEWAY_THREADS``): the
-  threads it may hold, so the other half always serves ordinary requests; counted in the process, since
-  the threads are the process's;
+- **this worker** (``HELPDESK_STREAMS_PER_WORKER``, by default all of ``HELPDESK_GATEWAY_THREADS`` but 16,
+  ``settings.streams_for_threads``): the threads it may hold, so the rest always serve ordinary requests;
+  counted in the process, since the threads are the process's;
 - **its chat** (``HELPDESK_STREAMS_PER_CHAT``, 4: the customer, the agent, a second tab each) and **its
   address** (``HELPDESK_STREAMS_PER_ADDRESS``, 10): counted across workers and replicas in Redis when
   ``HELPDESK_RATE_LIMIT_STORAGE`` is ``redis://...`` (per process with ``memory://``).

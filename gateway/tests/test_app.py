@@ -201,6 +201,28 @@ def test_an_unexpected_exception_is_a_json_500_quoting_the_request_id_never_html
     assert error == {"code": "thing_not_found", "message": "No such thing.", "details": [{"field": "id"}]}
 
 
+def test_the_gateways_database_unreachable_is_a_json_503_to_retry_and_other_database_errors_stay_500(app):
+    """What the soak (tests/soak.py) met while PostgreSQL restarted: a 500 for every request, where a client
+    should have been told to retry."""
+    from sqlalchemy.exc import IntegrityError, OperationalError
+
+    import psycopg2
+
+    def unreachable():
+        raise OperationalError("SELECT 1", {}, psycopg2.OperationalError("the database system is shutting down"))
+
+    def duplicate():
+        raise IntegrityError("INSERT", {}, psycopg2.IntegrityError("duplicate key"))
+
+    app.add_url_rule("/api/test-unreachable", "test_unreachable", unreachable)
+    app.add_url_rule("/api/test-duplicate", "test_duplicate", duplicate)
+    client = app.test_client()
+    response = client.get("/api/test-unreachable", headers=ADMIN)
+    assert error_of(response, 503)["code"] == "database_unavailable" and response.headers["Retry-After"] == "1"
+    assert "shutting down" not in response.get_data(as_text=True)
+    assert error_of(client.get("/api/test-duplicate", headers=ADMIN), 500)["code"] == "internal_error"
+
+
 def test_the_request_id_is_echoed_or_made_up(client):
     for path, headers, status in [("/metrics", {}, 200), ("/nothing", {}, 404), ("/api/v1/tickets", {}, 401),
                                   ("/api/v1/tickets?x=1", ADMIN, 422)]:

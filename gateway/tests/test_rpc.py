@@ -25,6 +25,16 @@ class TinyService:
         raise ValidationFailed("Bad.", details=[{"field": "subject", "code": "too_short", "message": "x"}])
 
     @rpc
+    def database_down(self):
+        from sqlalchemy.exc import OperationalError  # as a service's engine raises it while PostgreSQL restarts
+
+        raise OperationalError("SELECT 1", {}, Exception("server closed the connection unexpectedly"))
+
+    @rpc
+    def broken(self):
+        raise RuntimeError("a bug")
+
+    @rpc
     def slow(self, seconds):
         eventlet.sleep(seconds)
         return "late"
@@ -133,3 +143,18 @@ def test_gathered_calls_answer_in_order_on_one_proxy_and_an_error_comes_after_ev
     assert pool.gather([(TinyService.name, "echo", "c"), (TinyService.name, "echo", "d")]) == [
         {"echo": "c", "suffix": ""}, {"echo": "d", "suffix": ""}]
     assert len(started) == 1
+
+
+def test_a_service_whose_database_is_unreachable_is_a_503_to_retry_and_a_bug_stays_a_remote_error(
+        make_pool, rabbit_config, tiny, monkeypatch):
+    """The soak (tests/soak.py) saw every call answered 500 while PostgreSQL restarted: a service's
+    OperationalError means "not now", and a client retries a 503; any other unexpected error is still one."""
+    from nameko.exceptions import RemoteError
+
+    pool = make_pool(rabbit_config["AMQP_URI"])
+    started = count_starts(pool, monkeypatch)
+    assert unavailable(pool, TinyService.name, "database_down") == "service_unavailable"
+    with pytest.raises(RemoteError) as caught:
+        pool.call(TinyService.name, "broken")
+    assert caught.value.exc_type == "RuntimeError"
+    assert len(started) == 1 and pool._idle.qsize() == 1  # the service answered: its proxy was kept

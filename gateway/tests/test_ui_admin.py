@@ -36,7 +36,7 @@ class Routing:
             return [{"name": "network", "tier": 1, "strategy": "round_robin", "queued": 0},
                     {"name": "billing", "tier": 1, "strategy": "least_loaded", "queued": 3}]
         if method == "list_rules":
-            return self.rules
+            return sorted(self.rules, key=lambda rule: rule["position"])  # in order, as routing answers
         if method == "list_custom_fields":
             return []
         if method in ("create_agent", "update_agent"):
@@ -50,6 +50,15 @@ class Routing:
         if method == "add_rule":
             rule = {"id": 1, "position": 1, "enabled": True, **args[0]}
             self.rules.append(rule)
+            return rule
+        if method == "update_rule":
+            rule = next(r for r in self.rules if r["id"] == args[0])
+            if "position" in args[1]:  # as routing moves it: the others shift by one
+                others = [r for r in sorted(self.rules, key=lambda r: r["position"]) if r is not rule]
+                others.insert(min(args[1]["position"], len(self.rules)) - 1, rule)
+                for position, each in enumerate(others, 1):
+                    each["position"] = position
+            rule.update({k: v for k, v in args[1].items() if k != "position"})
             return rule
         if method == "update_team":
             return {"name": args[0], "tier": 1, "strategy": "round_robin", "queued": 0, **args[1]}
@@ -151,8 +160,55 @@ def test_a_rule_and_a_custom_field_and_a_team_take_the_rest_routes_bodies(client
                                              "escalates_to": "billing"},)]
 
 
-@pytest.mark.parametrize("path", ["agents", "agents/7", "teams", "rules", "fields", "people"])
+RULES = [{"id": 4, "position": 1, "name": "VIP first", "enabled": True, "conditions": {"requester_domains": ["vip.se"]},
+          "actions": {"priority": "high"}},
+         {"id": 5, "position": 2, "name": "Invoices", "enabled": True,
+          "conditions": {"words": ["invoice"], "mailboxes": ["billing@example.org"]},
+          "actions": {"team": "billing", "required_skills": {"billing": 2}}}]
+
+
+def test_a_rule_is_changed_in_place_as_the_patch_route_does_keeping_what_the_form_does_not_show(client, routing):
+    routing.rules = [dict(rule) for rule in RULES]
+    sign_in(client, "root@example.org")
+    page = client.get("/workspace/admin/rules/5").get_data(as_text=True)
+    assert 'value="invoice"' in page and 'value="billing:2"' in page and 'id="rule-kept"' in page  # mailboxes
+    answer = post(client, "/workspace/admin/rules/5", name="Invoices and refunds", position="2", enabled="off",
+                  if_words="invoice, refund", then_team="billing", then_skills="billing:3")
+    assert answer.status_code == 302 and answer.headers["Location"].endswith("/workspace/admin/rules#rule-5")
+    ((rule_id, body),) = routing.made("update_rule")
+    assert rule_id == 5 and body == {
+        "name": "Invoices and refunds", "position": 2, "enabled": False,
+        "conditions": {"mailboxes": ["billing@example.org"], "words": ["invoice", "refund"]},
+        "actions": {"required_skills": {"billing": 3}, "team": "billing"}}
+    refused = post(client, "/workspace/admin/rules/5", name="Invoices", then_tier="many")
+    assert refused.status_code == 422 and 'value="Invoices"' in refused.get_data(as_text=True)
+    assert len(routing.made("update_rule")) == 1
+    assert client.get("/workspace/admin/rules/99").status_code == 404
+
+
+def test_rules_move_up_and_down_one_place_by_buttons(client, routing):
+    routing.rules = [dict(rule) for rule in RULES]
+    sign_in(client, "root@example.org")
+    page = client.get("/workspace/admin/rules").get_data(as_text=True)
+    # the first rule cannot go up, the last cannot go down; each button says which rule it moves
+    assert 'id="move-up-4"' not in page and 'id="move-down-5"' not in page
+    assert 'aria-label="Move the rule Invoices up"' in page and 'id="move-down-4"' in page
+    answer = post(client, "/workspace/admin/rules/5/move", form_page="/workspace/admin/rules", direction="up")
+    assert answer.status_code == 302 and answer.headers["Location"].endswith("#rule-5")
+    assert routing.made("update_rule") == [(5, {"position": 1})]
+    page = client.get("/workspace/admin/rules").get_data(as_text=True)
+    assert "Rule Invoices is now number 1." in page
+    assert page.index('id="rule-5"') < page.index('id="rule-4"')
+    assert post(client, "/workspace/admin/rules/5/move", form_page="/workspace/admin/rules",
+                direction="sideways").status_code == 400
+    entries = [e for e in audit_log(client) if e["details"].get("via") == "workspace"]
+    assert (entries[0]["action"], entries[0]["target"], entries[0]["details"]["body"]) == (
+        "PATCH /api/v1/routing/rules/<int:rule_id>", "/api/v1/routing/rules/5", {"position": 1})
+
+
+@pytest.mark.parametrize("path", ["agents", "agents/7", "teams", "rules", "rules/4", "fields", "people"])
 def test_supervisors_read_every_admin_page_and_change_nothing(client, routing, path):
+    routing.rules = [dict(rule) for rule in RULES]
     sign_in(client, "sup@example.org")
     page = client.get(f"/workspace/admin/{path}")
     assert page.status_code == 200 and "<button type=\"submit\">" not in page.get_data(as_text=True).split("<main")[1]

@@ -6,34 +6,21 @@ Screenshots go to docs/screenshots/.
 """
 import os
 import re
-import subprocess
 import sys
 
 import pytest
 import requests
 
 from helpdesk_common.testing import wait_for
-from mail_servers import SmtpSink
-from stack import BIN, ROOT, Stack
-
-from browser import Browser  # tests/ui/conftest.py puts this folder on the path
+from stack import ROOT
+from ui_kit import create_account, no_serious_violations, shot as _shot, sign_in
 
 sys.path.insert(0, os.path.join(ROOT, "gateway", "tests"))
 from oidc_provider import OidcProvider  # noqa: E402  the gateway tests' real OpenID provider on loopback
 
 pytestmark = pytest.mark.e2e
 
-SHOTS = os.path.join(ROOT, "docs", "screenshots")
-PASSWORD = "correct horse battery"
-SERIOUS = ("serious", "critical")
 LINK = re.compile(r"(http://127\.0\.0\.1:\d+/password/set/\S+)")
-
-
-@pytest.fixture(scope="module")
-def smtp_sink(tmp_path_factory):
-    sink = SmtpSink(tmp_path_factory.mktemp("ui-smtp")).start()
-    yield sink
-    sink.stop()
 
 
 @pytest.fixture(scope="module")
@@ -44,16 +31,10 @@ def oidc_provider():
 
 
 @pytest.fixture(scope="module")
-def platform(tmp_path_factory, smtp_sink, oidc_provider):
-    stack = Stack(tmp_path_factory.mktemp("stack-admin"), env={
-        "HELPDESK_LIVE_KEEPALIVE": "2", "HELPDESK_SMTP_URL": smtp_sink.url,
-        "HELPDESK_SUPPORT_ADDRESS": "support@helpdesk.test", "HELPDESK_MAIL_POLL_INTERVAL": "0.2",
-        **oidc_provider.env()})
-    try:
-        stack.start()
-        yield stack
-    finally:
-        stack.stop()
+def platform(ui_platform, smtp_sink, oidc_provider):
+    return ui_platform("stack-admin", {
+        "HELPDESK_SMTP_URL": smtp_sink.url, "HELPDESK_SUPPORT_ADDRESS": "support@helpdesk.test",
+        "HELPDESK_MAIL_POLL_INTERVAL": "0.2", **oidc_provider.env()})
 
 
 class World:
@@ -63,9 +44,7 @@ class World:
         self.account("admin@example.org", "admin", "Alex Admin")
 
     def account(self, email, role, name=None):
-        argv = [os.path.join(BIN, "helpdesk"), "account", "create", "--email", email, "--role", role,
-                "--password", PASSWORD] + (["--name", name] if name else [])
-        subprocess.run(argv, cwd=ROOT, env=self.stack.env(), check=True, capture_output=True)
+        create_account(self.stack, email, role, name)
 
 
 @pytest.fixture(scope="module")
@@ -73,28 +52,8 @@ def world(platform):
     return World(platform)
 
 
-@pytest.fixture(scope="module")
-def browser():
-    browser = Browser()
-    yield browser
-    browser.close()
-
-
-def sign_in(page, world, email, password=PASSWORD, landing="#ticket-rows"):
-    page.goto(url=f"{world.url}/sign-in")
-    page.fill(selector="#email", value=email)
-    page.fill(selector="#password", value=password)
-    page.click(selector="button[type=submit]")
-    page.wait_for(selector=landing)
-
-
-def no_serious_violations(page):
-    found = [v for v in page.axe() if v["impact"] in SERIOUS]
-    assert found == [], found
-
-
 def shot(page, name):
-    page.screenshot(path=os.path.join(SHOTS, f"{name}.png"), full_page=False)
+    _shot(page, name, full_page=False)  # the window: the admin pages' forms run long
 
 
 @pytest.fixture(scope="module")
@@ -225,6 +184,44 @@ def test_an_admin_creates_a_team_an_agent_and_a_rule_and_a_new_ticket_follows_th
     assert made["POST /api/v1/agents"]["actor"].startswith("account-")
 
 
+def test_an_admin_changes_a_rule_in_place_and_reorders_the_rules_by_keyboard(admin_page, world):
+    def rules():
+        return world.api.get(f"{world.url}/api/v1/routing/rules", timeout=10).json()
+
+    for name, words in (("Printers first", "printer"), ("Refunds", "refund")):
+        world.api.post(f"{world.url}/api/v1/routing/rules", timeout=10, json={
+            "name": name, "conditions": {"words": [words]}, "actions": {"priority": "high"}}).raise_for_status()
+    refunds = next(rule for rule in rules() if rule["name"] == "Refunds")
+    admin_page.goto(url=f"{world.url}/workspace/admin/rules")
+    for _ in range(refunds["position"] - 1):  # to the top, one place at a time, by the keyboard alone
+        admin_page.evaluate(expression=f"document.getElementById('move-up-{refunds['id']}').focus()")
+        admin_page.press(key="Enter")
+        admin_page.wait_for_text(selector=".flash-success", text="Refunds")
+    assert [rule["name"] for rule in rules()][0] == "Refunds"
+    assert [rule["position"] for rule in rules()] == list(range(1, len(rules()) + 1))  # no gaps, no ties
+    assert admin_page.url().endswith(f"#rule-{refunds['id']}")  # back at the moved rule's row
+    assert admin_page.count(selector=f"#move-up-{refunds['id']}") == 0  # the first rule cannot go up
+    no_serious_violations(admin_page)
+    shot(admin_page, "admin-rules-ordered-en")
+
+    admin_page.click(selector=f"#rule-{refunds['id']} a")
+    admin_page.wait_for(selector="#edit-rule")
+    assert admin_page.evaluate(expression="document.getElementById('if-words').value") == "refund"
+    admin_page.fill(selector="#if-words", value="refund, chargeback")
+    admin_page.select(selector="#then-team", value="billing")
+    admin_page.select(selector="#rule-enabled", value="off")
+    no_serious_violations(admin_page)
+    shot(admin_page, "admin-rule-edit-en")
+    admin_page.click(selector="#edit-rule button[type=submit]")
+    admin_page.wait_for_text(selector=".flash-success", text="Refunds")
+    changed = next(rule for rule in rules() if rule["id"] == refunds["id"])
+    assert (changed["conditions"], changed["actions"], changed["enabled"], changed["position"]) == (
+        {"words": ["refund", "chargeback"]}, {"priority": "high", "team": "billing"}, False, 1)
+    audit = world.api.get(f"{world.url}/api/v1/audit", params={"limit": 50}, timeout=10).json()
+    patches = [e for e in audit if e["action"] == "PATCH /api/v1/routing/rules/<int:rule_id>"]
+    assert len(patches) == refunds["position"] and all(e["details"]["via"] == "workspace" for e in patches)
+
+
 def test_an_admin_makes_an_api_token_sees_it_once_and_revokes_it(admin_page, world):
     admin_page.goto(url=f"{world.url}/workspace/admin/tokens")
     admin_page.fill(selector="#token-name", value="CRM sync")
@@ -255,7 +252,8 @@ def test_the_admin_pages_in_dutch_and_swedish(browser, world, locale):
     page = browser.page(f"admin-{locale}", locale=locale)
     sign_in(page, world, "admin@example.org")
     world.api.post(f"{world.url}/api/v1/teams", json={"name": "field"}, timeout=10)  # 201, or 409 when there
-    for section in ("people", "agents", "teams", "teams/field", "rules", "fields", "tokens"):
+    rule = world.api.get(f"{world.url}/api/v1/routing/rules", timeout=10).json()[0]
+    for section in ("people", "agents", "teams", "teams/field", "rules", f"rules/{rule['id']}", "fields", "tokens"):
         page.goto(url=f"{world.url}/workspace/admin/{section}")
         no_serious_violations(page)
         assert page.evaluate(expression="document.documentElement.lang") == locale[:2]

@@ -6,22 +6,14 @@ supervisor once, however often its timer fires (every second here).
 
 One platform for the module, on SQLite (as tests/ui/test_admin_browser.py). Screenshots go to docs/screenshots/.
 """
-import os
-import subprocess
-
 import pytest
 
 from helpdesk_common.testing import wait_for
-from mail_servers import SmtpSink
-from stack import BIN, ROOT, Stack, new_ticket
-
-from browser import Browser  # tests/ui/conftest.py puts this folder on the path
+from stack import new_ticket
+from ui_kit import create_account, no_serious_violations, shot, sign_in
 
 pytestmark = pytest.mark.e2e
 
-SHOTS = os.path.join(ROOT, "docs", "screenshots")
-PASSWORD = "correct horse battery"
-SERIOUS = ("serious", "critical")
 SURGE = 8  # similar tickets within minutes, with no history before them: a surge by any measure
 SUMMARY_TO = ("sue@example.org", "nora@example.org")
 WORDINGS = ["Checkout fails with error 503", "Error 503 when paying at checkout", "Checkout page error 503",
@@ -29,23 +21,11 @@ WORDINGS = ["Checkout fails with error 503", "Error 503 when paying at checkout"
 
 
 @pytest.fixture(scope="module")
-def smtp_sink(tmp_path_factory):
-    sink = SmtpSink(tmp_path_factory.mktemp("ui-smtp")).start()
-    yield sink
-    sink.stop()
-
-
-@pytest.fixture(scope="module")
-def platform(tmp_path_factory, smtp_sink):
-    stack = Stack(tmp_path_factory.mktemp("stack-dashboard"), env={
-        "HELPDESK_LIVE_KEEPALIVE": "2", "HELPDESK_SMTP_URL": smtp_sink.url, "HELPDESK_SURGE_INTERVAL": "1",
+def platform(ui_platform, smtp_sink):
+    return ui_platform("stack-dashboard", {
+        "HELPDESK_SMTP_URL": smtp_sink.url, "HELPDESK_SURGE_INTERVAL": "1",
         "HELPDESK_WEEKLY_SUMMARY_TO": ",".join(SUMMARY_TO), "HELPDESK_WEEKLY_SUMMARY_INTERVAL": "1",
         "HELPDESK_SUPPORT_ADDRESS": "support@helpdesk.test", "HELPDESK_MAIL_POLL_INTERVAL": "0.2"})
-    try:
-        stack.start()
-        yield stack
-    finally:
-        stack.stop()
 
 
 class World:
@@ -55,9 +35,7 @@ class World:
         for email, name, language in (("sue@example.org", "Sue Supervisor", "en"),
                                       ("nora@example.org", "Nora Nederland", "nl"),
                                       ("sven@example.org", "Sven Svensson", "sv")):
-            argv = [os.path.join(BIN, "helpdesk"), "account", "create", "--email", email, "--role", "supervisor",
-                    "--password", PASSWORD, "--name", name, "--language", language]
-            subprocess.run(argv, cwd=ROOT, env=stack.env(), check=True, capture_output=True)
+            create_account(stack, email, "supervisor", name, language)
         self.customers = [f"customer-{i}@example.com" for i in range(SURGE)]
         self.numbers = []
         for i, email in enumerate(self.customers):
@@ -76,32 +54,8 @@ def world(platform):
     return World(platform)
 
 
-@pytest.fixture(scope="module")
-def browser():
-    browser = Browser()
-    yield browser
-    browser.close()
-
-
-def sign_in(page, world, email):
-    page.goto(url=f"{world.url}/sign-in")
-    page.fill(selector="#email", value=email)
-    page.fill(selector="#password", value=PASSWORD)
-    page.click(selector="button[type=submit]")
-    page.wait_for(selector="#ticket-rows")
-
-
-def no_serious_violations(page):
-    found = [v for v in page.axe() if v["impact"] in SERIOUS]
-    assert found == [], found
-
-
 def text_of(mail):
     return mail.get_body(preferencelist=("plain",)).get_content()
-
-
-def shot(page, name):
-    page.screenshot(path=os.path.join(SHOTS, f"{name}.png"), full_page=True)
 
 
 def test_the_surge_is_announced_and_its_tickets_grouped(world):
@@ -176,6 +130,45 @@ def test_the_dashboard_in_dutch_and_swedish(browser, world, who, locale, title):
     page.wait_for(selector="#daily-chart")
     no_serious_violations(page)
     shot(page, f"dashboard-{locale[:2]}")
+
+
+def test_a_report_saved_from_the_dashboard_is_listed_opened_and_deleted(browser, world):
+    """The dashboard's current report (measure, grouping, period, team) saved under a name: listed as the
+    person's own, opened (run now), deleted; a form without its CSRF token changes nothing."""
+    page = browser.page("sue")
+    sign_in(page, world, "sue@example.org")
+    page.goto(url=f"{world.url}/workspace/dashboard?period=last_7_days&measure=volume&group_by=channel")
+    assert page.text(selector="#report-title") == "Tickets created and solved · Channel"
+    assert "email" in page.text(selector="#report-table tbody")  # the surge's tickets came by mail
+    assert page.text(selector="#saved-reports .empty").startswith("No saved reports yet")
+    forged = page.evaluate(expression="fetch('/workspace/dashboard/reports', {method: 'POST', body: new "
+                                      "URLSearchParams({name: 'forged', measure: 'volume'})}).then(r => r.status)")
+    assert forged == 403
+
+    page.fill(selector="#report-name", value="Mail volume")
+    page.click(selector="#save-report button[type=submit]")
+    page.wait_for_text(selector=".flash-success", text="Mail volume")
+    assert page.text(selector="#saved-table tbody tr td:first-child") == "Mail volume"
+    page.fill(selector="#report-name", value="Mail volume")  # the same name again: refused, said why
+    page.click(selector="#save-report button[type=submit]")
+    page.wait_for_text(selector=".flash-error", text="already have a report called")
+    mine = world.api.get(f"{world.url}/api/v1/saved-reports", timeout=10).json()
+    assert mine == []  # the admin token's own list: the report is Sue's, not everyone's
+
+    page.click(selector="#saved-table a")
+    page.wait_for(selector="#report-table")
+    assert page.text(selector="main h1") == "Mail volume"
+    assert "Channel" in page.text(selector="#saved-what") and "Last 7 days" in page.text(selector="#saved-what")
+    assert "email" in page.text(selector="#report-table tbody")
+    no_serious_violations(page)
+    shot(page, "saved-report-en")
+
+    page.goto(url=f"{world.url}/workspace/dashboard?period=last_7_days&measure=volume&group_by=channel")
+    no_serious_violations(page)
+    page.screenshot(path=os.path.join(SHOTS, "dashboard-saved-reports-en.png"), full_page=True)
+    page.click(selector="#saved-table button[type=submit]")
+    page.wait_for_text(selector=".flash-success", text="deleted")
+    assert page.count(selector="#saved-table") == 0
 
 
 def test_the_weekly_summary_reaches_each_supervisor_once(world, smtp_sink):

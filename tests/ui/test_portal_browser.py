@@ -15,26 +15,14 @@ import uuid
 
 import pytest
 
-from mail_servers import SmtpSink
-from stack import BIN, ROOT, Stack, free_port, wait_for
-
-from browser import Browser
-from test_workspace_browser import PASSWORD, sign_in as workspace_sign_in
+from stack import BIN, ROOT, free_port, wait_for
+from ui_kit import PASSWORD, no_serious_violations, shot, sign_in as workspace_sign_in
 
 pytestmark = pytest.mark.e2e
 
-SHOTS = os.path.join(ROOT, "docs", "screenshots")
 SENT = {}  # the request the requester test made, followed by the customer tests after it
-SERIOUS = ("serious", "critical")
 PNG = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89"
        b"\x00\x00\x00\rIDATx\x9cc\xf8\xff\xff?\x00\x05\xfe\x02\xfe\xa7\x35\x81\x84\x00\x00\x00\x00IEND\xaeB`\x82")
-
-
-@pytest.fixture(scope="module")
-def smtp_sink(tmp_path_factory):
-    sink = SmtpSink(tmp_path_factory.mktemp("portal-smtp")).start()
-    yield sink
-    sink.stop()
 
 
 class HostSite:
@@ -73,16 +61,11 @@ def host_site():
 
 
 @pytest.fixture(scope="module")
-def platform(tmp_path_factory, smtp_sink, host_site):
-    stack = Stack(tmp_path_factory.mktemp("stack-portal"), env={
+def platform(ui_platform, smtp_sink, host_site):
+    return ui_platform("stack-portal", {
         "HELPDESK_SMTP_URL": smtp_sink.url, "HELPDESK_SUPPORT_ADDRESS": "support@helpdesk.test",
         "HELPDESK_MAIL_POLL_INTERVAL": "0.2", "HELPDESK_MAIL_BACKOFF": "0.2,0.5,1",
         "HELPDESK_EMBED_ORIGINS": host_site.origin, "HELPDESK_CHAT_ANSWER_TIMEOUT": "3600"})
-    try:
-        stack.start()
-        yield stack
-    finally:
-        stack.stop()
 
 
 @pytest.fixture(scope="module")
@@ -113,22 +96,6 @@ def articles(platform):
 
     wait_for(indexed, timeout=30, what="the Swedish article in the index")
     return ids
-
-
-@pytest.fixture(scope="module")
-def browser():
-    browser = Browser()
-    yield browser
-    browser.close()
-
-
-def no_serious_violations(page):
-    found = [v for v in page.axe() if v["impact"] in SERIOUS]
-    assert found == [], found
-
-
-def shot(page, name):
-    page.screenshot(path=os.path.join(SHOTS, f"{name}.png"))
 
 
 def test_a_swedish_visitor_finds_an_article_and_marks_it_helpful(browser, platform, articles):

@@ -2,30 +2,20 @@
 platform, with intake sending mail to a real SMTP sink: link and merge tickets, canned replies, mentions and
 following, the requester's contact, SLA clocks, custom fields, knowledge-base suggestions, escalation.
 
-The set-up is the workspace tests' (``test_workspace_browser``: the world, signing in, axe), on a stack of
-this module's own that mails customers. Screenshots go to docs/screenshots/.
+The set-up is the workspace tests' (``ui_kit``: the world, signing in, axe), on a stack of this module's
+own that mails customers. Screenshots go to docs/screenshots/.
 """
-import os
 import uuid
 
 import pytest
 
-from mail_servers import SmtpSink, dovecot, mails  # noqa: F401 (dovecot: a fixture)
-from stack import Stack, wait_for
-
-from browser import Browser
-from test_workspace_browser import SHOTS, World, no_serious_violations, sign_in
+from mail_servers import dovecot, mails  # noqa: F401 (dovecot: a fixture)
+from stack import wait_for
+from ui_kit import World, no_serious_violations, shot, sign_in
 
 pytestmark = pytest.mark.e2e
 
 LOCALES = (("en", "en-GB"), ("nl", "nl-NL"), ("sv", "sv-SE"))
-
-
-@pytest.fixture(scope="module")
-def smtp_sink(tmp_path_factory):
-    sink = SmtpSink(tmp_path_factory.mktemp("ui-smtp")).start()
-    yield sink
-    sink.stop()
 
 
 @pytest.fixture(scope="module")
@@ -34,17 +24,11 @@ def mailbox(dovecot):
 
 
 @pytest.fixture(scope="module")
-def platform(tmp_path_factory, smtp_sink, mailbox):
-    stack = Stack(tmp_path_factory.mktemp("stack-ticket-page"), env={
+def platform(ui_platform, smtp_sink, mailbox):
+    return ui_platform("stack-ticket-page", {
         "HELPDESK_IMAP_URL": mailbox.url(team="network"), "HELPDESK_IMAP_POLL_INTERVAL": "0.2",
-        "HELPDESK_LIVE_KEEPALIVE": "2", "HELPDESK_SMTP_URL": smtp_sink.url,
-        "HELPDESK_SUPPORT_ADDRESS": "support@helpdesk.test", "HELPDESK_MAIL_POLL_INTERVAL": "0.2",
-        "HELPDESK_MAIL_BACKOFF": "0.2,0.5,1"})
-    try:
-        stack.start()
-        yield stack
-    finally:
-        stack.stop()
+        "HELPDESK_SMTP_URL": smtp_sink.url, "HELPDESK_SUPPORT_ADDRESS": "support@helpdesk.test",
+        "HELPDESK_MAIL_POLL_INTERVAL": "0.2", "HELPDESK_MAIL_BACKOFF": "0.2,0.5,1"})
 
 
 class Desk(World):
@@ -70,13 +54,6 @@ def world(platform):
 
 
 @pytest.fixture(scope="module")
-def browser():
-    browser = Browser()
-    yield browser
-    browser.close()
-
-
-@pytest.fixture(scope="module")
 def pages(browser, world):
     """The admin signed in, once per language."""
     signed_in = {}
@@ -85,10 +62,6 @@ def pages(browser, world):
         sign_in(page, world, "admin@example.org")
         signed_in[language] = page
     return signed_in
-
-
-def shot(page, name):
-    page.screenshot(path=os.path.join(SHOTS, f"{name}.png"))
 
 
 XSS = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>'

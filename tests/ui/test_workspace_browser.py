@@ -8,95 +8,27 @@ Screenshots go to docs/screenshots/ (the README shows them).
 """
 import os
 import re
-import subprocess
 import time
 import uuid
 
 import pytest
 import requests
 
-from stack import BIN, ROOT, Stack
-
-from browser import Browser  # tests/ui/conftest.py puts this folder on the path
+from ui_kit import PASSWORD, SHOTS, World, no_serious_violations, sign_in  # tests/ui/conftest.py: on the path
 
 pytestmark = pytest.mark.e2e
 
-SHOTS = os.path.join(ROOT, "docs", "screenshots")
-PASSWORD = "correct horse battery"
-SERIOUS = ("serious", "critical")
-
 
 @pytest.fixture(scope="module")
-def platform(tmp_path_factory):
+def platform(ui_platform):
     # Every page open in the module holds a live stream: room for them beside the requests (a stream takes a
     # thread; a worker keeps half its threads for requests).
-    stack = Stack(tmp_path_factory.mktemp("stack-ui"), gateway_threads=48, env={"HELPDESK_LIVE_KEEPALIVE": "2"})
-    try:
-        stack.start()
-        yield stack
-    finally:
-        stack.stop()
-
-
-class World:
-    """Teams network and billing, an agent of each, an admin and the network agent's account."""
-
-    def __init__(self, stack):
-        self.stack, self.url = stack, stack.url
-        self.api = stack.session()
-        for team in ("network", "billing"):
-            self.api.post(f"{self.url}/api/v1/teams", json={"name": team}, timeout=10).raise_for_status()
-        for name, team in (("Ada Lovelace", "network"), ("Bo Berg", "billing")):
-            self.api.post(f"{self.url}/api/v1/agents", json={
-                "name": name, "email": f"{name.split()[0].lower()}@example.org", "teams": [team],
-                "presence": "offline"}, timeout=10).raise_for_status()
-        self.account("admin@example.org", "admin", "Alex Admin")
-        self.account("ada@example.org", "agent")
-
-    def account(self, email, role, name=None):
-        argv = [os.path.join(BIN, "helpdesk"), "account", "create", "--email", email, "--role", role,
-                "--password", PASSWORD] + (["--name", name] if name else [])
-        subprocess.run(argv, cwd=ROOT, env=self.stack.env(), check=True, capture_output=True)
-
-    def ticket(self, subject, team=None, description="Every 5 minutes since Monday", priority="high"):
-        body = {"subject": subject, "description": description, "priority": priority,
-                "requester": {"email": "eva@example.se", "name": "Eva Ångström"}}
-        if team:
-            body["team"] = team
-        answer = self.api.post(f"{self.url}/api/v1/tickets", json=body, timeout=10)
-        answer.raise_for_status()
-        return answer.json()["number"]
-
-    def counts(self):
-        return self.api.get(f"{self.url}/api/v1/tickets/counts", timeout=10).json()
-
-    def messages(self, number):
-        return self.api.get(f"{self.url}/api/v1/tickets/{number}/messages", timeout=10).json()
+    return ui_platform("stack-ui", gateway_threads=48)
 
 
 @pytest.fixture(scope="module")
 def world(platform):
     return World(platform)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    browser = Browser()
-    yield browser
-    browser.close()
-
-
-def sign_in(page, world, email, password=PASSWORD):
-    page.goto(url=f"{world.url}/sign-in")
-    page.fill(selector="#email", value=email)
-    page.fill(selector="#password", value=password)
-    page.click(selector="button[type=submit]")
-    page.wait_for(selector="#ticket-rows")
-
-
-def no_serious_violations(page):
-    found = [v for v in page.axe() if v["impact"] in SERIOUS]
-    assert found == [], found
 
 
 @pytest.fixture(scope="module")

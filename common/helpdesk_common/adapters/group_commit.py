@@ -33,10 +33,12 @@ class Collector(DependencyProvider):
 
     :param config_key: the config entry with the largest batch (default ``max_batch``).
     :param linger: seconds to wait before taking a batch (default 0: none).
+    :param size: ``size(item)``, what an item counts towards ``max_batch`` (default 1 each): for items that
+        are themselves lists of events. A batch always takes at least one item, however large.
     """
 
-    def __init__(self, config_key=None, max_batch=200, linger=0.0):
-        self.config_key, self.max_batch, self.linger = config_key, max_batch, linger
+    def __init__(self, config_key=None, max_batch=200, linger=0.0, size=None):
+        self.config_key, self.max_batch, self.linger, self.size = config_key, max_batch, linger, size
         self._waiting, self._wake, self._running = [], Event(), False
 
     def setup(self):
@@ -84,13 +86,25 @@ class Collector(DependencyProvider):
             self._wake = Event()
             eventlet.sleep(self.linger)  # workers spawned for deliveries that arrived together join this batch
             while self._waiting:
-                batch, self._waiting = self._waiting[:self.max_batch], self._waiting[self.max_batch:]
+                taken = self._taken()
+                batch, self._waiting = self._waiting[:taken], self._waiting[taken:]
                 BATCH_SIZE.labels(self.container.service_name).observe(len(batch))
                 self._handle(batch)
                 # Let the batch's workers finish (ack, reply) and the outbox relay, woken by the commit,
                 # read what it wrote before the next batch holds the process: SQLite calls never yield,
                 # so otherwise the events of this batch wait for the whole next one.
                 eventlet.sleep(0)
+
+    def _taken(self):
+        """How many of the waiting items the next batch takes."""
+        if self.size is None:
+            return self.max_batch
+        total = 0
+        for count, (item, _, _, _) in enumerate(self._waiting):
+            total += self.size(item)
+            if total > self.max_batch and count:
+                return count
+        return len(self._waiting)
 
     def _handle(self, batch):
         run_batch = batch[0][1]

@@ -25,15 +25,19 @@ queue buys nothing and costs a Raft group each. The test suite runs so (it creat
 about a hundred queues per stack, and a single node deleting thousands of Raft groups stalled its vhost
 operations for minutes); the three-node cluster test and ``tests/test_queues.py`` use quorum queues.
 """
+import logging
 import os
 import uuid
 
 from amqp.exceptions import ConnectionError as AmqpConnectionError
 from kombu import Queue
+from kombu.exceptions import OperationalError as KombuOperationalError
 from nameko.messaging import QueueConsumer
 from nameko.rpc import RPC_REPLY_QUEUE_TEMPLATE, ReplyListener, Rpc, RpcConsumer, get_rpc_exchange
 from nameko.rpc import RpcProxy as NamekoRpcProxy
 from nameko.standalone.rpc import SingleThreadedReplyListener
+
+log = logging.getLogger(__name__)
 
 DELIVERY_LIMIT = 1_000_000_000
 """Returns a message survives, in effect without limit. A quorum queue counts every return of a message
@@ -90,6 +94,25 @@ class QuorumRpcConsumer(RpcConsumer):
     def setup(self):
         super().setup()  # builds self.queue; the queue consumer reads it only when it starts consuming
         self.queue = quorum(self.queue)
+
+    def handle_result(self, message, result, exc_info):
+        """nameko's, except that a reply the broker cannot take does not kill the service.
+
+        nameko publishes the reply with three retries (about 12 s) and lets the error escape into the worker,
+        which kills the whole container: every service that was answering a call when its broker restarted
+        (the soak restarts it: tests/soak.py) died with ``ECONNREFUSED``. The work is done and committed; only
+        its answer is lost, as when it is lost in transit: the caller's reply queue died with its connection
+        anyway, the caller times out (the gateway answers 503) and repeats the request, which the services
+        answer idempotently (``Idempotency-Key``, version checks). So the request is acknowledged (or, its
+        connection gone, already back with the broker) and the service carries on.
+        """
+        try:
+            return super().handle_result(message, result, exc_info)
+        except (KombuOperationalError, AmqpConnectionError, OSError) as error:
+            log.warning("the reply to %s could not be sent (%s); the caller will time out and may repeat it",
+                        message.delivery_info.get("routing_key"), error)
+            self.queue_consumer.ack_message(message)  # NodeLossQueueConsumer: a dead connection is ignored
+            return result, exc_info
 
 
 class QuorumRpc(Rpc):

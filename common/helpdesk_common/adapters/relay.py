@@ -5,6 +5,7 @@ import json
 import logging
 import time
 import uuid
+from contextlib import nullcontext
 from datetime import timedelta
 
 import eventlet
@@ -13,7 +14,7 @@ from kombu import Connection
 from nameko.constants import AMQP_URI_CONFIG_KEY
 from nameko.extensions import DependencyProvider
 from prometheus_client import Counter, Gauge, Histogram
-from sqlalchemy import delete, select, update
+from sqlalchemy import Engine, bindparam, delete, select, update
 from sqlalchemy.orm import sessionmaker
 
 from ..database import utcnow
@@ -174,7 +175,7 @@ class OutboxRelay(DependencyProvider):
         self._exchange = None
         self._last_purge = None
         self._thread = None
-        self._query = self._query_locking = None
+        self._query = self._query_locking = self._mark = None
 
     def setup(self):
         config = self.container.config
@@ -229,24 +230,32 @@ class OutboxRelay(DependencyProvider):
 
     def relay_pending(self):
         """Publish one batch of unsent events. Returns True when a full batch was sent (more may wait)."""
-        model = self.outbox_model
-        if self._query is None:  # built once: building a statement costs more than running it on an empty outbox
-            self._query = (select(model.seq, model.envelope, model.created_at)
-                           .where(model.published_at.is_(None))
-                           .order_by(model.seq).limit(self.batch_size))
+        if self._query is None:
+            # Built once, and run on a Core connection: a statement built per batch, and the ORM session's and
+            # ORM bulk update's layers, cost the relay more CPU than its database work (2 ms a batch of four).
+            table = self.outbox_model.__table__
+            self._query = (select(table.c.seq, table.c.envelope, table.c.created_at)
+                           .where(table.c.published_at.is_(None))
+                           .order_by(table.c.seq).limit(self.batch_size))
             # Replicas share a PostgreSQL outbox: each takes rows no other relay holds, and holds them
             # (row locks only) until they are confirmed and marked.
             self._query_locking = self._query.with_for_update(skip_locked=True)
-        with self.sessions() as session:
-            on_postgres = session.bind.dialect.name == "postgresql"
-            rows = session.execute(self._query_locking if on_postgres else self._query).all()
+            self._mark = (update(table).where(table.c.seq.in_(bindparam("seqs", expanding=True)))
+                          .values(published_at=bindparam("at")))
+        engine = self.sessions.kw["bind"]
+        connection = engine.connect()
+        try:
+            on_postgres = connection.dialect.name == "postgresql"
+            rows = connection.execute(self._query_locking if on_postgres else self._query).all()
             if not on_postgres:
-                # End the read at once: a SQLite transaction held across network I/O stalls writers.
-                # Two SQLite processes may then publish the same row; consumers deduplicate by id.
-                session.rollback()
+                # End the read at once and give the connection back (a SQLite process has one, which its
+                # workers share): a SQLite transaction held across network I/O stalls writers. Two SQLite
+                # processes may then publish the same row; consumers deduplicate by id.
+                connection.close()
+                connection = None
             PENDING.labels(self.source).set(len(rows))
             if not rows:
-                self._purge_old(session)
+                self._purge_old(connection or engine)
                 return False
             failpoint("outbox.before_publish")
             self._publisher.publish_batch([envelope for _seq, envelope, _created in rows])
@@ -254,19 +263,26 @@ class OutboxRelay(DependencyProvider):
             for _seq, _envelope, created_at in rows:
                 RELAY_DELAY.labels(self.source).observe(max(0.0, (now - created_at).total_seconds()))
             failpoint("outbox.after_publish")
-            session.execute(update(model).where(model.seq.in_([row.seq for row in rows]))
-                            .values(published_at=utcnow()))
-            session.commit()
+            if connection is None:
+                connection = engine.connect()
+            connection.execute(self._mark, {"seqs": [row.seq for row in rows], "at": utcnow()})
+            connection.commit()
+        finally:
+            if connection is not None:
+                connection.close()
         PUBLISHED.labels(self.source).inc(len(rows))
         return len(rows) == self.batch_size
 
-    def _purge_old(self, session):
+    def _purge_old(self, connectable):
+        """Delete rows sent longer ago than ``retention``, at most once a minute (``connectable``: the relay's
+        connection, or the engine to take one from)."""
         now = utcnow()
         if self._last_purge and now - self._last_purge < timedelta(minutes=1):
             return
         self._last_purge = now
-        model = self.outbox_model
-        session.execute(delete(model).where(model.published_at < now - self.retention))
-        session.commit()
+        table = self.outbox_model.__table__
+        with connectable.connect() if isinstance(connectable, Engine) else nullcontext(connectable) as connection:
+            connection.execute(delete(table).where(table.c.published_at < now - self.retention))
+            connection.commit()
 
 

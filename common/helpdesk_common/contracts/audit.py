@@ -1,4 +1,5 @@
-"""What the gateway announces about administrative changes (``audit_recorded``)."""
+"""What the gateway announces about administrative changes (``audit_recorded``) and people's workspace accounts
+(``account_changed``)."""
 from datetime import datetime
 from typing import Optional
 
@@ -19,3 +20,19 @@ class AuditEntryView(View):
 
 class AuditRecorded(View):
     entry: AuditEntryView
+
+
+class AccountView(View):
+    """A person's workspace account as it is now (no password, no session): who they are and their role."""
+
+    id: int
+    email: str
+    name: Optional[str] = None
+    role: str  # admin, supervisor, agent
+    language: Optional[str] = None
+    disabled: bool = False
+    changed_at: datetime  # orders the announcements of one account: the latest tells how it is
+
+
+class AccountChanged(View):
+    account: AccountView

@@ -166,6 +166,18 @@ class NewRule(Contract):
     actions: RuleActions
 
 
+class RuleChanges(Contract):
+    """A routing rule changed in place (``PATCH``): only the fields given change. ``conditions`` and
+    ``actions`` replace the rule's whole conditions or actions; ``position`` moves the rule there (1 is
+    tried first; beyond the last: last), the rules in between shift by one, so the order stays 1..n."""
+
+    name: Optional[Name] = None
+    position: Optional[Annotated[int, Field(ge=1, le=100_000)]] = None
+    enabled: Optional[bool] = None
+    conditions: Optional[RuleConditions] = None
+    actions: Optional[RuleActions] = None
+
+
 class ManualAssignment(Contract):
     """Assign (or reassign) a ticket to an agent by hand; the reason is recorded."""
 

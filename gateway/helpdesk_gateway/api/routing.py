@@ -9,7 +9,7 @@ from helpdesk_common.contracts import validate
 from helpdesk_common.errors import NotFound
 from helpdesk_common.contracts.routing import (AgentChanges, AgentView, Escalation, ManualAssignment, NewAgent,
                                                NewRule, NewTeam, PresenceChange, QueueQuery, RoutedTicketView,
-                                               RuleView, TeamChanges, TeamView)
+                                               RuleChanges, RuleView, TeamChanges, TeamView)
 
 from . import json_body, operation, query_args, services, viewer
 
@@ -140,6 +140,20 @@ def list_rules():
 
 def read_rules():
     return services().call("routing", "list_rules")
+
+
+@operation(bp, "/routing/rules/<int:rule_id>", "PATCH", summary="Change or move a routing rule", tag="routing",
+           body=RuleChanges, answer=RuleView, roles=("admin",), errors=WRITE_ERRORS + (403, 404))
+def update_rule(rule_id):
+    """Only the fields given change; ``conditions`` and ``actions`` replace the rule's whole conditions or
+    actions. ``position`` moves the rule (1 is tried first), shifting the rules in between by one: this is
+    how rules are reordered."""
+    return jsonify(change_rule(rule_id, json_body()))
+
+
+def change_rule(rule_id, changes):
+    validate(RuleChanges, changes)
+    return services().call("routing", "update_rule", rule_id, changes)
 
 
 @operation(bp, "/routing/rules/<int:rule_id>", "DELETE", summary="Delete a routing rule", tag="routing",

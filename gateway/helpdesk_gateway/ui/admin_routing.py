@@ -1,7 +1,7 @@
 """Admin pages for routing and configuration: agents, teams, routing rules, custom fields.
 
 Each change calls the function its REST route calls (``api.routing.add_agent``, ``change_agent``,
-``add_team``, ``add_routing_rule``, ``remove_rule``; ``api.tickets.add_custom_field``), so the page and
+``add_team``, ``add_routing_rule``, ``change_rule``, ``remove_rule``; ``api.tickets.add_custom_field``), so the page and
 the API validate and decide alike. A refused change shows the form again with what was typed.
 """
 import pytz
@@ -12,8 +12,8 @@ from helpdesk_common.contracts.routing import WEEKDAYS
 from helpdesk_common.errors import HelpdeskError
 
 from .. import accounts
-from ..api.routing import (add_agent, add_routing_rule, add_team, change_agent, change_team, read_agents, read_rules,
-                           read_teams, remove_rule)
+from ..api.routing import (add_agent, add_routing_rule, add_team, change_agent, change_rule, change_team, read_agents,
+                           read_rules, read_teams, remove_rule)
 from ..api.tickets import add_custom_field, read_custom_fields
 from . import forms
 from ..api.accounts import send_invitation
@@ -233,6 +233,78 @@ def create_rule():
     audited("routing.add_rule", body)
     flash(_("Rule %(name)s is added.", name=rule["name"]), "success")
     return redirect(url_for(".rules"))
+
+
+def _rule(rule_id):
+    rule = next((r for r in read_rules() if r["id"] == rule_id), None)
+    if rule is None:
+        abort(404)
+    return rule
+
+
+def _rule_form(rule):
+    """A rule as the form shows it (lists with commas, skills as name:level)."""
+    form = {"name": rule["name"], "position": rule["position"], "enabled": "on" if rule["enabled"] else "off"}
+    form.update({f"if_{name}": ", ".join(map(str, rule["conditions"].get(name, []))) for name in forms.RULE_LISTS})
+    actions = rule["actions"]
+    form.update({"then_team": actions.get("team") or "", "then_tier": actions.get("tier") or "",
+                 "then_priority": actions.get("priority") or "",
+                 "then_skills": ", ".join(f"{n}:{level}" for n, level in actions.get("required_skills", {}).items())})
+    return form
+
+
+def _kept_conditions(rule):
+    """The rule's conditions the form does not show (mailboxes, custom fields): kept as they are."""
+    return {name: value for name, value in rule["conditions"].items() if name not in forms.RULE_LISTS and value}
+
+
+def _rule_page(rule, form, status=200):
+    return page("rule.html", section="rules", rule=rule, form=form, teams=_team_names(), priorities=PRIORITIES,
+                kept=[str(CONDITIONS.get(name, name)) for name in _kept_conditions(rule)]), status
+
+
+@bp.get("/rules/<int:rule_id>")
+def rule(rule_id):
+    rule = _rule(rule_id)
+    return _rule_page(rule, _rule_form(rule))
+
+
+@bp.post("/rules/<int:rule_id>")
+@admins_only
+def update_rule(rule_id):
+    """The rule's name, order, conditions, actions and whether it is on (``PATCH /routing/rules/{id}``: the
+    form's conditions and actions replace the rule's, those the form does not show kept)."""
+    rule = _rule(rule_id)
+    try:
+        body = forms.rule(request.form)
+        body["conditions"] = {**_kept_conditions(rule), **body["conditions"]}
+        change_rule(rule_id, body)
+    except (forms.FormError, HelpdeskError) as error:
+        flash(refused(error), "error")
+        return _rule_page(rule, request.form.to_dict(), 422)
+    audited("routing.update_rule", body, rule_id=rule_id)
+    flash(_("Rule %(name)s is saved.", name=body["name"] or rule["name"]), "success")
+    return redirect(url_for(".rules", _anchor=f"rule-{rule_id}"))
+
+
+@bp.post("/rules/<int:rule_id>/move")
+@admins_only
+def move_rule(rule_id):
+    """One place up or down (``PATCH /routing/rules/{id}`` with the new position); back to the list at the
+    rule (its row is the fragment's target, so keyboard focus continues from there)."""
+    rule = _rule(rule_id)
+    step = {"up": -1, "down": 1}.get(request.form.get("direction"))
+    if step is None:
+        abort(400)
+    body = {"position": max(1, rule["position"] + step)}
+    try:
+        moved = change_rule(rule_id, body)
+    except HelpdeskError as error:
+        flash(refused(error), "error")
+        return redirect(url_for(".rules"))
+    audited("routing.update_rule", body, rule_id=rule_id)
+    flash(_("Rule %(name)s is now number %(position)s.", name=rule["name"], position=moved["position"]), "success")
+    return redirect(url_for(".rules", _anchor=f"rule-{rule_id}"))
 
 
 @bp.post("/rules/<int:rule_id>/delete")

@@ -16,7 +16,16 @@ CHANNELS = {"api": _l("API"), "email": _l("Email"), "web": _l("Web"), "chat": _l
 SORTS = {"updated": _l("Last changed"), "created": _l("Newest"), "priority": _l("Priority"),
          "sla_due": _l("SLA due soonest")}
 PERIODS = {"last_7_days": _l("Last 7 days"), "last_30_days": _l("Last 30 days"), "last_week": _l("Last week"),
-           "last_month": _l("Last month"), "this_month": _l("This month")}
+           "last_month": _l("Last month"), "this_month": _l("This month"), "this_week": _l("This week"),
+           "fixed": _l("Fixed dates")}
+MEASURES = {"volume": _l("Tickets created and solved"), "backlog": _l("Backlog"),
+            "first_response": _l("First response time"),
+            "resolution": _l("Resolution time"), "sla": _l("SLA compliance"), "escalations": _l("Escalations"),
+            "one_touch": _l("One-touch resolution"), "agents": _l("Agent performance"), "csat": _l("CSAT"),
+            "nps": _l("NPS"), "chats": _l("Chats"), "deflection": _l("Knowledge-base deflection")}
+GROUPS = {"": _l("No grouping"), "team": _l("Team"), "agent": _l("Agent"), "channel": _l("Channel"),
+          "priority": _l("Priority"), "category": _l("Category"), "language": _l("Language"),
+          "policy": _l("SLA policy"), "day": _l("Day"), "week": _l("Week"), "month": _l("Month")}
 SURGES = {"category": _l("Category"), "team": _l("Team"), "channel": _l("Channel"), "wording": _l("Wording")}
 ERROR_TITLES = {400: _l("This request is not right"), 403: _l("Not allowed"), 404: _l("Not found"),
                 409: _l("This change is not possible now"), 422: _l("This request is not right"),
@@ -51,6 +60,14 @@ def view_label(name):
 
 def period_label(name):
     return PERIODS.get(name, name)
+
+
+def measure_label(name):
+    return MEASURES.get(name, name)
+
+
+def group_label(name):
+    return GROUPS.get(name or "", name)
 
 
 def surge_label(name):
@@ -119,6 +136,7 @@ def install(app):
     app.jinja_env.globals.update(status_label=status_label, priority_label=priority_label, role_label=role_label,
                                  view_label=view_label, channel_label=channel_label, sort_label=sort_label,
                                  period_label=period_label, surge_label=surge_label,
+                                 measure_label=measure_label, group_label=group_label,
                                  error_title=error_title, error_text=error_text,
                                  sla_text=sla_text, current_locale=lambda: str(get_locale() or "en"),
                                  current_timezone=lambda: str(get_timezone() or "UTC"))

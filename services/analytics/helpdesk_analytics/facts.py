@@ -194,75 +194,102 @@ class _Batch:
     # --- writing ---------------------------------------------------------------------------------
 
     def write(self, session):
-        insert = _insert(session)
-        facts = TicketFact.__table__.c
+        statements = _statements(session.get_bind().dialect.name)
         touched = sorted(self.touched)
         # every ticket the batch tells of has its row first (empty if its view is not seen yet), locked, and its
         # place in the backlog totals read before anything moves it
-        _execute(session, insert(TicketFact.__table__).on_conflict_do_nothing(index_elements=["number"]),
-                 ({**NEW_FACT, "number": number} for number in touched))
+        _execute(session, statements["new_facts"], ({**NEW_FACT, "number": number} for number in touched))
         before = _backlog_places(session, touched)
         if self.views:
-            statement = insert(TicketFact.__table__)
-            incoming = statement.excluded
-            merge = {name: _newest(facts, incoming, name) for name in VIEW_COLUMNS}
-            merge["version"] = case((incoming.version >= facts.version, incoming.version), else_=facts.version)
-            merge.update(_breaches_kept(facts, incoming))
-            _execute(session, statement.on_conflict_do_update(index_elements=["number"], set_=merge),
-                     ({**NEW_FACT, **row} for _, row in sorted(self.views.items())))
+            _execute(session, statements["views"], ({**NEW_FACT, **row} for _, row in sorted(self.views.items())))
         if self.breaches:
-            statement = insert(TicketFact.__table__)
-            incoming = statement.excluded
-            merge = {**_breaches_kept(facts, incoming), "sla_policy": func.coalesce(facts.sla_policy, incoming.sla_policy)}
-            _execute(session, statement.on_conflict_do_update(index_elements=["number"], set_=merge),
+            _execute(session, statements["breaches"],
                      ({**NEW_FACT, "number": number, **flags} for number, flags in sorted(self.breaches.items())))
         if self.warned:
-            statement = insert(TicketFact.__table__)
-            _execute(session, statement.on_conflict_do_update(index_elements=["number"],
-                                                              set_={"sla_warned": statement.excluded.sla_warned}),
+            _execute(session, statements["warned"],
                      ({**NEW_FACT, "number": number, "sla_warned": True} for number in sorted(self.warned)))
         if self.activities:
-            _execute(session, insert(TicketActivity.__table__).on_conflict_do_nothing(index_elements=["ticket", "kind", "key"]),
-                     (row for _, row in sorted(self.activities.items())))
+            _execute(session, statements["activities"], (row for _, row in sorted(self.activities.items())))
         if self.agents:
-            statement = insert(AgentName.__table__)
-            _execute(session, statement.on_conflict_do_update(index_elements=["assignee"], set_={
-                "name": statement.excluded.name, "email": statement.excluded.email}),
-                (row for _, row in sorted(self.agents.items())))
+            _execute(session, statements["agents"], (row for _, row in sorted(self.agents.items())))
         if self.surveys:
-            statement = insert(SurveyAnswer.__table__)
-            stored, incoming = SurveyAnswer.__table__.c, statement.excluded
-            # the answer kept is the latest (submitted_at, then answer_id), whatever the arrival order
-            _execute(session, statement.on_conflict_do_update(
-                index_elements=["survey_id", "kind"],
-                set_={name: incoming[name] for name in ("answer_id", "submitted_at", "score", "comment", "ticket",
-                                                        "channel", "team", "agent", "language", "contact_id")},
-                where=tuple_(incoming.submitted_at, incoming.answer_id) > tuple_(stored.submitted_at, stored.answer_id)),
-                (row for _, row in sorted(self.surveys.items())))
+            _execute(session, statements["surveys"], (row for _, row in sorted(self.surveys.items())))
         if self.chats:
-            statement = insert(ChatFact.__table__)
-            stored, incoming = ChatFact.__table__.c, statement.excluded
-            # each field, once known, stays: events of one chat only ever add to what is known
-            _execute(session, statement.on_conflict_do_update(index_elements=["id"], set_={
-                name: func.coalesce(stored[name], incoming[name]) for name in CHAT_FIELDS}),
-                (row for _, row in sorted(self.chats.items())))
+            _execute(session, statements["chats"], (row for _, row in sorted(self.chats.items())))
         if self.shown:
-            statement = insert(Deflection.__table__)
-            stored, incoming = Deflection.__table__.c, statement.excluded
-            _execute(session, statement.on_conflict_do_update(index_elements=["suggestion_id"], set_={
-                "shown_at": func.coalesce(stored.shown_at, incoming.shown_at)}),
-                ({"suggestion_id": key, "shown_at": at, "deflected_at": None} for key, at in sorted(self.shown.items())))
+            _execute(session, statements["shown"], ({"suggestion_id": key, "shown_at": at, "deflected_at": None}
+                                                    for key, at in sorted(self.shown.items())))
         if self.deflected:
-            statement = insert(Deflection.__table__)
-            stored, incoming = Deflection.__table__.c, statement.excluded
-            # the deflection tells when its suggestion was shown; the first deflection stays
-            _execute(session, statement.on_conflict_do_update(index_elements=["suggestion_id"], set_={
-                "shown_at": func.coalesce(incoming.shown_at, stored.shown_at),
-                "deflected_at": func.coalesce(stored.deflected_at, incoming.deflected_at)}),
-                (row for _, row in sorted(self.deflected.items())))
+            _execute(session, statements["deflected"], (row for _, row in sorted(self.deflected.items())))
         if touched:
             after = refresh(session, touched, self.settings)
             _move_backlog_totals(session, before, after)
+
+
+@lru_cache(maxsize=None)
+def _statements(dialect):
+    """The batch's upserts for ``dialect``, built once: building them (each ``excluded`` is a new alias of the
+    table, a proxy per column) cost more CPU than SQLAlchemy's compiled cache saves per execution."""
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    built = {}
+    facts = TicketFact.__table__.c
+    built["new_facts"] = insert(TicketFact.__table__).on_conflict_do_nothing(index_elements=["number"])
+    statement = insert(TicketFact.__table__)
+    incoming = statement.excluded
+    merge = {name: _newest(facts, incoming, name) for name in VIEW_COLUMNS}
+    merge["version"] = case((incoming.version >= facts.version, incoming.version), else_=facts.version)
+    merge.update(_breaches_kept(facts, incoming))
+    built["views"] = statement.on_conflict_do_update(index_elements=["number"], set_=merge)
+    statement = insert(TicketFact.__table__)
+    incoming = statement.excluded
+    merge = {**_breaches_kept(facts, incoming), "sla_policy": func.coalesce(facts.sla_policy, incoming.sla_policy)}
+    built["breaches"] = statement.on_conflict_do_update(index_elements=["number"], set_=merge)
+    statement = insert(TicketFact.__table__)
+    built["warned"] = statement.on_conflict_do_update(index_elements=["number"],
+                                                      set_={"sla_warned": statement.excluded.sla_warned})
+    built["activities"] = insert(TicketActivity.__table__).on_conflict_do_nothing(
+        index_elements=["ticket", "kind", "key"])
+    statement = insert(AgentName.__table__)
+    incoming = statement.excluded
+    built["agents"] = statement.on_conflict_do_update(index_elements=["assignee"], set_={
+        "name": incoming.name, "email": incoming.email})
+    statement = insert(SurveyAnswer.__table__)
+    stored, incoming = SurveyAnswer.__table__.c, statement.excluded
+    # the answer kept is the latest (submitted_at, then answer_id), whatever the arrival order
+    built["surveys"] = statement.on_conflict_do_update(
+        index_elements=["survey_id", "kind"],
+        set_={name: incoming[name] for name in ("answer_id", "submitted_at", "score", "comment", "ticket",
+                                                "channel", "team", "agent", "language", "contact_id")},
+        where=tuple_(incoming.submitted_at, incoming.answer_id) > tuple_(stored.submitted_at, stored.answer_id))
+    statement = insert(ChatFact.__table__)
+    stored, incoming = ChatFact.__table__.c, statement.excluded
+    # each field, once known, stays: events of one chat only ever add to what is known
+    built["chats"] = statement.on_conflict_do_update(index_elements=["id"], set_={
+        name: func.coalesce(stored[name], incoming[name]) for name in CHAT_FIELDS})
+    statement = insert(Deflection.__table__)
+    stored, incoming = Deflection.__table__.c, statement.excluded
+    built["shown"] = statement.on_conflict_do_update(index_elements=["suggestion_id"], set_={
+        "shown_at": func.coalesce(stored.shown_at, incoming.shown_at)})
+    statement = insert(Deflection.__table__)
+    stored, incoming = Deflection.__table__.c, statement.excluded
+    # the deflection tells when its suggestion was shown; the first deflection stays
+    built["deflected"] = statement.on_conflict_do_update(index_elements=["suggestion_id"], set_={
+        "shown_at": func.coalesce(incoming.shown_at, stored.shown_at),
+        "deflected_at": func.coalesce(stored.deflected_at, incoming.deflected_at)})
+    statement = insert(TicketFact.__table__)
+    incoming = statement.excluded
+    # every row exists (written first): the insert is the one statement both databases run as a multi-row update
+    built["derived"] = statement.on_conflict_do_update(index_elements=["number"],
+                                                       set_={name: incoming[name] for name in DERIVED})
+    statement = insert(TicketActivity.__table__)
+    built["previous"] = statement.on_conflict_do_update(index_elements=["ticket", "kind", "key"],
+                                                        set_={"previous": statement.excluded.previous})
+    statement = insert(BacklogTotal.__table__)
+    built["backlog_totals"] = statement.on_conflict_do_update(index_elements=list(BACKLOG_KEY), set_={
+        "tickets": BacklogTotal.__table__.c.tickets + statement.excluded.tickets})
+    # RETURNING makes SQLAlchemy send a chunk as one multi-row VALUES statement (its "insertmanyvalues";
+    # without it an ON CONFLICT insert goes to psycopg2's executemany, a round trip per row)
+    return {name: statement.returning(*statement.table.primary_key.columns) for name, statement in built.items()}
 
 
 def _breaches_kept(stored, incoming):
@@ -271,11 +298,8 @@ def _breaches_kept(stored, incoming):
 
 
 def _execute(session, statement, rows):
-    """``statement`` over ``rows`` (dicts alike), a chunk at a time: one multi-row statement each."""
-    # Core, not the ORM's statement per row. RETURNING makes SQLAlchemy send a chunk as one multi-row
-    # VALUES statement (its "insertmanyvalues"; without it an ON CONFLICT insert goes to psycopg2's
-    # executemany, a round trip per row)
-    statement = statement.returning(*statement.table.primary_key.columns)
+    """``statement`` (of :func:`_statements`) over ``rows`` (dicts alike), a chunk at a time: one multi-row
+    statement each (Core, not the ORM's statement per row)."""
     connection = session.connection()
     for rows in _chunks(rows):
         connection.execute(statement, rows)
@@ -299,16 +323,10 @@ def refresh(session, numbers, settings):
     for number in numbers:
         derived[number] = derive(facts[number], activities[number], settings)
         moved.extend(_previous_changed(activities[number]))
-    statement = _insert(session)(TicketFact.__table__)
-    incoming = statement.excluded  # a new alias at each access: taken once
-    # every row exists (written above): the insert is the one statement both databases run as a multi-row update
-    statement = statement.on_conflict_do_update(index_elements=["number"],
-                                                set_={name: incoming[name] for name in DERIVED})
-    _execute(session, statement, ({**NEW_FACT, "number": number, **derived[number]} for number in numbers))
+    statements = _statements(session.get_bind().dialect.name)
+    _execute(session, statements["derived"], ({**NEW_FACT, "number": number, **derived[number]} for number in numbers))
     if moved:
-        statement = _insert(session)(TicketActivity.__table__)
-        _execute(session, statement.on_conflict_do_update(index_elements=["ticket", "kind", "key"],
-                                                          set_={"previous": statement.excluded.previous}), moved)
+        _execute(session, statements["previous"], moved)
     return {number: _backlog_place(facts[number], derived[number]["settled_category"]) for number in numbers}
 
 
@@ -355,9 +373,7 @@ def _move_backlog_totals(session, before, after):
                 changes[place] = changes.get(place, 0) + 1
     rows = [dict(zip(BACKLOG_KEY, key), tickets=n) for key, n in sorted(changes.items()) if n]
     if rows:
-        statement = _insert(session)(BacklogTotal.__table__)
-        _execute(session, statement.on_conflict_do_update(index_elements=list(BACKLOG_KEY), set_={
-            "tickets": BacklogTotal.__table__.c.tickets + statement.excluded.tickets}), rows)
+        _execute(session, _statements(session.get_bind().dialect.name)["backlog_totals"], rows)
 
 
 def derive(fact, activities, settings):

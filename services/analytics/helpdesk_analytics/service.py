@@ -1,8 +1,11 @@
 """The analytics nameko service: thin entrypoints over ``facts`` (building the read model) and ``reports``.
 
 Every event type analytics reads comes from ``<source>.batches`` (:func:`reliable_batch_handler`: a relay
-batch per message, retried and parked on failure), and each batch is applied in one transaction by
-:func:`facts.ingest`, once per event id. It publishes nothing, so it has no outbox.
+batch per message, retried and parked on failure), and is applied by :func:`facts.ingest`, once per event id.
+A relay batch arrives as one message per event type, each on its own queue, so the messages waiting together
+(up to ``INGEST_BATCH_MAX`` events, new tickets for the surge detector included) are applied in one
+transaction by the group commit (:class:`Collector`): one commit and one refresh of each ticket touched,
+instead of one per event type. It publishes nothing, so it has no outbox.
 """
 
 import eventlet
@@ -14,6 +17,7 @@ from sqlalchemy import text
 
 from helpdesk_common.adapters.consumer import reliable_batch_handler
 from helpdesk_common.adapters.database import Database
+from helpdesk_common.adapters.group_commit import Collector
 from helpdesk_common.adapters.metrics import EntrypointMetrics
 from helpdesk_common.adapters.relay import OutboxRelay
 from helpdesk_common.adapters.timers import config_timer
@@ -54,13 +58,30 @@ class AnalyticsService:
     intake = RpcProxy("intake")
     config = Config()
     outbox = OutboxRelay(Outbox, DB_URL, source="analytics")
+    # items: (what, events) as delivered, counted by their events
+    ingestion = Collector("INGEST_BATCH_MAX", max_batch=2000, size=lambda item: len(item[1]))
 
     def _write(self, change):
         """Run ``change(session)`` in one transaction; again if it lost a race to another replica."""
         return run_in_transaction(self.db, change, attempts=ATTEMPTS)
 
     def _ingest(self, events):
-        return self._write(lambda session: facts.ingest(session, events, self.settings))
+        return self.ingestion.submit(("facts", events), self._apply_together, self._apply_alone)
+
+    def _apply_together(self, items):
+        """The delivered lists waiting together, in one transaction: the read model's events (once each by
+        event id), and the new tickets for the surge detector (once each by number). If it fails, each list
+        runs alone (:meth:`_apply_alone`), so a bad event fails only its own delivery."""
+        def change(session):
+            read = [event for what, events in items if what == "facts" for event in events]
+            arrived = [event for what, events in items if what == "arrivals" for event in events]
+            return ((facts.ingest(session, read, self.settings) if read else 0)
+                    + (detection.record_arrivals(session, arrived) if arrived else 0))
+        total = self._write(change)
+        return [total if len(items) == 1 else None for _ in items]  # a count per list only when alone
+
+    def _apply_alone(self, item):
+        return self._apply_together([item])[0]
 
     # --- events: one handler per type read (a queue each), every one the same ingestion ----------------
 
@@ -132,8 +153,9 @@ class AnalyticsService:
 
     @reliable_batch_handler("tickets", "ticket_created")
     def record_arrivals(self, events):
-        """The new tickets as the surge detector sees them (its own queue: detection never slows the reports)."""
-        return self._write(lambda session: detection.record_arrivals(session, events))
+        """The new tickets as the surge detector sees them (its own queue, so neither delivery's failure holds
+        the other back; written in the same group commit as the read model's events)."""
+        return self.ingestion.submit(("arrivals", events), self._apply_together, self._apply_alone)
 
     @config_timer("SURGE_INTERVAL", 60)
     def detect_surges(self):
@@ -206,11 +228,18 @@ class AnalyticsService:
         with self.db() as session:
             return summary.key_figures(session, asked.from_, asked.to, asked.tz, who, utcnow(), asked.filters())
 
+    @reliable_batch_handler("gateway", "account_changed")
+    def on_account_changed(self, events):
+        """The workspace accounts as the gateway announces them: the weekly summary's supervisors and admins."""
+        return self._write(lambda session: summary.remember_accounts(session, events))
+
     @config_timer("WEEKLY_SUMMARY_INTERVAL", 3600)
     def send_weekly_summary(self):
-        """Last week's key figures mailed to ``WEEKLY_SUMMARY_TO`` through intake's outgoing mail, once a week
-        per recipient (``summary_mails``)."""
-        recipients = [a.strip() for a in str(self.config.get("WEEKLY_SUMMARY_TO") or "").split(",") if a.strip()]
+        """Last week's key figures mailed through intake's outgoing mail, once a week per recipient
+        (``summary_mails``), to every supervisor and admin account the gateway announced and to the extra
+        addresses of ``WEEKLY_SUMMARY_TO``."""
+        extra = str(self.config.get("WEEKLY_SUMMARY_TO") or "").split(",")
+        recipients = self._read(lambda session: summary.recipients(session, extra))
         if recipients:
             summary.send_due(self._write, self._read, self.intake.send_account_mail, recipients,
                              self.config.get("WEEKLY_SUMMARY_TZ") or "UTC", utcnow())
@@ -276,7 +305,7 @@ class AnalyticsService:
         model = CsatSubmitted if kind == "csat" else NpsSubmitted
         data = validate(model, answer).model_dump(mode="json")
         event = {"id": event_id, "type": f"{kind}_submitted", "source": "surveys", "data": data}
-        return {"recorded": bool(self._ingest([event]))}
+        return {"recorded": bool(self._write(lambda session: facts.ingest(session, [event], self.settings)))}
 
 
 def _record_id(value):

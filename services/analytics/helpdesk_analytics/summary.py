@@ -8,9 +8,11 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import delete, select
 
 from . import reports
-from .surge_models import SummaryMail
+from .facts import moment
+from .surge_models import SummaryMail, SummaryRecipient
 
 SYSTEM = {"actor": "analytics", "role": "system", "teams": []}
+SUMMARY_ROLES = ("supervisor", "admin")
 OPEN_CATEGORIES = ("new", "open", "pending")
 
 
@@ -104,6 +106,40 @@ def claim_week(session, week, recipients, now):
 def release(session, week, recipient):
     """Forget a claim whose mail could not be handed over: the next run tries again."""
     session.execute(delete(SummaryMail).where(SummaryMail.week == week, SummaryMail.recipient == recipient))
+
+
+def remember_accounts(session, events):
+    """Keep the accounts ``account_changed`` events tell, each as its latest ``changed_at`` says (a repeat or
+    an older announcement arriving late changes nothing); answers how many rows changed."""
+    latest = {}
+    for event in events:
+        account = (event.get("data") or {}).get("account") or {}
+        if not isinstance(account.get("id"), int) or not account.get("email") or not account.get("changed_at"):
+            continue  # not an announcement this version can read: ignored, as unknown events are
+        at = moment(account["changed_at"])
+        if account["id"] not in latest or at >= latest[account["id"]][0]:
+            latest[account["id"]] = (at, account)
+    changed = 0
+    for account_id, (at, account) in latest.items():
+        row = session.get(SummaryRecipient, account_id)
+        if row is not None and row.changed_at > at:
+            continue
+        if row is None:
+            row = SummaryRecipient(account_id=account_id)
+            session.add(row)
+        row.email, row.role = account["email"].strip().lower(), account.get("role") or ""
+        row.disabled, row.changed_at = bool(account.get("disabled")), at
+        changed += 1
+    return changed
+
+
+def recipients(session, extra=()):
+    """Who gets the weekly summary: every enabled supervisor and admin account the gateway announced, and the
+    ``extra`` addresses (``WEEKLY_SUMMARY_TO``: a list, someone without an account), each once."""
+    accounts = session.scalars(select(SummaryRecipient.email).where(
+        SummaryRecipient.role.in_(SUMMARY_ROLES), SummaryRecipient.disabled.is_(False))
+        .order_by(SummaryRecipient.email))
+    return list(dict.fromkeys([*accounts, *(a.strip().lower() for a in extra if a.strip())]))
 
 
 def send_due(write, read, send, recipients, tz, now):

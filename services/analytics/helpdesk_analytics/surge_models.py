@@ -6,11 +6,13 @@
 - ``spikes``: each surge announced, keyed by what it is and the window it was found in, so two replicas
   finding the same surge at once announce it once (one of them fails on the key and retries).
 - ``outbox``: the events analytics publishes (``spike_detected``).
-- ``saved_reports`` (people's custom reports) and ``summary_mails`` (weekly summaries sent), beside them.
+- ``saved_reports`` (people's custom reports) and ``summary_mails`` (weekly summaries sent), beside them;
+  ``summary_recipients``: the workspace accounts the gateway announced (``account_changed``), whose supervisors
+  and admins get the weekly summary.
 """
 from typing import Optional
 
-from sqlalchemy import JSON, Float, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Float, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from helpdesk_common.database import UtcDateTime
@@ -86,3 +88,16 @@ class SummaryMail(Base):
     week: Mapped[str] = mapped_column(String(10), primary_key=True)  # ISO week, 2026-W45
     recipient: Mapped[str] = mapped_column(String(254), primary_key=True)
     sent_at: Mapped[object] = mapped_column(UtcDateTime)
+
+
+class SummaryRecipient(Base):
+    """A workspace account as the gateway last announced it (``account_changed``): analytics never reads the
+    gateway's accounts, it keeps what it was told, the latest ``changed_at`` winning."""
+
+    __tablename__ = "summary_recipients"
+
+    account_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email: Mapped[str] = mapped_column(String(254))
+    role: Mapped[str] = mapped_column(String(20))
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    changed_at: Mapped[object] = mapped_column(UtcDateTime)

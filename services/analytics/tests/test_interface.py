@@ -4,10 +4,15 @@ from datetime import timedelta
 
 import pytest
 from nameko.standalone.rpc import ServiceRpcProxy
+from nameko.testing.services import entrypoint_hook
 
 from analytics_history import START, generate
 from helpdesk_analytics.models import ProcessedEvent, TicketFact
 from helpdesk_analytics.service import AnalyticsService
+from helpdesk_analytics.surge_models import SummaryRecipient
+from helpdesk_common.adapters.queues import rpc
+from helpdesk_common.database import utcnow
+from helpdesk_common.events import new_event
 from helpdesk_common.errors import ValidationFailed
 from helpdesk_common.testing import publish_events, wait_for
 from sqlalchemy import func, select
@@ -64,3 +69,43 @@ def test_a_report_out_of_range_is_refused_with_a_code(analytics, query, code):
     with pytest.raises(ValidationFailed) as refused:
         analytics.report("volume", query, ADMIN)
     assert refused.value.code == code
+
+
+class Intake:
+    """Stands in for intake's ``send_account_mail`` RPC (which needs an SMTP server;
+    tests/ui/test_dashboard_browser.py has the real one): records the mails it is handed, over the real broker."""
+
+    name = "intake"
+    mails = []
+
+    @rpc
+    def send_account_mail(self, mail):
+        Intake.mails.append(mail)
+
+
+def test_the_weekly_summary_goes_to_the_accounts_the_gateway_announced_and_the_configured_list(container_factory,
+                                                                                              config, sessions):
+    """``account_changed`` from the gateway through the broker: the supervisors and admins among the accounts,
+    with ``WEEKLY_SUMMARY_TO`` as an extra list, get the summary once; an agent does not."""
+    Intake.mails = []
+    container_factory(Intake, config).start()
+    analytics = container_factory(AnalyticsService, dict(config, WEEKLY_SUMMARY_TO="leads@example.org",
+                                                         WEEKLY_SUMMARY_INTERVAL=3600))
+    analytics.start()
+    at = utcnow().isoformat()
+    accounts = [new_event("account_changed", {"account": {"id": n, "email": email, "role": role, "changed_at": at}})
+                for n, (email, role) in enumerate([("sue@example.org", "supervisor"), ("ada@example.org", "admin"),
+                                                   ("bo@example.org", "agent")], start=1)]
+    publish_events(config["AMQP_URI"], accounts, source="gateway")
+
+    def known():
+        with sessions() as session:
+            return session.scalar(select(func.count()).select_from(SummaryRecipient)) == 3
+
+    wait_for(known, timeout=30, message="the accounts announced")
+    for _ in range(2):  # the timer firing again sends nothing twice
+        with entrypoint_hook(analytics, "send_weekly_summary") as send:
+            send()
+    assert sorted(mail["to"] for mail in Intake.mails) == ["ada@example.org", "leads@example.org", "sue@example.org"]
+    assert {mail["subject"] for mail in Intake.mails} == {Intake.mails[0]["subject"]}
+    assert Intake.mails[0]["subject"].startswith("Helpdesk weekly summary")

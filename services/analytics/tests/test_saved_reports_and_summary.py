@@ -13,6 +13,7 @@ from helpdesk_analytics.surge_models import SummaryMail
 from helpdesk_common.contracts import validate
 from helpdesk_common.contracts.analytics import SavedReportRequest
 from helpdesk_common.errors import Conflict, NotFound, ValidationFailed
+from helpdesk_common.events import new_event
 from test_reports_match_recount import feed
 
 NOW = START + timedelta(days=30, hours=9)  # a Wednesday in the fifth week
@@ -152,3 +153,36 @@ def test_a_summary_that_could_not_be_handed_over_is_tried_again(fed):
         assert session.scalar(select(func.count()).select_from(SummaryMail)) == 0
     mails = []
     assert summary.send_due(write, read, mails.append, ["sue@example.com"], "UTC", NOW) == ["sue@example.com"]
+
+
+def _account(account_id, email, role, at, disabled=False):
+    """An ``account_changed`` event as the gateway stages it (helpdesk_gateway.accounts.account_event)."""
+    return new_event("account_changed", {"account": {"id": account_id, "email": email, "name": None, "role": role,
+                                                     "language": None, "disabled": disabled,
+                                                     "changed_at": (NOW + timedelta(minutes=at)).isoformat()}})
+
+
+def test_the_summary_goes_to_the_supervisors_and_admins_the_gateway_announced_and_the_configured_list(sessions):
+    events = [_account(1, "Sue@Example.org", "supervisor", 0), _account(2, "ada@example.org", "admin", 0),
+              _account(3, "bo@example.org", "agent", 0), _account(4, "old@example.org", "supervisor", 0, disabled=True)]
+    with sessions.begin() as session:
+        assert summary.remember_accounts(session, events + [events[0]]) == 4  # a repeat in the batch: once
+    with sessions() as session:
+        assert summary.recipients(session, ["team-leads@example.org", " ", "SUE@example.org"]) == [
+            "ada@example.org", "sue@example.org", "team-leads@example.org"]
+    # later: Bo becomes a supervisor, Ada's account is disabled; an older announcement arriving late changes nothing
+    with sessions.begin() as session:
+        summary.remember_accounts(session, [_account(3, "bo@example.org", "supervisor", 5),
+                                            _account(2, "ada@example.org", "admin", 5, disabled=True)])
+        assert summary.remember_accounts(session, [_account(3, "bo@example.org", "agent", 1)]) == 0
+    with sessions() as session:
+        assert summary.recipients(session) == ["bo@example.org", "sue@example.org"]
+
+
+def test_an_account_event_this_version_cannot_read_is_ignored(sessions):
+    odd = _account(9, "x@example.org", "supervisor", 0)
+    odd["data"]["account"]["id"] = "nine"
+    with sessions.begin() as session:
+        assert summary.remember_accounts(session, [odd, {"id": "e", "type": "account_changed", "data": {}}]) == 0
+    with sessions() as session:
+        assert summary.recipients(session) == []

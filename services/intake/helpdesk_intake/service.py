@@ -107,7 +107,10 @@ class IntakeService:
     # Tickets intake opened from mail were acknowledged when the mail was recorded: left out of the batch
     # (a batch of them only is acknowledged without a worker). The others, a relay batch at a time, in one
     # transaction; one not ready yet (NotYetRecorded) splits the batch, and each is retried alone.
-    @reliable_batch_handler("tickets", "ticket_created", backoff=(0.5, 1, 2, 5, 15),
+    # Quick retries first (a mail not recorded yet), then long ones: with five attempts (8.5 s of retries) a
+    # PostgreSQL restart under load parked acknowledgements in the soak (tests/soak.py); these ride out about
+    # 3.5 minutes of a database or broker away before an event is parked.
+    @reliable_batch_handler("tickets", "ticket_created", backoff=(0.5, 1, 2, 5, 15, 60, 120), max_attempts=8,
                             skip=mailout.acknowledged_by_poller)
     def on_ticket_created(self, events):
         with self.db.begin() as session:

@@ -295,6 +295,42 @@ def add_rule(session, command):
     return rule_view(rule)
 
 
+RULE_FIELDS = ("name", "position", "enabled", "conditions", "actions")
+
+
+def update_rule(session, rule_id, changes):
+    """Change the fields given (``RuleChanges``); a new position moves the rule and shifts the rules
+    between its old and new place by one (the order stays 1..n, no gaps, no ties)."""
+    rule = session.scalar(select(Rule).where(Rule.id == rule_id).with_for_update())
+    if rule is None:
+        raise errors.rule_not_found(rule_id)
+    given = given_fields(changes, RULE_FIELDS, not_null=RULE_FIELDS)
+    if "actions" in given and changes.actions.team:
+        _known_teams(session, [changes.actions.team])
+    if "position" in given:
+        _move_rule(session, rule, changes.position)
+    for field in ("name", "enabled"):
+        if field in given:
+            setattr(rule, field, getattr(changes, field))
+    for field in ("conditions", "actions"):
+        if field in given:
+            setattr(rule, field, getattr(changes, field).model_dump(mode="json", exclude_defaults=True))
+    session.flush()
+    return rule_view(rule)
+
+
+def _move_rule(session, rule, position):
+    last = session.scalar(select(func.max(Rule.position))) or 1
+    target, current = min(position, last), rule.position
+    if target < current:
+        session.execute(update(Rule).where(Rule.position >= target, Rule.position < current)
+                        .values(position=Rule.position + 1))
+    elif target > current:
+        session.execute(update(Rule).where(Rule.position > current, Rule.position <= target)
+                        .values(position=Rule.position - 1))
+    rule.position = target
+
+
 def list_rules(session):
     return [rule_view(r) for r in session.scalars(select(Rule).order_by(Rule.position, Rule.id))]
 

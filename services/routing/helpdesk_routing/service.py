@@ -16,8 +16,8 @@ from helpdesk_common.adapters.consumer import reliable_batch_handler, reliable_h
 from helpdesk_common.inbox import first_deliveries, first_delivery
 from helpdesk_common.contracts import given_fields, validate
 from helpdesk_common.contracts.routing import (AgentChanges, Escalation, ManualAssignment, NewAgent, NewRule,
-                                               NewTeam, PresenceChange, QueueQuery, RoutingChanges, TeamChanges,
-                                               Viewer)
+                                               NewTeam, PresenceChange, QueueQuery, RoutingChanges, RuleChanges,
+                                               TeamChanges, Viewer)
 from helpdesk_common.adapters.database import Database
 from helpdesk_common.database import run_in_transaction, utcnow
 from helpdesk_common.errors import EXPECTED_ERRORS
@@ -153,6 +153,11 @@ class RoutingService:
     def add_rule(self, rule):
         command = validate(NewRule, rule)
         return self._write(lambda s: domain.add_rule(s, command))
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def update_rule(self, rule_id, changes):
+        command = validate(RuleChanges, changes)
+        return self._write(lambda s: domain.update_rule(s, int(rule_id), command))
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def list_rules(self):

@@ -300,6 +300,7 @@ def test_management_validation_and_rule_order(team, agent, rule, sessions, run):
         domain.delete_rule(session, domain.list_rules(session)[0]["id"])
     with sessions() as session:
         assert [(r["name"], r["position"]) for r in domain.list_rules(session)] == [("one", 1), ("two", 2)]
+    _rules_edited_and_moved(sessions, rule)
     run(domain.update_team, "desk", TeamChanges(strategy="round_robin"))
     with sessions() as session:
         assert domain.list_teams(session)[0]["strategy"] == "round_robin"
@@ -347,3 +348,38 @@ def test_a_team_field_that_must_have_a_value_cannot_be_cleared(team, run, field)
         run(lambda s, c: domain.update_team(s, "desk", TeamChanges.model_validate({field: None}), c))
     assert caught.value.details[0]["code"] == "null_not_allowed"
     assert run(lambda s, c: domain.update_team(s, "desk", TeamChanges.model_validate({"description": None}), c))
+
+
+def _rules_edited_and_moved(sessions, rule):
+    """A rule changed in place (only what is given; conditions and actions replaced whole) and moved: the
+    rules in between shift by one, the order stays 1..n; a move beyond the last is last."""
+    from helpdesk_common.contracts.routing import RuleChanges
+
+    def change(which, **changes):
+        with sessions.begin() as session:
+            rule = next(r for r in domain.list_rules(session) if r["name"] == which)
+            return domain.update_rule(session, rule["id"], RuleChanges.model_validate(changes))
+
+    def order():
+        with sessions() as session:
+            return [(r["name"], r["position"]) for r in domain.list_rules(session)]
+
+    rule("three", team="desk")
+    changed = change("two", name="deux", enabled=False, conditions={"words": ["vpn"]}, actions={"tier": 2})
+    assert (changed["name"], changed["enabled"], changed["conditions"], changed["actions"]) == (
+        "deux", False, {"words": ["vpn"]}, {"tier": 2})
+    assert change("deux", enabled=True)["conditions"] == {"words": ["vpn"]}  # the rest left as it was
+    change("three", position=1)
+    assert order() == [("three", 1), ("one", 2), ("deux", 3)]
+    change("three", position=99)
+    assert order() == [("one", 1), ("deux", 2), ("three", 3)]
+    change("one", position=2)
+    assert order() == [("deux", 1), ("one", 2), ("three", 3)]
+    with pytest.raises(ValidationFailed):
+        change("one", actions={"team": "ghosts"})
+    with pytest.raises(ValidationFailed):
+        change("one", name=None)
+    with pytest.raises(NotFound):
+        with sessions.begin() as session:
+            domain.update_rule(session, 999_999, RuleChanges(enabled=False))
+    assert order() == [("deux", 1), ("one", 2), ("three", 3)]

@@ -31,9 +31,14 @@ def _type_problem(definition, value):
     return f"must be a {kind}"
 
 
+_DEFINITIONS = select(CustomFieldDefinition.__table__)
+
+
 def load_definitions(session):
-    """Every custom field definition, by name (load once per transaction, not once per ticket)."""
-    return {d.name: d for d in session.scalars(select(CustomFieldDefinition))}
+    """Every custom field definition, by name (load once per transaction, not once per ticket), as plain
+    rows with the model's attributes: read for every batch of new tickets, where building the statement
+    and ORM objects cost more than the read."""
+    return {d.name: d for d in session.execute(_DEFINITIONS)}
 
 
 def check_values(session, values, *, current=None, definitions=None):

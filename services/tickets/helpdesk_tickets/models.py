@@ -92,7 +92,8 @@ class Ticket(Base):
         # the workspace's lists: sort by last change or priority, count each view (ticket_lists)
         Index("ix_tickets_updated_at_id", "updated_at", "id"),
         Index("ix_tickets_priority_id", "priority", "id"),
-        Index("ix_tickets_assignee_status", "assignee", "status"),
+        # covering for the counts of "mine" and "unassigned" within an agent's teams (team checked in the index)
+        Index("ix_tickets_assignee_status_team", "assignee", "status", "team"),
         Index("ix_tickets_team_status", "team", "status"),
     )
 
@@ -298,6 +299,9 @@ class SlaClock(Base):
         # the running clocks alone (few, once most tickets are solved), by due time, holding every column the
         # SLA views ask about: their lists and counts read this index, not the clocks
         Index("ix_sla_clocks_running_due_at", "due_at", "ticket_id", "warn_at", "paused_at", "breached_at",
+              sqlite_where=text("stopped_at IS NULL"), postgresql_where=text("stopped_at IS NULL")),
+        # the same clocks by ticket: "breached" counts its distinct tickets in index order (no sort of them)
+        Index("ix_sla_clocks_running_ticket", "ticket_id", "due_at", "warn_at", "paused_at", "breached_at",
               sqlite_where=text("stopped_at IS NULL"), postgresql_where=text("stopped_at IS NULL")),
     )
 
