@@ -6,6 +6,8 @@ supervisor once, however often its timer fires (every second here).
 
 One platform for the module, on SQLite (as tests/ui/test_admin_browser.py). Screenshots go to docs/screenshots/.
 """
+import os
+
 import pytest
 
 from helpdesk_common.testing import wait_for
