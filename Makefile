@@ -54,8 +54,8 @@ run: provision-run install migrate ## start every service and the gateway on htt
 demo: install ## fill the running platform (make run) with a small demo organisation, through its API; idempotent
 	@$(BIN)/helpdesk demo --url http://127.0.0.1:$${HELPDESK_PORT:-8000} --token "$${HELPDESK_BOOTSTRAP_TOKEN:-$$(cat var/bootstrap-token)}"
 
-test: provision-test install ## every test: unit, interface (real RabbitMQ), end to end (SQLite and PostgreSQL)
-	$(BIN)/pytest
+test: provision-test install ## every test: unit, interface (real RabbitMQ), end to end (SQLite and PostgreSQL), in two processes
+	@tests/run_in_two.sh $(ARGS)
 
 unit: install ## the unit tests alone: rules and pure code, nothing running
 	$(BIN)/pytest -m unit

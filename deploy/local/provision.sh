@@ -74,6 +74,31 @@ else
   say rabbitmq-management "enabled"
 fi
 
+# --- RabbitMQ answers vhost operations (each test run makes its own) -----------------------------------
+# A node can accept connections yet stall every vhost operation (seen after a machine's suites were killed
+# mid-run, leaving quorum queues behind): every test would then fail. Under CI, where this run is the only
+# user of the local broker, stale test vhosts are deleted and a stalled node is reset; elsewhere it is said.
+api="http://guest:guest@127.0.0.1:15672/api"
+vhost_works() {
+  curl -fsS -m 60 -X PUT "$api/vhosts/helpdesk-provision-check" >/dev/null 2>&1 \
+    && curl -fsS -m 60 -X DELETE "$api/vhosts/helpdesk-provision-check" >/dev/null 2>&1
+}
+if [ "${CI:-}" = true ] && ! [[ "$uri" != *@127.0.0.1* && "$uri" != *@localhost* ]]; then
+  stale="$(curl -fsS -m 30 "$api/vhosts?columns=name" 2>/dev/null | python3 -c \
+    'import json,sys; print("\n".join(v["name"] for v in json.load(sys.stdin) if v["name"].startswith("helpdesk-test-")))' 2>/dev/null)"
+  for name in $stale; do curl -fsS -m 120 -X DELETE "$api/vhosts/$name" >/dev/null 2>&1; done
+  [ -n "$stale" ] && say rabbitmq-vhosts "$(echo "$stale" | wc -l) left by earlier runs deleted"
+fi
+if vhost_works; then
+  say rabbitmq-vhosts "answering"
+elif [ "${CI:-}" = true ] && as_root rabbitmqctl stop_app >/dev/null 2>&1 && as_root rabbitmqctl force_reset >/dev/null 2>&1 \
+    && as_root rabbitmqctl start_app >/dev/null 2>&1 && wait_port 15672 60 && vhost_works; then
+  say rabbitmq-vhosts "stalled: the node was reset (CI owns it)"
+else
+  fail rabbitmq-vhosts "stalled (a vhost could not be made and deleted in 60 s)" \
+    "sudo rabbitmqctl stop_app && sudo rabbitmqctl force_reset && sudo rabbitmqctl start_app"
+fi
+
 # --- PostgreSQL, with trust authentication for local connections as postgres ---------------------------
 command -v pg_ctlcluster >/dev/null || install postgresql postgresql
 if command -v pg_isready >/dev/null && pg_isready -q -h 127.0.0.1 -p 5432; then

@@ -8,7 +8,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from helpdesk_common.adapters.database import engine_for
 
 from . import audit, errors, observability, portal, ratelimits, ui
-from .api import intake, kb, operation_for, routing, tickets
+from .api import intake, kb, operation_for, refuse_nul_in_address, routing, tickets
 from .api import chat, contacts  # noqa: I001  after the others: their routes come last in the OpenAPI document
 from .api import surveys  # noqa: I001  last in the OpenAPI document
 from .api import attachments, canned_replies, notifications, presence, problems, saved_reports, ticket_links
@@ -45,6 +45,7 @@ def create_app(settings=None):
         g.started = time.perf_counter()
         relay.ensure_running()  # in each worker (gunicorn forks after the app is built)
         g.request_id = observability.request_id(request.headers.get("X-Request-ID"))
+        refuse_nul_in_address()
         if request.url_rule is None:
             return None  # unknown addresses answer 404, with or without a token
         if request.blueprint in ui.BLUEPRINTS or request.endpoint == "static":

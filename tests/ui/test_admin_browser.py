@@ -318,7 +318,9 @@ def test_a_chat_from_start_to_transcript(admin_page, browser, world):
     admin_page.fill(selector="#chat-body", value="Please unplug it for ten seconds.")
     admin_page.click(selector="#chat-form button[type=submit]")
     admin_page.wait_for_text(selector="#transcript .chat-agent", text="unplug it")
-    assert admin_page.evaluate(expression="document.getElementById('chat-body').value") == ""
+    # the live stream may show the message before the post's own answer swaps in the emptied form
+    wait_for(lambda: admin_page.evaluate(expression="document.getElementById('chat-body').value") == "",
+             timeout=10, message="the reply box emptied after sending")
     say(f"Done {XSS}")
     admin_page.wait_for_text(selector="#transcript .chat-customer", text="Done", timeout=10000)
     assert admin_page.count(selector="main img") == 0

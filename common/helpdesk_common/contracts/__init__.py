@@ -4,9 +4,10 @@ Both sides import the same models: a service validates what it receives with the
 documents its API (OpenAPI) and the event catalogue (AsyncAPI) from them.
 """
 import functools
+from datetime import timezone
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, EmailStr, Field
 
 
 class Contract(BaseModel):
@@ -26,6 +27,18 @@ RecordId = Annotated[int, Field(ge=1, le=MAX_RECORD_ID)]
 """The id of a stored record (an article, a contact, an agent): a positive 64-bit integer. A larger number
 names no record, and the databases cannot even compare with it (SQLite raises OverflowError), so it is
 refused as ``out_of_range`` where it comes in rather than failing as a 500 in the owning service."""
+
+
+def _in_utc(value):
+    try:
+        return value.astimezone(timezone.utc)
+    except OverflowError:
+        raise ValueError("lies outside the years 1 to 9999 once moved to UTC") from None
+
+
+Moment = Annotated[AwareDatetime, AfterValidator(_in_utc)]
+"""A moment given from outside (an answer's ``submitted_at``): with its offset, and storable as UTC, which every
+table keeps (``UtcDateTime``); ``0001-01-01T00:00:00+14:00`` is refused here, not a 500 in the database."""
 
 
 @functools.lru_cache(maxsize=16384)

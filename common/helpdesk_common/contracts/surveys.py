@@ -8,11 +8,16 @@ from typing import Annotated, Optional
 
 from pydantic import Field, StringConstraints
 
-from . import RecordId, View
+from . import Moment, RecordId, View
 
 __all__ = ["CsatSubmitted", "NpsSubmitted", "TicketSatisfaction"]
 
 Comment = Annotated[str, StringConstraints(max_length=5000)]
+# The bounds are analytics' columns (survey_answers): longer text would fail there, on PostgreSQL, as a 500.
+AnswerId = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+Label = Annotated[str, StringConstraints(max_length=100)]
+Code = Annotated[str, StringConstraints(max_length=40)]
+LanguageTag = Annotated[str, StringConstraints(max_length=10)]
 
 
 class CsatSubmitted(View):
@@ -20,32 +25,32 @@ class CsatSubmitted(View):
     answer to the same survey replaces the earlier one (``replaces`` names the answer it replaces), so a
     consumer counts the latest answer of each ``survey_id``."""
 
-    survey_id: str
-    answer_id: str
-    replaces: Optional[str] = None
-    ticket: str
+    survey_id: AnswerId
+    answer_id: AnswerId
+    replaces: Optional[AnswerId] = None
+    ticket: Code
     contact_id: Optional[RecordId] = None
     rating: Annotated[int, Field(ge=1, le=5)]
     comment: Optional[Comment] = None
-    channel: str
-    team: Optional[str] = None
-    assignee: Optional[str] = None
-    language: Optional[str] = None
-    submitted_at: datetime
+    channel: Code
+    team: Optional[Label] = None
+    assignee: Optional[Label] = None
+    language: Optional[LanguageTag] = None
+    submitted_at: Moment
 
 
 class NpsSubmitted(View):
     """A customer said how likely they are to recommend the service, 0 to 10, and why. Promoters answer 9-10,
     detractors 0-6. As with CSAT, a later answer to the same survey replaces the earlier one."""
 
-    survey_id: str
-    answer_id: str
-    replaces: Optional[str] = None
+    survey_id: AnswerId
+    answer_id: AnswerId
+    replaces: Optional[AnswerId] = None
     contact_id: Optional[RecordId] = None
     score: Annotated[int, Field(ge=0, le=10)]
     comment: Optional[Comment] = None
-    language: Optional[str] = None
-    submitted_at: datetime
+    language: Optional[LanguageTag] = None
+    submitted_at: Moment
 
 
 class TicketSatisfaction(View):

@@ -15,6 +15,8 @@ from functools import lru_cache
 from flask import current_app, request, url_for
 from flask.globals import request_ctx
 
+from ..api import refuse_nul_in_form
+
 BLUEPRINTS = ("ui_signin", "ui_workspace", "ui_preferences", "ui_password", "ui_admin", "ui_oidc", "portal",
               "ui_chats")
 """The blueprints whose addresses are pages: signed in by session cookie, CSRF-checked, HTML errors."""
@@ -43,6 +45,7 @@ def register(app):
         people.load()
         security.allow_files()
         security.check_csrf()
+        refuse_nul_in_form()
         return None
 
     @app.after_request

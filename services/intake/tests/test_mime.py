@@ -36,6 +36,15 @@ def test_raw_8bit_headers_and_lying_charset_are_decoded():
     assert mail.text == "Fakturan är fel."
 
 
+def test_nul_characters_in_headers_and_body_are_dropped():
+    """PostgreSQL stores no NUL: a mail carrying some (a broken client, a crafted one) must still land."""
+    raw = (b"From: Nul\x00 Sender <nul@example.org>\r\nSubject: =?UTF-8?Q?a=00b?= c\x00d\r\nMessage-ID: <n1@y>\r\n"
+           b"Content-Type: text/plain; charset=utf-8\r\n\r\nBody\x00 with NUL.\r\n")
+    mail = mime.parse(raw)
+    assert mail.subject == "ab cd" and mail.text == "Body with NUL."
+    assert "\x00" not in (mail.sender_name or "")
+
+
 def test_html_only_becomes_clean_text_and_keeps_the_html():
     html = ("<html><head><style>p{color:red}</style></head><body><p>Hello&nbsp;team,</p><p>The <b>VPN</b> "
             "drops.<br>See <a href='https://status.example/vpn'>status</a>.</p><ul><li>Laptop</li><li>Phone</li></ul>"

@@ -91,10 +91,15 @@ def decode_bytes(data, charset=None):
         if candidate in ("us-ascii", "ascii") and any(b > 127 for b in data):
             continue  # declared ASCII, sent 8-bit: guess below
         try:
-            return data.decode(candidate)
+            return _without_nul(data.decode(candidate))
         except (LookupError, UnicodeDecodeError):
             continue
-    return data.decode("cp1252", errors="replace")
+    return _without_nul(data.decode("cp1252", errors="replace"))
+
+
+def _without_nul(text):
+    """A NUL means nothing in mail text, and PostgreSQL stores none: dropped, or the mail could never land."""
+    return text.replace("\x00", "") if "\x00" in text else text
 
 
 def decode_header(value):
@@ -104,6 +109,7 @@ def decode_header(value):
     value = str(value)
     if not value.isascii() and any("\udc80" <= ch <= "\udcff" for ch in value):  # raw 8-bit bytes kept
         value = decode_bytes(value.encode("ascii", "surrogateescape"))
+    value = _without_nul(value)
     if "=?" not in value:  # no encoded word: nothing to decode (most headers; the decoder is slow)
         return _SPACES.sub(" ", value).strip()
     try:
