@@ -55,8 +55,9 @@ def test_a_stopped_component_is_started_and_a_second_run_changes_nothing():
     second = provision("test")
     assert second.returncode == 0, second.stdout + second.stderr
     lines = second.stdout.splitlines()
-    assert lines and all(line.split()[2] in ("found", "running") for line in lines), second.stdout  # nothing done
-    for component in ("python3.11", "rabbitmq", "rabbitmq-management", "postgresql", "dovecot", "chromium", "promtool"):
+    assert lines and all(line.split()[2] in ("found", "running", "answering") for line in lines), second.stdout  # nothing done
+    for component in ("python3.11", "rabbitmq", "rabbitmq-management", "rabbitmq-vhosts", "postgresql", "dovecot",
+                      "chromium", "promtool"):
         assert any(line.split()[1] == component for line in lines), (component, second.stdout)
 
 
