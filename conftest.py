@@ -25,6 +25,7 @@ REAL_SERVER_FIXTURES = frozenset({
 def pytest_configure(config):
     config.addinivalue_line("markers", "unit: needs nothing running (no broker, no database server)")
     config.addinivalue_line("markers", "interface: one service or component against real servers")
+    config.addinivalue_line("markers", "soak: the short soak (end to end; `make test` runs it beside the e2e half)")
 
 
 def pytest_collection_modifyitems(items):

@@ -6,8 +6,6 @@ supervisor once, however often its timer fires (every second here).
 
 One platform for the module, on SQLite (as tests/ui/test_admin_browser.py). Screenshots go to docs/screenshots/.
 """
-import os
-
 import pytest
 
 from helpdesk_common.testing import wait_for
@@ -167,7 +165,7 @@ def test_a_report_saved_from_the_dashboard_is_listed_opened_and_deleted(browser,
 
     page.goto(url=f"{world.url}/workspace/dashboard?period=last_7_days&measure=volume&group_by=channel")
     no_serious_violations(page)
-    page.screenshot(path=os.path.join(SHOTS, "dashboard-saved-reports-en.png"), full_page=True)
+    shot(page, "dashboard-saved-reports-en")
     page.click(selector="#saved-table button[type=submit]")
     page.wait_for_text(selector=".flash-success", text="deleted")
     assert page.count(selector="#saved-table") == 0
