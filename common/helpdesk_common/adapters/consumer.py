@@ -83,6 +83,8 @@ class Republisher(SharedExtension):
     its own greenthread, after the handler returned).
     """
 
+    stopped = False
+
     def setup(self):
         config = self.container.config
         self.template = connect(config[AMQP_URI_CONFIG_KEY], ssl=config.get(AMQP_SSL_CONFIG_KEY),
@@ -103,6 +105,18 @@ class Republisher(SharedExtension):
             raise
         finally:
             connection.release()
+
+    @contextmanager
+    def starting(self):
+        """Around a handler's declarations at start. An error once stop() ran is dropped: the container is
+        being killed (another extension's start failed) and closed the connections under this one, still
+        declaring in a green thread of nameko's start. Raised, the error would end that green thread inside
+        eventlet's hub and surface in whatever runs next."""
+        try:
+            yield
+        except Exception:
+            if not self.stopped:
+                raise
 
     def declare(self, *entities):
         with self.connection() as connection:
@@ -127,6 +141,7 @@ class Republisher(SharedExtension):
                               declare=[queue], **copied_properties(message))
 
     def stop(self):
+        self.stopped = True
         pool = getattr(self, "pool", None)  # absent when the container failed before setup
         if pool is not None:
             pool.force_close_all()
@@ -236,7 +251,8 @@ class ReliableEventHandler(EventHandler):
     def start(self):
         # After every extension's setup (the republisher's included): declare now, so the queues are
         # visible to operators, and a conflicting declaration stops the service at once.
-        self.republisher.declare(*self.retry_queues.values(), self.parked_queue)
+        with self.republisher.starting():
+            self.republisher.declare(*self.retry_queues.values(), self.parked_queue)
 
     def delay_ms(self, attempts):
         """Milliseconds to wait after ``attempts`` failed runs."""
@@ -358,7 +374,7 @@ class ReliableBatchHandler(ReliableEventHandler):
 
     def start(self):
         super().start()
-        with self.republisher.connection() as connection:
+        with self.republisher.starting(), self.republisher.connection() as connection:
             channel = connection.channel()
             try:
                 self.queue(channel).declare()  # the queue and its binding to the batches
