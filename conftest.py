@@ -25,7 +25,8 @@ REAL_SERVER_FIXTURES = frozenset({
 def pytest_configure(config):
     config.addinivalue_line("markers", "unit: needs nothing running (no broker, no database server)")
     config.addinivalue_line("markers", "interface: one service or component against real servers")
-    config.addinivalue_line("markers", "soak: the short soak (end to end; `make test` runs it beside the e2e half)")
+    config.addinivalue_line("markers", "other_half: end to end, but `make test` runs it in the unit and interface half "
+                            "(tests/run_in_two.sh), which is shorter without it")
 
 
 def pytest_collection_modifyitems(items):

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make test`: the whole suite as two pytest processes at once, the end-to-end layer beside the rest
-# (unit, interface, and the short soak).
+# (unit, interface, and the end-to-end modules marked other_half).
 #
 # Most of an end-to-end test's time is waiting (processes starting, events crossing the broker), so on two
 # cores the halves overlap well: about half the wall time of one process. Two processes rather than
@@ -19,12 +19,12 @@ mkdir -p "$logs"
 .venv/bin/pytest tests/test_provision.py "$@"
 alone=$?
 
-# The short soak (about 3 minutes on its own servers) goes with the other half, which is the shorter.
-.venv/bin/pytest -m "e2e and not soak" --deselect tests/test_provision.py --durations=25 "$@" >"$logs/e2e.log" 2>&1 &
+# A few long end-to-end modules (marked other_half: the short soak, the fuzz) go with the other half.
+.venv/bin/pytest -m "e2e and not other_half" --deselect tests/test_provision.py --durations=25 "$@" >"$logs/e2e.log" 2>&1 &
 e2e_pid=$!
 trap 'kill "$e2e_pid" 2>/dev/null' INT TERM
 
-.venv/bin/pytest -m "not e2e or soak" --deselect tests/test_provision.py --durations=25 "$@" 2>&1 | tee "$logs/services.log"
+.venv/bin/pytest -m "not e2e or other_half" --deselect tests/test_provision.py --durations=25 "$@" 2>&1 | tee "$logs/services.log"
 rest=${PIPESTATUS[0]}
 wait "$e2e_pid"
 e2e=$?

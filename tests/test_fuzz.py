@@ -33,7 +33,7 @@ from schemathesis.specs.openapi.checks import content_type_conformance, response
 
 from stack import create_token, new_ticket, stack_fixture, wait_for
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.other_half]  # make test: in the shorter half (tests/run_in_two.sh)
 
 # Per database kind: (examples per operation as admin, as a team agent, the least requests made as admin).
 # SQLite gets the long run (about 3,200 requests as admin). PostgreSQL gets a shorter one in CI's time: it is
