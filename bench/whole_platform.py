@@ -161,14 +161,15 @@ class Peer:
 class Platform:
     """This platform: every process started as ``make run`` starts it, or a running one."""
 
-    def __init__(self, workdir, url=None, token=None):
+    def __init__(self, workdir, url=None, token=None, replicas=1):
         self.stack = None if url else Stack(workdir, gateway_workers=2)
         self.url = url
         self.token = token
+        self.replicas = replicas
 
     def start(self):
         if self.stack:
-            self.stack.start()
+            self.stack.start(tickets_replicas=self.replicas)
             self.url, self.token = self.stack.url, self.stack.token
         return self
 
@@ -306,9 +307,14 @@ def main():
     parser.add_argument("--url", help="measure a running platform instead of starting one")
     parser.add_argument("--token")
     parser.add_argument("--profile", help="a folder for py-spy's samples of each process at the last level")
+    parser.add_argument("--replicas", help="the replicas curve instead: tickets service replicas to measure in turn, "
+                                           "e.g. 1,2,3 (this platform alone, at each --clients level)")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is needed: apt-get install wrk")
+    if args.replicas:
+        return replicas_curve([int(n) for n in args.replicas.split(",")],
+                              [int(c) for c in args.clients.split(",")], args.seconds, args.warmup)
     clients = [int(c) for c in args.clients.split(",")]
     with_peer = args.peer_clients != "none"
     peer_clients = sorted({int(c) for c in args.peer_clients.split(",")} | set(clients)) if with_peer else []
@@ -368,6 +374,34 @@ def main():
         print(f"| {name}: every process | {total} | {sum(memory[name].values()):.0f} |")
         broker = " / ".join(f"{levels[level]['broker_cpu_ms_per_ticket']:.2f}" for level in shown if level in levels)
         print(f"| {name}: RabbitMQ (the machine's, shared: an upper bound) | {broker} | |")
+
+def replicas_curve(replica_counts, clients, seconds, warmup):
+    """The same load on the platform started with each number of tickets service replicas in turn (the
+    other services one process each, as ``make run``): what a replica more buys on this machine."""
+    load = os.getloadavg()[0]
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench-replicas-") as workdir:
+        for replicas in replica_counts:
+            target = Platform(os.path.join(workdir, f"replicas-{replicas}"), replicas=replicas)
+            os.makedirs(target.stack.workdir, exist_ok=True)
+            try:
+                target.start()
+                drive(target, 2, warmup, workdir)
+                for level in clients:
+                    result = drive(target, level, seconds, workdir)
+                    cpu = result["cpu_ms_per_ticket"]
+                    tickets_cpu = sum(ms for part, ms in cpu.items() if part.startswith("tickets-"))
+                    rows.append((replicas, level, result, tickets_cpu, sum(cpu.values())))
+            finally:
+                target.stop()
+    print(f"\nThe replicas curve: tickets created through the REST API, wrk closed loop, {seconds} s per row, "
+          f"SQLite, gateway 2 workers (1-min load average at start {load:.1f}, at the end {os.getloadavg()[0]:.1f})")
+    print("\n| tickets replicas | clients | tickets/s | p50 / p99 ms | errors | CPU ms per ticket: tickets (all replicas) / every process | RabbitMQ CPU ms per ticket |")
+    print("|---:|---:|---:|---|---:|---:|---:|")
+    for replicas, level, r, tickets_cpu, total in rows:
+        print(f"| {replicas} | {level} | {r['rate']:.0f} | {r['p50']:.1f} / {r['p99']:.1f} | {r['errors']} | "
+              f"{tickets_cpu:.2f} / {total:.2f} | {r['broker_cpu_ms_per_ticket']:.2f} |")
+
 
 if __name__ == "__main__":
     main()
