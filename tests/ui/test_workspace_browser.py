@@ -14,6 +14,7 @@ import uuid
 import pytest
 import requests
 
+from helpdesk_common.testing import wait_for
 from ui_kit import PASSWORD, SHOTS, World, no_serious_violations, sign_in  # tests/ui/conftest.py: on the path
 
 pytestmark = pytest.mark.e2e
@@ -67,8 +68,12 @@ def test_reply_internal_note_and_status_change(admin_page, world):
     admin_page.fill(selector="#body", value="Could you send us the VPN client's log?")
     admin_page.click(selector="form[action$='/messages'] button[type=submit]")
     admin_page.wait_for_text(selector=".message-public .body", text="VPN client's log")
+    # the live stream may show the reply before the post's own answer swaps in the emptied form (which
+    # would take the focus from a shortcut pressed in between)
+    wait_for(lambda: admin_page.evaluate(expression="document.getElementById('body').value") == "",
+             timeout=10, message="the reply box emptied after sending")
     admin_page.press(key="n")  # the keyboard shortcut for an internal note
-    assert admin_page.focused() == "body"
+    wait_for(lambda: admin_page.focused() == "body", timeout=5, message="the note box focused by 'n'")
     admin_page.fill(selector="#body", value="Looks like the MTU again; checking with the network team.")
     admin_page.click(selector="form[action$='/messages'] button[type=submit]")
     admin_page.wait_for_text(selector=".message-internal", text="MTU again")
